@@ -1,0 +1,60 @@
+#include "handler/client_io.hpp"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace handoff::handler {
+namespace {
+
+// Waits for events on fd; false on timeout or a failed poll.
+bool wait_for(int fd, short events, std::chrono::milliseconds timeout) {
+  pollfd entry{.fd = fd, .events = events, .revents = 0};
+  for (;;) {
+    const int ready = ::poll(&entry, 1, static_cast<int>(timeout.count()));
+    if (ready > 0) return true;
+    if (ready == 0) return false;
+    if (errno != EINTR) return false;
+  }
+}
+
+}  // namespace
+
+ReadStatus read_some(int client_fd, std::string& into, size_t max_bytes, std::chrono::milliseconds timeout) {
+  const size_t old_size = into.size();
+  into.resize(old_size + max_bytes);
+  for (;;) {
+    const ssize_t got = ::read(client_fd, into.data() + old_size, max_bytes);
+    if (got > 0) {
+      into.resize(old_size + got);
+      return ReadStatus::kData;
+    }
+    into.resize(old_size);
+    if (got == 0) return ReadStatus::kEndOfInput;
+    if (errno == EINTR) {
+      into.resize(old_size + max_bytes);
+      continue;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return ReadStatus::kFailed;
+    if (!wait_for(client_fd, POLLIN, timeout)) return ReadStatus::kTimedOut;
+    into.resize(old_size + max_bytes);
+  }
+}
+
+std::error_code write_all(int client_fd, std::string_view bytes, std::chrono::milliseconds timeout) {
+  while (!bytes.empty()) {
+    const ssize_t sent = ::send(client_fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (sent >= 0) {
+      bytes.remove_prefix(sent);
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return {errno, std::system_category()};
+    if (!wait_for(client_fd, POLLOUT, timeout)) return std::make_error_code(std::errc::timed_out);
+  }
+  return {};
+}
+
+}  // namespace handoff::handler

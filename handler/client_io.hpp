@@ -1,0 +1,23 @@
+#pragma once
+
+// Reading and writing a client socket that the handler borrows from the reactor. The socket shares its open
+// file description with the reactor's copy, so it is non-blocking (O_NONBLOCK is per description) and stays so:
+// every wait is a poll(2) with a deadline, which is also how a stalled client is given up on.
+
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace handoff::handler {
+
+enum class ReadStatus { kData, kEndOfInput, kTimedOut, kFailed };
+
+// Appends up to max_bytes read from client_fd to into, waiting at most timeout for the first byte.
+ReadStatus read_some(int client_fd, std::string& into, size_t max_bytes, std::chrono::milliseconds timeout);
+
+// Writes all of bytes, waiting at most timeout each time the client does not take more. Fails (without
+// SIGPIPE) when the client is gone.
+std::error_code write_all(int client_fd, std::string_view bytes, std::chrono::milliseconds timeout);
+
+}  // namespace handoff::handler

@@ -1,0 +1,30 @@
+#pragma once
+
+// The two system calls of the ipc channel, sendmsg and recvmsg with SCM_RIGHTS, wrapped once with every check
+// (nginx's ngx_channel.c is the model): EINTR is retried, SIGPIPE never raised, control data validated.
+
+#include <cstddef>
+#include <span>
+#include <system_error>
+#include <vector>
+
+#include "ipc/unique_fd.hpp"
+
+namespace handoff::ipc {
+
+struct IoResult {
+  size_t bytes = 0;       // Bytes transferred; 0 with no error on receive means the peer closed the channel.
+  std::error_code error;  // Empty on success; resource_unavailable_try_again when a non-blocking call would block.
+
+  bool would_block() const { return error == std::errc::resource_unavailable_try_again; }
+};
+
+// Sends as much of bytes as the socket takes. When descriptor_to_pass >= 0 it is attached (SCM_RIGHTS) to the
+// first byte; the caller keeps its own copy of that descriptor.
+IoResult send_with_descriptor(int socket, std::span<const char> bytes, int descriptor_to_pass);
+
+// Receives up to buffer.size() bytes. Every descriptor that arrives is appended to received, owned and
+// close-on-exec, even when the call then reports an error (MSG_CTRUNC: some descriptors were lost).
+IoResult receive_with_descriptors(int socket, std::span<char> buffer, std::vector<UniqueFd>& received);
+
+}  // namespace handoff::ipc

@@ -1,0 +1,79 @@
+#include "ipc/wire.hpp"
+
+#include <cassert>
+#include <cstring>
+
+namespace handoff::ipc {
+namespace {
+
+class IpcCategory : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "ipc"; }
+  std::string message(int value) const override {
+    switch (static_cast<Errc>(value)) {
+      case Errc::kBadMagic:
+        return "frame does not start with the handoff magic";
+      case Errc::kVersionMismatch:
+        return "peer speaks another ipc protocol version";
+      case Errc::kUnknownType:
+        return "unknown frame type";
+      case Errc::kFrameTooLarge:
+        return "frame payload larger than the limit";
+      case Errc::kUnexpectedDescriptor:
+        return "descriptor attached to a frame that must not carry one";
+      case Errc::kMissingDescriptor:
+        return "frame arrived without its descriptor";
+      case Errc::kControlDataTruncated:
+        return "control data truncated (MSG_CTRUNC): descriptors were lost";
+      case Errc::kPeerClosed:
+        return "peer closed the channel";
+      case Errc::kTruncatedFrame:
+        return "peer closed the channel in the middle of a frame";
+    }
+    return "unknown ipc error";
+  }
+};
+
+}  // namespace
+
+const std::error_category& ipc_category() {
+  static const IpcCategory category;
+  return category;
+}
+
+std::error_code make_error_code(Errc e) { return {static_cast<int>(e), ipc_category()}; }
+
+std::error_code check_header(const Header& header) {
+  if (header.magic != kMagic) return Errc::kBadMagic;
+  if (header.version != kVersion) return Errc::kVersionMismatch;
+  switch (static_cast<MessageType>(header.type)) {
+    case MessageType::kHello:
+    case MessageType::kConnection:
+    case MessageType::kDone:
+      break;
+    default:
+      return Errc::kUnknownType;
+  }
+  if (header.payload_size > kMaxPayloadBytes) return Errc::kFrameTooLarge;
+  return {};
+}
+
+bool carries_descriptor(MessageType type) { return type == MessageType::kConnection; }
+
+std::string encode(const Message& message) {
+  assert(message.payload.size() <= kMaxPayloadBytes);
+  const Header header{
+      .magic = kMagic,
+      .version = kVersion,
+      .type = static_cast<uint16_t>(message.type),
+      .connection_id = message.connection_id,
+      .flags = message.flags,
+      .payload_size = static_cast<uint32_t>(message.payload.size()),
+  };
+  std::string frame(sizeof(Header) + message.payload.size(), '\0');
+  std::memcpy(frame.data(), &header, sizeof(Header));
+  std::memcpy(frame.data() + sizeof(Header), message.payload.data(), message.payload.size());
+  return frame;
+}
+
+}  // namespace handoff::ipc

@@ -1,0 +1,85 @@
+#pragma once
+
+// The ipc wire format between the reactor and its handlers: every frame is one fixed-size Header followed by
+// payload_size bytes of payload. A frame of type kConnection carries exactly one descriptor (SCM_RIGHTS),
+// attached to the first byte of its header; no other frame carries one. docs/architecture.md describes it.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+
+#include "ipc/unique_fd.hpp"
+
+namespace handoff::ipc {
+
+inline constexpr uint32_t kMagic = 0x46444e48;  // The bytes "HNDF" read as a little-endian integer.
+inline constexpr uint16_t kVersion = 1;
+inline constexpr uint32_t kMaxPayloadBytes = 16u << 20;
+
+// The environment variable in which the reactor tells a handler the number of its channel descriptor.
+inline constexpr const char* kChannelFdVariable = "HANDOFF_IPC_FD";
+// The descriptor number at which every handler inherits its channel to the reactor.
+inline constexpr int kHandlerChannelFd = 3;
+
+enum class MessageType : uint16_t {
+  kHello = 1,       // handler -> reactor, its first frame: it speaks this version and is ready for work.
+  kConnection = 2,  // reactor -> handler: a client socket (attached) and the bytes the reactor read from it.
+  kDone = 3,        // handler -> reactor: finished with the connection; payload: bytes it read but did not use.
+};
+
+// Flags of a kConnection frame.
+inline constexpr uint32_t kFlagHeadTruncated = 1u << 0;  // The head reached the cap: read the rest yourself.
+inline constexpr uint32_t kFlagInputClosed = 1u << 1;    // The client sent EOF after these bytes.
+// Flags of a kDone frame.
+inline constexpr uint32_t kFlagKeepOpen = 1u << 0;  // The client may send more: watch the connection again.
+
+// All fields are in host byte order: both ends of a channel run on the same machine.
+struct Header {
+  uint32_t magic;
+  uint16_t version;
+  uint16_t type;
+  uint64_t connection_id;  // Chosen by the reactor; a kDone frame repeats the id of its kConnection frame.
+  uint32_t flags;
+  uint32_t payload_size;
+};
+static_assert(sizeof(Header) == 24, "the header is part of the wire format");
+static_assert(std::is_trivially_copyable_v<Header>);
+
+struct Message {
+  MessageType type = MessageType::kHello;
+  uint64_t connection_id = 0;
+  uint32_t flags = 0;
+  std::string payload;
+  UniqueFd descriptor;  // Set for kConnection only.
+};
+
+// The ways a frame can be wrong, as std::error_code values of ipc's own category.
+enum class Errc {
+  kBadMagic = 1,
+  kVersionMismatch,
+  kUnknownType,
+  kFrameTooLarge,
+  kUnexpectedDescriptor,
+  kMissingDescriptor,
+  kControlDataTruncated,
+  kPeerClosed,
+  kTruncatedFrame,
+};
+const std::error_category& ipc_category();
+std::error_code make_error_code(Errc e);
+
+// Checks magic, version, type and size of a received header.
+std::error_code check_header(const Header& header);
+
+// Whether frames of this type carry a descriptor.
+bool carries_descriptor(MessageType type);
+
+// The header and payload of message, ready to be sent (its descriptor is attached by the sender).
+std::string encode(const Message& message);
+
+}  // namespace handoff::ipc
+
+template <>
+struct std::is_error_code_enum<handoff::ipc::Errc> : std::true_type {};

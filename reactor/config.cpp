@@ -1,0 +1,179 @@
+#include "reactor/config.hpp"
+
+#include <arpa/inet.h>
+
+#include <charconv>
+#include <cxxopts.hpp>
+#include <thread>
+
+namespace handoff::reactor {
+namespace {
+
+constexpr const char* kVersion = "handoff reactor 0.1.0 (ipc protocol 1)";
+
+constexpr size_t kMinHeadBytes = 16;
+constexpr size_t kMaxHeadBytes = 1 << 20;
+constexpr size_t kMaxRequestBytesLimit = size_t{1} << 30;
+constexpr unsigned kMaxHandlers = 1024;
+
+bool is_ip_literal(const std::string& host) {
+  unsigned char address[sizeof(in6_addr)];
+  return inet_pton(AF_INET, host.c_str(), address) == 1 || inet_pton(AF_INET6, host.c_str(), address) == 1;
+}
+
+// Reads a size such as 65536, 64k, 2m or 1g.
+std::optional<size_t> parse_size(std::string_view text) {
+  size_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end == text.data()) return std::nullopt;
+  std::string_view suffix(end, text.data() + text.size() - end);
+  size_t scale = 1;
+  if (suffix == "k" || suffix == "K") {
+    scale = size_t{1} << 10;
+  } else if (suffix == "m" || suffix == "M") {
+    scale = size_t{1} << 20;
+  } else if (suffix == "g" || suffix == "G") {
+    scale = size_t{1} << 30;
+  } else if (!suffix.empty()) {
+    return std::nullopt;
+  }
+  if (value > SIZE_MAX / scale) return std::nullopt;
+  return value * scale;
+}
+
+EarlyExit usage_error(const std::string& what) {
+  return {2, "reactor: " + what + "\n(see reactor --help)\n"};
+}
+
+}  // namespace
+
+std::string ListenAddress::to_string() const {
+  const bool ipv6 = host.find(':') != std::string::npos;
+  return (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+std::optional<ListenAddress> parse_listen_address(std::string_view text) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  std::string host(text.substr(0, colon));
+  const std::string_view port_text = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+    if (host.find(':') == std::string::npos) return std::nullopt;
+  } else if (host.find(':') != std::string::npos) {
+    return std::nullopt;  // An IPv6 host must be written in brackets.
+  }
+  if (host == "localhost") host = "127.0.0.1";
+  if (!is_ip_literal(host)) return std::nullopt;
+
+  unsigned port = 0;
+  const auto [end, error] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (port_text.empty() || error != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
+    return std::nullopt;
+  }
+  return ListenAddress{std::move(host), static_cast<uint16_t>(port)};
+}
+
+std::optional<std::vector<std::string>> split_command(std::string_view text) {
+  std::vector<std::string> words;
+  std::string word;
+  bool in_word = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == ' ' || c == '\t' || c == '\n') {
+      if (in_word) words.push_back(std::move(word));
+      word.clear();
+      in_word = false;
+    } else if (c == '\'' || c == '"') {
+      const size_t close = text.find(c, i + 1);
+      if (close == std::string_view::npos) return std::nullopt;
+      for (size_t j = i + 1; j < close; ++j) {
+        // Inside double quotes a backslash escapes only \ and " (a shell's $ and ` are not special here).
+        if (c == '"' && text[j] == '\\' && j + 1 < close && (text[j + 1] == '\\' || text[j + 1] == '"')) ++j;
+        word += text[j];
+      }
+      in_word = true;
+      i = close;
+    } else if (c == '\\' && i + 1 < text.size()) {
+      word += text[++i];
+      in_word = true;
+    } else {
+      word += c;
+      in_word = true;
+    }
+  }
+  if (in_word) words.push_back(std::move(word));
+  return words;
+}
+
+std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* argv,
+                                                   const std::string& default_handler) {
+  Config config;
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+
+  cxxopts::Options options("reactor",
+                           "handoff reactor: accepts connections on one event loop and hands each ready request,\n"
+                           "socket and all, to a pool of pre-spawned handler processes that compute the answer.\n");
+  options.custom_help("[OPTION...]");
+  // clang-format off
+  options.add_options()
+    ("listen", "address to listen on, HOST:PORT; IPv6 as [::1]:8888; port 0 picks a free port. "
+               "Prints 'listening on HOST:PORT' once ready",
+     cxxopts::value<std::string>()->default_value(config.listen.to_string()), "HOST:PORT")
+    ("handlers", "number of handler processes", cxxopts::value<unsigned>()->default_value(std::to_string(cores)),
+     "N")
+    ("handler-cmd", "handler command line (split like a shell, no expansions); the handler gets its channel at "
+                    "descriptor 3 (HANDOFF_IPC_FD=3)",
+     cxxopts::value<std::string>()->default_value(default_handler), "'PATH ARGS...'")
+    ("max-head-bytes", "the reactor reads at most this much of a request before handing it off (k, m suffixes)",
+     cxxopts::value<std::string>()->default_value("64k"), "BYTES")
+    ("max-request-bytes", "longest request a handler accepts; longer gets 'ERR request too large'",
+     cxxopts::value<std::string>()->default_value("2m"), "BYTES")
+    ("h,help", "print this help and exit")
+    ("version", "print the version and exit");
+  // clang-format on
+
+  try {
+    const cxxopts::ParseResult result = options.parse(argc, argv);
+    if (result.count("help")) return EarlyExit{0, options.help()};
+    if (result.count("version")) return EarlyExit{0, std::string(kVersion) + "\n"};
+    if (!result.unmatched().empty()) return usage_error("unexpected argument '" + result.unmatched()[0] + "'");
+
+    const std::string listen = result["listen"].as<std::string>();
+    const std::optional<ListenAddress> address = parse_listen_address(listen);
+    if (!address) {
+      return usage_error("--listen '" + listen + "' is not HOST:PORT with an IP address (e.g. 127.0.0.1:8888, [::1]:0)");
+    }
+    config.listen = *address;
+
+    config.handlers = result["handlers"].as<unsigned>();
+    if (config.handlers < 1 || config.handlers > kMaxHandlers) {
+      return usage_error("--handlers must be from 1 to " + std::to_string(kMaxHandlers));
+    }
+
+    const std::string command = result["handler-cmd"].as<std::string>();
+    std::optional<std::vector<std::string>> words = split_command(command);
+    if (!words) return usage_error("--handler-cmd has an unterminated quote: " + command);
+    if (words->empty()) return usage_error("--handler-cmd is empty");
+    config.handler_command = std::move(*words);
+
+    const std::string head = result["max-head-bytes"].as<std::string>();
+    const std::optional<size_t> head_bytes = parse_size(head);
+    if (!head_bytes || *head_bytes < kMinHeadBytes || *head_bytes > kMaxHeadBytes) {
+      return usage_error("--max-head-bytes '" + head + "' must be a size from 16 to 1m");
+    }
+    config.max_head_bytes = *head_bytes;
+
+    const std::string request = result["max-request-bytes"].as<std::string>();
+    const std::optional<size_t> request_bytes = parse_size(request);
+    if (!request_bytes || *request_bytes < 1 || *request_bytes > kMaxRequestBytesLimit) {
+      return usage_error("--max-request-bytes '" + request + "' must be a size from 1 to 1g");
+    }
+    config.max_request_bytes = *request_bytes;
+  } catch (const cxxopts::exceptions::exception& error) {
+    return usage_error(error.what());
+  }
+  return config;
+}
+
+}  // namespace handoff::reactor

@@ -1,0 +1,128 @@
+#include "reactor/connection.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "ipc/wire.hpp"
+
+namespace handoff::reactor {
+namespace {
+
+constexpr size_t kReadChunkBytes = 16 * 1024;
+constexpr uint64_t kLingerMs = 2000;
+constexpr int kMaxDrainReadsPerWakeup = 16;  // So that a client that keeps sending cannot hold the loop.
+
+}  // namespace
+
+Connection::Connection(uv_loop_t* loop, ConnectionId id, ipc::UniqueFd socket, size_t max_head_bytes,
+                       Events& events)
+    : id_(id), socket_(std::move(socket)), max_head_bytes_(max_head_bytes), events_(events) {
+  uv_poll_init(loop, &poll_, socket_.get());
+  uv_timer_init(loop, &linger_timer_);
+  poll_.data = linger_timer_.data = this;
+  watch();
+}
+
+void Connection::watch() {
+  watching_ = true;
+  uv_poll_start(&poll_, UV_READABLE, [](uv_poll_t* poll, int, int) {
+    static_cast<Connection*>(poll->data)->read_head();
+  });
+}
+
+void Connection::unwatch() {
+  watching_ = false;
+  uv_poll_stop(&poll_);
+}
+
+bool Connection::head_complete() const {
+  return head_.find('\n') != std::string::npos || head_.size() >= max_head_bytes_;
+}
+
+void Connection::read_head() {
+  char chunk[kReadChunkBytes];
+  const size_t room = std::min(sizeof(chunk), max_head_bytes_ - head_.size());
+  const ssize_t got = ::read(socket_.get(), chunk, room);
+  if (got < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+    // ECONNRESET and friends: nothing can be answered any more.
+    input_closed_ = true;
+    unwatch();
+    events_.on_client_left(*this);
+    return;
+  }
+  if (got == 0) {
+    input_closed_ = true;
+    unwatch();
+    if (head_.empty()) {
+      events_.on_client_left(*this);
+    } else {
+      events_.on_request_ready(*this);  // A last request without its line end.
+    }
+    return;
+  }
+  head_.append(chunk, got);
+  if (head_complete()) {
+    unwatch();
+    events_.on_request_ready(*this);
+  }
+}
+
+Connection::Request Connection::take_request() {
+  if (watching_) unwatch();
+  uint32_t flags = 0;
+  if (input_closed_) {
+    flags |= ipc::kFlagInputClosed;
+  } else if (head_.find('\n') == std::string::npos) {
+    flags |= ipc::kFlagHeadTruncated;
+  }
+  return {std::exchange(head_, std::string()), flags};
+}
+
+Connection::Resume Connection::resume(std::string unconsumed) {
+  head_ = std::move(unconsumed);
+  if (!head_.empty() && (head_complete() || input_closed_)) return Resume::kReady;
+  if (input_closed_) return Resume::kClientLeft;
+  watch();
+  return Resume::kWatching;
+}
+
+void Connection::close() {
+  if (watching_) unwatch();
+  if (input_closed_ || ::shutdown(socket_.get(), SHUT_WR) != 0) {
+    close_handles();
+    return;
+  }
+  uv_poll_start(&poll_, UV_READABLE, [](uv_poll_t* poll, int, int) {
+    static_cast<Connection*>(poll->data)->drain_and_close();
+  });
+  uv_timer_start(
+      &linger_timer_, [](uv_timer_t* timer) { static_cast<Connection*>(timer->data)->close_handles(); },
+      kLingerMs, 0);
+}
+
+void Connection::drain_and_close() {
+  char chunk[kReadChunkBytes];
+  for (int i = 0; i < kMaxDrainReadsPerWakeup; ++i) {
+    const ssize_t got = ::read(socket_.get(), chunk, sizeof(chunk));
+    if (got > 0) continue;
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (got < 0 && errno == EINTR) continue;
+    close_handles();  // EOF or an error: the client has closed too.
+    return;
+  }
+}
+
+void Connection::close_handles() {
+  if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&poll_))) return;
+  const auto on_closed = [](uv_handle_t* handle) {
+    auto* self = static_cast<Connection*>(handle->data);
+    if (--self->open_handles_ == 0) delete self;  // The socket closes with the object, after its poll handle.
+  };
+  uv_close(reinterpret_cast<uv_handle_t*>(&poll_), on_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&linger_timer_), on_closed);
+}
+
+}  // namespace handoff::reactor

@@ -1,0 +1,241 @@
+#include "reactor/handler_process.hpp"
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <span>
+
+#include "ipc/socket_io.hpp"
+#include "reactor/log.hpp"
+
+extern char** environ;
+
+namespace handoff::reactor {
+namespace {
+
+constexpr size_t kChannelReadBytes = 64 * 1024;
+constexpr int kMaxChannelReadsPerWakeup = 16;
+
+std::error_code errno_code(int value) { return {value, std::system_category()}; }
+
+// The reactor's environment without the variables it sets for handlers, followed by those.
+std::vector<std::string> handler_environment(const std::vector<std::string>& extra) {
+  std::vector<std::string> result;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    const std::string_view variable(*entry);
+    bool overridden = false;
+    for (const std::string& setting : extra) {
+      const std::string_view name = std::string_view(setting).substr(0, setting.find('=') + 1);
+      overridden = overridden || variable.starts_with(name);
+    }
+    if (!overridden) result.emplace_back(variable);
+  }
+  result.insert(result.end(), extra.begin(), extra.end());
+  return result;
+}
+
+std::vector<char*> as_c_strings(std::vector<std::string>& strings) {
+  std::vector<char*> pointers;
+  for (std::string& s : strings) pointers.push_back(s.data());
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
+}  // namespace
+
+HandlerProcess::HandlerProcess(uv_loop_t* loop, HandlerId id, Events& events)
+    : loop_(loop), id_(id), events_(events) {
+  process_.data = channel_poll_.data = this;
+}
+
+std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
+                                      const std::vector<std::string>& environment) {
+  int ends[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) != 0) {
+    const int error = errno;
+    log_line("socketpair for a handler channel: %s", std::strerror(error));
+    return errno_code(error);
+  }
+  channel_.reset(ends[0]);
+  const ipc::UniqueFd child_end(ends[1]);
+
+  std::vector<std::string> arguments = argv;
+  std::vector<char*> c_arguments = as_c_strings(arguments);
+  std::vector<std::string> variables = handler_environment(environment);
+  std::vector<char*> c_variables = as_c_strings(variables);
+
+  // The child gets: no stdin, stdout and stderr both on the reactor's stderr (stdout is the reactor's own,
+  // for its "listening on" line), and the channel at kHandlerChannelFd. libuv opens every other descriptor of
+  // ours close-on-exec, and so does handoff.
+  static_assert(ipc::kHandlerChannelFd == 3);
+  uv_stdio_container_t stdio[4];
+  stdio[0].flags = UV_IGNORE;
+  stdio[1].flags = UV_INHERIT_FD;
+  stdio[1].data.fd = STDERR_FILENO;
+  stdio[2].flags = UV_INHERIT_FD;
+  stdio[2].data.fd = STDERR_FILENO;
+  stdio[3].flags = UV_INHERIT_FD;
+  stdio[3].data.fd = child_end.get();
+
+  uv_process_options_t options{};
+  options.file = c_arguments[0];
+  options.args = c_arguments.data();
+  options.env = c_variables.data();
+  options.stdio_count = 4;
+  options.stdio = stdio;
+  options.exit_cb = [](uv_process_t* process, int64_t exit_status, int term_signal) {
+    auto* self = static_cast<HandlerProcess*>(process->data);
+    self->exited_ = true;
+    self->events_.on_handler_exited(*self, exit_status, term_signal);
+  };
+
+  // uv_spawn initialises the handle even when it fails, so it is closed either way.
+  ++open_handles_;
+  if (const int error = uv_spawn(loop_, &process_, &options); error < 0) {
+    exited_ = true;
+    log_line("cannot start handler '%s': %s", argv[0].c_str(), uv_strerror(error));
+    channel_.reset();
+    return errno_code(-error);
+  }
+
+  if (const int error = uv_poll_init(loop_, &channel_poll_, channel_.get()); error < 0) {
+    log_line("uv_poll_init on a handler channel: %s", uv_strerror(error));
+    return errno_code(-error);
+  }
+  ++open_handles_;
+  channel_polled_ = true;
+  update_polling();
+  return {};
+}
+
+void HandlerProcess::update_polling() {
+  if (!channel_polled_) return;
+  if (broken_ || channel_ended_) {
+    uv_poll_stop(&channel_poll_);
+    return;
+  }
+  const int events = UV_READABLE | (outbox_.empty() ? 0 : UV_WRITABLE);
+  uv_poll_start(&channel_poll_, events, [](uv_poll_t* poll, int status, int events) {
+    static_cast<HandlerProcess*>(poll->data)->on_channel_event(status, events);
+  });
+}
+
+void HandlerProcess::send_connection(ConnectionId connection, int client_socket, std::string bytes,
+                                     uint32_t flags) {
+  if (broken_) return;  // Its exit is on the way; the Server answers the connection then.
+  ipc::Message message{
+      .type = ipc::MessageType::kConnection,
+      .connection_id = connection,
+      .flags = flags,
+      .payload = std::move(bytes),
+  };
+  // The handler is idle, so nothing is queued before this frame.
+  outbox_ = ipc::encode(message);
+  outbox_descriptor_ = client_socket;
+  flush_outbox();
+}
+
+void HandlerProcess::flush_outbox() {
+  while (!outbox_.empty()) {
+    const ipc::IoResult sent = ipc::send_with_descriptor(channel_.get(), outbox_, outbox_descriptor_);
+    if (sent.would_block()) break;
+    if (sent.error) {
+      log_line("sendmsg to handler %d: %s", pid(), sent.error.message().c_str());
+      break_off(sent.error);
+      return;
+    }
+    outbox_.erase(0, sent.bytes);
+    outbox_descriptor_ = -1;
+  }
+  update_polling();
+}
+
+void HandlerProcess::on_channel_event(int status, int events) {
+  if (status < 0) {
+    log_line("polling the channel of handler %d: %s", pid(), uv_strerror(status));
+    break_off(errno_code(-status));
+    return;
+  }
+  if (events & UV_WRITABLE) flush_outbox();
+  if (!broken_ && (events & UV_READABLE)) read_channel();
+}
+
+void HandlerProcess::read_channel() {
+  char buffer[kChannelReadBytes];
+  for (int i = 0; i < kMaxChannelReadsPerWakeup && !broken_; ++i) {
+    std::vector<ipc::UniqueFd> descriptors;  // Handlers never send any; whatever arrives is closed here.
+    const ipc::IoResult received = ipc::receive_with_descriptors(channel_.get(), buffer, descriptors);
+    if (received.would_block()) return;
+    if (received.error) {
+      log_line("recvmsg from handler %d: %s", pid(), received.error.message().c_str());
+      break_off(received.error);
+      return;
+    }
+    if (!descriptors.empty()) {
+      log_line("handler %d sent a descriptor, which handlers never do", pid());
+      break_off(ipc::Errc::kUnexpectedDescriptor);
+      return;
+    }
+    if (received.bytes == 0) {
+      break_off(ipc::Errc::kPeerClosed);
+      return;
+    }
+    decoder_.append(std::span(buffer, received.bytes));
+
+    std::error_code error;
+    while (std::optional<ipc::Message> message = decoder_.next(error)) {
+      if (message->type == ipc::MessageType::kHello && !said_hello_) {
+        said_hello_ = true;
+        events_.on_handler_ready(*this);
+      } else if (message->type == ipc::MessageType::kDone && said_hello_) {
+        events_.on_handler_done(*this, std::move(*message));
+      } else {
+        log_line("handler %d sent an unexpected frame (type %u)", pid(), static_cast<unsigned>(message->type));
+        break_off(ipc::Errc::kUnknownType);
+      }
+      if (broken_) return;
+    }
+    if (error) {
+      log_line("handler %d sent a bad frame: %s", pid(), error.message().c_str());
+      break_off(error);
+      return;
+    }
+  }
+}
+
+void HandlerProcess::break_off(std::error_code why) {
+  if (broken_) return;
+  broken_ = true;
+  update_polling();
+  kill(SIGKILL);
+  events_.on_handler_broken(*this, why);
+}
+
+void HandlerProcess::end_channel() {
+  if (channel_ended_ || !channel_) return;
+  channel_ended_ = true;
+  update_polling();
+  ::shutdown(channel_.get(), SHUT_RDWR);
+}
+
+void HandlerProcess::kill(int signal) {
+  if (!exited_) uv_process_kill(&process_, signal);
+}
+
+void HandlerProcess::close() {
+  const auto on_closed = [](uv_handle_t* handle) {
+    auto* self = static_cast<HandlerProcess*>(handle->data);
+    if (--self->open_handles_ == 0) delete self;
+  };
+  if (open_handles_ == 0) {
+    delete this;
+    return;
+  }
+  if (channel_polled_) uv_close(reinterpret_cast<uv_handle_t*>(&channel_poll_), on_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&process_), on_closed);
+}
+
+}  // namespace handoff::reactor

@@ -1,0 +1,85 @@
+#pragma once
+
+// Internal to the reactor. HandlerProcess: one handler child and the reactor's end of its channel. It starts
+// the child with the channel at descriptor 3, sends it connections, decodes its reports, and is told when it
+// exits (libuv reaps it). It never decides what to hand out: the Server and its Dispatcher do.
+
+#include <uv.h>
+
+#include <cstdint>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "ipc/frame_decoder.hpp"
+#include "ipc/unique_fd.hpp"
+#include "ipc/wire.hpp"
+#include "reactor/dispatcher.hpp"
+
+namespace handoff::reactor {
+
+class HandlerProcess {
+ public:
+  class Events {
+   public:
+    // The handler said hello: it is ready for its first connection.
+    virtual void on_handler_ready(HandlerProcess& handler) = 0;
+    // The handler reported it is done with a connection.
+    virtual void on_handler_done(HandlerProcess& handler, ipc::Message done) = 0;
+    // The handler broke the protocol or closed its channel. It has been sent SIGKILL; on_handler_exited follows.
+    virtual void on_handler_broken(HandlerProcess& handler, std::error_code why) = 0;
+    // The process exited and was reaped: drop the HandlerProcess now.
+    virtual void on_handler_exited(HandlerProcess& handler, int64_t exit_status, int term_signal) = 0;
+
+   protected:
+    ~Events() = default;
+  };
+
+  // Create with make_loop_owned (reactor/loop_owned.hpp), then spawn.
+  HandlerProcess(uv_loop_t* loop, HandlerId id, Events& events);
+
+  // Starts the child: argv[0] is its executable, environment extends the reactor's own. The failed call is
+  // logged; after a failure the object only needs closing.
+  std::error_code spawn(const std::vector<std::string>& argv, const std::vector<std::string>& environment);
+
+  HandlerId id() const { return id_; }
+  int pid() const { return process_.pid; }
+
+  // Hands a client socket to the handler, with the bytes read from it so far (ipc kConnection). The handler
+  // gets its own copy of the socket; the caller keeps client_socket open at least until the handler reports.
+  void send_connection(ConnectionId connection, int client_socket, std::string bytes, uint32_t flags);
+
+  // Closes the reactor's end of the channel: the handler reads EOF when it next waits for work, and exits.
+  void end_channel();
+
+  void kill(int signal);
+
+  void close();  // Deletes the object once libuv is done with it; call after on_handler_exited.
+
+ private:
+  ~HandlerProcess() = default;
+
+  void on_channel_event(int status, int events);
+  void read_channel();
+  void flush_outbox();
+  void break_off(std::error_code why);
+  void update_polling();
+
+  uv_loop_t* loop_;
+  const HandlerId id_;
+  Events& events_;
+  uv_process_t process_{};
+  uv_poll_t channel_poll_{};
+  ipc::UniqueFd channel_;
+  ipc::FrameDecoder decoder_;
+  std::string outbox_;          // Frame bytes not yet taken by the channel.
+  int outbox_descriptor_ = -1;  // Borrowed; attached to the outbox's first byte when it has not been sent yet.
+  bool said_hello_ = false;
+  bool broken_ = false;
+  bool exited_ = false;
+  bool channel_polled_ = false;  // channel_poll_ is initialised.
+  bool channel_ended_ = false;
+  int open_handles_ = 0;          // libuv handles to close before the object may be deleted.
+};
+
+}  // namespace handoff::reactor

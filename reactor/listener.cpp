@@ -1,0 +1,139 @@
+#include "reactor/listener.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "reactor/log.hpp"
+
+namespace handoff::reactor {
+namespace {
+
+// Accepts per wake-up are capped so that a flood of connections cannot starve the rest of the loop (Redis's
+// MAX_ACCEPTS_PER_CALL).
+constexpr int kMaxAcceptsPerWakeup = 64;
+constexpr int kBacklog = 1024;
+constexpr uint64_t kResumeAfterDescriptorShortageMs = 100;
+
+std::error_code failed(const char* call, const std::string& address) {
+  const int error = errno;
+  log_line("%s %s: %s", call, address.c_str(), std::strerror(error));
+  return {error, std::system_category()};
+}
+
+}  // namespace
+
+std::error_code Listener::open(const ListenAddress& address, ipc::UniqueFd& socket) {
+  sockaddr_storage storage{};
+  socklen_t length;
+  int family;
+  if (address.host.find(':') != std::string::npos) {
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&storage);
+    v6->sin6_family = family = AF_INET6;
+    v6->sin6_port = htons(address.port);
+    inet_pton(AF_INET6, address.host.c_str(), &v6->sin6_addr);
+    length = sizeof(sockaddr_in6);
+  } else {
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&storage);
+    v4->sin_family = family = AF_INET;
+    v4->sin_port = htons(address.port);
+    inet_pton(AF_INET, address.host.c_str(), &v4->sin_addr);
+    length = sizeof(sockaddr_in);
+  }
+
+  const std::string where = address.to_string();
+  ipc::UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return failed("socket for", where);
+  const int on = 1;
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0) return failed("setsockopt", where);
+  if (family == AF_INET6 && ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0) {
+    return failed("setsockopt IPV6_V6ONLY", where);
+  }
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&storage), length) != 0) return failed("bind", where);
+  if (::listen(fd.get(), kBacklog) != 0) return failed("listen", where);
+  socket = std::move(fd);
+  return {};
+}
+
+Listener::Listener(uv_loop_t* loop, ipc::UniqueFd socket, AcceptCallback on_accept)
+    : socket_(std::move(socket)), on_accept_(std::move(on_accept)) {
+  uv_poll_init(loop, &poll_, socket_.get());
+  uv_timer_init(loop, &resume_timer_);
+  poll_.data = resume_timer_.data = this;
+  start_polling();
+}
+
+void Listener::start_polling() {
+  uv_poll_start(&poll_, UV_READABLE, [](uv_poll_t* poll, int, int) {
+    static_cast<Listener*>(poll->data)->accept_pending();
+  });
+}
+
+ListenAddress Listener::local_address() const {
+  sockaddr_storage storage{};
+  socklen_t length = sizeof(storage);
+  ::getsockname(socket_.get(), reinterpret_cast<sockaddr*>(&storage), &length);
+  char host[INET6_ADDRSTRLEN] = "";
+  if (storage.ss_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&storage);
+    inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
+    return {host, ntohs(v6->sin6_port)};
+  }
+  const auto* v4 = reinterpret_cast<const sockaddr_in*>(&storage);
+  inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
+  return {host, ntohs(v4->sin_port)};
+}
+
+void Listener::accept_pending() {
+  for (int i = 0; i < kMaxAcceptsPerWakeup; ++i) {
+    const int client = ::accept4(socket_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (client >= 0) {
+      on_accept_(ipc::UniqueFd(client));
+      continue;
+    }
+    switch (errno) {
+      case EAGAIN:
+        return;
+      case EINTR:
+      case ECONNABORTED:
+      case EPROTO:
+      case EPERM:
+        continue;  // The client is gone or was refused by a firewall; the next one may be fine.
+      case EMFILE:
+      case ENFILE:
+      case ENOBUFS:
+      case ENOMEM:
+        log_line("accept4: %s; pausing accepts for %llu ms", std::strerror(errno),
+                 static_cast<unsigned long long>(kResumeAfterDescriptorShortageMs));
+        pause_accepting();
+        return;
+      default:
+        log_line("accept4: %s", std::strerror(errno));
+        return;
+    }
+  }
+}
+
+// Level-triggered polling would report the pending connection again at once; waiting a moment lets other
+// connections close and give their descriptors back.
+void Listener::pause_accepting() {
+  uv_poll_stop(&poll_);
+  uv_timer_start(
+      &resume_timer_,
+      [](uv_timer_t* timer) { static_cast<Listener*>(timer->data)->start_polling(); }, kResumeAfterDescriptorShortageMs, 0);
+}
+
+void Listener::close() {
+  const auto on_closed = [](uv_handle_t* handle) {
+    auto* self = static_cast<Listener*>(handle->data);
+    if (--self->open_handles_ == 0) delete self;
+  };
+  uv_close(reinterpret_cast<uv_handle_t*>(&poll_), on_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&resume_timer_), on_closed);
+}
+
+}  // namespace handoff::reactor

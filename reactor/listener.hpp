@@ -1,0 +1,45 @@
+#pragma once
+
+// Internal to the reactor. Listener: the listening TCP socket and its accept loop on the event loop.
+
+#include <uv.h>
+
+#include <functional>
+#include <system_error>
+
+#include "ipc/unique_fd.hpp"
+#include "reactor/config.hpp"
+
+namespace handoff::reactor {
+
+class Listener {
+ public:
+  // Receives each accepted connection: non-blocking, close-on-exec, owned by the callee.
+  using AcceptCallback = std::function<void(ipc::UniqueFd client)>;
+
+  // Binds and listens on address; the failed call is logged.
+  static std::error_code open(const ListenAddress& address, ipc::UniqueFd& socket);
+
+  // Create with make_loop_owned (reactor/loop_owned.hpp).
+  Listener(uv_loop_t* loop, ipc::UniqueFd socket, AcceptCallback on_accept);
+
+  // The address actually bound (with the real port when 0 was asked for).
+  ListenAddress local_address() const;
+
+  void close();  // Stops accepting; the object deletes itself once libuv is done with it.
+
+ private:
+  ~Listener() = default;
+
+  void start_polling();
+  void accept_pending();
+  void pause_accepting();
+
+  ipc::UniqueFd socket_;
+  AcceptCallback on_accept_;
+  uv_poll_t poll_;
+  uv_timer_t resume_timer_;  // Accepting resumes on it after running out of descriptors.
+  int open_handles_ = 2;
+};
+
+}  // namespace handoff::reactor

@@ -1,0 +1,54 @@
+// reactor: the front process of handoff. Options -> config -> server -> event loop.
+
+#include <signal.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <climits>
+#include <cstdio>
+#include <string>
+#include <variant>
+
+#include "reactor/config.hpp"
+#include "reactor/server.hpp"
+
+namespace {
+
+// The handler built beside this reactor: build/handler/handler next to build/reactor/reactor, or an installed
+// handoff-handler in the same folder.
+std::string default_handler_command() {
+  char path[PATH_MAX];
+  const ssize_t length = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (length <= 0) return "handler";
+  const std::string self(path, length);
+  const std::string folder = self.substr(0, self.rfind('/'));
+  const std::string installed = folder + "/handoff-handler";
+  if (::access(installed.c_str(), X_OK) == 0) return installed;
+  return folder.substr(0, folder.rfind('/')) + "/handler/handler";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace handoff::reactor;
+
+  const std::variant<Config, EarlyExit> parsed = parse_command_line(argc, argv, default_handler_command());
+  if (const auto* early = std::get_if<EarlyExit>(&parsed)) {
+    std::fputs(early->text.c_str(), early->status == 0 ? stdout : stderr);
+    return early->status;
+  }
+  // Writes to vanished clients must fail with EPIPE, not kill the reactor.
+  signal(SIGPIPE, SIG_IGN);
+
+  uv_loop_t* loop = uv_default_loop();
+  int status;
+  {
+    Server server(loop, std::get<Config>(parsed));
+    const bool started = !server.start();
+    if (!started) server.stop();
+    uv_run(loop, UV_RUN_DEFAULT);
+    status = started ? server.exit_status() : 1;
+  }
+  uv_loop_close(loop);
+  return status;
+}

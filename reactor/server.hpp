@@ -1,0 +1,78 @@
+#pragma once
+
+// Internal to the reactor. Server: the reactor's whole job on one event loop. It accepts connections, lets each
+// read its request head, asks the Dispatcher who serves it, hands the socket to that handler, takes the socket
+// back when the handler reports done, keeps the pool at its size, and shuts down on SIGINT/SIGTERM.
+//
+// Ownership: connections_ owns every open client socket (the reactor's copy), also while a handler serves it;
+// handlers_ owns every child process until it has been reaped. The Dispatcher knows who holds what, by id.
+
+#include <uv.h>
+
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "reactor/config.hpp"
+#include "reactor/connection.hpp"
+#include "reactor/dispatcher.hpp"
+#include "reactor/handler_process.hpp"
+#include "reactor/listener.hpp"
+#include "reactor/loop_owned.hpp"
+
+namespace handoff::reactor {
+
+class Server final : Connection::Events, HandlerProcess::Events {
+ public:
+  Server(uv_loop_t* loop, Config config);
+
+  // Listens, starts the handlers and prints "listening on HOST:PORT". The failed step is logged; the caller
+  // then calls stop() and runs the loop until it is empty.
+  std::error_code start();
+
+  // Stops at once: handlers are killed, connections closed. The loop ends once they are gone.
+  void stop();
+
+  // The reactor's exit status once the loop has ended.
+  int exit_status() const { return exit_status_; }
+
+ private:
+  enum class State { kServing, kDraining, kStopping };
+
+  void on_request_ready(Connection& connection) override;
+  void on_client_left(Connection& connection) override;
+
+  void on_handler_ready(HandlerProcess& handler) override;
+  void on_handler_done(HandlerProcess& handler, ipc::Message done) override;
+  void on_handler_broken(HandlerProcess& handler, std::error_code why) override;
+  void on_handler_exited(HandlerProcess& handler, int64_t exit_status, int term_signal) override;
+
+  void accept(ipc::UniqueFd client);
+  void hand_off(Assignment assignment);
+  void offer_work(HandlerId handler);
+  std::error_code spawn_handler();
+  void start_signal_watchers();
+  void on_signal(int signal_number);
+  void begin_draining();
+  void finish_when_idle();
+
+  uv_loop_t* loop_;
+  const Config config_;
+  const std::vector<std::string> handler_environment_;
+  State state_ = State::kServing;
+  int exit_status_ = 0;
+
+  Dispatcher dispatcher_;
+  LoopOwned<Listener> listener_;
+  std::unordered_map<ConnectionId, LoopOwned<Connection>> connections_;
+  std::unordered_map<HandlerId, LoopOwned<HandlerProcess>> handlers_;
+  ConnectionId next_connection_id_ = 1;
+  HandlerId next_handler_id_ = 1;
+
+  // Signal watchers live as long as the Server, which outlives the loop run; they are closed last.
+  uv_signal_t sigint_watcher_{};
+  uv_signal_t sigterm_watcher_{};
+  bool signals_watched_ = false;
+};
+
+}  // namespace handoff::reactor

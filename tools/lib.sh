@@ -1,0 +1,43 @@
+# Shared set-up for tools/run, tools/test and tools/bench. Source it; do not run it.
+# It installs the Debian packages handoff needs (when missing) and configures a meson build directory.
+
+set -euo pipefail
+
+HANDOFF_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# Packages for building and testing: the toolchain, libuv, cxxopts, GoogleTest, and the real clients the
+# integration tests drive (netcat-openbsd's nc).
+HANDOFF_PACKAGES=(g++ meson ninja-build pkg-config libuv1-dev libcxxopts-dev libgtest-dev netcat-openbsd procps)
+
+# ensure_packages NAME... installs the named Debian packages that are not installed yet.
+ensure_packages() {
+  local missing=()
+  local package
+  for package in "$@"; do
+    if ! dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null | grep -qx installed; then
+      missing+=("$package")
+    fi
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+
+  echo "handoff: installing missing Debian packages: ${missing[*]}" >&2
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "handoff: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+    sudo=(sudo)
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# configure_build DIR [MESON_OPTION...] sets up (or reconfigures) a meson build directory below the repo root.
+configure_build() {
+  local dir=$1
+  shift
+  if [ -f "$HANDOFF_ROOT/$dir/build.ninja" ]; then
+    meson configure "$HANDOFF_ROOT/$dir" "$@" >/dev/null
+  else
+    meson setup "$HANDOFF_ROOT/$dir" "$HANDOFF_ROOT" "$@" >&2
+  fi
+}
