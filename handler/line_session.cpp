@@ -45,7 +45,8 @@ class LineSession {
   }
 
  private:
-  // Answers every complete line in the buffer; true when one of them asked to close (or was too long).
+  // Answers every complete line in the buffer; true when the connection must close (quit, a line too long,
+  // or a client that is gone).
   bool answer_complete_lines() {
     for (;;) {
       const size_t end = buffer_.find('\n', consumed_);
@@ -58,6 +59,9 @@ class LineSession {
         return true;
       }
       if (answer(line)) return true;
+      // Each answer goes out before the next request runs, so a slow request never holds back an earlier
+      // answer that is ready.
+      if (!flush()) return true;
     }
   }
 

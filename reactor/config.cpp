@@ -85,15 +85,15 @@ std::optional<std::vector<std::string>> split_command(std::string_view text) {
       word.clear();
       in_word = false;
     } else if (c == '\'' || c == '"') {
-      const size_t close = text.find(c, i + 1);
-      if (close == std::string_view::npos) return std::nullopt;
-      for (size_t j = i + 1; j < close; ++j) {
+      size_t j = i + 1;
+      for (; j < text.size() && text[j] != c; ++j) {
         // Inside double quotes a backslash escapes only \ and " (a shell's $ and ` are not special here).
-        if (c == '"' && text[j] == '\\' && j + 1 < close && (text[j + 1] == '\\' || text[j + 1] == '"')) ++j;
+        if (c == '"' && text[j] == '\\' && j + 1 < text.size() && (text[j + 1] == '\\' || text[j + 1] == '"')) ++j;
         word += text[j];
       }
+      if (j == text.size()) return std::nullopt;  // Unterminated quote.
       in_word = true;
-      i = close;
+      i = j;
     } else if (c == '\\' && i + 1 < text.size()) {
       word += text[++i];
       in_word = true;
@@ -120,8 +120,8 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
     ("listen", "address to listen on, HOST:PORT; IPv6 as [::1]:8888; port 0 picks a free port. "
                "Prints 'listening on HOST:PORT' once ready",
      cxxopts::value<std::string>()->default_value(config.listen.to_string()), "HOST:PORT")
-    ("handlers", "number of handler processes", cxxopts::value<unsigned>()->default_value(std::to_string(cores)),
-     "N")
+    ("handlers", "number of handler processes (default: one per core)",
+     cxxopts::value<std::string>()->default_value(std::to_string(cores)), "N")
     ("handler-cmd", "handler command line (split like a shell, no expansions); the handler gets its channel at "
                     "descriptor 3 (HANDOFF_IPC_FD=3)",
      cxxopts::value<std::string>()->default_value(default_handler), "'PATH ARGS...'")
@@ -146,10 +146,14 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
     }
     config.listen = *address;
 
-    config.handlers = result["handlers"].as<unsigned>();
-    if (config.handlers < 1 || config.handlers > kMaxHandlers) {
-      return usage_error("--handlers must be from 1 to " + std::to_string(kMaxHandlers));
+    const std::string handlers = result["handlers"].as<std::string>();
+    const std::optional<size_t> handler_count = parse_size(handlers);
+    if (!handler_count || *handler_count < 1 || *handler_count > kMaxHandlers ||
+        handlers.find_first_not_of("0123456789") != std::string::npos) {
+      return usage_error("--handlers '" + handlers + "' must be a whole number from 1 to " +
+                         std::to_string(kMaxHandlers));
     }
+    config.handlers = static_cast<unsigned>(*handler_count);
 
     const std::string command = result["handler-cmd"].as<std::string>();
     std::optional<std::vector<std::string>> words = split_command(command);

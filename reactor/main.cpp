@@ -1,5 +1,6 @@
 // reactor: the front process of handoff. Options -> config -> server -> event loop.
 
+#include <linux/close_range.h>
 #include <signal.h>
 #include <unistd.h>
 #include <uv.h>
@@ -39,6 +40,9 @@ int main(int argc, char** argv) {
   }
   // Writes to vanished clients must fail with EPIPE, not kill the reactor.
   signal(SIGPIPE, SIG_IGN);
+  // Handlers get stdin, stdout, stderr and their channel, nothing else: descriptors this process inherited
+  // from whoever started it are not passed on (close_range(2), CLOSE_RANGE_CLOEXEC).
+  ::close_range(3, ~0u, CLOSE_RANGE_CLOEXEC);
 
   uv_loop_t* loop = uv_default_loop();
   int status;

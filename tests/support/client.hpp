@@ -1,0 +1,41 @@
+#pragma once
+
+// Test support: a TCP client with deadlines, for driving the reactor over loopback.
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace handoff::testing {
+
+using namespace std::chrono_literals;
+
+class Client {
+ public:
+  // Connects to host:port (IPv4 or IPv6 literal). Throws std::runtime_error on failure.
+  Client(const std::string& host, uint16_t port);
+  ~Client();
+  Client(Client&& other) noexcept;
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  int fd() const { return fd_; }
+
+  // Sends all of bytes; false when the peer is gone.
+  bool send(const std::string& bytes);
+  // Shuts down the sending side (the server reads EOF).
+  void finish_sending();
+  // The next line without its "\n"; "<timeout>" or "<closed>" when none comes.
+  std::string read_line(std::chrono::milliseconds timeout = 10s);
+  // Reads until the server closes the connection; false on timeout. The bytes read are appended to rest.
+  bool wait_closed(std::chrono::milliseconds timeout, std::string* rest = nullptr);
+
+ private:
+  int fd_ = -1;
+  std::string buffer_;
+};
+
+// One request line, one answer line, on a fresh connection.
+std::string ask(const std::string& host, uint16_t port, const std::string& line);
+
+}  // namespace handoff::testing

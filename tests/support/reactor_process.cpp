@@ -1,0 +1,232 @@
+#include "tests/support/reactor_process.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace handoff::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int decode_status(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+// Waits for pid until deadline; -1 when it is still running then.
+int wait_until(pid_t pid, Clock::time_point deadline) {
+  for (;;) {
+    int status = 0;
+    const pid_t done = ::waitpid(pid, &status, WNOHANG);
+    if (done == pid) return decode_status(status);
+    if (done < 0) return -1;
+    if (Clock::now() >= deadline) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+pid_t parent_of(pid_t pid) {
+  const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return -1;
+  std::istringstream fields(stat.substr(paren + 2));
+  char state;
+  pid_t parent = -1;
+  fields >> state >> parent;
+  // A zombie has exited: it is no longer a live handler.
+  return state == 'Z' ? -1 : parent;
+}
+
+}  // namespace
+
+std::string reactor_path() {
+  const char* path = std::getenv("HANDOFF_REACTOR");
+  return path != nullptr ? path : "build/reactor/reactor";
+}
+
+size_t count_descriptors(pid_t pid) {
+  DIR* folder = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
+  if (folder == nullptr) return 0;
+  size_t count = 0;
+  while (const dirent* entry = ::readdir(folder)) {
+    if (entry->d_name[0] != '.') ++count;
+  }
+  ::closedir(folder);
+  return count;
+}
+
+ReactorProcess::ReactorProcess(std::vector<std::string> arguments) {
+  bool has_listen = false;
+  for (const std::string& argument : arguments) has_listen = has_listen || argument.starts_with("--listen");
+  if (!has_listen) arguments.insert(arguments.begin(), {"--listen", "127.0.0.1:0"});
+  arguments.insert(arguments.begin(), reactor_path());
+
+  char stderr_template[] = "/tmp/handoff-reactor-stderr-XXXXXX";
+  const int stderr_fd = ::mkostemp(stderr_template, O_CLOEXEC);
+  stderr_path_ = stderr_template;
+  int out[2];
+  if (stderr_fd < 0 || ::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("cannot make pipes");
+
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    ::dup2(out[1], STDOUT_FILENO);
+    ::dup2(stderr_fd, STDERR_FILENO);
+    const int null = ::open("/dev/null", O_RDONLY);
+    ::dup2(null, STDIN_FILENO);
+    std::vector<char*> argv;
+    for (std::string& argument : arguments) argv.push_back(argument.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    std::fprintf(stderr, "exec %s: %s\n", argv[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  ::close(stderr_fd);
+
+  // Read the first line of stdout: "listening on HOST:PORT".
+  std::string line;
+  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(20);
+  while (line.find('\n') == std::string::npos && Clock::now() < deadline) {
+    pollfd entry{.fd = out[0], .events = POLLIN, .revents = 0};
+    if (::poll(&entry, 1, 100) <= 0) continue;
+    char chunk[256];
+    const ssize_t got = ::read(out[0], chunk, sizeof(chunk));
+    if (got <= 0) break;
+    line.append(chunk, got);
+  }
+  ::close(out[0]);
+  const std::string prefix = "listening on ";
+  const size_t colon = line.rfind(':');
+  if (!line.starts_with(prefix) || colon == std::string::npos) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+    throw std::runtime_error("reactor did not report listening; stdout: '" + line + "' stderr: " + stderr_text());
+  }
+  host_ = line.substr(prefix.size(), colon - prefix.size());
+  if (host_.starts_with("[")) host_ = host_.substr(1, host_.size() - 2);
+  port_ = static_cast<uint16_t>(std::stoi(line.substr(colon + 1)));
+}
+
+ReactorProcess::~ReactorProcess() {
+  if (pid_ > 0) signal_and_wait(SIGTERM, std::chrono::seconds(15));
+  if (!stderr_path_.empty()) ::unlink(stderr_path_.c_str());
+}
+
+int ReactorProcess::signal_and_wait(int signal_number, std::chrono::milliseconds timeout) {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, signal_number);
+  int status = wait_until(pid_, Clock::now() + timeout);
+  if (status == -1) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  pid_ = -1;
+  return status;
+}
+
+std::vector<pid_t> ReactorProcess::handler_pids() const {
+  std::vector<pid_t> children;
+  DIR* proc = ::opendir("/proc");
+  while (const dirent* entry = ::readdir(proc)) {
+    const pid_t pid = std::atoi(entry->d_name);
+    if (pid > 0 && parent_of(pid) == pid_) children.push_back(pid);
+  }
+  ::closedir(proc);
+  return children;
+}
+
+bool ReactorProcess::wait_for_handlers(size_t count, std::chrono::milliseconds timeout) const {
+  const Clock::time_point deadline = Clock::now() + timeout;
+  while (handler_pids().size() != count) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+size_t ReactorProcess::open_descriptors() const { return count_descriptors(pid_); }
+
+std::string ReactorProcess::stderr_text() const { return read_file(stderr_path_); }
+
+ProgramResult run_program(const std::vector<std::string>& argv, const std::string& input,
+                          std::chrono::milliseconds timeout) {
+  int in[2], out[2], err[2];
+  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
+    throw std::runtime_error("cannot make pipes");
+  }
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(in[0], STDIN_FILENO);
+    ::dup2(out[1], STDOUT_FILENO);
+    ::dup2(err[1], STDERR_FILENO);
+    std::vector<std::string> copy = argv;
+    std::vector<char*> c_argv;
+    for (std::string& argument : copy) c_argv.push_back(argument.data());
+    c_argv.push_back(nullptr);
+    ::execvp(c_argv[0], c_argv.data());
+    std::fprintf(stderr, "exec %s: %s\n", c_argv[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  ::close(in[0]);
+  ::close(out[1]);
+  ::close(err[1]);
+  // The input is small; write it all, then close so that the program sees EOF.
+  size_t written = 0;
+  while (written < input.size()) {
+    const ssize_t n = ::write(in[1], input.data() + written, input.size() - written);
+    if (n <= 0) break;
+    written += n;
+  }
+  ::close(in[1]);
+
+  ProgramResult result;
+  const Clock::time_point deadline = Clock::now() + timeout;
+  pollfd entries[2] = {{.fd = out[0], .events = POLLIN, .revents = 0}, {.fd = err[0], .events = POLLIN, .revents = 0}};
+  int open_pipes = 2;
+  while (open_pipes > 0 && Clock::now() < deadline) {
+    if (::poll(entries, 2, 50) <= 0) continue;
+    for (pollfd& entry : entries) {
+      if (entry.fd < 0 || entry.revents == 0) continue;
+      char chunk[4096];
+      const ssize_t got = ::read(entry.fd, chunk, sizeof(chunk));
+      if (got <= 0) {
+        ::close(entry.fd);
+        entry.fd = -1;
+        --open_pipes;
+      } else {
+        (&entry == &entries[0] ? result.out : result.err).append(chunk, got);
+      }
+    }
+  }
+  for (pollfd& entry : entries) {
+    if (entry.fd >= 0) ::close(entry.fd);
+  }
+  result.status = wait_until(pid, deadline);
+  if (result.status == -1) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
+  return result;
+}
+
+}  // namespace handoff::testing

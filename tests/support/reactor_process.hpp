@@ -1,0 +1,64 @@
+#pragma once
+
+// Test support: the real reactor binary, started on 127.0.0.1:0 in a child process, and what a test reads
+// from the outside (its port, its handlers, its open descriptors, its stderr).
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace handoff::testing {
+
+class ReactorProcess {
+ public:
+  // Starts the reactor with these arguments (plus --listen 127.0.0.1:0 unless they name --listen) and waits
+  // for its "listening on" line. Throws std::runtime_error, with its stderr, when it does not come.
+  explicit ReactorProcess(std::vector<std::string> arguments = {});
+  ~ReactorProcess();  // SIGTERM, then SIGKILL if it does not exit in time.
+
+  ReactorProcess(const ReactorProcess&) = delete;
+  ReactorProcess& operator=(const ReactorProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  uint16_t port() const { return port_; }
+  const std::string& host() const { return host_; }
+
+  // The live children of the reactor, from /proc.
+  std::vector<pid_t> handler_pids() const;
+  // Waits until the reactor has exactly count children; false on timeout.
+  bool wait_for_handlers(size_t count, std::chrono::milliseconds timeout) const;
+  // The number of descriptors the reactor has open, from /proc/PID/fd.
+  size_t open_descriptors() const;
+  // What the reactor (and its handlers) wrote to stderr so far.
+  std::string stderr_text() const;
+
+  // Sends signal_number and waits for the exit. Returns the exit status, or 128 + signal when killed, or -1
+  // when it did not exit within timeout (it is then killed).
+  int signal_and_wait(int signal_number, std::chrono::milliseconds timeout);
+
+ private:
+  pid_t pid_ = -1;
+  uint16_t port_ = 0;
+  std::string host_;
+  std::string stderr_path_;
+};
+
+// Runs a program to completion with input on its stdin; returns its stdout. Kills it after timeout.
+struct ProgramResult {
+  int status = -1;  // Exit status, 128 + signal, or -1 when it timed out.
+  std::string out;
+  std::string err;
+};
+ProgramResult run_program(const std::vector<std::string>& argv, const std::string& input,
+                          std::chrono::milliseconds timeout);
+
+// The path of the reactor under test (HANDOFF_REACTOR, set by meson).
+std::string reactor_path();
+
+// Descriptors of a process other than this one, from /proc/PID/fd.
+size_t count_descriptors(pid_t pid);
+
+}  // namespace handoff::testing

@@ -1,0 +1,298 @@
+// Unit tests of ipc: the descriptor owner, the frame format, and the channel over a socketpair, in one process
+// and across fork.
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <gtest/gtest.h>
+
+#include "ipc/blocking_channel.hpp"
+#include "ipc/frame_decoder.hpp"
+#include "ipc/socket_io.hpp"
+#include "ipc/wire.hpp"
+#include "tests/support/descriptors.hpp"
+
+namespace handoff::ipc {
+namespace {
+
+using testing::open_descriptor_count;
+
+struct ChannelPair {
+  ChannelPair() {
+    int ends[2];
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends), 0);
+    left = UniqueFd(ends[0]);
+    right = UniqueFd(ends[1]);
+  }
+  UniqueFd left, right;
+};
+
+UniqueFd make_pipe(UniqueFd& write_end) {
+  int ends[2];
+  EXPECT_EQ(::pipe2(ends, O_CLOEXEC), 0);
+  write_end = UniqueFd(ends[1]);
+  return UniqueFd(ends[0]);
+}
+
+Header header_of(const std::string& frame) {
+  Header header;
+  std::memcpy(&header, frame.data(), sizeof(header));
+  return header;
+}
+
+TEST(UniqueFd, ClosesOnDestructionAndMovesOwnership) {
+  const size_t before = open_descriptor_count();
+  {
+    UniqueFd write_end;
+    UniqueFd read_end = make_pipe(write_end);
+    EXPECT_EQ(open_descriptor_count(), before + 2);
+    UniqueFd moved = std::move(read_end);
+    EXPECT_FALSE(read_end.valid());
+    EXPECT_TRUE(moved.valid());
+  }
+  EXPECT_EQ(open_descriptor_count(), before);
+}
+
+TEST(UniqueFd, ReleaseHandsOwnershipToTheCaller) {
+  UniqueFd write_end;
+  UniqueFd read_end = make_pipe(write_end);
+  const int raw = read_end.release();
+  EXPECT_FALSE(read_end.valid());
+  EXPECT_EQ(::fcntl(raw, F_GETFD), FD_CLOEXEC);  // Still open.
+  ::close(raw);
+}
+
+TEST(Wire, EncodesTheDocumentedHeader) {
+  const std::string frame = encode({.type = MessageType::kDone, .connection_id = 42, .flags = kFlagKeepOpen,
+                                    .payload = "partial"});
+  ASSERT_EQ(frame.size(), sizeof(Header) + 7);
+  const Header header = header_of(frame);
+  EXPECT_EQ(std::memcmp(frame.data(), "HNDF", 4), 0);
+  EXPECT_EQ(header.version, kVersion);
+  EXPECT_EQ(header.type, 3);
+  EXPECT_EQ(header.connection_id, 42u);
+  EXPECT_EQ(header.flags, kFlagKeepOpen);
+  EXPECT_EQ(header.payload_size, 7u);
+  EXPECT_EQ(frame.substr(sizeof(Header)), "partial");
+  EXPECT_FALSE(check_header(header));
+}
+
+TEST(Wire, RejectsBadHeaders) {
+  Header header = header_of(encode({.type = MessageType::kHello}));
+  Header bad = header;
+  bad.magic = 0x12345678;
+  EXPECT_EQ(check_header(bad), Errc::kBadMagic);
+  bad = header;
+  bad.version = kVersion + 1;
+  EXPECT_EQ(check_header(bad), Errc::kVersionMismatch);
+  bad = header;
+  bad.type = 99;
+  EXPECT_EQ(check_header(bad), Errc::kUnknownType);
+  bad = header;
+  bad.payload_size = kMaxPayloadBytes + 1;
+  EXPECT_EQ(check_header(bad), Errc::kFrameTooLarge);
+}
+
+TEST(FrameDecoder, ReassemblesFramesSplitAnywhere) {
+  const std::string stream = encode({.type = MessageType::kHello}) +
+                             encode({.type = MessageType::kDone, .connection_id = 7, .payload = "abc"}) +
+                             encode({.type = MessageType::kDone, .connection_id = 8, .flags = kFlagKeepOpen});
+  for (size_t step = 1; step <= stream.size(); ++step) {
+    FrameDecoder decoder;
+    std::vector<Message> messages;
+    std::error_code error;
+    for (size_t offset = 0; offset < stream.size(); offset += step) {
+      decoder.append(std::span(stream).subspan(offset, std::min(step, stream.size() - offset)));
+      while (auto message = decoder.next(error)) messages.push_back(std::move(*message));
+      ASSERT_FALSE(error) << error.message();
+    }
+    ASSERT_EQ(messages.size(), 3u) << "step " << step;
+    EXPECT_EQ(messages[0].type, MessageType::kHello);
+    EXPECT_EQ(messages[1].connection_id, 7u);
+    EXPECT_EQ(messages[1].payload, "abc");
+    EXPECT_EQ(messages[2].flags, kFlagKeepOpen);
+    EXPECT_EQ(decoder.buffered(), 0u);
+  }
+}
+
+TEST(FrameDecoder, RejectsGarbageAndFramesThatNeedADescriptor) {
+  FrameDecoder garbage;
+  garbage.append(std::string_view("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::error_code error;
+  EXPECT_FALSE(garbage.next(error));
+  EXPECT_EQ(error, Errc::kBadMagic);
+
+  FrameDecoder connection;
+  connection.append(encode({.type = MessageType::kConnection}));
+  EXPECT_FALSE(connection.next(error));
+  EXPECT_EQ(error, Errc::kMissingDescriptor);
+}
+
+TEST(BlockingChannel, PassesADescriptorThatRefersToTheSameOpenFile) {
+  const size_t before = open_descriptor_count();
+  {
+    ChannelPair pair;
+    BlockingChannel reactor(std::move(pair.left));
+    BlockingChannel handler(std::move(pair.right));
+    UniqueFd write_end;
+    UniqueFd read_end = make_pipe(write_end);
+
+    Message sent{.type = MessageType::kConnection, .connection_id = 5, .flags = kFlagHeadTruncated,
+                 .payload = "fib 3"};
+    sent.descriptor = std::move(write_end);
+    ASSERT_FALSE(reactor.send(sent));
+    sent.descriptor.reset();  // The sender's copy may go; the receiver's stays valid.
+
+    Message received;
+    ASSERT_FALSE(handler.receive(received));
+    EXPECT_EQ(received.type, MessageType::kConnection);
+    EXPECT_EQ(received.connection_id, 5u);
+    EXPECT_EQ(received.flags, kFlagHeadTruncated);
+    EXPECT_EQ(received.payload, "fib 3");
+    ASSERT_TRUE(received.descriptor.valid());
+    EXPECT_EQ(::fcntl(received.descriptor.get(), F_GETFD), FD_CLOEXEC);
+    ASSERT_EQ(::write(received.descriptor.get(), "x", 1), 1);
+    char byte = 0;
+    ASSERT_EQ(::read(read_end.get(), &byte, 1), 1);
+    EXPECT_EQ(byte, 'x');
+  }
+  EXPECT_EQ(open_descriptor_count(), before);
+}
+
+TEST(BlockingChannel, PassesADescriptorAcrossFork) {
+  ChannelPair pair;
+  char path[] = "/tmp/handoff-ipc-test-XXXXXX";
+  UniqueFd file(::mkstemp(path));
+  ASSERT_TRUE(file.valid());
+  ::unlink(path);
+
+  const pid_t child = ::fork();
+  if (child == 0) {
+    // The child is the handler: it receives the file and writes through it.
+    pair.left.reset();
+    BlockingChannel channel(std::move(pair.right));
+    Message message;
+    if (channel.receive(message) || !message.descriptor) ::_exit(1);
+    if (::write(message.descriptor.get(), "from child", 10) != 10) ::_exit(2);
+    if (channel.send({.type = MessageType::kDone, .connection_id = message.connection_id})) ::_exit(3);
+    ::_exit(0);
+  }
+  pair.right.reset();
+  BlockingChannel channel(std::move(pair.left));
+  Message message{.type = MessageType::kConnection, .connection_id = 9};
+  message.descriptor = UniqueFd(::dup(file.get()));
+  ASSERT_FALSE(channel.send(message));
+  Message done;
+  ASSERT_FALSE(channel.receive(done));
+  EXPECT_EQ(done.type, MessageType::kDone);
+  EXPECT_EQ(done.connection_id, 9u);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_EQ(status, 0);
+
+  // Same open file description: the child's write moved the shared offset.
+  EXPECT_EQ(::lseek(file.get(), 0, SEEK_CUR), 10);
+  char text[11] = {};
+  ASSERT_EQ(::pread(file.get(), text, 10, 0), 10);
+  EXPECT_STREQ(text, "from child");
+  Message eof;
+  EXPECT_EQ(channel.receive(eof), Errc::kPeerClosed);
+}
+
+TEST(BlockingChannel, ClosesAnUnexpectedDescriptor) {
+  const size_t before = open_descriptor_count();
+  {
+    ChannelPair pair;
+    BlockingChannel handler(std::move(pair.right));
+    UniqueFd write_end;
+    UniqueFd read_end = make_pipe(write_end);
+    const std::string hello = encode({.type = MessageType::kHello});
+    ASSERT_EQ(send_with_descriptor(pair.left.get(), hello, write_end.get()).bytes, hello.size());
+    write_end.reset();
+
+    Message message;
+    EXPECT_EQ(handler.receive(message), Errc::kUnexpectedDescriptor);
+    // Every copy of the write end is closed, so the pipe reads EOF.
+    char byte;
+    EXPECT_EQ(::read(read_end.get(), &byte, 1), 0);
+  }
+  EXPECT_EQ(open_descriptor_count(), before);
+}
+
+TEST(BlockingChannel, ReportsAMissingDescriptor) {
+  ChannelPair pair;
+  BlockingChannel handler(std::move(pair.right));
+  const std::string frame = encode({.type = MessageType::kConnection, .payload = "ping\n"});
+  ASSERT_EQ(::write(pair.left.get(), frame.data(), frame.size()), static_cast<ssize_t>(frame.size()));
+  Message message;
+  EXPECT_EQ(handler.receive(message), Errc::kMissingDescriptor);
+}
+
+TEST(BlockingChannel, ReportsATruncatedFrameAndAPeerThatLeft) {
+  ChannelPair pair;
+  BlockingChannel handler(std::move(pair.right));
+  const std::string frame = encode({.type = MessageType::kDone, .payload = "0123456789"});
+  ASSERT_EQ(::write(pair.left.get(), frame.data(), frame.size() - 3), static_cast<ssize_t>(frame.size() - 3));
+  pair.left.reset();
+  Message message;
+  EXPECT_EQ(handler.receive(message), Errc::kTruncatedFrame);
+}
+
+TEST(SocketIo, TooManyDescriptorsAreReportedAndNoneLeaks) {
+  const size_t before = open_descriptor_count();
+  {
+    ChannelPair pair;
+    // More descriptors than the receiver has room for: the kernel drops the rest and sets MSG_CTRUNC.
+    constexpr int kCount = 12;
+    std::vector<UniqueFd> pipes;
+    int raw[kCount];
+    for (int i = 0; i < kCount; ++i) {
+      UniqueFd write_end;
+      pipes.push_back(make_pipe(write_end));
+      raw[i] = write_end.get();
+      pipes.push_back(std::move(write_end));
+    }
+    char control[CMSG_SPACE(sizeof(raw))] = {};
+    char byte = 'x';
+    iovec iov{.iov_base = &byte, .iov_len = 1};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(raw));
+    std::memcpy(CMSG_DATA(cmsg), raw, sizeof(raw));
+    ASSERT_EQ(::sendmsg(pair.left.get(), &msg, 0), 1);
+
+    std::vector<UniqueFd> received;
+    char buffer[8];
+    const IoResult result = receive_with_descriptors(pair.right.get(), buffer, received);
+    EXPECT_EQ(result.error, Errc::kControlDataTruncated);
+    EXPECT_EQ(result.bytes, 1u);
+    EXPECT_LT(received.size(), static_cast<size_t>(kCount));
+  }
+  EXPECT_EQ(open_descriptor_count(), before);
+}
+
+TEST(SocketIo, NonBlockingSendReportsWouldBlockAndNeverRaisesSigpipe) {
+  ChannelPair pair;
+  ASSERT_EQ(::fcntl(pair.left.get(), F_SETFL, O_NONBLOCK), 0);
+  const std::string chunk(64 * 1024, 'x');
+  IoResult result;
+  for (int i = 0; i < 1000 && !result.error; ++i) result = send_with_descriptor(pair.left.get(), chunk, -1);
+  EXPECT_TRUE(result.would_block());
+
+  pair.right.reset();
+  result = send_with_descriptor(pair.left.get(), chunk, -1);
+  EXPECT_EQ(result.error, std::errc::broken_pipe);  // Not a SIGPIPE: the test is still running.
+}
+
+}  // namespace
+}  // namespace handoff::ipc

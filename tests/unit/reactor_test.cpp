@@ -1,0 +1,152 @@
+// Unit tests of the reactor's pieces that do no I/O: the command line and the Dispatcher.
+
+#include <gtest/gtest.h>
+
+#include "reactor/config.hpp"
+#include "reactor/dispatcher.hpp"
+
+namespace handoff::reactor {
+namespace {
+
+std::variant<Config, EarlyExit> parse(std::vector<const char*> arguments) {
+  arguments.insert(arguments.begin(), "reactor");
+  return parse_command_line(static_cast<int>(arguments.size()), arguments.data(), "/opt/handler");
+}
+
+TEST(ListenAddress, ParsesIpv4Ipv6AndLocalhost) {
+  auto v4 = parse_listen_address("127.0.0.1:8888");
+  ASSERT_TRUE(v4);
+  EXPECT_EQ(v4->host, "127.0.0.1");
+  EXPECT_EQ(v4->port, 8888);
+  auto v6 = parse_listen_address("[::1]:0");
+  ASSERT_TRUE(v6);
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(v6->to_string(), "[::1]:0");
+  EXPECT_EQ(parse_listen_address("localhost:80")->host, "127.0.0.1");
+  EXPECT_EQ(parse_listen_address("0.0.0.0:65535")->port, 65535);
+}
+
+TEST(ListenAddress, RejectsMalformedAddresses) {
+  for (const char* bad : {"", "8888", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1", "::1:80",
+                          "[127.0.0.1]:80", "example.com:80", "127.0.0.1:80x", "[::1:80"}) {
+    EXPECT_FALSE(parse_listen_address(bad)) << bad;
+  }
+}
+
+TEST(SplitCommand, SplitsLikeAShell) {
+  EXPECT_EQ(*split_command("python3 handler.py"), (std::vector<std::string>{"python3", "handler.py"}));
+  EXPECT_EQ(*split_command("  a   'b c'  \"d \\\" e\" f\\ g "),
+            (std::vector<std::string>{"a", "b c", "d \" e", "f g"}));
+  EXPECT_EQ(*split_command("''"), std::vector<std::string>{""});
+  EXPECT_TRUE(split_command("")->empty());
+  EXPECT_FALSE(split_command("a 'b"));
+}
+
+TEST(CommandLine, DefaultsAreSane) {
+  const auto parsed = parse({});
+  ASSERT_TRUE(std::holds_alternative<Config>(parsed));
+  const Config& config = std::get<Config>(parsed);
+  EXPECT_EQ(config.listen.to_string(), "127.0.0.1:8888");
+  EXPECT_GE(config.handlers, 1u);
+  EXPECT_EQ(config.handler_command, std::vector<std::string>{"/opt/handler"});
+  EXPECT_EQ(config.max_head_bytes, 64u * 1024);
+  EXPECT_EQ(config.max_request_bytes, 2u * 1024 * 1024);
+}
+
+TEST(CommandLine, ReadsEveryOption) {
+  const auto parsed = parse({"--listen", "[::1]:0", "--handlers", "3", "--handler-cmd", "python3 'my handler.py'",
+                             "--max-head-bytes", "1k", "--max-request-bytes=3m"});
+  ASSERT_TRUE(std::holds_alternative<Config>(parsed));
+  const Config& config = std::get<Config>(parsed);
+  EXPECT_EQ(config.listen.host, "::1");
+  EXPECT_EQ(config.handlers, 3u);
+  EXPECT_EQ(config.handler_command, (std::vector<std::string>{"python3", "my handler.py"}));
+  EXPECT_EQ(config.max_head_bytes, 1024u);
+  EXPECT_EQ(config.max_request_bytes, 3u << 20);
+}
+
+TEST(CommandLine, BadInputExitsWithStatus2AndSaysWhy) {
+  const std::vector<std::pair<std::vector<const char*>, std::string>> cases = {
+      {{"--listen", "nowhere"}, "--listen 'nowhere'"},
+      {{"--handlers", "0"}, "--handlers '0' must be a whole number from 1 to 1024"},
+      {{"--handlers", "many"}, "--handlers 'many'"},
+      {{"--handler-cmd", "a 'b"}, "unterminated quote"},
+      {{"--handler-cmd", ""}, "--handler-cmd is empty"},
+      {{"--max-head-bytes", "8"}, "--max-head-bytes '8'"},
+      {{"--max-request-bytes", "2x"}, "--max-request-bytes '2x'"},
+      {{"--frobnicate"}, "frobnicate"},
+      {{"stray"}, "unexpected argument 'stray'"},
+  };
+  for (const auto& [arguments, expected] : cases) {
+    const auto parsed = parse(arguments);
+    ASSERT_TRUE(std::holds_alternative<EarlyExit>(parsed)) << expected;
+    const EarlyExit& early = std::get<EarlyExit>(parsed);
+    EXPECT_EQ(early.status, 2);
+    EXPECT_NE(early.text.find(expected), std::string::npos) << early.text;
+  }
+}
+
+TEST(CommandLine, HelpAndVersionExitWithStatus0) {
+  const auto help = std::get<EarlyExit>(parse({"--help"}));
+  EXPECT_EQ(help.status, 0);
+  for (const char* option : {"--listen", "--handlers", "--handler-cmd", "--max-head-bytes", "--max-request-bytes"}) {
+    EXPECT_NE(help.text.find(option), std::string::npos) << option;
+  }
+  const auto version = std::get<EarlyExit>(parse({"--version"}));
+  EXPECT_EQ(version.status, 0);
+  EXPECT_NE(version.text.find("handoff"), std::string::npos);
+}
+
+TEST(Dispatcher, IdleHandlersAndWaitingConnectionsAreServedInFifoOrder) {
+  Dispatcher dispatcher;
+  EXPECT_FALSE(dispatcher.handler_idle(1));
+  EXPECT_FALSE(dispatcher.handler_idle(2));
+  auto first = dispatcher.connection_ready(100);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->handler, 1u);
+  auto second = dispatcher.connection_ready(101);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->handler, 2u);
+
+  EXPECT_FALSE(dispatcher.connection_ready(102));
+  EXPECT_FALSE(dispatcher.connection_ready(103));
+  EXPECT_EQ(dispatcher.waiting_connections(), 2u);
+  EXPECT_EQ(dispatcher.busy_handlers(), 2u);
+
+  ASSERT_TRUE(dispatcher.handler_done(2, 101));
+  auto next = dispatcher.handler_idle(2);
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->connection, 102u);
+  EXPECT_EQ(dispatcher.connection_of(2), 102u);
+}
+
+TEST(Dispatcher, AHandlerIsIdleOnlyOnceItReportsTheConnectionItHolds) {
+  Dispatcher dispatcher;
+  dispatcher.handler_idle(1);
+  dispatcher.connection_ready(100);
+  EXPECT_FALSE(dispatcher.handler_done(1, 999));
+  EXPECT_FALSE(dispatcher.handler_done(2, 100));
+  EXPECT_EQ(dispatcher.busy_handlers(), 1u);
+  EXPECT_FALSE(dispatcher.connection_ready(101));  // Still busy: the next connection waits.
+  EXPECT_TRUE(dispatcher.handler_done(1, 100));
+  EXPECT_EQ(dispatcher.handler_idle(1)->connection, 101u);
+}
+
+TEST(Dispatcher, AGoneHandlerGivesBackItsConnectionAndAGoneConnectionStopsWaiting) {
+  Dispatcher dispatcher;
+  dispatcher.handler_idle(1);
+  dispatcher.handler_idle(2);
+  dispatcher.connection_ready(100);
+  EXPECT_EQ(dispatcher.handler_gone(1), 100u);
+  EXPECT_EQ(dispatcher.handler_gone(2), std::nullopt);
+  EXPECT_EQ(dispatcher.idle_handlers(), 0u);
+
+  dispatcher.connection_ready(101);
+  dispatcher.connection_ready(102);
+  dispatcher.connection_gone(101);
+  EXPECT_FALSE(dispatcher.is_waiting(101));
+  EXPECT_EQ(dispatcher.handler_idle(3)->connection, 102u);
+}
+
+}  // namespace
+}  // namespace handoff::reactor
