@@ -1,5 +1,6 @@
 #include "reactor/connection.hpp"
 
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -91,7 +92,7 @@ Connection::Resume Connection::resume(std::string unconsumed) {
 
 void Connection::close() {
   if (watching_) unwatch();
-  if (input_closed_ || ::shutdown(socket_.get(), SHUT_WR) != 0) {
+  if (!has_unread_input() || ::shutdown(socket_.get(), SHUT_WR) != 0) {
     close_handles();
     return;
   }
@@ -101,6 +102,12 @@ void Connection::close() {
   uv_timer_start(
       &linger_timer_, [](uv_timer_t* timer) { static_cast<Connection*>(timer->data)->close_handles(); },
       kLingerMs, 0);
+}
+
+bool Connection::has_unread_input() const {
+  if (input_closed_) return false;
+  int pending = 0;
+  return ::ioctl(socket_.get(), FIONREAD, &pending) != 0 || pending > 0;
 }
 
 void Connection::drain_and_close() {

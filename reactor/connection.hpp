@@ -51,9 +51,10 @@ class Connection {
   // kReady when that already holds a complete head (on_request_ready is not called then).
   Resume resume(std::string unconsumed);
 
-  // Closes the reactor's copy. Unless the client already closed its side, the socket is shut down for writing
-  // and its input drained for a moment first, so that unread input cannot turn the close into a reset that
-  // destroys the last answer before the client reads it (nginx's lingering_close). Deletes itself afterwards.
+  // Closes the reactor's copy. When the client sent input that nobody read (it is still sending a request
+  // that was refused), the socket is shut down for writing and that input drained for a moment first: closing
+  // with unread input sends a reset, which can destroy the last answer before the client reads it (nginx's
+  // lingering_close). Deletes itself afterwards.
   void close();
 
  private:
@@ -62,6 +63,7 @@ class Connection {
   void watch();
   void unwatch();
   void read_head();
+  bool has_unread_input() const;
   void drain_and_close();
   bool head_complete() const;
   void close_handles();
