@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <gtest/gtest.h>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -128,7 +129,16 @@ ReactorProcess::ReactorProcess(std::vector<std::string> arguments) {
 }
 
 ReactorProcess::~ReactorProcess() {
-  if (pid_ > 0) signal_and_wait(SIGTERM, std::chrono::seconds(15));
+  // Every reactor a test starts must stop cleanly, and neither it nor its handlers may have tripped a
+  // sanitizer (in the sanitized build, a leak at exit fails the exit status).
+  if (pid_ > 0) {
+    const int status = signal_and_wait(SIGTERM, std::chrono::seconds(15));
+    if (status != 0) ADD_FAILURE() << "the reactor did not exit cleanly on SIGTERM (status " << status << ")";
+  }
+  const std::string errors = stderr_text();
+  for (const char* finding : {"Sanitizer", "runtime error:"}) {
+    if (errors.find(finding) != std::string::npos) ADD_FAILURE() << "sanitizer finding on stderr:\n" << errors;
+  }
   if (!stderr_path_.empty()) ::unlink(stderr_path_.c_str());
 }
 
