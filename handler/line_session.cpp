@@ -19,12 +19,14 @@ std::string_view without_line_end(std::string_view line) {
 
 class LineSession {
  public:
-  LineSession(int client_fd, std::string received, uint32_t flags, const Limits& limits)
+  LineSession(int client_fd, std::string received, uint32_t flags, const Limits& limits,
+              const AnsweredCallback& on_answered)
       : client_fd_(client_fd),
         buffer_(std::move(received)),
         must_finish_first_line_((flags & ipc::kFlagHeadTruncated) != 0),
         input_closed_((flags & ipc::kFlagInputClosed) != 0),
-        limits_(limits) {}
+        limits_(limits),
+        on_answered_(on_answered) {}
 
   SessionOutcome run() {
     for (;;) {
@@ -62,6 +64,7 @@ class LineSession {
       // Each answer goes out before the next request runs, so a slow request never holds back an earlier
       // answer that is ready.
       if (!flush()) return true;
+      if (buffer_.find('\n', consumed_) != std::string::npos) on_answered_(bytes_written_);
     }
   }
 
@@ -96,6 +99,7 @@ class LineSession {
   bool flush() {
     if (pending_output_.empty()) return true;
     const bool sent = !write_all(client_fd_, pending_output_, limits_.io_timeout);
+    bytes_written_ += pending_output_.size();
     pending_output_.clear();
     return sent;
   }
@@ -118,13 +122,16 @@ class LineSession {
   bool must_finish_first_line_;
   bool input_closed_;
   const Limits& limits_;
+  const AnsweredCallback& on_answered_;
   std::string pending_output_;
+  uint64_t bytes_written_ = 0;
 };
 
 }  // namespace
 
-SessionOutcome serve_lines(int client_fd, std::string received, uint32_t flags, const Limits& limits) {
-  return LineSession(client_fd, std::move(received), flags, limits).run();
+SessionOutcome serve_lines(int client_fd, std::string received, uint32_t flags, const Limits& limits,
+                           const AnsweredCallback& on_answered) {
+  return LineSession(client_fd, std::move(received), flags, limits, on_answered).run();
 }
 
 }  // namespace handoff::handler

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace handoff::handler {
@@ -20,7 +21,12 @@ struct SessionOutcome {
   std::string unconsumed;  // Bytes of an incomplete next line, handed back to the reactor.
 };
 
+// Called between two requests of one hand-off, once the first one's answer is written, with the bytes written
+// to the client so far (the reactor's kAnswered report: it tells a cut answer from a finished one).
+using AnsweredCallback = std::function<void(uint64_t bytes_written)>;
+
 // received: the bytes the reactor read; flags: the kConnection frame's flags (ipc/wire.hpp).
-SessionOutcome serve_lines(int client_fd, std::string received, uint32_t flags, const Limits& limits);
+SessionOutcome serve_lines(int client_fd, std::string received, uint32_t flags, const Limits& limits,
+                           const AnsweredCallback& on_answered);
 
 }  // namespace handoff::handler

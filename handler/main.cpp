@@ -28,7 +28,7 @@ constexpr const char* kUsage =
     "It reads its settings from the environment the reactor gives it:\n"
     "  HANDOFF_IPC_FD             descriptor of its channel to the reactor (always 3)\n"
     "  HANDOFF_MAX_REQUEST_BYTES  longest request line it accepts (default 2097152)\n"
-    "  HANDOFF_IO_TIMEOUT_MS      how long it waits on a stalled client (default 10000)\n";
+    "  HANDOFF_READ_TIMEOUT_MS    how long it waits on a stalled client (default 10000)\n";
 
 std::optional<long long> environment_number(const char* name) {
   const char* text = std::getenv(name);
@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
   }
   const Limits limits{
       .max_request_bytes = static_cast<size_t>(setting("HANDOFF_MAX_REQUEST_BYTES", 2 << 20)),
-      .io_timeout = std::chrono::milliseconds(setting("HANDOFF_IO_TIMEOUT_MS", 10000)),
+      .io_timeout = std::chrono::milliseconds(setting("HANDOFF_READ_TIMEOUT_MS", 10000)),
   };
   // A client that vanishes must not kill the handler; writes report EPIPE instead.
   signal(SIGPIPE, SIG_IGN);
@@ -93,8 +93,17 @@ int main(int argc, char** argv) {
                    static_cast<unsigned>(request.type));
       return 1;
     }
-    SessionOutcome outcome =
-        serve_lines(request.descriptor.get(), std::move(request.payload), request.flags, limits);
+    const auto report_answered = [&](uint64_t bytes_written) {
+      const ipc::AnsweredPayload progress{.bytes_written = bytes_written};
+      ipc::Message answered{.type = ipc::MessageType::kAnswered, .connection_id = request.connection_id};
+      answered.payload.assign(reinterpret_cast<const char*>(&progress), sizeof(progress));
+      if (auto error = channel.send(answered)) {
+        log_channel_error("reporting an answer to the reactor", error);
+        std::exit(1);
+      }
+    };
+    SessionOutcome outcome = serve_lines(request.descriptor.get(), std::move(request.payload), request.flags,
+                                         limits, report_answered);
     // Close this process's copy of the client socket before reporting: the reactor decides what happens next.
     request.descriptor.reset();
 

@@ -50,6 +50,7 @@ std::error_code check_header(const Header& header) {
     case MessageType::kHello:
     case MessageType::kConnection:
     case MessageType::kDone:
+    case MessageType::kAnswered:
       break;
     default:
       return Errc::kUnknownType;

@@ -27,7 +27,15 @@ enum class MessageType : uint16_t {
   kHello = 1,       // handler -> reactor, its first frame: it speaks this version and is ready for work.
   kConnection = 2,  // reactor -> handler: a client socket (attached) and the bytes the reactor read from it.
   kDone = 3,        // handler -> reactor: finished with the connection; payload: bytes it read but did not use.
+  kAnswered = 4,    // handler -> reactor: an answer is complete and another request of the same hand-off
+                    // follows; payload: the total bytes written to the client in this hand-off (AnsweredPayload).
 };
+
+// The payload of a kAnswered frame.
+struct AnsweredPayload {
+  uint64_t bytes_written;
+};
+static_assert(sizeof(AnsweredPayload) == 8, "part of the wire format");
 
 // Flags of a kConnection frame.
 inline constexpr uint32_t kFlagHeadTruncated = 1u << 0;  // The head reached the cap: read the rest yourself.

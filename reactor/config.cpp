@@ -106,54 +106,104 @@ std::optional<std::vector<std::string>> split_command(std::string_view text) {
   return words;
 }
 
+namespace {
+
+// Reads option name (given as text) into value, checking it lies within [min, max]; an EarlyExit that says
+// what is wrong otherwise.
+template <typename T, typename Parse>
+std::optional<EarlyExit> read_option(const cxxopts::ParseResult& result, const char* name, Parse parse, T min,
+                                     T max, const char* expected, T& value) {
+  const std::string text = result[name].as<std::string>();
+  const std::optional<T> parsed = parse(text);
+  if (!parsed || *parsed < min || *parsed > max) {
+    return usage_error(std::string("--") + name + " '" + text + "' must be " + expected);
+  }
+  value = *parsed;
+  return std::nullopt;
+}
+
+std::optional<size_t> parse_count(std::string_view text) {
+  if (text.empty() || text.find_first_not_of("0123456789") != std::string_view::npos) return std::nullopt;
+  return parse_size(text);
+}
+
+}  // namespace
+
+std::optional<Milliseconds> parse_duration(std::string_view text) {
+  uint64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end == text.data()) return std::nullopt;
+  const std::string_view unit(end, text.data() + text.size() - end);
+  uint64_t scale;
+  if (unit == "ms") {
+    scale = 1;
+  } else if (unit.empty() || unit == "s") {
+    scale = 1000;
+  } else if (unit == "m") {
+    scale = 60 * 1000;
+  } else {
+    return std::nullopt;
+  }
+  if (value > UINT64_MAX / scale / 2) return std::nullopt;
+  return Milliseconds(value * scale);
+}
+
 std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* argv,
                                                    const std::string& default_handler) {
   Config config;
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  const auto text = [](const auto& value) { return cxxopts::value<std::string>()->default_value(value); };
 
   cxxopts::Options options("reactor",
                            "handoff reactor: accepts connections on one event loop and hands each ready request,\n"
-                           "socket and all, to a pool of pre-spawned handler processes that compute the answer.\n");
+                           "socket and all, to a pool of pre-spawned handler processes that compute the answer.\n"
+                           "Sizes take k/m/g suffixes; durations take ms/s/m (a bare number is seconds).\n"
+                           "Signals: SIGTERM/SIGINT finish work and exit (twice: at once); SIGHUP replaces every\n"
+                           "handler with a fresh process of --handler-cmd, without failing a request.\n");
   options.custom_help("[OPTION...]");
+  options.set_width(100);
   // clang-format off
   options.add_options()
     ("listen", "address to listen on, HOST:PORT; IPv6 as [::1]:8888; port 0 picks a free port. "
-               "Prints 'listening on HOST:PORT' once ready",
-     cxxopts::value<std::string>()->default_value(config.listen.to_string()), "HOST:PORT")
-    ("handlers", "number of handler processes (default: one per core)",
-     cxxopts::value<std::string>()->default_value(std::to_string(cores)), "N")
+               "Prints 'listening on HOST:PORT' once ready", text(config.listen.to_string()), "HOST:PORT")
+    ("handlers", "number of handler processes; the default is one per core", text(std::to_string(cores)), "N")
     ("handler-cmd", "handler command line (split like a shell, no expansions); the handler gets its channel at "
-                    "descriptor 3 (HANDOFF_IPC_FD=3)",
-     cxxopts::value<std::string>()->default_value(default_handler), "'PATH ARGS...'")
-    ("max-head-bytes", "the reactor reads at most this much of a request before handing it off (k, m suffixes)",
-     cxxopts::value<std::string>()->default_value("64k"), "BYTES")
-    ("max-request-bytes", "longest request a handler accepts; longer gets 'ERR request too large'",
-     cxxopts::value<std::string>()->default_value("2m"), "BYTES")
+                    "descriptor 3 (HANDOFF_IPC_FD=3)", text(default_handler), "'PATH ARGS...'")
+    ("max-head-bytes", "the reactor reads at most this much of a request before handing it off", text("64k"),
+     "BYTES")
+    ("max-request-bytes", "longest request a handler accepts; longer gets 'ERR request too large'", text("2m"),
+     "BYTES");
+  options.add_options("Failures")
+    ("request-timeout", "a handler still busy with a request after this is killed; the client gets "
+                        "'ERR timeout'", text("30s"), "TIME")
+    ("max-queue", "requests that may wait for a handler; one more gets 'ERR busy'", text("1024"), "N")
+    ("queue-timeout", "a request that waited this long for a handler gets 'ERR busy'", text("30s"), "TIME")
+    ("max-requests", "a handler retires after this many requests (0: never)", text("0"), "N")
+    ("max-requests-jitter", "each handler's --max-requests is raised by a random 0..N, so they do not all "
+                            "retire at once", text("0"), "N")
+    ("read-timeout", "a client must send a whole request within this; else 'ERR read timeout'", text("10s"),
+     "TIME")
+    ("idle-timeout", "a connection with no request for this long is closed", text("60s"), "TIME")
+    ("shutdown-timeout", "on SIGTERM/SIGINT, requests still running after this are cut off", text("30s"),
+     "TIME");
+  options.add_options("Other")
     ("h,help", "print this help and exit")
     ("version", "print the version and exit");
   // clang-format on
 
   try {
     const cxxopts::ParseResult result = options.parse(argc, argv);
-    if (result.count("help")) return EarlyExit{0, options.help()};
+    if (result.count("help")) return EarlyExit{0, options.help({"", "Failures", "Other"})};
     if (result.count("version")) return EarlyExit{0, std::string(kVersion) + "\n"};
     if (!result.unmatched().empty()) return usage_error("unexpected argument '" + result.unmatched()[0] + "'");
 
     const std::string listen = result["listen"].as<std::string>();
     const std::optional<ListenAddress> address = parse_listen_address(listen);
     if (!address) {
-      return usage_error("--listen '" + listen + "' is not HOST:PORT with an IP address (e.g. 127.0.0.1:8888, [::1]:0)");
+      return usage_error("--listen '" + listen +
+                         "' is not HOST:PORT with an IP address (e.g. 127.0.0.1:8888, [::1]:0)");
     }
     config.listen = *address;
-
-    const std::string handlers = result["handlers"].as<std::string>();
-    const std::optional<size_t> handler_count = parse_size(handlers);
-    if (!handler_count || *handler_count < 1 || *handler_count > kMaxHandlers ||
-        handlers.find_first_not_of("0123456789") != std::string::npos) {
-      return usage_error("--handlers '" + handlers + "' must be a whole number from 1 to " +
-                         std::to_string(kMaxHandlers));
-    }
-    config.handlers = static_cast<unsigned>(*handler_count);
 
     const std::string command = result["handler-cmd"].as<std::string>();
     std::optional<std::vector<std::string>> words = split_command(command);
@@ -161,19 +211,33 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
     if (words->empty()) return usage_error("--handler-cmd is empty");
     config.handler_command = std::move(*words);
 
-    const std::string head = result["max-head-bytes"].as<std::string>();
-    const std::optional<size_t> head_bytes = parse_size(head);
-    if (!head_bytes || *head_bytes < kMinHeadBytes || *head_bytes > kMaxHeadBytes) {
-      return usage_error("--max-head-bytes '" + head + "' must be a size from 16 to 1m");
-    }
-    config.max_head_bytes = *head_bytes;
-
-    const std::string request = result["max-request-bytes"].as<std::string>();
-    const std::optional<size_t> request_bytes = parse_size(request);
-    if (!request_bytes || *request_bytes < 1 || *request_bytes > kMaxRequestBytesLimit) {
-      return usage_error("--max-request-bytes '" + request + "' must be a size from 1 to 1g");
-    }
-    config.max_request_bytes = *request_bytes;
+    size_t handlers = 0;
+    const Milliseconds ms(1), day(24 * 3600 * 1000);
+    std::optional<EarlyExit> error;
+    (error = read_option(result, "handlers", parse_count, size_t{1}, size_t{kMaxHandlers},
+                         "a whole number from 1 to 1024", handlers)) ||
+        (error = read_option(result, "max-head-bytes", parse_size, kMinHeadBytes, kMaxHeadBytes,
+                             "a size from 16 to 1m", config.max_head_bytes)) ||
+        (error = read_option(result, "max-request-bytes", parse_size, size_t{1}, kMaxRequestBytesLimit,
+                             "a size from 1 to 1g", config.max_request_bytes)) ||
+        (error = read_option(result, "request-timeout", parse_duration, ms, day, "a duration from 1ms to 24h",
+                             config.request_timeout)) ||
+        (error = read_option(result, "max-queue", parse_count, size_t{0}, size_t{1} << 24,
+                             "a whole number from 0 to 16777216", config.max_queue)) ||
+        (error = read_option(result, "queue-timeout", parse_duration, ms, day, "a duration from 1ms to 24h",
+                             config.queue_timeout)) ||
+        (error = read_option(result, "max-requests", parse_count, size_t{0}, SIZE_MAX / 4, "a whole number",
+                             config.max_requests)) ||
+        (error = read_option(result, "max-requests-jitter", parse_count, size_t{0}, SIZE_MAX / 4,
+                             "a whole number", config.max_requests_jitter)) ||
+        (error = read_option(result, "read-timeout", parse_duration, ms, day, "a duration from 1ms to 24h",
+                             config.read_timeout)) ||
+        (error = read_option(result, "idle-timeout", parse_duration, ms, day, "a duration from 1ms to 24h",
+                             config.idle_timeout)) ||
+        (error = read_option(result, "shutdown-timeout", parse_duration, ms, day, "a duration from 1ms to 24h",
+                             config.shutdown_timeout));
+    if (error) return *error;
+    config.handlers = static_cast<unsigned>(handlers);
   } catch (const cxxopts::exceptions::exception& error) {
     return usage_error(error.what());
   }

@@ -2,6 +2,7 @@
 
 // The reactor's configuration, and how it is read from the command line.
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -20,12 +21,24 @@ struct ListenAddress {
   std::string to_string() const;
 };
 
+using Milliseconds = std::chrono::milliseconds;
+
 struct Config {
   ListenAddress listen{"127.0.0.1", 8888};
   unsigned handlers = 1;
   std::vector<std::string> handler_command;  // argv of every handler; [0] is the executable's path.
   size_t max_head_bytes = 64 * 1024;
   size_t max_request_bytes = 2 * 1024 * 1024;
+
+  // Failure handling: docs/operations.md says what a client sees when each one strikes.
+  Milliseconds request_timeout{30000};   // A handler busy longer with one hand-off is killed.
+  size_t max_queue = 1024;               // Connections waiting for a handler; one more gets "ERR busy".
+  Milliseconds queue_timeout{30000};     // A connection waiting longer gets "ERR busy".
+  uint64_t max_requests = 0;             // A handler retires after this many requests; 0: never.
+  uint64_t max_requests_jitter = 0;      // Each handler's limit is raised by a random 0..jitter.
+  Milliseconds read_timeout{10000};      // A started request must be complete within this.
+  Milliseconds idle_timeout{60000};      // A connection with no request for this long is closed.
+  Milliseconds shutdown_timeout{30000};  // On SIGTERM, work still running after this is cut off.
 };
 
 // What main should do instead of running: print text (to stdout for --help/--version, else stderr) and exit.
@@ -41,6 +54,9 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
 // "127.0.0.1:8888", "[::1]:0", "localhost:80"; nullopt when malformed. The host must be an IP literal or
 // "localhost" (which means 127.0.0.1).
 std::optional<ListenAddress> parse_listen_address(std::string_view text);
+
+// "30s", "250ms", "2m", or a bare number of seconds; nullopt when malformed.
+std::optional<Milliseconds> parse_duration(std::string_view text);
 
 // Splits a command line into words as a POSIX shell would for plain words, 'single' and "double" quotes and
 // backslash escapes (no expansions). nullopt for an unterminated quote.

@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "ipc/wire.hpp"
+#include "reactor/bytes_sent.hpp"
 
 namespace handoff::reactor {
 namespace {
@@ -17,17 +18,19 @@ constexpr int kMaxDrainReadsPerWakeup = 16;  // So that a client that keeps send
 
 }  // namespace
 
-Connection::Connection(uv_loop_t* loop, ConnectionId id, ipc::UniqueFd socket, size_t max_head_bytes,
+Connection::Connection(uv_loop_t* loop, ConnectionId id, ipc::UniqueFd socket, const Config& config,
                        Events& events)
-    : id_(id), socket_(std::move(socket)), max_head_bytes_(max_head_bytes), events_(events) {
+    : id_(id), socket_(std::move(socket)), config_(config), events_(events) {
   uv_poll_init(loop, &poll_, socket_.get());
-  uv_timer_init(loop, &linger_timer_);
-  poll_.data = linger_timer_.data = this;
+  uv_timer_init(loop, &timer_);
+  poll_.data = timer_.data = this;
   watch();
 }
 
 void Connection::watch() {
   watching_ = true;
+  expire_after(head_.empty() ? config_.idle_timeout : config_.read_timeout,
+               head_.empty() ? Expiry::kIdle : Expiry::kRead);
   uv_poll_start(&poll_, UV_READABLE, [](uv_poll_t* poll, int, int) {
     static_cast<Connection*>(poll->data)->read_head();
   });
@@ -35,16 +38,31 @@ void Connection::watch() {
 
 void Connection::unwatch() {
   watching_ = false;
+  stop_timer();
   uv_poll_stop(&poll_);
 }
 
+void Connection::expire_after(Milliseconds timeout, Expiry expiry) {
+  pending_expiry_ = expiry;
+  uv_timer_start(
+      &timer_,
+      [](uv_timer_t* timer) {
+        auto* self = static_cast<Connection*>(timer->data);
+        if (self->watching_) self->unwatch();
+        self->events_.on_expired(*self, self->pending_expiry_);
+      },
+      static_cast<uint64_t>(timeout.count()), 0);
+}
+
+void Connection::stop_timer() { uv_timer_stop(&timer_); }
+
 bool Connection::head_complete() const {
-  return head_.find('\n') != std::string::npos || head_.size() >= max_head_bytes_;
+  return head_.find('\n') != std::string::npos || head_.size() >= config_.max_head_bytes;
 }
 
 void Connection::read_head() {
   char chunk[kReadChunkBytes];
-  const size_t room = std::min(sizeof(chunk), max_head_bytes_ - head_.size());
+  const size_t room = std::min(sizeof(chunk), config_.max_head_bytes - head_.size());
   const ssize_t got = ::read(socket_.get(), chunk, room);
   if (got < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
@@ -64,15 +82,23 @@ void Connection::read_head() {
     }
     return;
   }
+  const bool first_bytes = head_.empty();
   head_.append(chunk, got);
   if (head_complete()) {
     unwatch();
     events_.on_request_ready(*this);
+  } else if (first_bytes) {
+    // A request has begun: from now on the client has --read-timeout to finish it.
+    expire_after(config_.read_timeout, Expiry::kRead);
   }
 }
 
+void Connection::wait_in_queue() { expire_after(config_.queue_timeout, Expiry::kQueue); }
+
 Connection::Request Connection::take_request() {
   if (watching_) unwatch();
+  stop_timer();
+  sent_at_handoff_ = bytes_sent(socket_.get());
   uint32_t flags = 0;
   if (input_closed_) {
     flags |= ipc::kFlagInputClosed;
@@ -90,8 +116,22 @@ Connection::Resume Connection::resume(std::string unconsumed) {
   return Resume::kWatching;
 }
 
+bool Connection::may_answer_after(uint64_t answered_bytes) const {
+  const std::optional<uint64_t> now = bytes_sent(socket_.get());
+  return sent_at_handoff_ && now && *now == *sent_at_handoff_ + answered_bytes;
+}
+
+void Connection::send_error(std::string_view what) {
+  std::string line = "ERR ";
+  line += what;
+  line += '\n';
+  // A fresh short line fits the socket buffer of any client that reads; one that does not read loses it.
+  (void)!::send(socket_.get(), line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 void Connection::close() {
   if (watching_) unwatch();
+  stop_timer();
   if (!has_unread_input() || ::shutdown(socket_.get(), SHUT_WR) != 0) {
     close_handles();
     return;
@@ -100,8 +140,7 @@ void Connection::close() {
     static_cast<Connection*>(poll->data)->drain_and_close();
   });
   uv_timer_start(
-      &linger_timer_, [](uv_timer_t* timer) { static_cast<Connection*>(timer->data)->close_handles(); },
-      kLingerMs, 0);
+      &timer_, [](uv_timer_t* timer) { static_cast<Connection*>(timer->data)->close_handles(); }, kLingerMs, 0);
 }
 
 bool Connection::has_unread_input() const {
@@ -129,7 +168,7 @@ void Connection::close_handles() {
     if (--self->open_handles_ == 0) delete self;  // The socket closes with the object, after its poll handle.
   };
   uv_close(reinterpret_cast<uv_handle_t*>(&poll_), on_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&linger_timer_), on_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_closed);
 }
 
 }  // namespace handoff::reactor

@@ -2,26 +2,38 @@
 
 // Internal to the reactor. Connection: one client socket, owned by the reactor for its whole life. Between
 // requests the reactor watches it and reads the next request head itself; while a handler serves it, the
-// reactor keeps its copy of the socket but leaves it alone (one descriptor, one reader at a time).
+// reactor keeps its copy of the socket but leaves it alone (one descriptor, one reader at a time). Its one
+// timer guards whichever wait the connection is in: idle, reading a head, queued, or lingering at close.
 
 #include <uv.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "ipc/unique_fd.hpp"
+#include "reactor/config.hpp"
 #include "reactor/dispatcher.hpp"
 
 namespace handoff::reactor {
 
 class Connection {
  public:
+  enum class Expiry {
+    kIdle,   // No request began within --idle-timeout.
+    kRead,   // A request began but was not complete within --read-timeout.
+    kQueue,  // The request waited longer than --queue-timeout for a handler.
+  };
+
   class Events {
    public:
     // The connection holds a complete request head (or as much as the cap allows); it stopped watching.
     virtual void on_request_ready(Connection& connection) = 0;
     // The client left (EOF with nothing pending, or a reset) while the reactor watched it.
     virtual void on_client_left(Connection& connection) = 0;
+    // A wait of the connection took too long.
+    virtual void on_expired(Connection& connection, Expiry expiry) = 0;
 
    protected:
     ~Events() = default;
@@ -36,20 +48,30 @@ class Connection {
   enum class Resume { kWatching, kReady, kClientLeft };
 
   // Create with make_loop_owned (reactor/loop_owned.hpp); starts watching for the first request.
-  Connection(uv_loop_t* loop, ConnectionId id, ipc::UniqueFd socket, size_t max_head_bytes, Events& events);
+  Connection(uv_loop_t* loop, ConnectionId id, ipc::UniqueFd socket, const Config& config, Events& events);
 
   ConnectionId id() const { return id_; }
   // The socket, borrowed: it is sent to a handler, and the reactor keeps its own copy here.
   int socket() const { return socket_.get(); }
-  // Whether the client is between requests: watched, with no byte of a next request read yet.
-  bool between_requests() const { return watching_ && head_.empty(); }
+  bool watching() const { return watching_; }
 
-  // Takes the request head for a handler.
+  // The request waits for a handler from now on, for at most --queue-timeout.
+  void wait_in_queue();
+
+  // Takes the request head for a handler, and notes how much the socket had sent, so that it can later tell
+  // whether the handler began an answer it did not finish.
   Request take_request();
 
   // The handler is done and the client may send more: unconsumed is what the handler read but did not use.
   // kReady when that already holds a complete head (on_request_ready is not called then).
   Resume resume(std::string unconsumed);
+
+  // Whether the reactor may write its own answer after a handler that is gone wrote answered_bytes of complete
+  // answers: true when nothing more reached the socket since the hand-off (no answer was cut).
+  bool may_answer_after(uint64_t answered_bytes) const;
+
+  // Writes "ERR <what>" as the answer to the current request, best effort (the connection closes next).
+  void send_error(std::string_view what);
 
   // Closes the reactor's copy. When the client sent input that nobody read (it is still sending a request
   // that was refused), the socket is shut down for writing and that input drained for a moment first: closing
@@ -63,20 +85,24 @@ class Connection {
   void watch();
   void unwatch();
   void read_head();
+  void expire_after(Milliseconds timeout, Expiry expiry);
+  void stop_timer();
+  bool head_complete() const;
   bool has_unread_input() const;
   void drain_and_close();
-  bool head_complete() const;
   void close_handles();
 
   const ConnectionId id_;
   ipc::UniqueFd socket_;
-  const size_t max_head_bytes_;
+  const Config& config_;
   Events& events_;
   uv_poll_t poll_;
-  uv_timer_t linger_timer_;
+  uv_timer_t timer_;
+  Expiry pending_expiry_ = Expiry::kIdle;
   std::string head_;
   bool watching_ = false;
-  bool input_closed_ = false;  // The client sent EOF (or reset the connection).
+  bool input_closed_ = false;                 // The client sent EOF (or reset the connection).
+  std::optional<uint64_t> sent_at_handoff_;  // Bytes the socket had sent when a handler got it.
   int open_handles_ = 2;
 };
 

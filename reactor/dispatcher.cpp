@@ -61,6 +61,10 @@ std::optional<ConnectionId> Dispatcher::connection_of(HandlerId handler) const {
   return it->second;
 }
 
+bool Dispatcher::is_being_served(ConnectionId connection) const {
+  return std::any_of(busy_.begin(), busy_.end(), [connection](const auto& entry) { return entry.second == connection; });
+}
+
 bool Dispatcher::is_waiting(ConnectionId connection) const {
   return std::find(waiting_.begin(), waiting_.end(), connection) != waiting_.end();
 }

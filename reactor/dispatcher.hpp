@@ -42,6 +42,7 @@ class Dispatcher {
   void connection_gone(ConnectionId connection);
 
   std::optional<ConnectionId> connection_of(HandlerId handler) const;
+  bool is_being_served(ConnectionId connection) const;
   bool is_waiting(ConnectionId connection) const;
 
   size_t idle_handlers() const { return idle_.size(); }

@@ -46,9 +46,11 @@ std::vector<char*> as_c_strings(std::vector<std::string>& strings) {
 
 }  // namespace
 
-HandlerProcess::HandlerProcess(uv_loop_t* loop, HandlerId id, Events& events)
-    : loop_(loop), id_(id), events_(events) {
-  process_.data = channel_poll_.data = this;
+HandlerProcess::HandlerProcess(uv_loop_t* loop, HandlerId id, const Config& config, Events& events)
+    : loop_(loop), id_(id), config_(config), events_(events) {
+  process_.data = channel_poll_.data = request_timer_.data = this;
+  uv_timer_init(loop_, &request_timer_);
+  ++open_handles_;
 }
 
 std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
@@ -94,6 +96,7 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
 
   // uv_spawn initialises the handle even when it fails, so it is closed either way.
   ++open_handles_;
+  started_at_ = uv_now(loop_);
   if (const int error = uv_spawn(loop_, &process_, &options); error < 0) {
     exited_ = true;
     log_line("cannot start handler '%s': %s", argv[0].c_str(), uv_strerror(error));
@@ -135,6 +138,8 @@ void HandlerProcess::send_connection(ConnectionId connection, int client_socket,
   // The handler is idle, so nothing is queued before this frame.
   outbox_ = ipc::encode(message);
   outbox_descriptor_ = client_socket;
+  answered_bytes_ = 0;
+  start_request_timer();
   flush_outbox();
 }
 
@@ -187,15 +192,7 @@ void HandlerProcess::read_channel() {
 
     std::error_code error;
     while (std::optional<ipc::Message> message = decoder_.next(error)) {
-      if (message->type == ipc::MessageType::kHello && !said_hello_) {
-        said_hello_ = true;
-        events_.on_handler_ready(*this);
-      } else if (message->type == ipc::MessageType::kDone && said_hello_) {
-        events_.on_handler_done(*this, std::move(*message));
-      } else {
-        log_line("handler %d sent an unexpected frame (type %u)", pid(), static_cast<unsigned>(message->type));
-        break_off(ipc::Errc::kUnknownType);
-      }
+      on_message(std::move(*message));
       if (broken_) return;
     }
     if (error) {
@@ -204,6 +201,42 @@ void HandlerProcess::read_channel() {
       return;
     }
   }
+}
+
+void HandlerProcess::on_message(ipc::Message message) {
+  if (message.type == ipc::MessageType::kHello && !said_hello_) {
+    said_hello_ = true;
+    events_.on_handler_ready(*this);
+  } else if (message.type == ipc::MessageType::kAnswered && said_hello_ &&
+             message.payload.size() == sizeof(ipc::AnsweredPayload)) {
+    ipc::AnsweredPayload progress;
+    std::memcpy(&progress, message.payload.data(), sizeof(progress));
+    answered_bytes_ = progress.bytes_written;
+    ++requests_served_;
+    start_request_timer();  // The next request of this hand-off gets its own --request-timeout.
+  } else if (message.type == ipc::MessageType::kDone && said_hello_) {
+    uv_timer_stop(&request_timer_);
+    ++requests_served_;
+    events_.on_handler_done(*this, std::move(message));
+  } else {
+    log_line("handler %d sent an unexpected frame (type %u, %zu bytes)", pid(), static_cast<unsigned>(message.type),
+             message.payload.size());
+    break_off(ipc::Errc::kUnknownType);
+  }
+}
+
+void HandlerProcess::start_request_timer() {
+  uv_timer_start(
+      &request_timer_, [](uv_timer_t* timer) { static_cast<HandlerProcess*>(timer->data)->on_request_timeout(); },
+      static_cast<uint64_t>(config_.request_timeout.count()), 0);
+}
+
+void HandlerProcess::on_request_timeout() {
+  if (broken_ || exited_) return;
+  log_line("handler %d exceeded --request-timeout (%lld ms); killing it", pid(),
+           static_cast<long long>(config_.request_timeout.count()));
+  timed_out_ = true;
+  kill(SIGKILL);
 }
 
 void HandlerProcess::break_off(std::error_code why) {
@@ -230,12 +263,9 @@ void HandlerProcess::close() {
     auto* self = static_cast<HandlerProcess*>(handle->data);
     if (--self->open_handles_ == 0) delete self;
   };
-  if (open_handles_ == 0) {
-    delete this;
-    return;
-  }
   if (channel_polled_) uv_close(reinterpret_cast<uv_handle_t*>(&channel_poll_), on_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&process_), on_closed);
+  if (process_.loop != nullptr) uv_close(reinterpret_cast<uv_handle_t*>(&process_), on_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&request_timer_), on_closed);
 }
 
 }  // namespace handoff::reactor

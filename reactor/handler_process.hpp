@@ -14,6 +14,7 @@
 #include "ipc/frame_decoder.hpp"
 #include "ipc/unique_fd.hpp"
 #include "ipc/wire.hpp"
+#include "reactor/config.hpp"
 #include "reactor/dispatcher.hpp"
 
 namespace handoff::reactor {
@@ -36,7 +37,7 @@ class HandlerProcess {
   };
 
   // Create with make_loop_owned (reactor/loop_owned.hpp), then spawn.
-  HandlerProcess(uv_loop_t* loop, HandlerId id, Events& events);
+  HandlerProcess(uv_loop_t* loop, HandlerId id, const Config& config, Events& events);
 
   // Starts the child: argv[0] is its executable, environment extends the reactor's own. The failed call is
   // logged; after a failure the object only needs closing.
@@ -44,9 +45,23 @@ class HandlerProcess {
 
   HandlerId id() const { return id_; }
   int pid() const { return process_.pid; }
+  bool said_hello() const { return said_hello_; }
+  // Milliseconds on the loop's clock when the process was started.
+  uint64_t started_at() const { return started_at_; }
+  // Requests answered since the process started (each kAnswered and kDone counts one).
+  uint64_t requests_served() const { return requests_served_; }
+  // Bytes of complete answers written to the current connection, as the handler last reported.
+  uint64_t answered_bytes() const { return answered_bytes_; }
+  // Whether the process was killed for exceeding --request-timeout.
+  bool timed_out() const { return timed_out_; }
+
+  // A retiring handler gets no more work; it is told to exit once it is idle (the Server decides when).
+  bool retiring() const { return retiring_; }
+  void set_retiring() { retiring_ = true; }
 
   // Hands a client socket to the handler, with the bytes read from it so far (ipc kConnection). The handler
   // gets its own copy of the socket; the caller keeps client_socket open at least until the handler reports.
+  // If a request of it takes longer than --request-timeout, the handler is killed.
   void send_connection(ConnectionId connection, int client_socket, std::string bytes, uint32_t flags);
 
   // Closes the reactor's end of the channel: the handler reads EOF when it next waits for work, and exits.
@@ -59,6 +74,9 @@ class HandlerProcess {
  private:
   ~HandlerProcess() = default;
 
+  void on_message(ipc::Message message);
+  void start_request_timer();
+  void on_request_timeout();
   void on_channel_event(int status, int events);
   void read_channel();
   void flush_outbox();
@@ -67,14 +85,21 @@ class HandlerProcess {
 
   uv_loop_t* loop_;
   const HandlerId id_;
+  const Config& config_;
   Events& events_;
   uv_process_t process_{};
   uv_poll_t channel_poll_{};
+  uv_timer_t request_timer_{};
   ipc::UniqueFd channel_;
   ipc::FrameDecoder decoder_;
   std::string outbox_;          // Frame bytes not yet taken by the channel.
   int outbox_descriptor_ = -1;  // Borrowed; attached to the outbox's first byte when it has not been sent yet.
   bool said_hello_ = false;
+  uint64_t started_at_ = 0;
+  uint64_t requests_served_ = 0;
+  uint64_t answered_bytes_ = 0;
+  bool timed_out_ = false;
+  bool retiring_ = false;
   bool broken_ = false;
   bool exited_ = false;
   bool channel_polled_ = false;  // channel_poll_ is initialised.

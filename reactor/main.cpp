@@ -2,6 +2,7 @@
 
 #include <linux/close_range.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -43,6 +44,12 @@ int main(int argc, char** argv) {
   // Handlers get stdin, stdout, stderr and their channel, nothing else: descriptors this process inherited
   // from whoever started it are not passed on (close_range(2), CLOSE_RANGE_CLOEXEC).
   ::close_range(3, ~0u, CLOSE_RANGE_CLOEXEC);
+  // Every idle connection costs a descriptor: use as many as the hard limit allows.
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &files);
+  }
 
   uv_loop_t* loop = uv_default_loop();
   int status;

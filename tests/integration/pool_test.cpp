@@ -172,20 +172,6 @@ TEST(Pool, AnIdleHandlerKilledIsReplacedAndServingGoesOn) {
   EXPECT_NE(reactor.stderr_text().find("killed by signal 9"), std::string::npos) << reactor.stderr_text();
 }
 
-TEST(Pool, AHandlerKilledMidRequestLeavesNoClientHanging) {
-  ReactorProcess reactor({"--handlers", "2"});
-  Client client(reactor.host(), reactor.port());
-  ASSERT_TRUE(client.send("pid\n"));
-  const pid_t handler = std::stoi(client.read_line());
-  ASSERT_TRUE(client.send("pid\nspin 20000\n"));  // The same handler takes the pipelined pair.
-  const pid_t serving = std::stoi(client.read_line());
-  ASSERT_EQ(::kill(serving, SIGKILL), 0);
-  (void)handler;
-  EXPECT_TRUE(client.wait_closed(5s));
-  EXPECT_TRUE(reactor.wait_for_handlers(2, 10s));
-  EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
-}
-
 TEST(Pool, SigtermFinishesRequestsInFlightThenExits) {
   auto reactor = std::make_unique<ReactorProcess>(std::vector<std::string>{"--handlers", "2"});
   ASSERT_TRUE(reactor->wait_for_handlers(2, 10s));

@@ -79,9 +79,15 @@ struct Socketpair {
   ipc::UniqueFd served, client;
 };
 
+const AnsweredCallback ignore_progress = [](uint64_t) {};
+
 TEST(LineSession, AnswersPipelinedLinesAndGivesBackAPartialOne) {
   Socketpair pair;
-  const SessionOutcome outcome = serve_lines(pair.served.get(), "ping\r\nfib 10\npid\nfib 2", 0, Limits{});
+  std::vector<uint64_t> progress;
+  const SessionOutcome outcome = serve_lines(pair.served.get(), "ping\r\nfib 10\npid\nfib 2", 0, Limits{},
+                                             [&](uint64_t bytes) { progress.push_back(bytes); });
+  // Reported between requests: after "pong\n" and after "55\n", not after the last answer.
+  EXPECT_EQ(progress, (std::vector<uint64_t>{5, 8}));
   EXPECT_TRUE(outcome.keep_open);
   EXPECT_EQ(outcome.unconsumed, "fib 2");
   EXPECT_EQ(pair.client_reads(), "pong\n55\n" + std::to_string(getpid()) + "\n");
@@ -89,14 +95,14 @@ TEST(LineSession, AnswersPipelinedLinesAndGivesBackAPartialOne) {
 
 TEST(LineSession, QuitClosesAndSkipsTheRest) {
   Socketpair pair;
-  const SessionOutcome outcome = serve_lines(pair.served.get(), "ping\nquit\nping\n", 0, Limits{});
+  const SessionOutcome outcome = serve_lines(pair.served.get(), "ping\nquit\nping\n", 0, Limits{}, ignore_progress);
   EXPECT_FALSE(outcome.keep_open);
   EXPECT_EQ(pair.client_reads(), "pong\n");
 }
 
 TEST(LineSession, ALastLineWithoutLineEndIsAnsweredWhenInputEnded) {
   Socketpair pair;
-  const SessionOutcome outcome = serve_lines(pair.served.get(), "ping\nfib 7", ipc::kFlagInputClosed, Limits{});
+  const SessionOutcome outcome = serve_lines(pair.served.get(), "ping\nfib 7", ipc::kFlagInputClosed, Limits{}, ignore_progress);
   EXPECT_FALSE(outcome.keep_open);
   EXPECT_EQ(pair.client_reads(), "pong\n13\n");
 }
@@ -104,7 +110,7 @@ TEST(LineSession, ALastLineWithoutLineEndIsAnsweredWhenInputEnded) {
 TEST(LineSession, ReadsTheRestOfAHeadCutAtTheCap) {
   Socketpair pair;
   ASSERT_EQ(::write(pair.client.get(), "0\nping\nfi", 9), 9);
-  const SessionOutcome outcome = serve_lines(pair.served.get(), "fib 1", ipc::kFlagHeadTruncated, Limits{});
+  const SessionOutcome outcome = serve_lines(pair.served.get(), "fib 1", ipc::kFlagHeadTruncated, Limits{}, ignore_progress);
   EXPECT_TRUE(outcome.keep_open);
   EXPECT_EQ(outcome.unconsumed, "fi");
   EXPECT_EQ(pair.client_reads(), std::to_string(fibonacci(10)) + "\npong\n");
@@ -117,13 +123,13 @@ TEST(LineSession, ALineOverTheLimitIsRefusedAndCloses) {
     const std::string rest(300, 'x');
     (void)!::write(pair.client.get(), rest.data(), rest.size());
   });
-  const SessionOutcome outcome = serve_lines(pair.served.get(), "spin 1", ipc::kFlagHeadTruncated, limits);
+  const SessionOutcome outcome = serve_lines(pair.served.get(), "spin 1", ipc::kFlagHeadTruncated, limits, ignore_progress);
   sender.join();
   EXPECT_FALSE(outcome.keep_open);
   EXPECT_EQ(pair.client_reads(), "ERR request too large\n");
 
   Socketpair whole;
-  const SessionOutcome complete = serve_lines(whole.served.get(), std::string(101, 'y') + "\nping\n", 0, limits);
+  const SessionOutcome complete = serve_lines(whole.served.get(), std::string(101, 'y') + "\nping\n", 0, limits, ignore_progress);
   EXPECT_FALSE(complete.keep_open);
   EXPECT_EQ(whole.client_reads(), "ERR request too large\n");
 }
@@ -131,7 +137,7 @@ TEST(LineSession, ALineOverTheLimitIsRefusedAndCloses) {
 TEST(LineSession, AStalledClientTimesOut) {
   Socketpair pair;
   const Limits limits{.max_request_bytes = 100, .io_timeout = 100ms};
-  const SessionOutcome outcome = serve_lines(pair.served.get(), "fib", ipc::kFlagHeadTruncated, limits);
+  const SessionOutcome outcome = serve_lines(pair.served.get(), "fib", ipc::kFlagHeadTruncated, limits, ignore_progress);
   EXPECT_FALSE(outcome.keep_open);
   EXPECT_EQ(pair.client_reads(), "ERR read timeout\n");
 }
@@ -139,7 +145,7 @@ TEST(LineSession, AStalledClientTimesOut) {
 TEST(LineSession, AVanishedClientDoesNotHurt) {
   Socketpair pair;
   pair.client.reset();
-  const SessionOutcome outcome = serve_lines(pair.served.get(), "ping\nping\n", 0, Limits{});
+  const SessionOutcome outcome = serve_lines(pair.served.get(), "ping\nping\n", 0, Limits{}, ignore_progress);
   EXPECT_FALSE(outcome.keep_open);
 }
 

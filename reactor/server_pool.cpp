@@ -1,0 +1,150 @@
+// The handler side of the Server: starting handlers, giving them work, taking their reports, replacing the
+// ones that die (with backoff when they die young), recycling, and the SIGHUP reload.
+
+#include <signal.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "reactor/log.hpp"
+#include "reactor/server.hpp"
+
+namespace handoff::reactor {
+namespace {
+
+// A handler that dies sooner than this after its start, or before its hello, counts as starting badly.
+constexpr uint64_t kHealthyLifetimeMs = 1000;
+constexpr uint64_t kFirstBackoffMs = 100;
+constexpr uint64_t kMaxBackoffMs = 10000;
+// Before any handler was ever ready, this many bad starts in a row mean the handler command is broken.
+constexpr unsigned kBadStartsBeforeGivingUp = 5;
+
+}  // namespace
+
+std::error_code Server::spawn_handler() {
+  const HandlerId id = next_handler_id_++;
+  auto handler =
+      make_loop_owned<HandlerProcess>(loop_, id, config_, static_cast<HandlerProcess::Events&>(*this));
+  if (auto error = handler->spawn(config_.handler_command, handler_environment_)) return error;
+  handlers_.emplace(id, std::move(handler));
+  return {};
+}
+
+size_t Server::serving_handlers() const {
+  return std::count_if(handlers_.begin(), handlers_.end(), [](const auto& entry) { return !entry.second->retiring(); });
+}
+
+void Server::spawn_missing_handlers() {
+  while (serving_handlers() < config_.handlers) {
+    if (spawn_handler()) {
+      schedule_respawn(true);
+      return;
+    }
+  }
+}
+
+// Replaces handlers that died: at once after a healthy life, otherwise after a delay that doubles with every
+// bad start in a row, so that a handler that crashes at start-up cannot make the reactor spin.
+void Server::schedule_respawn(bool started_badly) {
+  early_exits_in_a_row_ = started_badly ? early_exits_in_a_row_ + 1 : 0;
+  if (!any_handler_ready_ && early_exits_in_a_row_ >= kBadStartsBeforeGivingUp) {
+    log_line("handler command '%s' failed %u times in a row before it was ready; giving up",
+             config_.handler_command[0].c_str(), early_exits_in_a_row_);
+    exit_status_ = 1;
+    stop();
+    return;
+  }
+  if (early_exits_in_a_row_ == 0) {
+    spawn_missing_handlers();
+    return;
+  }
+  if (uv_is_active(reinterpret_cast<uv_handle_t*>(&respawn_timer_))) return;
+  const unsigned doublings = std::min(early_exits_in_a_row_ - 1, 16u);
+  const uint64_t delay = std::min(kFirstBackoffMs << doublings, kMaxBackoffMs);
+  log_line("handlers failed %u times in a row soon after starting; starting the next in %llu ms",
+           early_exits_in_a_row_, static_cast<unsigned long long>(delay));
+  uv_timer_start(
+      &respawn_timer_, [](uv_timer_t* timer) { static_cast<Server*>(timer->data)->spawn_missing_handlers(); }, delay,
+      0);
+}
+
+void Server::offer_work(HandlerProcess& handler) {
+  if (handler.retiring()) {
+    handler.end_channel();
+  } else if (auto assignment = dispatcher_.handler_idle(handler.id())) {
+    hand_off(*assignment);
+  } else if (state_ != State::kServing) {
+    finish_when_idle();
+  }
+}
+
+void Server::on_handler_ready(HandlerProcess& handler) {
+  any_handler_ready_ = true;
+  offer_work(handler);
+}
+
+void Server::on_handler_done(HandlerProcess& handler, ipc::Message done) {
+  if (!dispatcher_.handler_done(handler.id(), done.connection_id)) {
+    log_line("handler %d reported a connection it was not given; replacing it", handler.pid());
+    handler.kill(SIGKILL);
+    return;
+  }
+  if (!handler.retiring() && config_.max_requests > 0) {
+    std::uniform_int_distribution<uint64_t> jitter(0, config_.max_requests_jitter);
+    if (handler.requests_served() >= config_.max_requests + jitter(random_)) retire(handler);
+  }
+  offer_work(handler);
+  finish_request(done.connection_id, (done.flags & ipc::kFlagKeepOpen) != 0, std::move(done.payload));
+}
+
+void Server::on_handler_broken(HandlerProcess& handler, std::error_code why) {
+  log_line("handler %d broke the ipc protocol (%s); killed it", handler.pid(), why.message().c_str());
+}
+
+void Server::on_handler_exited(HandlerProcess& handler, int64_t exit_status, int term_signal) {
+  const HandlerId id = handler.id();
+  const bool expected = handler.retiring() || state_ != State::kServing;
+  if (term_signal != 0) {
+    log_line("handler %d was killed by signal %d (%s)", handler.pid(), term_signal, strsignal(term_signal));
+  } else if (exit_status != 0 || !expected) {
+    log_line("handler %d exited with status %lld", handler.pid(), static_cast<long long>(exit_status));
+  }
+  if (const std::optional<ConnectionId> orphan = dispatcher_.handler_gone(id)) answer_orphan(*orphan, handler);
+
+  // A handler killed for taking too long had started well; one that died young or before its hello had not.
+  const bool started_badly = !handler.said_hello() ||
+                             (!handler.timed_out() && uv_now(loop_) - handler.started_at() < kHealthyLifetimeMs);
+  const bool replace = !handler.retiring() && (state_ == State::kServing ||
+                                              (state_ == State::kDraining && dispatcher_.waiting_connections() > 0));
+  handlers_.erase(id);
+  if (replace) {
+    schedule_respawn(started_badly);
+  } else {
+    finish_when_idle();
+  }
+}
+
+// The handler takes no new work: it exits once idle, and a replacement is started at once.
+void Server::retire(HandlerProcess& handler) {
+  handler.set_retiring();
+  spawn_missing_handlers();
+}
+
+// SIGHUP: every handler is replaced by a fresh process of --handler-cmd. New handlers start at once; each old
+// one finishes the request it is serving, if any, and then exits.
+void Server::reload() {
+  log_line("SIGHUP: replacing %zu handlers with fresh processes of '%s'", serving_handlers(),
+           config_.handler_command[0].c_str());
+  for (auto& [id, handler] : handlers_) {
+    if (handler->retiring()) continue;
+    handler->set_retiring();
+    if (handler->said_hello() && !dispatcher_.connection_of(id)) {
+      dispatcher_.handler_gone(id);  // Idle: withdrawn from the idle list, told to exit.
+      handler->end_channel();
+    }
+  }
+  early_exits_in_a_row_ = 0;
+  spawn_missing_handlers();
+}
+
+}  // namespace handoff::reactor
