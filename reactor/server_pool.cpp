@@ -12,7 +12,7 @@
 namespace handoff::reactor {
 namespace {
 
-// A handler that dies sooner than this after its start, or before its hello, counts as starting badly.
+// A handler that dies sooner than this after its start without serving a request counts as starting badly.
 constexpr uint64_t kHealthyLifetimeMs = 1000;
 constexpr uint64_t kFirstBackoffMs = 100;
 constexpr uint64_t kMaxBackoffMs = 10000;
@@ -111,9 +111,11 @@ void Server::on_handler_exited(HandlerProcess& handler, int64_t exit_status, int
   }
   if (const std::optional<ConnectionId> orphan = dispatcher_.handler_gone(id)) answer_orphan(*orphan, handler);
 
-  // A handler killed for taking too long had started well; one that died young or before its hello had not.
-  const bool started_badly = !handler.said_hello() ||
-                             (!handler.timed_out() && uv_now(loop_) - handler.started_at() < kHealthyLifetimeMs);
+  // A handler that died before its hello, or young without answering anything, started badly; one that was
+  // killed for taking too long, or had served requests, had shown that it works.
+  const bool started_badly =
+      !handler.said_hello() || (!handler.timed_out() && handler.requests_served() == 0 &&
+                                uv_now(loop_) - handler.started_at() < kHealthyLifetimeMs);
   const bool replace = !handler.retiring() && (state_ == State::kServing ||
                                               (state_ == State::kDraining && dispatcher_.waiting_connections() > 0));
   handlers_.erase(id);

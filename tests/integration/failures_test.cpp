@@ -1,0 +1,318 @@
+// Integration tests of the failure promises: every client gets an answer or a clear error, never a hang or a
+// silent reset; the server stays up; nothing leaks. Real reactor, real handlers, real signals, short timeouts.
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <set>
+#include <thread>
+
+#include "tests/support/client.hpp"
+#include "tests/support/reactor_process.hpp"
+
+namespace handoff::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string handler_path() {
+  const char* path = std::getenv("HANDOFF_HANDLER");
+  return path != nullptr ? path : "build/handler/handler";
+}
+
+// A shell script in a fresh temporary folder, removed with the object.
+class Script {
+ public:
+  explicit Script(const std::string& body) {
+    char folder[] = "/tmp/handoff-test-XXXXXX";
+    folder_ = ::mkdtemp(folder);
+    path_ = folder_ + "/handler.sh";
+    std::ofstream(path_) << "#!/bin/sh\n" << body;
+    ::chmod(path_.c_str(), 0755);
+  }
+  ~Script() { std::system(("rm -rf '" + folder_ + "'").c_str()); }
+  const std::string& path() const { return path_; }
+  const std::string& folder() const { return folder_; }
+
+ private:
+  std::string folder_, path_;
+};
+
+// The first start of the handler command runs bad_start; every later one is the real handler.
+Script first_start_misbehaves(const std::string& bad_start) {
+  return Script("count=\"$(dirname \"$0\")/starts\"\n"
+                "if [ ! -e \"$count\" ]; then : > \"$count\"; " + bad_start + "; fi\n"
+                "exec '" + handler_path() + "'\n");
+}
+
+pid_t pid_of(Client& client) {
+  client.send("pid\n");
+  return std::stoi(client.read_line());
+}
+
+class HandlerCrash : public ::testing::TestWithParam<int> {};
+
+TEST_P(HandlerCrash, MidRequestTheClientGetsErrHandlerCrashedAndServingGoesOn) {
+  ReactorProcess reactor({"--handlers", "2"});
+  Client client(reactor.host(), reactor.port());
+  // Pipelined: the pid answer is complete before the spin starts, so the reactor can tell that nothing of
+  // the spin's answer was written yet.
+  ASSERT_TRUE(client.send("pid\nspin 20000\n"));
+  const pid_t serving = std::stoi(client.read_line());
+  std::this_thread::sleep_for(100ms);
+  ASSERT_EQ(::kill(serving, GetParam()), 0);
+  EXPECT_EQ(client.read_line(5s), "ERR handler crashed");
+  EXPECT_TRUE(client.wait_closed(5s));
+  EXPECT_TRUE(reactor.wait_for_handlers(2, 10s));
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, HandlerCrash, ::testing::Values(SIGKILL, SIGABRT, SIGSEGV),
+                         [](const auto& info) { return std::string(sigabbrev_np(info.param)); });
+
+TEST(Failures, ARequestOverTheTimeoutGetsErrTimeoutAndAFreshHandler) {
+  ReactorProcess reactor({"--handlers", "1", "--request-timeout", "400ms"});
+  Client client(reactor.host(), reactor.port());
+  const pid_t before = pid_of(client);
+  const Clock::time_point start = Clock::now();
+  ASSERT_TRUE(client.send("spin 10000\nping\n"));
+  EXPECT_EQ(client.read_line(5s), "ERR timeout");
+  // The connection is closed, so the pipelined ping can never receive the late answer of the spin.
+  std::string rest;
+  EXPECT_TRUE(client.wait_closed(5s, &rest));
+  EXPECT_EQ(rest, "");
+  EXPECT_LT(Clock::now() - start, 5s);
+  Client next(reactor.host(), reactor.port());
+  EXPECT_NE(pid_of(next), before);
+  EXPECT_NE(reactor.stderr_text().find("exceeded --request-timeout"), std::string::npos);
+}
+
+TEST(Failures, AFullQueueAnswersErrBusyAndAcceptingGoesOn) {
+  ReactorProcess reactor({"--handlers", "1", "--max-queue", "1"});
+  Client busy(reactor.host(), reactor.port());
+  ASSERT_TRUE(busy.send("spin 1500\n"));
+  std::this_thread::sleep_for(200ms);
+  Client queued(reactor.host(), reactor.port());
+  ASSERT_TRUE(queued.send("ping\n"));
+  std::this_thread::sleep_for(200ms);
+  Client refused(reactor.host(), reactor.port());
+  ASSERT_TRUE(refused.send("ping\n"));
+  EXPECT_EQ(refused.read_line(1s), "ERR busy");
+  EXPECT_TRUE(refused.wait_closed(2s));
+  EXPECT_EQ(queued.read_line(), "pong");
+  EXPECT_EQ(busy.read_line(), "spun 1500");
+}
+
+TEST(Failures, ARequestThatWaitsTooLongInTheQueueGetsErrBusy) {
+  ReactorProcess reactor({"--handlers", "1", "--queue-timeout", "300ms"});
+  Client busy(reactor.host(), reactor.port());
+  ASSERT_TRUE(busy.send("spin 2000\n"));
+  std::this_thread::sleep_for(100ms);
+  Client waiting(reactor.host(), reactor.port());
+  ASSERT_TRUE(waiting.send("ping\n"));
+  EXPECT_EQ(waiting.read_line(1500ms), "ERR busy");
+  EXPECT_TRUE(waiting.wait_closed(2s));
+  EXPECT_EQ(busy.read_line(), "spun 2000");
+}
+
+TEST(Failures, HandlersRetireAfterMaxRequestsWithoutFailingOne) {
+  ReactorProcess reactor({"--handlers", "1", "--max-requests", "3"});
+  std::vector<pid_t> pids;
+  for (int i = 0; i < 9; ++i) {
+    Client client(reactor.host(), reactor.port());
+    pids.push_back(pid_of(client));
+  }
+  // Each handler answered exactly three requests before its replacement took over.
+  for (int i = 0; i < 9; ++i) EXPECT_EQ(pids[i], pids[i / 3 * 3]) << i;
+  EXPECT_EQ(std::set<pid_t>(pids.begin(), pids.end()).size(), 3u);
+  EXPECT_TRUE(reactor.wait_for_handlers(1, 5s));
+}
+
+TEST(Failures, AStalledRequestGetsErrReadTimeoutAndASilentClientIsClosed) {
+  ReactorProcess reactor({"--handlers", "1", "--read-timeout", "300ms", "--idle-timeout", "500ms"});
+  Client stalled(reactor.host(), reactor.port());
+  ASSERT_TRUE(stalled.send("fi"));
+  EXPECT_EQ(stalled.read_line(3s), "ERR read timeout");
+  EXPECT_TRUE(stalled.wait_closed(2s));
+
+  Client silent(reactor.host(), reactor.port());
+  const Clock::time_point start = Clock::now();
+  std::string said;
+  EXPECT_TRUE(silent.wait_closed(5s, &said));
+  EXPECT_EQ(said, "");
+  EXPECT_GE(Clock::now() - start, 400ms);
+
+  // A client between requests is idle too, not reading.
+  Client between(reactor.host(), reactor.port());
+  ASSERT_TRUE(between.send("ping\n"));
+  EXPECT_EQ(between.read_line(), "pong");
+  EXPECT_TRUE(between.wait_closed(5s));
+}
+
+TEST(Failures, AThousandTricklingClientsDoNotSlowDownNormalRequests) {
+  rlimit files{};
+  ::getrlimit(RLIMIT_NOFILE, &files);
+  if (files.rlim_max < 2200) GTEST_SKIP() << "needs 2200 descriptors, the hard limit is " << files.rlim_max;
+  files.rlim_cur = files.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &files);
+
+  ReactorProcess reactor({"--handlers", "1", "--read-timeout", "60s"});
+  constexpr int kSlowClients = 1000;
+  std::vector<Client> slow;
+  for (int i = 0; i < kSlowClients; ++i) slow.emplace_back(reactor.host(), reactor.port());
+
+  // Each slow client sends "fib 10" a byte at a time, 100 ms apart, while normal requests keep coming.
+  std::atomic<bool> trickling = true;
+  std::thread trickler([&] {
+    for (char byte : std::string("fib 10")) {
+      for (Client& client : slow) client.send(std::string(1, byte));
+      std::this_thread::sleep_for(100ms);
+    }
+    trickling = false;
+  });
+
+  Clock::duration slowest{};
+  int normal = 0;
+  while (trickling || normal < 200) {
+    const Clock::time_point start = Clock::now();
+    ASSERT_EQ(ask(reactor.host(), reactor.port(), "fib 15"), "610");
+    slowest = std::max(slowest, Clock::now() - start);
+    ++normal;
+  }
+  trickler.join();
+  // A bound for a machine under load, far below what waiting behind 1000 clients for one handler would take.
+  EXPECT_LT(slowest, 1s);
+
+  for (Client& client : slow) client.send("\n");
+  int answered = 0;
+  for (Client& client : slow) answered += client.read_line(20s) == "55" ? 1 : 0;
+  EXPECT_EQ(answered, kSlowClients);
+}
+
+TEST(Failures, ClientsThatVanishHurtNothing) {
+  ReactorProcess reactor({"--handlers", "1"});
+  const std::vector<pid_t> handlers = reactor.handler_pids();
+  for (int i = 0; i < 20; ++i) {
+    Client client(reactor.host(), reactor.port());
+    client.send(i % 2 ? "spin 50\n" : "fib 20\nfib 20\nfib 20\n");
+  }  // Gone before the answers.
+  Client late(reactor.host(), reactor.port());
+  EXPECT_EQ(pid_of(late), handlers.at(0));  // The same handler: nothing crashed.
+}
+
+TEST(Failures, AHandlerSendingGarbageIsKilledAndReplaced) {
+  const Script script = first_start_misbehaves("printf 'this is not an ipc frame at all' >&3; sleep 30");
+  ReactorProcess reactor({"--handlers", "2", "--handler-cmd", script.path()});
+  const Clock::time_point deadline = Clock::now() + 10s;
+  while (reactor.stderr_text().find("frame does not start with the handoff magic") == std::string::npos &&
+         Clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_NE(reactor.stderr_text().find("frame does not start with the handoff magic"), std::string::npos)
+      << reactor.stderr_text();
+  EXPECT_TRUE(reactor.wait_for_handlers(2, 10s));
+  std::set<std::string> pids;
+  for (int i = 0; i < 20; ++i) pids.insert(ask(reactor.host(), reactor.port(), "pid"));
+  EXPECT_EQ(pids.size(), 2u);  // Both serving handlers are real ones.
+}
+
+TEST(Failures, AHandlerOfAnotherProtocolVersionIsKilledAndReplaced) {
+  // A kHello header with version 2: magic "HNDF", version, type 1, then zeros.
+  const Script script = first_start_misbehaves(
+      "printf 'HNDF\\002\\000\\001\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000"
+      "\\000\\000\\000\\000' >&3; sleep 30");
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", script.path()});
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
+  EXPECT_NE(reactor.stderr_text().find("another ipc protocol version"), std::string::npos) << reactor.stderr_text();
+}
+
+TEST(Failures, AHandlerCommandThatNeverGetsReadyStopsTheReactorWithStatus1) {
+  const ProgramResult result = run_program(
+      {reactor_path(), "--listen", "127.0.0.1:0", "--handlers", "2", "--handler-cmd", "/bin/false"}, "", 60s);
+  EXPECT_EQ(result.status, 1);
+  EXPECT_NE(result.err.find("starting the next in"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("giving up"), std::string::npos) << result.err;
+}
+
+TEST(Failures, SigtermFinishesQueuedRequestsAndClosesIdleOnes) {
+  auto reactor = std::make_unique<ReactorProcess>(std::vector<std::string>{"--handlers", "1"});
+  Client idle(reactor->host(), reactor->port());
+  Client busy(reactor->host(), reactor->port());
+  ASSERT_TRUE(busy.send("spin 600\n"));
+  std::this_thread::sleep_for(100ms);
+  Client queued(reactor->host(), reactor->port());
+  ASSERT_TRUE(queued.send("fib 20\n"));
+  std::this_thread::sleep_for(100ms);
+  std::thread stopper([&] { EXPECT_EQ(reactor->signal_and_wait(SIGTERM, 10s), 0); });
+  EXPECT_EQ(busy.read_line(), "spun 600");
+  EXPECT_EQ(queued.read_line(), "6765");
+  EXPECT_TRUE(idle.wait_closed(5s));
+  stopper.join();
+}
+
+TEST(Failures, TheShutdownTimeoutCutsOffLongRequestsWithAnError) {
+  auto reactor = std::make_unique<ReactorProcess>(
+      std::vector<std::string>{"--handlers", "1", "--shutdown-timeout", "300ms"});
+  Client busy(reactor->host(), reactor->port());
+  ASSERT_TRUE(busy.send("spin 20000\n"));
+  std::this_thread::sleep_for(100ms);
+  const Clock::time_point start = Clock::now();
+  EXPECT_EQ(reactor->signal_and_wait(SIGTERM, 10s), 1);
+  EXPECT_LT(Clock::now() - start, 5s);
+  EXPECT_EQ(busy.read_line(), "ERR shutting down");
+}
+
+TEST(Failures, ASecondSignalStopsAtOnce) {
+  auto reactor = std::make_unique<ReactorProcess>(std::vector<std::string>{"--handlers", "1"});
+  Client busy(reactor->host(), reactor->port());
+  ASSERT_TRUE(busy.send("spin 20000\n"));
+  std::this_thread::sleep_for(100ms);
+  ::kill(reactor->pid(), SIGINT);
+  std::this_thread::sleep_for(100ms);
+  const Clock::time_point start = Clock::now();
+  EXPECT_EQ(reactor->signal_and_wait(SIGINT, 10s), 1);
+  EXPECT_LT(Clock::now() - start, 5s);
+  EXPECT_EQ(busy.read_line(), "ERR shutting down");
+}
+
+TEST(Failures, SighupReplacesEveryHandlerWithoutFailingARequest) {
+  ReactorProcess reactor({"--handlers", "2"});
+  ASSERT_TRUE(reactor.wait_for_handlers(2, 10s));
+  const std::vector<pid_t> old_handlers = reactor.handler_pids();
+
+  Client long_request(reactor.host(), reactor.port());
+  ASSERT_TRUE(long_request.send("spin 800\n"));
+  std::atomic<bool> running = true;
+  std::atomic<int> answered = 0, failed = 0;
+  std::vector<std::thread> load;
+  for (int t = 0; t < 4; ++t) {
+    load.emplace_back([&] {
+      while (running) {
+        (ask(reactor.host(), reactor.port(), "fib 12") == "144" ? answered : failed)++;
+      }
+    });
+  }
+  std::this_thread::sleep_for(200ms);
+  ASSERT_EQ(::kill(reactor.pid(), SIGHUP), 0);
+  EXPECT_EQ(long_request.read_line(), "spun 800");  // The old handler finished its request.
+  std::this_thread::sleep_for(500ms);
+  running = false;
+  for (std::thread& thread : load) thread.join();
+  EXPECT_EQ(failed, 0);
+  EXPECT_GT(answered, 0);
+
+  ASSERT_TRUE(reactor.wait_for_handlers(2, 10s));
+  for (pid_t handler : reactor.handler_pids()) {
+    EXPECT_EQ(std::find(old_handlers.begin(), old_handlers.end(), handler), old_handlers.end()) << handler;
+  }
+}
+
+}  // namespace
+}  // namespace handoff::testing
