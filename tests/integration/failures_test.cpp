@@ -61,6 +61,7 @@ class HandlerCrash : public ::testing::TestWithParam<int> {};
 
 TEST_P(HandlerCrash, MidRequestTheClientGetsErrHandlerCrashedAndServingGoesOn) {
   ReactorProcess reactor({"--handlers", "2"});
+  reactor.expect_crash_reports();
   Client client(reactor.host(), reactor.port());
   // Pipelined: the pid answer is complete before the spin starts, so the reactor can tell that nothing of
   // the spin's answer was written yet.

@@ -35,6 +35,10 @@ class ReactorProcess {
   // What the reactor (and its handlers) wrote to stderr so far.
   std::string stderr_text() const;
 
+  // The test makes a handler crash on purpose: in the sanitized build the sanitizer reports that crash, and
+  // it is not a finding.
+  void expect_crash_reports() { crash_reports_expected_ = true; }
+
   // Sends signal_number and waits for the exit. Returns the exit status, or 128 + signal when killed, or -1
   // when it did not exit within timeout (it is then killed).
   int signal_and_wait(int signal_number, std::chrono::milliseconds timeout);
@@ -44,6 +48,7 @@ class ReactorProcess {
   uint16_t port_ = 0;
   std::string host_;
   std::string stderr_path_;
+  bool crash_reports_expected_ = false;
 };
 
 // Runs a program to completion with input on its stdin; returns its stdout. Kills it after timeout.
