@@ -65,22 +65,27 @@ void spin_cpu(unsigned milliseconds) {
 Reply execute_line(std::string_view line) {
   const std::vector<std::string_view> words = split_words(line);
   if (words.empty()) return error("empty request");
-  const std::string_view command = words[0];
-  const size_t arguments = words.size() - 1;
+  return execute(words[0], std::span(words).subspan(1));
+}
 
+bool is_http_command(std::string_view command) {
+  return command == "ping" || command == "pid" || command == "fib" || command == "spin";
+}
+
+Reply execute(std::string_view command, std::span<const std::string_view> arguments) {
   if (command == "ping" || command == "pid" || command == "quit") {
-    if (arguments != 0) return error(std::string(command) + " takes no argument");
+    if (!arguments.empty()) return error(std::string(command) + " takes no argument");
     if (command == "ping") return {.line = "pong"};
     if (command == "pid") return {.line = std::to_string(getpid())};
     return {.close = true};
   }
   if (command == "fib") {
-    const auto n = arguments == 1 ? parse_bounded(words[1], kMaxFibonacciIndex) : std::nullopt;
+    const auto n = arguments.size() == 1 ? parse_bounded(arguments[0], kMaxFibonacciIndex) : std::nullopt;
     if (!n) return error("fib takes one whole number from 0 to 92");
     return {.line = std::to_string(fibonacci(*n))};
   }
   if (command == "spin") {
-    const auto ms = arguments == 1 ? parse_bounded(words[1], kMaxSpinMilliseconds) : std::nullopt;
+    const auto ms = arguments.size() == 1 ? parse_bounded(arguments[0], kMaxSpinMilliseconds) : std::nullopt;
     if (!ms) return error("spin takes one whole number of milliseconds from 0 to 600000");
     spin_cpu(*ms);
     return {.line = "spun " + std::to_string(*ms)};

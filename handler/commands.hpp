@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <span>
 #include <string_view>
 
 namespace handoff::handler {
@@ -19,6 +20,12 @@ struct Reply {
 
 // Executes one request line (without its "\n" or "\r\n").
 Reply execute_line(std::string_view line);
+
+// Executes a command given as its name and arguments; the same commands serve both protocols.
+Reply execute(std::string_view command, std::span<const std::string_view> arguments);
+
+// Whether command names a command that HTTP may reach (all but quit).
+bool is_http_command(std::string_view command);
 
 // The n-th Fibonacci number by the naive doubly recursive definition: the CPU-bound workload.
 uint64_t fibonacci(unsigned n);

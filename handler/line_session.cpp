@@ -3,9 +3,8 @@
 #include <algorithm>
 #include <string_view>
 
-#include "handler/client_io.hpp"
+#include "handler/client_stream.hpp"
 #include "handler/commands.hpp"
-#include "ipc/wire.hpp"
 
 namespace handoff::handler {
 namespace {
@@ -21,50 +20,58 @@ class LineSession {
  public:
   LineSession(int client_fd, std::string received, uint32_t flags, const Limits& limits,
               const AnsweredCallback& on_answered)
-      : client_fd_(client_fd),
-        buffer_(std::move(received)),
-        must_finish_first_line_((flags & ipc::kFlagHeadTruncated) != 0),
-        input_closed_((flags & ipc::kFlagInputClosed) != 0),
+      : stream_(client_fd, std::move(received), flags, limits),
+        must_finish_first_line_(stream_.head_truncated()),
         limits_(limits),
         on_answered_(on_answered) {}
 
   SessionOutcome run() {
     for (;;) {
-      if (answer_complete_lines()) return close();
-      const std::string_view partial = std::string_view(buffer_).substr(consumed_);
+      if (answer_complete_lines()) return stream_.close();
+      const std::string_view partial = stream_.unused();
       if (partial.size() > limits_.max_request_bytes) return fail("request too large");
-      if (input_closed_) {
+      if (stream_.input_closed()) {
         // The client will send nothing more: a last line without its line end is still a request.
         if (!partial.empty()) answer(partial);
-        return close();
+        return stream_.close();
       }
       if (!must_finish_first_line_ || partial.empty()) break;
-      if (!flush()) return {};
-      if (!read_more()) return {};
+      if (!stream_.flush()) return {};
+      const size_t room = limits_.max_request_bytes + 2 - partial.size();
+      switch (stream_.read_more(std::min(kReadChunkBytes, room))) {
+        case ReadStatus::kData:
+        case ReadStatus::kEndOfInput:
+          break;
+        case ReadStatus::kTimedOut:
+          return fail("read timeout");
+        case ReadStatus::kFailed:
+          return {};
+      }
     }
-    if (!flush()) return {};
-    return {.keep_open = true, .unconsumed = buffer_.substr(consumed_)};
+    if (!stream_.flush()) return {};
+    return stream_.keep_open();
   }
 
  private:
-  // Answers every complete line in the buffer; true when the connection must close (quit, a line too long,
-  // or a client that is gone).
+  // Answers every complete line received; true when the connection must close (quit, a line too long, or a
+  // client that is gone).
   bool answer_complete_lines() {
     for (;;) {
-      const size_t end = buffer_.find('\n', consumed_);
-      if (end == std::string::npos) return false;
-      const std::string_view line = without_line_end(std::string_view(buffer_).substr(consumed_, end - consumed_));
-      consumed_ = end + 1;
+      const std::string_view unused = stream_.unused();
+      const size_t end = unused.find('\n');
+      if (end == std::string_view::npos) return false;
+      const std::string line(without_line_end(unused.substr(0, end)));
+      stream_.consume(end + 1);
       must_finish_first_line_ = false;
       if (line.size() > limits_.max_request_bytes) {
-        pending_output_ += "ERR request too large\n";
+        stream_.queue("ERR request too large\n");
         return true;
       }
       if (answer(line)) return true;
       // Each answer goes out before the next request runs, so a slow request never holds back an earlier
       // answer that is ready.
-      if (!flush()) return true;
-      if (buffer_.find('\n', consumed_) != std::string::npos) on_answered_(bytes_written_);
+      if (!stream_.flush()) return true;
+      if (stream_.unused().find('\n') != std::string_view::npos) on_answered_(stream_.bytes_written());
     }
   }
 
@@ -72,59 +79,23 @@ class LineSession {
   bool answer(std::string_view line) {
     const Reply reply = execute_line(line);
     if (!reply.line.empty()) {
-      pending_output_ += reply.line;
-      pending_output_ += '\n';
+      stream_.queue(reply.line);
+      stream_.queue("\n");
     }
     return reply.close;
   }
 
-  bool read_more() {
-    const size_t room = limits_.max_request_bytes + 2 - (buffer_.size() - consumed_);
-    switch (read_some(client_fd_, buffer_, std::min(kReadChunkBytes, room), limits_.io_timeout)) {
-      case ReadStatus::kData:
-        return true;
-      case ReadStatus::kEndOfInput:
-        input_closed_ = true;
-        return true;
-      case ReadStatus::kTimedOut:
-        fail("read timeout");
-        return false;
-      case ReadStatus::kFailed:
-        return false;
-    }
-    return false;
-  }
-
-  // Sends the queued replies; false when the client is gone or stopped reading.
-  bool flush() {
-    if (pending_output_.empty()) return true;
-    const bool sent = !write_all(client_fd_, pending_output_, limits_.io_timeout);
-    bytes_written_ += pending_output_.size();
-    pending_output_.clear();
-    return sent;
-  }
-
   SessionOutcome fail(std::string_view what) {
-    pending_output_ += "ERR ";
-    pending_output_ += what;
-    pending_output_ += '\n';
-    return close();
+    stream_.queue("ERR ");
+    stream_.queue(what);
+    stream_.queue("\n");
+    return stream_.close();
   }
 
-  SessionOutcome close() {
-    flush();
-    return {};
-  }
-
-  const int client_fd_;
-  std::string buffer_;
-  size_t consumed_ = 0;
+  ClientStream stream_;
   bool must_finish_first_line_;
-  bool input_closed_;
   const Limits& limits_;
   const AnsweredCallback& on_answered_;
-  std::string pending_output_;
-  uint64_t bytes_written_ = 0;
 };
 
 }  // namespace

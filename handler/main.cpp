@@ -12,6 +12,7 @@
 #include <optional>
 #include <string_view>
 
+#include "handler/http_session.hpp"
 #include "handler/line_session.hpp"
 #include "ipc/blocking_channel.hpp"
 #include "ipc/wire.hpp"
@@ -27,7 +28,8 @@ constexpr const char* kUsage =
     "A handoff handler process. The reactor starts it; it is not meant to be run by hand.\n"
     "It reads its settings from the environment the reactor gives it:\n"
     "  HANDOFF_IPC_FD             descriptor of its channel to the reactor (always 3)\n"
-    "  HANDOFF_MAX_REQUEST_BYTES  longest request line it accepts (default 2097152)\n"
+    "  HANDOFF_MAX_REQUEST_BYTES  longest request line or HTTP body it accepts (default 2097152)\n"
+    "  HANDOFF_MAX_HEAD_BYTES     longest HTTP request head it accepts (default 65536)\n"
     "  HANDOFF_READ_TIMEOUT_MS    how long it waits on a stalled client (default 10000)\n";
 
 std::optional<long long> environment_number(const char* name) {
@@ -70,6 +72,7 @@ int main(int argc, char** argv) {
   }
   const Limits limits{
       .max_request_bytes = static_cast<size_t>(setting("HANDOFF_MAX_REQUEST_BYTES", 2 << 20)),
+      .max_head_bytes = static_cast<size_t>(setting("HANDOFF_MAX_HEAD_BYTES", 64 << 10)),
       .io_timeout = std::chrono::milliseconds(setting("HANDOFF_READ_TIMEOUT_MS", 10000)),
   };
   // A client that vanishes must not kill the handler; writes report EPIPE instead.
@@ -102,8 +105,9 @@ int main(int argc, char** argv) {
         std::exit(1);
       }
     };
-    SessionOutcome outcome = serve_lines(request.descriptor.get(), std::move(request.payload), request.flags,
-                                         limits, report_answered);
+    const auto serve = (request.flags & ipc::kFlagHttp) ? handoff::handler::serve_http : handoff::handler::serve_lines;
+    SessionOutcome outcome =
+        serve(request.descriptor.get(), std::move(request.payload), request.flags, limits, report_answered);
     // Close this process's copy of the client socket before reporting: the reactor decides what happens next.
     request.descriptor.reset();
 

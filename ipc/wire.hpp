@@ -40,6 +40,7 @@ static_assert(sizeof(AnsweredPayload) == 8, "part of the wire format");
 // Flags of a kConnection frame.
 inline constexpr uint32_t kFlagHeadTruncated = 1u << 0;  // The head reached the cap: read the rest yourself.
 inline constexpr uint32_t kFlagInputClosed = 1u << 1;    // The client sent EOF after these bytes.
+inline constexpr uint32_t kFlagHttp = 1u << 2;           // The connection speaks HTTP/1.x, not the line protocol.
 // Flags of a kDone frame.
 inline constexpr uint32_t kFlagKeepOpen = 1u << 0;  // The client may send more: watch the connection again.
 

@@ -57,7 +57,7 @@ void Connection::expire_after(Milliseconds timeout, Expiry expiry) {
 void Connection::stop_timer() { uv_timer_stop(&timer_); }
 
 bool Connection::head_complete() const {
-  return head_.find('\n') != std::string::npos || head_.size() >= config_.max_head_bytes;
+  return reactor::head_complete(protocol_, head_) || head_.size() >= config_.max_head_bytes;
 }
 
 void Connection::read_head() {
@@ -84,6 +84,7 @@ void Connection::read_head() {
   }
   const bool first_bytes = head_.empty();
   head_.append(chunk, got);
+  if (protocol_ == Protocol::kUnknown) protocol_ = detect_protocol(head_);
   if (head_complete()) {
     unwatch();
     events_.on_request_ready(*this);
@@ -99,10 +100,11 @@ Connection::Request Connection::take_request() {
   if (watching_) unwatch();
   stop_timer();
   sent_at_handoff_ = bytes_sent(socket_.get());
-  uint32_t flags = 0;
+  if (protocol_ == Protocol::kUnknown) protocol_ = Protocol::kLine;  // A short head cut by EOF.
+  uint32_t flags = protocol_ == Protocol::kHttp ? ipc::kFlagHttp : 0;
   if (input_closed_) {
     flags |= ipc::kFlagInputClosed;
-  } else if (head_.find('\n') == std::string::npos) {
+  } else if (!reactor::head_complete(protocol_, head_)) {
     flags |= ipc::kFlagHeadTruncated;
   }
   return {std::exchange(head_, std::string()), flags};
@@ -121,12 +123,10 @@ bool Connection::may_answer_after(uint64_t answered_bytes) const {
   return sent_at_handoff_ && now && *now == *sent_at_handoff_ + answered_bytes;
 }
 
-void Connection::send_error(std::string_view what) {
-  std::string line = "ERR ";
-  line += what;
-  line += '\n';
-  // A fresh short line fits the socket buffer of any client that reads; one that does not read loses it.
-  (void)!::send(socket_.get(), line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+void Connection::refuse(Refusal refusal) {
+  const std::string message = refusal_message(protocol_, refusal);
+  // A short answer fits the socket buffer of any client that reads; one that does not read loses it.
+  (void)!::send(socket_.get(), message.data(), message.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 void Connection::close() {

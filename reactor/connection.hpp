@@ -15,6 +15,7 @@
 #include "ipc/unique_fd.hpp"
 #include "reactor/config.hpp"
 #include "reactor/dispatcher.hpp"
+#include "reactor/request_head.hpp"
 
 namespace handoff::reactor {
 
@@ -70,8 +71,9 @@ class Connection {
   // answers: true when nothing more reached the socket since the hand-off (no answer was cut).
   bool may_answer_after(uint64_t answered_bytes) const;
 
-  // Writes "ERR <what>" as the answer to the current request, best effort (the connection closes next).
-  void send_error(std::string_view what);
+  // Writes the reactor's own answer to the current request, in the connection's protocol, best effort (the
+  // connection closes next).
+  void refuse(Refusal refusal);
 
   // Closes the reactor's copy. When the client sent input that nobody read (it is still sending a request
   // that was refused), the socket is shut down for writing and that input drained for a moment first: closing
@@ -100,6 +102,7 @@ class Connection {
   uv_timer_t timer_;
   Expiry pending_expiry_ = Expiry::kIdle;
   std::string head_;
+  Protocol protocol_ = Protocol::kUnknown;  // Decided by the first bytes, then kept.
   bool watching_ = false;
   bool input_closed_ = false;                 // The client sent EOF (or reset the connection).
   std::optional<uint64_t> sent_at_handoff_;  // Bytes the socket had sent when a handler got it.

@@ -15,6 +15,7 @@ Server::Server(uv_loop_t* loop, Config config)
       handler_environment_{
           std::string(ipc::kChannelFdVariable) + "=" + std::to_string(ipc::kHandlerChannelFd),
           "HANDOFF_MAX_REQUEST_BYTES=" + std::to_string(config_.max_request_bytes),
+          "HANDOFF_MAX_HEAD_BYTES=" + std::to_string(config_.max_head_bytes),
           "HANDOFF_READ_TIMEOUT_MS=" + std::to_string(config_.read_timeout.count()),
       } {}
 
@@ -43,7 +44,7 @@ void Server::accept(ipc::UniqueFd client) {
 
 void Server::on_request_ready(Connection& connection) {
   if (dispatcher_.idle_handlers() == 0 && dispatcher_.waiting_connections() >= config_.max_queue) {
-    refuse(connection, "busy");  // The queue is full: a clear answer now beats an unbounded wait.
+    refuse(connection, Refusal::kBusy);  // The queue is full: a clear answer now beats an unbounded wait.
     return;
   }
   if (auto assignment = dispatcher_.connection_ready(connection.id())) {
@@ -64,17 +65,17 @@ void Server::on_expired(Connection& connection, Connection::Expiry expiry) {
       connections_.erase(connection.id());
       break;
     case Connection::Expiry::kRead:
-      refuse(connection, "read timeout");
+      refuse(connection, Refusal::kReadTimeout);
       break;
     case Connection::Expiry::kQueue:
       dispatcher_.connection_gone(connection.id());
-      refuse(connection, "busy");
+      refuse(connection, Refusal::kBusy);
       break;
   }
 }
 
-void Server::refuse(Connection& connection, const char* what) {
-  connection.send_error(what);
+void Server::refuse(Connection& connection, Refusal refusal) {
+  connection.refuse(refusal);
   connections_.erase(connection.id());
 }
 
@@ -109,10 +110,10 @@ void Server::finish_request(ConnectionId id, bool keep_open, std::string unconsu
 // of an answer would be worse than none, so such a connection is only closed.
 void Server::answer_orphan(ConnectionId id, const HandlerProcess& handler) {
   Connection& connection = *connections_.at(id);
-  const char* what = handler.timed_out()               ? "timeout"
-                     : state_ == State::kStopping      ? "shutting down"
-                                                       : "handler crashed";
-  if (connection.may_answer_after(handler.answered_bytes())) connection.send_error(what);
+  const Refusal refusal = handler.timed_out()          ? Refusal::kTimeout
+                          : state_ == State::kStopping ? Refusal::kShuttingDown
+                                                       : Refusal::kHandlerCrashed;
+  if (connection.may_answer_after(handler.answered_bytes())) connection.refuse(refusal);
   connections_.erase(id);
 }
 

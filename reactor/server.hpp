@@ -52,7 +52,7 @@ class Server final : Connection::Events, HandlerProcess::Events {
   void hand_off(Assignment assignment);
   void finish_request(ConnectionId id, bool keep_open, std::string unconsumed);
   void answer_orphan(ConnectionId id, const HandlerProcess& handler);
-  void refuse(Connection& connection, const char* what);
+  void refuse(Connection& connection, Refusal refusal);
 
   // Handlers (server_pool.cpp).
   void on_handler_ready(HandlerProcess& handler) override;

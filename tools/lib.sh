@@ -7,7 +7,8 @@ HANDOFF_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # Packages for building and testing: the toolchain, libuv, cxxopts, GoogleTest, and the real clients the
 # integration tests drive (netcat-openbsd's nc).
-HANDOFF_PACKAGES=(g++ meson ninja-build pkg-config libuv1-dev libcxxopts-dev libgtest-dev netcat-openbsd procps)
+HANDOFF_PACKAGES=(g++ meson ninja-build pkg-config libuv1-dev libcxxopts-dev libgtest-dev libhttp-parser-dev
+  netcat-openbsd curl wrk procps)
 
 # ensure_packages NAME... installs the named Debian packages that are not installed yet.
 ensure_packages() {

@@ -77,6 +77,41 @@ std::string Client::read_line(std::chrono::milliseconds timeout) {
   }
 }
 
+std::string Client::read_bytes(size_t count, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (buffer_.size() < count) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd entry{.fd = fd_, .events = POLLIN, .revents = 0};
+    if (::poll(&entry, 1, static_cast<int>(left.count())) <= 0) continue;
+    char chunk[4096];
+    const ssize_t got = ::recv(fd_, chunk, sizeof(chunk), 0);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    buffer_.append(chunk, got);
+  }
+  std::string bytes = buffer_.substr(0, count);
+  buffer_.erase(0, bytes.size());
+  return bytes;
+}
+
+HttpResponse read_response(Client& client, bool head_request) {
+  HttpResponse response;
+  const std::string status_line = client.read_line();
+  if (!status_line.starts_with("HTTP/1.1 ")) return response;
+  response.status = std::stoi(status_line.substr(9, 3));
+  size_t length = 0;
+  for (;;) {
+    std::string line = client.read_line();
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line.starts_with("<")) break;
+    if (line.starts_with("Content-Length: ")) length = std::stoul(line.substr(16));
+    response.headers += line + "\r\n";
+  }
+  if (!head_request) response.body = client.read_bytes(length);
+  return response;
+}
+
 bool Client::wait_closed(std::chrono::milliseconds timeout, std::string* rest) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   if (rest != nullptr) *rest += std::exchange(buffer_, std::string());

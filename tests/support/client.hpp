@@ -27,6 +27,8 @@ class Client {
   void finish_sending();
   // The next line without its "\n"; "<timeout>" or "<closed>" when none comes.
   std::string read_line(std::chrono::milliseconds timeout = 10s);
+  // Exactly count bytes; fewer when the server closes or the time runs out.
+  std::string read_bytes(size_t count, std::chrono::milliseconds timeout = 10s);
   // Reads until the server closes the connection; false on timeout. The bytes read are appended to rest.
   bool wait_closed(std::chrono::milliseconds timeout, std::string* rest = nullptr);
 
@@ -34,6 +36,17 @@ class Client {
   int fd_ = -1;
   std::string buffer_;
 };
+
+// An HTTP response as read by read_response.
+struct HttpResponse {
+  int status = 0;  // 0 when no response came.
+  std::string headers;  // The header lines, each ending in "\r\n".
+  std::string body;
+  bool has_header(const std::string& line) const { return headers.find(line + "\r\n") != std::string::npos; }
+};
+
+// Reads one HTTP response (status line, headers, Content-Length body; no body after a HEAD request).
+HttpResponse read_response(Client& client, bool head_request = false);
 
 // One request line, one answer line, on a fresh connection.
 std::string ask(const std::string& host, uint16_t port, const std::string& line);

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "handler/commands.hpp"
+#include "handler/http_session.hpp"
 #include "handler/line_session.hpp"
 #include "ipc/unique_fd.hpp"
 #include "ipc/wire.hpp"
@@ -147,6 +148,50 @@ TEST(LineSession, AVanishedClientDoesNotHurt) {
   pair.client.reset();
   const SessionOutcome outcome = serve_lines(pair.served.get(), "ping\nping\n", 0, Limits{}, ignore_progress);
   EXPECT_FALSE(outcome.keep_open);
+}
+
+TEST(HttpSession, AnswersPipelinedRequestsAndGivesBackAPartialOne) {
+  Socketpair pair;
+  std::vector<uint64_t> progress;
+  const std::string partial = "GET /fib/7 HTTP/1.1\r\nHo";
+  const SessionOutcome outcome =
+      serve_http(pair.served.get(), "GET /ping HTTP/1.1\r\n\r\nGET /fib/10 HTTP/1.1\r\n\r\n" + partial,
+                 ipc::kFlagHttp, Limits{}, [&](uint64_t bytes) { progress.push_back(bytes); });
+  EXPECT_TRUE(outcome.keep_open);
+  EXPECT_EQ(outcome.unconsumed, partial);
+  const std::string written = pair.client_reads();
+  const std::string pong = "HTTP/1.1 200 OK\r\nServer: handoff\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                           "Content-Length: 5\r\n\r\npong\n";
+  EXPECT_TRUE(written.starts_with(pong)) << written;
+  EXPECT_TRUE(written.ends_with("\r\n\r\n55\n")) << written;
+  EXPECT_EQ(progress.size(), 2u);
+  EXPECT_EQ(progress[0], pong.size());
+}
+
+TEST(HttpSession, ReadsTheBodyOfTheFirstRequestAndSaysContinue) {
+  Socketpair pair;
+  std::thread client([&] {
+    // The body follows only after the handler said 100 Continue.
+    char buffer[256] = {};
+    ::fcntl(pair.client.get(), F_SETFL, 0);
+    const ssize_t got = ::read(pair.client.get(), buffer, sizeof(buffer) - 1);
+    EXPECT_EQ(std::string(buffer, std::max<ssize_t>(got, 0)), "HTTP/1.1 100 Continue\r\n\r\n");
+    EXPECT_EQ(::write(pair.client.get(), "12345", 5), 5);
+  });
+  const SessionOutcome outcome = serve_http(
+      pair.served.get(), "POST /ping HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n", ipc::kFlagHttp,
+      Limits{}, ignore_progress);
+  client.join();
+  EXPECT_TRUE(outcome.keep_open);
+  EXPECT_TRUE(pair.client_reads().starts_with("HTTP/1.1 405 Method Not Allowed\r\n"));
+}
+
+TEST(HttpSession, AHeadCutAtTheCapIs431) {
+  Socketpair pair;
+  const SessionOutcome outcome = serve_http(pair.served.get(), "GET /ping HTTP/1.1\r\nX: yyyyyy",
+                                            ipc::kFlagHttp | ipc::kFlagHeadTruncated, Limits{}, ignore_progress);
+  EXPECT_FALSE(outcome.keep_open);
+  EXPECT_TRUE(pair.client_reads().starts_with("HTTP/1.1 431 "));
 }
 
 }  // namespace

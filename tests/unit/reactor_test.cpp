@@ -4,6 +4,7 @@
 
 #include "reactor/config.hpp"
 #include "reactor/dispatcher.hpp"
+#include "reactor/request_head.hpp"
 
 namespace handoff::reactor {
 namespace {
@@ -146,6 +147,38 @@ TEST(Dispatcher, AGoneHandlerGivesBackItsConnectionAndAGoneConnectionStopsWaitin
   dispatcher.connection_gone(101);
   EXPECT_FALSE(dispatcher.is_waiting(101));
   EXPECT_EQ(dispatcher.handler_idle(3)->connection, 102u);
+}
+
+TEST(RequestHead, TheFirstBytesTellTheProtocol) {
+  EXPECT_EQ(detect_protocol("GET /fib/30 HTTP/1.1\r\n"), Protocol::kHttp);
+  EXPECT_EQ(detect_protocol("DELETE "), Protocol::kHttp);
+  EXPECT_EQ(detect_protocol("GE"), Protocol::kUnknown);
+  EXPECT_EQ(detect_protocol("fib 30\n"), Protocol::kLine);
+  EXPECT_EQ(detect_protocol("PING\n"), Protocol::kLine);
+  EXPECT_EQ(detect_protocol(" GET"), Protocol::kLine);
+  EXPECT_EQ(detect_protocol(std::string(30, 'A')), Protocol::kLine);
+}
+
+TEST(RequestHead, EachProtocolEndsItsHeadItsOwnWay) {
+  EXPECT_TRUE(head_complete(Protocol::kLine, "ping\n"));
+  EXPECT_FALSE(head_complete(Protocol::kLine, "ping"));
+  EXPECT_FALSE(head_complete(Protocol::kHttp, "GET / HTTP/1.1\r\nHost: x\r\n"));
+  EXPECT_TRUE(head_complete(Protocol::kHttp, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_TRUE(head_complete(Protocol::kHttp, "GET / HTTP/1.1\nHost: x\n\n"));
+  EXPECT_FALSE(head_complete(Protocol::kUnknown, "GET\n"));
+}
+
+TEST(RequestHead, RefusalsSpeakTheClientsProtocol) {
+  EXPECT_EQ(refusal_message(Protocol::kLine, Refusal::kBusy), "ERR busy\n");
+  EXPECT_EQ(refusal_message(Protocol::kLine, Refusal::kHandlerCrashed), "ERR handler crashed\n");
+  const std::string busy = refusal_message(Protocol::kHttp, Refusal::kBusy);
+  EXPECT_TRUE(busy.starts_with("HTTP/1.1 503 Service Unavailable\r\n")) << busy;
+  EXPECT_NE(busy.find("Retry-After: 1\r\n"), std::string::npos);
+  EXPECT_NE(busy.find("Connection: close\r\n"), std::string::npos);
+  EXPECT_TRUE(busy.ends_with("Content-Length: 5\r\nRetry-After: 1\r\nConnection: close\r\n\r\nbusy\n")) << busy;
+  EXPECT_TRUE(refusal_message(Protocol::kHttp, Refusal::kHandlerCrashed).starts_with("HTTP/1.1 502 "));
+  EXPECT_TRUE(refusal_message(Protocol::kHttp, Refusal::kTimeout).starts_with("HTTP/1.1 504 "));
+  EXPECT_TRUE(refusal_message(Protocol::kHttp, Refusal::kReadTimeout).starts_with("HTTP/1.1 408 "));
 }
 
 }  // namespace

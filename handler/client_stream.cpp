@@ -1,0 +1,33 @@
+#include "handler/client_stream.hpp"
+
+#include "ipc/wire.hpp"
+
+namespace handoff::handler {
+
+ClientStream::ClientStream(int client_fd, std::string received, uint32_t flags, const Limits& limits)
+    : client_fd_(client_fd),
+      limits_(limits),
+      buffer_(std::move(received)),
+      input_closed_((flags & ipc::kFlagInputClosed) != 0),
+      head_truncated_((flags & ipc::kFlagHeadTruncated) != 0) {}
+
+ReadStatus ClientStream::read_more(size_t max_bytes) {
+  // Drop what is used, so that a long session does not keep every byte it ever read.
+  if (consumed_ > 0) {
+    buffer_.erase(0, consumed_);
+    consumed_ = 0;
+  }
+  const ReadStatus status = read_some(client_fd_, buffer_, max_bytes, limits_.io_timeout);
+  if (status == ReadStatus::kEndOfInput) input_closed_ = true;
+  return status;
+}
+
+bool ClientStream::flush() {
+  if (pending_output_.empty()) return true;
+  const bool sent = !write_all(client_fd_, pending_output_, limits_.io_timeout);
+  bytes_written_ += pending_output_.size();
+  pending_output_.clear();
+  return sent;
+}
+
+}  // namespace handoff::handler

@@ -1,0 +1,55 @@
+#pragma once
+
+// ClientStream: the handler's side of one hand-off of a client connection, whatever its protocol. It holds the
+// bytes received so far (starting with those the reactor read), how far the session has used them, and the
+// answers queued and written. It borrows the socket; the hand-off's message owns it.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "handler/client_io.hpp"
+#include "handler/session.hpp"
+
+namespace handoff::handler {
+
+class ClientStream {
+ public:
+  // flags: the kConnection frame's flags (ipc/wire.hpp).
+  ClientStream(int client_fd, std::string received, uint32_t flags, const Limits& limits);
+
+  // The bytes not used yet, from the start of the request being parsed.
+  std::string_view unused() const { return std::string_view(buffer_).substr(consumed_); }
+  void consume(size_t bytes) { consumed_ += bytes; }
+
+  bool input_closed() const { return input_closed_; }
+  // The reactor cut the request head at its cap (--max-head-bytes).
+  bool head_truncated() const { return head_truncated_; }
+
+  // Reads up to max_bytes more from the client, waiting at most the read timeout.
+  ReadStatus read_more(size_t max_bytes);
+
+  void queue(std::string_view bytes) { pending_output_ += bytes; }
+  // Sends what is queued; false when the client is gone or stopped reading.
+  bool flush();
+  uint64_t bytes_written() const { return bytes_written_; }
+
+  // The outcome of a hand-off that ends here: keep-open hands the unused bytes back to the reactor.
+  SessionOutcome keep_open() const { return {.keep_open = true, .unconsumed = std::string(unused())}; }
+  SessionOutcome close() {
+    flush();
+    return {};
+  }
+
+ private:
+  const int client_fd_;
+  const Limits& limits_;
+  std::string buffer_;
+  size_t consumed_ = 0;
+  bool input_closed_;
+  bool head_truncated_;
+  std::string pending_output_;
+  uint64_t bytes_written_ = 0;
+};
+
+}  // namespace handoff::handler

@@ -1,0 +1,235 @@
+#include "handler/http_session.hpp"
+
+#include <http_parser.h>
+#include <strings.h>
+
+#include <algorithm>
+#include <string_view>
+#include <vector>
+
+#include "handler/client_stream.hpp"
+#include "handler/commands.hpp"
+
+namespace handoff::handler {
+namespace {
+
+constexpr size_t kReadChunkBytes = 64 * 1024;
+
+struct Response {
+  int status = 200;
+  std::string body;
+  std::string extra_headers;  // Each ends in "\r\n".
+  bool close = false;         // The connection cannot go on after this response.
+};
+
+const char* reason(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 431: return "Request Header Fields Too Large";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Error";
+  }
+}
+
+Response error_response(int status, std::string_view what, bool close) {
+  return {.status = status, .body = std::string(what) + "\n", .close = close};
+}
+
+// The request being parsed, filled in by the parser's callbacks.
+struct Request {
+  std::string url;
+  std::string header_field;  // The header being read, lower-cased, to spot Expect.
+  bool expect_continue = false;
+  bool headers_complete = false;
+  bool complete = false;
+  std::string body;
+  Response refusal;  // Set (status != 200) when a callback stopped the parser on purpose.
+};
+
+// GET /fib/30 -> fib 30; the same commands as the line protocol, but for quit.
+Response route(const http_parser& parser, const Request& request) {
+  std::string_view path(request.url);
+  path = path.substr(0, path.find_first_of("?#"));
+  std::vector<std::string_view> segments;
+  for (size_t start = 1; start <= path.size() && path.starts_with('/');) {
+    const size_t end = std::min(path.find('/', start), path.size());
+    segments.push_back(path.substr(start, end - start));
+    start = end + 1;
+  }
+  if (segments.empty() || !is_http_command(segments[0])) return error_response(404, "not found", false);
+
+  const auto method = static_cast<http_method>(parser.method);
+  if (method != HTTP_GET && method != HTTP_HEAD) {
+    Response refused = error_response(405, "method not allowed: use GET or HEAD", false);
+    refused.extra_headers = "Allow: GET, HEAD\r\n";
+    return refused;
+  }
+  const Reply reply = execute(segments[0], std::span(segments).subspan(1));
+  if (reply.line.starts_with("ERR ")) return error_response(400, std::string_view(reply.line).substr(4), false);
+  return {.body = reply.line + "\n"};
+}
+
+class HttpSession {
+ public:
+  HttpSession(int client_fd, std::string received, uint32_t flags, const Limits& limits,
+              const AnsweredCallback& on_answered)
+      : stream_(client_fd, std::move(received), flags, limits), limits_(limits), on_answered_(on_answered) {
+    http_parser_settings_init(&settings_);
+    settings_.on_url = [](http_parser* p, const char* at, size_t length) {
+      self(p).request_.url.append(at, length);
+      return 0;
+    };
+    settings_.on_header_field = [](http_parser* p, const char* at, size_t length) {
+      self(p).request_.header_field.append(at, length);
+      return 0;
+    };
+    settings_.on_header_value = [](http_parser* p, const char* at, size_t length) {
+      Request& request = self(p).request_;
+      if (strcasecmp(request.header_field.c_str(), "expect") == 0 &&
+          strncasecmp(at, "100-continue", std::min<size_t>(length, 12)) == 0 && length == 12) {
+        request.expect_continue = true;
+      }
+      request.header_field.clear();
+      return 0;
+    };
+    settings_.on_headers_complete = [](http_parser* p) { return self(p).headers_complete(); };
+    settings_.on_body = [](http_parser* p, const char* at, size_t length) { return self(p).body(at, length); };
+    settings_.on_message_complete = [](http_parser* p) {
+      self(p).request_.complete = true;
+      http_parser_pause(p, 1);  // One request at a time: execute() returns right after it.
+      return 0;
+    };
+  }
+
+  SessionOutcome run() {
+    for (bool first = true;; first = false) {
+      http_parser_init(&parser_, HTTP_REQUEST);
+      parser_.data = this;
+      request_ = Request();
+      size_t message_bytes = 0;  // Of the unused bytes, how many this request has taken.
+
+      while (!request_.complete) {
+        const std::string_view input = stream_.unused().substr(message_bytes);
+        const size_t parsed = http_parser_execute(&parser_, &settings_, input.data(), input.size());
+        message_bytes += parsed;
+        const http_errno error = HTTP_PARSER_ERRNO(&parser_);
+        if (request_.complete) break;
+        if (error != HPE_OK) return refuse(request_.refusal.status != 200 ? request_.refusal : parse_error(error));
+        if (!request_.headers_complete && message_bytes > limits_.max_head_bytes) {
+          return refuse(error_response(431, "request header fields too large", true));
+        }
+        // The request is not complete in what was received. Only the first request of a hand-off is read to
+        // its end here; a later one goes back to the reactor, which waits for it without holding a handler.
+        if (!first) return stream_.flush() ? stream_.keep_open() : SessionOutcome{};
+        if (stream_.head_truncated() && !request_.headers_complete) {
+          return refuse(error_response(431, "request header fields too large", true));
+        }
+        if (stream_.input_closed()) {
+          if (message_bytes == 0) return stream_.close();
+          return refuse(error_response(400, "incomplete request", true));
+        }
+        if (request_.expect_continue && request_.headers_complete) {
+          request_.expect_continue = false;
+          stream_.queue("HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        if (!stream_.flush()) return {};
+        switch (stream_.read_more(kReadChunkBytes)) {
+          case ReadStatus::kData:
+            break;
+          case ReadStatus::kEndOfInput:
+            http_parser_execute(&parser_, &settings_, nullptr, 0);  // Tells the parser the input ended.
+            break;
+          case ReadStatus::kTimedOut:
+            return refuse(error_response(408, "request timeout", true));
+          case ReadStatus::kFailed:
+            return {};
+        }
+      }
+
+      stream_.consume(message_bytes);
+      const bool keep_alive = http_should_keep_alive(&parser_) != 0;
+      Response response = route(parser_, request_);
+      response.close = response.close || !keep_alive;
+      write(response);
+      if (!stream_.flush() || response.close) return {};
+      if (stream_.unused().empty()) return stream_.keep_open();
+      on_answered_(stream_.bytes_written());  // A pipelined request follows.
+    }
+  }
+
+ private:
+  static HttpSession& self(http_parser* parser) { return *static_cast<HttpSession*>(parser->data); }
+
+  int headers_complete() {
+    request_.headers_complete = true;
+    if (parser_.http_major != 1) {
+      request_.refusal = error_response(505, "only HTTP/1.0 and HTTP/1.1 are supported", true);
+      return -1;
+    }
+    if ((parser_.flags & F_CONTENTLENGTH) && parser_.content_length > limits_.max_request_bytes) {
+      request_.refusal = error_response(413, "request body too large", true);
+      return -1;
+    }
+    return 0;
+  }
+
+  int body(const char* at, size_t length) {
+    if (request_.body.size() + length > limits_.max_request_bytes) {
+      request_.refusal = error_response(413, "request body too large", true);
+      return -1;
+    }
+    request_.body.append(at, length);
+    return 0;
+  }
+
+  static Response parse_error(http_errno error) {
+    if (error == HPE_HEADER_OVERFLOW) return error_response(431, "request header fields too large", true);
+    if (error == HPE_INVALID_VERSION) return error_response(505, "only HTTP/1.0 and HTTP/1.1 are supported", true);
+    return error_response(400, std::string("malformed request: ") + http_errno_description(error), true);
+  }
+
+  void write(const Response& response) {
+    std::string head = "HTTP/1.1 " + std::to_string(response.status) + " " + reason(response.status) + "\r\n";
+    head += "Server: handoff\r\nContent-Type: text/plain; charset=utf-8\r\n";
+    head += "Content-Length: " + std::to_string(response.body.size()) + "\r\n";
+    head += response.extra_headers;
+    if (response.close) {
+      head += "Connection: close\r\n";
+    } else if (parser_.http_minor == 0) {
+      head += "Connection: keep-alive\r\n";
+    }
+    head += "\r\n";
+    stream_.queue(head);
+    if (parser_.method != HTTP_HEAD) stream_.queue(response.body);
+  }
+
+  // Answers a request that cannot be served and ends the connection: the parser cannot find the next one.
+  SessionOutcome refuse(const Response& response) {
+    Response closing = response;
+    closing.close = true;
+    write(closing);
+    return stream_.close();
+  }
+
+  ClientStream stream_;
+  const Limits& limits_;
+  const AnsweredCallback& on_answered_;
+  http_parser_settings settings_;
+  http_parser parser_;
+  Request request_;
+};
+
+}  // namespace
+
+SessionOutcome serve_http(int client_fd, std::string received, uint32_t flags, const Limits& limits,
+                          const AnsweredCallback& on_answered) {
+  return HttpSession(client_fd, std::move(received), flags, limits, on_answered).run();
+}
+
+}  // namespace handoff::handler

@@ -1,0 +1,18 @@
+#pragma once
+
+// Serving one hand-off of an HTTP/1.1 connection: parse each request with Node's former parser
+// (libhttp-parser), route it to the same commands as the line protocol (GET /fib/30 is `fib 30`), answer, and
+// hand the connection back between requests so that keep-alive costs no handler.
+
+#include <cstdint>
+#include <string>
+
+#include "handler/session.hpp"
+
+namespace handoff::handler {
+
+// received: the bytes the reactor read; flags: the kConnection frame's flags (ipc/wire.hpp).
+SessionOutcome serve_http(int client_fd, std::string received, uint32_t flags, const Limits& limits,
+                          const AnsweredCallback& on_answered);
+
+}  // namespace handoff::handler

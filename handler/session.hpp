@@ -1,0 +1,29 @@
+#pragma once
+
+// What every protocol session of the handler shares: the limits it works within, what it reports back to the
+// reactor at the end of a hand-off, and the progress report between two requests of one hand-off.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace handoff::handler {
+
+struct Limits {
+  size_t max_request_bytes = 2u << 20;          // The longest request (a line; an HTTP body).
+  size_t max_head_bytes = 64u << 10;            // The longest HTTP request head.
+  std::chrono::milliseconds io_timeout{10000};  // How long a read or write may wait for the client.
+};
+
+struct SessionOutcome {
+  bool keep_open = false;  // The reactor should watch the connection for the next request.
+  std::string unconsumed;  // Bytes of an incomplete next request, handed back to the reactor.
+};
+
+// Called between two requests of one hand-off, once the first one's answer is written, with the bytes written
+// to the client so far (the reactor's kAnswered report: it tells a cut answer from a finished one).
+using AnsweredCallback = std::function<void(uint64_t bytes_written)>;
+
+}  // namespace handoff::handler

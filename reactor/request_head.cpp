@@ -1,0 +1,69 @@
+#include "reactor/request_head.hpp"
+
+#include <cstdint>
+
+namespace handoff::reactor {
+namespace {
+
+constexpr size_t kLongestMethod = 20;
+
+struct RefusalText {
+  const char* line;  // After "ERR ".
+  int status;
+  const char* reason;
+  bool retry_later;  // Worth a Retry-After header.
+};
+
+RefusalText text_of(Refusal refusal) {
+  switch (refusal) {
+    case Refusal::kBusy:
+      return {"busy", 503, "Service Unavailable", true};
+    case Refusal::kReadTimeout:
+      return {"read timeout", 408, "Request Timeout", false};
+    case Refusal::kHandlerCrashed:
+      return {"handler crashed", 502, "Bad Gateway", false};
+    case Refusal::kTimeout:
+      return {"timeout", 504, "Gateway Timeout", false};
+    case Refusal::kShuttingDown:
+      return {"shutting down", 503, "Service Unavailable", true};
+  }
+  return {"error", 500, "Internal Server Error", false};
+}
+
+}  // namespace
+
+Protocol detect_protocol(std::string_view head) {
+  for (size_t i = 0; i < head.size() && i <= kLongestMethod; ++i) {
+    const char c = head[i];
+    if (c == ' ') return i > 0 ? Protocol::kHttp : Protocol::kLine;
+    if (c < 'A' || c > 'Z') return Protocol::kLine;
+  }
+  return head.size() > kLongestMethod ? Protocol::kLine : Protocol::kUnknown;
+}
+
+bool head_complete(Protocol protocol, std::string_view head) {
+  switch (protocol) {
+    case Protocol::kLine:
+      return head.find('\n') != std::string_view::npos;
+    case Protocol::kHttp:
+      // RFC 9112 section 2.2 lets a recipient take a bare LF as a line end.
+      return head.find("\r\n\r\n") != std::string_view::npos || head.find("\n\n") != std::string_view::npos;
+    case Protocol::kUnknown:
+      return false;
+  }
+  return false;
+}
+
+std::string refusal_message(Protocol protocol, Refusal refusal) {
+  const RefusalText text = text_of(refusal);
+  if (protocol != Protocol::kHttp) return std::string("ERR ") + text.line + "\n";
+  const std::string body = std::string(text.line) + "\n";
+  std::string response = "HTTP/1.1 " + std::to_string(text.status) + " " + text.reason + "\r\n";
+  response += "Server: handoff\r\nContent-Type: text/plain; charset=utf-8\r\n";
+  response += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  if (text.retry_later) response += "Retry-After: 1\r\n";
+  response += "Connection: close\r\n\r\n";
+  return response + body;
+}
+
+}  // namespace handoff::reactor

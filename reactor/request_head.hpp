@@ -1,0 +1,35 @@
+#pragma once
+
+// Internal to the reactor. What the reactor knows of the protocols it serves on one port: which one a
+// connection speaks, judged from its first bytes; where a request head ends; and how the reactor's own answers
+// (refusals) look in each.
+
+#include <string>
+#include <string_view>
+
+namespace handoff::reactor {
+
+enum class Protocol { kUnknown, kLine, kHttp };
+
+// HTTP when the connection begins with an upper-case method and a space ("GET /fib/30 HTTP/1.1"): line
+// protocol commands are lower case. kUnknown until the bytes received decide it.
+Protocol detect_protocol(std::string_view head);
+
+// Whether head holds a whole request head: the first line for the line protocol, the header block up to its
+// empty line for HTTP.
+bool head_complete(Protocol protocol, std::string_view head);
+
+// The answers the reactor gives itself, when no handler can.
+enum class Refusal {
+  kBusy,            // The queue is full, or the request waited too long in it.
+  kReadTimeout,     // The client did not finish its request in time.
+  kHandlerCrashed,  // The handler serving the request died before it began to answer.
+  kTimeout,         // The request ran longer than --request-timeout; its handler was killed.
+  kShuttingDown,    // The server stopped while the request ran.
+};
+
+// The refusal as the client's protocol says it: "ERR busy\n", or an HTTP response that closes the connection
+// (503 with Retry-After, 408, 502, 504).
+std::string refusal_message(Protocol protocol, Refusal refusal);
+
+}  // namespace handoff::reactor
