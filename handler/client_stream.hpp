@@ -35,11 +35,16 @@ class ClientStream {
   uint64_t bytes_written() const { return bytes_written_; }
 
   // The outcome of a hand-off that ends here: keep-open hands the unused bytes back to the reactor.
-  SessionOutcome keep_open() const { return {.keep_open = true, .unconsumed = std::string(unused())}; }
+  SessionOutcome keep_open() const {
+    return {.keep_open = true, .unconsumed = std::string(unused()), .bytes_written = bytes_written_};
+  }
+  // Sends what is queued (if the client still takes it) and ends the connection.
   SessionOutcome close() {
     flush();
-    return {};
+    return closed();
   }
+  // Ends the connection without sending anything more.
+  SessionOutcome closed() const { return {.bytes_written = bytes_written_}; }
 
  private:
   const int client_fd_;

@@ -126,7 +126,7 @@ class HttpSession {
         }
         // The request is not complete in what was received. Only the first request of a hand-off is read to
         // its end here; a later one goes back to the reactor, which waits for it without holding a handler.
-        if (!first) return stream_.flush() ? stream_.keep_open() : SessionOutcome{};
+        if (!first) return stream_.flush() ? stream_.keep_open() : stream_.closed();
         if (stream_.head_truncated() && !request_.headers_complete) {
           return refuse(error_response(431, "request header fields too large", true));
         }
@@ -138,7 +138,7 @@ class HttpSession {
           request_.expect_continue = false;
           stream_.queue("HTTP/1.1 100 Continue\r\n\r\n");
         }
-        if (!stream_.flush()) return {};
+        if (!stream_.flush()) return stream_.closed();
         switch (stream_.read_more(kReadChunkBytes)) {
           case ReadStatus::kData:
             break;
@@ -148,7 +148,7 @@ class HttpSession {
           case ReadStatus::kTimedOut:
             return refuse(error_response(408, "request timeout", true));
           case ReadStatus::kFailed:
-            return {};
+            return stream_.closed();
         }
       }
 
@@ -157,7 +157,7 @@ class HttpSession {
       Response response = route(parser_, request_);
       response.close = response.close || !keep_alive;
       write(response);
-      if (!stream_.flush() || response.close) return {};
+      if (!stream_.flush() || response.close) return stream_.closed();
       if (stream_.unused().empty()) return stream_.keep_open();
       on_answered_(stream_.bytes_written());  // A pipelined request follows.
     }

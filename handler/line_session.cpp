@@ -36,7 +36,7 @@ class LineSession {
         return stream_.close();
       }
       if (!must_finish_first_line_ || partial.empty()) break;
-      if (!stream_.flush()) return {};
+      if (!stream_.flush()) return stream_.closed();
       const size_t room = limits_.max_request_bytes + 2 - partial.size();
       switch (stream_.read_more(std::min(kReadChunkBytes, room))) {
         case ReadStatus::kData:
@@ -45,10 +45,10 @@ class LineSession {
         case ReadStatus::kTimedOut:
           return fail("read timeout");
         case ReadStatus::kFailed:
-          return {};
+          return stream_.closed();
       }
     }
-    if (!stream_.flush()) return {};
+    if (!stream_.flush()) return stream_.closed();
     return stream_.keep_open();
   }
 

@@ -97,9 +97,9 @@ int main(int argc, char** argv) {
       return 1;
     }
     const auto report_answered = [&](uint64_t bytes_written) {
-      const ipc::AnsweredPayload progress{.bytes_written = bytes_written};
-      ipc::Message answered{.type = ipc::MessageType::kAnswered, .connection_id = request.connection_id};
-      answered.payload.assign(reinterpret_cast<const char*>(&progress), sizeof(progress));
+      const ipc::Message answered{.type = ipc::MessageType::kAnswered,
+                                  .connection_id = request.connection_id,
+                                  .payload = ipc::progress_payload(bytes_written)};
       if (auto error = channel.send(answered)) {
         log_channel_error("reporting an answer to the reactor", error);
         std::exit(1);
@@ -115,7 +115,7 @@ int main(int argc, char** argv) {
         .type = ipc::MessageType::kDone,
         .connection_id = request.connection_id,
         .flags = outcome.keep_open ? ipc::kFlagKeepOpen : 0u,
-        .payload = std::move(outcome.unconsumed),
+        .payload = ipc::progress_payload(outcome.bytes_written, outcome.unconsumed),
     };
     if (auto error = channel.send(done)) {
       log_channel_error("reporting done to the reactor", error);

@@ -18,8 +18,9 @@ struct Limits {
 };
 
 struct SessionOutcome {
-  bool keep_open = false;  // The reactor should watch the connection for the next request.
-  std::string unconsumed;  // Bytes of an incomplete next request, handed back to the reactor.
+  bool keep_open = false;      // The reactor should watch the connection for the next request.
+  std::string unconsumed;      // Bytes of an incomplete next request, handed back to the reactor.
+  uint64_t bytes_written = 0;  // Bytes written to the client in this hand-off.
 };
 
 // Called between two requests of one hand-off, once the first one's answer is written, with the bytes written

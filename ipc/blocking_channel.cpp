@@ -22,31 +22,36 @@ std::error_code BlockingChannel::send(const Message& message) {
   return {};
 }
 
-std::error_code BlockingChannel::receive_exactly(char* data, size_t size, std::vector<UniqueFd>& received) {
-  size_t offset = 0;
-  while (offset < size) {
-    const IoResult result =
-        receive_with_descriptors(socket_.get(), std::span(data + offset, size - offset), received);
-    if (result.error) return result.error;
-    if (result.bytes == 0) return offset == 0 ? Errc::kPeerClosed : Errc::kTruncatedFrame;
-    offset += result.bytes;
-  }
+std::error_code BlockingChannel::fill(std::vector<UniqueFd>& received) {
+  char chunk[64 * 1024];
+  const IoResult result = receive_with_descriptors(socket_.get(), chunk, received);
+  if (result.error) return result.error;
+  if (result.bytes == 0) return Errc::kPeerClosed;
+  inbox_.append(chunk, result.bytes);
   return {};
 }
 
 std::error_code BlockingChannel::receive(Message& message) {
   std::vector<UniqueFd> received;
+  while (inbox_.size() < sizeof(Header)) {
+    if (auto error = fill(received)) {
+      return error == Errc::kPeerClosed && !inbox_.empty() ? Errc::kTruncatedFrame : error;
+    }
+  }
   Header header;
-  if (auto error = receive_exactly(reinterpret_cast<char*>(&header), sizeof(header), received)) return error;
+  std::memcpy(&header, inbox_.data(), sizeof(header));
   if (auto error = check_header(header)) return error;
+  const size_t frame_size = sizeof(Header) + header.payload_size;
+  while (inbox_.size() < frame_size) {
+    if (auto error = fill(received)) return error == Errc::kPeerClosed ? Errc::kTruncatedFrame : error;
+  }
+  if (!received.empty() && inbox_.size() > frame_size) return Errc::kUnexpectedDescriptor;
 
   message.type = static_cast<MessageType>(header.type);
   message.connection_id = header.connection_id;
   message.flags = header.flags;
-  message.payload.resize(header.payload_size);
-  if (auto error = receive_exactly(message.payload.data(), header.payload_size, received)) {
-    return error == Errc::kPeerClosed ? Errc::kTruncatedFrame : error;
-  }
+  message.payload.assign(inbox_, sizeof(Header), header.payload_size);
+  inbox_.erase(0, frame_size);
 
   if (carries_descriptor(message.type)) {
     if (received.empty()) return Errc::kMissingDescriptor;

@@ -1,8 +1,12 @@
 #pragma once
 
 // BlockingChannel: one end of a reactor<->handler channel used with blocking calls, as a handler uses it.
-// It reads exactly one frame at a time, so that a descriptor is always received with the header it belongs to.
+// It reads as much as is there (one recvmsg per frame in the common case). A descriptor travels with the first
+// byte of its frame, and recvmsg stops after the bytes that carry one, so a descriptor received at a frame
+// boundary belongs to that frame; one that arrives together with bytes of a second frame cannot be placed,
+// and is refused. The reactor never sends a second frame before the handler's kDone, so that does not happen.
 
+#include <string>
 #include <system_error>
 #include <vector>
 
@@ -25,9 +29,11 @@ class BlockingChannel {
   std::error_code receive(Message& message);
 
  private:
-  std::error_code receive_exactly(char* data, size_t size, std::vector<UniqueFd>& received);
+  // Reads more into inbox_; Errc::kPeerClosed at EOF.
+  std::error_code fill(std::vector<UniqueFd>& received);
 
   UniqueFd socket_;
+  std::string inbox_;  // Received bytes not yet returned as a message.
 };
 
 }  // namespace handoff::ipc

@@ -26,16 +26,22 @@ inline constexpr int kHandlerChannelFd = 3;
 enum class MessageType : uint16_t {
   kHello = 1,       // handler -> reactor, its first frame: it speaks this version and is ready for work.
   kConnection = 2,  // reactor -> handler: a client socket (attached) and the bytes the reactor read from it.
-  kDone = 3,        // handler -> reactor: finished with the connection; payload: bytes it read but did not use.
+  kDone = 3,        // handler -> reactor: finished with the connection; payload: a Progress, then the bytes it
+                    // read but did not use.
   kAnswered = 4,    // handler -> reactor: an answer is complete and another request of the same hand-off
-                    // follows; payload: the total bytes written to the client in this hand-off (AnsweredPayload).
+                    // follows; payload: a Progress.
 };
 
-// The payload of a kAnswered frame.
-struct AnsweredPayload {
+// The start of the payload of kAnswered and kDone frames: the bytes written to the client in this hand-off.
+struct Progress {
   uint64_t bytes_written;
 };
-static_assert(sizeof(AnsweredPayload) == 8, "part of the wire format");
+static_assert(sizeof(Progress) == 8, "part of the wire format");
+
+// A kAnswered or kDone payload: progress, then (kDone) the unused bytes.
+std::string progress_payload(uint64_t bytes_written, std::string_view unconsumed = {});
+// Splits such a payload; false when it is too short to hold a Progress.
+bool split_progress_payload(std::string& payload, uint64_t& bytes_written);
 
 // Flags of a kConnection frame.
 inline constexpr uint32_t kFlagHeadTruncated = 1u << 0;  // The head reached the cap: read the rest yourself.

@@ -99,7 +99,6 @@ void Connection::wait_in_queue() { expire_after(config_.queue_timeout, Expiry::k
 Connection::Request Connection::take_request() {
   if (watching_) unwatch();
   stop_timer();
-  sent_at_handoff_ = bytes_sent(socket_.get());
   if (protocol_ == Protocol::kUnknown) protocol_ = Protocol::kLine;  // A short head cut by EOF.
   uint32_t flags = protocol_ == Protocol::kHttp ? ipc::kFlagHttp : 0;
   if (input_closed_) {
@@ -119,8 +118,8 @@ Connection::Resume Connection::resume(std::string unconsumed) {
 }
 
 bool Connection::may_answer_after(uint64_t answered_bytes) const {
-  const std::optional<uint64_t> now = bytes_sent(socket_.get());
-  return sent_at_handoff_ && now && *now == *sent_at_handoff_ + answered_bytes;
+  const std::optional<uint64_t> sent = bytes_sent(socket_.get());
+  return sent && *sent == bytes_from_handlers_ + answered_bytes;
 }
 
 void Connection::refuse(Refusal refusal) {

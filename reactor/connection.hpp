@@ -59,16 +59,19 @@ class Connection {
   // The request waits for a handler from now on, for at most --queue-timeout.
   void wait_in_queue();
 
-  // Takes the request head for a handler, and notes how much the socket had sent, so that it can later tell
-  // whether the handler began an answer it did not finish.
+  // Takes the request head for a handler.
   Request take_request();
+
+  // A handler finished its turn with the connection, having written bytes_written to it.
+  void count_handler_bytes(uint64_t bytes_written) { bytes_from_handlers_ += bytes_written; }
 
   // The handler is done and the client may send more: unconsumed is what the handler read but did not use.
   // kReady when that already holds a complete head (on_request_ready is not called then).
   Resume resume(std::string unconsumed);
 
-  // Whether the reactor may write its own answer after a handler that is gone wrote answered_bytes of complete
-  // answers: true when nothing more reached the socket since the hand-off (no answer was cut).
+  // Whether the reactor may write its own answer after the handler that held the connection died having
+  // reported answered_bytes of complete answers: true when the socket has sent exactly what the handlers
+  // reported (nothing of a cut answer is on the wire).
   bool may_answer_after(uint64_t answered_bytes) const;
 
   // Writes the reactor's own answer to the current request, in the connection's protocol, best effort (the
@@ -105,7 +108,8 @@ class Connection {
   Protocol protocol_ = Protocol::kUnknown;  // Decided by the first bytes, then kept.
   bool watching_ = false;
   bool input_closed_ = false;                 // The client sent EOF (or reset the connection).
-  std::optional<uint64_t> sent_at_handoff_;  // Bytes the socket had sent when a handler got it.
+  uint64_t bytes_from_handlers_ = 0;        // Written by handlers in their finished turns. The reactor writes
+                                           // nothing before its last answer, so this is all the socket sent.
   int open_handles_ = 2;
 };
 

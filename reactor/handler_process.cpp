@@ -114,13 +114,18 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
   return {};
 }
 
+// Each change of the polled events costs an epoll_ctl, so the events are changed only when they must be: on
+// the hot path (a frame out, a frame in) they stay UV_READABLE.
 void HandlerProcess::update_polling() {
   if (!channel_polled_) return;
-  if (broken_ || channel_ended_) {
+  const int events =
+      (broken_ || channel_ended_) ? 0 : UV_READABLE | (outbox_.empty() ? 0 : UV_WRITABLE);
+  if (events == polled_events_) return;
+  polled_events_ = events;
+  if (events == 0) {
     uv_poll_stop(&channel_poll_);
     return;
   }
-  const int events = UV_READABLE | (outbox_.empty() ? 0 : UV_WRITABLE);
   uv_poll_start(&channel_poll_, events, [](uv_poll_t* poll, int status, int events) {
     static_cast<HandlerProcess*>(poll->data)->on_channel_event(status, events);
   });
@@ -189,6 +194,7 @@ void HandlerProcess::read_channel() {
       return;
     }
     decoder_.append(std::span(buffer, received.bytes));
+    const bool drained = received.bytes < sizeof(buffer);  // Level-triggered polling reports any rest.
 
     std::error_code error;
     while (std::optional<ipc::Message> message = decoder_.next(error)) {
@@ -200,6 +206,7 @@ void HandlerProcess::read_channel() {
       break_off(error);
       return;
     }
+    if (drained) return;
   }
 }
 
@@ -207,17 +214,15 @@ void HandlerProcess::on_message(ipc::Message message) {
   if (message.type == ipc::MessageType::kHello && !said_hello_) {
     said_hello_ = true;
     events_.on_handler_ready(*this);
-  } else if (message.type == ipc::MessageType::kAnswered && said_hello_ &&
-             message.payload.size() == sizeof(ipc::AnsweredPayload)) {
-    ipc::AnsweredPayload progress;
-    std::memcpy(&progress, message.payload.data(), sizeof(progress));
-    answered_bytes_ = progress.bytes_written;
+  } else if ((message.type == ipc::MessageType::kAnswered || message.type == ipc::MessageType::kDone) &&
+             said_hello_ && ipc::split_progress_payload(message.payload, answered_bytes_)) {
     ++requests_served_;
-    start_request_timer();  // The next request of this hand-off gets its own --request-timeout.
-  } else if (message.type == ipc::MessageType::kDone && said_hello_) {
-    uv_timer_stop(&request_timer_);
-    ++requests_served_;
-    events_.on_handler_done(*this, std::move(message));
+    if (message.type == ipc::MessageType::kAnswered) {
+      start_request_timer();  // The next request of this hand-off gets its own --request-timeout.
+    } else {
+      uv_timer_stop(&request_timer_);
+      events_.on_handler_done(*this, std::move(message));
+    }
   } else {
     log_line("handler %d sent an unexpected frame (type %u, %zu bytes)", pid(), static_cast<unsigned>(message.type),
              message.payload.size());

@@ -50,7 +50,8 @@ class HandlerProcess {
   uint64_t started_at() const { return started_at_; }
   // Requests answered since the process started (each kAnswered and kDone counts one).
   uint64_t requests_served() const { return requests_served_; }
-  // Bytes of complete answers written to the current connection, as the handler last reported.
+  // Bytes written to the current connection in this hand-off, as the handler last reported (kAnswered, or
+  // kDone at the end).
   uint64_t answered_bytes() const { return answered_bytes_; }
   // Whether the process was killed for exceeding --request-timeout.
   bool timed_out() const { return timed_out_; }
@@ -103,6 +104,7 @@ class HandlerProcess {
   bool broken_ = false;
   bool exited_ = false;
   bool channel_polled_ = false;  // channel_poll_ is initialised.
+  int polled_events_ = 0;         // The events channel_poll_ watches now.
   bool channel_ended_ = false;
   int open_handles_ = 0;          // libuv handles to close before the object may be deleted.
 };

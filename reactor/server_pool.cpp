@@ -93,6 +93,7 @@ void Server::on_handler_done(HandlerProcess& handler, ipc::Message done) {
     std::uniform_int_distribution<uint64_t> jitter(0, config_.max_requests_jitter);
     if (handler.requests_served() >= config_.max_requests + jitter(random_)) retire(handler);
   }
+  connections_.at(done.connection_id)->count_handler_bytes(handler.answered_bytes());
   offer_work(handler);
   finish_request(done.connection_id, (done.flags & ipc::kFlagKeepOpen) != 0, std::move(done.payload));
 }
