@@ -151,6 +151,7 @@ TEST(Http, TheReactorsOwnAnswersAreHttp) {
   EXPECT_EQ(read_response(busy).status, 200);
 
   // Too long: 504.
+  ASSERT_TRUE(wait_until_served());
   const HttpResponse slow = send_and_read(reactor, "GET /spin/5000 HTTP/1.1\r\n\r\n");
   EXPECT_EQ(slow.status, 504);
 
