@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "handler/client_stream.hpp"
-#include "handler/commands.hpp"
 
 namespace handoff::handler {
 namespace {
@@ -18,6 +17,7 @@ constexpr size_t kReadChunkBytes = 64 * 1024;
 struct Response {
   int status = 200;
   std::string body;
+  std::string content_type = "text/plain; charset=utf-8";
   std::string extra_headers;  // Each ends in "\r\n".
   bool close = false;         // The connection cannot go on after this response.
 };
@@ -31,7 +31,9 @@ const char* reason(int status) {
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
     case 413: return "Content Too Large";
+    case 422: return "Unprocessable Content";
     case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
     case 505: return "HTTP Version Not Supported";
     default: return "Error";
   }
@@ -42,7 +44,7 @@ Response error_response(int status, std::string_view what, bool close) {
 }
 
 // The request being parsed, filled in by the parser's callbacks.
-struct Request {
+struct ParsedRequest {
   std::string url;
   std::string header_field;  // The header being read, lower-cased, to spot Expect.
   bool expect_continue = false;
@@ -52,8 +54,8 @@ struct Request {
   Response refusal;  // Set (status != 200) when a callback stopped the parser on purpose.
 };
 
-// GET /fib/30 -> fib 30; the same commands as the line protocol, but for quit.
-Response route(const http_parser& parser, const Request& request) {
+// GET /fib/30 -> the command fib with the argument 30; the same commands as the line protocol, but for quit.
+Response route(const Handler& handler, const http_parser& parser, const ParsedRequest& request) {
   std::string_view path(request.url);
   path = path.substr(0, path.find_first_of("?#"));
   std::vector<std::string_view> segments;
@@ -62,24 +64,30 @@ Response route(const http_parser& parser, const Request& request) {
     segments.push_back(path.substr(start, end - start));
     start = end + 1;
   }
-  if (segments.empty() || !is_http_command(segments[0])) return error_response(404, "not found", false);
+  if (segments.empty() || !handler.has_command(segments[0])) return error_response(404, "not found", false);
 
   const auto method = static_cast<http_method>(parser.method);
-  if (method != HTTP_GET && method != HTTP_HEAD) {
-    Response refused = error_response(405, "method not allowed: use GET or HEAD", false);
-    refused.extra_headers = "Allow: GET, HEAD\r\n";
+  if (method != HTTP_GET && method != HTTP_HEAD && method != HTTP_POST) {
+    Response refused = error_response(405, "method not allowed: use GET, HEAD or POST", false);
+    refused.extra_headers = "Allow: GET, HEAD, POST\r\n";
     return refused;
   }
-  const Reply reply = execute(segments[0], std::span(segments).subspan(1));
-  if (reply.line.starts_with("ERR ")) return error_response(400, std::string_view(reply.line).substr(4), false);
-  return {.body = reply.line + "\n"};
+  const Reply reply = handler.execute({.command = segments[0],
+                                       .arguments = std::vector(segments.begin() + 1, segments.end()),
+                                       .body = request.body,
+                                       .protocol = Protocol::kHttp});
+  if (reply.status != 200) return error_response(reply.status, reply.body, false);
+  return {.body = reply.body, .content_type = reply.content_type};
 }
 
 class HttpSession {
  public:
-  HttpSession(int client_fd, std::string received, uint32_t flags, const Limits& limits,
+  HttpSession(const Handler& handler, int client_fd, std::string received, uint32_t flags, const Limits& limits,
               const AnsweredCallback& on_answered)
-      : stream_(client_fd, std::move(received), flags, limits), limits_(limits), on_answered_(on_answered) {
+      : handler_(handler),
+        stream_(client_fd, std::move(received), flags, limits),
+        limits_(limits),
+        on_answered_(on_answered) {
     http_parser_settings_init(&settings_);
     settings_.on_url = [](http_parser* p, const char* at, size_t length) {
       self(p).request_.url.append(at, length);
@@ -90,7 +98,7 @@ class HttpSession {
       return 0;
     };
     settings_.on_header_value = [](http_parser* p, const char* at, size_t length) {
-      Request& request = self(p).request_;
+      ParsedRequest& request = self(p).request_;
       if (strcasecmp(request.header_field.c_str(), "expect") == 0 &&
           strncasecmp(at, "100-continue", std::min<size_t>(length, 12)) == 0 && length == 12) {
         request.expect_continue = true;
@@ -111,7 +119,7 @@ class HttpSession {
     for (bool first = true;; first = false) {
       http_parser_init(&parser_, HTTP_REQUEST);
       parser_.data = this;
-      request_ = Request();
+      request_ = ParsedRequest();
       size_t message_bytes = 0;  // Of the unused bytes, how many this request has taken.
 
       while (!request_.complete) {
@@ -154,7 +162,7 @@ class HttpSession {
 
       stream_.consume(message_bytes);
       const bool keep_alive = http_should_keep_alive(&parser_) != 0;
-      Response response = route(parser_, request_);
+      Response response = route(handler_, parser_, request_);
       response.close = response.close || !keep_alive;
       write(response);
       if (!stream_.flush() || response.close) return stream_.closed();
@@ -196,7 +204,7 @@ class HttpSession {
 
   void write(const Response& response) {
     std::string head = "HTTP/1.1 " + std::to_string(response.status) + " " + reason(response.status) + "\r\n";
-    head += "Server: handoff\r\nContent-Type: text/plain; charset=utf-8\r\n";
+    head += "Server: handoff\r\nContent-Type: " + response.content_type + "\r\n";
     head += "Content-Length: " + std::to_string(response.body.size()) + "\r\n";
     head += response.extra_headers;
     if (response.close) {
@@ -217,19 +225,20 @@ class HttpSession {
     return stream_.close();
   }
 
+  const Handler& handler_;
   ClientStream stream_;
   const Limits& limits_;
   const AnsweredCallback& on_answered_;
   http_parser_settings settings_;
   http_parser parser_;
-  Request request_;
+  ParsedRequest request_;
 };
 
 }  // namespace
 
-SessionOutcome serve_http(int client_fd, std::string received, uint32_t flags, const Limits& limits,
-                          const AnsweredCallback& on_answered) {
-  return HttpSession(client_fd, std::move(received), flags, limits, on_answered).run();
+SessionOutcome serve_http(const Handler& handler, int client_fd, std::string received, uint32_t flags,
+                          const Limits& limits, const AnsweredCallback& on_answered) {
+  return HttpSession(handler, client_fd, std::move(received), flags, limits, on_answered).run();
 }
 
 }  // namespace handoff::handler

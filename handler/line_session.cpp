@@ -2,14 +2,42 @@
 
 #include <algorithm>
 #include <string_view>
+#include <vector>
 
 #include "handler/client_stream.hpp"
-#include "handler/commands.hpp"
 
 namespace handoff::handler {
 namespace {
 
 constexpr size_t kReadChunkBytes = 64 * 1024;
+
+constexpr size_t kMaxEchoedCommandBytes = 40;
+
+bool is_blank(char c) { return c == ' ' || c == '\t'; }
+
+std::vector<std::string_view> split_words(std::string_view line) {
+  std::vector<std::string_view> words;
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && is_blank(line[i])) ++i;
+    const size_t start = i;
+    while (i < line.size() && !is_blank(line[i])) ++i;
+    if (i > start) words.push_back(line.substr(start, i - start));
+  }
+  return words;
+}
+
+// The command name as the client sent it, cut short and with control bytes replaced, fit to echo back.
+std::string printable(std::string_view word) {
+  std::string out;
+  for (char c : word.substr(0, kMaxEchoedCommandBytes)) {
+    out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
+  }
+  if (word.size() > kMaxEchoedCommandBytes) out += "...";
+  return out;
+}
+
+std::string error_line(std::string_view reason) { return "ERR " + std::string(reason) + "\n"; }
 
 std::string_view without_line_end(std::string_view line) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
@@ -18,9 +46,10 @@ std::string_view without_line_end(std::string_view line) {
 
 class LineSession {
  public:
-  LineSession(int client_fd, std::string received, uint32_t flags, const Limits& limits,
+  LineSession(const Handler& handler, int client_fd, std::string received, uint32_t flags, const Limits& limits,
               const AnsweredCallback& on_answered)
-      : stream_(client_fd, std::move(received), flags, limits),
+      : handler_(handler),
+        stream_(client_fd, std::move(received), flags, limits),
         must_finish_first_line_(stream_.head_truncated()),
         limits_(limits),
         on_answered_(on_answered) {}
@@ -77,12 +106,9 @@ class LineSession {
 
   // Executes one line and queues its reply; true when the client asked to close.
   bool answer(std::string_view line) {
-    const Reply reply = execute_line(line);
-    if (!reply.line.empty()) {
-      stream_.queue(reply.line);
-      stream_.queue("\n");
-    }
-    return reply.close;
+    const LineAnswer answer = answer_line(handler_, line);
+    stream_.queue(answer.text);
+    return answer.close;
   }
 
   SessionOutcome fail(std::string_view what) {
@@ -92,6 +118,7 @@ class LineSession {
     return stream_.close();
   }
 
+  const Handler& handler_;
   ClientStream stream_;
   bool must_finish_first_line_;
   const Limits& limits_;
@@ -100,9 +127,29 @@ class LineSession {
 
 }  // namespace
 
-SessionOutcome serve_lines(int client_fd, std::string received, uint32_t flags, const Limits& limits,
-                           const AnsweredCallback& on_answered) {
-  return LineSession(client_fd, std::move(received), flags, limits, on_answered).run();
+LineAnswer answer_line(const Handler& handler, std::string_view line) {
+  const std::vector<std::string_view> words = split_words(line);
+  if (words.empty()) return {error_line("empty request")};
+  const std::string_view command = words[0];
+  if (command == "quit") {
+    if (words.size() > 1) return {error_line("quit takes no argument")};
+    return {.close = true};
+  }
+  if (!handler.has_command(command)) {
+    return {error_line("unknown command '" + printable(command) + "' (commands: " + handler.command_names() +
+                       ", quit)")};
+  }
+  const Reply reply = handler.execute({.command = command,
+                                       .arguments = std::vector(words.begin() + 1, words.end()),
+                                       .protocol = Protocol::kLine});
+  if (reply.status != 200) return {error_line(reply.body)};
+  if (!reply.body.empty() && reply.body.back() == '\n') return {reply.body};
+  return {reply.body + "\n"};
+}
+
+SessionOutcome serve_lines(const Handler& handler, int client_fd, std::string received, uint32_t flags,
+                           const Limits& limits, const AnsweredCallback& on_answered) {
+  return LineSession(handler, client_fd, std::move(received), flags, limits, on_answered).run();
 }
 
 }  // namespace handoff::handler

@@ -5,13 +5,22 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "handler/session.hpp"
+#include "handoff/handler.hpp"
 
 namespace handoff::handler {
 
+// Answers one request line (without its line end) with the handler's commands; quit is the protocol's own.
+struct LineAnswer {
+  std::string text;    // The reply, ending in a newline; empty for quit.
+  bool close = false;  // The client said quit.
+};
+LineAnswer answer_line(const Handler& handler, std::string_view line);
+
 // received: the bytes the reactor read; flags: the kConnection frame's flags (ipc/wire.hpp).
-SessionOutcome serve_lines(int client_fd, std::string received, uint32_t flags, const Limits& limits,
+SessionOutcome serve_lines(const Handler& handler, int client_fd, std::string received, uint32_t flags, const Limits& limits,
                            const AnsweredCallback& on_answered);
 
 }  // namespace handoff::handler

@@ -11,7 +11,7 @@
 #include <cstring>
 #include <span>
 
-#include "handler/commands.hpp"
+#include "handler/builtin_commands.hpp"
 #include "ipc/blocking_channel.hpp"
 #include "ipc/frame_decoder.hpp"
 #include "ipc/socket_io.hpp"

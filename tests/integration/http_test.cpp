@@ -91,9 +91,9 @@ TEST(Http, StatusCodesForWhatCannotBeServed) {
   const HttpResponse bad_argument = send_and_read(reactor, "GET /fib/93 HTTP/1.1\r\n\r\n");
   EXPECT_EQ(bad_argument.status, 400);
   EXPECT_EQ(bad_argument.body, "fib takes one whole number from 0 to 92\n");
-  const HttpResponse post = send_and_read(reactor, "POST /fib/10 HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
-  EXPECT_EQ(post.status, 405);
-  EXPECT_TRUE(post.has_header("Allow: GET, HEAD")) << post.headers;
+  const HttpResponse put = send_and_read(reactor, "PUT /fib/10 HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(put.status, 405);
+  EXPECT_TRUE(put.has_header("Allow: GET, HEAD, POST")) << put.headers;
   EXPECT_EQ(send_and_read(reactor, "GET /ping HTTP/1.1\r\nno colon here\r\n\r\n").status, 400);
   EXPECT_EQ(send_and_read(reactor, "GET /ping HTTP/2.0\r\n\r\n").status, 505);
   EXPECT_EQ(send_and_read(reactor, "GET /ping HTTP/1.1\r\nContent-Length: 999999\r\n\r\n").status, 413);
@@ -106,9 +106,9 @@ TEST(Http, BodiesAreReadWhetherSizedOrChunkedAndCapped) {
   ReactorProcess reactor({"--handlers", "1", "--max-request-bytes", "1k"});
   Client client(reactor.host(), reactor.port());
   // A sized body and a chunked one are consumed whole: the requests after them are read correctly.
-  client.send("POST /ping HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello world");
+  client.send("PUT /ping HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello world");
   EXPECT_EQ(read_response(client).status, 405);
-  client.send("POST /ping HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+  client.send("PUT /ping HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
   EXPECT_EQ(read_response(client).status, 405);
   client.send("GET /fib/11 HTTP/1.1\r\n\r\n");
   EXPECT_EQ(read_response(client).body, "89\n");

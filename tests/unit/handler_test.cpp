@@ -7,7 +7,7 @@
 #include <gtest/gtest.h>
 #include <thread>
 
-#include "handler/commands.hpp"
+#include "handler/builtin_commands.hpp"
 #include "handler/http_session.hpp"
 #include "handler/line_session.hpp"
 #include "ipc/unique_fd.hpp"
@@ -16,19 +16,38 @@
 namespace handoff::handler {
 namespace {
 
+using handoff::Handler;
+
 using namespace std::chrono_literals;
 
+// The built-in handler: the API with the built-in commands.
+const Handler& builtin() {
+  static const Handler handler = [] {
+    Handler h;
+    add_builtin_commands(h);
+    return h;
+  }();
+  return handler;
+}
+
+// The line protocol's answer to one line, without its line end.
+std::string answer(std::string_view line) {
+  std::string text = answer_line(builtin(), line).text;
+  if (!text.empty()) text.pop_back();
+  return text;
+}
+
 TEST(Commands, AnswerEachCommand) {
-  EXPECT_EQ(execute_line("ping").line, "pong");
-  EXPECT_EQ(execute_line("fib 0").line, "0");
-  EXPECT_EQ(execute_line("fib 1").line, "1");
-  EXPECT_EQ(execute_line("fib 30").line, "832040");
-  EXPECT_EQ(execute_line("  fib\t20  ").line, "6765");
-  EXPECT_EQ(execute_line("pid").line, std::to_string(getpid()));
-  EXPECT_EQ(execute_line("spin 5").line, "spun 5");
-  const Reply quit = execute_line("quit");
+  EXPECT_EQ(answer("ping"), "pong");
+  EXPECT_EQ(answer("fib 0"), "0");
+  EXPECT_EQ(answer("fib 1"), "1");
+  EXPECT_EQ(answer("fib 30"), "832040");
+  EXPECT_EQ(answer("  fib\t20  "), "6765");
+  EXPECT_EQ(answer("pid"), std::to_string(getpid()));
+  EXPECT_EQ(answer("spin 5"), "spun 5");
+  const LineAnswer quit = answer_line(builtin(), "quit");
   EXPECT_TRUE(quit.close);
-  EXPECT_EQ(quit.line, "");
+  EXPECT_EQ(quit.text, "");
 }
 
 TEST(Commands, LargestFibonacciFitsIn64Bits) {
@@ -40,18 +59,37 @@ TEST(Commands, LargestFibonacciFitsIn64Bits) {
 }
 
 TEST(Commands, ExplainWhatWasWrong) {
-  EXPECT_EQ(execute_line("fib 93").line, "ERR fib takes one whole number from 0 to 92");
-  EXPECT_EQ(execute_line("fib -1").line, "ERR fib takes one whole number from 0 to 92");
-  EXPECT_EQ(execute_line("fib x").line, "ERR fib takes one whole number from 0 to 92");
-  EXPECT_EQ(execute_line("fib 1 2").line, "ERR fib takes one whole number from 0 to 92");
-  EXPECT_EQ(execute_line("fib").line, "ERR fib takes one whole number from 0 to 92");
-  EXPECT_EQ(execute_line("spin 600001").line, "ERR spin takes one whole number of milliseconds from 0 to 600000");
-  EXPECT_EQ(execute_line("ping now").line, "ERR ping takes no argument");
-  EXPECT_EQ(execute_line("").line, "ERR empty request");
-  EXPECT_EQ(execute_line("   ").line, "ERR empty request");
-  EXPECT_EQ(execute_line("PING").line, "ERR unknown command 'PING' (commands: ping, fib N, spin MS, pid, quit)");
-  EXPECT_EQ(execute_line(std::string("a\x01z", 3)).line.substr(0, 25), "ERR unknown command 'a?z'");
-  EXPECT_EQ(execute_line(std::string(100, 'x')).line.substr(21, 44), std::string(40, 'x') + "...'");
+  EXPECT_EQ(answer("fib 93"), "ERR fib takes one whole number from 0 to 92");
+  EXPECT_EQ(answer("fib -1"), "ERR fib takes one whole number from 0 to 92");
+  EXPECT_EQ(answer("fib x"), "ERR fib takes one whole number from 0 to 92");
+  EXPECT_EQ(answer("fib 1 2"), "ERR fib takes one whole number from 0 to 92");
+  EXPECT_EQ(answer("fib"), "ERR fib takes one whole number from 0 to 92");
+  EXPECT_EQ(answer("spin 600001"), "ERR spin takes one whole number of milliseconds from 0 to 600000");
+  EXPECT_EQ(answer("ping now"), "ERR ping takes no argument");
+  EXPECT_EQ(answer("quit now"), "ERR quit takes no argument");
+  EXPECT_EQ(answer(""), "ERR empty request");
+  EXPECT_EQ(answer("   "), "ERR empty request");
+  EXPECT_EQ(answer("PING"), "ERR unknown command 'PING' (commands: ping, pid, fib, spin, quit)");
+  EXPECT_EQ(answer(std::string("a\x01z", 3)).substr(0, 25), "ERR unknown command 'a?z'");
+  EXPECT_EQ(answer(std::string(100, 'x')).substr(21, 44), std::string(40, 'x') + "...'");
+}
+
+TEST(HandlerApi, ExceptionsBecomeErrorRepliesAndRepliesKeepTheirContentType) {
+  Handler handler;
+  handler.command("boom", [](const Request&) -> Reply { throw std::runtime_error("out of cheese"); });
+  handler.command("blob", [](const Request& request) {
+    return Reply::bytes(std::string(request.body), "application/x-blob");
+  });
+  const Reply boom = handler.execute({.command = "boom"});
+  EXPECT_EQ(boom.status, 500);
+  EXPECT_EQ(boom.body, "internal error: out of cheese");
+  EXPECT_EQ(answer_line(handler, "boom").text, "ERR internal error: out of cheese\n");
+  const Reply blob = handler.execute({.command = "blob", .body = "\x01\x02"});
+  EXPECT_EQ(blob.content_type, "application/x-blob");
+  EXPECT_EQ(blob.body, "\x01\x02");
+  EXPECT_EQ(handler.execute({.command = "nothing"}).status, 404);
+  EXPECT_EQ(Reply::text("x").body, "x\n");
+  EXPECT_EQ(Reply::text("y\n").body, "y\n");
 }
 
 TEST(Commands, SpinBurnsCpuTime) {
@@ -85,7 +123,7 @@ const AnsweredCallback ignore_progress = [](uint64_t) {};
 TEST(LineSession, AnswersPipelinedLinesAndGivesBackAPartialOne) {
   Socketpair pair;
   std::vector<uint64_t> progress;
-  const SessionOutcome outcome = serve_lines(pair.served.get(), "ping\r\nfib 10\npid\nfib 2", 0, Limits{},
+  const SessionOutcome outcome = serve_lines(builtin(), pair.served.get(), "ping\r\nfib 10\npid\nfib 2", 0, Limits{},
                                              [&](uint64_t bytes) { progress.push_back(bytes); });
   // Reported between requests: after "pong\n" and after "55\n", not after the last answer.
   EXPECT_EQ(progress, (std::vector<uint64_t>{5, 8}));
@@ -96,14 +134,14 @@ TEST(LineSession, AnswersPipelinedLinesAndGivesBackAPartialOne) {
 
 TEST(LineSession, QuitClosesAndSkipsTheRest) {
   Socketpair pair;
-  const SessionOutcome outcome = serve_lines(pair.served.get(), "ping\nquit\nping\n", 0, Limits{}, ignore_progress);
+  const SessionOutcome outcome = serve_lines(builtin(), pair.served.get(), "ping\nquit\nping\n", 0, Limits{}, ignore_progress);
   EXPECT_FALSE(outcome.keep_open);
   EXPECT_EQ(pair.client_reads(), "pong\n");
 }
 
 TEST(LineSession, ALastLineWithoutLineEndIsAnsweredWhenInputEnded) {
   Socketpair pair;
-  const SessionOutcome outcome = serve_lines(pair.served.get(), "ping\nfib 7", ipc::kFlagInputClosed, Limits{}, ignore_progress);
+  const SessionOutcome outcome = serve_lines(builtin(), pair.served.get(), "ping\nfib 7", ipc::kFlagInputClosed, Limits{}, ignore_progress);
   EXPECT_FALSE(outcome.keep_open);
   EXPECT_EQ(pair.client_reads(), "pong\n13\n");
 }
@@ -111,7 +149,7 @@ TEST(LineSession, ALastLineWithoutLineEndIsAnsweredWhenInputEnded) {
 TEST(LineSession, ReadsTheRestOfAHeadCutAtTheCap) {
   Socketpair pair;
   ASSERT_EQ(::write(pair.client.get(), "0\nping\nfi", 9), 9);
-  const SessionOutcome outcome = serve_lines(pair.served.get(), "fib 1", ipc::kFlagHeadTruncated, Limits{}, ignore_progress);
+  const SessionOutcome outcome = serve_lines(builtin(), pair.served.get(), "fib 1", ipc::kFlagHeadTruncated, Limits{}, ignore_progress);
   EXPECT_TRUE(outcome.keep_open);
   EXPECT_EQ(outcome.unconsumed, "fi");
   EXPECT_EQ(pair.client_reads(), std::to_string(fibonacci(10)) + "\npong\n");
@@ -124,13 +162,13 @@ TEST(LineSession, ALineOverTheLimitIsRefusedAndCloses) {
     const std::string rest(300, 'x');
     (void)!::write(pair.client.get(), rest.data(), rest.size());
   });
-  const SessionOutcome outcome = serve_lines(pair.served.get(), "spin 1", ipc::kFlagHeadTruncated, limits, ignore_progress);
+  const SessionOutcome outcome = serve_lines(builtin(), pair.served.get(), "spin 1", ipc::kFlagHeadTruncated, limits, ignore_progress);
   sender.join();
   EXPECT_FALSE(outcome.keep_open);
   EXPECT_EQ(pair.client_reads(), "ERR request too large\n");
 
   Socketpair whole;
-  const SessionOutcome complete = serve_lines(whole.served.get(), std::string(101, 'y') + "\nping\n", 0, limits, ignore_progress);
+  const SessionOutcome complete = serve_lines(builtin(), whole.served.get(), std::string(101, 'y') + "\nping\n", 0, limits, ignore_progress);
   EXPECT_FALSE(complete.keep_open);
   EXPECT_EQ(whole.client_reads(), "ERR request too large\n");
 }
@@ -138,7 +176,7 @@ TEST(LineSession, ALineOverTheLimitIsRefusedAndCloses) {
 TEST(LineSession, AStalledClientTimesOut) {
   Socketpair pair;
   const Limits limits{.max_request_bytes = 100, .io_timeout = 100ms};
-  const SessionOutcome outcome = serve_lines(pair.served.get(), "fib", ipc::kFlagHeadTruncated, limits, ignore_progress);
+  const SessionOutcome outcome = serve_lines(builtin(), pair.served.get(), "fib", ipc::kFlagHeadTruncated, limits, ignore_progress);
   EXPECT_FALSE(outcome.keep_open);
   EXPECT_EQ(pair.client_reads(), "ERR read timeout\n");
 }
@@ -146,7 +184,7 @@ TEST(LineSession, AStalledClientTimesOut) {
 TEST(LineSession, AVanishedClientDoesNotHurt) {
   Socketpair pair;
   pair.client.reset();
-  const SessionOutcome outcome = serve_lines(pair.served.get(), "ping\nping\n", 0, Limits{}, ignore_progress);
+  const SessionOutcome outcome = serve_lines(builtin(), pair.served.get(), "ping\nping\n", 0, Limits{}, ignore_progress);
   EXPECT_FALSE(outcome.keep_open);
 }
 
@@ -155,7 +193,7 @@ TEST(HttpSession, AnswersPipelinedRequestsAndGivesBackAPartialOne) {
   std::vector<uint64_t> progress;
   const std::string partial = "GET /fib/7 HTTP/1.1\r\nHo";
   const SessionOutcome outcome =
-      serve_http(pair.served.get(), "GET /ping HTTP/1.1\r\n\r\nGET /fib/10 HTTP/1.1\r\n\r\n" + partial,
+      serve_http(builtin(), pair.served.get(), "GET /ping HTTP/1.1\r\n\r\nGET /fib/10 HTTP/1.1\r\n\r\n" + partial,
                  ipc::kFlagHttp, Limits{}, [&](uint64_t bytes) { progress.push_back(bytes); });
   EXPECT_TRUE(outcome.keep_open);
   EXPECT_EQ(outcome.unconsumed, partial);
@@ -179,16 +217,16 @@ TEST(HttpSession, ReadsTheBodyOfTheFirstRequestAndSaysContinue) {
     EXPECT_EQ(::write(pair.client.get(), "12345", 5), 5);
   });
   const SessionOutcome outcome = serve_http(
-      pair.served.get(), "POST /ping HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n", ipc::kFlagHttp,
+      builtin(), pair.served.get(), "POST /ping HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n", ipc::kFlagHttp,
       Limits{}, ignore_progress);
   client.join();
   EXPECT_TRUE(outcome.keep_open);
-  EXPECT_TRUE(pair.client_reads().starts_with("HTTP/1.1 405 Method Not Allowed\r\n"));
+  EXPECT_TRUE(pair.client_reads().starts_with("HTTP/1.1 200 OK\r\n"));
 }
 
 TEST(HttpSession, AHeadCutAtTheCapIs431) {
   Socketpair pair;
-  const SessionOutcome outcome = serve_http(pair.served.get(), "GET /ping HTTP/1.1\r\nX: yyyyyy",
+  const SessionOutcome outcome = serve_http(builtin(), pair.served.get(), "GET /ping HTTP/1.1\r\nX: yyyyyy",
                                             ipc::kFlagHttp | ipc::kFlagHeadTruncated, Limits{}, ignore_progress);
   EXPECT_FALSE(outcome.keep_open);
   EXPECT_TRUE(pair.client_reads().starts_with("HTTP/1.1 431 "));

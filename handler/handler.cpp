@@ -1,0 +1,167 @@
+// The handler loop behind handoff::Handler::run: receive a connection from the reactor, serve its requests
+// with the session of its protocol, report done.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <optional>
+
+#include "handler/http_session.hpp"
+#include "handler/line_session.hpp"
+#include "handoff/handler.hpp"
+#include "ipc/blocking_channel.hpp"
+#include "ipc/wire.hpp"
+
+namespace handoff {
+namespace {
+
+namespace ipc = handoff::ipc;
+using handler::Limits;
+using handler::SessionOutcome;
+
+constexpr const char* kUsage =
+    "usage: %s\n"
+    "A handoff handler process. The reactor starts it (reactor --handler-cmd %s); it is not meant to be run by\n"
+    "hand. It reads its settings from the environment the reactor gives it:\n"
+    "  HANDOFF_IPC_FD             descriptor of its channel to the reactor (always 3)\n"
+    "  HANDOFF_MAX_REQUEST_BYTES  longest request line or HTTP body it accepts (default 2097152)\n"
+    "  HANDOFF_MAX_HEAD_BYTES     longest HTTP request head it accepts (default 65536)\n"
+    "  HANDOFF_READ_TIMEOUT_MS    how long it waits on a stalled client (default 10000)\n"
+    "Commands: %s\n";
+
+// A non-negative whole number from the environment; fallback when unset; exits with a message when malformed.
+long long setting(const char* name, long long fallback) {
+  const char* text = std::getenv(name);
+  if (text == nullptr) return fallback;
+  long long value = -1;
+  const std::string_view view(text);
+  const auto [end, error] = std::from_chars(view.data(), view.data() + view.size(), value);
+  if (error != std::errc() || end != view.data() + view.size() || value < 0) {
+    std::fprintf(stderr, "handler: %s must be a non-negative whole number, not '%s'\n", name, text);
+    std::exit(2);
+  }
+  return value;
+}
+
+void log_channel_error(const char* what, std::error_code error) {
+  std::fprintf(stderr, "handler[%d]: %s: %s\n", getpid(), what, error.message().c_str());
+}
+
+}  // namespace
+
+Reply Reply::text(std::string text) {
+  if (text.empty() || text.back() != '\n') text += '\n';
+  return {.body = std::move(text)};
+}
+
+Reply Reply::bytes(std::string data, std::string content_type) {
+  return {.body = std::move(data), .content_type = std::move(content_type)};
+}
+
+Reply Reply::error(std::string reason, int status) { return {.status = status, .body = std::move(reason)}; }
+
+Handler& Handler::command(std::string name, Command function) {
+  commands_.emplace_back(std::move(name), std::move(function));
+  return *this;
+}
+
+bool Handler::has_command(std::string_view name) const {
+  for (const auto& [command, function] : commands_) {
+    if (command == name) return true;
+  }
+  return false;
+}
+
+std::string Handler::command_names() const {
+  std::string names;
+  for (const auto& [command, function] : commands_) names += (names.empty() ? "" : ", ") + command;
+  return names;
+}
+
+Reply Handler::execute(const Request& request) const {
+  for (const auto& [command, function] : commands_) {
+    if (command != request.command) continue;
+    try {
+      return function(request);
+    } catch (const std::exception& error) {
+      return Reply::error(std::string("internal error: ") + error.what(), 500);
+    } catch (...) {
+      return Reply::error("internal error", 500);
+    }
+  }
+  return Reply::error("unknown command", 404);
+}
+
+int Handler::run(int argc, char** argv) {
+  const char* self = argc > 0 ? argv[0] : "handler";
+  if (argc > 1) {
+    const bool help = std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0;
+    std::fprintf(help ? stdout : stderr, kUsage, self, self, command_names().c_str());
+    return help ? 0 : 2;
+  }
+  const long long channel_fd = setting(ipc::kChannelFdVariable, -1);
+  if (channel_fd < 0) {
+    std::fprintf(stderr, "handler: %s is not set; a handler is started by the reactor (see %s --help)\n",
+                 ipc::kChannelFdVariable, self);
+    return 2;
+  }
+  const Limits limits{
+      .max_request_bytes = static_cast<size_t>(setting("HANDOFF_MAX_REQUEST_BYTES", 2 << 20)),
+      .max_head_bytes = static_cast<size_t>(setting("HANDOFF_MAX_HEAD_BYTES", 64 << 10)),
+      .io_timeout = std::chrono::milliseconds(setting("HANDOFF_READ_TIMEOUT_MS", 10000)),
+  };
+  // A client that vanishes must not kill the handler; writes report EPIPE instead.
+  signal(SIGPIPE, SIG_IGN);
+
+  ipc::BlockingChannel channel{ipc::UniqueFd(static_cast<int>(channel_fd))};
+  if (auto error = channel.send({.type = ipc::MessageType::kHello})) {
+    log_channel_error("sending hello to the reactor", error);
+    return 1;
+  }
+
+  for (;;) {
+    ipc::Message request;
+    if (auto error = channel.receive(request)) {
+      if (error == ipc::Errc::kPeerClosed) return 0;  // The reactor is done with this handler.
+      log_channel_error("receiving from the reactor", error);
+      return 1;
+    }
+    if (request.type != ipc::MessageType::kConnection) {
+      std::fprintf(stderr, "handler[%d]: unexpected frame type %u from the reactor\n", getpid(),
+                   static_cast<unsigned>(request.type));
+      return 1;
+    }
+    const auto report_answered = [&](uint64_t bytes_written) {
+      const ipc::Message answered{.type = ipc::MessageType::kAnswered,
+                                  .connection_id = request.connection_id,
+                                  .payload = ipc::progress_payload(bytes_written)};
+      if (auto error = channel.send(answered)) {
+        log_channel_error("reporting an answer to the reactor", error);
+        std::exit(1);
+      }
+    };
+    const auto serve = (request.flags & ipc::kFlagHttp) ? handler::serve_http : handler::serve_lines;
+    const SessionOutcome outcome = serve(*this, request.descriptor.get(), std::move(request.payload),
+                                         request.flags, limits, report_answered);
+    // Close this process's copy of the client socket before reporting: the reactor decides what happens next.
+    request.descriptor.reset();
+
+    const ipc::Message done{
+        .type = ipc::MessageType::kDone,
+        .connection_id = request.connection_id,
+        .flags = outcome.keep_open ? ipc::kFlagKeepOpen : 0u,
+        .payload = ipc::progress_payload(outcome.bytes_written, outcome.unconsumed),
+    };
+    if (auto error = channel.send(done)) {
+      log_channel_error("reporting done to the reactor", error);
+      return 1;
+    }
+  }
+}
+
+}  // namespace handoff
