@@ -6,9 +6,9 @@ set -euo pipefail
 HANDOFF_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # Packages for building and testing: the toolchain, libuv, cxxopts, GoogleTest, and the real clients the
-# integration tests drive (netcat-openbsd's nc).
+# integration tests drive (nc, curl, wrk) or run handlers with (python3).
 HANDOFF_PACKAGES=(g++ meson ninja-build pkg-config libuv1-dev libcxxopts-dev libgtest-dev libhttp-parser-dev
-  netcat-openbsd curl wrk procps)
+  python3 netcat-openbsd curl wrk procps)
 
 # ensure_packages NAME... installs the named Debian packages that are not installed yet.
 ensure_packages() {
