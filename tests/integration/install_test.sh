@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs handoff into a temporary folder (meson install --destdir), builds handler/examples/square.cpp with
 # nothing but `pkg-config --cflags --libs handoff-handler` from there, serves it with the reactor, and asks it
-# over both protocols. Usage: install_test.sh BUILD_DIR REACTOR SQUARE_CPP
+# over both protocols. Usage: install_test.sh BUILD_DIR REACTOR SQUARE_CPP [EXTRA_CXXFLAGS]
+# (EXTRA_CXXFLAGS: the sanitizer flags when the library was built with them).
 set -euo pipefail
-build=$1 reactor=$2 source=$3
+build=$1 reactor=$2 source=$3 extra_flags=${4:-}
 stage=$(mktemp -d)
 reactor_pid=
 cleanup() {
@@ -21,7 +22,7 @@ pc=$(find "$stage" -name handoff-handler.pc | head -n 1)
 export PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR=$stage
 flags=$(pkg-config --cflags --libs handoff-handler)
 echo "pkg-config --cflags --libs handoff-handler: $flags"
-g++ -std=c++20 -o "$stage/square" "$source" $flags
+g++ -std=c++20 $extra_flags -o "$stage/square" "$source" $flags
 libdir=$(dirname "$(find "$stage" -name 'libhandoff-handler.so' | head -n 1)")
 
 LD_LIBRARY_PATH=$libdir "$reactor" --listen 127.0.0.1:0 --handlers 2 --handler-cmd "$stage/square" \
