@@ -59,7 +59,10 @@ TEST_P(Wordcount, ConcurrentRequestsRunInParallelOnDifferentHandlers) {
   ReactorProcess reactor({"--handlers", "2", "--handler-cmd", GetParam()});
   // Both handlers are ready once two different ones have answered (idle handlers take turns).
   std::set<std::string> ready;
-  for (int i = 0; i < 200 && ready.size() < 2; ++i) ready.insert(ask(reactor.host(), reactor.port(), "pid"));
+  for (int i = 0; i < 500 && ready.size() < 2; ++i) {
+    ready.insert(ask(reactor.host(), reactor.port(), "pid"));
+    std::this_thread::sleep_for(20ms);
+  }
   ASSERT_EQ(ready.size(), 2u);
   // A long line (past the reactor's 64 KiB head cap) keeps each handler busy for a while; the pid after it,
   // pipelined, says which handler did the work.
