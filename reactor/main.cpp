@@ -16,16 +16,13 @@
 
 namespace {
 
-// The handler built beside this reactor: build/handler/handler next to build/reactor/reactor, or an installed
-// handoff-handler in the same folder.
+// The handler built beside this reactor: build/handler/handler next to build/reactor/reactor.
 std::string default_handler_command() {
   char path[PATH_MAX];
   const ssize_t length = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
   if (length <= 0) return "handler";
   const std::string self(path, length);
   const std::string folder = self.substr(0, self.rfind('/'));
-  const std::string installed = folder + "/handoff-handler";
-  if (::access(installed.c_str(), X_OK) == 0) return installed;
   return folder.substr(0, folder.rfind('/')) + "/handler/handler";
 }
 
