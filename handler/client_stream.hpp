@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "handler/client_io.hpp"
 #include "handler/session.hpp"
@@ -35,8 +36,14 @@ class ClientStream {
   uint64_t bytes_written() const { return bytes_written_; }
 
   // The outcome of a hand-off that ends here: keep-open hands the unused bytes back to the reactor.
-  SessionOutcome keep_open() const {
-    return {.keep_open = true, .unconsumed = std::string(unused()), .bytes_written = bytes_written_};
+  // Notes the status of the answer just queued (an HTTP status; 200 or the error's for a line).
+  void answered(int status) { status_ = status; }
+  // The status of the last answer not yet reported to the reactor (0: none), which is then reported.
+  int take_status() { return std::exchange(status_, 0); }
+
+  SessionOutcome keep_open() {
+    return {.keep_open = true, .unconsumed = std::string(unused()), .bytes_written = bytes_written_,
+            .status = take_status()};
   }
   // Sends what is queued (if the client still takes it) and ends the connection.
   SessionOutcome close() {
@@ -44,7 +51,7 @@ class ClientStream {
     return closed();
   }
   // Ends the connection without sending anything more.
-  SessionOutcome closed() const { return {.bytes_written = bytes_written_}; }
+  SessionOutcome closed() { return {.bytes_written = bytes_written_, .status = take_status()}; }
 
  private:
   const int client_fd_;
@@ -55,6 +62,7 @@ class ClientStream {
   bool head_truncated_;
   std::string pending_output_;
   uint64_t bytes_written_ = 0;
+  int status_ = 0;
 };
 
 }  // namespace handoff::handler

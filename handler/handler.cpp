@@ -136,10 +136,10 @@ int Handler::run(int argc, char** argv) {
                    static_cast<unsigned>(request.type));
       return 1;
     }
-    const auto report_answered = [&](uint64_t bytes_written) {
+    const auto report_answered = [&](uint64_t bytes_written, int status) {
       const ipc::Message answered{.type = ipc::MessageType::kAnswered,
                                   .connection_id = request.connection_id,
-                                  .payload = ipc::progress_payload(bytes_written)};
+                                  .payload = ipc::progress_payload(bytes_written, status)};
       if (auto error = channel.send(answered)) {
         log_channel_error("reporting an answer to the reactor", error);
         std::exit(1);
@@ -155,7 +155,7 @@ int Handler::run(int argc, char** argv) {
         .type = ipc::MessageType::kDone,
         .connection_id = request.connection_id,
         .flags = outcome.keep_open ? ipc::kFlagKeepOpen : 0u,
-        .payload = ipc::progress_payload(outcome.bytes_written, outcome.unconsumed),
+        .payload = ipc::progress_payload(outcome.bytes_written, outcome.status, outcome.unconsumed),
     };
     if (auto error = channel.send(done)) {
       log_channel_error("reporting done to the reactor", error);

@@ -167,7 +167,7 @@ class HttpSession {
       write(response);
       if (!stream_.flush() || response.close) return stream_.closed();
       if (stream_.unused().empty()) return stream_.keep_open();
-      on_answered_(stream_.bytes_written());  // A pipelined request follows.
+      on_answered_(stream_.bytes_written(), stream_.take_status());  // A pipelined request follows.
     }
   }
 
@@ -215,6 +215,7 @@ class HttpSession {
     head += "\r\n";
     stream_.queue(head);
     if (parser_.method != HTTP_HEAD) stream_.queue(response.body);
+    stream_.answered(response.status);
   }
 
   // Answers a request that cannot be served and ends the connection: the parser cannot find the next one.

@@ -58,7 +58,7 @@ class LineSession {
     for (;;) {
       if (answer_complete_lines()) return stream_.close();
       const std::string_view partial = stream_.unused();
-      if (partial.size() > limits_.max_request_bytes) return fail("request too large");
+      if (partial.size() > limits_.max_request_bytes) return fail("request too large", 413);
       if (stream_.input_closed()) {
         // The client will send nothing more: a last line without its line end is still a request.
         if (!partial.empty()) answer(partial);
@@ -72,7 +72,7 @@ class LineSession {
         case ReadStatus::kEndOfInput:
           break;
         case ReadStatus::kTimedOut:
-          return fail("read timeout");
+          return fail("read timeout", 408);
         case ReadStatus::kFailed:
           return stream_.closed();
       }
@@ -94,13 +94,16 @@ class LineSession {
       must_finish_first_line_ = false;
       if (line.size() > limits_.max_request_bytes) {
         stream_.queue("ERR request too large\n");
+        stream_.answered(413);
         return true;
       }
       if (answer(line)) return true;
       // Each answer goes out before the next request runs, so a slow request never holds back an earlier
       // answer that is ready.
       if (!stream_.flush()) return true;
-      if (stream_.unused().find('\n') != std::string_view::npos) on_answered_(stream_.bytes_written());
+      if (stream_.unused().find('\n') != std::string_view::npos) {
+        on_answered_(stream_.bytes_written(), stream_.take_status());
+      }
     }
   }
 
@@ -108,13 +111,15 @@ class LineSession {
   bool answer(std::string_view line) {
     const LineAnswer answer = answer_line(handler_, line);
     stream_.queue(answer.text);
+    if (answer.status != 0) stream_.answered(answer.status);
     return answer.close;
   }
 
-  SessionOutcome fail(std::string_view what) {
+  SessionOutcome fail(std::string_view what, int status) {
     stream_.queue("ERR ");
     stream_.queue(what);
     stream_.queue("\n");
+    stream_.answered(status);
     return stream_.close();
   }
 
@@ -129,20 +134,21 @@ class LineSession {
 
 LineAnswer answer_line(const Handler& handler, std::string_view line) {
   const std::vector<std::string_view> words = split_words(line);
-  if (words.empty()) return {error_line("empty request")};
+  if (words.empty()) return {error_line("empty request"), false, 400};
   const std::string_view command = words[0];
   if (command == "quit") {
-    if (words.size() > 1) return {error_line("quit takes no argument")};
-    return {.close = true};
+    if (words.size() > 1) return {error_line("quit takes no argument"), false, 400};
+    return {.close = true, .status = 0};
   }
   if (!handler.has_command(command)) {
     return {error_line("unknown command '" + printable(command) + "' (commands: " + handler.command_names() +
-                       ", quit)")};
+                       ", quit)"),
+            false, 404};
   }
   const Reply reply = handler.execute({.command = command,
                                        .arguments = std::vector(words.begin() + 1, words.end()),
                                        .protocol = Protocol::kLine});
-  if (reply.status != 200) return {error_line(reply.body)};
+  if (reply.status != 200) return {error_line(reply.body), false, reply.status};
   if (!reply.body.empty() && reply.body.back() == '\n') return {reply.body};
   return {reply.body + "\n"};
 }

@@ -16,6 +16,7 @@ namespace handoff::handler {
 struct LineAnswer {
   std::string text;    // The reply, ending in a newline; empty for quit.
   bool close = false;  // The client said quit.
+  int status = 200;    // 200, or the error's status (as HTTP would say it); 0 for quit.
 };
 LineAnswer answer_line(const Handler& handler, std::string_view line);
 

@@ -21,10 +21,12 @@ struct SessionOutcome {
   bool keep_open = false;      // The reactor should watch the connection for the next request.
   std::string unconsumed;      // Bytes of an incomplete next request, handed back to the reactor.
   uint64_t bytes_written = 0;  // Bytes written to the client in this hand-off.
+  int status = 0;              // Of the request answered last, if not reported yet (ipc Progress).
 };
 
 // Called between two requests of one hand-off, once the first one's answer is written, with the bytes written
-// to the client so far (the reactor's kAnswered report: it tells a cut answer from a finished one).
-using AnsweredCallback = std::function<void(uint64_t bytes_written)>;
+// to the client so far and that answer's status (the reactor's kAnswered report: it tells a cut answer from a
+// finished one, and counts the request).
+using AnsweredCallback = std::function<void(uint64_t bytes_written, int status)>;
 
 }  // namespace handoff::handler

@@ -77,18 +77,16 @@ std::string encode(const Message& message) {
   return frame;
 }
 
-std::string progress_payload(uint64_t bytes_written, std::string_view unconsumed) {
-  const Progress progress{.bytes_written = bytes_written};
+std::string progress_payload(uint64_t bytes_written, int status, std::string_view unconsumed) {
+  const Progress progress{.bytes_written = bytes_written, .status = static_cast<uint16_t>(status)};
   std::string payload(reinterpret_cast<const char*>(&progress), sizeof(progress));
   payload.append(unconsumed);
   return payload;
 }
 
-bool split_progress_payload(std::string& payload, uint64_t& bytes_written) {
+bool split_progress_payload(std::string& payload, Progress& progress) {
   if (payload.size() < sizeof(Progress)) return false;
-  Progress progress;
   std::memcpy(&progress, payload.data(), sizeof(progress));
-  bytes_written = progress.bytes_written;
   payload.erase(0, sizeof(progress));
   return true;
 }

@@ -32,16 +32,21 @@ enum class MessageType : uint16_t {
                     // follows; payload: a Progress.
 };
 
-// The start of the payload of kAnswered and kDone frames: the bytes written to the client in this hand-off.
+// The start of the payload of kAnswered and kDone frames.
 struct Progress {
-  uint64_t bytes_written;
+  uint64_t bytes_written;  // Written to the client in this hand-off so far.
+  uint16_t status;         // Of the request answered last (an HTTP status; 200 or the error's for a line);
+                           // 0 when no request was answered since the previous report.
+  uint16_t reserved16;
+  uint32_t reserved32;
 };
-static_assert(sizeof(Progress) == 8, "part of the wire format");
+static_assert(sizeof(Progress) == 16, "part of the wire format");
+static_assert(std::is_trivially_copyable_v<Progress>);
 
 // A kAnswered or kDone payload: progress, then (kDone) the unused bytes.
-std::string progress_payload(uint64_t bytes_written, std::string_view unconsumed = {});
+std::string progress_payload(uint64_t bytes_written, int status, std::string_view unconsumed = {});
 // Splits such a payload; false when it is too short to hold a Progress.
-bool split_progress_payload(std::string& payload, uint64_t& bytes_written);
+bool split_progress_payload(std::string& payload, Progress& progress);
 
 // Flags of a kConnection frame.
 inline constexpr uint32_t kFlagHeadTruncated = 1u << 0;  // The head reached the cap: read the rest yourself.

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cxxopts.hpp>
 #include <thread>
@@ -14,7 +15,6 @@ constexpr const char* kVersion = "handoff reactor 0.1.0 (ipc protocol 1)";
 constexpr size_t kMinHeadBytes = 16;
 constexpr size_t kMaxHeadBytes = 1 << 20;
 constexpr size_t kMaxRequestBytesLimit = size_t{1} << 30;
-constexpr unsigned kMaxHandlers = 1024;
 
 bool is_ip_literal(const std::string& host) {
   unsigned char address[sizeof(in6_addr)];
@@ -186,6 +186,13 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
     ("idle-timeout", "a connection with no request for this long is closed", text("60s"), "TIME")
     ("shutdown-timeout", "on SIGTERM/SIGINT, requests still running after this are cut off", text("30s"),
      "TIME");
+  options.add_options("Operations")
+    ("admin", "admin HTTP port: /healthz, /stats, /metrics, status page at /, POST /pool?size=N; 'off' to "
+              "disable. Port 0 picks a free port and prints 'admin listening on HOST:PORT'",
+     text(config.admin->to_string()), "HOST:PORT|off")
+    ("log-level", "error, warn, info or debug", text("info"), "LEVEL")
+    ("log-format", "text or json, on stderr", text("text"), "FORMAT")
+    ("access-log", "a log line per request: on or off", text("off"), "on|off");
   options.add_options("Other")
     ("h,help", "print this help and exit")
     ("version", "print the version and exit");
@@ -193,7 +200,7 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
 
   try {
     const cxxopts::ParseResult result = options.parse(argc, argv);
-    if (result.count("help")) return EarlyExit{0, options.help({"", "Failures", "Other"})};
+    if (result.count("help")) return EarlyExit{0, options.help({"", "Failures", "Operations", "Other"})};
     if (result.count("version")) return EarlyExit{0, std::string(kVersion) + "\n"};
     if (!result.unmatched().empty()) return usage_error("unexpected argument '" + result.unmatched()[0] + "'");
 
@@ -238,6 +245,25 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
                              config.shutdown_timeout));
     if (error) return *error;
     config.handlers = static_cast<unsigned>(handlers);
+
+    const std::string admin = result["admin"].as<std::string>();
+    if (admin == "off") {
+      config.admin.reset();
+    } else if (!(config.admin = parse_listen_address(admin))) {
+      return usage_error("--admin '" + admin + "' is not HOST:PORT with an IP address, or off");
+    }
+    const std::string level = result["log-level"].as<std::string>();
+    const std::vector<std::pair<std::string, LogLevel>> levels = {
+        {"error", LogLevel::kError}, {"warn", LogLevel::kWarn}, {"info", LogLevel::kInfo}, {"debug", LogLevel::kDebug}};
+    const auto found = std::find_if(levels.begin(), levels.end(), [&](const auto& l) { return l.first == level; });
+    if (found == levels.end()) return usage_error("--log-level '" + level + "' must be error, warn, info or debug");
+    config.log_level = found->second;
+    const std::string format = result["log-format"].as<std::string>();
+    if (format != "text" && format != "json") return usage_error("--log-format '" + format + "' must be text or json");
+    config.log_format = format == "json" ? LogFormat::kJson : LogFormat::kText;
+    const std::string access = result["access-log"].as<std::string>();
+    if (access != "on" && access != "off") return usage_error("--access-log '" + access + "' must be on or off");
+    config.access_log = access == "on";
   } catch (const cxxopts::exceptions::exception& error) {
     return usage_error(error.what());
   }

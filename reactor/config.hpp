@@ -11,6 +11,8 @@
 #include <variant>
 #include <vector>
 
+#include "reactor/log.hpp"
+
 namespace handoff::reactor {
 
 struct ListenAddress {
@@ -22,6 +24,8 @@ struct ListenAddress {
 };
 
 using Milliseconds = std::chrono::milliseconds;
+
+inline constexpr unsigned kMaxHandlers = 1024;  // The largest pool, at start or resized.
 
 struct Config {
   ListenAddress listen{"127.0.0.1", 8888};
@@ -39,6 +43,12 @@ struct Config {
   Milliseconds read_timeout{10000};      // A started request must be complete within this.
   Milliseconds idle_timeout{60000};      // A connection with no request for this long is closed.
   Milliseconds shutdown_timeout{30000};  // On SIGTERM, work still running after this is cut off.
+
+  // Operations: docs/operations.md.
+  std::optional<ListenAddress> admin = ListenAddress{"127.0.0.1", 8889};  // nullopt: --admin off.
+  LogLevel log_level = LogLevel::kInfo;
+  LogFormat log_format = LogFormat::kText;
+  bool access_log = false;
 };
 
 // What main should do instead of running: print text (to stdout for --help/--version, else stderr) and exit.

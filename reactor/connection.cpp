@@ -15,6 +15,19 @@ namespace {
 constexpr size_t kReadChunkBytes = 16 * 1024;
 constexpr uint64_t kLingerMs = 2000;
 constexpr int kMaxDrainReadsPerWakeup = 16;  // So that a client that keeps sending cannot hold the loop.
+constexpr size_t kLoggedRequestLineBytes = 100;
+
+// The head's first line, cut short, with control bytes replaced: fit for a log line.
+std::string printable_first_line(std::string_view head) {
+  std::string_view line = head.substr(0, head.find('\n'));
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  std::string out;
+  for (const char c : line.substr(0, kLoggedRequestLineBytes)) {
+    out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
+  }
+  if (line.size() > kLoggedRequestLineBytes) out += "...";
+  return out;
+}
 
 }  // namespace
 
@@ -78,6 +91,7 @@ void Connection::read_head() {
     if (head_.empty()) {
       events_.on_client_left(*this);
     } else {
+      ready_at_ns_ = uv_hrtime();
       events_.on_request_ready(*this);  // A last request without its line end.
     }
     return;
@@ -87,11 +101,18 @@ void Connection::read_head() {
   if (protocol_ == Protocol::kUnknown) protocol_ = detect_protocol(head_);
   if (head_complete()) {
     unwatch();
+    ready_at_ns_ = uv_hrtime();
     events_.on_request_ready(*this);
   } else if (first_bytes) {
     // A request has begun: from now on the client has --read-timeout to finish it.
     expire_after(config_.read_timeout, Expiry::kRead);
   }
+}
+
+std::string Connection::take_request_line() {
+  std::string line = std::move(request_line_);
+  request_line_.assign(1, '-');
+  return line;
 }
 
 void Connection::wait_in_queue() { expire_after(config_.queue_timeout, Expiry::kQueue); }
@@ -100,6 +121,7 @@ Connection::Request Connection::take_request() {
   if (watching_) unwatch();
   stop_timer();
   if (protocol_ == Protocol::kUnknown) protocol_ = Protocol::kLine;  // A short head cut by EOF.
+  request_line_ = printable_first_line(head_);
   uint32_t flags = protocol_ == Protocol::kHttp ? ipc::kFlagHttp : 0;
   if (input_closed_) {
     flags |= ipc::kFlagInputClosed;
@@ -111,7 +133,10 @@ Connection::Request Connection::take_request() {
 
 Connection::Resume Connection::resume(std::string unconsumed) {
   head_ = std::move(unconsumed);
-  if (!head_.empty() && (head_complete() || input_closed_)) return Resume::kReady;
+  if (!head_.empty() && (head_complete() || input_closed_)) {
+    ready_at_ns_ = uv_hrtime();
+    return Resume::kReady;
+  }
   if (input_closed_) return Resume::kClientLeft;
   watch();
   return Resume::kWatching;

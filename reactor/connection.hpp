@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "ipc/unique_fd.hpp"
 #include "reactor/config.hpp"
@@ -59,6 +60,18 @@ class Connection {
   // The request waits for a handler from now on, for at most --queue-timeout.
   void wait_in_queue();
 
+  // For the access log and the queue-wait histogram.
+  void set_peer(std::string peer) { peer_ = std::move(peer); }
+  const std::string& peer() const { return peer_; }
+  const char* protocol_name() const { return protocol_ == Protocol::kHttp ? "http" : "line"; }
+  // uv_hrtime() when the current request became complete.
+  uint64_t ready_at_ns() const { return ready_at_ns_; }
+  // The first line of the request a handler got last, cut short; "-" once it has been logged (the next
+  // answers of the same hand-off are pipelined requests the reactor did not read).
+  std::string take_request_line();
+  double queue_wait_ms() const { return queue_wait_ms_; }
+  void set_queue_wait_ms(double ms) { queue_wait_ms_ = ms; }
+
   // Takes the request head for a handler.
   Request take_request();
 
@@ -105,6 +118,10 @@ class Connection {
   uv_timer_t timer_;
   Expiry pending_expiry_ = Expiry::kIdle;
   std::string head_;
+  std::string peer_ = "-";
+  std::string request_line_ = "-";
+  uint64_t ready_at_ns_ = 0;
+  double queue_wait_ms_ = 0;
   Protocol protocol_ = Protocol::kUnknown;  // Decided by the first bytes, then kept.
   bool watching_ = false;
   bool input_closed_ = false;                 // The client sent EOF (or reset the connection).

@@ -58,7 +58,7 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
   int ends[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) != 0) {
     const int error = errno;
-    log_line("socketpair for a handler channel: %s", std::strerror(error));
+    log_at(LogLevel::kError, "socketpair for a handler channel: %s", std::strerror(error));
     return errno_code(error);
   }
   channel_.reset(ends[0]);
@@ -99,13 +99,13 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
   started_at_ = uv_now(loop_);
   if (const int error = uv_spawn(loop_, &process_, &options); error < 0) {
     exited_ = true;
-    log_line("cannot start handler '%s': %s", argv[0].c_str(), uv_strerror(error));
+    log_at(LogLevel::kError, "cannot start handler '%s': %s", argv[0].c_str(), uv_strerror(error));
     channel_.reset();
     return errno_code(-error);
   }
 
   if (const int error = uv_poll_init(loop_, &channel_poll_, channel_.get()); error < 0) {
-    log_line("uv_poll_init on a handler channel: %s", uv_strerror(error));
+    log_at(LogLevel::kError, "uv_poll_init on a handler channel: %s", uv_strerror(error));
     return errno_code(-error);
   }
   ++open_handles_;
@@ -144,6 +144,8 @@ void HandlerProcess::send_connection(ConnectionId connection, int client_socket,
   outbox_ = ipc::encode(message);
   outbox_descriptor_ = client_socket;
   answered_bytes_ = 0;
+  busy_ = true;
+  request_started_ns_ = uv_hrtime();
   start_request_timer();
   flush_outbox();
 }
@@ -153,7 +155,7 @@ void HandlerProcess::flush_outbox() {
     const ipc::IoResult sent = ipc::send_with_descriptor(channel_.get(), outbox_, outbox_descriptor_);
     if (sent.would_block()) break;
     if (sent.error) {
-      log_line("sendmsg to handler %d: %s", pid(), sent.error.message().c_str());
+      log_at(LogLevel::kWarn, "sendmsg to handler %d: %s", pid(), sent.error.message().c_str());
       break_off(sent.error);
       return;
     }
@@ -165,7 +167,7 @@ void HandlerProcess::flush_outbox() {
 
 void HandlerProcess::on_channel_event(int status, int events) {
   if (status < 0) {
-    log_line("polling the channel of handler %d: %s", pid(), uv_strerror(status));
+    log_at(LogLevel::kWarn, "polling the channel of handler %d: %s", pid(), uv_strerror(status));
     break_off(errno_code(-status));
     return;
   }
@@ -180,12 +182,12 @@ void HandlerProcess::read_channel() {
     const ipc::IoResult received = ipc::receive_with_descriptors(channel_.get(), buffer, descriptors);
     if (received.would_block()) return;
     if (received.error) {
-      log_line("recvmsg from handler %d: %s", pid(), received.error.message().c_str());
+      log_at(LogLevel::kWarn, "recvmsg from handler %d: %s", pid(), received.error.message().c_str());
       break_off(received.error);
       return;
     }
     if (!descriptors.empty()) {
-      log_line("handler %d sent a descriptor, which handlers never do", pid());
+      log_at(LogLevel::kWarn, "handler %d sent a descriptor, which handlers never do", pid());
       break_off(ipc::Errc::kUnexpectedDescriptor);
       return;
     }
@@ -202,7 +204,7 @@ void HandlerProcess::read_channel() {
       if (broken_) return;
     }
     if (error) {
-      log_line("handler %d sent a bad frame: %s", pid(), error.message().c_str());
+      log_at(LogLevel::kWarn, "handler %d sent a bad frame: %s", pid(), error.message().c_str());
       break_off(error);
       return;
     }
@@ -211,20 +213,28 @@ void HandlerProcess::read_channel() {
 }
 
 void HandlerProcess::on_message(ipc::Message message) {
+  ipc::Progress progress{};
   if (message.type == ipc::MessageType::kHello && !said_hello_) {
     said_hello_ = true;
     events_.on_handler_ready(*this);
   } else if ((message.type == ipc::MessageType::kAnswered || message.type == ipc::MessageType::kDone) &&
-             said_hello_ && ipc::split_progress_payload(message.payload, answered_bytes_)) {
-    ++requests_served_;
+             said_hello_ && ipc::split_progress_payload(message.payload, progress)) {
+    answered_bytes_ = progress.bytes_written;
+    if (progress.status != 0) {
+      ++requests_served_;
+      const uint64_t now = uv_hrtime();
+      events_.on_request_answered(*this, progress.status, (now - request_started_ns_) / 1e6);
+      request_started_ns_ = now;
+    }
     if (message.type == ipc::MessageType::kAnswered) {
       start_request_timer();  // The next request of this hand-off gets its own --request-timeout.
     } else {
       uv_timer_stop(&request_timer_);
+      busy_ = false;
       events_.on_handler_done(*this, std::move(message));
     }
   } else {
-    log_line("handler %d sent an unexpected frame (type %u, %zu bytes)", pid(), static_cast<unsigned>(message.type),
+    log_at(LogLevel::kWarn, "handler %d sent an unexpected frame (type %u, %zu bytes)", pid(), static_cast<unsigned>(message.type),
              message.payload.size());
     break_off(ipc::Errc::kUnknownType);
   }
@@ -238,7 +248,7 @@ void HandlerProcess::start_request_timer() {
 
 void HandlerProcess::on_request_timeout() {
   if (broken_ || exited_) return;
-  log_line("handler %d exceeded --request-timeout (%lld ms); killing it", pid(),
+  log_at(LogLevel::kWarn, "handler %d exceeded --request-timeout (%lld ms); killing it", pid(),
            static_cast<long long>(config_.request_timeout.count()));
   timed_out_ = true;
   kill(SIGKILL);

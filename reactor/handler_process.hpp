@@ -25,6 +25,8 @@ class HandlerProcess {
    public:
     // The handler said hello: it is ready for its first connection.
     virtual void on_handler_ready(HandlerProcess& handler) = 0;
+    // The handler answered a request (status as HTTP says it), having worked on it for service_ms.
+    virtual void on_request_answered(HandlerProcess& handler, int status, double service_ms) = 0;
     // The handler reported it is done with a connection.
     virtual void on_handler_done(HandlerProcess& handler, ipc::Message done) = 0;
     // The handler broke the protocol or closed its channel. It has been sent SIGKILL; on_handler_exited follows.
@@ -48,8 +50,11 @@ class HandlerProcess {
   bool said_hello() const { return said_hello_; }
   // Milliseconds on the loop's clock when the process was started.
   uint64_t started_at() const { return started_at_; }
-  // Requests answered since the process started (each kAnswered and kDone counts one).
+  // Requests answered since the process started.
   uint64_t requests_served() const { return requests_served_; }
+  // Whether it serves a connection now, and since when (uv_hrtime) it works on the current request.
+  bool busy() const { return busy_; }
+  uint64_t request_started_ns() const { return request_started_ns_; }
   // Bytes written to the current connection in this hand-off, as the handler last reported (kAnswered, or
   // kDone at the end).
   uint64_t answered_bytes() const { return answered_bytes_; }
@@ -99,6 +104,8 @@ class HandlerProcess {
   uint64_t started_at_ = 0;
   uint64_t requests_served_ = 0;
   uint64_t answered_bytes_ = 0;
+  uint64_t request_started_ns_ = 0;
+  bool busy_ = false;
   bool timed_out_ = false;
   bool retiring_ = false;
   bool broken_ = false;

@@ -21,7 +21,7 @@ constexpr uint64_t kResumeAfterDescriptorShortageMs = 100;
 
 std::error_code failed(const char* call, const std::string& address) {
   const int error = errno;
-  log_line("%s %s: %s", call, address.c_str(), std::strerror(error));
+  log_at(LogLevel::kError, "%s %s: %s", call, address.c_str(), std::strerror(error));
   return {error, std::system_category()};
 }
 
@@ -107,12 +107,12 @@ void Listener::accept_pending() {
       case ENFILE:
       case ENOBUFS:
       case ENOMEM:
-        log_line("accept4: %s; pausing accepts for %llu ms", std::strerror(errno),
+        log_at(LogLevel::kWarn, "accept4: %s; pausing accepts for %llu ms", std::strerror(errno),
                  static_cast<unsigned long long>(kResumeAfterDescriptorShortageMs));
         pause_accepting();
         return;
       default:
-        log_line("accept4: %s", std::strerror(errno));
+        log_at(LogLevel::kError, "accept4: %s", std::strerror(errno));
         return;
     }
   }

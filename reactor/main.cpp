@@ -36,6 +36,8 @@ int main(int argc, char** argv) {
     std::fputs(early->text.c_str(), early->status == 0 ? stdout : stderr);
     return early->status;
   }
+  const Config& config = std::get<Config>(parsed);
+  configure_log(config.log_level, config.log_format);
   // Writes to vanished clients must fail with EPIPE, not kill the reactor.
   signal(SIGPIPE, SIG_IGN);
   // Handlers get stdin, stdout, stderr and their channel, nothing else: descriptors this process inherited
@@ -51,7 +53,7 @@ int main(int argc, char** argv) {
   uv_loop_t* loop = uv_default_loop();
   int status;
   {
-    Server server(loop, std::get<Config>(parsed));
+    Server server(loop, config);
     const bool started = !server.start();
     if (!started) server.stop();
     uv_run(loop, UV_RUN_DEFAULT);

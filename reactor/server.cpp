@@ -1,5 +1,7 @@
 #include "reactor/server.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -8,6 +10,25 @@
 #include "reactor/log.hpp"
 
 namespace handoff::reactor {
+namespace {
+
+// "127.0.0.1:53124" or "[::1]:53124" for the access log.
+std::string peer_address(int socket) {
+  sockaddr_storage storage{};
+  socklen_t length = sizeof(storage);
+  if (::getpeername(socket, reinterpret_cast<sockaddr*>(&storage), &length) != 0) return "-";
+  char host[INET6_ADDRSTRLEN] = "";
+  if (storage.ss_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&storage);
+    inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
+    return ListenAddress{host, ntohs(v6->sin6_port)}.to_string();
+  }
+  const auto* v4 = reinterpret_cast<const sockaddr_in*>(&storage);
+  inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
+  return ListenAddress{host, ntohs(v4->sin_port)}.to_string();
+}
+
+}  // namespace
 
 Server::Server(uv_loop_t* loop, Config config)
     : loop_(loop),
@@ -17,7 +38,9 @@ Server::Server(uv_loop_t* loop, Config config)
           "HANDOFF_MAX_REQUEST_BYTES=" + std::to_string(config_.max_request_bytes),
           "HANDOFF_MAX_HEAD_BYTES=" + std::to_string(config_.max_head_bytes),
           "HANDOFF_READ_TIMEOUT_MS=" + std::to_string(config_.read_timeout.count()),
-      } {}
+      },
+      target_handlers_(config_.handlers),
+      started_ns_(uv_hrtime()) {}
 
 std::error_code Server::start() {
   start_watchers();
@@ -28,9 +51,11 @@ std::error_code Server::start() {
   for (unsigned i = 0; i < config_.handlers; ++i) {
     if (auto error = spawn_handler()) return error;
   }
+  if (auto error = start_admin()) return error;
   std::printf("listening on %s\n", listener_->local_address().to_string().c_str());
+  if (admin_) std::printf("admin listening on %s\n", admin_->local_address().to_string().c_str());
   std::fflush(stdout);
-  log_line("serving with %u handlers: %s", config_.handlers, config_.handler_command[0].c_str());
+  log_at(LogLevel::kInfo, "serving with %u handlers: %s", config_.handlers, config_.handler_command[0].c_str());
   return {};
 }
 
@@ -38,8 +63,12 @@ std::error_code Server::start() {
 
 void Server::accept(ipc::UniqueFd client) {
   const ConnectionId id = next_connection_id_++;
-  connections_.emplace(id, make_loop_owned<Connection>(loop_, id, std::move(client), config_,
-                                                       static_cast<Connection::Events&>(*this)));
+  ++metrics_.counters.accepted;
+  const std::string peer = config_.access_log ? peer_address(client.get()) : std::string();
+  auto connection = make_loop_owned<Connection>(loop_, id, std::move(client), config_,
+                                                static_cast<Connection::Events&>(*this));
+  if (config_.access_log) connection->set_peer(peer);
+  connections_.emplace(id, std::move(connection));
 }
 
 void Server::on_request_ready(Connection& connection) {
@@ -51,6 +80,7 @@ void Server::on_request_ready(Connection& connection) {
     hand_off(*assignment);
   } else {
     connection.wait_in_queue();
+    metrics_.longest_queue = std::max(metrics_.longest_queue, dispatcher_.waiting_connections());
   }
 }
 
@@ -75,12 +105,16 @@ void Server::on_expired(Connection& connection, Connection::Expiry expiry) {
 }
 
 void Server::refuse(Connection& connection, Refusal refusal) {
+  count_refusal(connection, refusal, 0);
   connection.refuse(refusal);
   connections_.erase(connection.id());
 }
 
 void Server::hand_off(Assignment assignment) {
   Connection& connection = *connections_.at(assignment.connection);
+  const double waited_seconds = (uv_hrtime() - connection.ready_at_ns()) / 1e9;
+  metrics_.queue_wait.observe(waited_seconds);
+  connection.set_queue_wait_ms(waited_seconds * 1e3);
   Connection::Request request = connection.take_request();
   handlers_.at(assignment.handler)
       ->send_connection(connection.id(), connection.socket(), std::move(request.bytes), request.flags);
@@ -113,14 +147,31 @@ void Server::answer_orphan(ConnectionId id, const HandlerProcess& handler) {
   const Refusal refusal = handler.timed_out()          ? Refusal::kTimeout
                           : state_ == State::kStopping ? Refusal::kShuttingDown
                                                        : Refusal::kHandlerCrashed;
+  count_refusal(connection, refusal, handler.pid());
   if (connection.may_answer_after(handler.answered_bytes())) connection.refuse(refusal);
   connections_.erase(id);
+}
+
+void Server::count_refusal(const Connection& connection, Refusal refusal, int handler_pid) {
+  Counters& counters = metrics_.counters;
+  const char* outcome = "ERR";
+  switch (refusal) {
+    case Refusal::kBusy: ++counters.busy; outcome = "ERR busy"; break;
+    case Refusal::kReadTimeout: ++counters.read_timeouts; outcome = "ERR read timeout"; break;
+    case Refusal::kHandlerCrashed: ++counters.crashed; outcome = "ERR handler crashed"; break;
+    case Refusal::kTimeout: ++counters.timeouts; outcome = "ERR timeout"; break;
+    case Refusal::kShuttingDown: ++counters.shutting_down; outcome = "ERR shutting down"; break;
+  }
+  if (!config_.access_log) return;
+  log_access({.peer = connection.peer(), .protocol = connection.protocol_name(), .request = "-",
+              .outcome = outcome, .queue_ms = 0, .service_ms = 0, .handler_pid = handler_pid});
 }
 
 // --- Signals and shutdown ---
 
 void Server::start_watchers() {
-  for (uv_signal_t* watcher : {&sigint_watcher_, &sigterm_watcher_, &sighup_watcher_}) {
+  for (uv_signal_t* watcher :
+       {&sigint_watcher_, &sigterm_watcher_, &sighup_watcher_, &sigttin_watcher_, &sigttou_watcher_}) {
     uv_signal_init(loop_, watcher);
     watcher->data = this;
   }
@@ -134,18 +185,29 @@ void Server::start_watchers() {
   uv_signal_start(&sigint_watcher_, on_signal, SIGINT);
   uv_signal_start(&sigterm_watcher_, on_signal, SIGTERM);
   uv_signal_start(&sighup_watcher_, on_signal, SIGHUP);
+  uv_signal_start(&sigttin_watcher_, on_signal, SIGTTIN);
+  uv_signal_start(&sigttou_watcher_, on_signal, SIGTTOU);
   watchers_open_ = true;
 }
 
 void Server::on_signal(int signal_number) {
   if (signal_number == SIGHUP) {
     if (state_ == State::kServing) reload();
+  } else if (signal_number == SIGTTIN || signal_number == SIGTTOU) {
+    // As gunicorn does: one handler more, or one fewer.
+    const unsigned size = signal_number == SIGTTIN ? target_handlers_ + 1 : target_handlers_ - 1;
+    if (state_ != State::kServing || size < 1 || size > kMaxHandlers) {
+      log_at(LogLevel::kWarn, "%s: the pool stays at %u handlers (it must be from 1 to %u)",
+             strsignal(signal_number), target_handlers_, kMaxHandlers);
+    } else {
+      resize_pool(size);
+    }
   } else if (state_ == State::kServing) {
-    log_line("%s: finishing %zu requests in progress and %zu waiting, then exiting (signal again to stop now)",
+    log_at(LogLevel::kInfo, "%s: finishing %zu requests in progress and %zu waiting, then exiting (signal again to stop now)",
              strsignal(signal_number), dispatcher_.busy_handlers(), dispatcher_.waiting_connections());
     begin_draining();
   } else if (state_ == State::kDraining) {
-    log_line("%s again: stopping now", strsignal(signal_number));
+    log_at(LogLevel::kWarn, "%s again: stopping now", strsignal(signal_number));
     exit_status_ = 1;
     stop();
   }
@@ -161,7 +223,7 @@ void Server::begin_draining() {
       &shutdown_timer_,
       [](uv_timer_t* timer) {
         auto* self = static_cast<Server*>(timer->data);
-        log_line("--shutdown-timeout (%lld ms) reached with %zu requests in progress; stopping them",
+        log_at(LogLevel::kWarn, "--shutdown-timeout (%lld ms) reached with %zu requests in progress; stopping them",
                  static_cast<long long>(self->config_.shutdown_timeout.count()), self->dispatcher_.busy_handlers());
         self->exit_status_ = 1;
         self->stop();
@@ -194,7 +256,9 @@ void Server::finish_when_idle() {
   }
   if (handlers_.empty() && watchers_open_) {
     watchers_open_ = false;
-    for (uv_signal_t* watcher : {&sigint_watcher_, &sigterm_watcher_, &sighup_watcher_}) {
+    admin_.reset();
+    for (uv_signal_t* watcher :
+         {&sigint_watcher_, &sigterm_watcher_, &sighup_watcher_, &sigttin_watcher_, &sigttou_watcher_}) {
       uv_close(reinterpret_cast<uv_handle_t*>(watcher), nullptr);
     }
     for (uv_timer_t* timer : {&respawn_timer_, &shutdown_timer_}) {

@@ -17,12 +17,14 @@
 #include <unordered_map>
 #include <vector>
 
+#include "reactor/admin_server.hpp"
 #include "reactor/config.hpp"
 #include "reactor/connection.hpp"
 #include "reactor/dispatcher.hpp"
 #include "reactor/handler_process.hpp"
 #include "reactor/listener.hpp"
 #include "reactor/loop_owned.hpp"
+#include "reactor/metrics.hpp"
 
 namespace handoff::reactor {
 
@@ -53,9 +55,11 @@ class Server final : Connection::Events, HandlerProcess::Events {
   void finish_request(ConnectionId id, bool keep_open, std::string unconsumed);
   void answer_orphan(ConnectionId id, const HandlerProcess& handler);
   void refuse(Connection& connection, Refusal refusal);
+  void count_refusal(const Connection& connection, Refusal refusal, int handler_pid);
 
   // Handlers (server_pool.cpp).
   void on_handler_ready(HandlerProcess& handler) override;
+  void on_request_answered(HandlerProcess& handler, int status, double service_ms) override;
   void on_handler_done(HandlerProcess& handler, ipc::Message done) override;
   void on_handler_broken(HandlerProcess& handler, std::error_code why) override;
   void on_handler_exited(HandlerProcess& handler, int64_t exit_status, int term_signal) override;
@@ -66,6 +70,13 @@ class Server final : Connection::Events, HandlerProcess::Events {
   void retire(HandlerProcess& handler);
   void reload();
   size_t serving_handlers() const;
+  // Sets the pool's size: more handlers start at once; surplus ones retire, idle ones first.
+  void resize_pool(unsigned size);
+
+  // The admin port (server_admin.cpp).
+  std::error_code start_admin();
+  AdminResponse admin_request(std::string_view method, std::string_view path, std::string_view query);
+  StatsSnapshot snapshot() const;
 
   // Signals and shutdown (server.cpp).
   void start_watchers();
@@ -78,6 +89,10 @@ class Server final : Connection::Events, HandlerProcess::Events {
   const std::vector<std::string> handler_environment_;
   State state_ = State::kServing;
   int exit_status_ = 0;
+  unsigned target_handlers_;  // --handlers, changed by SIGTTIN, SIGTTOU and POST /pool.
+  const uint64_t started_ns_;
+  Metrics metrics_;
+  std::unique_ptr<AdminServer> admin_;
 
   Dispatcher dispatcher_;
   LoopOwned<Listener> listener_;
@@ -95,6 +110,8 @@ class Server final : Connection::Events, HandlerProcess::Events {
   uv_signal_t sigint_watcher_{};
   uv_signal_t sigterm_watcher_{};
   uv_signal_t sighup_watcher_{};
+  uv_signal_t sigttin_watcher_{};
+  uv_signal_t sigttou_watcher_{};
   uv_timer_t respawn_timer_{};
   uv_timer_t shutdown_timer_{};
   bool watchers_open_ = false;

@@ -30,12 +30,34 @@ std::error_code Server::spawn_handler() {
   return {};
 }
 
+void Server::resize_pool(unsigned size) {
+  log_at(LogLevel::kInfo, "resizing the pool from %u to %u handlers", target_handlers_, size);
+  target_handlers_ = size;
+  size_t surplus = serving_handlers() > size ? serving_handlers() - size : 0;
+  // Idle handlers go first, then those still starting, and busy ones last (they finish their request first).
+  for (const auto wanted : {0, 1, 2}) {
+    for (auto& [id, handler] : handlers_) {
+      if (surplus == 0) break;
+      if (handler->retiring()) continue;
+      const int kind = !handler->said_hello() ? 1 : dispatcher_.connection_of(id) ? 2 : 0;
+      if (kind != wanted) continue;
+      handler->set_retiring();
+      --surplus;
+      if (kind == 0) {
+        dispatcher_.handler_gone(id);
+        handler->end_channel();
+      }
+    }
+  }
+  spawn_missing_handlers();
+}
+
 size_t Server::serving_handlers() const {
   return std::count_if(handlers_.begin(), handlers_.end(), [](const auto& entry) { return !entry.second->retiring(); });
 }
 
 void Server::spawn_missing_handlers() {
-  while (serving_handlers() < config_.handlers) {
+  while (serving_handlers() < target_handlers_) {
     if (spawn_handler()) {
       schedule_respawn(true);
       return;
@@ -48,7 +70,7 @@ void Server::spawn_missing_handlers() {
 void Server::schedule_respawn(bool started_badly) {
   early_exits_in_a_row_ = started_badly ? early_exits_in_a_row_ + 1 : 0;
   if (!any_handler_ready_ && early_exits_in_a_row_ >= kBadStartsBeforeGivingUp) {
-    log_line("handler command '%s' failed %u times in a row before it was ready; giving up",
+    log_at(LogLevel::kError, "handler command '%s' failed %u times in a row before it was ready; giving up",
              config_.handler_command[0].c_str(), early_exits_in_a_row_);
     exit_status_ = 1;
     stop();
@@ -61,7 +83,7 @@ void Server::schedule_respawn(bool started_badly) {
   if (uv_is_active(reinterpret_cast<uv_handle_t*>(&respawn_timer_))) return;
   const unsigned doublings = std::min(early_exits_in_a_row_ - 1, 16u);
   const uint64_t delay = std::min(kFirstBackoffMs << doublings, kMaxBackoffMs);
-  log_line("handlers failed %u times in a row soon after starting; starting the next in %llu ms",
+  log_at(LogLevel::kWarn, "handlers failed %u times in a row soon after starting; starting the next in %llu ms",
            early_exits_in_a_row_, static_cast<unsigned long long>(delay));
   uv_timer_start(
       &respawn_timer_, [](uv_timer_t* timer) { static_cast<Server*>(timer->data)->spawn_missing_handlers(); }, delay,
@@ -78,6 +100,24 @@ void Server::offer_work(HandlerProcess& handler) {
   }
 }
 
+void Server::on_request_answered(HandlerProcess& handler, int status, double service_ms) {
+  Counters& counters = metrics_.counters;
+  ++counters.requests;
+  if (status >= 400 && status < 500) ++counters.bad_requests;
+  if (status >= 500) ++counters.handler_errors;
+  metrics_.service.observe(service_ms / 1e3);
+  if (!config_.access_log) return;
+  const std::optional<ConnectionId> id = dispatcher_.connection_of(handler.id());
+  if (!id) return;
+  Connection& connection = *connections_.at(*id);
+  const std::string request = connection.take_request_line();
+  const std::string outcome = std::to_string(status);
+  log_access({.peer = connection.peer(), .protocol = connection.protocol_name(), .request = request,
+              .outcome = outcome, .queue_ms = connection.queue_wait_ms(), .service_ms = service_ms,
+              .handler_pid = handler.pid()});
+  connection.set_queue_wait_ms(0);  // Pipelined requests after the first did not wait in the queue.
+}
+
 void Server::on_handler_ready(HandlerProcess& handler) {
   any_handler_ready_ = true;
   offer_work(handler);
@@ -85,7 +125,7 @@ void Server::on_handler_ready(HandlerProcess& handler) {
 
 void Server::on_handler_done(HandlerProcess& handler, ipc::Message done) {
   if (!dispatcher_.handler_done(handler.id(), done.connection_id)) {
-    log_line("handler %d reported a connection it was not given; replacing it", handler.pid());
+    log_at(LogLevel::kWarn, "handler %d reported a connection it was not given; replacing it", handler.pid());
     handler.kill(SIGKILL);
     return;
   }
@@ -99,16 +139,16 @@ void Server::on_handler_done(HandlerProcess& handler, ipc::Message done) {
 }
 
 void Server::on_handler_broken(HandlerProcess& handler, std::error_code why) {
-  log_line("handler %d broke the ipc protocol (%s); killed it", handler.pid(), why.message().c_str());
+  log_at(LogLevel::kWarn, "handler %d broke the ipc protocol (%s); killed it", handler.pid(), why.message().c_str());
 }
 
 void Server::on_handler_exited(HandlerProcess& handler, int64_t exit_status, int term_signal) {
   const HandlerId id = handler.id();
   const bool expected = handler.retiring() || state_ != State::kServing;
   if (term_signal != 0) {
-    log_line("handler %d was killed by signal %d (%s)", handler.pid(), term_signal, strsignal(term_signal));
+    log_at(LogLevel::kWarn, "handler %d was killed by signal %d (%s)", handler.pid(), term_signal, strsignal(term_signal));
   } else if (exit_status != 0 || !expected) {
-    log_line("handler %d exited with status %lld", handler.pid(), static_cast<long long>(exit_status));
+    log_at(LogLevel::kWarn, "handler %d exited with status %lld", handler.pid(), static_cast<long long>(exit_status));
   }
   if (const std::optional<ConnectionId> orphan = dispatcher_.handler_gone(id)) answer_orphan(*orphan, handler);
 
@@ -120,7 +160,9 @@ void Server::on_handler_exited(HandlerProcess& handler, int64_t exit_status, int
   const bool replace = !handler.retiring() && (state_ == State::kServing ||
                                               (state_ == State::kDraining && dispatcher_.waiting_connections() > 0));
   handlers_.erase(id);
+  ++metrics_.counters.handler_exits;
   if (replace) {
+    ++metrics_.counters.respawns;
     schedule_respawn(started_badly);
   } else {
     finish_when_idle();
@@ -136,7 +178,7 @@ void Server::retire(HandlerProcess& handler) {
 // SIGHUP: every handler is replaced by a fresh process of --handler-cmd. New handlers start at once; each old
 // one finishes the request it is serving, if any, and then exits.
 void Server::reload() {
-  log_line("SIGHUP: replacing %zu handlers with fresh processes of '%s'", serving_handlers(),
+  log_at(LogLevel::kInfo, "SIGHUP: replacing %zu handlers with fresh processes of '%s'", serving_handlers(),
            config_.handler_command[0].c_str());
   for (auto& [id, handler] : handlers_) {
     if (handler->retiring()) continue;

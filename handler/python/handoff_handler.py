@@ -35,7 +35,7 @@ _VERSION = 1
 _HELLO, _CONNECTION, _DONE, _ANSWERED = 1, 2, 3, 4
 _FLAG_HEAD_TRUNCATED, _FLAG_INPUT_CLOSED, _FLAG_HTTP = 1, 2, 4
 _FLAG_KEEP_OPEN = 1
-_PROGRESS = struct.Struct("=Q")
+_PROGRESS = struct.Struct("=QHHI")  # bytes written, status of the last answer (0: none), reserved
 _MAX_PAYLOAD = 16 << 20
 _READ_CHUNK = 64 * 1024
 
@@ -98,6 +98,11 @@ class _Stream:
         self.head_truncated = bool(flags & _FLAG_HEAD_TRUNCATED)
         self.timeout = timeout
         self.written = 0
+        self.status = 0  # Of the last answer not yet reported to the reactor.
+
+    def progress(self):
+        status, self.status = self.status, 0
+        return _PROGRESS.pack(self.written, status, 0, 0)
 
     def read_more(self):
         """Appends what the client sends next; False on timeout. The socket stays non-blocking: it shares its
@@ -186,7 +191,7 @@ class Handler:
                     stream = _Stream(sock, payload, flags, self._timeout)
 
                     def answered(connection_id=connection_id):
-                        self._send(channel, _ANSWERED, connection_id, 0, _PROGRESS.pack(stream.written))
+                        self._send(channel, _ANSWERED, connection_id, 0, stream.progress())
 
                     try:
                         serve = self._serve_http if flags & _FLAG_HTTP else self._serve_lines
@@ -195,7 +200,7 @@ class Handler:
                         keep_open, unused = False, b""
                 # The socket is closed before the report: the reactor decides what happens next.
                 self._send(channel, _DONE, connection_id, _FLAG_KEEP_OPEN if keep_open else 0,
-                           _PROGRESS.pack(stream.written) + bytes(unused))
+                           stream.progress() + bytes(unused))
         except _ChannelError as error:
             if str(error) != "closed":
                 sys.stderr.write("handler[%d]: %s\n" % (os.getpid(), error))
@@ -237,19 +242,20 @@ class Handler:
     # --- The line protocol ---
 
     def _answer_line(self, line):
+        """(answer, close, status) for one line; status as HTTP would say it, 0 for quit."""
         words = line.decode(errors="replace").split()
         if not words:
-            return b"ERR empty request\n", False
+            return b"ERR empty request\n", False, 400
         if words[0] == "quit":
-            return (b"ERR quit takes no argument\n", False) if len(words) > 1 else (b"", True)
+            return (b"ERR quit takes no argument\n", False, 400) if len(words) > 1 else (b"", True, 0)
         if words[0] not in self._commands:
             name = "".join(c if c.isprintable() else "?" for c in words[0][:40])
             return ("ERR unknown command '%s' (commands: %s, quit)\n" %
-                    (name, ", ".join(self._commands))).encode(), False
+                    (name, ", ".join(self._commands))).encode(), False, 404
         reply = self.execute(Request(words[0], words[1:]))
         if reply.status != 200:
-            return b"ERR " + reply.body + b"\n", False
-        return reply.body if reply.body.endswith(b"\n") else reply.body + b"\n", False
+            return b"ERR " + reply.body + b"\n", False, reply.status
+        return (reply.body if reply.body.endswith(b"\n") else reply.body + b"\n"), False, 200
 
     def _serve_lines(self, stream, answered):
         must_finish = stream.head_truncated
@@ -261,24 +267,31 @@ class Handler:
                 must_finish = False
                 if len(line) > self._max_request:
                     stream.write(b"ERR request too large\n")
+                    stream.status = 413
                     return False, b""
-                text, close = self._answer_line(line)
+                text, close, status = self._answer_line(line)
                 stream.write(text)
+                if status:
+                    stream.status = status
                 if close:
                     return False, b""
                 if b"\n" in stream.buffer:
                     answered()
             if len(stream.buffer) > self._max_request:
                 stream.write(b"ERR request too large\n")
+                stream.status = 413
                 return False, b""
             if stream.input_closed:
                 if stream.buffer:
-                    stream.write(self._answer_line(bytes(stream.buffer))[0])
+                    text, _, status = self._answer_line(bytes(stream.buffer))
+                    stream.write(text)
+                    stream.status = status or stream.status
                 return False, b""
             if not must_finish or not stream.buffer:
                 return True, bytes(stream.buffer)
             if not stream.read_more():
                 stream.write(b"ERR read timeout\n")
+                stream.status = 408
                 return False, b""
 
     # --- HTTP/1.1 ---
@@ -408,3 +421,4 @@ class Handler:
         elif version == "1.0":
             head += "Connection: keep-alive\r\n"
         stream.write((head + "\r\n").encode() + (b"" if head_only else body))
+        stream.status = status

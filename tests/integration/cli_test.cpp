@@ -42,7 +42,8 @@ TEST(Cli, ABadOptionIsOneClearLineAndStatus2) {
 }
 
 TEST(Cli, AHandlerThatCannotStartIsAnErrorAtStartUp) {
-  const ProgramResult result = reactor({"--listen", "127.0.0.1:0", "--handler-cmd", "/nonexistent/handler"});
+  const ProgramResult result =
+      reactor({"--listen", "127.0.0.1:0", "--admin", "off", "--handler-cmd", "/nonexistent/handler"});
   EXPECT_EQ(result.status, 1);
   EXPECT_NE(result.err.find("cannot start handler '/nonexistent/handler'"), std::string::npos) << result.err;
   EXPECT_EQ(result.out, "");
@@ -58,7 +59,8 @@ TEST(Cli, AnAddressInUseIsAnErrorAtStartUp) {
   socklen_t length = sizeof(address);
   ::getsockname(taken, reinterpret_cast<sockaddr*>(&address), &length);
 
-  const ProgramResult result = reactor({"--listen", "127.0.0.1:" + std::to_string(ntohs(address.sin_port))});
+  const ProgramResult result =
+      reactor({"--listen", "127.0.0.1:" + std::to_string(ntohs(address.sin_port)), "--admin", "off"});
   ::close(taken);
   EXPECT_EQ(result.status, 1);
   EXPECT_NE(result.err.find("Address already in use"), std::string::npos) << result.err;

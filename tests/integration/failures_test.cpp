@@ -236,7 +236,8 @@ TEST(Failures, AHandlerOfAnotherProtocolVersionIsKilledAndReplaced) {
 
 TEST(Failures, AHandlerCommandThatNeverGetsReadyStopsTheReactorWithStatus1) {
   const ProgramResult result = run_program(
-      {reactor_path(), "--listen", "127.0.0.1:0", "--handlers", "2", "--handler-cmd", "/bin/false"}, "", 60s);
+      {reactor_path(), "--listen", "127.0.0.1:0", "--admin", "off", "--handlers", "2", "--handler-cmd", "/bin/false"},
+      "", 60s);
   EXPECT_EQ(result.status, 1);
   EXPECT_NE(result.err.find("starting the next in"), std::string::npos) << result.err;
   EXPECT_NE(result.err.find("giving up"), std::string::npos) << result.err;

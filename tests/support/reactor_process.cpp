@@ -9,6 +9,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <fstream>
 #include <gtest/gtest.h>
 #include <sstream>
@@ -76,9 +77,16 @@ size_t count_descriptors(pid_t pid) {
 }
 
 ReactorProcess::ReactorProcess(std::vector<std::string> arguments) {
-  bool has_listen = false;
-  for (const std::string& argument : arguments) has_listen = has_listen || argument.starts_with("--listen");
+  bool has_listen = false, has_admin = false, admin_off = false;
+  for (size_t i = 0; i < arguments.size(); ++i) {
+    has_listen = has_listen || arguments[i].starts_with("--listen");
+    has_admin = has_admin || arguments[i].starts_with("--admin");
+    admin_off = admin_off || (arguments[i] == "--admin" && i + 1 < arguments.size() && arguments[i + 1] == "off") ||
+                arguments[i] == "--admin=off";
+  }
   if (!has_listen) arguments.insert(arguments.begin(), {"--listen", "127.0.0.1:0"});
+  if (!has_admin) arguments.insert(arguments.begin(), {"--admin", "127.0.0.1:0"});
+  const size_t lines_expected = admin_off ? 1 : 2;
   arguments.insert(arguments.begin(), reactor_path());
 
   char stderr_template[] = "/tmp/handoff-reactor-stderr-XXXXXX";
@@ -103,10 +111,11 @@ ReactorProcess::ReactorProcess(std::vector<std::string> arguments) {
   ::close(out[1]);
   ::close(stderr_fd);
 
-  // Read the first line of stdout: "listening on HOST:PORT".
+  // Read the first lines of stdout: "listening on HOST:PORT", then "admin listening on HOST:PORT".
   std::string line;
   const Clock::time_point deadline = Clock::now() + std::chrono::seconds(20);
-  while (line.find('\n') == std::string::npos && Clock::now() < deadline) {
+  while (static_cast<size_t>(std::count(line.begin(), line.end(), '\n')) < lines_expected &&
+         Clock::now() < deadline) {
     pollfd entry{.fd = out[0], .events = POLLIN, .revents = 0};
     if (::poll(&entry, 1, 100) <= 0) continue;
     char chunk[256];
@@ -116,6 +125,8 @@ ReactorProcess::ReactorProcess(std::vector<std::string> arguments) {
   }
   ::close(out[0]);
   const std::string prefix = "listening on ";
+  const std::string admin_line = line.substr(std::min(line.size(), line.find('\n') + 1));
+  line = line.substr(0, line.find('\n'));
   const size_t colon = line.rfind(':');
   if (!line.starts_with(prefix) || colon == std::string::npos) {
     ::kill(pid_, SIGKILL);
@@ -126,6 +137,12 @@ ReactorProcess::ReactorProcess(std::vector<std::string> arguments) {
   host_ = line.substr(prefix.size(), colon - prefix.size());
   if (host_.starts_with("[")) host_ = host_.substr(1, host_.size() - 2);
   port_ = static_cast<uint16_t>(std::stoi(line.substr(colon + 1)));
+  if (!admin_off) {
+    if (!admin_line.starts_with("admin listening on ")) {
+      throw std::runtime_error("reactor did not report its admin port; stdout: '" + line + "\n" + admin_line + "'");
+    }
+    admin_port_ = static_cast<uint16_t>(std::stoi(admin_line.substr(admin_line.rfind(':') + 1)));
+  }
 }
 
 ReactorProcess::~ReactorProcess() {

@@ -14,8 +14,9 @@ namespace handoff::testing {
 
 class ReactorProcess {
  public:
-  // Starts the reactor with these arguments (plus --listen 127.0.0.1:0 unless they name --listen) and waits
-  // for its "listening on" line. Throws std::runtime_error, with its stderr, when it does not come.
+  // Starts the reactor with these arguments (plus --listen 127.0.0.1:0 and --admin 127.0.0.1:0 unless they
+  // name those) and waits for its "listening on" lines. Throws std::runtime_error, with its stderr, when they
+  // do not come.
   explicit ReactorProcess(std::vector<std::string> arguments = {});
   ~ReactorProcess();  // SIGTERM, then SIGKILL if it does not exit in time.
 
@@ -24,6 +25,7 @@ class ReactorProcess {
 
   pid_t pid() const { return pid_; }
   uint16_t port() const { return port_; }
+  uint16_t admin_port() const { return admin_port_; }  // 0 with --admin off.
   const std::string& host() const { return host_; }
 
   // The live children of the reactor, from /proc.
@@ -46,6 +48,7 @@ class ReactorProcess {
  private:
   pid_t pid_ = -1;
   uint16_t port_ = 0;
+  uint16_t admin_port_ = 0;
   std::string host_;
   std::string stderr_path_;
   bool crash_reports_expected_ = false;

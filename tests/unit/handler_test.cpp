@@ -118,13 +118,13 @@ struct Socketpair {
   ipc::UniqueFd served, client;
 };
 
-const AnsweredCallback ignore_progress = [](uint64_t) {};
+const AnsweredCallback ignore_progress = [](uint64_t, int) {};
 
 TEST(LineSession, AnswersPipelinedLinesAndGivesBackAPartialOne) {
   Socketpair pair;
   std::vector<uint64_t> progress;
   const SessionOutcome outcome = serve_lines(builtin(), pair.served.get(), "ping\r\nfib 10\npid\nfib 2", 0, Limits{},
-                                             [&](uint64_t bytes) { progress.push_back(bytes); });
+                                             [&](uint64_t bytes, int) { progress.push_back(bytes); });
   // Reported between requests: after "pong\n" and after "55\n", not after the last answer.
   EXPECT_EQ(progress, (std::vector<uint64_t>{5, 8}));
   EXPECT_TRUE(outcome.keep_open);
@@ -194,7 +194,7 @@ TEST(HttpSession, AnswersPipelinedRequestsAndGivesBackAPartialOne) {
   const std::string partial = "GET /fib/7 HTTP/1.1\r\nHo";
   const SessionOutcome outcome =
       serve_http(builtin(), pair.served.get(), "GET /ping HTTP/1.1\r\n\r\nGET /fib/10 HTTP/1.1\r\n\r\n" + partial,
-                 ipc::kFlagHttp, Limits{}, [&](uint64_t bytes) { progress.push_back(bytes); });
+                 ipc::kFlagHttp, Limits{}, [&](uint64_t bytes, int) { progress.push_back(bytes); });
   EXPECT_TRUE(outcome.keep_open);
   EXPECT_EQ(outcome.unconsumed, partial);
   const std::string written = pair.client_reads();

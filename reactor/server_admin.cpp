@@ -1,0 +1,121 @@
+// The admin side of the Server: the routes of the admin port, and the snapshot of the pool and its counters
+// that /stats and /metrics render.
+
+#include <charconv>
+#include <ctime>
+
+#include "reactor/log.hpp"
+#include "reactor/server.hpp"
+#include "reactor/stats_report.hpp"
+
+namespace handoff::reactor {
+namespace {
+
+AdminResponse text(int status, std::string body) { return {.status = status, .body = std::move(body)}; }
+
+AdminResponse wrong_method(const char* allowed) {
+  return {.status = 405, .body = std::string("method not allowed: use ") + allowed + "\n",
+          .extra_headers = std::string("Allow: ") + allowed + "\r\n"};
+}
+
+// The value of name in a query string ("size=4&x=1"), if there.
+std::optional<std::string_view> query_value(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    const std::string_view pair = query.substr(0, query.find('&'));
+    if (pair.substr(0, pair.find('=')) == name && pair.find('=') != std::string_view::npos) {
+      return pair.substr(pair.find('=') + 1);
+    }
+    if (pair.size() == query.size()) break;
+    query.remove_prefix(pair.size() + 1);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::error_code Server::start_admin() {
+  if (!config_.admin) return {};
+  ipc::UniqueFd socket;
+  if (auto error = Listener::open(*config_.admin, socket)) return error;
+  admin_ = std::make_unique<AdminServer>(loop_, std::move(socket),
+                                         [this](std::string_view method, std::string_view path, std::string_view query) {
+                                           return admin_request(method, path, query);
+                                         });
+  return {};
+}
+
+AdminResponse Server::admin_request(std::string_view method, std::string_view path, std::string_view query) {
+  const bool get = method == "GET" || method == "HEAD";
+  if (path == "/healthz") {
+    if (!get) return wrong_method("GET, HEAD");
+    if (state_ != State::kServing) return text(503, "draining\n");
+    const bool any_ready = std::any_of(handlers_.begin(), handlers_.end(), [](const auto& entry) {
+      return entry.second->said_hello() && !entry.second->retiring();
+    });
+    return any_ready ? text(200, "ok\n") : text(503, "no handler is ready\n");
+  }
+  if (path == "/stats") {
+    if (!get) return wrong_method("GET, HEAD");
+    return {.content_type = "application/json", .body = render_stats_json(snapshot())};
+  }
+  if (path == "/metrics") {
+    if (!get) return wrong_method("GET, HEAD");
+    return {.content_type = "text/plain; version=0.0.4; charset=utf-8", .body = render_prometheus(snapshot())};
+  }
+  if (path == "/") {
+    if (!get) return wrong_method("GET, HEAD");
+    return {.content_type = "text/html; charset=utf-8", .body = status_page_html()};
+  }
+  if (path == "/pool") {
+    if (method != "POST") return wrong_method("POST");
+    const std::optional<std::string_view> value = query_value(query, "size");
+    unsigned size = 0;
+    const auto [end, error] =
+        value ? std::from_chars(value->data(), value->data() + value->size(), size) : std::from_chars_result{};
+    if (!value || error != std::errc() || end != value->data() + value->size() || size < 1 || size > kMaxHandlers) {
+      return text(400, "size must be a whole number from 1 to " + std::to_string(kMaxHandlers) + ": POST /pool?size=N\n");
+    }
+    if (state_ != State::kServing) return text(503, "the server is shutting down\n");
+    resize_pool(size);
+    return text(200, "pool size " + std::to_string(size) + "\n");
+  }
+  return text(404, "not found: try /, /healthz, /stats, /metrics or POST /pool?size=N\n");
+}
+
+StatsSnapshot Server::snapshot() const {
+  StatsSnapshot s{};
+  s.status = state_ == State::kServing ? "serving" : state_ == State::kDraining ? "draining" : "stopping";
+  const uint64_t now_ns = uv_hrtime();
+  s.uptime_seconds = (now_ns - started_ns_) / 1e9;
+  s.target_handlers = target_handlers_;
+  s.queue_length = dispatcher_.waiting_connections();
+  s.open_connections = connections_.size();
+  s.metrics = &metrics_;
+  const double wall_now = static_cast<double>(std::time(nullptr));
+  const uint64_t loop_now_ms = uv_now(loop_);
+  for (const auto& [id, handler] : handlers_) {
+    HandlerSnapshot h{};
+    h.pid = handler->pid();
+    h.requests = handler->requests_served();
+    h.started_at_unix = wall_now - (loop_now_ms - handler->started_at()) / 1e3;
+    h.resident_bytes = resident_bytes(h.pid);
+    if (handler->retiring()) {
+      h.state = "retiring";
+      ++s.retiring;
+    } else if (!handler->said_hello()) {
+      h.state = "starting";
+      ++s.starting;
+    } else if (handler->busy()) {
+      h.state = "busy";
+      h.current_request_seconds = (now_ns - handler->request_started_ns()) / 1e9;
+      ++s.busy;
+    } else {
+      h.state = "idle";
+      ++s.idle;
+    }
+    s.handlers.push_back(std::move(h));
+  }
+  return s;
+}
+
+}  // namespace handoff::reactor

@@ -1,0 +1,118 @@
+#include "reactor/stats_report.hpp"
+
+#include <cstdio>
+
+#include "reactor/log.hpp"
+
+namespace handoff::reactor {
+namespace {
+
+std::string number(double value) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.6g", value);
+  return text;
+}
+
+std::string histogram_json(const LatencyHistogram& histogram) {
+  std::string json = "{\"count\":" + std::to_string(histogram.count()) +
+                     ",\"sum_seconds\":" + number(histogram.sum_seconds()) + ",\"buckets\":[";
+  const auto cumulative = histogram.cumulative();
+  for (size_t i = 0; i < cumulative.size(); ++i) {
+    const std::string bound =
+        i < LatencyHistogram::kBoundsSeconds.size() ? number(LatencyHistogram::kBoundsSeconds[i]) : "\"+Inf\"";
+    json += (i ? "," : "") + std::string("{\"le\":") + bound + ",\"count\":" + std::to_string(cumulative[i]) + "}";
+  }
+  return json + "]}";
+}
+
+void metric_header(std::string& out, const char* name, const char* type, const char* help) {
+  out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+}
+
+void histogram_text(std::string& out, const char* name, const char* help, const LatencyHistogram& histogram) {
+  metric_header(out, name, "histogram", help);
+  const auto cumulative = histogram.cumulative();
+  for (size_t i = 0; i < cumulative.size(); ++i) {
+    const std::string bound =
+        i < LatencyHistogram::kBoundsSeconds.size() ? number(LatencyHistogram::kBoundsSeconds[i]) : "+Inf";
+    out += std::string(name) + "_bucket{le=\"" + bound + "\"} " + std::to_string(cumulative[i]) + "\n";
+  }
+  out += std::string(name) + "_sum " + number(histogram.sum_seconds()) + "\n";
+  out += std::string(name) + "_count " + std::to_string(histogram.count()) + "\n";
+}
+
+}  // namespace
+
+std::string render_stats_json(const StatsSnapshot& s) {
+  const Counters& c = s.metrics->counters;
+  std::string json = "{\"status\":" + json_string(s.status) + ",\"uptime_seconds\":" + number(s.uptime_seconds);
+  json += ",\"pool\":{\"target\":" + std::to_string(s.target_handlers) + ",\"idle\":" + std::to_string(s.idle) +
+          ",\"busy\":" + std::to_string(s.busy) + ",\"starting\":" + std::to_string(s.starting) +
+          ",\"retiring\":" + std::to_string(s.retiring) + ",\"queue_length\":" + std::to_string(s.queue_length) +
+          ",\"longest_queue\":" + std::to_string(s.metrics->longest_queue) +
+          ",\"open_connections\":" + std::to_string(s.open_connections) + "}";
+  json += ",\"counters\":{\"accepted\":" + std::to_string(c.accepted) + ",\"requests\":" + std::to_string(c.requests) +
+          ",\"respawns\":" + std::to_string(c.respawns) + ",\"handler_exits\":" + std::to_string(c.handler_exits) +
+          ",\"errors\":{\"busy\":" + std::to_string(c.busy) + ",\"timeout\":" + std::to_string(c.timeouts) +
+          ",\"crashed\":" + std::to_string(c.crashed) + ",\"bad_request\":" + std::to_string(c.bad_requests) +
+          ",\"handler_error\":" + std::to_string(c.handler_errors) +
+          ",\"read_timeout\":" + std::to_string(c.read_timeouts) +
+          ",\"shutting_down\":" + std::to_string(c.shutting_down) + "}}";
+  json += ",\"histograms\":{\"queue_wait\":" + histogram_json(s.metrics->queue_wait) +
+          ",\"service\":" + histogram_json(s.metrics->service) + "}";
+  json += ",\"handlers\":[";
+  for (size_t i = 0; i < s.handlers.size(); ++i) {
+    const HandlerSnapshot& h = s.handlers[i];
+    json += (i ? "," : "") + std::string("{\"pid\":") + std::to_string(h.pid) + ",\"state\":" + json_string(h.state) +
+            ",\"requests\":" + std::to_string(h.requests) +
+            ",\"current_request_seconds\":" + number(h.current_request_seconds) +
+            ",\"started_at\":" + number(h.started_at_unix) + ",\"resident_bytes\":" + std::to_string(h.resident_bytes) +
+            "}";
+  }
+  return json + "]}\n";
+}
+
+std::string render_prometheus(const StatsSnapshot& s) {
+  const Counters& c = s.metrics->counters;
+  std::string out;
+  metric_header(out, "handoff_up", "gauge", "1 while the reactor serves, 0 while it drains or stops.");
+  out += std::string("handoff_up ") + (s.status == "serving" ? "1" : "0") + "\n";
+  metric_header(out, "handoff_handlers", "gauge", "Handler processes by state.");
+  for (const auto& [state, count] :
+       {std::pair{"idle", s.idle}, {"busy", s.busy}, {"starting", s.starting}, {"retiring", s.retiring}}) {
+    out += std::string("handoff_handlers{state=\"") + state + "\"} " + std::to_string(count) + "\n";
+  }
+  metric_header(out, "handoff_handlers_target", "gauge", "The pool size the reactor keeps.");
+  out += "handoff_handlers_target " + std::to_string(s.target_handlers) + "\n";
+  metric_header(out, "handoff_queue_length", "gauge", "Requests waiting for a handler.");
+  out += "handoff_queue_length " + std::to_string(s.queue_length) + "\n";
+  metric_header(out, "handoff_queue_length_max", "gauge", "The longest the queue has been.");
+  out += "handoff_queue_length_max " + std::to_string(s.metrics->longest_queue) + "\n";
+  metric_header(out, "handoff_open_connections", "gauge", "Client connections open now.");
+  out += "handoff_open_connections " + std::to_string(s.open_connections) + "\n";
+  metric_header(out, "handoff_connections_accepted_total", "counter", "Client connections accepted.");
+  out += "handoff_connections_accepted_total " + std::to_string(c.accepted) + "\n";
+  metric_header(out, "handoff_requests_total", "counter", "Requests answered by handlers.");
+  out += "handoff_requests_total " + std::to_string(c.requests) + "\n";
+  metric_header(out, "handoff_errors_total", "counter", "Requests that ended in an error, by kind.");
+  for (const auto& [kind, count] :
+       {std::pair{"busy", c.busy}, {"timeout", c.timeouts}, {"crashed", c.crashed}, {"bad_request", c.bad_requests},
+        {"handler_error", c.handler_errors}, {"read_timeout", c.read_timeouts}, {"shutting_down", c.shutting_down}}) {
+    out += std::string("handoff_errors_total{kind=\"") + kind + "\"} " + std::to_string(count) + "\n";
+  }
+  metric_header(out, "handoff_handler_respawns_total", "counter", "Handlers started to replace ones that exited.");
+  out += "handoff_handler_respawns_total " + std::to_string(c.respawns) + "\n";
+  metric_header(out, "handoff_handler_exits_total", "counter", "Handler processes that exited.");
+  out += "handoff_handler_exits_total " + std::to_string(c.handler_exits) + "\n";
+  histogram_text(out, "handoff_queue_wait_seconds", "Time a complete request waited for a handler.",
+                 s.metrics->queue_wait);
+  histogram_text(out, "handoff_service_seconds", "Time a handler worked on a request.", s.metrics->service);
+  metric_header(out, "handoff_handler_resident_bytes", "gauge", "Resident memory of each handler.");
+  for (const HandlerSnapshot& h : s.handlers) {
+    out += "handoff_handler_resident_bytes{pid=\"" + std::to_string(h.pid) + "\"} " +
+           std::to_string(h.resident_bytes) + "\n";
+  }
+  return out;
+}
+
+}  // namespace handoff::reactor

@@ -1,0 +1,16 @@
+#pragma once
+
+// Internal to the reactor. The admin endpoints' renderings of a StatsSnapshot: JSON for /stats, the Prometheus
+// text exposition format (version 0.0.4) for /metrics, and the self-contained HTML status page for /.
+
+#include <string>
+
+#include "reactor/metrics.hpp"
+
+namespace handoff::reactor {
+
+std::string render_stats_json(const StatsSnapshot& snapshot);
+std::string render_prometheus(const StatsSnapshot& snapshot);
+const std::string& status_page_html();
+
+}  // namespace handoff::reactor
