@@ -5,10 +5,11 @@ set -euo pipefail
 
 HANDOFF_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-# Packages for building and testing: the toolchain, libuv, cxxopts, GoogleTest, and the real clients the
-# integration tests drive (nc, curl, wrk) or run handlers with (python3).
-HANDOFF_PACKAGES=(g++ meson ninja-build pkg-config libuv1-dev libcxxopts-dev libgtest-dev libhttp-parser-dev
-  python3 netcat-openbsd curl wrk procps)
+# Packages for building: the toolchain, libuv, cxxopts, libhttp-parser and GoogleTest (meson.build wants it).
+HANDOFF_BUILD_PACKAGES=(g++ meson ninja-build pkg-config libuv1-dev libcxxopts-dev libhttp-parser-dev libgtest-dev)
+# And for testing: the real clients the integration tests drive (nc, curl, wrk), what they run handlers with
+# (python3), check metrics with (promtool, from prometheus) and load the status page in (chromium).
+HANDOFF_TEST_PACKAGES=(python3 netcat-openbsd curl wrk procps prometheus chromium)
 
 # ensure_packages NAME... installs the named Debian packages that are not installed yet.
 ensure_packages() {

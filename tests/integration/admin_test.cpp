@@ -1,0 +1,221 @@
+// Integration tests of the admin port: health, stats, Prometheus metrics (checked by promtool), the status
+// page (in headless Chromium, with a screenshot), pool resizing, and the logs.
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <gtest/gtest.h>
+#include <thread>
+
+#include "tests/support/client.hpp"
+#include "tests/support/reactor_process.hpp"
+
+namespace handoff::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+HttpResponse admin(const ReactorProcess& reactor, const std::string& method, const std::string& target) {
+  Client client(reactor.host(), reactor.admin_port());
+  client.send(method + " " + target + " HTTP/1.1\r\nHost: x\r\n\r\n");
+  return read_response(client, method == "HEAD");
+}
+
+// Runs a Python snippet on input (json, promtool-free checks); returns its stdout.
+std::string python(const std::string& script, const std::string& input) {
+  const ProgramResult result = run_program({"python3", "-c", script}, input, 30s);
+  EXPECT_EQ(result.status, 0) << result.err;
+  return result.out;
+}
+
+std::string artifacts_folder() {
+  const char* folder = std::getenv("HANDOFF_ARTIFACTS");
+  const std::string path = folder != nullptr ? folder : "/tmp";
+  std::filesystem::create_directories(path);
+  return path;
+}
+
+TEST(Admin, EndpointsAnswerAndBadRequestsGetHttpErrors) {
+  ReactorProcess reactor({"--handlers", "2"});
+  ASSERT_NE(reactor.admin_port(), 0);
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "fib 20"), "6765");
+
+  const HttpResponse health = admin(reactor, "GET", "/healthz");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(health.body, "ok\n");
+  const HttpResponse page = admin(reactor, "GET", "/");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_TRUE(page.has_header("Content-Type: text/html; charset=utf-8"));
+  EXPECT_NE(page.body.find("<title>handoff status</title>"), std::string::npos);
+  EXPECT_EQ(page.body.find("<script src"), std::string::npos);  // Self-contained.
+
+  const HttpResponse stats = admin(reactor, "GET", "/stats");
+  EXPECT_TRUE(stats.has_header("Content-Type: application/json"));
+  EXPECT_EQ(python("import json, sys\n"
+                   "s = json.load(sys.stdin)\n"
+                   "print(s['status'], s['pool']['target'], len(s['handlers']), s['counters']['requests'] >= 1,\n"
+                   "      sorted(s['counters']['errors']), s['histograms']['service']['count'] >= 1,\n"
+                   "      all(h['resident_bytes'] > 0 and h['state'] in ('idle', 'starting') for h in s['handlers']))",
+                   stats.body),
+            "serving 2 2 True ['bad_request', 'busy', 'crashed', 'handler_error', 'read_timeout', 'shutting_down', "
+            "'timeout'] True True\n");
+
+  EXPECT_EQ(admin(reactor, "GET", "/nothing").status, 404);
+  const HttpResponse post = admin(reactor, "POST", "/healthz");
+  EXPECT_EQ(post.status, 405);
+  EXPECT_TRUE(post.has_header("Allow: GET, HEAD"));
+  EXPECT_EQ(admin(reactor, "HEAD", "/healthz").status, 200);
+  Client garbage(reactor.host(), reactor.admin_port());
+  garbage.send("GET / HTTP/1.1\r\nno colon\r\n\r\n");
+  EXPECT_EQ(read_response(garbage).status, 400);
+}
+
+TEST(Admin, MetricsPassPromtoolAfterLoad) {
+  ReactorProcess reactor({"--handlers", "2", "--max-queue", "1"});
+  for (int i = 0; i < 20; ++i) ask(reactor.host(), reactor.port(), "fib 15");
+  ask(reactor.host(), reactor.port(), "nonsense");
+  const HttpResponse metrics = admin(reactor, "GET", "/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_TRUE(metrics.has_header("Content-Type: text/plain; version=0.0.4; charset=utf-8"));
+  const ProgramResult check = run_program({"promtool", "check", "metrics"}, metrics.body, 30s);
+  EXPECT_EQ(check.status, 0) << check.out << check.err << metrics.body;
+  for (const char* line : {"handoff_requests_total 21\n", "handoff_errors_total{kind=\"bad_request\"} 1\n",
+                           "handoff_handlers_target 2\n", "handoff_service_seconds_count 21\n",
+                           "handoff_service_seconds_bucket{le=\"+Inf\"} 21\n", "# TYPE handoff_queue_wait_seconds histogram\n"}) {
+    EXPECT_NE(metrics.body.find(line), std::string::npos) << line;
+  }
+}
+
+TEST(Admin, HealthzAnswersAtOnceWhileEveryHandlerIsBusy) {
+  ReactorProcess reactor({"--handlers", "1"});
+  std::vector<std::thread> load;
+  for (int i = 0; i < 3; ++i) {
+    load.emplace_back([&] { ask(reactor.host(), reactor.port(), "spin 1500"); });
+  }
+  std::this_thread::sleep_for(300ms);
+  Clock::duration slowest{};
+  for (int i = 0; i < 10; ++i) {
+    const Clock::time_point start = Clock::now();
+    EXPECT_EQ(admin(reactor, "GET", "/healthz").status, 200);
+    slowest = std::max(slowest, Clock::now() - start);
+  }
+  EXPECT_LT(slowest, 500ms);  // Generous: it is served on the reactor's loop, never behind the handlers.
+  const std::string busy = python("import json, sys\n"
+                                  "s = json.load(sys.stdin)\n"
+                                  "h = s['handlers'][0]\n"
+                                  "print(h['state'], h['current_request_seconds'] > 0.1, s['pool']['queue_length'])",
+                                  admin(reactor, "GET", "/stats").body);
+  EXPECT_EQ(busy, "busy True 2\n");
+  for (std::thread& thread : load) thread.join();
+}
+
+TEST(Admin, HealthzIs503WhileDraining) {
+  auto reactor = std::make_unique<ReactorProcess>(std::vector<std::string>{"--handlers", "1"});
+  Client busy(reactor->host(), reactor->port());
+  busy.send("spin 1000\n");
+  std::this_thread::sleep_for(200ms);
+  ::kill(reactor->pid(), SIGTERM);
+  std::this_thread::sleep_for(200ms);
+  const HttpResponse health = admin(*reactor, "GET", "/healthz");
+  EXPECT_EQ(health.status, 503);
+  EXPECT_EQ(health.body, "draining\n");
+  EXPECT_EQ(busy.read_line(), "spun 1000");
+  EXPECT_EQ(reactor->signal_and_wait(SIGTERM, 10s), 1);  // The second signal stops it at once.
+}
+
+TEST(Admin, ThePoolGrowsAndShrinksLive) {
+  ReactorProcess reactor({"--handlers", "2"});
+  ASSERT_TRUE(reactor.wait_for_handlers(2, 10s));
+  const HttpResponse grown = admin(reactor, "POST", "/pool?size=3");
+  EXPECT_EQ(grown.status, 200);
+  EXPECT_EQ(grown.body, "pool size 3\n");
+  EXPECT_TRUE(reactor.wait_for_handlers(3, 10s));
+  ::kill(reactor.pid(), SIGTTOU);
+  EXPECT_TRUE(reactor.wait_for_handlers(2, 10s));
+  ::kill(reactor.pid(), SIGTTIN);
+  EXPECT_TRUE(reactor.wait_for_handlers(3, 10s));
+
+  for (const char* bad : {"/pool?size=0", "/pool?size=5000", "/pool?size=abc", "/pool", "/pool?size="}) {
+    EXPECT_EQ(admin(reactor, "POST", bad).status, 400) << bad;
+  }
+  EXPECT_EQ(admin(reactor, "GET", "/pool?size=2").status, 405);
+
+  // Shrinking lets a busy handler finish its request first.
+  Client busy(reactor.host(), reactor.port());
+  busy.send("spin 800\n");
+  std::this_thread::sleep_for(150ms);
+  EXPECT_EQ(admin(reactor, "POST", "/pool?size=1").status, 200);
+  EXPECT_EQ(busy.read_line(), "spun 800");
+  EXPECT_TRUE(reactor.wait_for_handlers(1, 10s));
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
+}
+
+TEST(Admin, JsonLogsAndAnAccessLineForEveryRequest) {
+  auto reactor = std::make_unique<ReactorProcess>(
+      std::vector<std::string>{"--handlers", "1", "--log-format", "json", "--access-log", "on"});
+  EXPECT_EQ(ask(reactor->host(), reactor->port(), "fib 10"), "55");
+  Client client(reactor->host(), reactor->port());
+  client.send("GET /nothing HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(read_response(client).status, 404);
+  EXPECT_EQ(reactor->signal_and_wait(SIGTERM, 10s), 0);
+  const std::string lines = python(
+      "import json, sys\n"
+      "records = [json.loads(line) for line in sys.stdin]\n"
+      "access = [r for r in records if r.get('type') == 'access']\n"
+      "print(len(access), [(r['protocol'], r['request'], r['outcome']) for r in access])\n"
+      "print(all(set(r) >= {'time', 'peer', 'queue_ms', 'service_ms', 'handler_pid'} for r in access))\n"
+      "print(any('serving with 1 handlers' in r.get('message', '') for r in records))",
+      reactor->stderr_text());
+  EXPECT_EQ(lines,
+            "2 [('line', 'fib 10', '200'), ('http', 'GET /nothing HTTP/1.1', '404')]\nTrue\nTrue\n");
+}
+
+TEST(Admin, TheLogLevelFilters) {
+  auto reactor = std::make_unique<ReactorProcess>(std::vector<std::string>{"--handlers", "1", "--log-level", "error"});
+  EXPECT_EQ(ask(reactor->host(), reactor->port(), "ping"), "pong");
+  EXPECT_EQ(reactor->signal_and_wait(SIGTERM, 10s), 0);
+  EXPECT_EQ(reactor->stderr_text(), "");
+}
+
+TEST(Admin, TheStatusPageLoadsInChromiumAndShowsTheHandlers) {
+  ReactorProcess reactor({"--handlers", "2"});
+  ASSERT_TRUE(reactor.wait_for_handlers(2, 10s));
+  for (int i = 0; i < 10; ++i) ask(reactor.host(), reactor.port(), "fib 18");
+  Client busy(reactor.host(), reactor.port());
+  busy.send("spin 4000\n");  // One handler shows as busy.
+  std::this_thread::sleep_for(200ms);
+
+  const std::string url = "http://127.0.0.1:" + std::to_string(reactor.admin_port()) + "/";
+  const std::string screenshot = artifacts_folder() + "/status-page.png";
+  const std::vector<std::string> chromium = {
+      "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      "--user-data-dir=" + artifacts_folder() + "/chromium-profile", "--window-size=1100,1000",
+      "--virtual-time-budget=3000", "--enable-logging=stderr", "--v=0"};
+  std::vector<std::string> shoot = chromium;
+  shoot.insert(shoot.end(), {"--screenshot=" + screenshot, url});
+  const ProgramResult shot = run_program(shoot, "", 90s);
+  EXPECT_EQ(shot.status, 0) << shot.err;
+  EXPECT_TRUE(std::filesystem::exists(screenshot));
+  std::printf("status page screenshot: %s\n", screenshot.c_str());
+
+  std::vector<std::string> dump = chromium;
+  dump.insert(dump.end(), {"--dump-dom", url});
+  const ProgramResult dom = run_program(dump, "", 90s);
+  EXPECT_EQ(dom.status, 0) << dom.err;
+  for (pid_t handler : reactor.handler_pids()) {
+    EXPECT_NE(dom.out.find("<td>" + std::to_string(handler) + "</td>"), std::string::npos) << handler;
+  }
+  EXPECT_NE(dom.out.find("<span class=\"state busy\">busy</span>"), std::string::npos);
+  EXPECT_NE(dom.out.find(">serving<"), std::string::npos);
+  // The page's own errors (a failed fetch, a script exception) would show as console messages.
+  for (const std::string& err : {shot.err, dom.err}) {
+    EXPECT_EQ(err.find("CONSOLE"), std::string::npos) << err;
+    EXPECT_EQ(err.find("Uncaught"), std::string::npos) << err;
+  }
+  EXPECT_EQ(busy.read_line(), "spun 4000");
+}
+
+}  // namespace
+}  // namespace handoff::testing
