@@ -77,6 +77,12 @@ TEST(CommandLine, BadInputExitsWithStatus2AndSaysWhy) {
       {{"--max-request-bytes", "2x"}, "--max-request-bytes '2x'"},
       {{"--frobnicate"}, "frobnicate"},
       {{"stray"}, "unexpected argument 'stray'"},
+      {{"--admin", "nowhere"}, "--admin 'nowhere'"},
+      {{"--log-level", "loud"}, "--log-level 'loud' must be error, warn, info or debug"},
+      {{"--log-format", "xml"}, "--log-format 'xml' must be text or json"},
+      {{"--access-log", "yes"}, "--access-log 'yes' must be on or off"},
+      {{"--request-timeout", "soon"}, "--request-timeout 'soon'"},
+      {{"--max-queue", "-1"}, "--max-queue '-1'"},
   };
   for (const auto& [arguments, expected] : cases) {
     const auto parsed = parse(arguments);
@@ -87,10 +93,31 @@ TEST(CommandLine, BadInputExitsWithStatus2AndSaysWhy) {
   }
 }
 
+TEST(CommandLine, OperationsOptions) {
+  const Config defaults = std::get<Config>(parse({}));
+  ASSERT_TRUE(defaults.admin);
+  EXPECT_EQ(defaults.admin->to_string(), "127.0.0.1:8889");
+  EXPECT_EQ(defaults.log_level, LogLevel::kInfo);
+  EXPECT_FALSE(defaults.access_log);
+  const Config set = std::get<Config>(parse({"--admin", "off", "--log-level", "debug", "--log-format", "json",
+                                             "--access-log", "on", "--request-timeout", "250ms",
+                                             "--idle-timeout", "2m", "--read-timeout", "3"}));
+  EXPECT_FALSE(set.admin);
+  EXPECT_EQ(set.log_level, LogLevel::kDebug);
+  EXPECT_EQ(set.log_format, LogFormat::kJson);
+  EXPECT_TRUE(set.access_log);
+  EXPECT_EQ(set.request_timeout, Milliseconds(250));
+  EXPECT_EQ(set.idle_timeout, Milliseconds(120000));
+  EXPECT_EQ(set.read_timeout, Milliseconds(3000));
+}
+
 TEST(CommandLine, HelpAndVersionExitWithStatus0) {
   const auto help = std::get<EarlyExit>(parse({"--help"}));
   EXPECT_EQ(help.status, 0);
-  for (const char* option : {"--listen", "--handlers", "--handler-cmd", "--max-head-bytes", "--max-request-bytes"}) {
+  for (const char* option : {"--listen", "--handlers", "--handler-cmd", "--max-head-bytes", "--max-request-bytes",
+                             "--request-timeout", "--max-queue", "--queue-timeout", "--max-requests",
+                             "--max-requests-jitter", "--read-timeout", "--idle-timeout", "--shutdown-timeout",
+                             "--admin", "--log-level", "--log-format", "--access-log"}) {
     EXPECT_NE(help.text.find(option), std::string::npos) << option;
   }
   const auto version = std::get<EarlyExit>(parse({"--version"}));
