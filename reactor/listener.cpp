@@ -73,19 +73,22 @@ void Listener::start_polling() {
   });
 }
 
-ListenAddress Listener::local_address() const {
+ListenAddress Listener::local_address() const { return socket_address(socket_.get(), false).value_or(ListenAddress{}); }
+
+std::optional<ListenAddress> socket_address(int socket, bool peer) {
   sockaddr_storage storage{};
   socklen_t length = sizeof(storage);
-  ::getsockname(socket_.get(), reinterpret_cast<sockaddr*>(&storage), &length);
+  const auto call = peer ? ::getpeername : ::getsockname;
+  if (call(socket, reinterpret_cast<sockaddr*>(&storage), &length) != 0) return std::nullopt;
   char host[INET6_ADDRSTRLEN] = "";
   if (storage.ss_family == AF_INET6) {
     const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&storage);
     inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
-    return {host, ntohs(v6->sin6_port)};
+    return ListenAddress{host, ntohs(v6->sin6_port)};
   }
   const auto* v4 = reinterpret_cast<const sockaddr_in*>(&storage);
   inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
-  return {host, ntohs(v4->sin_port)};
+  return ListenAddress{host, ntohs(v4->sin_port)};
 }
 
 void Listener::accept_pending() {

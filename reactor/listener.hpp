@@ -5,12 +5,16 @@
 #include <uv.h>
 
 #include <functional>
+#include <optional>
 #include <system_error>
 
 #include "ipc/unique_fd.hpp"
 #include "reactor/config.hpp"
 
 namespace handoff::reactor {
+
+// The address of a socket (getsockname) or of its peer (getpeername); nullopt when the call fails.
+std::optional<ListenAddress> socket_address(int socket, bool peer);
 
 class Listener {
  public:

@@ -1,7 +1,5 @@
 #include "reactor/server.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -14,18 +12,8 @@ namespace {
 
 // "127.0.0.1:53124" or "[::1]:53124" for the access log.
 std::string peer_address(int socket) {
-  sockaddr_storage storage{};
-  socklen_t length = sizeof(storage);
-  if (::getpeername(socket, reinterpret_cast<sockaddr*>(&storage), &length) != 0) return "-";
-  char host[INET6_ADDRSTRLEN] = "";
-  if (storage.ss_family == AF_INET6) {
-    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&storage);
-    inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
-    return ListenAddress{host, ntohs(v6->sin6_port)}.to_string();
-  }
-  const auto* v4 = reinterpret_cast<const sockaddr_in*>(&storage);
-  inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
-  return ListenAddress{host, ntohs(v4->sin_port)}.to_string();
+  const std::optional<ListenAddress> peer = socket_address(socket, true);
+  return peer ? peer->to_string() : "-";
 }
 
 }  // namespace
