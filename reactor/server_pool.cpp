@@ -26,6 +26,7 @@ std::error_code Server::spawn_handler() {
   auto handler =
       make_loop_owned<HandlerProcess>(loop_, id, config_, static_cast<HandlerProcess::Events&>(*this));
   if (auto error = handler->spawn(config_.handler_command, handler_environment_)) return error;
+  log_at(LogLevel::kDebug, "handler %d started", handler->pid());
   handlers_.emplace(id, std::move(handler));
   return {};
 }
@@ -149,6 +150,8 @@ void Server::on_handler_exited(HandlerProcess& handler, int64_t exit_status, int
     log_at(LogLevel::kWarn, "handler %d was killed by signal %d (%s)", handler.pid(), term_signal, strsignal(term_signal));
   } else if (exit_status != 0 || !expected) {
     log_at(LogLevel::kWarn, "handler %d exited with status %lld", handler.pid(), static_cast<long long>(exit_status));
+  } else {
+    log_at(LogLevel::kDebug, "handler %d exited with status 0", handler.pid());
   }
   if (const std::optional<ConnectionId> orphan = dispatcher_.handler_gone(id)) answer_orphan(*orphan, handler);
 
