@@ -1,7 +1,8 @@
 #pragma once
 
 // Internal to the reactor. How many bytes have ever been written to a TCP socket, by any process holding it.
-// The reactor compares this before and after a handler's turn to tell a cut answer from none at all.
+// When a handler dies, the reactor compares this with the bytes the handlers reported writing, to tell a cut
+// answer from none at all; it is asked then only, never on the hot path.
 
 #include <cstdint>
 #include <optional>

@@ -121,7 +121,7 @@ Connection::Request Connection::take_request() {
   if (watching_) unwatch();
   stop_timer();
   if (protocol_ == Protocol::kUnknown) protocol_ = Protocol::kLine;  // A short head cut by EOF.
-  request_line_ = printable_first_line(head_);
+  if (config_.access_log) request_line_ = printable_first_line(head_);  // Only the access log wants it.
   uint32_t flags = protocol_ == Protocol::kHttp ? ipc::kFlagHttp : 0;
   if (input_closed_) {
     flags |= ipc::kFlagInputClosed;

@@ -104,16 +104,20 @@ class _Stream:
         status, self.status = self.status, 0
         return _PROGRESS.pack(self.written, status, 0, 0)
 
-    def read_more(self):
-        """Appends what the client sends next; False on timeout. The socket stays non-blocking: it shares its
-        open file with the reactor's copy, so waiting is done with poll."""
+    def _wait(self, event):
+        """Waits until the socket is ready for event, at most the read timeout; False on timeout. The socket
+        stays non-blocking: it shares its open file with the reactor's copy, so waiting is done with poll."""
         poller = select.poll()
-        poller.register(self.sock, select.POLLIN)
+        poller.register(self.sock, event)
+        return bool(poller.poll(self.timeout * 1000))
+
+    def read_more(self):
+        """Appends what the client sends next; False on timeout."""
         while True:
             try:
                 data = self.sock.recv(_READ_CHUNK)
             except BlockingIOError:
-                if not poller.poll(self.timeout * 1000):
+                if not self._wait(select.POLLIN):
                     return False
                 continue
             except OSError:
@@ -125,13 +129,11 @@ class _Stream:
 
     def write(self, data):
         view = memoryview(data)
-        poller = select.poll()
-        poller.register(self.sock, select.POLLOUT)
         while view:
             try:
                 sent = self.sock.send(view)
             except BlockingIOError:
-                if not poller.poll(self.timeout * 1000):
+                if not self._wait(select.POLLOUT):
                     raise _ClientGone()
                 continue
             except OSError:

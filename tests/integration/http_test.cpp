@@ -128,6 +128,19 @@ TEST(Http, AStalledRequestGets408) {
   EXPECT_TRUE(client.wait_closed(5s));
 }
 
+TEST(Http, AHandlerWaitingForAStalledBodyGivesUpWith408) {
+  // The head is complete, so the handler has the connection and reads the body itself: it gives up after
+  // the same --read-timeout as the reactor.
+  ReactorProcess reactor({"--handlers", "1", "--read-timeout", "300ms"});
+  Client client(reactor.host(), reactor.port());
+  client.send("POST /ping HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc");
+  const HttpResponse response = read_response(client);
+  EXPECT_EQ(response.status, 408);
+  EXPECT_TRUE(response.has_header("Connection: close"));
+  EXPECT_TRUE(client.wait_closed(5s));
+  EXPECT_EQ(send_and_read(reactor, "GET /ping HTTP/1.1\r\n\r\n").body, "pong\n");  // The handler is free.
+}
+
 TEST(Http, TheReactorsOwnAnswersAreHttp) {
   ReactorProcess reactor({"--handlers", "1", "--max-queue", "0", "--request-timeout", "1s"});
   reactor.expect_crash_reports();
