@@ -7,40 +7,21 @@
 #include <string_view>
 #include <vector>
 
-#include "handler/client_stream.hpp"
+#include "handler/protocol_session.hpp"
+#include "http/response.hpp"
 
 namespace handoff::handler {
 namespace {
 
 constexpr size_t kReadChunkBytes = 64 * 1024;
 
-struct Response {
-  int status = 200;
-  std::string body;
-  std::string content_type = "text/plain; charset=utf-8";
-  std::string extra_headers;  // Each ends in "\r\n".
-  bool close = false;         // The connection cannot go on after this response.
-};
-
-const char* reason(int status) {
-  switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 422: return "Unprocessable Content";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Error";
-  }
-}
+using http::ConnectionHeader;
+using Response = http::Response;
 
 Response error_response(int status, std::string_view what, bool close) {
-  return {.status = status, .body = std::string(what) + "\n", .close = close};
+  return {.status = status,
+          .body = std::string(what) + "\n",
+          .connection = close ? ConnectionHeader::kClose : ConnectionHeader::kNone};
 }
 
 // The request being parsed, filled in by the parser's callbacks.
@@ -77,17 +58,14 @@ Response route(const Handler& handler, const http_parser& parser, const ParsedRe
                                        .body = request.body,
                                        .protocol = Protocol::kHttp});
   if (reply.status != 200) return error_response(reply.status, reply.body, false);
-  return {.body = reply.body, .content_type = reply.content_type};
+  return {.content_type = reply.content_type, .body = reply.body};
 }
 
-class HttpSession {
+class HttpSession : ProtocolSession {
  public:
   HttpSession(const Handler& handler, int client_fd, std::string received, uint32_t flags, const Limits& limits,
               const AnsweredCallback& on_answered)
-      : handler_(handler),
-        stream_(client_fd, std::move(received), flags, limits),
-        limits_(limits),
-        on_answered_(on_answered) {
+      : ProtocolSession(handler, client_fd, std::move(received), flags, limits, on_answered) {
     http_parser_settings_init(&settings_);
     settings_.on_url = [](http_parser* p, const char* at, size_t length) {
       self(p).request_.url.append(at, length);
@@ -163,9 +141,10 @@ class HttpSession {
       stream_.consume(message_bytes);
       const bool keep_alive = http_should_keep_alive(&parser_) != 0;
       Response response = route(handler_, parser_, request_);
-      response.close = response.close || !keep_alive;
-      write(response);
-      if (!stream_.flush() || response.close) return stream_.closed();
+      if (!keep_alive) response.connection = ConnectionHeader::kClose;
+      const bool close = response.connection == ConnectionHeader::kClose;
+      write(std::move(response));
+      if (!stream_.flush() || close) return stream_.closed();
       if (stream_.unused().empty()) return stream_.keep_open();
       on_answered_(stream_.bytes_written(), stream_.take_status());  // A pipelined request follows.
     }
@@ -202,34 +181,22 @@ class HttpSession {
     return error_response(400, std::string("malformed request: ") + http_errno_description(error), true);
   }
 
-  void write(const Response& response) {
-    std::string head = "HTTP/1.1 " + std::to_string(response.status) + " " + reason(response.status) + "\r\n";
-    head += "Server: handoff\r\nContent-Type: " + response.content_type + "\r\n";
-    head += "Content-Length: " + std::to_string(response.body.size()) + "\r\n";
-    head += response.extra_headers;
-    if (response.close) {
-      head += "Connection: close\r\n";
-    } else if (parser_.http_minor == 0) {
-      head += "Connection: keep-alive\r\n";
+  void write(Response response) {
+    if (response.connection != ConnectionHeader::kClose && parser_.http_minor == 0) {
+      response.connection = ConnectionHeader::kKeepAlive;  // HTTP/1.0 closes unless told otherwise.
     }
-    head += "\r\n";
-    stream_.queue(head);
-    if (parser_.method != HTTP_HEAD) stream_.queue(response.body);
+    stream_.queue(http::serialize(response, parser_.method == HTTP_HEAD));
     stream_.answered(response.status);
   }
 
   // Answers a request that cannot be served and ends the connection: the parser cannot find the next one.
   SessionOutcome refuse(const Response& response) {
     Response closing = response;
-    closing.close = true;
-    write(closing);
+    closing.connection = ConnectionHeader::kClose;
+    write(std::move(closing));
     return stream_.close();
   }
 
-  const Handler& handler_;
-  ClientStream stream_;
-  const Limits& limits_;
-  const AnsweredCallback& on_answered_;
   http_parser_settings settings_;
   http_parser parser_;
   ParsedRequest request_;

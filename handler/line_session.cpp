@@ -4,7 +4,7 @@
 #include <string_view>
 #include <vector>
 
-#include "handler/client_stream.hpp"
+#include "handler/protocol_session.hpp"
 
 namespace handoff::handler {
 namespace {
@@ -44,15 +44,12 @@ std::string_view without_line_end(std::string_view line) {
   return line;
 }
 
-class LineSession {
+class LineSession : ProtocolSession {
  public:
   LineSession(const Handler& handler, int client_fd, std::string received, uint32_t flags, const Limits& limits,
               const AnsweredCallback& on_answered)
-      : handler_(handler),
-        stream_(client_fd, std::move(received), flags, limits),
-        must_finish_first_line_(stream_.head_truncated()),
-        limits_(limits),
-        on_answered_(on_answered) {}
+      : ProtocolSession(handler, client_fd, std::move(received), flags, limits, on_answered),
+        must_finish_first_line_(stream_.head_truncated()) {}
 
   SessionOutcome run() {
     for (;;) {
@@ -123,11 +120,7 @@ class LineSession {
     return stream_.close();
   }
 
-  const Handler& handler_;
-  ClientStream stream_;
   bool must_finish_first_line_;
-  const Limits& limits_;
-  const AnsweredCallback& on_answered_;
 };
 
 }  // namespace

@@ -185,14 +185,10 @@ void Connection::drain_and_close() {
   }
 }
 
+// The socket closes with the object, after its poll handle.
 void Connection::close_handles() {
-  if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&poll_))) return;
-  const auto on_closed = [](uv_handle_t* handle) {
-    auto* self = static_cast<Connection*>(handle->data);
-    if (--self->open_handles_ == 0) delete self;  // The socket closes with the object, after its poll handle.
-  };
-  uv_close(reinterpret_cast<uv_handle_t*>(&poll_), on_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_closed);
+  if (uv_is_closing(as_handle(&poll_))) return;
+  CloseOnLoop::close_then_delete(this, {as_handle(&poll_), as_handle(&timer_)});
 }
 
 }  // namespace handoff::reactor

@@ -16,6 +16,7 @@
 #include "ipc/unique_fd.hpp"
 #include "reactor/config.hpp"
 #include "reactor/dispatcher.hpp"
+#include "reactor/loop_owned.hpp"
 #include "reactor/request_head.hpp"
 
 namespace handoff::reactor {
@@ -98,6 +99,7 @@ class Connection {
   void close();
 
  private:
+  friend struct CloseOnLoop;
   ~Connection() = default;
 
   void watch();
@@ -127,7 +129,6 @@ class Connection {
   bool input_closed_ = false;                 // The client sent EOF (or reset the connection).
   uint64_t bytes_from_handlers_ = 0;        // Written by handlers in their finished turns. The reactor writes
                                            // nothing before its last answer, so this is all the socket sent.
-  int open_handles_ = 2;
 };
 
 }  // namespace handoff::reactor

@@ -50,7 +50,6 @@ HandlerProcess::HandlerProcess(uv_loop_t* loop, HandlerId id, const Config& conf
     : loop_(loop), id_(id), config_(config), events_(events) {
   process_.data = channel_poll_.data = request_timer_.data = this;
   uv_timer_init(loop_, &request_timer_);
-  ++open_handles_;
 }
 
 std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
@@ -95,7 +94,6 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
   };
 
   // uv_spawn initialises the handle even when it fails, so it is closed either way.
-  ++open_handles_;
   started_at_ = uv_now(loop_);
   if (const int error = uv_spawn(loop_, &process_, &options); error < 0) {
     exited_ = true;
@@ -108,7 +106,6 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
     log_at(LogLevel::kError, "uv_poll_init on a handler channel: %s", uv_strerror(error));
     return errno_code(-error);
   }
-  ++open_handles_;
   channel_polled_ = true;
   update_polling();
   return {};
@@ -274,13 +271,9 @@ void HandlerProcess::kill(int signal) {
 }
 
 void HandlerProcess::close() {
-  const auto on_closed = [](uv_handle_t* handle) {
-    auto* self = static_cast<HandlerProcess*>(handle->data);
-    if (--self->open_handles_ == 0) delete self;
-  };
-  if (channel_polled_) uv_close(reinterpret_cast<uv_handle_t*>(&channel_poll_), on_closed);
-  if (process_.loop != nullptr) uv_close(reinterpret_cast<uv_handle_t*>(&process_), on_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&request_timer_), on_closed);
+  CloseOnLoop::close_then_delete(this, {channel_polled_ ? as_handle(&channel_poll_) : nullptr,
+                                        process_.loop != nullptr ? as_handle(&process_) : nullptr,
+                                        as_handle(&request_timer_)});
 }
 
 }  // namespace handoff::reactor

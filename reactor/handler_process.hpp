@@ -16,6 +16,7 @@
 #include "ipc/wire.hpp"
 #include "reactor/config.hpp"
 #include "reactor/dispatcher.hpp"
+#include "reactor/loop_owned.hpp"
 
 namespace handoff::reactor {
 
@@ -78,6 +79,7 @@ class HandlerProcess {
   void close();  // Deletes the object once libuv is done with it; call after on_handler_exited.
 
  private:
+  friend struct CloseOnLoop;
   ~HandlerProcess() = default;
 
   void on_message(ipc::Message message);
@@ -113,7 +115,6 @@ class HandlerProcess {
   bool channel_polled_ = false;  // channel_poll_ is initialised.
   int polled_events_ = 0;         // The events channel_poll_ watches now.
   bool channel_ended_ = false;
-  int open_handles_ = 0;          // libuv handles to close before the object may be deleted.
 };
 
 }  // namespace handoff::reactor

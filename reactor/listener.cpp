@@ -130,13 +130,6 @@ void Listener::pause_accepting() {
       [](uv_timer_t* timer) { static_cast<Listener*>(timer->data)->start_polling(); }, kResumeAfterDescriptorShortageMs, 0);
 }
 
-void Listener::close() {
-  const auto on_closed = [](uv_handle_t* handle) {
-    auto* self = static_cast<Listener*>(handle->data);
-    if (--self->open_handles_ == 0) delete self;
-  };
-  uv_close(reinterpret_cast<uv_handle_t*>(&poll_), on_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&resume_timer_), on_closed);
-}
+void Listener::close() { CloseOnLoop::close_then_delete(this, {as_handle(&poll_), as_handle(&resume_timer_)}); }
 
 }  // namespace handoff::reactor

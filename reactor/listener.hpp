@@ -10,6 +10,7 @@
 
 #include "ipc/unique_fd.hpp"
 #include "reactor/config.hpp"
+#include "reactor/loop_owned.hpp"
 
 namespace handoff::reactor {
 
@@ -33,6 +34,7 @@ class Listener {
   void close();  // Stops accepting; the object deletes itself once libuv is done with it.
 
  private:
+  friend struct CloseOnLoop;
   ~Listener() = default;
 
   void start_polling();
@@ -43,7 +45,6 @@ class Listener {
   AcceptCallback on_accept_;
   uv_poll_t poll_;
   uv_timer_t resume_timer_;  // Accepting resumes on it after running out of descriptors.
-  int open_handles_ = 2;
 };
 
 }  // namespace handoff::reactor

@@ -3,17 +3,58 @@
 // Internal to the reactor. LoopOwned<T>: the owning pointer for an object that wraps libuv handles.
 // libuv may still use a handle after uv_close() until its close callback runs, so such an object cannot be
 // deleted on the spot: destroying a LoopOwned<T> calls T::close(), which closes the handles, and the object
-// deletes itself in its last close callback (libuv's uv_close contract, docs "uv_handle_t").
+// is deleted in its last close callback (libuv's uv_close contract, docs "uv_handle_t").
+//
+// Such a class keeps its destructor private, names CloseOnLoop its friend, and ends its close() with
+// CloseOnLoop::close_then_delete(this, {...its handles...}).
 
+#include <uv.h>
+
+#include <cstddef>
+#include <initializer_list>
 #include <memory>
 #include <utility>
 
 namespace handoff::reactor {
 
+// A libuv handle of any type as the base type that uv_close and uv_is_active take.
+template <typename Handle>
+uv_handle_t* as_handle(Handle* handle) {
+  return reinterpret_cast<uv_handle_t*>(handle);
+}
+
 struct CloseOnLoop {
   template <typename T>
   void operator()(T* object) const {
     object->close();
+  }
+
+  // Closes every handle given (a null one is skipped: never initialised) and deletes owner in the close
+  // callback of the last. After uv_close libuv calls nothing but the close callback, so each handle's data is
+  // taken over for the count of handles still closing.
+  template <typename T>
+  static void close_then_delete(T* owner, std::initializer_list<uv_handle_t*> handles) {
+    struct Closing {
+      T* owner;
+      size_t open;
+    };
+    auto* closing = new Closing{owner, 0};
+    for (uv_handle_t* handle : handles) closing->open += handle != nullptr;
+    if (closing->open == 0) {
+      delete closing->owner;
+      delete closing;
+      return;
+    }
+    for (uv_handle_t* handle : handles) {
+      if (handle == nullptr) continue;
+      handle->data = closing;
+      uv_close(handle, [](uv_handle_t* closed) {
+        auto* state = static_cast<Closing*>(closed->data);
+        if (--state->open > 0) return;
+        delete state->owner;
+        delete state;
+      });
+    }
   }
 };
 

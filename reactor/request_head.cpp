@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include "http/response.hpp"
+
 namespace handoff::reactor {
 namespace {
 
@@ -10,24 +12,23 @@ constexpr size_t kLongestMethod = 20;
 struct RefusalText {
   const char* line;  // After "ERR ".
   int status;
-  const char* reason;
   bool retry_later;  // Worth a Retry-After header.
 };
 
 RefusalText text_of(Refusal refusal) {
   switch (refusal) {
     case Refusal::kBusy:
-      return {"busy", 503, "Service Unavailable", true};
+      return {"busy", 503, true};
     case Refusal::kReadTimeout:
-      return {"read timeout", 408, "Request Timeout", false};
+      return {"read timeout", 408, false};
     case Refusal::kHandlerCrashed:
-      return {"handler crashed", 502, "Bad Gateway", false};
+      return {"handler crashed", 502, false};
     case Refusal::kTimeout:
-      return {"timeout", 504, "Gateway Timeout", false};
+      return {"timeout", 504, false};
     case Refusal::kShuttingDown:
-      return {"shutting down", 503, "Service Unavailable", true};
+      return {"shutting down", 503, true};
   }
-  return {"error", 500, "Internal Server Error", false};
+  return {"error", 500, false};
 }
 
 }  // namespace
@@ -57,13 +58,10 @@ bool head_complete(Protocol protocol, std::string_view head) {
 std::string refusal_message(Protocol protocol, Refusal refusal) {
   const RefusalText text = text_of(refusal);
   if (protocol != Protocol::kHttp) return std::string("ERR ") + text.line + "\n";
-  const std::string body = std::string(text.line) + "\n";
-  std::string response = "HTTP/1.1 " + std::to_string(text.status) + " " + text.reason + "\r\n";
-  response += "Server: handoff\r\nContent-Type: text/plain; charset=utf-8\r\n";
-  response += "Content-Length: " + std::to_string(body.size()) + "\r\n";
-  if (text.retry_later) response += "Retry-After: 1\r\n";
-  response += "Connection: close\r\n\r\n";
-  return response + body;
+  return http::serialize({.status = text.status,
+                          .body = std::string(text.line) + "\n",
+                          .extra_headers = text.retry_later ? "Retry-After: 1\r\n" : "",
+                          .connection = http::ConnectionHeader::kClose});
 }
 
 }  // namespace handoff::reactor

@@ -1,7 +1,7 @@
 #pragma once
 
-// Internal to the reactor. The admin endpoints' renderings of a StatsSnapshot: JSON for /stats, the Prometheus
-// text exposition format (version 0.0.4) for /metrics, and the self-contained HTML status page for /.
+// Internal to the reactor. The admin endpoints' renderings of a StatsSnapshot: JSON for /stats and the
+// Prometheus text exposition format (version 0.0.4) for /metrics.
 
 #include <string>
 
@@ -11,6 +11,5 @@ namespace handoff::reactor {
 
 std::string render_stats_json(const StatsSnapshot& snapshot);
 std::string render_prometheus(const StatsSnapshot& snapshot);
-const std::string& status_page_html();
 
 }  // namespace handoff::reactor

@@ -1,7 +1,4 @@
-// The admin port's status page: one self-contained HTML document (no external scripts, styles or fonts) that
-// reads /stats every second and draws the pool, the queue, the counters and the latency histograms.
-
-#include "reactor/stats_report.hpp"
+#include "reactor/status_page.hpp"
 
 namespace handoff::reactor {
 

@@ -1,20 +1,22 @@
-// The admin side of the Server: the routes of the admin port, and the snapshot of the pool and its counters
-// that /stats and /metrics render.
+#include "reactor/admin_routes.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <ctime>
+#include <optional>
+#include <string>
 
-#include "reactor/log.hpp"
-#include "reactor/server.hpp"
 #include "reactor/stats_report.hpp"
+#include "reactor/status_page.hpp"
 
 namespace handoff::reactor {
 namespace {
 
-AdminResponse text(int status, std::string body) { return {.status = status, .body = std::move(body)}; }
+http::Response text(int status, std::string body) { return {.status = status, .body = std::move(body)}; }
 
-AdminResponse wrong_method(const char* allowed) {
-  return {.status = 405, .body = std::string("method not allowed: use ") + allowed + "\n",
+http::Response wrong_method(const char* allowed) {
+  return {.status = 405,
+          .body = std::string("method not allowed: use ") + allowed + "\n",
           .extra_headers = std::string("Allow: ") + allowed + "\r\n"};
 }
 
@@ -33,26 +35,21 @@ std::optional<std::string_view> query_value(std::string_view query, std::string_
 
 }  // namespace
 
-std::error_code Server::start_admin() {
-  if (!config_.admin) return {};
-  ipc::UniqueFd socket;
-  if (auto error = Listener::open(*config_.admin, socket)) return error;
-  admin_ = std::make_unique<AdminServer>(loop_, std::move(socket),
-                                         [this](std::string_view method, std::string_view path, std::string_view query) {
-                                           return admin_request(method, path, query);
-                                         });
-  return {};
-}
+AdminRoutes::AdminRoutes(uv_loop_t* loop, HandlerPool& pool, const Frontend& frontend, const Dispatcher& dispatcher,
+                         const Metrics& metrics)
+    : loop_(loop),
+      pool_(pool),
+      frontend_(frontend),
+      dispatcher_(dispatcher),
+      metrics_(metrics),
+      started_ns_(uv_hrtime()) {}
 
-AdminResponse Server::admin_request(std::string_view method, std::string_view path, std::string_view query) {
+http::Response AdminRoutes::answer(std::string_view method, std::string_view path, std::string_view query) {
   const bool get = method == "GET" || method == "HEAD";
   if (path == "/healthz") {
     if (!get) return wrong_method("GET, HEAD");
-    if (state_ != State::kServing) return text(503, "draining\n");
-    const bool any_ready = std::any_of(handlers_.begin(), handlers_.end(), [](const auto& entry) {
-      return entry.second->said_hello() && !entry.second->retiring();
-    });
-    return any_ready ? text(200, "ok\n") : text(503, "no handler is ready\n");
+    if (pool_.phase() != Phase::kServing) return text(503, "draining\n");
+    return pool_.any_ready() ? text(200, "ok\n") : text(503, "no handler is ready\n");
   }
   if (path == "/stats") {
     if (!get) return wrong_method("GET, HEAD");
@@ -68,32 +65,36 @@ AdminResponse Server::admin_request(std::string_view method, std::string_view pa
   }
   if (path == "/pool") {
     if (method != "POST") return wrong_method("POST");
-    const std::optional<std::string_view> value = query_value(query, "size");
-    unsigned size = 0;
-    const auto [end, error] =
-        value ? std::from_chars(value->data(), value->data() + value->size(), size) : std::from_chars_result{};
-    if (!value || error != std::errc() || end != value->data() + value->size() || size < 1 || size > kMaxHandlers) {
-      return text(400, "size must be a whole number from 1 to " + std::to_string(kMaxHandlers) + ": POST /pool?size=N\n");
-    }
-    if (state_ != State::kServing) return text(503, "the server is shutting down\n");
-    resize_pool(size);
-    return text(200, "pool size " + std::to_string(size) + "\n");
+    return resize_pool(query);
   }
   return text(404, "not found: try /, /healthz, /stats, /metrics or POST /pool?size=N\n");
 }
 
-StatsSnapshot Server::snapshot() const {
+http::Response AdminRoutes::resize_pool(std::string_view query) {
+  const std::optional<std::string_view> value = query_value(query, "size");
+  unsigned size = 0;
+  const auto [end, error] =
+      value ? std::from_chars(value->data(), value->data() + value->size(), size) : std::from_chars_result{};
+  if (!value || error != std::errc() || end != value->data() + value->size() || size < 1 || size > kMaxHandlers) {
+    return text(400, "size must be a whole number from 1 to " + std::to_string(kMaxHandlers) + ": POST /pool?size=N\n");
+  }
+  if (pool_.phase() != Phase::kServing) return text(503, "the server is shutting down\n");
+  pool_.resize(size);
+  return text(200, "pool size " + std::to_string(size) + "\n");
+}
+
+StatsSnapshot AdminRoutes::snapshot() const {
   StatsSnapshot s{};
-  s.status = state_ == State::kServing ? "serving" : state_ == State::kDraining ? "draining" : "stopping";
+  s.status = phase_name(pool_.phase());
   const uint64_t now_ns = uv_hrtime();
   s.uptime_seconds = (now_ns - started_ns_) / 1e9;
-  s.target_handlers = target_handlers_;
+  s.target_handlers = pool_.target();
   s.queue_length = dispatcher_.waiting_connections();
-  s.open_connections = connections_.size();
+  s.open_connections = frontend_.open_connections();
   s.metrics = &metrics_;
   const double wall_now = static_cast<double>(std::time(nullptr));
   const uint64_t loop_now_ms = uv_now(loop_);
-  for (const auto& [id, handler] : handlers_) {
+  for (const auto& [id, handler] : pool_.handlers()) {
     HandlerSnapshot h{};
     h.pid = handler->pid();
     h.requests = handler->requests_served();

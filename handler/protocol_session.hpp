@@ -1,0 +1,35 @@
+#pragma once
+
+// Internal to the handler library. ProtocolSession: what the line and the HTTP session of one hand-off both
+// hold — the handler's commands, the client stream, the limits and the callback that reports each answer
+// between two requests. Each protocol derives its session from it and adds only its own parsing.
+
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "handler/client_stream.hpp"
+#include "handler/session.hpp"
+#include "handoff/handler.hpp"
+
+namespace handoff::handler {
+
+class ProtocolSession {
+ protected:
+  // received: the bytes the reactor read; flags: the kConnection frame's flags (ipc/wire.hpp). The session
+  // borrows client_fd, handler, limits and on_answered for its life.
+  ProtocolSession(const Handler& handler, int client_fd, std::string received, uint32_t flags, const Limits& limits,
+                  const AnsweredCallback& on_answered)
+      : handler_(handler),
+        stream_(client_fd, std::move(received), flags, limits),
+        limits_(limits),
+        on_answered_(on_answered) {}
+  ~ProtocolSession() = default;
+
+  const Handler& handler_;
+  ClientStream stream_;
+  const Limits& limits_;
+  const AnsweredCallback& on_answered_;
+};
+
+}  // namespace handoff::handler

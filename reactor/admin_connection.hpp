@@ -1,0 +1,63 @@
+#pragma once
+
+// Internal to the reactor. AdminConnection: one client of the admin port. It reads one request (parsed with
+// libhttp-parser), asks the route for the answer, writes it and is finished; any failure or a client slower
+// than the timeout also finishes it. Freed in its close callbacks (reactor/loop_owned.hpp).
+
+#include <http_parser.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "http/response.hpp"
+#include "ipc/unique_fd.hpp"
+#include "reactor/loop_owned.hpp"
+
+namespace handoff::reactor {
+
+// Answers one admin request: method ("GET"), path ("/stats") and query string ("size=4", without the '?').
+using AdminRoute = std::function<http::Response(std::string_view method, std::string_view path, std::string_view query)>;
+
+class AdminConnection {
+ public:
+  // Called once the connection has answered or failed: the owner then closes it.
+  using FinishedCallback = std::function<void(uint64_t id)>;
+
+  // Create with make_loop_owned; route and on_finished must outlive the connection.
+  AdminConnection(uv_loop_t* loop, uint64_t id, ipc::UniqueFd socket, const AdminRoute& route,
+                  const FinishedCallback& on_finished);
+
+  void close();
+
+ private:
+  friend struct CloseOnLoop;
+  ~AdminConnection() = default;
+
+  // What the connection waits for: the request (then 408 at the timeout), or room to write the answer.
+  enum class Step { kReading, kWriting };
+  void wait_for(Step step);
+  void read_request();
+  void respond(const http::Response& response, bool head_request = false);
+  void write_response();
+  void finish();
+
+  const uint64_t id_;
+  ipc::UniqueFd socket_;
+  const AdminRoute& route_;
+  const FinishedCallback& on_finished_;
+  uv_poll_t poll_;
+  uv_timer_t timer_;
+  Step step_ = Step::kReading;
+  http_parser parser_;
+  http_parser_settings settings_;
+  std::string url_;
+  bool complete_ = false;
+  size_t received_ = 0;
+  std::string out_;
+  size_t written_ = 0;
+};
+
+}  // namespace handoff::reactor

@@ -1,0 +1,180 @@
+#include "reactor/frontend.hpp"
+
+#include <algorithm>
+
+#include "reactor/log.hpp"
+
+namespace handoff::reactor {
+namespace {
+
+// "127.0.0.1:53124" or "[::1]:53124" for the access log.
+std::string peer_address(int socket) {
+  const std::optional<ListenAddress> peer = socket_address(socket, true);
+  return peer ? peer->to_string() : "-";
+}
+
+}  // namespace
+
+Frontend::Frontend(uv_loop_t* loop, const Config& config, Dispatcher& dispatcher, HandlerPool& pool, Metrics& metrics)
+    : loop_(loop), config_(config), dispatcher_(dispatcher), pool_(pool), metrics_(metrics) {}
+
+std::error_code Frontend::listen() {
+  ipc::UniqueFd socket;
+  if (auto error = Listener::open(config_.listen, socket)) return error;
+  listener_ = make_loop_owned<Listener>(loop_, std::move(socket),
+                                        [this](ipc::UniqueFd client) { accept(std::move(client)); });
+  return {};
+}
+
+// --- The life of one connection: accept, head ready, dispatch, hand-off, done ---
+
+void Frontend::accept(ipc::UniqueFd client) {
+  const ConnectionId id = next_id_++;
+  ++metrics_.counters.accepted;
+  const std::string peer = config_.access_log ? peer_address(client.get()) : std::string();
+  auto connection =
+      make_loop_owned<Connection>(loop_, id, std::move(client), config_, static_cast<Connection::Events&>(*this));
+  if (config_.access_log) connection->set_peer(peer);
+  connections_.emplace(id, std::move(connection));
+}
+
+void Frontend::on_request_ready(Connection& connection) {
+  if (dispatcher_.idle_handlers() == 0 && dispatcher_.waiting_connections() >= config_.max_queue) {
+    refuse(connection, Refusal::kBusy);  // The queue is full: a clear answer now beats an unbounded wait.
+    return;
+  }
+  if (auto assignment = dispatcher_.connection_ready(connection.id())) {
+    hand_off(*assignment);
+  } else {
+    connection.wait_in_queue();
+    metrics_.longest_queue = std::max(metrics_.longest_queue, dispatcher_.waiting_connections());
+  }
+}
+
+void Frontend::offer(HandlerProcess& handler) {
+  if (auto assignment = dispatcher_.handler_idle(handler.id())) hand_off(*assignment);
+}
+
+void Frontend::hand_off(Assignment assignment) {
+  Connection& connection = *connections_.at(assignment.connection);
+  const double waited_seconds = (uv_hrtime() - connection.ready_at_ns()) / 1e9;
+  metrics_.queue_wait.observe(waited_seconds);
+  connection.set_queue_wait_ms(waited_seconds * 1e3);
+  Connection::Request request = connection.take_request();
+  pool_.at(assignment.handler)
+      .send_connection(connection.id(), connection.socket(), std::move(request.bytes), request.flags);
+}
+
+void Frontend::count_answer(HandlerProcess& handler, int status, double service_ms) {
+  Counters& counters = metrics_.counters;
+  ++counters.requests;
+  if (status >= 400 && status < 500) ++counters.bad_requests;
+  if (status >= 500) ++counters.handler_errors;
+  metrics_.service.observe(service_ms / 1e3);
+  if (!config_.access_log) return;
+  const std::optional<ConnectionId> id = dispatcher_.connection_of(handler.id());
+  if (!id) return;
+  Connection& connection = *connections_.at(*id);
+  const std::string request = connection.take_request_line();
+  const std::string outcome = std::to_string(status);
+  log_access({.peer = connection.peer(), .protocol = connection.protocol_name(), .request = request,
+              .outcome = outcome, .queue_ms = connection.queue_wait_ms(), .service_ms = service_ms,
+              .handler_pid = handler.pid()});
+  connection.set_queue_wait_ms(0);  // Pipelined requests after the first did not wait in the queue.
+}
+
+void Frontend::take_back(ipc::Message done, uint64_t answered_bytes) {
+  const auto it = connections_.find(done.connection_id);
+  it->second->count_handler_bytes(answered_bytes);
+  if ((done.flags & ipc::kFlagKeepOpen) == 0 || phase_ != Phase::kServing) {
+    connections_.erase(it);
+    return;
+  }
+  switch (it->second->resume(std::move(done.payload))) {
+    case Connection::Resume::kWatching:
+      break;
+    case Connection::Resume::kReady:
+      on_request_ready(*it->second);
+      break;
+    case Connection::Resume::kClientLeft:
+      connections_.erase(it);
+      break;
+  }
+}
+
+// An error in the middle of an answer would be worse than none, so a connection whose handler had begun an
+// answer it did not finish is only closed.
+void Frontend::answer_orphan(ConnectionId id, const HandlerProcess& handler) {
+  Connection& connection = *connections_.at(id);
+  const Refusal refusal = handler.timed_out()          ? Refusal::kTimeout
+                          : phase_ == Phase::kStopping ? Refusal::kShuttingDown
+                                                       : Refusal::kHandlerCrashed;
+  count_refusal(connection, refusal, handler.pid());
+  if (connection.may_answer_after(handler.answered_bytes())) connection.refuse(refusal);
+  connections_.erase(id);
+}
+
+// --- Connections that end without a handler ---
+
+void Frontend::on_client_left(Connection& connection) {
+  dispatcher_.connection_gone(connection.id());
+  connections_.erase(connection.id());
+}
+
+void Frontend::on_expired(Connection& connection, Connection::Expiry expiry) {
+  switch (expiry) {
+    case Connection::Expiry::kIdle:
+      connections_.erase(connection.id());
+      break;
+    case Connection::Expiry::kRead:
+      refuse(connection, Refusal::kReadTimeout);
+      break;
+    case Connection::Expiry::kQueue:
+      dispatcher_.connection_gone(connection.id());
+      refuse(connection, Refusal::kBusy);
+      break;
+  }
+}
+
+void Frontend::refuse(Connection& connection, Refusal refusal) {
+  count_refusal(connection, refusal, 0);
+  connection.refuse(refusal);
+  connections_.erase(connection.id());
+}
+
+void Frontend::count_refusal(const Connection& connection, Refusal refusal, int handler_pid) {
+  Counters& counters = metrics_.counters;
+  const char* outcome = "ERR";
+  switch (refusal) {
+    case Refusal::kBusy: ++counters.busy; outcome = "ERR busy"; break;
+    case Refusal::kReadTimeout: ++counters.read_timeouts; outcome = "ERR read timeout"; break;
+    case Refusal::kHandlerCrashed: ++counters.crashed; outcome = "ERR handler crashed"; break;
+    case Refusal::kTimeout: ++counters.timeouts; outcome = "ERR timeout"; break;
+    case Refusal::kShuttingDown: ++counters.shutting_down; outcome = "ERR shutting down"; break;
+  }
+  if (!config_.access_log) return;
+  log_access({.peer = connection.peer(), .protocol = connection.protocol_name(), .request = "-",
+              .outcome = outcome, .queue_ms = 0, .service_ms = 0, .handler_pid = handler_pid});
+}
+
+// --- Winding down ---
+
+void Frontend::drain() {
+  phase_ = Phase::kDraining;
+  listener_.reset();
+  // Connections between requests (or in the middle of sending one) are closed; those waiting for a handler
+  // or being served are finished first.
+  std::erase_if(connections_, [](const auto& entry) { return entry.second->watching(); });
+}
+
+void Frontend::stop() {
+  phase_ = Phase::kStopping;
+  listener_.reset();
+  std::erase_if(connections_, [this](const auto& entry) {
+    if (dispatcher_.is_being_served(entry.first)) return false;
+    dispatcher_.connection_gone(entry.first);
+    return true;
+  });
+}
+
+}  // namespace handoff::reactor

@@ -1,0 +1,77 @@
+#pragma once
+
+// Internal to the reactor. Frontend: the life of every client connection. It accepts, lets each Connection
+// read its request head, asks the Dispatcher who serves it, hands the socket to that handler, takes the
+// connection back when the handler is done, and answers the client itself when no handler can (queue full,
+// timeouts, a handler that died, a stop). It learns about handlers only through what the pool reports.
+//
+// Ownership: connections_ owns every open client socket (the reactor's copy), also while a handler serves it,
+// so that the reactor can still answer a client whose handler died. The Dispatcher knows who holds what, by id.
+
+#include <uv.h>
+
+#include <string>
+#include <system_error>
+#include <unordered_map>
+
+#include "ipc/unique_fd.hpp"
+#include "ipc/wire.hpp"
+#include "reactor/config.hpp"
+#include "reactor/connection.hpp"
+#include "reactor/dispatcher.hpp"
+#include "reactor/handler_pool.hpp"
+#include "reactor/listener.hpp"
+#include "reactor/loop_owned.hpp"
+#include "reactor/metrics.hpp"
+#include "reactor/phase.hpp"
+#include "reactor/request_head.hpp"
+
+namespace handoff::reactor {
+
+class Frontend final : Connection::Events {
+ public:
+  Frontend(uv_loop_t* loop, const Config& config, Dispatcher& dispatcher, HandlerPool& pool, Metrics& metrics);
+
+  // Binds --listen and starts accepting. The failed call is logged.
+  std::error_code listen();
+  ListenAddress local_address() const { return listener_->local_address(); }
+  size_t open_connections() const { return connections_.size(); }
+
+  // What the pool reports (HandlerPool::Events, passed on by the Server).
+  // The handler takes the longest waiting connection, or joins the idle handlers.
+  void offer(HandlerProcess& handler);
+  // The handler is done with the connection: watch it for the next request, or close it.
+  void take_back(ipc::Message done, uint64_t answered_bytes);
+  // The handler that held the connection is dead and reaped: answer the client, unless an answer was cut.
+  void answer_orphan(ConnectionId id, const HandlerProcess& handler);
+  // Counts the answer, and writes the access log line.
+  void count_answer(HandlerProcess& handler, int status, double service_ms);
+
+  // Stops accepting; connections between requests close, the others once their request is answered.
+  void drain();
+  // Closes every connection no handler holds; the held ones are answered once their handler is reaped.
+  void stop();
+
+ private:
+  void accept(ipc::UniqueFd client);
+  // Connection::Events.
+  void on_request_ready(Connection& connection) override;
+  void on_client_left(Connection& connection) override;
+  void on_expired(Connection& connection, Connection::Expiry expiry) override;
+
+  void hand_off(Assignment assignment);
+  void refuse(Connection& connection, Refusal refusal);
+  void count_refusal(const Connection& connection, Refusal refusal, int handler_pid);
+
+  uv_loop_t* loop_;
+  const Config& config_;
+  Dispatcher& dispatcher_;
+  HandlerPool& pool_;
+  Metrics& metrics_;
+  Phase phase_ = Phase::kServing;
+  LoopOwned<Listener> listener_;
+  std::unordered_map<ConnectionId, LoopOwned<Connection>> connections_;
+  ConnectionId next_id_ = 1;
+};
+
+}  // namespace handoff::reactor

@@ -1,0 +1,111 @@
+#pragma once
+
+// Internal to the reactor. HandlerPool: the life of every handler process. It starts the pool, takes each
+// handler's hello and reports, replaces handlers that die (at once after a healthy life, with a doubling
+// delay after a bad start), retires worn handlers (--max-requests), replaces them all on SIGHUP, resizes the
+// pool (SIGTTIN/SIGTTOU, POST /pool) and winds it down at shutdown. It never touches a client connection: it
+// tells its Events when a handler can take work, hands back a connection, or died holding one.
+//
+// Ownership: handlers_ owns every child process until it has been reaped.
+
+#include <uv.h>
+
+#include <random>
+#include <string>
+#include <system_error>
+#include <unordered_map>
+#include <vector>
+
+#include "ipc/wire.hpp"
+#include "reactor/config.hpp"
+#include "reactor/dispatcher.hpp"
+#include "reactor/handler_process.hpp"
+#include "reactor/loop_owned.hpp"
+#include "reactor/metrics.hpp"
+#include "reactor/phase.hpp"
+
+namespace handoff::reactor {
+
+class HandlerPool final : HandlerProcess::Events {
+ public:
+  class Events {
+   public:
+    // The handler said hello, or finished a connection, and can take work now.
+    virtual void on_handler_free(HandlerProcess& handler) = 0;
+    // A handler handed back a connection it was given (kDone), having written answered_bytes to it in this
+    // hand-off. Comes after on_handler_free for that handler, which may already serve another connection.
+    virtual void on_connection_returned(ipc::Message done, uint64_t answered_bytes) = 0;
+    // The handler that held connection is dead and reaped: nothing else can write to the socket now.
+    virtual void on_connection_orphaned(ConnectionId connection, const HandlerProcess& handler) = 0;
+    // The handler answered a request (status as HTTP says it), having worked on it for service_ms.
+    virtual void on_request_answered(HandlerProcess& handler, int status, double service_ms) = 0;
+    // The handler command failed again and again before any handler was ready: the pool cannot serve.
+    virtual void on_pool_failed() = 0;
+    // Once draining or stopping: the last handler has exited and the pool closed its handles.
+    virtual void on_pool_empty() = 0;
+
+   protected:
+    ~Events() = default;
+  };
+
+  // The dispatcher is shared with the connection side: the pool withdraws handlers from it and checks kDone
+  // reports against it.
+  HandlerPool(uv_loop_t* loop, const Config& config, Dispatcher& dispatcher, Metrics& metrics, Events& events);
+
+  // Starts --handlers processes. The failed spawn is logged.
+  std::error_code start();
+
+  // Sets the pool's size: more handlers start at once; surplus ones retire, idle ones first.
+  void resize(unsigned size);
+  // SIGHUP: every handler is replaced by a fresh process of --handler-cmd.
+  void reload();
+  // No more replacements (unless requests still wait); each handler exits once nothing is left for it.
+  void drain();
+  // Kills every handler; their connections are reported orphaned once they are reaped.
+  void stop();
+
+  HandlerProcess& at(HandlerId id) { return *handlers_.at(id); }
+  const std::unordered_map<HandlerId, LoopOwned<HandlerProcess>>& handlers() const { return handlers_; }
+  unsigned target() const { return target_; }
+  Phase phase() const { return phase_; }
+  // Whether some handler has said hello and is not retiring.
+  bool any_ready() const;
+
+ private:
+  // HandlerProcess::Events.
+  void on_handler_ready(HandlerProcess& handler) override;
+  void on_request_answered(HandlerProcess& handler, int status, double service_ms) override;
+  void on_handler_done(HandlerProcess& handler, ipc::Message done) override;
+  void on_handler_broken(HandlerProcess& handler, std::error_code why) override;
+  void on_handler_exited(HandlerProcess& handler, int64_t exit_status, int term_signal) override;
+
+  std::error_code spawn();
+  void spawn_missing();
+  void schedule_respawn(bool started_badly);
+  // The handler can take work: offered to the connections, or told to exit when it is retiring or nothing
+  // is left to do in a stop.
+  void offer(HandlerProcess& handler);
+  void retire_if_worn(HandlerProcess& handler);
+  size_t serving_count() const;
+  void finish_if_empty();
+
+  uv_loop_t* loop_;
+  const Config& config_;
+  Dispatcher& dispatcher_;
+  Metrics& metrics_;
+  Events& events_;
+  const std::vector<std::string> environment_;  // What handlers get beside the reactor's environment.
+  Phase phase_ = Phase::kServing;
+  unsigned target_;  // --handlers, changed by SIGTTIN, SIGTTOU and POST /pool.
+  std::unordered_map<HandlerId, LoopOwned<HandlerProcess>> handlers_;
+  HandlerId next_id_ = 1;
+
+  // Respawn backoff: handlers that died soon after they started, in a row.
+  unsigned early_exits_in_a_row_ = 0;
+  bool any_handler_ready_ = false;
+  std::mt19937_64 random_{std::random_device{}()};
+  uv_timer_t respawn_timer_{};  // Closed once the pool is empty after a stop began.
+  bool finished_ = false;
+};
+
+}  // namespace handoff::reactor

@@ -1,0 +1,13 @@
+#pragma once
+
+// Internal to the reactor. The admin port's status page: one self-contained HTML document (no external
+// scripts, styles or fonts) that reads /stats every second and draws the pool, the queue, the counters and
+// the latency histograms.
+
+#include <string>
+
+namespace handoff::reactor {
+
+const std::string& status_page_html();
+
+}  // namespace handoff::reactor
