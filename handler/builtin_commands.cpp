@@ -34,7 +34,9 @@ Command without_arguments(std::string name, std::function<std::string()> answer)
 
 }  // namespace
 
-uint64_t fibonacci(unsigned n) { return n < 2 ? n : fibonacci(n - 1) + fibonacci(n - 2); }
+uint64_t fibonacci(unsigned n) {
+  return n < 2 ? n : fibonacci(n - 1) + fibonacci(n - 2);
+}
 
 void spin_cpu(unsigned milliseconds) {
   const double end = thread_cpu_milliseconds() + milliseconds;

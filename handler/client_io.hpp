@@ -1,8 +1,8 @@
 #pragma once
 
 // Reading and writing a client socket that the handler borrows from the reactor. The socket shares its open
-// file description with the reactor's copy, so it is non-blocking (O_NONBLOCK is per description) and stays so:
-// every wait is a poll(2) with a deadline, which is also how a stalled client is given up on.
+// file description with the reactor's copy, so it is non-blocking (O_NONBLOCK is per description) and stays
+// so: every wait is a poll(2) with a deadline, which is also how a stalled client is given up on.
 
 #include <chrono>
 #include <string>

@@ -1,8 +1,8 @@
 #pragma once
 
-// ClientStream: the handler's side of one hand-off of a client connection, whatever its protocol. It holds the
-// bytes received so far (starting with those the reactor read), how far the session has used them, and the
-// answers queued and written. It borrows the socket; the hand-off's message owns it.
+// ClientStream: the handler's side of one hand-off of a client connection, whatever its protocol. It holds
+// the bytes received so far (starting with those the reactor read), how far the session has used them, and
+// the answers queued and written. It borrows the socket; the hand-off's message owns it.
 
 #include <cstdint>
 #include <string>
@@ -42,7 +42,9 @@ class ClientStream {
   int take_status() { return std::exchange(status_, 0); }
 
   SessionOutcome keep_open() {
-    return {.keep_open = true, .unconsumed = std::string(unused()), .bytes_written = bytes_written_,
+    return {.keep_open = true,
+            .unconsumed = std::string(unused()),
+            .bytes_written = bytes_written_,
             .status = take_status()};
   }
   // Sends what is queued (if the client still takes it) and ends the connection.

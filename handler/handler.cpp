@@ -26,7 +26,8 @@ using handler::SessionOutcome;
 
 constexpr const char* kUsage =
     "usage: %s\n"
-    "A handoff handler process. The reactor starts it (reactor --handler-cmd %s); it is not meant to be run by\n"
+    "A handoff handler process. The reactor starts it (reactor --handler-cmd %s); it is not meant to be run "
+    "by\n"
     "hand. It reads its settings from the environment the reactor gives it:\n"
     "  HANDOFF_IPC_FD             descriptor of its channel to the reactor (always 3)\n"
     "  HANDOFF_MAX_REQUEST_BYTES  longest request line or HTTP body it accepts (default 2097152)\n"
@@ -63,7 +64,9 @@ Reply Reply::bytes(std::string data, std::string content_type) {
   return {.body = std::move(data), .content_type = std::move(content_type)};
 }
 
-Reply Reply::error(std::string reason, int status) { return {.status = status, .body = std::move(reason)}; }
+Reply Reply::error(std::string reason, int status) {
+  return {.status = status, .body = std::move(reason)};
+}
 
 Handler& Handler::command(std::string name, Command function) {
   commands_.emplace_back(std::move(name), std::move(function));

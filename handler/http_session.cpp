@@ -63,8 +63,8 @@ Response route(const Handler& handler, const http_parser& parser, const ParsedRe
 
 class HttpSession : ProtocolSession {
  public:
-  HttpSession(const Handler& handler, int client_fd, std::string received, uint32_t flags, const Limits& limits,
-              const AnsweredCallback& on_answered)
+  HttpSession(const Handler& handler, int client_fd, std::string received, uint32_t flags,
+              const Limits& limits, const AnsweredCallback& on_answered)
       : ProtocolSession(handler, client_fd, std::move(received), flags, limits, on_answered) {
     http_parser_settings_init(&settings_);
     settings_.on_url = [](http_parser* p, const char* at, size_t length) {
@@ -85,7 +85,9 @@ class HttpSession : ProtocolSession {
       return 0;
     };
     settings_.on_headers_complete = [](http_parser* p) { return self(p).headers_complete(); };
-    settings_.on_body = [](http_parser* p, const char* at, size_t length) { return self(p).body(at, length); };
+    settings_.on_body = [](http_parser* p, const char* at, size_t length) {
+      return self(p).body(at, length);
+    };
     settings_.on_message_complete = [](http_parser* p) {
       self(p).request_.complete = true;
       http_parser_pause(p, 1);  // One request at a time: execute() returns right after it.
@@ -106,7 +108,8 @@ class HttpSession : ProtocolSession {
         message_bytes += parsed;
         const http_errno error = HTTP_PARSER_ERRNO(&parser_);
         if (request_.complete) break;
-        if (error != HPE_OK) return refuse(request_.refusal.status != 200 ? request_.refusal : parse_error(error));
+        if (error != HPE_OK)
+          return refuse(request_.refusal.status != 200 ? request_.refusal : parse_error(error));
         if (!request_.headers_complete && message_bytes > limits_.max_head_bytes) {
           return refuse(error_response(431, "request header fields too large", true));
         }
@@ -126,15 +129,12 @@ class HttpSession : ProtocolSession {
         }
         if (!stream_.flush()) return stream_.closed();
         switch (stream_.read_more(kReadChunkBytes)) {
-          case ReadStatus::kData:
-            break;
+          case ReadStatus::kData: break;
           case ReadStatus::kEndOfInput:
             http_parser_execute(&parser_, &settings_, nullptr, 0);  // Tells the parser the input ended.
             break;
-          case ReadStatus::kTimedOut:
-            return refuse(error_response(408, "request timeout", true));
-          case ReadStatus::kFailed:
-            return stream_.closed();
+          case ReadStatus::kTimedOut: return refuse(error_response(408, "request timeout", true));
+          case ReadStatus::kFailed: return stream_.closed();
         }
       }
 
@@ -177,7 +177,8 @@ class HttpSession : ProtocolSession {
 
   static Response parse_error(http_errno error) {
     if (error == HPE_HEADER_OVERFLOW) return error_response(431, "request header fields too large", true);
-    if (error == HPE_INVALID_VERSION) return error_response(505, "only HTTP/1.0 and HTTP/1.1 are supported", true);
+    if (error == HPE_INVALID_VERSION)
+      return error_response(505, "only HTTP/1.0 and HTTP/1.1 are supported", true);
     return error_response(400, std::string("malformed request: ") + http_errno_description(error), true);
   }
 

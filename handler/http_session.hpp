@@ -13,7 +13,7 @@
 namespace handoff::handler {
 
 // received: the bytes the reactor read; flags: the kConnection frame's flags (ipc/wire.hpp).
-SessionOutcome serve_http(const Handler& handler, int client_fd, std::string received, uint32_t flags, const Limits& limits,
-                          const AnsweredCallback& on_answered);
+SessionOutcome serve_http(const Handler& handler, int client_fd, std::string received, uint32_t flags,
+                          const Limits& limits, const AnsweredCallback& on_answered);
 
 }  // namespace handoff::handler

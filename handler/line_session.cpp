@@ -13,7 +13,9 @@ constexpr size_t kReadChunkBytes = 64 * 1024;
 
 constexpr size_t kMaxEchoedCommandBytes = 40;
 
-bool is_blank(char c) { return c == ' ' || c == '\t'; }
+bool is_blank(char c) {
+  return c == ' ' || c == '\t';
+}
 
 std::vector<std::string_view> split_words(std::string_view line) {
   std::vector<std::string_view> words;
@@ -37,7 +39,9 @@ std::string printable(std::string_view word) {
   return out;
 }
 
-std::string error_line(std::string_view reason) { return "ERR " + std::string(reason) + "\n"; }
+std::string error_line(std::string_view reason) {
+  return "ERR " + std::string(reason) + "\n";
+}
 
 std::string_view without_line_end(std::string_view line) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
@@ -46,8 +50,8 @@ std::string_view without_line_end(std::string_view line) {
 
 class LineSession : ProtocolSession {
  public:
-  LineSession(const Handler& handler, int client_fd, std::string received, uint32_t flags, const Limits& limits,
-              const AnsweredCallback& on_answered)
+  LineSession(const Handler& handler, int client_fd, std::string received, uint32_t flags,
+              const Limits& limits, const AnsweredCallback& on_answered)
       : ProtocolSession(handler, client_fd, std::move(received), flags, limits, on_answered),
         must_finish_first_line_(stream_.head_truncated()) {}
 
@@ -66,12 +70,9 @@ class LineSession : ProtocolSession {
       const size_t room = limits_.max_request_bytes + 2 - partial.size();
       switch (stream_.read_more(std::min(kReadChunkBytes, room))) {
         case ReadStatus::kData:
-        case ReadStatus::kEndOfInput:
-          break;
-        case ReadStatus::kTimedOut:
-          return fail("read timeout", 408);
-        case ReadStatus::kFailed:
-          return stream_.closed();
+        case ReadStatus::kEndOfInput: break;
+        case ReadStatus::kTimedOut: return fail("read timeout", 408);
+        case ReadStatus::kFailed: return stream_.closed();
       }
     }
     if (!stream_.flush()) return stream_.closed();

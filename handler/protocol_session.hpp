@@ -18,8 +18,8 @@ class ProtocolSession {
  protected:
   // received: the bytes the reactor read; flags: the kConnection frame's flags (ipc/wire.hpp). The session
   // borrows client_fd, handler, limits and on_answered for its life.
-  ProtocolSession(const Handler& handler, int client_fd, std::string received, uint32_t flags, const Limits& limits,
-                  const AnsweredCallback& on_answered)
+  ProtocolSession(const Handler& handler, int client_fd, std::string received, uint32_t flags,
+                  const Limits& limits, const AnsweredCallback& on_answered)
       : handler_(handler),
         stream_(client_fd, std::move(received), flags, limits),
         limits_(limits),

@@ -13,8 +13,7 @@ std::error_code BlockingChannel::send(const Message& message) {
   size_t offset = 0;
   int descriptor = message.descriptor.get();
   while (offset < frame.size()) {
-    const IoResult result =
-        send_with_descriptor(socket_.get(), std::span(frame).subspan(offset), descriptor);
+    const IoResult result = send_with_descriptor(socket_.get(), std::span(frame).subspan(offset), descriptor);
     if (result.error) return result.error;
     offset += result.bytes;
     descriptor = -1;  // Attached to the first chunk only.

@@ -1,10 +1,11 @@
 #pragma once
 
 // BlockingChannel: one end of a reactor<->handler channel used with blocking calls, as a handler uses it.
-// It reads as much as is there (one recvmsg per frame in the common case). A descriptor travels with the first
-// byte of its frame, and recvmsg stops after the bytes that carry one, so a descriptor received at a frame
-// boundary belongs to that frame; one that arrives together with bytes of a second frame cannot be placed,
-// and is refused. The reactor never sends a second frame before the handler's kDone, so that does not happen.
+// It reads as much as is there (one recvmsg per frame in the common case). A descriptor travels with the
+// first byte of its frame, and recvmsg stops after the bytes that carry one, so a descriptor received at a
+// frame boundary belongs to that frame; one that arrives together with bytes of a second frame cannot be
+// placed, and is refused. The reactor never sends a second frame before the handler's kDone, so that does not
+// happen.
 
 #include <string>
 #include <system_error>

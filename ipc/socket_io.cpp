@@ -14,7 +14,9 @@ namespace {
 // owner) instead of being reported as truncation.
 constexpr size_t kMaxDescriptorsPerReceive = 8;
 
-std::error_code errno_code(int value) { return {value, std::system_category()}; }
+std::error_code errno_code(int value) {
+  return {value, std::system_category()};
+}
 
 }  // namespace
 
@@ -40,7 +42,8 @@ IoResult send_with_descriptor(int socket, std::span<const char> bytes, int descr
     const ssize_t sent = ::sendmsg(socket, &msg, MSG_NOSIGNAL);
     if (sent >= 0) return {.bytes = static_cast<size_t>(sent), .error = {}};
     if (errno == EINTR) continue;
-    if (errno == EWOULDBLOCK) return {.error = std::make_error_code(std::errc::resource_unavailable_try_again)};
+    if (errno == EWOULDBLOCK)
+      return {.error = std::make_error_code(std::errc::resource_unavailable_try_again)};
     return {.error = errno_code(errno)};
   }
 }
@@ -59,7 +62,8 @@ IoResult receive_with_descriptors(int socket, std::span<char> buffer, std::vecto
     got = ::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC);
   } while (got < 0 && errno == EINTR);
   if (got < 0) {
-    if (errno == EWOULDBLOCK) return {.error = std::make_error_code(std::errc::resource_unavailable_try_again)};
+    if (errno == EWOULDBLOCK)
+      return {.error = std::make_error_code(std::errc::resource_unavailable_try_again)};
     return {.error = errno_code(errno)};
   }
 

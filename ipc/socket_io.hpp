@@ -13,8 +13,9 @@
 namespace handoff::ipc {
 
 struct IoResult {
-  size_t bytes = 0;       // Bytes transferred; 0 with no error on receive means the peer closed the channel.
-  std::error_code error;  // Empty on success; resource_unavailable_try_again when a non-blocking call would block.
+  size_t bytes = 0;  // Bytes transferred; 0 with no error on receive means the peer closed the channel.
+  std::error_code
+      error;  // Empty on success; resource_unavailable_try_again when a non-blocking call would block.
 
   bool would_block() const { return error == std::errc::resource_unavailable_try_again; }
 };

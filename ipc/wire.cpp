@@ -11,24 +11,15 @@ class IpcCategory : public std::error_category {
   const char* name() const noexcept override { return "ipc"; }
   std::string message(int value) const override {
     switch (static_cast<Errc>(value)) {
-      case Errc::kBadMagic:
-        return "frame does not start with the handoff magic";
-      case Errc::kVersionMismatch:
-        return "peer speaks another ipc protocol version";
-      case Errc::kUnknownType:
-        return "unknown frame type";
-      case Errc::kFrameTooLarge:
-        return "frame payload larger than the limit";
-      case Errc::kUnexpectedDescriptor:
-        return "descriptor attached to a frame that must not carry one";
-      case Errc::kMissingDescriptor:
-        return "frame arrived without its descriptor";
-      case Errc::kControlDataTruncated:
-        return "control data truncated (MSG_CTRUNC): descriptors were lost";
-      case Errc::kPeerClosed:
-        return "peer closed the channel";
-      case Errc::kTruncatedFrame:
-        return "peer closed the channel in the middle of a frame";
+      case Errc::kBadMagic: return "frame does not start with the handoff magic";
+      case Errc::kVersionMismatch: return "peer speaks another ipc protocol version";
+      case Errc::kUnknownType: return "unknown frame type";
+      case Errc::kFrameTooLarge: return "frame payload larger than the limit";
+      case Errc::kUnexpectedDescriptor: return "descriptor attached to a frame that must not carry one";
+      case Errc::kMissingDescriptor: return "frame arrived without its descriptor";
+      case Errc::kControlDataTruncated: return "control data truncated (MSG_CTRUNC): descriptors were lost";
+      case Errc::kPeerClosed: return "peer closed the channel";
+      case Errc::kTruncatedFrame: return "peer closed the channel in the middle of a frame";
     }
     return "unknown ipc error";
   }
@@ -41,7 +32,9 @@ const std::error_category& ipc_category() {
   return category;
 }
 
-std::error_code make_error_code(Errc e) { return {static_cast<int>(e), ipc_category()}; }
+std::error_code make_error_code(Errc e) {
+  return {static_cast<int>(e), ipc_category()};
+}
 
 std::error_code check_header(const Header& header) {
   if (header.magic != kMagic) return Errc::kBadMagic;
@@ -50,16 +43,16 @@ std::error_code check_header(const Header& header) {
     case MessageType::kHello:
     case MessageType::kConnection:
     case MessageType::kDone:
-    case MessageType::kAnswered:
-      break;
-    default:
-      return Errc::kUnknownType;
+    case MessageType::kAnswered: break;
+    default: return Errc::kUnknownType;
   }
   if (header.payload_size > kMaxPayloadBytes) return Errc::kFrameTooLarge;
   return {};
 }
 
-bool carries_descriptor(MessageType type) { return type == MessageType::kConnection; }
+bool carries_descriptor(MessageType type) {
+  return type == MessageType::kConnection;
+}
 
 std::string encode(const Message& message) {
   assert(message.payload.size() <= kMaxPayloadBytes);

@@ -26,10 +26,10 @@ inline constexpr int kHandlerChannelFd = 3;
 enum class MessageType : uint16_t {
   kHello = 1,       // handler -> reactor, its first frame: it speaks this version and is ready for work.
   kConnection = 2,  // reactor -> handler: a client socket (attached) and the bytes the reactor read from it.
-  kDone = 3,        // handler -> reactor: finished with the connection; payload: a Progress, then the bytes it
-                    // read but did not use.
-  kAnswered = 4,    // handler -> reactor: an answer is complete and another request of the same hand-off
-                    // follows; payload: a Progress.
+  kDone = 3,      // handler -> reactor: finished with the connection; payload: a Progress, then the bytes it
+                  // read but did not use.
+  kAnswered = 4,  // handler -> reactor: an answer is complete and another request of the same hand-off
+                  // follows; payload: a Progress.
 };
 
 // The start of the payload of kAnswered and kDone frames.
@@ -51,7 +51,7 @@ bool split_progress_payload(std::string& payload, Progress& progress);
 // Flags of a kConnection frame.
 inline constexpr uint32_t kFlagHeadTruncated = 1u << 0;  // The head reached the cap: read the rest yourself.
 inline constexpr uint32_t kFlagInputClosed = 1u << 1;    // The client sent EOF after these bytes.
-inline constexpr uint32_t kFlagHttp = 1u << 2;           // The connection speaks HTTP/1.x, not the line protocol.
+inline constexpr uint32_t kFlagHttp = 1u << 2;  // The connection speaks HTTP/1.x, not the line protocol.
 // Flags of a kDone frame.
 inline constexpr uint32_t kFlagKeepOpen = 1u << 0;  // The client may send more: watch the connection again.
 

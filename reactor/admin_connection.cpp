@@ -33,20 +33,23 @@ AdminConnection::AdminConnection(uv_loop_t* loop, uint64_t id, ipc::UniqueFd soc
   wait_for(Step::kReading);
 }
 
-void AdminConnection::close() { CloseOnLoop::close_then_delete(this, {as_handle(&poll_), as_handle(&timer_)}); }
+void AdminConnection::close() {
+  CloseOnLoop::close_then_delete(this, {as_handle(&poll_), as_handle(&timer_)});
+}
 
 void AdminConnection::wait_for(Step step) {
   step_ = step;
-  uv_poll_start(&poll_, step == Step::kReading ? UV_READABLE : UV_WRITABLE, [](uv_poll_t* poll, int status, int) {
-    auto* self = static_cast<AdminConnection*>(poll->data);
-    if (status < 0) {
-      self->finish();
-    } else if (self->step_ == Step::kReading) {
-      self->read_request();
-    } else {
-      self->write_response();
-    }
-  });
+  uv_poll_start(&poll_, step == Step::kReading ? UV_READABLE : UV_WRITABLE,
+                [](uv_poll_t* poll, int status, int) {
+                  auto* self = static_cast<AdminConnection*>(poll->data);
+                  if (status < 0) {
+                    self->finish();
+                  } else if (self->step_ == Step::kReading) {
+                    self->read_request();
+                  } else {
+                    self->write_response();
+                  }
+                });
   uv_timer_start(
       &timer_,
       [](uv_timer_t* timer) {
@@ -74,12 +77,14 @@ void AdminConnection::read_request() {
     const auto method = static_cast<http_method>(parser_.method);
     const std::string_view url(url_);
     const size_t question = url.find('?');
-    const http::Response response = route_(http_method_str(method), url.substr(0, question),
-                                           question == std::string_view::npos ? "" : url.substr(question + 1));
+    const http::Response response =
+        route_(http_method_str(method), url.substr(0, question),
+               question == std::string_view::npos ? "" : url.substr(question + 1));
     respond(response, method == HTTP_HEAD);
   } else if (HTTP_PARSER_ERRNO(&parser_) != HPE_OK) {
     respond({.status = 400,
-             .body = std::string("malformed request: ") + http_errno_description(HTTP_PARSER_ERRNO(&parser_)) + "\n"});
+             .body = std::string("malformed request: ") +
+                     http_errno_description(HTTP_PARSER_ERRNO(&parser_)) + "\n"});
   } else if (received_ > kMaxRequestBytes) {
     respond({.status = 431, .body = "request too large\n"});
   }

@@ -19,7 +19,8 @@
 namespace handoff::reactor {
 
 // Answers one admin request: method ("GET"), path ("/stats") and query string ("size=4", without the '?').
-using AdminRoute = std::function<http::Response(std::string_view method, std::string_view path, std::string_view query)>;
+using AdminRoute =
+    std::function<http::Response(std::string_view method, std::string_view path, std::string_view query)>;
 
 class AdminConnection {
  public:

@@ -12,7 +12,9 @@
 namespace handoff::reactor {
 namespace {
 
-http::Response text(int status, std::string body) { return {.status = status, .body = std::move(body)}; }
+http::Response text(int status, std::string body) {
+  return {.status = status, .body = std::move(body)};
+}
 
 http::Response wrong_method(const char* allowed) {
   return {.status = 405,
@@ -35,8 +37,8 @@ std::optional<std::string_view> query_value(std::string_view query, std::string_
 
 }  // namespace
 
-AdminRoutes::AdminRoutes(uv_loop_t* loop, HandlerPool& pool, const Frontend& frontend, const Dispatcher& dispatcher,
-                         const Metrics& metrics)
+AdminRoutes::AdminRoutes(uv_loop_t* loop, HandlerPool& pool, const Frontend& frontend,
+                         const Dispatcher& dispatcher, const Metrics& metrics)
     : loop_(loop),
       pool_(pool),
       frontend_(frontend),
@@ -57,7 +59,8 @@ http::Response AdminRoutes::answer(std::string_view method, std::string_view pat
   }
   if (path == "/metrics") {
     if (!get) return wrong_method("GET, HEAD");
-    return {.content_type = "text/plain; version=0.0.4; charset=utf-8", .body = render_prometheus(snapshot())};
+    return {.content_type = "text/plain; version=0.0.4; charset=utf-8",
+            .body = render_prometheus(snapshot())};
   }
   if (path == "/") {
     if (!get) return wrong_method("GET, HEAD");
@@ -75,8 +78,10 @@ http::Response AdminRoutes::resize_pool(std::string_view query) {
   unsigned size = 0;
   const auto [end, error] =
       value ? std::from_chars(value->data(), value->data() + value->size(), size) : std::from_chars_result{};
-  if (!value || error != std::errc() || end != value->data() + value->size() || size < 1 || size > kMaxHandlers) {
-    return text(400, "size must be a whole number from 1 to " + std::to_string(kMaxHandlers) + ": POST /pool?size=N\n");
+  if (!value || error != std::errc() || end != value->data() + value->size() || size < 1 ||
+      size > kMaxHandlers) {
+    return text(400, "size must be a whole number from 1 to " + std::to_string(kMaxHandlers) +
+                         ": POST /pool?size=N\n");
   }
   if (pool_.phase() != Phase::kServing) return text(503, "the server is shutting down\n");
   pool_.resize(size);

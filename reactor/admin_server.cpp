@@ -11,7 +11,8 @@ AdminServer::AdminServer(uv_loop_t* loop, ipc::UniqueFd listening_socket, AdminR
 
 void AdminServer::accept(ipc::UniqueFd client) {
   const uint64_t id = next_id_++;
-  connections_.emplace(id, make_loop_owned<AdminConnection>(loop_, id, std::move(client), route_, on_finished_));
+  connections_.emplace(id,
+                       make_loop_owned<AdminConnection>(loop_, id, std::move(client), route_, on_finished_));
 }
 
 }  // namespace handoff::reactor

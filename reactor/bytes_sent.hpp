@@ -9,8 +9,8 @@
 
 namespace handoff::reactor {
 
-// Acknowledged bytes (tcpi_bytes_acked, Linux 4.1) plus those still in the send queue (SIOCOUTQ); nullopt for a
-// socket that is not TCP or a kernel that does not say.
+// Acknowledged bytes (tcpi_bytes_acked, Linux 4.1) plus those still in the send queue (SIOCOUTQ); nullopt for
+// a socket that is not TCP or a kernel that does not say.
 std::optional<uint64_t> bytes_sent(int tcp_socket);
 
 }  // namespace handoff::reactor

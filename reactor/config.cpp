@@ -68,7 +68,8 @@ std::optional<ListenAddress> parse_listen_address(std::string_view text) {
 
   unsigned port = 0;
   const auto [end, error] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (port_text.empty() || error != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
+  if (port_text.empty() || error != std::errc() || end != port_text.data() + port_text.size() ||
+      port > 65535) {
     return std::nullopt;
   }
   return ListenAddress{std::move(host), static_cast<uint16_t>(port)};
@@ -88,7 +89,8 @@ std::optional<std::vector<std::string>> split_command(std::string_view text) {
       size_t j = i + 1;
       for (; j < text.size() && text[j] != c; ++j) {
         // Inside double quotes a backslash escapes only \ and " (a shell's $ and ` are not special here).
-        if (c == '"' && text[j] == '\\' && j + 1 < text.size() && (text[j + 1] == '\\' || text[j + 1] == '"')) ++j;
+        if (c == '"' && text[j] == '\\' && j + 1 < text.size() && (text[j + 1] == '\\' || text[j + 1] == '"'))
+          ++j;
         word += text[j];
       }
       if (j == text.size()) return std::nullopt;  // Unterminated quote.
@@ -154,12 +156,13 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const auto text = [](const auto& value) { return cxxopts::value<std::string>()->default_value(value); };
 
-  cxxopts::Options options("reactor",
-                           "handoff reactor: accepts connections on one event loop and hands each ready request,\n"
-                           "socket and all, to a pool of pre-spawned handler processes that compute the answer.\n"
-                           "Sizes take k/m/g suffixes; durations take ms/s/m (a bare number is seconds).\n"
-                           "Signals: SIGTERM/SIGINT finish work and exit (twice: at once); SIGHUP replaces every\n"
-                           "handler with a fresh process of --handler-cmd, without failing a request.\n");
+  cxxopts::Options options(
+      "reactor",
+      "handoff reactor: accepts connections on one event loop and hands each ready request,\n"
+      "socket and all, to a pool of pre-spawned handler processes that compute the answer.\n"
+      "Sizes take k/m/g suffixes; durations take ms/s/m (a bare number is seconds).\n"
+      "Signals: SIGTERM/SIGINT finish work and exit (twice: at once); SIGHUP replaces every\n"
+      "handler with a fresh process of --handler-cmd, without failing a request.\n");
   options.custom_help("[OPTION...]");
   options.set_width(100);
   // clang-format off
@@ -202,7 +205,8 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
     const cxxopts::ParseResult result = options.parse(argc, argv);
     if (result.count("help")) return EarlyExit{0, options.help({"", "Failures", "Operations", "Other"})};
     if (result.count("version")) return EarlyExit{0, std::string(kVersion) + "\n"};
-    if (!result.unmatched().empty()) return usage_error("unexpected argument '" + result.unmatched()[0] + "'");
+    if (!result.unmatched().empty())
+      return usage_error("unexpected argument '" + result.unmatched()[0] + "'");
 
     const std::string listen = result["listen"].as<std::string>();
     const std::optional<ListenAddress> address = parse_listen_address(listen);
@@ -241,8 +245,8 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
                              config.read_timeout)) ||
         (error = read_option(result, "idle-timeout", parse_duration, ms, day, "a duration from 1ms to 24h",
                              config.idle_timeout)) ||
-        (error = read_option(result, "shutdown-timeout", parse_duration, ms, day, "a duration from 1ms to 24h",
-                             config.shutdown_timeout));
+        (error = read_option(result, "shutdown-timeout", parse_duration, ms, day,
+                             "a duration from 1ms to 24h", config.shutdown_timeout));
     if (error) return *error;
     config.handlers = static_cast<unsigned>(handlers);
 
@@ -253,16 +257,22 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
       return usage_error("--admin '" + admin + "' is not HOST:PORT with an IP address, or off");
     }
     const std::string level = result["log-level"].as<std::string>();
-    const std::vector<std::pair<std::string, LogLevel>> levels = {
-        {"error", LogLevel::kError}, {"warn", LogLevel::kWarn}, {"info", LogLevel::kInfo}, {"debug", LogLevel::kDebug}};
-    const auto found = std::find_if(levels.begin(), levels.end(), [&](const auto& l) { return l.first == level; });
-    if (found == levels.end()) return usage_error("--log-level '" + level + "' must be error, warn, info or debug");
+    const std::vector<std::pair<std::string, LogLevel>> levels = {{"error", LogLevel::kError},
+                                                                  {"warn", LogLevel::kWarn},
+                                                                  {"info", LogLevel::kInfo},
+                                                                  {"debug", LogLevel::kDebug}};
+    const auto found =
+        std::find_if(levels.begin(), levels.end(), [&](const auto& l) { return l.first == level; });
+    if (found == levels.end())
+      return usage_error("--log-level '" + level + "' must be error, warn, info or debug");
     config.log_level = found->second;
     const std::string format = result["log-format"].as<std::string>();
-    if (format != "text" && format != "json") return usage_error("--log-format '" + format + "' must be text or json");
+    if (format != "text" && format != "json")
+      return usage_error("--log-format '" + format + "' must be text or json");
     config.log_format = format == "json" ? LogFormat::kJson : LogFormat::kText;
     const std::string access = result["access-log"].as<std::string>();
-    if (access != "on" && access != "off") return usage_error("--access-log '" + access + "' must be on or off");
+    if (access != "on" && access != "off")
+      return usage_error("--access-log '" + access + "' must be on or off");
     config.access_log = access == "on";
   } catch (const cxxopts::exceptions::exception& error) {
     return usage_error(error.what());

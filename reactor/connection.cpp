@@ -44,9 +44,8 @@ void Connection::watch() {
   watching_ = true;
   expire_after(head_.empty() ? config_.idle_timeout : config_.read_timeout,
                head_.empty() ? Expiry::kIdle : Expiry::kRead);
-  uv_poll_start(&poll_, UV_READABLE, [](uv_poll_t* poll, int, int) {
-    static_cast<Connection*>(poll->data)->read_head();
-  });
+  uv_poll_start(&poll_, UV_READABLE,
+                [](uv_poll_t* poll, int, int) { static_cast<Connection*>(poll->data)->read_head(); });
 }
 
 void Connection::unwatch() {
@@ -67,7 +66,9 @@ void Connection::expire_after(Milliseconds timeout, Expiry expiry) {
       static_cast<uint64_t>(timeout.count()), 0);
 }
 
-void Connection::stop_timer() { uv_timer_stop(&timer_); }
+void Connection::stop_timer() {
+  uv_timer_stop(&timer_);
+}
 
 bool Connection::head_complete() const {
   return reactor::head_complete(protocol_, head_) || head_.size() >= config_.max_head_bytes;
@@ -115,12 +116,14 @@ std::string Connection::take_request_line() {
   return line;
 }
 
-void Connection::wait_in_queue() { expire_after(config_.queue_timeout, Expiry::kQueue); }
+void Connection::wait_in_queue() {
+  expire_after(config_.queue_timeout, Expiry::kQueue);
+}
 
 Connection::Request Connection::take_request() {
   if (watching_) unwatch();
   stop_timer();
-  if (protocol_ == Protocol::kUnknown) protocol_ = Protocol::kLine;  // A short head cut by EOF.
+  if (protocol_ == Protocol::kUnknown) protocol_ = Protocol::kLine;     // A short head cut by EOF.
   if (config_.access_log) request_line_ = printable_first_line(head_);  // Only the access log wants it.
   uint32_t flags = protocol_ == Protocol::kHttp ? ipc::kFlagHttp : 0;
   if (input_closed_) {
@@ -160,11 +163,11 @@ void Connection::close() {
     close_handles();
     return;
   }
-  uv_poll_start(&poll_, UV_READABLE, [](uv_poll_t* poll, int, int) {
-    static_cast<Connection*>(poll->data)->drain_and_close();
-  });
+  uv_poll_start(&poll_, UV_READABLE,
+                [](uv_poll_t* poll, int, int) { static_cast<Connection*>(poll->data)->drain_and_close(); });
   uv_timer_start(
-      &timer_, [](uv_timer_t* timer) { static_cast<Connection*>(timer->data)->close_handles(); }, kLingerMs, 0);
+      &timer_, [](uv_timer_t* timer) { static_cast<Connection*>(timer->data)->close_handles(); }, kLingerMs,
+      0);
 }
 
 bool Connection::has_unread_input() const {

@@ -126,9 +126,9 @@ class Connection {
   double queue_wait_ms_ = 0;
   Protocol protocol_ = Protocol::kUnknown;  // Decided by the first bytes, then kept.
   bool watching_ = false;
-  bool input_closed_ = false;                 // The client sent EOF (or reset the connection).
-  uint64_t bytes_from_handlers_ = 0;        // Written by handlers in their finished turns. The reactor writes
-                                           // nothing before its last answer, so this is all the socket sent.
+  bool input_closed_ = false;         // The client sent EOF (or reset the connection).
+  uint64_t bytes_from_handlers_ = 0;  // Written by handlers in their finished turns. The reactor writes
+                                      // nothing before its last answer, so this is all the socket sent.
 };
 
 }  // namespace handoff::reactor

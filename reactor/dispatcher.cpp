@@ -53,7 +53,9 @@ std::optional<ConnectionId> Dispatcher::handler_gone(HandlerId handler) {
   return connection;
 }
 
-void Dispatcher::connection_gone(ConnectionId connection) { erase_value(waiting_, connection); }
+void Dispatcher::connection_gone(ConnectionId connection) {
+  erase_value(waiting_, connection);
+}
 
 std::optional<ConnectionId> Dispatcher::connection_of(HandlerId handler) const {
   const auto it = busy_.find(handler);
@@ -62,7 +64,8 @@ std::optional<ConnectionId> Dispatcher::connection_of(HandlerId handler) const {
 }
 
 bool Dispatcher::is_being_served(ConnectionId connection) const {
-  return std::any_of(busy_.begin(), busy_.end(), [connection](const auto& entry) { return entry.second == connection; });
+  return std::any_of(busy_.begin(), busy_.end(),
+                     [connection](const auto& entry) { return entry.second == connection; });
 }
 
 bool Dispatcher::is_waiting(ConnectionId connection) const {

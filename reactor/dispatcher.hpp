@@ -1,9 +1,9 @@
 #pragma once
 
-// Dispatcher: who holds which connection. The one place that knows the idle handlers (a FIFO, so load spreads),
-// the connections with a complete request waiting for a handler (a FIFO, so no request starves), and which
-// handler is busy with which connection. It holds ids only and does no I/O; the Server acts on its answers.
-// Node's cluster round-robin handle (lib/internal/cluster/round_robin_handle.js) is the model.
+// Dispatcher: who holds which connection. The one place that knows the idle handlers (a FIFO, so load
+// spreads), the connections with a complete request waiting for a handler (a FIFO, so no request starves),
+// and which handler is busy with which connection. It holds ids only and does no I/O; the Server acts on its
+// answers. Node's cluster round-robin handle (lib/internal/cluster/round_robin_handle.js) is the model.
 
 #include <cstddef>
 #include <cstdint>

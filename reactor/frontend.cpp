@@ -15,7 +15,8 @@ std::string peer_address(int socket) {
 
 }  // namespace
 
-Frontend::Frontend(uv_loop_t* loop, const Config& config, Dispatcher& dispatcher, HandlerPool& pool, Metrics& metrics)
+Frontend::Frontend(uv_loop_t* loop, const Config& config, Dispatcher& dispatcher, HandlerPool& pool,
+                   Metrics& metrics)
     : loop_(loop), config_(config), dispatcher_(dispatcher), pool_(pool), metrics_(metrics) {}
 
 std::error_code Frontend::listen() {
@@ -32,8 +33,8 @@ void Frontend::accept(ipc::UniqueFd client) {
   const ConnectionId id = next_id_++;
   ++metrics_.counters.accepted;
   const std::string peer = config_.access_log ? peer_address(client.get()) : std::string();
-  auto connection =
-      make_loop_owned<Connection>(loop_, id, std::move(client), config_, static_cast<Connection::Events&>(*this));
+  auto connection = make_loop_owned<Connection>(loop_, id, std::move(client), config_,
+                                                static_cast<Connection::Events&>(*this));
   if (config_.access_log) connection->set_peer(peer);
   connections_.emplace(id, std::move(connection));
 }
@@ -77,8 +78,12 @@ void Frontend::count_answer(HandlerProcess& handler, int status, double service_
   Connection& connection = *connections_.at(*id);
   const std::string request = connection.take_request_line();
   const std::string outcome = std::to_string(status);
-  log_access({.peer = connection.peer(), .protocol = connection.protocol_name(), .request = request,
-              .outcome = outcome, .queue_ms = connection.queue_wait_ms(), .service_ms = service_ms,
+  log_access({.peer = connection.peer(),
+              .protocol = connection.protocol_name(),
+              .request = request,
+              .outcome = outcome,
+              .queue_ms = connection.queue_wait_ms(),
+              .service_ms = service_ms,
               .handler_pid = handler.pid()});
   connection.set_queue_wait_ms(0);  // Pipelined requests after the first did not wait in the queue.
 }
@@ -91,14 +96,9 @@ void Frontend::take_back(ipc::Message done, uint64_t answered_bytes) {
     return;
   }
   switch (it->second->resume(std::move(done.payload))) {
-    case Connection::Resume::kWatching:
-      break;
-    case Connection::Resume::kReady:
-      on_request_ready(*it->second);
-      break;
-    case Connection::Resume::kClientLeft:
-      connections_.erase(it);
-      break;
+    case Connection::Resume::kWatching: break;
+    case Connection::Resume::kReady: on_request_ready(*it->second); break;
+    case Connection::Resume::kClientLeft: connections_.erase(it); break;
   }
 }
 
@@ -123,12 +123,8 @@ void Frontend::on_client_left(Connection& connection) {
 
 void Frontend::on_expired(Connection& connection, Connection::Expiry expiry) {
   switch (expiry) {
-    case Connection::Expiry::kIdle:
-      connections_.erase(connection.id());
-      break;
-    case Connection::Expiry::kRead:
-      refuse(connection, Refusal::kReadTimeout);
-      break;
+    case Connection::Expiry::kIdle: connections_.erase(connection.id()); break;
+    case Connection::Expiry::kRead: refuse(connection, Refusal::kReadTimeout); break;
     case Connection::Expiry::kQueue:
       dispatcher_.connection_gone(connection.id());
       refuse(connection, Refusal::kBusy);
@@ -146,15 +142,35 @@ void Frontend::count_refusal(const Connection& connection, Refusal refusal, int 
   Counters& counters = metrics_.counters;
   const char* outcome = "ERR";
   switch (refusal) {
-    case Refusal::kBusy: ++counters.busy; outcome = "ERR busy"; break;
-    case Refusal::kReadTimeout: ++counters.read_timeouts; outcome = "ERR read timeout"; break;
-    case Refusal::kHandlerCrashed: ++counters.crashed; outcome = "ERR handler crashed"; break;
-    case Refusal::kTimeout: ++counters.timeouts; outcome = "ERR timeout"; break;
-    case Refusal::kShuttingDown: ++counters.shutting_down; outcome = "ERR shutting down"; break;
+    case Refusal::kBusy:
+      ++counters.busy;
+      outcome = "ERR busy";
+      break;
+    case Refusal::kReadTimeout:
+      ++counters.read_timeouts;
+      outcome = "ERR read timeout";
+      break;
+    case Refusal::kHandlerCrashed:
+      ++counters.crashed;
+      outcome = "ERR handler crashed";
+      break;
+    case Refusal::kTimeout:
+      ++counters.timeouts;
+      outcome = "ERR timeout";
+      break;
+    case Refusal::kShuttingDown:
+      ++counters.shutting_down;
+      outcome = "ERR shutting down";
+      break;
   }
   if (!config_.access_log) return;
-  log_access({.peer = connection.peer(), .protocol = connection.protocol_name(), .request = "-",
-              .outcome = outcome, .queue_ms = 0, .service_ms = 0, .handler_pid = handler_pid});
+  log_access({.peer = connection.peer(),
+              .protocol = connection.protocol_name(),
+              .request = "-",
+              .outcome = outcome,
+              .queue_ms = 0,
+              .service_ms = 0,
+              .handler_pid = handler_pid});
 }
 
 // --- Winding down ---

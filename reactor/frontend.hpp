@@ -6,7 +6,8 @@
 // timeouts, a handler that died, a stop). It learns about handlers only through what the pool reports.
 //
 // Ownership: connections_ owns every open client socket (the reactor's copy), also while a handler serves it,
-// so that the reactor can still answer a client whose handler died. The Dispatcher knows who holds what, by id.
+// so that the reactor can still answer a client whose handler died. The Dispatcher knows who holds what, by
+// id.
 
 #include <uv.h>
 
@@ -30,7 +31,8 @@ namespace handoff::reactor {
 
 class Frontend final : Connection::Events {
  public:
-  Frontend(uv_loop_t* loop, const Config& config, Dispatcher& dispatcher, HandlerPool& pool, Metrics& metrics);
+  Frontend(uv_loop_t* loop, const Config& config, Dispatcher& dispatcher, HandlerPool& pool,
+           Metrics& metrics);
 
   // Binds --listen and starts accepting. The failed call is logged.
   std::error_code listen();

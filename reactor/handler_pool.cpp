@@ -48,7 +48,8 @@ std::error_code HandlerPool::start() {
 
 std::error_code HandlerPool::spawn() {
   const HandlerId id = next_id_++;
-  auto handler = make_loop_owned<HandlerProcess>(loop_, id, config_, static_cast<HandlerProcess::Events&>(*this));
+  auto handler =
+      make_loop_owned<HandlerProcess>(loop_, id, config_, static_cast<HandlerProcess::Events&>(*this));
   if (auto error = handler->spawn(config_.handler_command, environment_)) return error;
   log_at(LogLevel::kDebug, "handler %d started", handler->pid());
   handlers_.emplace(id, std::move(handler));
@@ -86,7 +87,8 @@ void HandlerPool::on_handler_done(HandlerProcess& handler, ipc::Message done) {
 }
 
 void HandlerPool::on_handler_broken(HandlerProcess& handler, std::error_code why) {
-  log_at(LogLevel::kWarn, "handler %d broke the ipc protocol (%s); killed it", handler.pid(), why.message().c_str());
+  log_at(LogLevel::kWarn, "handler %d broke the ipc protocol (%s); killed it", handler.pid(),
+         why.message().c_str());
 }
 
 void HandlerPool::on_handler_exited(HandlerProcess& handler, int64_t exit_status, int term_signal) {
@@ -96,7 +98,8 @@ void HandlerPool::on_handler_exited(HandlerProcess& handler, int64_t exit_status
     log_at(LogLevel::kWarn, "handler %d was killed by signal %d (%s)", handler.pid(), term_signal,
            strsignal(term_signal));
   } else if (exit_status != 0 || !expected) {
-    log_at(LogLevel::kWarn, "handler %d exited with status %lld", handler.pid(), static_cast<long long>(exit_status));
+    log_at(LogLevel::kWarn, "handler %d exited with status %lld", handler.pid(),
+           static_cast<long long>(exit_status));
   } else {
     log_at(LogLevel::kDebug, "handler %d exited with status 0", handler.pid());
   }
@@ -109,8 +112,9 @@ void HandlerPool::on_handler_exited(HandlerProcess& handler, int64_t exit_status
   const bool started_badly =
       !handler.said_hello() || (!handler.timed_out() && handler.requests_served() == 0 &&
                                 uv_now(loop_) - handler.started_at() < kHealthyLifetimeMs);
-  const bool replace = !handler.retiring() && (phase_ == Phase::kServing || (phase_ == Phase::kDraining &&
-                                                                              dispatcher_.waiting_connections() > 0));
+  const bool replace =
+      !handler.retiring() &&
+      (phase_ == Phase::kServing || (phase_ == Phase::kDraining && dispatcher_.waiting_connections() > 0));
   handlers_.erase(id);
   ++metrics_.counters.handler_exits;
   if (replace) {
@@ -164,10 +168,12 @@ void HandlerPool::schedule_respawn(bool started_badly) {
   if (uv_is_active(as_handle(&respawn_timer_))) return;
   const unsigned doublings = std::min(early_exits_in_a_row_ - 1, 16u);
   const uint64_t delay = std::min(kFirstBackoffMs << doublings, kMaxBackoffMs);
-  log_at(LogLevel::kWarn, "handlers failed %u times in a row soon after starting; starting the next in %llu ms",
+  log_at(LogLevel::kWarn,
+         "handlers failed %u times in a row soon after starting; starting the next in %llu ms",
          early_exits_in_a_row_, static_cast<unsigned long long>(delay));
   uv_timer_start(
-      &respawn_timer_, [](uv_timer_t* timer) { static_cast<HandlerPool*>(timer->data)->spawn_missing(); }, delay, 0);
+      &respawn_timer_, [](uv_timer_t* timer) { static_cast<HandlerPool*>(timer->data)->spawn_missing(); },
+      delay, 0);
 }
 
 // A handler that has served --max-requests (plus its jitter) takes no new work: it exits once idle, and a

@@ -50,7 +50,8 @@ class HandlerPool final : HandlerProcess::Events {
 
   // The dispatcher is shared with the connection side: the pool withdraws handlers from it and checks kDone
   // reports against it.
-  HandlerPool(uv_loop_t* loop, const Config& config, Dispatcher& dispatcher, Metrics& metrics, Events& events);
+  HandlerPool(uv_loop_t* loop, const Config& config, Dispatcher& dispatcher, Metrics& metrics,
+              Events& events);
 
   // Starts --handlers processes. The failed spawn is logged.
   std::error_code start();

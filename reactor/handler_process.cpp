@@ -19,7 +19,9 @@ namespace {
 constexpr size_t kChannelReadBytes = 64 * 1024;
 constexpr int kMaxChannelReadsPerWakeup = 16;
 
-std::error_code errno_code(int value) { return {value, std::system_category()}; }
+std::error_code errno_code(int value) {
+  return {value, std::system_category()};
+}
 
 // The reactor's environment without the variables it sets for handlers, followed by those.
 std::vector<std::string> handler_environment(const std::vector<std::string>& extra) {
@@ -115,8 +117,7 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
 // the hot path (a frame out, a frame in) they stay UV_READABLE.
 void HandlerProcess::update_polling() {
   if (!channel_polled_) return;
-  const int events =
-      (broken_ || channel_ended_) ? 0 : UV_READABLE | (outbox_.empty() ? 0 : UV_WRITABLE);
+  const int events = (broken_ || channel_ended_) ? 0 : UV_READABLE | (outbox_.empty() ? 0 : UV_WRITABLE);
   if (events == polled_events_) return;
   polled_events_ = events;
   if (events == 0) {
@@ -231,22 +232,23 @@ void HandlerProcess::on_message(ipc::Message message) {
       events_.on_handler_done(*this, std::move(message));
     }
   } else {
-    log_at(LogLevel::kWarn, "handler %d sent an unexpected frame (type %u, %zu bytes)", pid(), static_cast<unsigned>(message.type),
-             message.payload.size());
+    log_at(LogLevel::kWarn, "handler %d sent an unexpected frame (type %u, %zu bytes)", pid(),
+           static_cast<unsigned>(message.type), message.payload.size());
     break_off(ipc::Errc::kUnknownType);
   }
 }
 
 void HandlerProcess::start_request_timer() {
   uv_timer_start(
-      &request_timer_, [](uv_timer_t* timer) { static_cast<HandlerProcess*>(timer->data)->on_request_timeout(); },
+      &request_timer_,
+      [](uv_timer_t* timer) { static_cast<HandlerProcess*>(timer->data)->on_request_timeout(); },
       static_cast<uint64_t>(config_.request_timeout.count()), 0);
 }
 
 void HandlerProcess::on_request_timeout() {
   if (broken_ || exited_) return;
   log_at(LogLevel::kWarn, "handler %d exceeded --request-timeout (%lld ms); killing it", pid(),
-           static_cast<long long>(config_.request_timeout.count()));
+         static_cast<long long>(config_.request_timeout.count()));
   timed_out_ = true;
   kill(SIGKILL);
 }
@@ -271,9 +273,9 @@ void HandlerProcess::kill(int signal) {
 }
 
 void HandlerProcess::close() {
-  CloseOnLoop::close_then_delete(this, {channel_polled_ ? as_handle(&channel_poll_) : nullptr,
-                                        process_.loop != nullptr ? as_handle(&process_) : nullptr,
-                                        as_handle(&request_timer_)});
+  CloseOnLoop::close_then_delete(
+      this, {channel_polled_ ? as_handle(&channel_poll_) : nullptr,
+             process_.loop != nullptr ? as_handle(&process_) : nullptr, as_handle(&request_timer_)});
 }
 
 }  // namespace handoff::reactor

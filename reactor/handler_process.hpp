@@ -30,7 +30,8 @@ class HandlerProcess {
     virtual void on_request_answered(HandlerProcess& handler, int status, double service_ms) = 0;
     // The handler reported it is done with a connection.
     virtual void on_handler_done(HandlerProcess& handler, ipc::Message done) = 0;
-    // The handler broke the protocol or closed its channel. It has been sent SIGKILL; on_handler_exited follows.
+    // The handler broke the protocol or closed its channel. It has been sent SIGKILL; on_handler_exited
+    // follows.
     virtual void on_handler_broken(HandlerProcess& handler, std::error_code why) = 0;
     // The process exited and was reaped: drop the HandlerProcess now.
     virtual void on_handler_exited(HandlerProcess& handler, int64_t exit_status, int term_signal) = 0;
@@ -100,8 +101,9 @@ class HandlerProcess {
   uv_timer_t request_timer_{};
   ipc::UniqueFd channel_;
   ipc::FrameDecoder decoder_;
-  std::string outbox_;          // Frame bytes not yet taken by the channel.
-  int outbox_descriptor_ = -1;  // Borrowed; attached to the outbox's first byte when it has not been sent yet.
+  std::string outbox_;  // Frame bytes not yet taken by the channel.
+  int outbox_descriptor_ =
+      -1;  // Borrowed; attached to the outbox's first byte when it has not been sent yet.
   bool said_hello_ = false;
   uint64_t started_at_ = 0;
   uint64_t requests_served_ = 0;
@@ -113,7 +115,7 @@ class HandlerProcess {
   bool broken_ = false;
   bool exited_ = false;
   bool channel_polled_ = false;  // channel_poll_ is initialised.
-  int polled_events_ = 0;         // The events channel_poll_ watches now.
+  int polled_events_ = 0;        // The events channel_poll_ watches now.
   bool channel_ended_ = false;
 };
 

@@ -49,7 +49,8 @@ std::error_code Listener::open(const ListenAddress& address, ipc::UniqueFd& sock
   ipc::UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) return failed("socket for", where);
   const int on = 1;
-  if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0) return failed("setsockopt", where);
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0)
+    return failed("setsockopt", where);
   if (family == AF_INET6 && ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0) {
     return failed("setsockopt IPV6_V6ONLY", where);
   }
@@ -68,12 +69,13 @@ Listener::Listener(uv_loop_t* loop, ipc::UniqueFd socket, AcceptCallback on_acce
 }
 
 void Listener::start_polling() {
-  uv_poll_start(&poll_, UV_READABLE, [](uv_poll_t* poll, int, int) {
-    static_cast<Listener*>(poll->data)->accept_pending();
-  });
+  uv_poll_start(&poll_, UV_READABLE,
+                [](uv_poll_t* poll, int, int) { static_cast<Listener*>(poll->data)->accept_pending(); });
 }
 
-ListenAddress Listener::local_address() const { return socket_address(socket_.get(), false).value_or(ListenAddress{}); }
+ListenAddress Listener::local_address() const {
+  return socket_address(socket_.get(), false).value_or(ListenAddress{});
+}
 
 std::optional<ListenAddress> socket_address(int socket, bool peer) {
   sockaddr_storage storage{};
@@ -99,24 +101,20 @@ void Listener::accept_pending() {
       continue;
     }
     switch (errno) {
-      case EAGAIN:
-        return;
+      case EAGAIN: return;
       case EINTR:
       case ECONNABORTED:
       case EPROTO:
-      case EPERM:
-        continue;  // The client is gone or was refused by a firewall; the next one may be fine.
+      case EPERM: continue;  // The client is gone or was refused by a firewall; the next one may be fine.
       case EMFILE:
       case ENFILE:
       case ENOBUFS:
       case ENOMEM:
         log_at(LogLevel::kWarn, "accept4: %s; pausing accepts for %llu ms", std::strerror(errno),
-                 static_cast<unsigned long long>(kResumeAfterDescriptorShortageMs));
+               static_cast<unsigned long long>(kResumeAfterDescriptorShortageMs));
         pause_accepting();
         return;
-      default:
-        log_at(LogLevel::kError, "accept4: %s", std::strerror(errno));
-        return;
+      default: log_at(LogLevel::kError, "accept4: %s", std::strerror(errno)); return;
     }
   }
 }
@@ -126,10 +124,12 @@ void Listener::accept_pending() {
 void Listener::pause_accepting() {
   uv_poll_stop(&poll_);
   uv_timer_start(
-      &resume_timer_,
-      [](uv_timer_t* timer) { static_cast<Listener*>(timer->data)->start_polling(); }, kResumeAfterDescriptorShortageMs, 0);
+      &resume_timer_, [](uv_timer_t* timer) { static_cast<Listener*>(timer->data)->start_polling(); },
+      kResumeAfterDescriptorShortageMs, 0);
 }
 
-void Listener::close() { CloseOnLoop::close_then_delete(this, {as_handle(&poll_), as_handle(&resume_timer_)}); }
+void Listener::close() {
+  CloseOnLoop::close_then_delete(this, {as_handle(&poll_), as_handle(&resume_timer_)});
+}
 
 }  // namespace handoff::reactor

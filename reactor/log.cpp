@@ -35,7 +35,9 @@ std::string now_text() {
 }
 
 // One write of the whole line: stderr is unbuffered and shared with the handlers.
-void emit(const std::string& line) { std::fwrite(line.data(), 1, line.size(), stderr); }
+void emit(const std::string& line) {
+  std::fwrite(line.data(), 1, line.size(), stderr);
+}
 
 }  // namespace
 
@@ -74,8 +76,8 @@ void log_at(LogLevel level, const char* format, ...) {
   std::vsnprintf(message, sizeof(message), format, arguments);
   va_end(arguments);
   if (g_format == LogFormat::kJson) {
-    emit("{\"time\":\"" + now_text() + "\",\"level\":\"" + level_name(level) + "\",\"message\":" +
-         json_string(message) + "}\n");
+    emit("{\"time\":\"" + now_text() + "\",\"level\":\"" + level_name(level) +
+         "\",\"message\":" + json_string(message) + "}\n");
   } else {
     emit(now_text() + " reactor " + level_name(level) + ": " + message + "\n");
   }
@@ -84,11 +86,12 @@ void log_at(LogLevel level, const char* format, ...) {
 void log_access(const AccessRecord& r) {
   char timing[96];
   if (g_format == LogFormat::kJson) {
-    std::snprintf(timing, sizeof(timing), "\"queue_ms\":%.3f,\"service_ms\":%.3f,\"handler_pid\":%d", r.queue_ms,
-                  r.service_ms, r.handler_pid);
-    emit("{\"time\":\"" + now_text() + "\",\"level\":\"info\",\"type\":\"access\",\"peer\":" +
-         json_string(r.peer) + ",\"protocol\":" + json_string(r.protocol) + ",\"request\":" +
-         json_string(r.request) + ",\"outcome\":" + json_string(r.outcome) + "," + timing + "}\n");
+    std::snprintf(timing, sizeof(timing), "\"queue_ms\":%.3f,\"service_ms\":%.3f,\"handler_pid\":%d",
+                  r.queue_ms, r.service_ms, r.handler_pid);
+    emit("{\"time\":\"" + now_text() +
+         "\",\"level\":\"info\",\"type\":\"access\",\"peer\":" + json_string(r.peer) +
+         ",\"protocol\":" + json_string(r.protocol) + ",\"request\":" + json_string(r.request) +
+         ",\"outcome\":" + json_string(r.outcome) + "," + timing + "}\n");
   } else {
     std::snprintf(timing, sizeof(timing), "queue_ms=%.3f service_ms=%.3f pid=%d", r.queue_ms, r.service_ms,
                   r.handler_pid);

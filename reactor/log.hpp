@@ -1,8 +1,8 @@
 #pragma once
 
 // Internal to the reactor. Lifecycle and failure messages, and the access log, on stderr: one line each, as
-// text or JSON (--log-format), filtered by --log-level. A failure is logged once, where it happens, naming the
-// call that failed and why.
+// text or JSON (--log-format), filtered by --log-level. A failure is logged once, where it happens, naming
+// the call that failed and why.
 
 #include <cstdint>
 #include <string>

@@ -14,7 +14,7 @@ namespace handoff::reactor {
 class LatencyHistogram {
  public:
   static constexpr std::array<double, 14> kBoundsSeconds = {0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                                            0.25,  0.5,   1,     2.5,  5,     10,  30};
+                                                            0.25,  0.5,   1,     2.5,  5,     10,   30};
   void observe(double seconds);
   // Observations at or under each bound, cumulative, then all of them (+Inf).
   std::array<uint64_t, kBoundsSeconds.size() + 1> cumulative() const;
@@ -28,17 +28,17 @@ class LatencyHistogram {
 };
 
 struct Counters {
-  uint64_t accepted = 0;         // Connections accepted.
-  uint64_t requests = 0;         // Requests answered by handlers, whatever the status.
-  uint64_t bad_requests = 0;     // ... of them answered with a 4xx status (or an ERR line).
-  uint64_t handler_errors = 0;   // ... of them answered with a 5xx status (an exception in the handler).
-  uint64_t busy = 0;             // Refused by the reactor: queue full or waited too long.
-  uint64_t timeouts = 0;         // Killed for exceeding --request-timeout.
-  uint64_t crashed = 0;          // Lost with a handler that died.
-  uint64_t read_timeouts = 0;    // Clients that did not finish a request in time.
-  uint64_t shutting_down = 0;    // Cut off by a stop.
-  uint64_t respawns = 0;         // Handlers started to replace ones that exited.
-  uint64_t handler_exits = 0;    // Handlers that exited, for any reason.
+  uint64_t accepted = 0;        // Connections accepted.
+  uint64_t requests = 0;        // Requests answered by handlers, whatever the status.
+  uint64_t bad_requests = 0;    // ... of them answered with a 4xx status (or an ERR line).
+  uint64_t handler_errors = 0;  // ... of them answered with a 5xx status (an exception in the handler).
+  uint64_t busy = 0;            // Refused by the reactor: queue full or waited too long.
+  uint64_t timeouts = 0;        // Killed for exceeding --request-timeout.
+  uint64_t crashed = 0;         // Lost with a handler that died.
+  uint64_t read_timeouts = 0;   // Clients that did not finish a request in time.
+  uint64_t shutting_down = 0;   // Cut off by a stop.
+  uint64_t respawns = 0;        // Handlers started to replace ones that exited.
+  uint64_t handler_exits = 0;   // Handlers that exited, for any reason.
 };
 
 struct Metrics {

@@ -17,16 +17,11 @@ struct RefusalText {
 
 RefusalText text_of(Refusal refusal) {
   switch (refusal) {
-    case Refusal::kBusy:
-      return {"busy", 503, true};
-    case Refusal::kReadTimeout:
-      return {"read timeout", 408, false};
-    case Refusal::kHandlerCrashed:
-      return {"handler crashed", 502, false};
-    case Refusal::kTimeout:
-      return {"timeout", 504, false};
-    case Refusal::kShuttingDown:
-      return {"shutting down", 503, true};
+    case Refusal::kBusy: return {"busy", 503, true};
+    case Refusal::kReadTimeout: return {"read timeout", 408, false};
+    case Refusal::kHandlerCrashed: return {"handler crashed", 502, false};
+    case Refusal::kTimeout: return {"timeout", 504, false};
+    case Refusal::kShuttingDown: return {"shutting down", 503, true};
   }
   return {"error", 500, false};
 }
@@ -44,13 +39,11 @@ Protocol detect_protocol(std::string_view head) {
 
 bool head_complete(Protocol protocol, std::string_view head) {
   switch (protocol) {
-    case Protocol::kLine:
-      return head.find('\n') != std::string_view::npos;
+    case Protocol::kLine: return head.find('\n') != std::string_view::npos;
     case Protocol::kHttp:
       // RFC 9112 section 2.2 lets a recipient take a bare LF as a line end.
       return head.find("\r\n\r\n") != std::string_view::npos || head.find("\n\n") != std::string_view::npos;
-    case Protocol::kUnknown:
-      return false;
+    case Protocol::kUnknown: return false;
   }
   return false;
 }

@@ -1,8 +1,8 @@
 #pragma once
 
 // Internal to the reactor. What the reactor knows of the protocols it serves on one port: which one a
-// connection speaks, judged from its first bytes; where a request head ends; and how the reactor's own answers
-// (refusals) look in each.
+// connection speaks, judged from its first bytes; where a request head ends; and how the reactor's own
+// answers (refusals) look in each.
 
 #include <string>
 #include <string_view>

@@ -32,7 +32,8 @@ std::error_code Server::start() {
   std::printf("listening on %s\n", frontend_.local_address().to_string().c_str());
   if (admin_) std::printf("admin listening on %s\n", admin_->local_address().to_string().c_str());
   std::fflush(stdout);
-  log_at(LogLevel::kInfo, "serving with %u handlers: %s", config_.handlers, config_.handler_command[0].c_str());
+  log_at(LogLevel::kInfo, "serving with %u handlers: %s", config_.handlers,
+         config_.handler_command[0].c_str());
   return {};
 }
 
@@ -65,8 +66,8 @@ void Server::on_signal(int signal_number) {
     const unsigned target = pool_.target();
     const unsigned size = signal_number == SIGTTIN ? target + 1 : target - 1;
     if (phase_ != Phase::kServing || size < 1 || size > kMaxHandlers) {
-      log_at(LogLevel::kWarn, "%s: the pool stays at %u handlers (it must be from 1 to %u)", strsignal(signal_number),
-             target, kMaxHandlers);
+      log_at(LogLevel::kWarn, "%s: the pool stays at %u handlers (it must be from 1 to %u)",
+             strsignal(signal_number), target, kMaxHandlers);
     } else {
       pool_.resize(size);
     }
@@ -90,8 +91,10 @@ void Server::begin_draining() {
       &shutdown_timer_,
       [](uv_timer_t* timer) {
         auto* self = static_cast<Server*>(timer->data);
-        log_at(LogLevel::kWarn, "--shutdown-timeout (%lld ms) reached with %zu requests in progress; stopping them",
-               static_cast<long long>(self->config_.shutdown_timeout.count()), self->dispatcher_.busy_handlers());
+        log_at(LogLevel::kWarn,
+               "--shutdown-timeout (%lld ms) reached with %zu requests in progress; stopping them",
+               static_cast<long long>(self->config_.shutdown_timeout.count()),
+               self->dispatcher_.busy_handlers());
         self->exit_status_ = 1;
         self->stop();
       },

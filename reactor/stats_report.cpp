@@ -18,9 +18,11 @@ std::string histogram_json(const LatencyHistogram& histogram) {
                      ",\"sum_seconds\":" + number(histogram.sum_seconds()) + ",\"buckets\":[";
   const auto cumulative = histogram.cumulative();
   for (size_t i = 0; i < cumulative.size(); ++i) {
-    const std::string bound =
-        i < LatencyHistogram::kBoundsSeconds.size() ? number(LatencyHistogram::kBoundsSeconds[i]) : "\"+Inf\"";
-    json += (i ? "," : "") + std::string("{\"le\":") + bound + ",\"count\":" + std::to_string(cumulative[i]) + "}";
+    const std::string bound = i < LatencyHistogram::kBoundsSeconds.size()
+                                  ? number(LatencyHistogram::kBoundsSeconds[i])
+                                  : "\"+Inf\"";
+    json += (i ? "," : "") + std::string("{\"le\":") + bound + ",\"count\":" + std::to_string(cumulative[i]) +
+            "}";
   }
   return json + "]}";
 }
@@ -45,14 +47,17 @@ void histogram_text(std::string& out, const char* name, const char* help, const 
 
 std::string render_stats_json(const StatsSnapshot& s) {
   const Counters& c = s.metrics->counters;
-  std::string json = "{\"status\":" + json_string(s.status) + ",\"uptime_seconds\":" + number(s.uptime_seconds);
-  json += ",\"pool\":{\"target\":" + std::to_string(s.target_handlers) + ",\"idle\":" + std::to_string(s.idle) +
-          ",\"busy\":" + std::to_string(s.busy) + ",\"starting\":" + std::to_string(s.starting) +
-          ",\"retiring\":" + std::to_string(s.retiring) + ",\"queue_length\":" + std::to_string(s.queue_length) +
+  std::string json =
+      "{\"status\":" + json_string(s.status) + ",\"uptime_seconds\":" + number(s.uptime_seconds);
+  json += ",\"pool\":{\"target\":" + std::to_string(s.target_handlers) +
+          ",\"idle\":" + std::to_string(s.idle) + ",\"busy\":" + std::to_string(s.busy) +
+          ",\"starting\":" + std::to_string(s.starting) + ",\"retiring\":" + std::to_string(s.retiring) +
+          ",\"queue_length\":" + std::to_string(s.queue_length) +
           ",\"longest_queue\":" + std::to_string(s.metrics->longest_queue) +
           ",\"open_connections\":" + std::to_string(s.open_connections) + "}";
-  json += ",\"counters\":{\"accepted\":" + std::to_string(c.accepted) + ",\"requests\":" + std::to_string(c.requests) +
-          ",\"respawns\":" + std::to_string(c.respawns) + ",\"handler_exits\":" + std::to_string(c.handler_exits) +
+  json += ",\"counters\":{\"accepted\":" + std::to_string(c.accepted) +
+          ",\"requests\":" + std::to_string(c.requests) + ",\"respawns\":" + std::to_string(c.respawns) +
+          ",\"handler_exits\":" + std::to_string(c.handler_exits) +
           ",\"errors\":{\"busy\":" + std::to_string(c.busy) + ",\"timeout\":" + std::to_string(c.timeouts) +
           ",\"crashed\":" + std::to_string(c.crashed) + ",\"bad_request\":" + std::to_string(c.bad_requests) +
           ",\"handler_error\":" + std::to_string(c.handler_errors) +
@@ -63,11 +68,11 @@ std::string render_stats_json(const StatsSnapshot& s) {
   json += ",\"handlers\":[";
   for (size_t i = 0; i < s.handlers.size(); ++i) {
     const HandlerSnapshot& h = s.handlers[i];
-    json += (i ? "," : "") + std::string("{\"pid\":") + std::to_string(h.pid) + ",\"state\":" + json_string(h.state) +
-            ",\"requests\":" + std::to_string(h.requests) +
+    json += (i ? "," : "") + std::string("{\"pid\":") + std::to_string(h.pid) +
+            ",\"state\":" + json_string(h.state) + ",\"requests\":" + std::to_string(h.requests) +
             ",\"current_request_seconds\":" + number(h.current_request_seconds) +
-            ",\"started_at\":" + number(h.started_at_unix) + ",\"resident_bytes\":" + std::to_string(h.resident_bytes) +
-            "}";
+            ",\"started_at\":" + number(h.started_at_unix) +
+            ",\"resident_bytes\":" + std::to_string(h.resident_bytes) + "}";
   }
   return json + "]}\n";
 }
@@ -95,12 +100,17 @@ std::string render_prometheus(const StatsSnapshot& s) {
   metric_header(out, "handoff_requests_total", "counter", "Requests answered by handlers.");
   out += "handoff_requests_total " + std::to_string(c.requests) + "\n";
   metric_header(out, "handoff_errors_total", "counter", "Requests that ended in an error, by kind.");
-  for (const auto& [kind, count] :
-       {std::pair{"busy", c.busy}, {"timeout", c.timeouts}, {"crashed", c.crashed}, {"bad_request", c.bad_requests},
-        {"handler_error", c.handler_errors}, {"read_timeout", c.read_timeouts}, {"shutting_down", c.shutting_down}}) {
+  for (const auto& [kind, count] : {std::pair{"busy", c.busy},
+                                    {"timeout", c.timeouts},
+                                    {"crashed", c.crashed},
+                                    {"bad_request", c.bad_requests},
+                                    {"handler_error", c.handler_errors},
+                                    {"read_timeout", c.read_timeouts},
+                                    {"shutting_down", c.shutting_down}}) {
     out += std::string("handoff_errors_total{kind=\"") + kind + "\"} " + std::to_string(count) + "\n";
   }
-  metric_header(out, "handoff_handler_respawns_total", "counter", "Handlers started to replace ones that exited.");
+  metric_header(out, "handoff_handler_respawns_total", "counter",
+                "Handlers started to replace ones that exited.");
   out += "handoff_handler_respawns_total " + std::to_string(c.respawns) + "\n";
   metric_header(out, "handoff_handler_exits_total", "counter", "Handler processes that exited.");
   out += "handoff_handler_exits_total " + std::to_string(c.handler_exits) + "\n";

@@ -4,12 +4,12 @@
 // Words are runs of ASCII letters and digits, lower-cased; ties go in alphabetical order. handler/examples/
 // wordcount.py answers the same in Python.
 
+#include <unistd.h>
 #include <algorithm>
 #include <cctype>
 #include <handoff/handler.hpp>
 #include <stdexcept>
 #include <string>
-#include <unistd.h>
 #include <unordered_map>
 #include <vector>
 
@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
     for (std::string_view word : request.arguments) (text += ' ') += word;
     return handoff::Reply::text(top_words(text));
   });
-  handler.command("pid", [](const handoff::Request&) { return handoff::Reply::text(std::to_string(getpid())); });
+  handler.command("pid",
+                  [](const handoff::Request&) { return handoff::Reply::text(std::to_string(getpid())); });
   return handler.run(argc, argv);
 }

@@ -53,9 +53,9 @@ using Command = std::function<Reply(const Request&)>;
 
 class Handler {
  public:
-  // Registers a command: reachable as the line "NAME ARG..." and as GET, HEAD or POST /NAME/ARG/... over HTTP.
-  // An exception thrown by it becomes an error reply ("ERR internal error: ..." / 500); the handler keeps
-  // serving. A crash is answered by the reactor ("ERR handler crashed" / 502) and the handler replaced.
+  // Registers a command: reachable as the line "NAME ARG..." and as GET, HEAD or POST /NAME/ARG/... over
+  // HTTP. An exception thrown by it becomes an error reply ("ERR internal error: ..." / 500); the handler
+  // keeps serving. A crash is answered by the reactor ("ERR handler crashed" / 502) and the handler replaced.
   Handler& command(std::string name, Command function);
 
   // Serves the requests the reactor hands over until the reactor closes the channel; returns the exit status
