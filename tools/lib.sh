@@ -8,8 +8,9 @@ HANDOFF_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Packages for building: the toolchain, libuv, cxxopts, libhttp-parser and GoogleTest (meson.build wants it).
 HANDOFF_BUILD_PACKAGES=(g++ meson ninja-build pkg-config libuv1-dev libcxxopts-dev libhttp-parser-dev libgtest-dev)
 # And for testing: the real clients the integration tests drive (nc, curl, wrk), what they run handlers with
-# (python3), check metrics with (promtool, from prometheus) and load the status page in (chromium).
-HANDOFF_TEST_PACKAGES=(python3 netcat-openbsd curl wrk procps prometheus chromium)
+# (python3), check metrics with (promtool, from prometheus), load the status page in (chromium), and the
+# formatter every C++ file must satisfy (clang-format).
+HANDOFF_TEST_PACKAGES=(python3 netcat-openbsd curl wrk procps prometheus chromium clang-format)
 
 # ensure_packages NAME... installs the named Debian packages that are not installed yet.
 ensure_packages() {
@@ -42,4 +43,17 @@ configure_build() {
   else
     meson setup "$HANDOFF_ROOT/$dir" "$HANDOFF_ROOT" "$@" >&2
   fi
+}
+
+# check_format fails, naming each file and line, when a C++ file of the tree differs from what clang-format
+# (with the committed .clang-format) makes of it. Fix with: clang-format -i FILE.
+check_format() {
+  local files
+  if git -C "$HANDOFF_ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    mapfile -t files < <(git -C "$HANDOFF_ROOT" ls-files --cached --others --exclude-standard '*.cpp' '*.hpp')
+  else
+    mapfile -t files < <(cd "$HANDOFF_ROOT" && find . -path ./build\* -prune -o \( -name '*.cpp' -o -name '*.hpp' \) -print)
+  fi
+  echo "== format: clang-format --dry-run --Werror over ${#files[@]} C++ files" >&2
+  (cd "$HANDOFF_ROOT" && clang-format --dry-run --Werror "${files[@]}")
 }

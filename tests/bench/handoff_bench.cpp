@@ -66,8 +66,8 @@ void BM_PassDescriptor(benchmark::State& state) {
 BENCHMARK(BM_PassDescriptor);
 
 // A whole dispatch round with a handler in another process: the reactor's non-blocking send of the socket and
-// head, the handler's receive, its kDone, and the reactor's decode of it. The handler does no work, so this is
-// the latency the hand-off adds to a request.
+// head, the handler's receive, its kDone, and the reactor's decode of it. The handler does no work, so this
+// is the latency the hand-off adds to a request.
 void BM_DispatchRoundAcrossProcesses(benchmark::State& state) {
   ChannelPair pair;
   TcpPair tcp;
@@ -79,8 +79,8 @@ void BM_DispatchRoundAcrossProcesses(benchmark::State& state) {
       Message message;
       if (channel.receive(message)) ::_exit(0);
       message.descriptor.reset();
-      if (channel.send({.type = MessageType::kDone, .connection_id = message.connection_id,
-                        .flags = kFlagKeepOpen})) {
+      if (channel.send(
+              {.type = MessageType::kDone, .connection_id = message.connection_id, .flags = kFlagKeepOpen})) {
         ::_exit(1);
       }
     }
@@ -91,7 +91,8 @@ void BM_DispatchRoundAcrossProcesses(benchmark::State& state) {
   char buffer[4096];
   uint64_t id = 0;
   for (auto _ : state) {
-    const std::string frame = encode({.type = MessageType::kConnection, .connection_id = ++id, .payload = head});
+    const std::string frame =
+        encode({.type = MessageType::kConnection, .connection_id = ++id, .payload = head});
     if (send_with_descriptor(pair.reactor.get(), frame, tcp.served.get()).bytes != frame.size()) std::abort();
     std::error_code error;
     std::optional<Message> done;
@@ -125,7 +126,8 @@ void BM_PlainServeOnLoopback(benchmark::State& state) {
 }
 BENCHMARK(BM_PlainServeOnLoopback);
 
-// The work itself, in process: the service time that tools/bench divides the cores by for the ideal throughput.
+// The work itself, in process: the service time that tools/bench divides the cores by for the ideal
+// throughput.
 void BM_Fibonacci(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(handler::fibonacci(static_cast<unsigned>(state.range(0))));
 }

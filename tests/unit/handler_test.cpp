@@ -123,8 +123,9 @@ const AnsweredCallback ignore_progress = [](uint64_t, int) {};
 TEST(LineSession, AnswersPipelinedLinesAndGivesBackAPartialOne) {
   Socketpair pair;
   std::vector<uint64_t> progress;
-  const SessionOutcome outcome = serve_lines(builtin(), pair.served.get(), "ping\r\nfib 10\npid\nfib 2", 0, Limits{},
-                                             [&](uint64_t bytes, int) { progress.push_back(bytes); });
+  const SessionOutcome outcome =
+      serve_lines(builtin(), pair.served.get(), "ping\r\nfib 10\npid\nfib 2", 0, Limits{},
+                  [&](uint64_t bytes, int) { progress.push_back(bytes); });
   // Reported between requests: after "pong\n" and after "55\n", not after the last answer.
   EXPECT_EQ(progress, (std::vector<uint64_t>{5, 8}));
   EXPECT_TRUE(outcome.keep_open);
@@ -134,14 +135,16 @@ TEST(LineSession, AnswersPipelinedLinesAndGivesBackAPartialOne) {
 
 TEST(LineSession, QuitClosesAndSkipsTheRest) {
   Socketpair pair;
-  const SessionOutcome outcome = serve_lines(builtin(), pair.served.get(), "ping\nquit\nping\n", 0, Limits{}, ignore_progress);
+  const SessionOutcome outcome =
+      serve_lines(builtin(), pair.served.get(), "ping\nquit\nping\n", 0, Limits{}, ignore_progress);
   EXPECT_FALSE(outcome.keep_open);
   EXPECT_EQ(pair.client_reads(), "pong\n");
 }
 
 TEST(LineSession, ALastLineWithoutLineEndIsAnsweredWhenInputEnded) {
   Socketpair pair;
-  const SessionOutcome outcome = serve_lines(builtin(), pair.served.get(), "ping\nfib 7", ipc::kFlagInputClosed, Limits{}, ignore_progress);
+  const SessionOutcome outcome = serve_lines(builtin(), pair.served.get(), "ping\nfib 7",
+                                             ipc::kFlagInputClosed, Limits{}, ignore_progress);
   EXPECT_FALSE(outcome.keep_open);
   EXPECT_EQ(pair.client_reads(), "pong\n13\n");
 }
@@ -149,7 +152,8 @@ TEST(LineSession, ALastLineWithoutLineEndIsAnsweredWhenInputEnded) {
 TEST(LineSession, ReadsTheRestOfAHeadCutAtTheCap) {
   Socketpair pair;
   ASSERT_EQ(::write(pair.client.get(), "0\nping\nfi", 9), 9);
-  const SessionOutcome outcome = serve_lines(builtin(), pair.served.get(), "fib 1", ipc::kFlagHeadTruncated, Limits{}, ignore_progress);
+  const SessionOutcome outcome =
+      serve_lines(builtin(), pair.served.get(), "fib 1", ipc::kFlagHeadTruncated, Limits{}, ignore_progress);
   EXPECT_TRUE(outcome.keep_open);
   EXPECT_EQ(outcome.unconsumed, "fi");
   EXPECT_EQ(pair.client_reads(), std::to_string(fibonacci(10)) + "\npong\n");
@@ -162,13 +166,15 @@ TEST(LineSession, ALineOverTheLimitIsRefusedAndCloses) {
     const std::string rest(300, 'x');
     (void)!::write(pair.client.get(), rest.data(), rest.size());
   });
-  const SessionOutcome outcome = serve_lines(builtin(), pair.served.get(), "spin 1", ipc::kFlagHeadTruncated, limits, ignore_progress);
+  const SessionOutcome outcome =
+      serve_lines(builtin(), pair.served.get(), "spin 1", ipc::kFlagHeadTruncated, limits, ignore_progress);
   sender.join();
   EXPECT_FALSE(outcome.keep_open);
   EXPECT_EQ(pair.client_reads(), "ERR request too large\n");
 
   Socketpair whole;
-  const SessionOutcome complete = serve_lines(builtin(), whole.served.get(), std::string(101, 'y') + "\nping\n", 0, limits, ignore_progress);
+  const SessionOutcome complete = serve_lines(builtin(), whole.served.get(),
+                                              std::string(101, 'y') + "\nping\n", 0, limits, ignore_progress);
   EXPECT_FALSE(complete.keep_open);
   EXPECT_EQ(whole.client_reads(), "ERR request too large\n");
 }
@@ -176,7 +182,8 @@ TEST(LineSession, ALineOverTheLimitIsRefusedAndCloses) {
 TEST(LineSession, AStalledClientTimesOut) {
   Socketpair pair;
   const Limits limits{.max_request_bytes = 100, .io_timeout = 100ms};
-  const SessionOutcome outcome = serve_lines(builtin(), pair.served.get(), "fib", ipc::kFlagHeadTruncated, limits, ignore_progress);
+  const SessionOutcome outcome =
+      serve_lines(builtin(), pair.served.get(), "fib", ipc::kFlagHeadTruncated, limits, ignore_progress);
   EXPECT_FALSE(outcome.keep_open);
   EXPECT_EQ(pair.client_reads(), "ERR read timeout\n");
 }
@@ -184,7 +191,8 @@ TEST(LineSession, AStalledClientTimesOut) {
 TEST(LineSession, AVanishedClientDoesNotHurt) {
   Socketpair pair;
   pair.client.reset();
-  const SessionOutcome outcome = serve_lines(builtin(), pair.served.get(), "ping\nping\n", 0, Limits{}, ignore_progress);
+  const SessionOutcome outcome =
+      serve_lines(builtin(), pair.served.get(), "ping\nping\n", 0, Limits{}, ignore_progress);
   EXPECT_FALSE(outcome.keep_open);
 }
 
@@ -192,14 +200,15 @@ TEST(HttpSession, AnswersPipelinedRequestsAndGivesBackAPartialOne) {
   Socketpair pair;
   std::vector<uint64_t> progress;
   const std::string partial = "GET /fib/7 HTTP/1.1\r\nHo";
-  const SessionOutcome outcome =
-      serve_http(builtin(), pair.served.get(), "GET /ping HTTP/1.1\r\n\r\nGET /fib/10 HTTP/1.1\r\n\r\n" + partial,
-                 ipc::kFlagHttp, Limits{}, [&](uint64_t bytes, int) { progress.push_back(bytes); });
+  const SessionOutcome outcome = serve_http(
+      builtin(), pair.served.get(), "GET /ping HTTP/1.1\r\n\r\nGET /fib/10 HTTP/1.1\r\n\r\n" + partial,
+      ipc::kFlagHttp, Limits{}, [&](uint64_t bytes, int) { progress.push_back(bytes); });
   EXPECT_TRUE(outcome.keep_open);
   EXPECT_EQ(outcome.unconsumed, partial);
   const std::string written = pair.client_reads();
-  const std::string pong = "HTTP/1.1 200 OK\r\nServer: handoff\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                           "Content-Length: 5\r\n\r\npong\n";
+  const std::string pong =
+      "HTTP/1.1 200 OK\r\nServer: handoff\r\nContent-Type: text/plain; charset=utf-8\r\n"
+      "Content-Length: 5\r\n\r\npong\n";
   EXPECT_TRUE(written.starts_with(pong)) << written;
   EXPECT_TRUE(written.ends_with("\r\n\r\n55\n")) << written;
   EXPECT_EQ(progress.size(), 2u);
@@ -216,9 +225,10 @@ TEST(HttpSession, ReadsTheBodyOfTheFirstRequestAndSaysContinue) {
     EXPECT_EQ(std::string(buffer, std::max<ssize_t>(got, 0)), "HTTP/1.1 100 Continue\r\n\r\n");
     EXPECT_EQ(::write(pair.client.get(), "12345", 5), 5);
   });
-  const SessionOutcome outcome = serve_http(
-      builtin(), pair.served.get(), "POST /ping HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n", ipc::kFlagHttp,
-      Limits{}, ignore_progress);
+  const SessionOutcome outcome =
+      serve_http(builtin(), pair.served.get(),
+                 "POST /ping HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n", ipc::kFlagHttp,
+                 Limits{}, ignore_progress);
   client.join();
   EXPECT_TRUE(outcome.keep_open);
   EXPECT_TRUE(pair.client_reads().starts_with("HTTP/1.1 200 OK\r\n"));
@@ -226,8 +236,9 @@ TEST(HttpSession, ReadsTheBodyOfTheFirstRequestAndSaysContinue) {
 
 TEST(HttpSession, AHeadCutAtTheCapIs431) {
   Socketpair pair;
-  const SessionOutcome outcome = serve_http(builtin(), pair.served.get(), "GET /ping HTTP/1.1\r\nX: yyyyyy",
-                                            ipc::kFlagHttp | ipc::kFlagHeadTruncated, Limits{}, ignore_progress);
+  const SessionOutcome outcome =
+      serve_http(builtin(), pair.served.get(), "GET /ping HTTP/1.1\r\nX: yyyyyy",
+                 ipc::kFlagHttp | ipc::kFlagHeadTruncated, Limits{}, ignore_progress);
   EXPECT_FALSE(outcome.keep_open);
   EXPECT_TRUE(pair.client_reads().starts_with("HTTP/1.1 431 "));
 }

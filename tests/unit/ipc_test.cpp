@@ -1,5 +1,5 @@
-// Unit tests of ipc: the descriptor owner, the frame format, and the channel over a socketpair, in one process
-// and across fork.
+// Unit tests of ipc: the descriptor owner, the frame format, and the channel over a socketpair, in one
+// process and across fork.
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -7,8 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <gtest/gtest.h>
+#include <cstring>
 
 #include "ipc/blocking_channel.hpp"
 #include "ipc/frame_decoder.hpp"
@@ -67,8 +67,8 @@ TEST(UniqueFd, ReleaseHandsOwnershipToTheCaller) {
 }
 
 TEST(Wire, EncodesTheDocumentedHeader) {
-  const std::string frame = encode({.type = MessageType::kDone, .connection_id = 42, .flags = kFlagKeepOpen,
-                                    .payload = "partial"});
+  const std::string frame =
+      encode({.type = MessageType::kDone, .connection_id = 42, .flags = kFlagKeepOpen, .payload = "partial"});
   ASSERT_EQ(frame.size(), sizeof(Header) + 7);
   const Header header = header_of(frame);
   EXPECT_EQ(std::memcmp(frame.data(), "HNDF", 4), 0);
@@ -141,7 +141,9 @@ TEST(BlockingChannel, PassesADescriptorThatRefersToTheSameOpenFile) {
     UniqueFd write_end;
     UniqueFd read_end = make_pipe(write_end);
 
-    Message sent{.type = MessageType::kConnection, .connection_id = 5, .flags = kFlagHeadTruncated,
+    Message sent{.type = MessageType::kConnection,
+                 .connection_id = 5,
+                 .flags = kFlagHeadTruncated,
                  .payload = "fib 3"};
     sent.descriptor = std::move(write_end);
     ASSERT_FALSE(reactor.send(sent));

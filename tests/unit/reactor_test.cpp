@@ -55,8 +55,8 @@ TEST(CommandLine, DefaultsAreSane) {
 }
 
 TEST(CommandLine, ReadsEveryOption) {
-  const auto parsed = parse({"--listen", "[::1]:0", "--handlers", "3", "--handler-cmd", "python3 'my handler.py'",
-                             "--max-head-bytes", "1k", "--max-request-bytes=3m"});
+  const auto parsed = parse({"--listen", "[::1]:0", "--handlers", "3", "--handler-cmd",
+                             "python3 'my handler.py'", "--max-head-bytes", "1k", "--max-request-bytes=3m"});
   ASSERT_TRUE(std::holds_alternative<Config>(parsed));
   const Config& config = std::get<Config>(parsed);
   EXPECT_EQ(config.listen.host, "::1");
@@ -99,9 +99,9 @@ TEST(CommandLine, OperationsOptions) {
   EXPECT_EQ(defaults.admin->to_string(), "127.0.0.1:8889");
   EXPECT_EQ(defaults.log_level, LogLevel::kInfo);
   EXPECT_FALSE(defaults.access_log);
-  const Config set = std::get<Config>(parse({"--admin", "off", "--log-level", "debug", "--log-format", "json",
-                                             "--access-log", "on", "--request-timeout", "250ms",
-                                             "--idle-timeout", "2m", "--read-timeout", "3"}));
+  const Config set = std::get<Config>(
+      parse({"--admin", "off", "--log-level", "debug", "--log-format", "json", "--access-log", "on",
+             "--request-timeout", "250ms", "--idle-timeout", "2m", "--read-timeout", "3"}));
   EXPECT_FALSE(set.admin);
   EXPECT_EQ(set.log_level, LogLevel::kDebug);
   EXPECT_EQ(set.log_format, LogFormat::kJson);
@@ -114,10 +114,11 @@ TEST(CommandLine, OperationsOptions) {
 TEST(CommandLine, HelpAndVersionExitWithStatus0) {
   const auto help = std::get<EarlyExit>(parse({"--help"}));
   EXPECT_EQ(help.status, 0);
-  for (const char* option : {"--listen", "--handlers", "--handler-cmd", "--max-head-bytes", "--max-request-bytes",
-                             "--request-timeout", "--max-queue", "--queue-timeout", "--max-requests",
-                             "--max-requests-jitter", "--read-timeout", "--idle-timeout", "--shutdown-timeout",
-                             "--admin", "--log-level", "--log-format", "--access-log"}) {
+  for (const char* option :
+       {"--listen", "--handlers", "--handler-cmd", "--max-head-bytes", "--max-request-bytes",
+        "--request-timeout", "--max-queue", "--queue-timeout", "--max-requests", "--max-requests-jitter",
+        "--read-timeout", "--idle-timeout", "--shutdown-timeout", "--admin", "--log-level", "--log-format",
+        "--access-log"}) {
     EXPECT_NE(help.text.find(option), std::string::npos) << option;
   }
   const auto version = std::get<EarlyExit>(parse({"--version"}));
@@ -202,7 +203,8 @@ TEST(RequestHead, RefusalsSpeakTheClientsProtocol) {
   EXPECT_TRUE(busy.starts_with("HTTP/1.1 503 Service Unavailable\r\n")) << busy;
   EXPECT_NE(busy.find("Retry-After: 1\r\n"), std::string::npos);
   EXPECT_NE(busy.find("Connection: close\r\n"), std::string::npos);
-  EXPECT_TRUE(busy.ends_with("Content-Length: 5\r\nRetry-After: 1\r\nConnection: close\r\n\r\nbusy\n")) << busy;
+  EXPECT_TRUE(busy.ends_with("Content-Length: 5\r\nRetry-After: 1\r\nConnection: close\r\n\r\nbusy\n"))
+      << busy;
   EXPECT_TRUE(refusal_message(Protocol::kHttp, Refusal::kHandlerCrashed).starts_with("HTTP/1.1 502 "));
   EXPECT_TRUE(refusal_message(Protocol::kHttp, Refusal::kTimeout).starts_with("HTTP/1.1 504 "));
   EXPECT_TRUE(refusal_message(Protocol::kHttp, Refusal::kReadTimeout).starts_with("HTTP/1.1 408 "));
