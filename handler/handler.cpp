@@ -1,9 +1,12 @@
 // The handler loop behind handoff::Handler::run: receive a connection from the reactor, serve its requests
 // with the session of its protocol, report done.
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -25,14 +28,15 @@ using handler::Limits;
 using handler::SessionOutcome;
 
 constexpr const char* kUsage =
-    "usage: %s\n"
-    "A handoff handler process. The reactor starts it (reactor --handler-cmd %s); it is not meant to be run "
-    "by\n"
-    "hand. It reads its settings from the environment the reactor gives it:\n"
+    "usage: %s [ITS OWN ARGUMENTS]\n"
+    "A handoff handler process. The reactor starts it (reactor --handler-cmd %s); it is not meant to be\n"
+    "run by hand. It reads its settings from the environment the reactor gives it:\n"
     "  HANDOFF_IPC_FD             descriptor of its channel to the reactor (always 3)\n"
     "  HANDOFF_MAX_REQUEST_BYTES  longest request line or HTTP body it accepts (default 2097152)\n"
     "  HANDOFF_MAX_HEAD_BYTES     longest HTTP request head it accepts (default 65536)\n"
     "  HANDOFF_READ_TIMEOUT_MS    how long it waits on a stalled client (default 10000)\n"
+    "  HANDOFF_REACTOR_PID        its reactor; it exits when that is no longer its parent\n"
+    "It ignores SIGINT, SIGTERM and SIGHUP: it exits when the reactor closes its channel, or dies with it.\n"
     "Commands: %s\n";
 
 // A non-negative whole number from the environment; fallback when unset; exits with a message when malformed.
@@ -51,6 +55,25 @@ long long setting(const char* name, long long fallback) {
 
 void log_channel_error(const char* what, std::error_code error) {
   std::fprintf(stderr, "handler[%d]: %s: %s\n", getpid(), what, error.message().c_str());
+}
+
+// A handler lives and stops as its reactor says, whoever else signals the process group: Ctrl-C in a terminal
+// (SIGINT to the foreground group), `timeout` and systemd's KillMode=control-group (SIGTERM to every process)
+// reach the handlers too, and a handler that died of them would fail the request it was computing. The
+// reactor drains and then closes the channel, which is what ends a handler. Ignored signals stay ignored in
+// children the handler's code starts (signal(7)); such code may restore SIG_DFL in its child.
+//
+// It also dies with its reactor: PR_SET_PDEATHSIG (prctl(2)) sends SIGKILL when the parent exits, and a
+// reactor that died before the call is noticed by the parent pid it left in HANDOFF_REACTOR_PID.
+bool follow_the_reactor() {
+  for (const int signal_number : {SIGINT, SIGTERM, SIGHUP}) signal(signal_number, SIG_IGN);
+  // A client that vanishes must not kill the handler; writes report EPIPE instead.
+  signal(SIGPIPE, SIG_IGN);
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
+    std::fprintf(stderr, "handler[%d]: prctl(PR_SET_PDEATHSIG): %s\n", getpid(), std::strerror(errno));
+  }
+  const long long reactor = setting("HANDOFF_REACTOR_PID", 0);
+  return reactor == 0 || ::getppid() == reactor;
 }
 
 }  // namespace
@@ -102,24 +125,30 @@ Reply Handler::execute(const Request& request) const {
 
 int Handler::run(int argc, char** argv) {
   const char* self = argc > 0 ? argv[0] : "handler";
-  if (argc > 1) {
-    const bool help = std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0;
-    std::fprintf(help ? stdout : stderr, kUsage, self, self, command_names().c_str());
-    return help ? 0 : 2;
-  }
   const long long channel_fd = setting(ipc::kChannelFdVariable, -1);
   if (channel_fd < 0) {
-    std::fprintf(stderr, "handler: %s is not set; a handler is started by the reactor (see %s --help)\n",
-                 ipc::kChannelFdVariable, self);
-    return 2;
+    // Started by hand. Started by the reactor, the arguments are the handler's own and run() leaves them be.
+    const bool help = argc > 1 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0);
+    if (!help) {
+      std::fprintf(stderr, "handler: %s is not set; a handler is started by the reactor\n",
+                   ipc::kChannelFdVariable);
+    }
+    std::fprintf(help ? stdout : stderr, kUsage, self, self, command_names().c_str());
+    return help ? 0 : 2;
   }
   const Limits limits{
       .max_request_bytes = static_cast<size_t>(setting("HANDOFF_MAX_REQUEST_BYTES", 2 << 20)),
       .max_head_bytes = static_cast<size_t>(setting("HANDOFF_MAX_HEAD_BYTES", 64 << 10)),
       .io_timeout = std::chrono::milliseconds(setting("HANDOFF_READ_TIMEOUT_MS", 10000)),
   };
-  // A client that vanishes must not kill the handler; writes report EPIPE instead.
-  signal(SIGPIPE, SIG_IGN);
+  if (!follow_the_reactor()) return 1;  // The reactor is gone already.
+  // Processes that the handler's code starts must not hold the channel open (they would keep the reactor
+  // from seeing this handler exit). Client sockets arrive close-on-exec (MSG_CMSG_CLOEXEC).
+  if (::fcntl(static_cast<int>(channel_fd), F_SETFD, FD_CLOEXEC) != 0) {
+    std::fprintf(stderr, "handler[%d]: fcntl(F_SETFD, FD_CLOEXEC) on the channel: %s\n", getpid(),
+                 std::strerror(errno));
+    return 1;
+  }
 
   ipc::BlockingChannel channel{ipc::UniqueFd(static_cast<int>(channel_fd))};
   if (auto error = channel.send({.type = ipc::MessageType::kHello})) {

@@ -97,6 +97,7 @@ StatsSnapshot AdminRoutes::snapshot() const {
   s.queue_length = dispatcher_.waiting_connections();
   s.open_connections = frontend_.open_connections();
   s.metrics = &metrics_;
+  s.reload = &pool_.last_reload();
   const double wall_now = static_cast<double>(std::time(nullptr));
   const uint64_t loop_now_ms = uv_now(loop_);
   for (const auto& [id, handler] : pool_.handlers()) {

@@ -187,6 +187,8 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
     ("read-timeout", "a client must send a whole request within this; else 'ERR read timeout'", text("10s"),
      "TIME")
     ("idle-timeout", "a connection with no request for this long is closed", text("60s"), "TIME")
+    ("handler-start-timeout", "a handler that has not said hello this long after its start is killed; a "
+                              "reload whose new handlers do not is abandoned", text("10s"), "TIME")
     ("shutdown-timeout", "on SIGTERM/SIGINT, requests still running after this are cut off", text("30s"),
      "TIME");
   options.add_options("Operations")
@@ -245,6 +247,8 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
                              config.read_timeout)) ||
         (error = read_option(result, "idle-timeout", parse_duration, ms, day, "a duration from 1ms to 24h",
                              config.idle_timeout)) ||
+        (error = read_option(result, "handler-start-timeout", parse_duration, ms, day,
+                             "a duration from 1ms to 24h", config.handler_start_timeout)) ||
         (error = read_option(result, "shutdown-timeout", parse_duration, ms, day,
                              "a duration from 1ms to 24h", config.shutdown_timeout));
     if (error) return *error;

@@ -35,14 +35,15 @@ struct Config {
   size_t max_request_bytes = 2 * 1024 * 1024;
 
   // Failure handling: docs/operations.md says what a client sees when each one strikes.
-  Milliseconds request_timeout{30000};   // A handler busy longer with one hand-off is killed.
-  size_t max_queue = 1024;               // Connections waiting for a handler; one more gets "ERR busy".
-  Milliseconds queue_timeout{30000};     // A connection waiting longer gets "ERR busy".
-  uint64_t max_requests = 0;             // A handler retires after this many requests; 0: never.
-  uint64_t max_requests_jitter = 0;      // Each handler's limit is raised by a random 0..jitter.
-  Milliseconds read_timeout{10000};      // A started request must be complete within this.
-  Milliseconds idle_timeout{60000};      // A connection with no request for this long is closed.
-  Milliseconds shutdown_timeout{30000};  // On SIGTERM, work still running after this is cut off.
+  Milliseconds request_timeout{30000};        // A handler busy longer with one hand-off is killed.
+  size_t max_queue = 1024;                    // Connections waiting for a handler; one more gets "ERR busy".
+  Milliseconds queue_timeout{30000};          // A connection waiting longer gets "ERR busy".
+  uint64_t max_requests = 0;                  // A handler retires after this many requests; 0: never.
+  uint64_t max_requests_jitter = 0;           // Each handler's limit is raised by a random 0..jitter.
+  Milliseconds read_timeout{10000};           // A started request must be complete within this.
+  Milliseconds idle_timeout{60000};           // A connection with no request for this long is closed.
+  Milliseconds handler_start_timeout{10000};  // A handler without hello this long after its start is killed.
+  Milliseconds shutdown_timeout{30000};       // On SIGTERM, work still running after this is cut off.
 
   // Operations: docs/operations.md.
   std::optional<ListenAddress> admin = ListenAddress{"127.0.0.1", 8889};  // nullopt: --admin off.

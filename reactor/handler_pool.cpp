@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 
 #include "reactor/log.hpp"
 
@@ -31,6 +32,7 @@ HandlerPool::HandlerPool(uv_loop_t* loop, const Config& config, Dispatcher& disp
           "HANDOFF_MAX_REQUEST_BYTES=" + std::to_string(config.max_request_bytes),
           "HANDOFF_MAX_HEAD_BYTES=" + std::to_string(config.max_head_bytes),
           "HANDOFF_READ_TIMEOUT_MS=" + std::to_string(config.read_timeout.count()),
+          "HANDOFF_REACTOR_PID=" + std::to_string(uv_os_getpid()),
       },
       target_(config.handlers) {
   uv_timer_init(loop_, &respawn_timer_);
@@ -46,19 +48,46 @@ std::error_code HandlerPool::start() {
 
 // --- The life of one handler: spawn, hello, reports, exit ---
 
-std::error_code HandlerPool::spawn() {
+std::error_code HandlerPool::spawn(std::optional<HandlerId> replaces, bool for_reload) {
   const HandlerId id = next_id_++;
   auto handler =
       make_loop_owned<HandlerProcess>(loop_, id, config_, static_cast<HandlerProcess::Events&>(*this));
   if (auto error = handler->spawn(config_.handler_command, environment_)) return error;
-  log_at(LogLevel::kDebug, "handler %d started", handler->pid());
+  if (config_.max_requests > 0) {
+    // Drawn once per handler, so that handlers started together retire apart.
+    std::uniform_int_distribution<uint64_t> jitter(0, config_.max_requests_jitter);
+    handler->set_request_limit(config_.max_requests + jitter(random_));
+  }
+  log_at(LogLevel::kDebug, "handler %d started%s", handler->pid(), replaces ? " as a replacement" : "");
+  if (replaces) replacing_.emplace(id, Replacement{*replaces, for_reload});
   handlers_.emplace(id, std::move(handler));
   return {};
 }
 
 void HandlerPool::on_handler_ready(HandlerProcess& handler) {
   any_handler_ready_ = true;
+  if (replacing_.contains(handler.id())) take_over(handler);
   offer(handler);
+  if (!announced_ready_ && ready_count() >= target_) {
+    announced_ready_ = true;
+    events_.on_pool_ready();
+  }
+}
+
+// A replacement said hello: the handler it replaces retires now, so the pool's size holds throughout.
+void HandlerPool::take_over(HandlerProcess& replacement) {
+  const Replacement replaced = replacing_.at(replacement.id());
+  replacing_.erase(replacement.id());
+  if (const auto old = handlers_.find(replaced.old); old != handlers_.end() && !old->second->retiring()) {
+    retire(*old->second);
+  }
+  if (!replaced.for_reload || last_reload_.state != "in progress") return;
+  const bool more = std::any_of(replacing_.begin(), replacing_.end(),
+                                [](const auto& entry) { return entry.second.for_reload; });
+  if (!more) {
+    last_reload_.state = "done";
+    log_at(LogLevel::kInfo, "reload done: every handler is a fresh process");
+  }
 }
 
 void HandlerPool::offer(HandlerProcess& handler) {
@@ -76,8 +105,7 @@ void HandlerPool::on_request_answered(HandlerProcess& handler, int status, doubl
 
 void HandlerPool::on_handler_done(HandlerProcess& handler, ipc::Message done) {
   if (!dispatcher_.handler_done(handler.id(), done.connection_id)) {
-    log_at(LogLevel::kWarn, "handler %d reported a connection it was not given; replacing it", handler.pid());
-    handler.kill(SIGKILL);
+    handler.kill_for("it reported a connection it was not given");
     return;
   }
   const uint64_t answered_bytes = handler.answered_bytes();
@@ -86,26 +114,30 @@ void HandlerPool::on_handler_done(HandlerProcess& handler, ipc::Message done) {
   events_.on_connection_returned(std::move(done), answered_bytes);
 }
 
-void HandlerPool::on_handler_broken(HandlerProcess& handler, std::error_code why) {
-  log_at(LogLevel::kWarn, "handler %d broke the ipc protocol (%s); killed it", handler.pid(),
-         why.message().c_str());
-}
-
 void HandlerPool::on_handler_exited(HandlerProcess& handler, int64_t exit_status, int term_signal) {
   const HandlerId id = handler.id();
-  const bool expected = handler.retiring() || phase_ != Phase::kServing;
-  if (term_signal != 0) {
-    log_at(LogLevel::kWarn, "handler %d was killed by signal %d (%s)", handler.pid(), term_signal,
-           strsignal(term_signal));
-  } else if (exit_status != 0 || !expected) {
-    log_at(LogLevel::kWarn, "handler %d exited with status %lld", handler.pid(),
-           static_cast<long long>(exit_status));
-  } else {
-    log_at(LogLevel::kDebug, "handler %d exited with status 0", handler.pid());
-  }
+  log_exit(handler, exit_status, term_signal);
   if (const std::optional<ConnectionId> orphan = dispatcher_.handler_gone(id)) {
     events_.on_connection_orphaned(*orphan, handler);
   }
+  ++metrics_.counters.handler_exits;
+
+  // A replacement that died before its hello replaces nothing: the handler it was to replace serves on, and
+  // a reload it belonged to is abandoned.
+  if (const auto pending = replacing_.find(id); pending != replacing_.end()) {
+    const bool for_reload = pending->second.for_reload;
+    replacing_.erase(pending);
+    if (for_reload && phase_ == Phase::kServing && last_reload_.state == "in progress") {
+      abandon_reload(
+          handler, handler.kill_reason().empty() ? "it exited before it said hello" : handler.kill_reason());
+    }
+    ++early_exits_in_a_row_;
+    handlers_.erase(id);
+    finish_if_empty();
+    return;
+  }
+  // A handler that dies while its replacement starts leaves the replacement as an ordinary member.
+  std::erase_if(replacing_, [id](const auto& entry) { return entry.second.old == id; });
 
   // A handler that died before its hello, or young without answering anything, started badly; one that was
   // killed for taking too long, or had served requests, had shown that it works.
@@ -116,7 +148,6 @@ void HandlerPool::on_handler_exited(HandlerProcess& handler, int64_t exit_status
       !handler.retiring() &&
       (phase_ == Phase::kServing || (phase_ == Phase::kDraining && dispatcher_.waiting_connections() > 0));
   handlers_.erase(id);
-  ++metrics_.counters.handler_exits;
   if (replace) {
     ++metrics_.counters.respawns;
     schedule_respawn(started_badly);
@@ -125,17 +156,39 @@ void HandlerPool::on_handler_exited(HandlerProcess& handler, int64_t exit_status
   }
 }
 
+// One log line per handler death, with its cause.
+void HandlerPool::log_exit(const HandlerProcess& handler, int64_t exit_status, int term_signal) const {
+  const std::string how = term_signal != 0 ? "was killed by signal " + std::to_string(term_signal) + " (" +
+                                                 strsignal(term_signal) + ")"
+                                           : "exited with status " + std::to_string(exit_status);
+  const bool expected = handler.retiring() || phase_ != Phase::kServing;
+  if (!handler.kill_reason().empty()) {
+    log_at(expected ? LogLevel::kInfo : LogLevel::kWarn, "handler %d %s: %s", handler.pid(), how.c_str(),
+           handler.kill_reason().c_str());
+  } else if (term_signal != 0 || exit_status != 0 || !expected) {
+    log_at(LogLevel::kWarn, "handler %d %s%s", handler.pid(), how.c_str(),
+           handler.said_hello() ? "" : " before it said hello");
+  } else {
+    log_at(LogLevel::kDebug, "handler %d %s", handler.pid(), how.c_str());
+  }
+}
+
 // --- Keeping the pool at its size ---
 
 size_t HandlerPool::serving_count() const {
-  return std::count_if(handlers_.begin(), handlers_.end(),
-                       [](const auto& entry) { return !entry.second->retiring(); });
+  return std::count_if(handlers_.begin(), handlers_.end(), [this](const auto& entry) {
+    return !entry.second->retiring() && !replacing_.contains(entry.first);
+  });
+}
+
+size_t HandlerPool::ready_count() const {
+  return std::count_if(handlers_.begin(), handlers_.end(), [this](const auto& entry) {
+    return entry.second->said_hello() && !entry.second->retiring() && !replacing_.contains(entry.first);
+  });
 }
 
 bool HandlerPool::any_ready() const {
-  return std::any_of(handlers_.begin(), handlers_.end(), [](const auto& entry) {
-    return entry.second->said_hello() && !entry.second->retiring();
-  });
+  return ready_count() > 0;
 }
 
 void HandlerPool::spawn_missing() {
@@ -176,14 +229,25 @@ void HandlerPool::schedule_respawn(bool started_badly) {
       delay, 0);
 }
 
-// A handler that has served --max-requests (plus its jitter) takes no new work: it exits once idle, and a
-// replacement is started at once.
+// A handler that has served its request limit gets a replacement, and serves on until that one said hello.
+// A replacement that fails to start is tried again after a later request, once the backoff allows.
 void HandlerPool::retire_if_worn(HandlerProcess& handler) {
-  if (handler.retiring() || config_.max_requests == 0) return;
-  std::uniform_int_distribution<uint64_t> jitter(0, config_.max_requests_jitter);
-  if (handler.requests_served() < config_.max_requests + jitter(random_)) return;
+  const uint64_t limit = handler.request_limit();
+  if (handler.retiring() || limit == 0 || handler.requests_served() < limit) return;
+  if (phase_ != Phase::kServing || uv_is_active(as_handle(&respawn_timer_))) return;
+  const HandlerId id = handler.id();
+  const bool replacing = std::any_of(replacing_.begin(), replacing_.end(),
+                                     [id](const auto& entry) { return entry.second.old == id; });
+  if (!replacing && spawn(id)) schedule_respawn(true);
+}
+
+// The handler takes no new work: it exits once idle (at once when it is idle now).
+void HandlerPool::retire(HandlerProcess& handler) {
   handler.set_retiring();
-  spawn_missing();
+  if (handler.said_hello() && !dispatcher_.connection_of(handler.id())) {
+    dispatcher_.handler_gone(handler.id());  // Withdrawn from the idle handlers.
+    handler.end_channel();
+  }
 }
 
 void HandlerPool::resize(unsigned size) {
@@ -194,40 +258,76 @@ void HandlerPool::resize(unsigned size) {
   for (const auto wanted : {0, 1, 2}) {
     for (auto& [id, handler] : handlers_) {
       if (surplus == 0) break;
-      if (handler->retiring()) continue;
+      if (handler->retiring() || replacing_.contains(id)) continue;
       const int kind = !handler->said_hello() ? 1 : dispatcher_.connection_of(id) ? 2 : 0;
       if (kind != wanted) continue;
-      handler->set_retiring();
+      retire(*handler);
       --surplus;
-      if (kind == 0) {
-        dispatcher_.handler_gone(id);
-        handler->end_channel();
-      }
     }
   }
   spawn_missing();
 }
 
-// New handlers start at once; each old one finishes the request it is serving, if any, and then exits.
+// Every handler gets a fresh replacement; each old one serves until its replacement said hello, then
+// finishes the request it is serving, if any, and exits. A reload still under way is superseded.
 void HandlerPool::reload() {
-  log_at(LogLevel::kInfo, "SIGHUP: replacing %zu handlers with fresh processes of '%s'", serving_count(),
-         config_.handler_command[0].c_str());
+  std::vector<HandlerId> old;
   for (auto& [id, handler] : handlers_) {
-    if (handler->retiring()) continue;
-    handler->set_retiring();
-    if (handler->said_hello() && !dispatcher_.connection_of(id)) {
-      dispatcher_.handler_gone(id);  // Idle: withdrawn from the idle list, told to exit.
-      handler->end_channel();
+    if (const auto pending = replacing_.find(id); pending != replacing_.end()) {
+      handler->set_retiring();
+      handler->kill_for("a newer reload replaces it");
+      replacing_.erase(pending);
+    } else if (!handler->retiring()) {
+      old.push_back(id);
     }
   }
+  log_at(LogLevel::kInfo,
+         "SIGHUP: starting %zu fresh processes of '%s'; the old handlers serve until they are ready",
+         old.size(), config_.handler_command[0].c_str());
+  last_reload_ = {.state = "in progress", .at_unix = static_cast<double>(std::time(nullptr))};
   early_exits_in_a_row_ = 0;
-  spawn_missing();
+  uv_timer_stop(&respawn_timer_);
+  for (const HandlerId id : old) {
+    if (auto error = spawn(id, true)) {
+      abandon_reload(*handlers_.at(id),
+                     "cannot start '" + config_.handler_command[0] + "': " + error.message());
+      return;
+    }
+  }
+  if (old.empty()) last_reload_.state = "done";
+}
+
+// The reload's new handlers still starting are stopped; the old handlers keep serving.
+void HandlerPool::abandon_reload(const HandlerProcess& failed, const std::string& why) {
+  size_t stopped = 0;
+  for (auto it = replacing_.begin(); it != replacing_.end();) {
+    if (!it->second.for_reload) {
+      ++it;
+      continue;
+    }
+    HandlerProcess& replacement = *handlers_.at(it->first);
+    replacement.set_retiring();
+    replacement.kill_for("its reload was abandoned");
+    it = replacing_.erase(it);
+    ++stopped;
+  }
+  ++metrics_.counters.failed_reloads;
+  last_reload_ = {.state = "abandoned",
+                  .error = "a new handler (pid " + std::to_string(failed.pid()) + ") did not start: " + why,
+                  .at_unix = static_cast<double>(std::time(nullptr))};
+  log_at(LogLevel::kError,
+         "reload abandoned: %s; stopped %zu other new handlers; %zu old handlers keep serving",
+         last_reload_.error.c_str(), stopped, serving_count());
 }
 
 // --- Winding down ---
 
 void HandlerPool::drain() {
   phase_ = Phase::kDraining;
+  for (auto& [id, handler] : handlers_) {
+    if (replacing_.contains(id)) handler->kill_for("the server is shutting down");
+  }
+  replacing_.clear();
   if (dispatcher_.waiting_connections() == 0) {
     for (auto& [id, handler] : handlers_) {
       if (handler->said_hello() && !dispatcher_.connection_of(id)) {

@@ -2,14 +2,19 @@
 
 // Internal to the reactor. HandlerPool: the life of every handler process. It starts the pool, takes each
 // handler's hello and reports, replaces handlers that die (at once after a healthy life, with a doubling
-// delay after a bad start), retires worn handlers (--max-requests), replaces them all on SIGHUP, resizes the
+// delay after a bad start), recycles worn handlers (--max-requests), replaces them all on SIGHUP, resizes the
 // pool (SIGTTIN/SIGTTOU, POST /pool) and winds it down at shutdown. It never touches a client connection: it
 // tells its Events when a handler can take work, hands back a connection, or died holding one.
+//
+// Replacing never costs capacity: a reload or a recycling starts the new handler first and retires the old
+// one only once the new one said hello. Until then the new one is a pending replacement and does not count
+// towards the pool's size. A reload whose new handlers fail to start is abandoned and the old ones serve on.
 //
 // Ownership: handlers_ owns every child process until it has been reaped.
 
 #include <uv.h>
 
+#include <optional>
 #include <random>
 #include <string>
 #include <system_error>
@@ -41,6 +46,8 @@ class HandlerPool final : HandlerProcess::Events {
     virtual void on_request_answered(HandlerProcess& handler, int status, double service_ms) = 0;
     // The handler command failed again and again before any handler was ready: the pool cannot serve.
     virtual void on_pool_failed() = 0;
+    // The first time as many handlers as the pool's size have said hello: the server is ready.
+    virtual void on_pool_ready() = 0;
     // Once draining or stopping: the last handler has exited and the pool closed its handles.
     virtual void on_pool_empty() = 0;
 
@@ -71,23 +78,33 @@ class HandlerPool final : HandlerProcess::Events {
   Phase phase() const { return phase_; }
   // Whether some handler has said hello and is not retiring.
   bool any_ready() const;
+  // Whether the handler is a replacement that has not said hello yet.
+  bool is_pending_replacement(HandlerId id) const { return replacing_.contains(id); }
+  // How the last SIGHUP went, for /stats and the status page.
+  const ReloadReport& last_reload() const { return last_reload_; }
 
  private:
   // HandlerProcess::Events.
   void on_handler_ready(HandlerProcess& handler) override;
   void on_request_answered(HandlerProcess& handler, int status, double service_ms) override;
   void on_handler_done(HandlerProcess& handler, ipc::Message done) override;
-  void on_handler_broken(HandlerProcess& handler, std::error_code why) override;
   void on_handler_exited(HandlerProcess& handler, int64_t exit_status, int term_signal) override;
 
-  std::error_code spawn();
+  // Starts a handler; with replaces, as the replacement of that handler (for a reload when for_reload).
+  std::error_code spawn(std::optional<HandlerId> replaces = std::nullopt, bool for_reload = false);
   void spawn_missing();
+  void take_over(HandlerProcess& replacement);
+  void retire(HandlerProcess& handler);
+  void abandon_reload(const HandlerProcess& failed, const std::string& why);
+  void log_exit(const HandlerProcess& handler, int64_t exit_status, int term_signal) const;
   void schedule_respawn(bool started_badly);
   // The handler can take work: offered to the connections, or told to exit when it is retiring or nothing
   // is left to do in a stop.
   void offer(HandlerProcess& handler);
   void retire_if_worn(HandlerProcess& handler);
+  // Handlers that count towards the pool's size: neither retiring nor a pending replacement.
   size_t serving_count() const;
+  size_t ready_count() const;
   void finish_if_empty();
 
   uv_loop_t* loop_;
@@ -100,6 +117,14 @@ class HandlerPool final : HandlerProcess::Events {
   unsigned target_;  // --handlers, changed by SIGTTIN, SIGTTOU and POST /pool.
   std::unordered_map<HandlerId, LoopOwned<HandlerProcess>> handlers_;
   HandlerId next_id_ = 1;
+
+  struct Replacement {
+    HandlerId old;    // Retires once the replacement said hello.
+    bool for_reload;  // Part of a SIGHUP reload (else a recycling).
+  };
+  std::unordered_map<HandlerId, Replacement> replacing_;  // Keyed by the replacement's id.
+  ReloadReport last_reload_;
+  bool announced_ready_ = false;
 
   // Respawn backoff: handlers that died soon after they started, in a row.
   unsigned early_exits_in_a_row_ = 0;

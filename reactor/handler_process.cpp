@@ -110,6 +110,7 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
   }
   channel_polled_ = true;
   update_polling();
+  start_start_timer();
   return {};
 }
 
@@ -153,8 +154,7 @@ void HandlerProcess::flush_outbox() {
     const ipc::IoResult sent = ipc::send_with_descriptor(channel_.get(), outbox_, outbox_descriptor_);
     if (sent.would_block()) break;
     if (sent.error) {
-      log_at(LogLevel::kWarn, "sendmsg to handler %d: %s", pid(), sent.error.message().c_str());
-      break_off(sent.error);
+      break_off("sendmsg to it failed: " + sent.error.message());
       return;
     }
     outbox_.erase(0, sent.bytes);
@@ -165,8 +165,7 @@ void HandlerProcess::flush_outbox() {
 
 void HandlerProcess::on_channel_event(int status, int events) {
   if (status < 0) {
-    log_at(LogLevel::kWarn, "polling the channel of handler %d: %s", pid(), uv_strerror(status));
-    break_off(errno_code(-status));
+    break_off(std::string("polling its channel failed: ") + uv_strerror(status));
     return;
   }
   if (events & UV_WRITABLE) flush_outbox();
@@ -180,17 +179,15 @@ void HandlerProcess::read_channel() {
     const ipc::IoResult received = ipc::receive_with_descriptors(channel_.get(), buffer, descriptors);
     if (received.would_block()) return;
     if (received.error) {
-      log_at(LogLevel::kWarn, "recvmsg from handler %d: %s", pid(), received.error.message().c_str());
-      break_off(received.error);
+      break_off("recvmsg from it failed: " + received.error.message());
       return;
     }
     if (!descriptors.empty()) {
-      log_at(LogLevel::kWarn, "handler %d sent a descriptor, which handlers never do", pid());
-      break_off(ipc::Errc::kUnexpectedDescriptor);
+      break_off("it sent a descriptor, which handlers never do");
       return;
     }
     if (received.bytes == 0) {
-      break_off(ipc::Errc::kPeerClosed);
+      break_off("");  // It closed its channel: it is exiting, and its exit status tells why.
       return;
     }
     decoder_.append(std::span(buffer, received.bytes));
@@ -202,8 +199,7 @@ void HandlerProcess::read_channel() {
       if (broken_) return;
     }
     if (error) {
-      log_at(LogLevel::kWarn, "handler %d sent a bad frame: %s", pid(), error.message().c_str());
-      break_off(error);
+      break_off("it sent a bad frame: " + error.message());
       return;
     }
     if (drained) return;
@@ -214,6 +210,7 @@ void HandlerProcess::on_message(ipc::Message message) {
   ipc::Progress progress{};
   if (message.type == ipc::MessageType::kHello && !said_hello_) {
     said_hello_ = true;
+    uv_timer_stop(&request_timer_);  // The start timer.
     events_.on_handler_ready(*this);
   } else if ((message.type == ipc::MessageType::kAnswered || message.type == ipc::MessageType::kDone) &&
              said_hello_ && ipc::split_progress_payload(message.payload, progress)) {
@@ -232,9 +229,8 @@ void HandlerProcess::on_message(ipc::Message message) {
       events_.on_handler_done(*this, std::move(message));
     }
   } else {
-    log_at(LogLevel::kWarn, "handler %d sent an unexpected frame (type %u, %zu bytes)", pid(),
-           static_cast<unsigned>(message.type), message.payload.size());
-    break_off(ipc::Errc::kUnknownType);
+    break_off("it sent an unexpected frame (type " + std::to_string(static_cast<unsigned>(message.type)) +
+              ", " + std::to_string(message.payload.size()) + " bytes)");
   }
 }
 
@@ -247,18 +243,37 @@ void HandlerProcess::start_request_timer() {
 
 void HandlerProcess::on_request_timeout() {
   if (broken_ || exited_) return;
-  log_at(LogLevel::kWarn, "handler %d exceeded --request-timeout (%lld ms); killing it", pid(),
-         static_cast<long long>(config_.request_timeout.count()));
   timed_out_ = true;
-  kill(SIGKILL);
+  kill_for("it exceeded --request-timeout (" + std::to_string(config_.request_timeout.count()) + " ms)");
 }
 
-void HandlerProcess::break_off(std::error_code why) {
+// Before its hello the request timer is the start timer: a handler that hangs at start-up is not waited for.
+void HandlerProcess::start_start_timer() {
+  uv_timer_start(
+      &request_timer_,
+      [](uv_timer_t* timer) {
+        auto* self = static_cast<HandlerProcess*>(timer->data);
+        if (self->said_hello_ || self->exited_) return;
+        self->kill_for("it did not say hello within --handler-start-timeout (" +
+                       std::to_string(self->config_.handler_start_timeout.count()) + " ms)");
+      },
+      static_cast<uint64_t>(config_.handler_start_timeout.count()), 0);
+}
+
+void HandlerProcess::break_off(std::string why) {
   if (broken_) return;
   broken_ = true;
   update_polling();
+  if (why.empty()) {
+    kill(SIGKILL);
+  } else {
+    kill_for("it broke the ipc protocol: " + why);
+  }
+}
+
+void HandlerProcess::kill_for(std::string reason) {
+  if (kill_reason_.empty()) kill_reason_ = std::move(reason);
   kill(SIGKILL);
-  events_.on_handler_broken(*this, why);
 }
 
 void HandlerProcess::end_channel() {

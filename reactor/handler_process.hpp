@@ -30,9 +30,6 @@ class HandlerProcess {
     virtual void on_request_answered(HandlerProcess& handler, int status, double service_ms) = 0;
     // The handler reported it is done with a connection.
     virtual void on_handler_done(HandlerProcess& handler, ipc::Message done) = 0;
-    // The handler broke the protocol or closed its channel. It has been sent SIGKILL; on_handler_exited
-    // follows.
-    virtual void on_handler_broken(HandlerProcess& handler, std::error_code why) = 0;
     // The process exited and was reaped: drop the HandlerProcess now.
     virtual void on_handler_exited(HandlerProcess& handler, int64_t exit_status, int term_signal) = 0;
 
@@ -76,6 +73,16 @@ class HandlerProcess {
   void end_channel();
 
   void kill(int signal);
+  // Kills the handler with SIGKILL for a reason of the reactor's, which kill_reason() keeps (the first given)
+  // for the one log line of its exit.
+  void kill_for(std::string reason);
+  // Why the reactor killed it ("it exceeded --request-timeout (30000 ms)"); empty when it did not.
+  const std::string& kill_reason() const { return kill_reason_; }
+
+  // How many requests it serves before it retires: --max-requests plus this handler's own jitter, drawn once
+  // when it starts; 0 for no limit.
+  uint64_t request_limit() const { return request_limit_; }
+  void set_request_limit(uint64_t limit) { request_limit_ = limit; }
 
   void close();  // Deletes the object once libuv is done with it; call after on_handler_exited.
 
@@ -89,7 +96,9 @@ class HandlerProcess {
   void on_channel_event(int status, int events);
   void read_channel();
   void flush_outbox();
-  void break_off(std::error_code why);
+  void start_start_timer();
+  // Stops reading the channel and kills the handler; why is empty when the handler itself closed it.
+  void break_off(std::string why);
   void update_polling();
 
   uv_loop_t* loop_;
@@ -117,6 +126,8 @@ class HandlerProcess {
   bool channel_polled_ = false;  // channel_poll_ is initialised.
   int polled_events_ = 0;        // The events channel_poll_ watches now.
   bool channel_ended_ = false;
+  std::string kill_reason_;
+  uint64_t request_limit_ = 0;
 };
 
 }  // namespace handoff::reactor

@@ -39,6 +39,7 @@ struct Counters {
   uint64_t shutting_down = 0;   // Cut off by a stop.
   uint64_t respawns = 0;        // Handlers started to replace ones that exited.
   uint64_t handler_exits = 0;   // Handlers that exited, for any reason.
+  uint64_t failed_reloads = 0;  // Reloads abandoned because the new handlers did not start.
 };
 
 struct Metrics {
@@ -57,6 +58,13 @@ struct HandlerSnapshot {
   uint64_t resident_bytes;
 };
 
+// How the last SIGHUP reload went.
+struct ReloadReport {
+  std::string state = "none";  // "none", "in progress", "done", "abandoned"
+  std::string error;           // Why it was abandoned.
+  double at_unix = 0;          // When it began, or was abandoned.
+};
+
 struct StatsSnapshot {
   std::string status;  // "serving", "draining", "stopping"
   double uptime_seconds;
@@ -65,6 +73,7 @@ struct StatsSnapshot {
   size_t queue_length;
   size_t open_connections;
   const Metrics* metrics;
+  const ReloadReport* reload;
   std::vector<HandlerSnapshot> handlers;
 };
 

@@ -29,12 +29,17 @@ std::error_code Server::start() {
           return admin_routes_.answer(method, path, query);
         });
   }
+  return {};
+}
+
+// Ready means ready: connections were accepted and queued since the listener opened, and now a handler is
+// there for each.
+void Server::on_pool_ready() {
+  if (phase_ != Phase::kServing) return;
   std::printf("listening on %s\n", frontend_.local_address().to_string().c_str());
   if (admin_) std::printf("admin listening on %s\n", admin_->local_address().to_string().c_str());
   std::fflush(stdout);
-  log_at(LogLevel::kInfo, "serving with %u handlers: %s", config_.handlers,
-         config_.handler_command[0].c_str());
-  return {};
+  log_at(LogLevel::kInfo, "serving with %u handlers: %s", pool_.target(), config_.handler_command[0].c_str());
 }
 
 // --- Signals ---

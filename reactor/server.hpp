@@ -25,8 +25,9 @@ class Server final : HandlerPool::Events {
  public:
   Server(uv_loop_t* loop, Config config);
 
-  // Listens, starts the handlers and prints "listening on HOST:PORT". The failed step is logged; the caller
-  // then calls stop() and runs the loop until it is empty.
+  // Listens and starts the handlers; once they have all said hello, it prints "listening on HOST:PORT" (and
+  // "admin listening on HOST:PORT"), which scripts wait for. The failed step is logged; the caller then calls
+  // stop() and runs the loop until it is empty.
   std::error_code start();
 
   // Stops at once: handlers are killed, their clients told "ERR shutting down", other connections closed.
@@ -49,6 +50,7 @@ class Server final : HandlerPool::Events {
     frontend_.count_answer(handler, status, service_ms);
   }
   void on_pool_failed() override;
+  void on_pool_ready() override;
   void on_pool_empty() override;
 
   void start_watchers();

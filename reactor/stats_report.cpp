@@ -58,11 +58,14 @@ std::string render_stats_json(const StatsSnapshot& s) {
   json += ",\"counters\":{\"accepted\":" + std::to_string(c.accepted) +
           ",\"requests\":" + std::to_string(c.requests) + ",\"respawns\":" + std::to_string(c.respawns) +
           ",\"handler_exits\":" + std::to_string(c.handler_exits) +
+          ",\"failed_reloads\":" + std::to_string(c.failed_reloads) +
           ",\"errors\":{\"busy\":" + std::to_string(c.busy) + ",\"timeout\":" + std::to_string(c.timeouts) +
           ",\"crashed\":" + std::to_string(c.crashed) + ",\"bad_request\":" + std::to_string(c.bad_requests) +
           ",\"handler_error\":" + std::to_string(c.handler_errors) +
           ",\"read_timeout\":" + std::to_string(c.read_timeouts) +
           ",\"shutting_down\":" + std::to_string(c.shutting_down) + "}}";
+  json += ",\"reload\":{\"state\":" + json_string(s.reload->state) +
+          ",\"error\":" + json_string(s.reload->error) + ",\"at\":" + number(s.reload->at_unix) + "}";
   json += ",\"histograms\":{\"queue_wait\":" + histogram_json(s.metrics->queue_wait) +
           ",\"service\":" + histogram_json(s.metrics->service) + "}";
   json += ",\"handlers\":[";
@@ -114,6 +117,9 @@ std::string render_prometheus(const StatsSnapshot& s) {
   out += "handoff_handler_respawns_total " + std::to_string(c.respawns) + "\n";
   metric_header(out, "handoff_handler_exits_total", "counter", "Handler processes that exited.");
   out += "handoff_handler_exits_total " + std::to_string(c.handler_exits) + "\n";
+  metric_header(out, "handoff_reloads_failed_total", "counter",
+                "Reloads abandoned because their new handlers did not start.");
+  out += "handoff_reloads_failed_total " + std::to_string(c.failed_reloads) + "\n";
   histogram_text(out, "handoff_queue_wait_seconds", "Time a complete request waited for a handler.",
                  s.metrics->queue_wait);
   histogram_text(out, "handoff_service_seconds", "Time a handler worked on a request.", s.metrics->service);

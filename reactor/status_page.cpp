@@ -33,6 +33,7 @@ const std::string& status_page_html() {
 <h1>handoff</h1>
 <div class="muted"><span id="status">loading…</span> · up <span id="uptime">–</span> · refreshed every second
   <span id="error"></span></div>
+<div id="reload" class="muted"></div>
 <h2>Pool</h2>
 <div class="cards">
   <div class="card">idle<b id="idle">–</b></div>
@@ -94,6 +95,10 @@ async function refresh() {
     text("queue", stats.pool.queue_length);
     text("longest", stats.pool.longest_queue);
     text("connections", stats.pool.open_connections);
+    const reload = stats.reload;
+    text("reload", reload.state === "none" ? "" : "last reload (SIGHUP): " + reload.state +
+         (reload.error ? " — " + reload.error : "") + ", " + new Date(reload.at * 1000).toLocaleTimeString());
+    document.getElementById("reload").style.color = reload.state === "abandoned" ? "#b42318" : "";
     const body = document.querySelector("#handlers tbody");
     body.replaceChildren();
     for (const h of stats.handlers) {

@@ -18,15 +18,47 @@ Start it with `reactor --handler-cmd 'python3 square.py'`; then `square 12` on a
 answer 144. docs/handlers.md has the rules.
 """
 
+import sys
+
+if sys.version_info < (3, 9):  # socket.recv_fds, which takes the client sockets, came in 3.9.
+    sys.stderr.write("handoff_handler needs Python 3.9 or newer; this is Python %d.%d (%s)\n"
+                     % (sys.version_info[0], sys.version_info[1], sys.executable))
+    sys.exit(2)
+
+import ctypes
 import http
 import os
 import select
+import signal
 import socket
 import struct
-import sys
 import traceback
 
 __all__ = ["Handler", "Reply", "Request"]
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _follow_the_reactor():
+    """Lives and stops as the reactor says; False when the reactor is already gone.
+
+    SIGINT, SIGTERM and SIGHUP sent to the whole process group (Ctrl-C in a terminal, `timeout`, systemd's
+    KillMode=control-group) are ignored: the reactor drains, then closes the channel, which ends the handler.
+    PR_SET_PDEATHSIG kills the handler when the reactor dies; HANDOFF_REACTOR_PID catches a reactor that died
+    before that call.
+    """
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_IGN)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+            sys.stderr.write("handler[%d]: prctl(PR_SET_PDEATHSIG): %s\n"
+                             % (os.getpid(), os.strerror(ctypes.get_errno())))
+    except (OSError, AttributeError) as error:
+        sys.stderr.write("handler[%d]: cannot ask to die with the reactor: %s\n" % (os.getpid(), error))
+    reactor = int(os.environ.get("HANDOFF_REACTOR_PID", "0"))
+    return reactor == 0 or os.getppid() == reactor
+
 
 # The ipc wire format, version 1: a 24-byte header (host byte order) and a payload.
 _HEADER = struct.Struct("=IHHQII")  # magic, version, type, connection_id, flags, payload_size
@@ -183,6 +215,9 @@ class Handler:
         self._max_request = int(os.environ.get("HANDOFF_MAX_REQUEST_BYTES", 2 << 20))
         self._max_head = int(os.environ.get("HANDOFF_MAX_HEAD_BYTES", 64 << 10))
         self._timeout = int(os.environ.get("HANDOFF_READ_TIMEOUT_MS", 10000)) / 1000
+        if not _follow_the_reactor():
+            sys.exit(1)  # The reactor is gone already.
+        os.set_inheritable(int(fd), False)  # Processes the handler's code starts must not hold the channel.
         channel = socket.socket(fileno=int(fd))
         self._inbox = b""
         try:
@@ -216,7 +251,8 @@ class Handler:
         """The next kConnection frame: one recvmsg brings the header, the payload and the socket."""
         fds = []
         while len(self._inbox) < _HEADER.size:
-            data, new_fds, msg_flags, _ = socket.recv_fds(channel, _HEADER.size + _READ_CHUNK, 4)
+            data, new_fds, msg_flags, _ = socket.recv_fds(channel, _HEADER.size + _READ_CHUNK, 4,
+                                                               socket.MSG_CMSG_CLOEXEC)
             fds += new_fds
             if msg_flags & socket.MSG_CTRUNC:
                 raise _ChannelError("control data truncated: descriptors were lost")

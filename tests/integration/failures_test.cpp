@@ -1,16 +1,18 @@
 // Integration tests of the failure promises: every client gets an answer or a clear error, never a hang or a
-// silent reset; the server stays up; nothing leaks. Real reactor, real handlers, real signals, short timeouts.
+// silent reset; the server stays up; nothing leaks. Real reactor, real handlers, real signals, short
+// timeouts.
 
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
-#include <gtest/gtest.h>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -47,9 +49,13 @@ class Script {
 
 // The first start of the handler command runs bad_start; every later one is the real handler.
 Script first_start_misbehaves(const std::string& bad_start) {
-  return Script("count=\"$(dirname \"$0\")/starts\"\n"
-                "if [ ! -e \"$count\" ]; then : > \"$count\"; " + bad_start + "; fi\n"
-                "exec '" + handler_path() + "'\n");
+  return Script(
+      "count=\"$(dirname \"$0\")/starts\"\n"
+      "if [ ! -e \"$count\" ]; then : > \"$count\"; " +
+      bad_start +
+      "; fi\n"
+      "exec '" +
+      handler_path() + "'\n");
 }
 
 pid_t pid_of(Client& client) {
@@ -125,14 +131,22 @@ TEST(Failures, ARequestThatWaitsTooLongInTheQueueGetsErrBusy) {
 
 TEST(Failures, HandlersRetireAfterMaxRequestsWithoutFailingOne) {
   ReactorProcess reactor({"--handlers", "1", "--max-requests", "3"});
+  // A worn handler serves on until its replacement said hello, so that recycling never leaves a request
+  // waiting for a handler to start: each handler answers at least three requests, maybe more.
   std::vector<pid_t> pids;
-  for (int i = 0; i < 9; ++i) {
+  std::map<pid_t, int> served;
+  for (int i = 0; i < 1000 && served.size() < 3; ++i) {
     Client client(reactor.host(), reactor.port());
     pids.push_back(pid_of(client));
+    ASSERT_GT(pids.back(), 0) << "request " << i;
+    ++served[pids.back()];
   }
-  // Each handler answered exactly three requests before its replacement took over.
-  for (int i = 0; i < 9; ++i) EXPECT_EQ(pids[i], pids[i / 3 * 3]) << i;
-  EXPECT_EQ(std::set<pid_t>(pids.begin(), pids.end()).size(), 3u);
+  EXPECT_EQ(served.size(), 3u);
+  for (size_t i = 1; i < pids.size(); ++i) {
+    if (pids[i] != pids[i - 1]) {
+      EXPECT_GE(served[pids[i - 1]], 3) << "handler " << pids[i - 1];
+    }
+  }
   EXPECT_TRUE(reactor.wait_for_handlers(1, 5s));
 }
 
@@ -235,13 +249,14 @@ TEST(Failures, AHandlerOfAnotherProtocolVersionIsKilledAndReplaced) {
       "\\000\\000\\000\\000' >&3; sleep 30");
   ReactorProcess reactor({"--handlers", "1", "--handler-cmd", script.path()});
   EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
-  EXPECT_NE(reactor.stderr_text().find("another ipc protocol version"), std::string::npos) << reactor.stderr_text();
+  EXPECT_NE(reactor.stderr_text().find("another ipc protocol version"), std::string::npos)
+      << reactor.stderr_text();
 }
 
 TEST(Failures, AHandlerCommandThatNeverGetsReadyStopsTheReactorWithStatus1) {
-  const ProgramResult result = run_program(
-      {reactor_path(), "--listen", "127.0.0.1:0", "--admin", "off", "--handlers", "2", "--handler-cmd", "/bin/false"},
-      "", 60s);
+  const ProgramResult result = run_program({reactor_path(), "--listen", "127.0.0.1:0", "--admin", "off",
+                                            "--handlers", "2", "--handler-cmd", "/bin/false"},
+                                           "", 60s);
   EXPECT_EQ(result.status, 1);
   EXPECT_NE(result.err.find("starting the next in"), std::string::npos) << result.err;
   EXPECT_NE(result.err.find("giving up"), std::string::npos) << result.err;
