@@ -136,12 +136,22 @@ int Handler::run(int argc, char** argv) {
     std::fprintf(help ? stdout : stderr, kUsage, self, self, command_names().c_str());
     return help ? 0 : 2;
   }
-  const Limits limits{
+  Limits limits{
       .max_request_bytes = static_cast<size_t>(setting("HANDOFF_MAX_REQUEST_BYTES", 2 << 20)),
       .max_head_bytes = static_cast<size_t>(setting("HANDOFF_MAX_HEAD_BYTES", 64 << 10)),
       .io_timeout = std::chrono::milliseconds(setting("HANDOFF_READ_TIMEOUT_MS", 10000)),
   };
   if (!follow_the_reactor()) return 1;  // The reactor is gone already.
+  ipc::SharedState reactor_state;
+  if (const long long state_fd = setting(ipc::kStateFdVariable, -1); state_fd >= 0) {
+    if (auto error =
+            ipc::SharedState::map_read_only(ipc::UniqueFd(static_cast<int>(state_fd)), reactor_state)) {
+      std::fprintf(stderr, "handler[%d]: mapping the reactor's state page: %s\n", getpid(),
+                   error.message().c_str());
+      return 1;
+    }
+    limits.reactor_state = &reactor_state;
+  }
   // Processes that the handler's code starts must not hold the channel open (they would keep the reactor
   // from seeing this handler exit). Client sockets arrive close-on-exec (MSG_CMSG_CLOEXEC).
   if (::fcntl(static_cast<int>(channel_fd), F_SETFD, FD_CLOEXEC) != 0) {

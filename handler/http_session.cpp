@@ -145,7 +145,7 @@ class HttpSession : ProtocolSession {
       const bool close = response.connection == ConnectionHeader::kClose;
       write(std::move(response));
       if (!stream_.flush() || close) return stream_.closed();
-      if (stream_.unused().empty()) return stream_.keep_open();
+      if (stream_.unused().empty() || others_waiting()) return stream_.keep_open();
       on_answered_(stream_.bytes_written(), stream_.take_status());  // A pipelined request follows.
     }
   }

@@ -58,6 +58,7 @@ class LineSession : ProtocolSession {
   SessionOutcome run() {
     for (;;) {
       if (answer_complete_lines()) return stream_.close();
+      if (yielded_) return stream_.flush() ? stream_.keep_open() : stream_.closed();
       const std::string_view partial = stream_.unused();
       if (partial.size() > limits_.max_request_bytes) return fail("request too large", 413);
       if (stream_.input_closed()) {
@@ -100,6 +101,10 @@ class LineSession : ProtocolSession {
       // answer that is ready.
       if (!stream_.flush()) return true;
       if (stream_.unused().find('\n') != std::string_view::npos) {
+        if (others_waiting()) {
+          yielded_ = true;
+          return false;
+        }
         on_answered_(stream_.bytes_written(), stream_.take_status());
       }
     }
@@ -122,6 +127,7 @@ class LineSession : ProtocolSession {
   }
 
   bool must_finish_first_line_;
+  bool yielded_ = false;  // Complete lines are left for a later hand-off: others wait.
 };
 
 }  // namespace

@@ -26,6 +26,12 @@ class ProtocolSession {
         on_answered_(on_answered) {}
   ~ProtocolSession() = default;
 
+  // Whether other connections wait for a handler now: then the rest of a pipeline goes back to the reactor,
+  // behind them, instead of being served in this hand-off.
+  bool others_waiting() const {
+    return limits_.reactor_state != nullptr && limits_.reactor_state->waiting() > 0;
+  }
+
   const Handler& handler_;
   ClientStream stream_;
   const Limits& limits_;

@@ -9,9 +9,14 @@
 #include <functional>
 #include <string>
 
+#include "ipc/shared_state.hpp"
+
 namespace handoff::handler {
 
 struct Limits {
+  // The page the reactor shares (ipc/shared_state.hpp): while other connections wait for a handler, a session
+  // serves one request of a pipeline and hands the rest back. Null: serve the whole pipeline.
+  const ipc::SharedState* reactor_state = nullptr;
   size_t max_request_bytes = 2u << 20;          // The longest request (a line; an HTTP body).
   size_t max_head_bytes = 64u << 10;            // The longest HTTP request head.
   std::chrono::milliseconds io_timeout{10000};  // How long a read or write may wait for the client.

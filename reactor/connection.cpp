@@ -116,12 +116,40 @@ std::string Connection::take_request_line() {
   return line;
 }
 
+// While the request waits, the connection is watched for its client leaving only (EPOLLRDHUP, and the HUP
+// and ERR that epoll always reports), so that nobody computes an answer for a client that is gone.
 void Connection::wait_in_queue() {
   expire_after(config_.queue_timeout, Expiry::kQueue);
+  if (input_closed_) return;
+  queued_ = true;
+  uv_poll_start(&poll_, UV_DISCONNECT, [](uv_poll_t* poll, int status, int) {
+    static_cast<Connection*>(poll->data)->check_client_left(status);
+  });
+}
+
+// A reset or an error means the client is gone. EOF means it sends nothing more: over HTTP a client that
+// closes while its request waits has given up on it (as nginx takes it); on the line protocol EOF after the
+// requests is how `nc -N` ends its input, and the request is still answered. Bytes behind the request
+// (pipelining) say the client is there.
+void Connection::check_client_left(int status) {
+  char byte;
+  const ssize_t got = status < 0 ? -1 : ::recv(socket_.get(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  const bool nothing_yet = got < 0 && status >= 0 && (errno == EAGAIN || errno == EINTR);
+  queued_ = false;
+  uv_poll_stop(&poll_);
+  if (got > 0 || nothing_yet) return;
+  input_closed_ = true;
+  if (got == 0 && protocol_ != Protocol::kHttp) return;
+  stop_timer();
+  events_.on_client_left(*this);
 }
 
 Connection::Request Connection::take_request() {
   if (watching_) unwatch();
+  if (queued_) {
+    queued_ = false;
+    uv_poll_stop(&poll_);
+  }
   stop_timer();
   if (protocol_ == Protocol::kUnknown) protocol_ = Protocol::kLine;     // A short head cut by EOF.
   if (config_.access_log) request_line_ = printable_first_line(head_);  // Only the access log wants it.

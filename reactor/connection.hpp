@@ -33,7 +33,8 @@ class Connection {
    public:
     // The connection holds a complete request head (or as much as the cap allows); it stopped watching.
     virtual void on_request_ready(Connection& connection) = 0;
-    // The client left (EOF with nothing pending, or a reset) while the reactor watched it.
+    // The client left while the reactor watched it: EOF with nothing pending, or a reset, while it read a
+    // head; while the request waited in the queue, a reset, or EOF over HTTP (see check_client_left).
     virtual void on_client_left(Connection& connection) = 0;
     // A wait of the connection took too long.
     virtual void on_expired(Connection& connection, Expiry expiry) = 0;
@@ -58,7 +59,8 @@ class Connection {
   int socket() const { return socket_.get(); }
   bool watching() const { return watching_; }
 
-  // The request waits for a handler from now on, for at most --queue-timeout.
+  // The request waits for a handler from now on, for at most --queue-timeout; a client that leaves
+  // meanwhile is reported (on_client_left).
   void wait_in_queue();
 
   // For the access log and the queue-wait histogram.
@@ -105,6 +107,7 @@ class Connection {
   void watch();
   void unwatch();
   void read_head();
+  void check_client_left(int status);
   void expire_after(Milliseconds timeout, Expiry expiry);
   void stop_timer();
   bool head_complete() const;
@@ -126,6 +129,7 @@ class Connection {
   double queue_wait_ms_ = 0;
   Protocol protocol_ = Protocol::kUnknown;  // Decided by the first bytes, then kept.
   bool watching_ = false;
+  bool queued_ = false;               // Watched only for the client leaving while the request waits.
   bool input_closed_ = false;         // The client sent EOF (or reset the connection).
   uint64_t bytes_from_handlers_ = 0;  // Written by handlers in their finished turns. The reactor writes
                                       // nothing before its last answer, so this is all the socket sent.

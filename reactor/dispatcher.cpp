@@ -17,6 +17,7 @@ std::optional<Assignment> Dispatcher::connection_ready(ConnectionId connection) 
   assert(!is_waiting(connection));
   if (idle_.empty()) {
     waiting_.push_back(connection);
+    publish();
     return std::nullopt;
   }
   const HandlerId handler = idle_.front();
@@ -33,6 +34,7 @@ std::optional<Assignment> Dispatcher::handler_idle(HandlerId handler) {
   }
   const ConnectionId connection = waiting_.front();
   waiting_.pop_front();
+  publish();
   busy_.emplace(handler, connection);
   return Assignment{handler, connection};
 }
@@ -55,6 +57,7 @@ std::optional<ConnectionId> Dispatcher::handler_gone(HandlerId handler) {
 
 void Dispatcher::connection_gone(ConnectionId connection) {
   erase_value(waiting_, connection);
+  publish();
 }
 
 std::optional<ConnectionId> Dispatcher::connection_of(HandlerId handler) const {

@@ -11,6 +11,8 @@
 #include <optional>
 #include <unordered_map>
 
+#include "ipc/shared_state.hpp"
+
 namespace handoff::reactor {
 
 using ConnectionId = uint64_t;
@@ -45,11 +47,23 @@ class Dispatcher {
   bool is_being_served(ConnectionId connection) const;
   bool is_waiting(ConnectionId connection) const;
 
+  // From now on the number of waiting connections is also written to state, where handlers read it (a
+  // handler serving a pipeline hands the rest back when others wait). state must outlive the Dispatcher.
+  void publish_waiting_to(ipc::SharedState* state) {
+    published_ = state;
+    publish();
+  }
+
   size_t idle_handlers() const { return idle_.size(); }
   size_t busy_handlers() const { return busy_.size(); }
   size_t waiting_connections() const { return waiting_.size(); }
 
  private:
+  void publish() {
+    if (published_ != nullptr) published_->set_waiting(static_cast<uint32_t>(waiting_.size()));
+  }
+
+  ipc::SharedState* published_ = nullptr;
   std::deque<HandlerId> idle_;
   std::deque<ConnectionId> waiting_;
   std::unordered_map<HandlerId, ConnectionId> busy_;

@@ -1,6 +1,12 @@
 #include "reactor/frontend.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "reactor/log.hpp"
 
@@ -32,6 +38,12 @@ std::error_code Frontend::listen() {
 void Frontend::accept(ipc::UniqueFd client) {
   const ConnectionId id = next_id_++;
   ++metrics_.counters.accepted;
+  // Answers go out as soon as they are written: without TCP_NODELAY, the second of two pipelined answers
+  // waits for the client's delayed ACK of the first (Nagle's algorithm, RFC 896), about 40 ms on Linux.
+  const int on = 1;
+  if (::setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0) {
+    log_at(LogLevel::kWarn, "setsockopt TCP_NODELAY on a client socket: %s", std::strerror(errno));
+  }
   const std::string peer = config_.access_log ? peer_address(client.get()) : std::string();
   auto connection = make_loop_owned<Connection>(loop_, id, std::move(client), config_,
                                                 static_cast<Connection::Events&>(*this));
@@ -117,6 +129,7 @@ void Frontend::answer_orphan(ConnectionId id, const HandlerProcess& handler) {
 // --- Connections that end without a handler ---
 
 void Frontend::on_client_left(Connection& connection) {
+  if (dispatcher_.is_waiting(connection.id())) ++metrics_.counters.abandoned;
   dispatcher_.connection_gone(connection.id());
   connections_.erase(connection.id());
 }

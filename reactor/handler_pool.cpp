@@ -20,15 +20,17 @@ constexpr unsigned kBadStartsBeforeGivingUp = 5;
 
 }  // namespace
 
-HandlerPool::HandlerPool(uv_loop_t* loop, const Config& config, Dispatcher& dispatcher, Metrics& metrics,
-                         Events& events)
+HandlerPool::HandlerPool(uv_loop_t* loop, const Config& config, const ipc::SharedState& state_page,
+                         Dispatcher& dispatcher, Metrics& metrics, Events& events)
     : loop_(loop),
       config_(config),
+      state_page_(state_page),
       dispatcher_(dispatcher),
       metrics_(metrics),
       events_(events),
       environment_{
           std::string(ipc::kChannelFdVariable) + "=" + std::to_string(ipc::kHandlerChannelFd),
+          std::string(ipc::kStateFdVariable) + "=" + std::to_string(ipc::kHandlerStateFd),
           "HANDOFF_MAX_REQUEST_BYTES=" + std::to_string(config.max_request_bytes),
           "HANDOFF_MAX_HEAD_BYTES=" + std::to_string(config.max_head_bytes),
           "HANDOFF_READ_TIMEOUT_MS=" + std::to_string(config.read_timeout.count()),
@@ -52,7 +54,8 @@ std::error_code HandlerPool::spawn(std::optional<HandlerId> replaces, bool for_r
   const HandlerId id = next_id_++;
   auto handler =
       make_loop_owned<HandlerProcess>(loop_, id, config_, static_cast<HandlerProcess::Events&>(*this));
-  if (auto error = handler->spawn(config_.handler_command, environment_)) return error;
+  if (auto error = handler->spawn(config_.handler_command, environment_, state_page_.descriptor()))
+    return error;
   if (config_.max_requests > 0) {
     // Drawn once per handler, so that handlers started together retire apart.
     std::uniform_int_distribution<uint64_t> jitter(0, config_.max_requests_jitter);

@@ -21,6 +21,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "ipc/shared_state.hpp"
 #include "ipc/wire.hpp"
 #include "reactor/config.hpp"
 #include "reactor/dispatcher.hpp"
@@ -56,9 +57,9 @@ class HandlerPool final : HandlerProcess::Events {
   };
 
   // The dispatcher is shared with the connection side: the pool withdraws handlers from it and checks kDone
-  // reports against it.
-  HandlerPool(uv_loop_t* loop, const Config& config, Dispatcher& dispatcher, Metrics& metrics,
-              Events& events);
+  // reports against it. Every handler inherits the shared state page.
+  HandlerPool(uv_loop_t* loop, const Config& config, const ipc::SharedState& state_page,
+              Dispatcher& dispatcher, Metrics& metrics, Events& events);
 
   // Starts --handlers processes. The failed spawn is logged.
   std::error_code start();
@@ -109,6 +110,7 @@ class HandlerPool final : HandlerProcess::Events {
 
   uv_loop_t* loop_;
   const Config& config_;
+  const ipc::SharedState& state_page_;
   Dispatcher& dispatcher_;
   Metrics& metrics_;
   Events& events_;

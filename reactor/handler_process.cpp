@@ -55,7 +55,7 @@ HandlerProcess::HandlerProcess(uv_loop_t* loop, HandlerId id, const Config& conf
 }
 
 std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
-                                      const std::vector<std::string>& environment) {
+                                      const std::vector<std::string>& environment, int state_page) {
   int ends[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) != 0) {
     const int error = errno;
@@ -71,10 +71,10 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
   std::vector<char*> c_variables = as_c_strings(variables);
 
   // The child gets: no stdin, stdout and stderr both on the reactor's stderr (stdout is the reactor's own,
-  // for its "listening on" line), and the channel at kHandlerChannelFd. libuv opens every other descriptor of
-  // ours close-on-exec, and so does handoff.
-  static_assert(ipc::kHandlerChannelFd == 3);
-  uv_stdio_container_t stdio[4];
+  // for its "listening on" line), the channel at kHandlerChannelFd and the shared state page at
+  // kHandlerStateFd. libuv opens every other descriptor of ours close-on-exec, and so does handoff.
+  static_assert(ipc::kHandlerChannelFd == 3 && ipc::kHandlerStateFd == 4);
+  uv_stdio_container_t stdio[5];
   stdio[0].flags = UV_IGNORE;
   stdio[1].flags = UV_INHERIT_FD;
   stdio[1].data.fd = STDERR_FILENO;
@@ -82,12 +82,14 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
   stdio[2].data.fd = STDERR_FILENO;
   stdio[3].flags = UV_INHERIT_FD;
   stdio[3].data.fd = child_end.get();
+  stdio[4].flags = UV_INHERIT_FD;
+  stdio[4].data.fd = state_page;
 
   uv_process_options_t options{};
   options.file = c_arguments[0];
   options.args = c_arguments.data();
   options.env = c_variables.data();
-  options.stdio_count = 4;
+  options.stdio_count = 5;
   options.stdio = stdio;
   options.exit_cb = [](uv_process_t* process, int64_t exit_status, int term_signal) {
     auto* self = static_cast<HandlerProcess*>(process->data);

@@ -40,9 +40,11 @@ class HandlerProcess {
   // Create with make_loop_owned (reactor/loop_owned.hpp), then spawn.
   HandlerProcess(uv_loop_t* loop, HandlerId id, const Config& config, Events& events);
 
-  // Starts the child: argv[0] is its executable, environment extends the reactor's own. The failed call is
-  // logged; after a failure the object only needs closing.
-  std::error_code spawn(const std::vector<std::string>& argv, const std::vector<std::string>& environment);
+  // Starts the child: argv[0] is its executable, environment extends the reactor's own, and it inherits
+  // state_page (borrowed; ipc/shared_state.hpp) at kHandlerStateFd. The failed call is logged; after a
+  // failure the object only needs closing.
+  std::error_code spawn(const std::vector<std::string>& argv, const std::vector<std::string>& environment,
+                        int state_page);
 
   HandlerId id() const { return id_; }
   int pid() const { return process_.pid; }

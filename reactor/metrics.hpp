@@ -40,6 +40,7 @@ struct Counters {
   uint64_t respawns = 0;        // Handlers started to replace ones that exited.
   uint64_t handler_exits = 0;   // Handlers that exited, for any reason.
   uint64_t failed_reloads = 0;  // Reloads abandoned because the new handlers did not start.
+  uint64_t abandoned = 0;       // Requests dropped from the queue because their client left.
 };
 
 struct Metrics {

@@ -12,12 +12,18 @@ namespace handoff::reactor {
 Server::Server(uv_loop_t* loop, Config config)
     : loop_(loop),
       config_(std::move(config)),
-      pool_(loop, config_, dispatcher_, metrics_, *this),
+      pool_(loop, config_, state_page_, dispatcher_, metrics_, *this),
       frontend_(loop, config_, dispatcher_, pool_, metrics_),
       admin_routes_(loop, pool_, frontend_, dispatcher_, metrics_) {}
 
 std::error_code Server::start() {
   start_watchers();
+  if (auto error = ipc::SharedState::create(state_page_)) {
+    log_at(LogLevel::kError, "creating the state page shared with handlers (memfd_create, mmap): %s",
+           error.message().c_str());
+    return error;
+  }
+  dispatcher_.publish_waiting_to(&state_page_);
   if (auto error = frontend_.listen()) return error;
   if (auto error = pool_.start()) return error;
   if (config_.admin) {

@@ -63,6 +63,7 @@ class Server final : HandlerPool::Events {
   Phase phase_ = Phase::kServing;
   int exit_status_ = 0;
   Metrics metrics_;
+  ipc::SharedState state_page_;  // Created by start(); handlers read the queue length from it.
   Dispatcher dispatcher_;
   HandlerPool pool_;
   Frontend frontend_;

@@ -59,6 +59,7 @@ std::string render_stats_json(const StatsSnapshot& s) {
           ",\"requests\":" + std::to_string(c.requests) + ",\"respawns\":" + std::to_string(c.respawns) +
           ",\"handler_exits\":" + std::to_string(c.handler_exits) +
           ",\"failed_reloads\":" + std::to_string(c.failed_reloads) +
+          ",\"abandoned\":" + std::to_string(c.abandoned) +
           ",\"errors\":{\"busy\":" + std::to_string(c.busy) + ",\"timeout\":" + std::to_string(c.timeouts) +
           ",\"crashed\":" + std::to_string(c.crashed) + ",\"bad_request\":" + std::to_string(c.bad_requests) +
           ",\"handler_error\":" + std::to_string(c.handler_errors) +
@@ -120,6 +121,9 @@ std::string render_prometheus(const StatsSnapshot& s) {
   metric_header(out, "handoff_reloads_failed_total", "counter",
                 "Reloads abandoned because their new handlers did not start.");
   out += "handoff_reloads_failed_total " + std::to_string(c.failed_reloads) + "\n";
+  metric_header(out, "handoff_requests_abandoned_total", "counter",
+                "Requests dropped from the queue because their client left.");
+  out += "handoff_requests_abandoned_total " + std::to_string(c.abandoned) + "\n";
   histogram_text(out, "handoff_queue_wait_seconds", "Time a complete request waited for a handler.",
                  s.metrics->queue_wait);
   histogram_text(out, "handoff_service_seconds", "Time a handler worked on a request.", s.metrics->service);

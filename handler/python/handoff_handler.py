@@ -27,6 +27,7 @@ if sys.version_info < (3, 9):  # socket.recv_fds, which takes the client sockets
 
 import ctypes
 import http
+import mmap
 import os
 import select
 import signal
@@ -37,6 +38,20 @@ import traceback
 __all__ = ["Handler", "Reply", "Request"]
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_STATE = struct.Struct("=II")  # The reactor's shared state page: version, connections waiting for a handler.
+_STATE_VERSION = 1
+
+
+def _map_reactor_state(fd):
+    """The reactor's state page (ipc/shared_state.hpp), mapped read-only; None when the reactor gives none."""
+    if fd is None:
+        return None
+    with open(int(fd), "rb") as page:  # Closed once mapped: code the handler starts does not inherit it.
+        state = mmap.mmap(page.fileno(), mmap.PAGESIZE, prot=mmap.PROT_READ)
+    if _STATE.unpack_from(state, 0)[0] != _STATE_VERSION:
+        raise SystemExit("handler: the reactor's state page has an unknown version")
+    return state
+
 
 
 def _follow_the_reactor():
@@ -177,6 +192,7 @@ class _Stream:
 class Handler:
     def __init__(self):
         self._commands = {}
+        self._state = None  # The reactor's state page, once run() mapped it.
 
     def command(self, name):
         """Decorator: registers fn(request) -> Reply as the command `name`, reachable as the line "NAME ARG..."
@@ -218,6 +234,7 @@ class Handler:
         if not _follow_the_reactor():
             sys.exit(1)  # The reactor is gone already.
         os.set_inheritable(int(fd), False)  # Processes the handler's code starts must not hold the channel.
+        self._state = _map_reactor_state(os.environ.get("HANDOFF_STATE_FD"))
         channel = socket.socket(fileno=int(fd))
         self._inbox = b""
         try:
@@ -243,6 +260,10 @@ class Handler:
                 sys.stderr.write("handler[%d]: %s\n" % (os.getpid(), error))
                 sys.exit(1)
         sys.exit(0)
+
+    def _others_waiting(self):
+        """Whether other connections wait for a handler (the reactor's shared state page)."""
+        return self._state is not None and _STATE.unpack_from(self._state, 0)[1] > 0
 
     def _send(self, channel, kind, connection_id, flags, payload):
         channel.sendall(_HEADER.pack(_MAGIC, _VERSION, kind, connection_id, flags, len(payload)) + payload)
@@ -314,6 +335,8 @@ class Handler:
                 if close:
                     return False, b""
                 if b"\n" in stream.buffer:
+                    if self._others_waiting():  # The rest of the pipeline goes back, behind them.
+                        return True, bytes(stream.buffer)
                     answered()
             if len(stream.buffer) > self._max_request:
                 stream.write(b"ERR request too large\n")
@@ -363,6 +386,8 @@ class Handler:
             first = False
             if not stream.buffer:
                 return True, b""
+            if self._others_waiting():  # The rest of the pipeline goes back, behind them.
+                return True, bytes(stream.buffer)
             answered()
 
     def _parse_http(self, stream, first):

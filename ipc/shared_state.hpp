@@ -1,0 +1,58 @@
+#pragma once
+
+// SharedState: one page of memory the reactor shares with all its handlers, so that a handler can learn what
+// the reactor knows without a message: today, how many connections wait for a handler. The reactor creates it
+// (a memfd) and writes it; every handler inherits it at descriptor 4 (HANDOFF_STATE_FD) and maps it
+// read-only, so a handler cannot corrupt what the reactor relies on. The layout is documented in
+// docs/architecture.md.
+
+#include <atomic>
+#include <cstdint>
+#include <system_error>
+
+#include "ipc/unique_fd.hpp"
+
+namespace handoff::ipc {
+
+// The environment variable that names the page's descriptor in a handler, and that descriptor.
+inline constexpr const char* kStateFdVariable = "HANDOFF_STATE_FD";
+inline constexpr int kHandlerStateFd = 4;
+
+// The page's layout. Both words are read and written with relaxed atomic operations.
+struct SharedStateLayout {
+  uint32_t version;  // kSharedStateVersion.
+  uint32_t waiting;  // Connections with a complete request waiting for a handler.
+};
+inline constexpr uint32_t kSharedStateVersion = 1;
+static_assert(sizeof(SharedStateLayout) == 8);
+
+class SharedState {
+ public:
+  SharedState() = default;
+  ~SharedState();
+  SharedState(SharedState&& other) noexcept;
+  SharedState& operator=(SharedState&& other) noexcept;
+  SharedState(const SharedState&) = delete;
+  SharedState& operator=(const SharedState&) = delete;
+
+  // The reactor's side: a new page, writable. The failed call is returned as -errno.
+  static std::error_code create(SharedState& out);
+  // A handler's side: the page behind fd, mapped read-only; fd is closed once mapped.
+  static std::error_code map_read_only(UniqueFd fd, SharedState& out);
+
+  bool valid() const { return page_ != nullptr; }
+  // The memfd, borrowed: handlers inherit it. Invalid in a handler (closed after mapping).
+  int descriptor() const { return fd_.get(); }
+
+  void set_waiting(uint32_t count);
+  // 0 when the page is not mapped.
+  uint32_t waiting() const;
+
+ private:
+  void unmap();
+
+  UniqueFd fd_;
+  SharedStateLayout* page_ = nullptr;
+};
+
+}  // namespace handoff::ipc
