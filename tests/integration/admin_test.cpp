@@ -4,8 +4,8 @@
 #include <signal.h>
 #include <sys/stat.h>
 
-#include <filesystem>
 #include <gtest/gtest.h>
+#include <filesystem>
 #include <thread>
 
 #include "tests/support/client.hpp"
@@ -52,14 +52,16 @@ TEST(Admin, EndpointsAnswerAndBadRequestsGetHttpErrors) {
 
   const HttpResponse stats = admin(reactor, "GET", "/stats");
   EXPECT_TRUE(stats.has_header("Content-Type: application/json"));
-  EXPECT_EQ(python("import json, sys\n"
-                   "s = json.load(sys.stdin)\n"
-                   "print(s['status'], s['pool']['target'], len(s['handlers']), s['counters']['requests'] >= 1,\n"
-                   "      sorted(s['counters']['errors']), s['histograms']['service']['count'] >= 1,\n"
-                   "      all(h['resident_bytes'] > 0 and h['state'] in ('idle', 'starting') for h in s['handlers']))",
-                   stats.body),
-            "serving 2 2 True ['bad_request', 'busy', 'crashed', 'handler_error', 'read_timeout', 'shutting_down', "
-            "'timeout'] True True\n");
+  EXPECT_EQ(
+      python(
+          "import json, sys\n"
+          "s = json.load(sys.stdin)\n"
+          "print(s['status'], s['pool']['target'], len(s['handlers']), s['counters']['requests'] >= 1,\n"
+          "      sorted(s['counters']['errors']), s['histograms']['service']['count'] >= 1,\n"
+          "      all(h['resident_bytes'] > 0 and h['state'] in ('idle', 'starting') for h in s['handlers']))",
+          stats.body),
+      "serving 2 2 True ['bad_request', 'busy', 'crashed', 'handler_error', 'read_timeout', 'shutting_down', "
+      "'timeout'] True True\n");
 
   EXPECT_EQ(admin(reactor, "GET", "/nothing").status, 404);
   const HttpResponse post = admin(reactor, "POST", "/healthz");
@@ -87,7 +89,8 @@ TEST(Admin, MetricsPassPromtoolAfterLoad) {
   EXPECT_EQ(check.status, 0) << check.out << check.err << metrics.body;
   for (const char* line : {"handoff_requests_total 21\n", "handoff_errors_total{kind=\"bad_request\"} 1\n",
                            "handoff_handlers_target 2\n", "handoff_service_seconds_count 21\n",
-                           "handoff_service_seconds_bucket{le=\"+Inf\"} 21\n", "# TYPE handoff_queue_wait_seconds histogram\n"}) {
+                           "handoff_service_seconds_bucket{le=\"+Inf\"} 21\n",
+                           "# TYPE handoff_queue_wait_seconds histogram\n"}) {
     EXPECT_NE(metrics.body.find(line), std::string::npos) << line;
   }
 }
@@ -106,11 +109,12 @@ TEST(Admin, HealthzAnswersAtOnceWhileEveryHandlerIsBusy) {
     slowest = std::max(slowest, Clock::now() - start);
   }
   EXPECT_LT(slowest, 500ms);  // Generous: it is served on the reactor's loop, never behind the handlers.
-  const std::string busy = python("import json, sys\n"
-                                  "s = json.load(sys.stdin)\n"
-                                  "h = s['handlers'][0]\n"
-                                  "print(h['state'], h['current_request_seconds'] > 0.1, s['pool']['queue_length'])",
-                                  admin(reactor, "GET", "/stats").body);
+  const std::string busy = python(
+      "import json, sys\n"
+      "s = json.load(sys.stdin)\n"
+      "h = s['handlers'][0]\n"
+      "print(h['state'], h['current_request_seconds'] > 0.1, s['pool']['queue_length'])",
+      admin(reactor, "GET", "/stats").body);
   EXPECT_EQ(busy, "busy True 2\n");
   for (std::thread& thread : load) thread.join();
 }
@@ -172,12 +176,12 @@ TEST(Admin, JsonLogsAndAnAccessLineForEveryRequest) {
       "print(all(set(r) >= {'time', 'peer', 'queue_ms', 'service_ms', 'handler_pid'} for r in access))\n"
       "print(any('serving with 1 handlers' in r.get('message', '') for r in records))",
       reactor->stderr_text());
-  EXPECT_EQ(lines,
-            "2 [('line', 'fib 10', '200'), ('http', 'GET /nothing HTTP/1.1', '404')]\nTrue\nTrue\n");
+  EXPECT_EQ(lines, "2 [('line', 'fib 10', '200'), ('http', 'GET /nothing HTTP/1.1', '404')]\nTrue\nTrue\n");
 }
 
 TEST(Admin, TheLogLevelFilters) {
-  auto reactor = std::make_unique<ReactorProcess>(std::vector<std::string>{"--handlers", "1", "--log-level", "error"});
+  auto reactor =
+      std::make_unique<ReactorProcess>(std::vector<std::string>{"--handlers", "1", "--log-level", "error"});
   EXPECT_EQ(ask(reactor->host(), reactor->port(), "ping"), "pong");
   EXPECT_EQ(reactor->signal_and_wait(SIGTERM, 10s), 0);
   EXPECT_EQ(reactor->stderr_text(), "");
@@ -193,11 +197,20 @@ TEST(Admin, TheStatusPageLoadsInChromiumAndShowsTheHandlers) {
 
   const std::string url = "http://127.0.0.1:" + std::to_string(reactor.admin_port()) + "/";
   const std::string screenshot = artifacts_folder() + "/status-page.png";
-  const std::vector<std::string> chromium = {
-      "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      "--user-data-dir=" + artifacts_folder() + "/chromium-profile", "--window-size=1100,1000",
-      "--virtual-time-budget=3000", "--enable-logging=stderr", "--v=0"};
+  const std::vector<std::string> chromium = {"chromium",
+                                             "--headless",
+                                             "--no-sandbox",
+                                             "--disable-gpu",
+                                             "--disable-quic",
+                                             "--no-first-run",
+                                             "--disable-background-networking",
+                                             "--disable-component-update",
+                                             "--disable-sync",
+                                             "--user-data-dir=" + artifacts_folder() + "/chromium-profile",
+                                             "--window-size=1100,1000",
+                                             "--virtual-time-budget=3000",
+                                             "--enable-logging=stderr",
+                                             "--v=0"};
   std::vector<std::string> shoot = chromium;
   shoot.insert(shoot.end(), {"--screenshot=" + screenshot, url});
   const ProgramResult shot = run_program(shoot, "", 90s);

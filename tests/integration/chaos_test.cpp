@@ -4,8 +4,8 @@
 
 #include <signal.h>
 
-#include <atomic>
 #include <gtest/gtest.h>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <random>

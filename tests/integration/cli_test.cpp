@@ -4,8 +4,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <gtest/gtest.h>
+#include <cstdlib>
 
 #include "tests/support/reactor_process.hpp"
 
@@ -22,8 +22,8 @@ ProgramResult reactor(std::vector<std::string> arguments) {
 TEST(Cli, HelpExplainsEveryOption) {
   const ProgramResult help = reactor({"--help"});
   EXPECT_EQ(help.status, 0);
-  for (const char* text : {"--listen", "--handlers", "--handler-cmd", "--max-head-bytes", "--max-request-bytes",
-                           "--version", "listening on"}) {
+  for (const char* text : {"--listen", "--handlers", "--handler-cmd", "--max-head-bytes",
+                           "--max-request-bytes", "--version", "listening on"}) {
     EXPECT_NE(help.out.find(text), std::string::npos) << text;
   }
   const ProgramResult version = reactor({"--version"});

@@ -18,7 +18,8 @@ std::string environment(const char* name) {
 
 // The handler commands under test: the C++ example binary, and the Python example through python3.
 std::vector<std::string> handler_commands() {
-  return {environment("HANDOFF_WORDCOUNT"), "python3 " + environment("HANDOFF_EXAMPLES_SOURCE") + "/wordcount.py"};
+  return {environment("HANDOFF_WORDCOUNT"),
+          "python3 " + environment("HANDOFF_EXAMPLES_SOURCE") + "/wordcount.py"};
 }
 
 class Wordcount : public ::testing::TestWithParam<std::string> {};
@@ -29,12 +30,14 @@ TEST_P(Wordcount, CountsWordsOnALineAndInAPostedBody) {
 
   Client client(reactor.host(), reactor.port());
   const std::string text = "It was the best of times, it was the worst of times; it was the age of wisdom.";
-  client.send("POST /wordcount HTTP/1.1\r\nContent-Length: " + std::to_string(text.size()) + "\r\n\r\n" + text);
+  client.send("POST /wordcount HTTP/1.1\r\nContent-Length: " + std::to_string(text.size()) + "\r\n\r\n" +
+              text);
   const HttpResponse response = read_response(client);
   EXPECT_EQ(response.status, 200);
   EXPECT_EQ(response.body, "it=3 of=3 the=3 was=3 times=2 age=1 best=1 wisdom=1 worst=1\n");
   // Chunked, on the same kept-alive connection.
-  client.send("POST /wordcount HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\na b \r\n3\r\nb c\r\n0\r\n\r\n");
+  client.send(
+      "POST /wordcount HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\na b \r\n3\r\nb c\r\n0\r\n\r\n");
   EXPECT_EQ(read_response(client).body, "b=2 a=1 c=1\n");
   client.send("GET /nothing HTTP/1.1\r\n\r\n");
   EXPECT_EQ(read_response(client).status, 404);
@@ -95,8 +98,9 @@ TEST_P(Wordcount, TheSameAnswersInBothLanguages) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Languages, Wordcount, ::testing::ValuesIn(handler_commands()),
-                         [](const auto& info) { return info.index == 0 ? std::string("Cpp") : std::string("Python"); });
+INSTANTIATE_TEST_SUITE_P(Languages, Wordcount, ::testing::ValuesIn(handler_commands()), [](const auto& info) {
+  return info.index == 0 ? std::string("Cpp") : std::string("Python");
+});
 
 }  // namespace
 }  // namespace handoff::testing

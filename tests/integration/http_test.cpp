@@ -46,7 +46,8 @@ TEST(Http, CurlReusesOneConnectionForSeveralUrls) {
       curl({"--verbose", url(reactor, "/fib/10"), url(reactor, "/ping"), url(reactor, "/fib/20")});
   EXPECT_EQ(result.out, "55\npong\n6765\n");
   int reuses = 0;
-  for (size_t at = 0; (at = result.err.find("Re-using existing connection", at)) != std::string::npos; ++at) ++reuses;
+  for (size_t at = 0; (at = result.err.find("Re-using existing connection", at)) != std::string::npos; ++at)
+    ++reuses;
   EXPECT_EQ(reuses, 2) << result.err;
 }
 
@@ -97,7 +98,8 @@ TEST(Http, StatusCodesForWhatCannotBeServed) {
   EXPECT_EQ(send_and_read(reactor, "GET /ping HTTP/1.1\r\nno colon here\r\n\r\n").status, 400);
   EXPECT_EQ(send_and_read(reactor, "GET /ping HTTP/2.0\r\n\r\n").status, 505);
   EXPECT_EQ(send_and_read(reactor, "GET /ping HTTP/1.1\r\nContent-Length: 999999\r\n\r\n").status, 413);
-  const HttpResponse huge = send_and_read(reactor, "GET /ping HTTP/1.1\r\nX-Big: " + std::string(4000, 'x') + "\r\n\r\n");
+  const HttpResponse huge =
+      send_and_read(reactor, "GET /ping HTTP/1.1\r\nX-Big: " + std::string(4000, 'x') + "\r\n\r\n");
   EXPECT_EQ(huge.status, 431);
   EXPECT_TRUE(huge.has_header("Connection: close"));
 }
@@ -108,12 +110,14 @@ TEST(Http, BodiesAreReadWhetherSizedOrChunkedAndCapped) {
   // A sized body and a chunked one are consumed whole: the requests after them are read correctly.
   client.send("PUT /ping HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello world");
   EXPECT_EQ(read_response(client).status, 405);
-  client.send("PUT /ping HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+  client.send(
+      "PUT /ping HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
   EXPECT_EQ(read_response(client).status, 405);
   client.send("GET /fib/11 HTTP/1.1\r\n\r\n");
   EXPECT_EQ(read_response(client).body, "89\n");
   // A chunked body over the cap.
-  client.send("POST /ping HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n" + std::string(2048, 'x') + "\r\n0\r\n\r\n");
+  client.send("POST /ping HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n" + std::string(2048, 'x') +
+              "\r\n0\r\n\r\n");
   EXPECT_EQ(read_response(client).status, 413);
   EXPECT_TRUE(client.wait_closed(5s));
 }
@@ -202,9 +206,8 @@ TEST(Http, NetcatUsersSeeNoChange) {
 
 TEST(Http, ABoundedWrkRunHasNoErrors) {
   ReactorProcess reactor({"--handlers", "2"});
-  const ProgramResult result =
-      run_program({"wrk", "--threads", "2", "--connections", "16", "--duration", "1s", url(reactor, "/fib/15")}, "",
-                  30s);
+  const ProgramResult result = run_program(
+      {"wrk", "--threads", "2", "--connections", "16", "--duration", "1s", url(reactor, "/fib/15")}, "", 30s);
   EXPECT_EQ(result.status, 0) << result.err;
   std::smatch requests;
   ASSERT_TRUE(std::regex_search(result.out, requests, std::regex(R"((\d+) requests in)"))) << result.out;

@@ -124,7 +124,8 @@ TEST(LineProtocol, ServesIpv6) {
   sockaddr_in6 loopback{};
   loopback.sin6_family = AF_INET6;
   loopback.sin6_addr = in6addr_loopback;
-  const bool has_ipv6 = probe >= 0 && ::bind(probe, reinterpret_cast<sockaddr*>(&loopback), sizeof(loopback)) == 0;
+  const bool has_ipv6 =
+      probe >= 0 && ::bind(probe, reinterpret_cast<sockaddr*>(&loopback), sizeof(loopback)) == 0;
   if (probe >= 0) ::close(probe);
   if (!has_ipv6) GTEST_SKIP() << "no IPv6 loopback on this machine";
 

@@ -4,10 +4,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
-#include <gtest/gtest.h>
 #include <set>
 #include <thread>
 
@@ -25,7 +25,9 @@ uint64_t fibonacci(unsigned n) {
   return a;
 }
 
-bool process_exists(pid_t pid) { return std::filesystem::exists("/proc/" + std::to_string(pid)); }
+bool process_exists(pid_t pid) {
+  return std::filesystem::exists("/proc/" + std::to_string(pid));
+}
 
 TEST(Pool, TwoLongRequestsRunOnTwoDifferentHandlers) {
   ReactorProcess reactor({"--handlers", "2"});
@@ -140,7 +142,8 @@ TEST(Pool, HandlersInheritOnlyTheirChannel) {
   // A handler closes its copy of a client socket just after answering, so the check allows it a moment.
   const auto descriptors_of = [](pid_t handler) {
     std::set<std::string> descriptors;
-    for (const auto& entry : std::filesystem::directory_iterator("/proc/" + std::to_string(handler) + "/fd")) {
+    for (const auto& entry :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(handler) + "/fd")) {
       descriptors.insert(entry.path().filename());
     }
     return descriptors;

@@ -41,7 +41,8 @@ Client::~Client() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-Client::Client(Client&& other) noexcept : fd_(std::exchange(other.fd_, -1)), buffer_(std::move(other.buffer_)) {}
+Client::Client(Client&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), buffer_(std::move(other.buffer_)) {}
 
 bool Client::send(const std::string& bytes) {
   size_t sent = 0;
@@ -54,7 +55,9 @@ bool Client::send(const std::string& bytes) {
   return true;
 }
 
-void Client::finish_sending() { ::shutdown(fd_, SHUT_WR); }
+void Client::finish_sending() {
+  ::shutdown(fd_, SHUT_WR);
+}
 
 std::string Client::read_line(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -65,7 +68,8 @@ std::string Client::read_line(std::chrono::milliseconds timeout) {
       buffer_.erase(0, end + 1);
       return line;
     }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return "<timeout>";
     pollfd entry{.fd = fd_, .events = POLLIN, .revents = 0};
     if (::poll(&entry, 1, static_cast<int>(left.count())) <= 0) continue;
@@ -80,7 +84,8 @@ std::string Client::read_line(std::chrono::milliseconds timeout) {
 std::string Client::read_bytes(size_t count, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (buffer_.size() < count) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
     pollfd entry{.fd = fd_, .events = POLLIN, .revents = 0};
     if (::poll(&entry, 1, static_cast<int>(left.count())) <= 0) continue;
@@ -116,7 +121,8 @@ bool Client::wait_closed(std::chrono::milliseconds timeout, std::string* rest) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   if (rest != nullptr) *rest += std::exchange(buffer_, std::string());
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return false;
     pollfd entry{.fd = fd_, .events = POLLIN, .revents = 0};
     if (::poll(&entry, 1, static_cast<int>(left.count())) <= 0) continue;

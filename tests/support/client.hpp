@@ -39,7 +39,7 @@ class Client {
 
 // An HTTP response as read by read_response.
 struct HttpResponse {
-  int status = 0;  // 0 when no response came.
+  int status = 0;       // 0 when no response came.
   std::string headers;  // The header lines, each ending in "\r\n".
   std::string body;
   bool has_header(const std::string& line) const { return headers.find(line + "\r\n") != std::string::npos; }

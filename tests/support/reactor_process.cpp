@@ -7,11 +7,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <algorithm>
 #include <fstream>
-#include <gtest/gtest.h>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -81,7 +81,8 @@ ReactorProcess::ReactorProcess(std::vector<std::string> arguments) {
   for (size_t i = 0; i < arguments.size(); ++i) {
     has_listen = has_listen || arguments[i].starts_with("--listen");
     has_admin = has_admin || arguments[i].starts_with("--admin");
-    admin_off = admin_off || (arguments[i] == "--admin" && i + 1 < arguments.size() && arguments[i + 1] == "off") ||
+    admin_off = admin_off ||
+                (arguments[i] == "--admin" && i + 1 < arguments.size() && arguments[i + 1] == "off") ||
                 arguments[i] == "--admin=off";
   }
   if (!has_listen) arguments.insert(arguments.begin(), {"--listen", "127.0.0.1:0"});
@@ -132,14 +133,16 @@ ReactorProcess::ReactorProcess(std::vector<std::string> arguments) {
     ::kill(pid_, SIGKILL);
     ::waitpid(pid_, nullptr, 0);
     pid_ = -1;
-    throw std::runtime_error("reactor did not report listening; stdout: '" + line + "' stderr: " + stderr_text());
+    throw std::runtime_error("reactor did not report listening; stdout: '" + line +
+                             "' stderr: " + stderr_text());
   }
   host_ = line.substr(prefix.size(), colon - prefix.size());
   if (host_.starts_with("[")) host_ = host_.substr(1, host_.size() - 2);
   port_ = static_cast<uint16_t>(std::stoi(line.substr(colon + 1)));
   if (!admin_off) {
     if (!admin_line.starts_with("admin listening on ")) {
-      throw std::runtime_error("reactor did not report its admin port; stdout: '" + line + "\n" + admin_line + "'");
+      throw std::runtime_error("reactor did not report its admin port; stdout: '" + line + "\n" + admin_line +
+                               "'");
     }
     admin_port_ = static_cast<uint16_t>(std::stoi(admin_line.substr(admin_line.rfind(':') + 1)));
   }
@@ -155,7 +158,8 @@ ReactorProcess::~ReactorProcess() {
   const std::string errors = stderr_text();
   for (const char* finding : {"Sanitizer", "runtime error:"}) {
     if (crash_reports_expected_) break;
-    if (errors.find(finding) != std::string::npos) ADD_FAILURE() << "sanitizer finding on stderr:\n" << errors;
+    if (errors.find(finding) != std::string::npos)
+      ADD_FAILURE() << "sanitizer finding on stderr:\n" << errors;
   }
   if (!stderr_path_.empty()) ::unlink(stderr_path_.c_str());
 }
@@ -192,9 +196,13 @@ bool ReactorProcess::wait_for_handlers(size_t count, std::chrono::milliseconds t
   return true;
 }
 
-size_t ReactorProcess::open_descriptors() const { return count_descriptors(pid_); }
+size_t ReactorProcess::open_descriptors() const {
+  return count_descriptors(pid_);
+}
 
-std::string ReactorProcess::stderr_text() const { return read_file(stderr_path_); }
+std::string ReactorProcess::stderr_text() const {
+  return read_file(stderr_path_);
+}
 
 ProgramResult run_program(const std::vector<std::string>& argv, const std::string& input,
                           std::chrono::milliseconds timeout) {
@@ -229,7 +237,8 @@ ProgramResult run_program(const std::vector<std::string>& argv, const std::strin
 
   ProgramResult result;
   const Clock::time_point deadline = Clock::now() + timeout;
-  pollfd entries[2] = {{.fd = out[0], .events = POLLIN, .revents = 0}, {.fd = err[0], .events = POLLIN, .revents = 0}};
+  pollfd entries[2] = {{.fd = out[0], .events = POLLIN, .revents = 0},
+                       {.fd = err[0], .events = POLLIN, .revents = 0}};
   int open_pipes = 2;
   while (open_pipes > 0 && Clock::now() < deadline) {
     if (::poll(entries, 2, 50) <= 0) continue;
