@@ -16,6 +16,9 @@
 #include <stdexcept>
 #include <thread>
 
+#include "tests/support/client.hpp"
+#include "tests/support/wait.hpp"
+
 namespace handoff::testing {
 namespace {
 
@@ -98,6 +101,7 @@ ReactorProcess::ReactorProcess(std::vector<std::string> arguments) {
 
   pid_ = ::fork();
   if (pid_ == 0) {
+    ::setpgid(0, 0);  // A process group of its own, for signal_group.
     ::dup2(out[1], STDOUT_FILENO);
     ::dup2(stderr_fd, STDERR_FILENO);
     const int null = ::open("/dev/null", O_RDONLY);
@@ -109,6 +113,7 @@ ReactorProcess::ReactorProcess(std::vector<std::string> arguments) {
     std::fprintf(stderr, "exec %s: %s\n", argv[0], std::strerror(errno));
     ::_exit(127);
   }
+  ::setpgid(pid_, pid_);  // Also here, so that the group exists before either side goes on.
   ::close(out[1]);
   ::close(stderr_fd);
 
@@ -188,12 +193,44 @@ std::vector<pid_t> ReactorProcess::handler_pids() const {
 }
 
 bool ReactorProcess::wait_for_handlers(size_t count, std::chrono::milliseconds timeout) const {
-  const Clock::time_point deadline = Clock::now() + timeout;
-  while (handler_pids().size() != count) {
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  return wait_until([&] { return handler_pids().size() == count; }, timeout);
+}
+
+void ReactorProcess::signal_group(int signal_number) const {
+  if (pid_ > 0) ::kill(-pid_, signal_number);
+}
+
+std::string ReactorProcess::stats() const {
+  if (pid_ <= 0 || admin_port_ == 0) return "";
+  try {
+    Client client(host_, admin_port_);
+    if (!client.send("GET /stats HTTP/1.1\r\nHost: localhost\r\n\r\n")) return "";
+    const HttpResponse response = read_response(client);
+    return response.status == 200 ? response.body : "";
+  } catch (const std::runtime_error&) {
+    return "";  // Not accepting any more: the reactor is stopping.
   }
-  return true;
+}
+
+int64_t ReactorProcess::stat(const std::string& path) const {
+  // /stats names each key once within its object, so finding the keys of the path one after another, each
+  // after the last, lands on the right number without a JSON parser.
+  const std::string json = stats();
+  size_t at = 0;
+  for (size_t start = 0; start <= path.size();) {
+    const size_t dot = std::min(path.find('.', start), path.size());
+    at = json.find("\"" + path.substr(start, dot - start) + "\":", at);
+    if (at == std::string::npos) return -1;
+    at += dot - start + 3;
+    start = dot + 1;
+  }
+  char* end = nullptr;
+  const long long value = std::strtoll(json.c_str() + at, &end, 10);
+  return end == json.c_str() + at ? -1 : value;
+}
+
+bool ReactorProcess::wait_for_log(const std::string& text, std::chrono::milliseconds timeout) const {
+  return wait_until([&] { return stderr_text().find(text) != std::string::npos; }, timeout);
 }
 
 size_t ReactorProcess::open_descriptors() const {

@@ -41,6 +41,23 @@ class ReactorProcess {
   // it is not a finding.
   void expect_crash_reports() { crash_reports_expected_ = true; }
 
+  // Sends signal_number to the reactor's whole process group (the reactor and its handlers), as a terminal's
+  // Ctrl-C or systemd's KillMode=control-group does. The reactor is started as the leader of a group of its
+  // own, so nothing else is hit.
+  void signal_group(int signal_number) const;
+
+  // GET /stats on the admin port: the JSON body, or "" when it cannot be had (admin off, reactor gone).
+  std::string stats() const;
+  // One number of /stats, named by its path of keys ("pool.busy", "counters.errors.timeout"); -1 when the
+  // stats or the key are missing.
+  int64_t stat(const std::string& path) const;
+  int64_t busy_handlers() const { return stat("pool.busy"); }
+  int64_t idle_handlers() const { return stat("pool.idle"); }
+  int64_t queue_length() const { return stat("pool.queue_length"); }
+  int64_t requests_answered() const { return stat("counters.requests"); }
+  // Waits until the reactor's stderr holds text; false on timeout.
+  bool wait_for_log(const std::string& text, std::chrono::milliseconds timeout) const;
+
   // Sends signal_number and waits for the exit. Returns the exit status, or 128 + signal when killed, or -1
   // when it did not exit within timeout (it is then killed).
   int signal_and_wait(int signal_number, std::chrono::milliseconds timeout);
