@@ -33,6 +33,7 @@ import select
 import signal
 import socket
 import struct
+import time
 import traceback
 
 __all__ = ["Handler", "Reply", "Request"]
@@ -40,6 +41,7 @@ __all__ = ["Handler", "Reply", "Request"]
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _STATE = struct.Struct("=II")  # The reactor's shared state page: version, connections waiting for a handler.
 _STATE_VERSION = 1
+_FD_SIZE = struct.calcsize("i")  # A descriptor in an SCM_RIGHTS message.
 
 
 def _map_reactor_state(fd):
@@ -143,6 +145,9 @@ class _Stream:
         self.buffer = bytearray(received)
         self.input_closed = bool(flags & _FLAG_INPUT_CLOSED)
         self.head_truncated = bool(flags & _FLAG_HEAD_TRUNCATED)
+        # One deadline for all the reading of a hand-off: only its first request is ever read from the socket
+        # (the reactor reads the others), and a client that trickles bytes must not restart the clock.
+        self.read_deadline = time.monotonic() + timeout
         self.timeout = timeout
         self.written = 0
         self.status = 0  # Of the last answer not yet reported to the reactor.
@@ -151,12 +156,15 @@ class _Stream:
         status, self.status = self.status, 0
         return _PROGRESS.pack(self.written, status, 0, 0)
 
-    def _wait(self, event):
-        """Waits until the socket is ready for event, at most the read timeout; False on timeout. The socket
-        stays non-blocking: it shares its open file with the reactor's copy, so waiting is done with poll."""
+    def _wait(self, event, deadline):
+        """Waits until the socket is ready for event, until deadline; False on timeout. The socket stays
+        non-blocking: it shares its open file with the reactor's copy, so waiting is done with poll."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
         poller = select.poll()
         poller.register(self.sock, event)
-        return bool(poller.poll(self.timeout * 1000))
+        return bool(poller.poll(left * 1000))
 
     def read_more(self):
         """Appends what the client sends next; False on timeout."""
@@ -164,7 +172,7 @@ class _Stream:
             try:
                 data = self.sock.recv(_READ_CHUNK)
             except BlockingIOError:
-                if not self._wait(select.POLLIN):
+                if not self._wait(select.POLLIN, self.read_deadline):
                     return False
                 continue
             except OSError:
@@ -180,7 +188,7 @@ class _Stream:
             try:
                 sent = self.sock.send(view)
             except BlockingIOError:
-                if not self._wait(select.POLLOUT):
+                if not self._wait(select.POLLOUT, time.monotonic() + self.timeout):
                     raise _ClientGone()
                 continue
             except OSError:
@@ -272,9 +280,15 @@ class Handler:
         """The next kConnection frame: one recvmsg brings the header, the payload and the socket."""
         fds = []
         while len(self._inbox) < _HEADER.size:
-            data, new_fds, msg_flags, _ = socket.recv_fds(channel, _HEADER.size + _READ_CHUNK, 4,
-                                                               socket.MSG_CMSG_CLOEXEC)
-            fds += new_fds
+            # recvmsg itself, not socket.recv_fds: that ignores its flags argument (CPython up to 3.11), and
+            # MSG_CMSG_CLOEXEC is what keeps code the handler starts from inheriting client sockets.
+            data, ancillary, msg_flags, _ = channel.recvmsg(_HEADER.size + _READ_CHUNK,
+                                                            socket.CMSG_SPACE(4 * _FD_SIZE),
+                                                            socket.MSG_CMSG_CLOEXEC)
+            for level, kind, fd_bytes in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds += struct.unpack("%di" % (len(fd_bytes) // _FD_SIZE),
+                                         fd_bytes[:len(fd_bytes) - len(fd_bytes) % _FD_SIZE])
             if msg_flags & socket.MSG_CTRUNC:
                 raise _ChannelError("control data truncated: descriptors were lost")
             if not data:
@@ -430,8 +444,6 @@ class Handler:
                 return _Refusal(400, "malformed Content-Length")
             if length > self._max_request:
                 return _Refusal(413, "request body too large")
-            if headers.get("expect", "").lower() == "100-continue" and len(stream.buffer) < start + length:
-                stream.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             while len(stream.buffer) < start + length:
                 if not first:
                     return None
