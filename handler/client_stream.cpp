@@ -17,7 +17,11 @@ ReadStatus ClientStream::read_more(size_t max_bytes) {
     buffer_.erase(0, consumed_);
     consumed_ = 0;
   }
-  const ReadStatus status = read_some(client_fd_, buffer_, max_bytes, limits_.io_timeout);
+  const auto now = std::chrono::steady_clock::now();
+  if (!read_deadline_) read_deadline_ = now + limits_.io_timeout;
+  if (now >= *read_deadline_) return ReadStatus::kTimedOut;
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(*read_deadline_ - now);
+  const ReadStatus status = read_some(client_fd_, buffer_, max_bytes, left);
   if (status == ReadStatus::kEndOfInput) input_closed_ = true;
   return status;
 }

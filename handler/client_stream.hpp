@@ -4,7 +4,9 @@
 // the bytes received so far (starting with those the reactor read), how far the session has used them, and
 // the answers queued and written. It borrows the socket; the hand-off's message owns it.
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -27,7 +29,9 @@ class ClientStream {
   // The reactor cut the request head at its cap (--max-head-bytes).
   bool head_truncated() const { return head_truncated_; }
 
-  // Reads up to max_bytes more from the client, waiting at most the read timeout.
+  // Reads up to max_bytes more from the client. All the reads of a hand-off share one deadline, the read
+  // timeout after the first: only a hand-off's first request is read from the socket here (the reactor reads
+  // the others), and a client that trickles its bytes must not restart the clock at every one.
   ReadStatus read_more(size_t max_bytes);
 
   void queue(std::string_view bytes) { pending_output_ += bytes; }
@@ -62,6 +66,7 @@ class ClientStream {
   size_t consumed_ = 0;
   bool input_closed_;
   bool head_truncated_;
+  std::optional<std::chrono::steady_clock::time_point> read_deadline_;
   std::string pending_output_;
   uint64_t bytes_written_ = 0;
   int status_ = 0;

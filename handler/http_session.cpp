@@ -1,7 +1,6 @@
 #include "handler/http_session.hpp"
 
 #include <http_parser.h>
-#include <strings.h>
 
 #include <algorithm>
 #include <string_view>
@@ -27,8 +26,6 @@ Response error_response(int status, std::string_view what, bool close) {
 // The request being parsed, filled in by the parser's callbacks.
 struct ParsedRequest {
   std::string url;
-  std::string header_field;  // The header being read, lower-cased, to spot Expect.
-  bool expect_continue = false;
   bool headers_complete = false;
   bool complete = false;
   std::string body;
@@ -71,19 +68,6 @@ class HttpSession : ProtocolSession {
       self(p).request_.url.append(at, length);
       return 0;
     };
-    settings_.on_header_field = [](http_parser* p, const char* at, size_t length) {
-      self(p).request_.header_field.append(at, length);
-      return 0;
-    };
-    settings_.on_header_value = [](http_parser* p, const char* at, size_t length) {
-      ParsedRequest& request = self(p).request_;
-      if (strcasecmp(request.header_field.c_str(), "expect") == 0 &&
-          strncasecmp(at, "100-continue", std::min<size_t>(length, 12)) == 0 && length == 12) {
-        request.expect_continue = true;
-      }
-      request.header_field.clear();
-      return 0;
-    };
     settings_.on_headers_complete = [](http_parser* p) { return self(p).headers_complete(); };
     settings_.on_body = [](http_parser* p, const char* at, size_t length) {
       return self(p).body(at, length);
@@ -123,10 +107,8 @@ class HttpSession : ProtocolSession {
           if (message_bytes == 0) return stream_.close();
           return refuse(error_response(400, "incomplete request", true));
         }
-        if (request_.expect_continue && request_.headers_complete) {
-          request_.expect_continue = false;
-          stream_.queue("HTTP/1.1 100 Continue\r\n\r\n");
-        }
+        // The reactor read the head and answered any "Expect: 100-continue" itself; only a request too long
+        // for it to hold whole is read on here.
         if (!stream_.flush()) return stream_.closed();
         switch (stream_.read_more(kReadChunkBytes)) {
           case ReadStatus::kData: break;

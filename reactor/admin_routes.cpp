@@ -96,6 +96,8 @@ StatsSnapshot AdminRoutes::snapshot() const {
   s.target_handlers = pool_.target();
   s.queue_length = dispatcher_.waiting_connections();
   s.open_connections = frontend_.open_connections();
+  s.buffered_bytes = frontend_.buffered_bytes();
+  s.paused_connections = frontend_.paused_connections();
   s.metrics = &metrics_;
   s.reload = &pool_.last_reload();
   const double wall_now = static_cast<double>(std::time(nullptr));

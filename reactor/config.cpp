@@ -7,6 +7,8 @@
 #include <cxxopts.hpp>
 #include <thread>
 
+#include "ipc/wire.hpp"
+
 namespace handoff::reactor {
 namespace {
 
@@ -172,10 +174,12 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
     ("handlers", "number of handler processes; the default is one per core", text(std::to_string(cores)), "N")
     ("handler-cmd", "handler command line (split like a shell, no expansions); the handler gets its channel at "
                     "descriptor 3 (HANDOFF_IPC_FD=3)", text(default_handler), "'PATH ARGS...'")
-    ("max-head-bytes", "the reactor reads at most this much of a request before handing it off", text("64k"),
-     "BYTES")
-    ("max-request-bytes", "longest request a handler accepts; longer gets 'ERR request too large'", text("2m"),
-     "BYTES");
+    ("max-head-bytes", "longest HTTP request head; longer gets 431", text("64k"), "BYTES")
+    ("max-request-bytes", "longest request line or HTTP body; longer gets 'ERR request too large' or 413. The "
+                          "reactor reads each whole request before a handler gets it", text("2m"), "BYTES")
+    ("max-buffered-bytes", "bytes of unfinished requests the reactor holds in all; beyond it, it stops "
+                           "reading until handlers take requests (at least the largest request)",
+     text("64m"), "BYTES");
   options.add_options("Failures")
     ("request-timeout", "a handler still busy with a request after this is killed; the client gets "
                         "'ERR timeout'", text("30s"), "TIME")
@@ -233,6 +237,8 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
                              "a size from 16 to 1m", config.max_head_bytes)) ||
         (error = read_option(result, "max-request-bytes", parse_size, size_t{1}, kMaxRequestBytesLimit,
                              "a size from 1 to 1g", config.max_request_bytes)) ||
+        (error = read_option(result, "max-buffered-bytes", parse_size, size_t{1}, size_t{1} << 40,
+                             "a size from 1 to 1024g", config.max_buffered_bytes)) ||
         (error = read_option(result, "request-timeout", parse_duration, ms, day, "a duration from 1ms to 24h",
                              config.request_timeout)) ||
         (error = read_option(result, "max-queue", parse_count, size_t{0}, size_t{1} << 24,
@@ -253,6 +259,16 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
                              "a duration from 1ms to 24h", config.shutdown_timeout));
     if (error) return *error;
     config.handlers = static_cast<unsigned>(handlers);
+    // One request alone must fit, or it could never be read whole.
+    const size_t largest_request =
+        std::min<size_t>(config.max_head_bytes + config.max_request_bytes + 2, ipc::kMaxPayloadBytes);
+    if (config.max_buffered_bytes < largest_request) {
+      if (result.count("max-buffered-bytes")) {
+        return usage_error("--max-buffered-bytes must be at least the largest request the reactor reads (" +
+                           std::to_string(largest_request) + " bytes with these limits)");
+      }
+      config.max_buffered_bytes = largest_request;
+    }
 
     const std::string admin = result["admin"].as<std::string>();
     if (admin == "off") {

@@ -33,6 +33,7 @@ struct Config {
   std::vector<std::string> handler_command;  // argv of every handler; [0] is the executable's path.
   size_t max_head_bytes = 64 * 1024;
   size_t max_request_bytes = 2 * 1024 * 1024;
+  size_t max_buffered_bytes = 64 * 1024 * 1024;  // Of unfinished requests, in all (ReadBudget).
 
   // Failure handling: docs/operations.md says what a client sees when each one strikes.
   Milliseconds request_timeout{30000};        // A handler busy longer with one hand-off is killed.

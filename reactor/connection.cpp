@@ -12,7 +12,6 @@
 namespace handoff::reactor {
 namespace {
 
-constexpr size_t kReadChunkBytes = 16 * 1024;
 constexpr uint64_t kLingerMs = 2000;
 constexpr int kMaxDrainReadsPerWakeup = 16;  // So that a client that keeps sending cannot hold the loop.
 constexpr size_t kLoggedRequestLineBytes = 100;
@@ -32,8 +31,13 @@ std::string printable_first_line(std::string_view head) {
 }  // namespace
 
 Connection::Connection(uv_loop_t* loop, ConnectionId id, ipc::UniqueFd socket, const Config& config,
-                       Events& events)
-    : id_(id), socket_(std::move(socket)), config_(config), events_(events) {
+                       ReadBudget& budget, Events& events)
+    : id_(id),
+      socket_(std::move(socket)),
+      config_(config),
+      events_(events),
+      framing_(config.max_request_bytes),
+      budget_(budget) {
   uv_poll_init(loop, &poll_, socket_.get());
   uv_timer_init(loop, &timer_);
   poll_.data = timer_.data = this;
@@ -42,14 +46,15 @@ Connection::Connection(uv_loop_t* loop, ConnectionId id, ipc::UniqueFd socket, c
 
 void Connection::watch() {
   watching_ = true;
-  expire_after(head_.empty() ? config_.idle_timeout : config_.read_timeout,
-               head_.empty() ? Expiry::kIdle : Expiry::kRead);
+  expire_after(received_.empty() ? config_.idle_timeout : config_.read_timeout,
+               received_.empty() ? Expiry::kIdle : Expiry::kRead);
   uv_poll_start(&poll_, UV_READABLE,
-                [](uv_poll_t* poll, int, int) { static_cast<Connection*>(poll->data)->read_head(); });
+                [](uv_poll_t* poll, int, int) { static_cast<Connection*>(poll->data)->read_request(); });
 }
 
 void Connection::unwatch() {
-  watching_ = false;
+  watching_ = paused_ = false;
+  budget_.stop_reading(id_);
   stop_timer();
   uv_poll_stop(&poll_);
 }
@@ -70,13 +75,60 @@ void Connection::stop_timer() {
   uv_timer_stop(&timer_);
 }
 
-bool Connection::head_complete() const {
-  return reactor::head_complete(protocol_, head_) || head_.size() >= config_.max_head_bytes;
+// The most the reactor holds of one request: a line up to --max-request-bytes (and its line end), an HTTP
+// head up to --max-head-bytes with a body up to --max-request-bytes, all within one ipc frame. A request
+// longer than that is handed off unfinished, and the handler refuses it or reads the rest itself.
+size_t Connection::read_cap() const {
+  switch (protocol_) {
+    case Protocol::kLine: return std::min<size_t>(config_.max_request_bytes + 2, ipc::kMaxPayloadBytes);
+    case Protocol::kHttp:
+      return std::min<size_t>(config_.max_head_bytes + config_.max_request_bytes, ipc::kMaxPayloadBytes);
+    case Protocol::kUnknown: break;
+  }
+  return config_.max_head_bytes;
 }
 
-void Connection::read_head() {
+bool Connection::request_ready() const {
+  return framing_.ready() || received_.size() >= read_cap() ||
+         (!framing_.head_complete() && received_.size() >= config_.max_head_bytes);
+}
+
+// Feeds framing_ what it has not seen (all of it, once the protocol is known).
+void Connection::frame_received() {
+  if (protocol_ == Protocol::kUnknown) return;
+  framing_.feed(protocol_, std::string_view(received_).substr(framed_bytes_));
+  framed_bytes_ = received_.size();
+  if (framing_.take_continue()) {
+    // The client waits for this before it sends the body (curl gives up waiting after 1 s).
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    const ssize_t sent =
+        ::send(socket_.get(), kContinue.data(), kContinue.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (sent > 0) bytes_written_ += static_cast<uint64_t>(sent);
+  }
+}
+
+void Connection::account_received() {
+  budget_.update(budgeted_bytes_, received_.size());
+  budgeted_bytes_ = received_.size();
+}
+
+bool Connection::resume_reading() {
+  if (!paused_) return false;
+  paused_ = false;
+  uv_poll_start(&poll_, UV_READABLE,
+                [](uv_poll_t* poll, int, int) { static_cast<Connection*>(poll->data)->read_request(); });
+  return true;
+}
+
+void Connection::read_request() {
+  if (!budget_.may_read(id_)) {
+    // Back-pressure: no reading until handlers take requests and free bytes. The timer runs on.
+    paused_ = true;
+    uv_poll_stop(&poll_);
+    return;
+  }
   char chunk[kReadChunkBytes];
-  const size_t room = std::min(sizeof(chunk), config_.max_head_bytes - head_.size());
+  const size_t room = std::min(sizeof(chunk), read_cap() - received_.size());
   const ssize_t got = ::read(socket_.get(), chunk, room);
   if (got < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
@@ -89,7 +141,7 @@ void Connection::read_head() {
   if (got == 0) {
     input_closed_ = true;
     unwatch();
-    if (head_.empty()) {
+    if (received_.empty()) {
       events_.on_client_left(*this);
     } else {
       ready_at_ns_ = uv_hrtime();
@@ -97,10 +149,12 @@ void Connection::read_head() {
     }
     return;
   }
-  const bool first_bytes = head_.empty();
-  head_.append(chunk, got);
-  if (protocol_ == Protocol::kUnknown) protocol_ = detect_protocol(head_);
-  if (head_complete()) {
+  const bool first_bytes = received_.empty();
+  received_.append(chunk, got);
+  account_received();
+  if (protocol_ == Protocol::kUnknown) protocol_ = detect_protocol(received_);
+  frame_received();
+  if (request_ready()) {
     unwatch();
     ready_at_ns_ = uv_hrtime();
     events_.on_request_ready(*this);
@@ -151,20 +205,26 @@ Connection::Request Connection::take_request() {
     uv_poll_stop(&poll_);
   }
   stop_timer();
-  if (protocol_ == Protocol::kUnknown) protocol_ = Protocol::kLine;     // A short head cut by EOF.
-  if (config_.access_log) request_line_ = printable_first_line(head_);  // Only the access log wants it.
+  if (protocol_ == Protocol::kUnknown) protocol_ = Protocol::kLine;         // A short request cut by EOF.
+  if (config_.access_log) request_line_ = printable_first_line(received_);  // Only the access log wants it.
   uint32_t flags = protocol_ == Protocol::kHttp ? ipc::kFlagHttp : 0;
   if (input_closed_) {
     flags |= ipc::kFlagInputClosed;
-  } else if (!reactor::head_complete(protocol_, head_)) {
-    flags |= ipc::kFlagHeadTruncated;
+  } else if (!framing_.ready()) {
+    flags |= ipc::kFlagHeadTruncated;  // Cut at the cap: the handler refuses it or reads the rest.
   }
-  return {std::exchange(head_, std::string()), flags};
+  Request request{std::exchange(received_, std::string()), flags};
+  framing_.reset();
+  framed_bytes_ = 0;
+  account_received();
+  return request;
 }
 
 Connection::Resume Connection::resume(std::string unconsumed) {
-  head_ = std::move(unconsumed);
-  if (!head_.empty() && (head_complete() || input_closed_)) {
+  received_ = std::move(unconsumed);
+  account_received();
+  frame_received();
+  if (!received_.empty() && (request_ready() || input_closed_)) {
     ready_at_ns_ = uv_hrtime();
     return Resume::kReady;
   }
@@ -175,7 +235,7 @@ Connection::Resume Connection::resume(std::string unconsumed) {
 
 bool Connection::may_answer_after(uint64_t answered_bytes) const {
   const std::optional<uint64_t> sent = bytes_sent(socket_.get());
-  return sent && *sent == bytes_from_handlers_ + answered_bytes;
+  return sent && *sent == bytes_written_ + answered_bytes;
 }
 
 void Connection::refuse(Refusal refusal) {
@@ -186,6 +246,10 @@ void Connection::refuse(Refusal refusal) {
 
 void Connection::close() {
   if (watching_) unwatch();
+  // Here, not in the destructor: the budget may be gone by the time that runs.
+  received_.clear();
+  account_received();
+  budget_.stop_reading(id_);
   stop_timer();
   if (!has_unread_input() || ::shutdown(socket_.get(), SHUT_WR) != 0) {
     close_handles();

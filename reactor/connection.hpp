@@ -1,9 +1,11 @@
 #pragma once
 
 // Internal to the reactor. Connection: one client socket, owned by the reactor for its whole life. Between
-// requests the reactor watches it and reads the next request head itself; while a handler serves it, the
-// reactor keeps its copy of the socket but leaves it alone (one descriptor, one reader at a time). Its one
-// timer guards whichever wait the connection is in: idle, reading a head, queued, or lingering at close.
+// requests the reactor watches it and reads the next whole request itself — a line, or an HTTP head and its
+// body (RequestFraming) — so that a slow client never holds a handler; while a handler serves it, the reactor
+// keeps its copy of the socket but leaves it alone (one descriptor, one reader at a time). Its one timer
+// guards whichever wait the connection is in: idle, reading a request, queued, or lingering at close. The
+// bytes it holds count against the reactor's ReadBudget; while that is spent, it does not read.
 
 #include <uv.h>
 
@@ -17,6 +19,8 @@
 #include "reactor/config.hpp"
 #include "reactor/dispatcher.hpp"
 #include "reactor/loop_owned.hpp"
+#include "reactor/read_budget.hpp"
+#include "reactor/request_framing.hpp"
 #include "reactor/request_head.hpp"
 
 namespace handoff::reactor {
@@ -31,10 +35,11 @@ class Connection {
 
   class Events {
    public:
-    // The connection holds a complete request head (or as much as the cap allows); it stopped watching.
+    // The connection holds a complete request (or one the handler must refuse, or as much as the cap
+    // allows); it stopped watching.
     virtual void on_request_ready(Connection& connection) = 0;
     // The client left while the reactor watched it: EOF with nothing pending, or a reset, while it read a
-    // head; while the request waited in the queue, a reset, or EOF over HTTP (see check_client_left).
+    // request; while the request waited in the queue, a reset, or EOF over HTTP (see check_client_left).
     virtual void on_client_left(Connection& connection) = 0;
     // A wait of the connection took too long.
     virtual void on_expired(Connection& connection, Expiry expiry) = 0;
@@ -42,6 +47,9 @@ class Connection {
    protected:
     ~Events() = default;
   };
+
+  // The most the connection reads at once.
+  static constexpr size_t kReadChunkBytes = 16 * 1024;
 
   // What a handler receives: the bytes read so far and the kConnection flags that describe them.
   struct Request {
@@ -52,7 +60,8 @@ class Connection {
   enum class Resume { kWatching, kReady, kClientLeft };
 
   // Create with make_loop_owned (reactor/loop_owned.hpp); starts watching for the first request.
-  Connection(uv_loop_t* loop, ConnectionId id, ipc::UniqueFd socket, const Config& config, Events& events);
+  Connection(uv_loop_t* loop, ConnectionId id, ipc::UniqueFd socket, const Config& config, ReadBudget& budget,
+             Events& events);
 
   ConnectionId id() const { return id_; }
   // The socket, borrowed: it is sent to a handler, and the reactor keeps its own copy here.
@@ -75,14 +84,17 @@ class Connection {
   double queue_wait_ms() const { return queue_wait_ms_; }
   void set_queue_wait_ms(double ms) { queue_wait_ms_ = ms; }
 
-  // Takes the request head for a handler.
+  // The budget has room again: read on, if the connection is still paused (else false).
+  bool resume_reading();
+
+  // Takes the request for a handler.
   Request take_request();
 
   // A handler finished its turn with the connection, having written bytes_written to it.
-  void count_handler_bytes(uint64_t bytes_written) { bytes_from_handlers_ += bytes_written; }
+  void count_handler_bytes(uint64_t bytes_written) { bytes_written_ += bytes_written; }
 
   // The handler is done and the client may send more: unconsumed is what the handler read but did not use.
-  // kReady when that already holds a complete head (on_request_ready is not called then).
+  // kReady when that already holds a complete request (on_request_ready is not called then).
   Resume resume(std::string unconsumed);
 
   // Whether the reactor may write its own answer after the handler that held the connection died having
@@ -106,11 +118,14 @@ class Connection {
 
   void watch();
   void unwatch();
-  void read_head();
+  void read_request();
   void check_client_left(int status);
   void expire_after(Milliseconds timeout, Expiry expiry);
   void stop_timer();
-  bool head_complete() const;
+  bool request_ready() const;
+  size_t read_cap() const;
+  void frame_received();
+  void account_received();
   bool has_unread_input() const;
   void drain_and_close();
   void close_handles();
@@ -122,17 +137,22 @@ class Connection {
   uv_poll_t poll_;
   uv_timer_t timer_;
   Expiry pending_expiry_ = Expiry::kIdle;
-  std::string head_;
+  std::string received_;  // Of the next request, not handed to a handler yet.
+  RequestFraming framing_;
+  size_t framed_bytes_ = 0;    // Of received_, how many framing_ has seen.
+  size_t budgeted_bytes_ = 0;  // Of received_, how many budget_ counts.
+  ReadBudget& budget_;
   std::string peer_ = "-";
   std::string request_line_ = "-";
   uint64_t ready_at_ns_ = 0;
   double queue_wait_ms_ = 0;
   Protocol protocol_ = Protocol::kUnknown;  // Decided by the first bytes, then kept.
   bool watching_ = false;
-  bool queued_ = false;               // Watched only for the client leaving while the request waits.
-  bool input_closed_ = false;         // The client sent EOF (or reset the connection).
-  uint64_t bytes_from_handlers_ = 0;  // Written by handlers in their finished turns. The reactor writes
-                                      // nothing before its last answer, so this is all the socket sent.
+  bool paused_ = false;         // Watching, but not reading: the budget is spent.
+  bool queued_ = false;         // Watched only for the client leaving while the request waits.
+  bool input_closed_ = false;   // The client sent EOF (or reset the connection).
+  uint64_t bytes_written_ = 0;  // By handlers in their finished turns, and the reactor's "100 Continue":
+                                // all the socket sent before the reactor's last answer.
 };
 
 }  // namespace handoff::reactor

@@ -23,7 +23,15 @@ std::string peer_address(int socket) {
 
 Frontend::Frontend(uv_loop_t* loop, const Config& config, Dispatcher& dispatcher, HandlerPool& pool,
                    Metrics& metrics)
-    : loop_(loop), config_(config), dispatcher_(dispatcher), pool_(pool), metrics_(metrics) {}
+    : loop_(loop),
+      config_(config),
+      dispatcher_(dispatcher),
+      pool_(pool),
+      metrics_(metrics),
+      budget_(config.max_buffered_bytes, Connection::kReadChunkBytes, [this](ConnectionId id) {
+        const auto it = connections_.find(id);
+        return it != connections_.end() && it->second->resume_reading();
+      }) {}
 
 std::error_code Frontend::listen() {
   ipc::UniqueFd socket;
@@ -45,7 +53,7 @@ void Frontend::accept(ipc::UniqueFd client) {
     log_at(LogLevel::kWarn, "setsockopt TCP_NODELAY on a client socket: %s", std::strerror(errno));
   }
   const std::string peer = config_.access_log ? peer_address(client.get()) : std::string();
-  auto connection = make_loop_owned<Connection>(loop_, id, std::move(client), config_,
+  auto connection = make_loop_owned<Connection>(loop_, id, std::move(client), config_, budget_,
                                                 static_cast<Connection::Events&>(*this));
   if (config_.access_log) connection->set_peer(peer);
   connections_.emplace(id, std::move(connection));

@@ -25,6 +25,7 @@
 #include "reactor/loop_owned.hpp"
 #include "reactor/metrics.hpp"
 #include "reactor/phase.hpp"
+#include "reactor/read_budget.hpp"
 #include "reactor/request_head.hpp"
 
 namespace handoff::reactor {
@@ -38,6 +39,9 @@ class Frontend final : Connection::Events {
   std::error_code listen();
   ListenAddress local_address() const { return listener_->local_address(); }
   size_t open_connections() const { return connections_.size(); }
+  // Bytes of requests read and not handed off yet, and the connections paused because that is at its limit.
+  size_t buffered_bytes() const { return budget_.held(); }
+  size_t paused_connections() const { return budget_.paused(); }
 
   // What the pool reports (HandlerPool::Events, passed on by the Server).
   // The handler takes the longest waiting connection, or joins the idle handlers.
@@ -72,6 +76,7 @@ class Frontend final : Connection::Events {
   Metrics& metrics_;
   Phase phase_ = Phase::kServing;
   LoopOwned<Listener> listener_;
+  ReadBudget budget_;  // Before connections_: each gives its bytes back when it closes.
   std::unordered_map<ConnectionId, LoopOwned<Connection>> connections_;
   ConnectionId next_id_ = 1;
 };

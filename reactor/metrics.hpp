@@ -73,6 +73,8 @@ struct StatsSnapshot {
   size_t idle, busy, starting, retiring;
   size_t queue_length;
   size_t open_connections;
+  size_t buffered_bytes;      // Of requests read and not handed off yet.
+  size_t paused_connections;  // Not read from: buffered_bytes is at --max-buffered-bytes.
   const Metrics* metrics;
   const ReloadReport* reload;
   std::vector<HandlerSnapshot> handlers;

@@ -54,7 +54,9 @@ std::string render_stats_json(const StatsSnapshot& s) {
           ",\"starting\":" + std::to_string(s.starting) + ",\"retiring\":" + std::to_string(s.retiring) +
           ",\"queue_length\":" + std::to_string(s.queue_length) +
           ",\"longest_queue\":" + std::to_string(s.metrics->longest_queue) +
-          ",\"open_connections\":" + std::to_string(s.open_connections) + "}";
+          ",\"open_connections\":" + std::to_string(s.open_connections) +
+          ",\"buffered_bytes\":" + std::to_string(s.buffered_bytes) +
+          ",\"paused_connections\":" + std::to_string(s.paused_connections) + "}";
   json += ",\"counters\":{\"accepted\":" + std::to_string(c.accepted) +
           ",\"requests\":" + std::to_string(c.requests) + ",\"respawns\":" + std::to_string(c.respawns) +
           ",\"handler_exits\":" + std::to_string(c.handler_exits) +
@@ -99,6 +101,11 @@ std::string render_prometheus(const StatsSnapshot& s) {
   out += "handoff_queue_length_max " + std::to_string(s.metrics->longest_queue) + "\n";
   metric_header(out, "handoff_open_connections", "gauge", "Client connections open now.");
   out += "handoff_open_connections " + std::to_string(s.open_connections) + "\n";
+  metric_header(out, "handoff_buffered_bytes", "gauge", "Bytes of requests read and not handed off yet.");
+  out += "handoff_buffered_bytes " + std::to_string(s.buffered_bytes) + "\n";
+  metric_header(out, "handoff_paused_connections", "gauge",
+                "Connections not read from because --max-buffered-bytes is reached.");
+  out += "handoff_paused_connections " + std::to_string(s.paused_connections) + "\n";
   metric_header(out, "handoff_connections_accepted_total", "counter", "Client connections accepted.");
   out += "handoff_connections_accepted_total " + std::to_string(c.accepted) + "\n";
   metric_header(out, "handoff_requests_total", "counter", "Requests answered by handlers.");

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <gtest/gtest.h>
+#include <atomic>
 #include <thread>
 
 #include "handler/builtin_commands.hpp"
@@ -215,23 +216,43 @@ TEST(HttpSession, AnswersPipelinedRequestsAndGivesBackAPartialOne) {
   EXPECT_EQ(progress[0], pong.size());
 }
 
-TEST(HttpSession, ReadsTheBodyOfTheFirstRequestAndSaysContinue) {
+// The reactor reads whole requests and answers "Expect: 100-continue" itself; a handler reads from the socket
+// only what the reactor could not hold (kFlagHeadTruncated), and says no second "100 Continue".
+TEST(HttpSession, ReadsTheRestOfABodyTheReactorCouldNotHold) {
   Socketpair pair;
-  std::thread client([&] {
-    // The body follows only after the handler said 100 Continue.
-    char buffer[256] = {};
-    ::fcntl(pair.client.get(), F_SETFL, 0);
-    const ssize_t got = ::read(pair.client.get(), buffer, sizeof(buffer) - 1);
-    EXPECT_EQ(std::string(buffer, std::max<ssize_t>(got, 0)), "HTTP/1.1 100 Continue\r\n\r\n");
-    EXPECT_EQ(::write(pair.client.get(), "12345", 5), 5);
-  });
+  std::thread client([&] { EXPECT_EQ(::write(pair.client.get(), "12345", 5), 5); });
   const SessionOutcome outcome =
       serve_http(builtin(), pair.served.get(),
-                 "POST /ping HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n", ipc::kFlagHttp,
-                 Limits{}, ignore_progress);
+                 "POST /ping HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+                 ipc::kFlagHttp | ipc::kFlagHeadTruncated, Limits{}, ignore_progress);
   client.join();
   EXPECT_TRUE(outcome.keep_open);
   EXPECT_TRUE(pair.client_reads().starts_with("HTTP/1.1 200 OK\r\n"));
+}
+
+// A slow upload used to restart the read timeout at every byte and so held the handler until
+// --request-timeout: the reads of a hand-off share one deadline.
+TEST(HttpSession, ABodyTrickledByteByByteTimesOutOnOneDeadline) {
+  Socketpair pair;
+  std::atomic<bool> stop = false;
+  std::thread client([&] {
+    for (int i = 0; i < 40 && !stop; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // The client's pace, not a wait for state.
+      (void)!::write(pair.client.get(), "x", 1);
+    }
+  });
+  const auto start = std::chrono::steady_clock::now();
+  const SessionOutcome outcome =
+      serve_http(builtin(), pair.served.get(), "POST /ping HTTP/1.1\r\nContent-Length: 1000\r\n\r\n",
+                 ipc::kFlagHttp | ipc::kFlagHeadTruncated,
+                 Limits{.io_timeout = std::chrono::milliseconds(300)}, ignore_progress);
+  const auto took = std::chrono::steady_clock::now() - start;
+  stop = true;
+  client.join();
+  EXPECT_FALSE(outcome.keep_open);
+  EXPECT_LT(took, std::chrono::milliseconds(1000));
+  EXPECT_GE(took, std::chrono::milliseconds(290));
+  EXPECT_NE(pair.client_reads().find("HTTP/1.1 408 Request Timeout\r\n"), std::string::npos);
 }
 
 TEST(HttpSession, AHeadCutAtTheCapIs431) {

@@ -1,0 +1,39 @@
+#include "reactor/read_budget.hpp"
+
+namespace handoff::reactor {
+
+bool ReadBudget::may_read(ConnectionId id) {
+  if (!spent() || past_limit_ == id) return true;
+  if (past_limit_ == 0) {
+    past_limit_ = id;
+    return true;
+  }
+  paused_.push_back(id);
+  return false;
+}
+
+void ReadBudget::update(size_t before, size_t after) {
+  held_ = held_ - before + after;
+  if (after >= before || spent()) return;
+  // Each resumed connection may read one chunk before it asks again: resume as many as the room takes, and
+  // at least one.
+  for (size_t room = limit_ - held_; resume_next() && room > read_chunk_bytes_;) room -= read_chunk_bytes_;
+}
+
+void ReadBudget::stop_reading(ConnectionId id) {
+  if (past_limit_ != id) return;
+  past_limit_ = 0;
+  resume_next();  // It may read past the limit in its turn.
+}
+
+bool ReadBudget::resume_next() {
+  while (!paused_.empty()) {
+    const ConnectionId id = paused_.front();
+    paused_.pop_front();
+    // Restarts its watch only: the reading happens in a later turn of the loop.
+    if (resume_(id)) return true;
+  }
+  return false;
+}
+
+}  // namespace handoff::reactor

@@ -1,0 +1,54 @@
+#pragma once
+
+// Internal to the reactor. ReadBudget: the bytes the reactor holds, across all connections, of requests not
+// handed to a handler yet (--max-buffered-bytes). Since the reactor reads whole requests, bodies included, a
+// crowd of slow uploads would otherwise grow it without limit. When the budget is spent, a connection stops
+// reading (its client's TCP window fills and the client waits: back-pressure) and waits here; as handlers
+// take requests and free bytes, the paused connections are resumed, longest paused first.
+//
+// So that unfinished requests holding the whole budget cannot wait for each other for ever, one connection at
+// a time may read on past the limit, until it stops reading (its request is complete, or it times out). The
+// reactor so holds at most the limit plus one request, plus a read chunk for each connection just resumed.
+
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <utility>
+
+#include "reactor/dispatcher.hpp"
+
+namespace handoff::reactor {
+
+class ReadBudget {
+ public:
+  // read_chunk_bytes: the most a connection reads at once. resume is called for a paused connection once it
+  // may read again, and says whether it did: the connection may be gone or done waiting by then.
+  ReadBudget(size_t limit, size_t read_chunk_bytes, std::function<bool(ConnectionId)> resume)
+      : limit_(limit), read_chunk_bytes_(read_chunk_bytes), resume_(std::move(resume)) {}
+  ReadBudget(const ReadBudget&) = delete;
+  ReadBudget& operator=(const ReadBudget&) = delete;
+
+  size_t held() const { return held_; }
+  size_t paused() const { return paused_.size(); }
+
+  // Whether the connection may read now; when not, it is paused until resume is called for it.
+  bool may_read(ConnectionId id);
+  // A connection's buffer went from before to after bytes.
+  void update(size_t before, size_t after);
+  // The connection stopped reading (its request is ready, or it closes): it no longer reads past the limit.
+  void stop_reading(ConnectionId id);
+
+ private:
+  bool spent() const { return held_ >= limit_; }
+  // Resumes the longest paused connection that still waits; false when none does.
+  bool resume_next();
+
+  const size_t limit_;
+  const size_t read_chunk_bytes_;
+  const std::function<bool(ConnectionId)> resume_;
+  size_t held_ = 0;
+  std::deque<ConnectionId> paused_;
+  ConnectionId past_limit_ = 0;  // The one connection that may read while the budget is spent; 0: none.
+};
+
+}  // namespace handoff::reactor
