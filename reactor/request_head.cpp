@@ -37,17 +37,6 @@ Protocol detect_protocol(std::string_view head) {
   return head.size() > kLongestMethod ? Protocol::kLine : Protocol::kUnknown;
 }
 
-bool head_complete(Protocol protocol, std::string_view head) {
-  switch (protocol) {
-    case Protocol::kLine: return head.find('\n') != std::string_view::npos;
-    case Protocol::kHttp:
-      // RFC 9112 section 2.2 lets a recipient take a bare LF as a line end.
-      return head.find("\r\n\r\n") != std::string_view::npos || head.find("\n\n") != std::string_view::npos;
-    case Protocol::kUnknown: return false;
-  }
-  return false;
-}
-
 std::string refusal_message(Protocol protocol, Refusal refusal) {
   const RefusalText text = text_of(refusal);
   if (protocol != Protocol::kHttp) return std::string("ERR ") + text.line + "\n";

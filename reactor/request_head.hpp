@@ -1,8 +1,8 @@
 #pragma once
 
 // Internal to the reactor. What the reactor knows of the protocols it serves on one port: which one a
-// connection speaks, judged from its first bytes; where a request head ends; and how the reactor's own
-// answers (refusals) look in each.
+// connection speaks, judged from its first bytes, and how the reactor's own answers (refusals) look in each.
+// Where a request ends is RequestFraming's (reactor/request_framing.hpp).
 
 #include <string>
 #include <string_view>
@@ -14,10 +14,6 @@ enum class Protocol { kUnknown, kLine, kHttp };
 // HTTP when the connection begins with an upper-case method and a space ("GET /fib/30 HTTP/1.1"): line
 // protocol commands are lower case. kUnknown until the bytes received decide it.
 Protocol detect_protocol(std::string_view head);
-
-// Whether head holds a whole request head: the first line for the line protocol, the header block up to its
-// empty line for HTTP.
-bool head_complete(Protocol protocol, std::string_view head);
 
 // The answers the reactor gives itself, when no handler can.
 enum class Refusal {

@@ -10,6 +10,7 @@
 
 #include "tests/support/client.hpp"
 #include "tests/support/reactor_process.hpp"
+#include "tests/support/wait.hpp"
 
 namespace handoff::testing {
 namespace {
@@ -78,11 +79,8 @@ TEST(Admin, MetricsPassPromtoolAfterLoad) {
   for (int i = 0; i < 20; ++i) ask(reactor.host(), reactor.port(), "fib 15");
   ask(reactor.host(), reactor.port(), "nonsense");
   // A client has its answer a moment before the reactor has the handler's report of it.
-  HttpResponse metrics = admin(reactor, "GET", "/metrics");
-  for (int i = 0; i < 100 && metrics.body.find("handoff_requests_total 21\n") == std::string::npos; ++i) {
-    std::this_thread::sleep_for(20ms);
-    metrics = admin(reactor, "GET", "/metrics");
-  }
+  ASSERT_TRUE(wait_until([&] { return reactor.requests_answered() == 21; }, 10s)) << reactor.stats();
+  const HttpResponse metrics = admin(reactor, "GET", "/metrics");
   EXPECT_EQ(metrics.status, 200);
   EXPECT_TRUE(metrics.has_header("Content-Type: text/plain; version=0.0.4; charset=utf-8"));
   const ProgramResult check = run_program({"promtool", "check", "metrics"}, metrics.body, 30s);
@@ -101,7 +99,9 @@ TEST(Admin, HealthzAnswersAtOnceWhileEveryHandlerIsBusy) {
   for (int i = 0; i < 3; ++i) {
     load.emplace_back([&] { ask(reactor.host(), reactor.port(), "spin 1500"); });
   }
-  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(wait_until(
+      [&] { return reactor.queue_length() == 2 && reactor.stat_real("current_request_seconds") > 0.1; }, 10s))
+      << reactor.stats();
   Clock::duration slowest{};
   for (int i = 0; i < 10; ++i) {
     const Clock::time_point start = Clock::now();
@@ -123,9 +123,9 @@ TEST(Admin, HealthzIs503WhileDraining) {
   auto reactor = std::make_unique<ReactorProcess>(std::vector<std::string>{"--handlers", "1"});
   Client busy(reactor->host(), reactor->port());
   busy.send("spin 1000\n");
-  std::this_thread::sleep_for(200ms);
+  ASSERT_TRUE(wait_until([&] { return reactor->busy_handlers() == 1; }, 10s));
   ::kill(reactor->pid(), SIGTERM);
-  std::this_thread::sleep_for(200ms);
+  ASSERT_TRUE(reactor->wait_for_log("finishing", 5s));
   const HttpResponse health = admin(*reactor, "GET", "/healthz");
   EXPECT_EQ(health.status, 503);
   EXPECT_EQ(health.body, "draining\n");
@@ -153,7 +153,7 @@ TEST(Admin, ThePoolGrowsAndShrinksLive) {
   // Shrinking lets a busy handler finish its request first.
   Client busy(reactor.host(), reactor.port());
   busy.send("spin 800\n");
-  std::this_thread::sleep_for(150ms);
+  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 10s));
   EXPECT_EQ(admin(reactor, "POST", "/pool?size=1").status, 200);
   EXPECT_EQ(busy.read_line(), "spun 800");
   EXPECT_TRUE(reactor.wait_for_handlers(1, 10s));
@@ -193,7 +193,7 @@ TEST(Admin, TheStatusPageLoadsInChromiumAndShowsTheHandlers) {
   for (int i = 0; i < 10; ++i) ask(reactor.host(), reactor.port(), "fib 18");
   Client busy(reactor.host(), reactor.port());
   busy.send("spin 4000\n");  // One handler shows as busy.
-  std::this_thread::sleep_for(200ms);
+  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 10s));
 
   const std::string url = "http://127.0.0.1:" + std::to_string(reactor.admin_port()) + "/";
   const std::string screenshot = artifacts_folder() + "/status-page.png";

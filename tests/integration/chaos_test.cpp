@@ -13,6 +13,7 @@
 
 #include "tests/support/client.hpp"
 #include "tests/support/reactor_process.hpp"
+#include "tests/support/wait.hpp"
 
 namespace handoff::testing {
 namespace {
@@ -30,22 +31,11 @@ uint64_t fibonacci(unsigned n) {
   return a;
 }
 
-size_t settled_descriptors(const ReactorProcess& reactor, size_t target) {
-  const Clock::time_point deadline = Clock::now() + 10s;
-  size_t count = reactor.open_descriptors();
-  while (count != target && Clock::now() < deadline) {
-    std::this_thread::sleep_for(20ms);
-    count = reactor.open_descriptors();
-  }
-  return count;
-}
-
 TEST(Chaos, EveryRequestIsAnsweredOrGetsAnErrorWhileHandlersDie) {
   ReactorProcess reactor({"--handlers", std::to_string(kHandlers), "--request-timeout", "5s"});
   ASSERT_TRUE(reactor.wait_for_handlers(kHandlers, 10s));
   ASSERT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
-  std::this_thread::sleep_for(200ms);
-  const size_t baseline = reactor.open_descriptors();
+  const size_t baseline = reactor.quiet_descriptors();
 
   std::mutex mutex;
   std::map<std::string, int> outcomes;  // "answered", "ERR <kind>", or what went wrong.
@@ -82,7 +72,7 @@ TEST(Chaos, EveryRequestIsAnsweredOrGetsAnErrorWhileHandlersDie) {
   std::mt19937 random(2026);
   const Clock::time_point end = Clock::now() + kChaosTime;
   for (int round = 0; Clock::now() < end && requests < kMaxRequests; ++round) {
-    std::this_thread::sleep_for(100ms);
+    std::this_thread::sleep_for(100ms);  // The chaos's rhythm, not a wait for a state.
     const std::vector<pid_t> handlers = reactor.handler_pids();
     if (!handlers.empty() && ::kill(handlers[random() % handlers.size()], SIGKILL) == 0) ++kills;
     if (round % 15 == 7 && ::kill(reactor.pid(), SIGHUP) == 0) ++reloads;
@@ -102,7 +92,7 @@ TEST(Chaos, EveryRequestIsAnsweredOrGetsAnErrorWhileHandlersDie) {
   EXPECT_GT(kills, 10);
 
   EXPECT_TRUE(reactor.wait_for_handlers(kHandlers, 20s));
-  EXPECT_EQ(settled_descriptors(reactor, baseline), baseline);
+  EXPECT_TRUE(reactor.wait_for_descriptors(baseline, 10s)) << reactor.open_descriptors() << " open";
   EXPECT_EQ(ask(reactor.host(), reactor.port(), "fib 20"), "6765");
 }
 

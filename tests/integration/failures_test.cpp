@@ -18,6 +18,7 @@
 
 #include "tests/support/client.hpp"
 #include "tests/support/reactor_process.hpp"
+#include "tests/support/wait.hpp"
 
 namespace handoff::testing {
 namespace {
@@ -73,7 +74,7 @@ TEST_P(HandlerCrash, MidRequestTheClientGetsErrHandlerCrashedAndServingGoesOn) {
   // the spin's answer was written yet.
   ASSERT_TRUE(client.send("pid\nspin 20000\n"));
   const pid_t serving = std::stoi(client.read_line());
-  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(wait_until([&] { return reactor.requests_answered() == 1; }, 10s));  // The spin runs.
   ASSERT_EQ(::kill(serving, GetParam()), 0);
   EXPECT_EQ(client.read_line(5s), "ERR handler crashed");
   EXPECT_TRUE(client.wait_closed(5s));
@@ -105,10 +106,10 @@ TEST(Failures, AFullQueueAnswersErrBusyAndAcceptingGoesOn) {
   ReactorProcess reactor({"--handlers", "1", "--max-queue", "1"});
   Client busy(reactor.host(), reactor.port());
   ASSERT_TRUE(busy.send("spin 1500\n"));
-  std::this_thread::sleep_for(200ms);
+  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 10s));
   Client queued(reactor.host(), reactor.port());
   ASSERT_TRUE(queued.send("ping\n"));
-  std::this_thread::sleep_for(200ms);
+  ASSERT_TRUE(wait_until([&] { return reactor.queue_length() == 1; }, 10s));
   Client refused(reactor.host(), reactor.port());
   ASSERT_TRUE(refused.send("ping\n"));
   EXPECT_EQ(refused.read_line(1s), "ERR busy");
@@ -121,7 +122,7 @@ TEST(Failures, ARequestThatWaitsTooLongInTheQueueGetsErrBusy) {
   ReactorProcess reactor({"--handlers", "1", "--queue-timeout", "300ms"});
   Client busy(reactor.host(), reactor.port());
   ASSERT_TRUE(busy.send("spin 2000\n"));
-  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 10s));
   Client waiting(reactor.host(), reactor.port());
   ASSERT_TRUE(waiting.send("ping\n"));
   EXPECT_EQ(waiting.read_line(1500ms), "ERR busy");
@@ -188,7 +189,7 @@ TEST(Failures, AThousandTricklingClientsDoNotSlowDownNormalRequests) {
   std::thread trickler([&] {
     for (char byte : std::string("fib 10")) {
       for (Client& client : slow) client.send(std::string(1, byte));
-      std::this_thread::sleep_for(100ms);
+      std::this_thread::sleep_for(100ms);  // The slow clients' pace, not a wait for a state.
     }
     trickling = false;
   });
@@ -225,21 +226,17 @@ TEST(Failures, ClientsThatVanishHurtNothing) {
 TEST(Failures, AHandlerSendingGarbageIsKilledAndReplaced) {
   const Script script = first_start_misbehaves("printf 'this is not an ipc frame at all' >&3; sleep 30");
   ReactorProcess reactor({"--handlers", "2", "--handler-cmd", script.path()});
-  const Clock::time_point deadline = Clock::now() + 10s;
-  while (reactor.stderr_text().find("frame does not start with the handoff magic") == std::string::npos &&
-         Clock::now() < deadline) {
-    std::this_thread::sleep_for(20ms);
-  }
-  EXPECT_NE(reactor.stderr_text().find("frame does not start with the handoff magic"), std::string::npos)
+  EXPECT_TRUE(reactor.wait_for_log("frame does not start with the handoff magic", 10s))
       << reactor.stderr_text();
   EXPECT_TRUE(reactor.wait_for_handlers(2, 10s));
   // Both handlers serve (the replacement once it said hello): idle handlers take turns, so two pids show.
   std::set<std::string> pids;
-  for (int i = 0; i < 500 && pids.size() < 2; ++i) {
-    pids.insert(ask(reactor.host(), reactor.port(), "pid"));
-    std::this_thread::sleep_for(20ms);
-  }
-  EXPECT_EQ(pids.size(), 2u);
+  EXPECT_TRUE(wait_until(
+      [&] {
+        pids.insert(ask(reactor.host(), reactor.port(), "pid"));
+        return pids.size() == 2;
+      },
+      10s));
 }
 
 TEST(Failures, AHandlerOfAnotherProtocolVersionIsKilledAndReplaced) {
@@ -267,10 +264,10 @@ TEST(Failures, SigtermFinishesQueuedRequestsAndClosesIdleOnes) {
   Client idle(reactor->host(), reactor->port());
   Client busy(reactor->host(), reactor->port());
   ASSERT_TRUE(busy.send("spin 600\n"));
-  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(wait_until([&] { return reactor->busy_handlers() == 1; }, 10s));
   Client queued(reactor->host(), reactor->port());
   ASSERT_TRUE(queued.send("fib 20\n"));
-  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(wait_until([&] { return reactor->queue_length() == 1; }, 10s));
   std::thread stopper([&] { EXPECT_EQ(reactor->signal_and_wait(SIGTERM, 10s), 0); });
   EXPECT_EQ(busy.read_line(), "spun 600");
   EXPECT_EQ(queued.read_line(), "6765");
@@ -283,7 +280,7 @@ TEST(Failures, TheShutdownTimeoutCutsOffLongRequestsWithAnError) {
       std::vector<std::string>{"--handlers", "1", "--shutdown-timeout", "300ms"});
   Client busy(reactor->host(), reactor->port());
   ASSERT_TRUE(busy.send("spin 20000\n"));
-  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(wait_until([&] { return reactor->busy_handlers() == 1; }, 10s));
   const Clock::time_point start = Clock::now();
   EXPECT_EQ(reactor->signal_and_wait(SIGTERM, 10s), 1);
   EXPECT_LT(Clock::now() - start, 5s);
@@ -294,9 +291,9 @@ TEST(Failures, ASecondSignalStopsAtOnce) {
   auto reactor = std::make_unique<ReactorProcess>(std::vector<std::string>{"--handlers", "1"});
   Client busy(reactor->host(), reactor->port());
   ASSERT_TRUE(busy.send("spin 20000\n"));
-  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(wait_until([&] { return reactor->busy_handlers() == 1; }, 10s));
   ::kill(reactor->pid(), SIGINT);
-  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(reactor->wait_for_log("finishing", 5s));
   const Clock::time_point start = Clock::now();
   EXPECT_EQ(reactor->signal_and_wait(SIGINT, 10s), 1);
   EXPECT_LT(Clock::now() - start, 5s);
@@ -320,10 +317,12 @@ TEST(Failures, SighupReplacesEveryHandlerWithoutFailingARequest) {
       }
     });
   }
-  std::this_thread::sleep_for(200ms);
+  ASSERT_TRUE(wait_until([&] { return answered > 10; }, 10s));
   ASSERT_EQ(::kill(reactor.pid(), SIGHUP), 0);
   EXPECT_EQ(long_request.read_line(), "spun 800");  // The old handler finished its request.
-  std::this_thread::sleep_for(500ms);
+  EXPECT_TRUE(wait_until([&] { return reactor.reload_state() == "done"; }, 10s)) << reactor.stats();
+  const int after_reload = answered;
+  EXPECT_TRUE(wait_until([&] { return answered > after_reload + 10; }, 10s));
   running = false;
   for (std::thread& thread : load) thread.join();
   EXPECT_EQ(failed, 0);

@@ -7,6 +7,7 @@
 
 #include "tests/support/client.hpp"
 #include "tests/support/reactor_process.hpp"
+#include "tests/support/wait.hpp"
 
 namespace handoff::testing {
 namespace {
@@ -62,13 +63,14 @@ TEST_P(Wordcount, ConcurrentRequestsRunInParallelOnDifferentHandlers) {
   ReactorProcess reactor({"--handlers", "2", "--handler-cmd", GetParam()});
   // Both handlers are ready once two different ones have answered (idle handlers take turns).
   std::set<std::string> ready;
-  for (int i = 0; i < 500 && ready.size() < 2; ++i) {
-    ready.insert(ask(reactor.host(), reactor.port(), "pid"));
-    std::this_thread::sleep_for(20ms);
-  }
-  ASSERT_EQ(ready.size(), 2u);
-  // A long line (past the reactor's 64 KiB head cap) keeps each handler busy for a while; the pid after it,
-  // pipelined, says which handler did the work.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        ready.insert(ask(reactor.host(), reactor.port(), "pid"));
+        return ready.size() == 2;
+      },
+      10s));
+  // A long line (read whole by the reactor, then counted by the handler) keeps each handler busy for a while;
+  // the pid after it, pipelined, says which handler did the work.
   std::string words;
   for (int i = 0; i < 60000; ++i) words += " w" + std::to_string(i % 1000);
   std::string pids[2], counts[2];

@@ -9,6 +9,7 @@
 
 #include "tests/support/client.hpp"
 #include "tests/support/reactor_process.hpp"
+#include "tests/support/wait.hpp"
 
 namespace handoff::testing {
 namespace {
@@ -148,22 +149,15 @@ TEST(Http, AHandlerWaitingForAStalledBodyGivesUpWith408) {
 TEST(Http, TheReactorsOwnAnswersAreHttp) {
   ReactorProcess reactor({"--handlers", "1", "--max-queue", "0", "--request-timeout", "1s"});
   reactor.expect_crash_reports();
-  // Until a (new) handler has said hello, nothing may wait either: retry until one is ready.
+  // Until a (new) handler has said hello, nothing may wait either: wait until one is idle.
   const auto wait_until_served = [&] {
-    int status = 0;
-    for (int i = 0; i < 100 && status != 200; ++i) {
-      status = send_and_read(reactor, "GET /ping HTTP/1.1\r\n\r\n").status;
-      if (status != 200) std::this_thread::sleep_for(20ms);
-    }
-    // The client has its answer a moment before the reactor has the handler's report: give it that moment.
-    std::this_thread::sleep_for(100ms);
-    return status == 200;
+    return wait_until([&] { return reactor.idle_handlers() == 1; }, 10s);
   };
   ASSERT_TRUE(wait_until_served());
   // The only handler is busy and nothing may wait: 503 with Retry-After.
   Client busy(reactor.host(), reactor.port());
   busy.send("GET /spin/600 HTTP/1.1\r\n\r\n");
-  std::this_thread::sleep_for(150ms);
+  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 10s));
   const HttpResponse refused = send_and_read(reactor, "GET /ping HTTP/1.1\r\n\r\n");
   EXPECT_EQ(refused.status, 503);
   EXPECT_TRUE(refused.has_header("Retry-After: 1")) << refused.headers;
@@ -177,9 +171,11 @@ TEST(Http, TheReactorsOwnAnswersAreHttp) {
   // The handler dies mid-request: 502.
   ASSERT_TRUE(wait_until_served());
   Client client(reactor.host(), reactor.port());
+  const int64_t answered_before = reactor.requests_answered();
   client.send("GET /pid HTTP/1.1\r\n\r\nGET /spin/20000 HTTP/1.1\r\n\r\n");
   const pid_t handler = std::stoi(read_response(client).body);
-  std::this_thread::sleep_for(100ms);
+  // The reactor has the handler's report of the first answer: the spin runs.
+  ASSERT_TRUE(wait_until([&] { return reactor.requests_answered() == answered_before + 1; }, 10s));
   ::kill(handler, SIGKILL);
   const HttpResponse crashed = read_response(client);
   EXPECT_EQ(crashed.status, 502);
@@ -200,7 +196,7 @@ TEST(Http, KeepAliveConnectionsDoNotHoldAHandler) {
 TEST(Http, NetcatUsersSeeNoChange) {
   ReactorProcess reactor({"--handlers", "1"});
   const ProgramResult result =
-      run_program({"nc", "-q1", reactor.host(), std::to_string(reactor.port())}, "fib 30\n", 20s);
+      run_program({"nc", "-N", reactor.host(), std::to_string(reactor.port())}, "fib 30\n", 20s);
   EXPECT_EQ(result.out, "832040\n");
 }
 

@@ -33,7 +33,7 @@ port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$stage/stdout")
 [ -n "$port" ] || { echo "FAIL: the reactor did not start"; cat "$stage/stderr"; exit 1; }
 
 over_http=$(curl --silent --max-time 10 "http://127.0.0.1:$port/square/12")
-on_a_line=$(printf 'square 13\n' | timeout 10 nc -q1 127.0.0.1 "$port")
+on_a_line=$(printf 'square 13\n' | timeout 10 nc -N 127.0.0.1 "$port")
 passed=0 failed=0
 check() {  # check WHAT GOT WANTED
   if [ "$2" = "$3" ]; then echo "ok: $1 -> $2"; passed=$((passed + 1)); else echo "FAIL: $1 -> '$2', not '$3'"; failed=$((failed + 1)); fi

@@ -9,13 +9,14 @@
 
 #include "tests/support/client.hpp"
 #include "tests/support/reactor_process.hpp"
+#include "tests/support/wait.hpp"
 
 namespace handoff::testing {
 namespace {
 
 std::string nc(const ReactorProcess& reactor, const std::string& input) {
   const ProgramResult result =
-      run_program({"nc", "-q1", reactor.host(), std::to_string(reactor.port())}, input, 20s);
+      run_program({"nc", "-N", reactor.host(), std::to_string(reactor.port())}, input, 20s);
   EXPECT_EQ(result.status, 0) << result.err;
   return result.out;
 }
@@ -67,6 +68,7 @@ TEST(LineProtocol, PipelinedLinesAreAllAnsweredInOrder) {
   EXPECT_EQ(client.read_line(), "1");
 
   // A request split across packets, with the rest of a pipeline behind it.
+  // The pauses make separate packets (the client's pace); they wait for no state.
   ASSERT_TRUE(client.send("fi"));
   std::this_thread::sleep_for(50ms);
   ASSERT_TRUE(client.send("b 12\npi"));
@@ -82,7 +84,7 @@ TEST(LineProtocol, ATelnetLikeSessionKeepsItsConnection) {
   for (int i = 0; i < 20; ++i) {
     ASSERT_TRUE(client.send("fib " + std::to_string(i) + "\r\n"));
     ASSERT_NE(client.read_line(), "<closed>");
-    std::this_thread::sleep_for(5ms);
+    std::this_thread::sleep_for(5ms);  // A person typing, not a wait for a state.
   }
   ASSERT_TRUE(client.send("ping\r\n"));
   EXPECT_EQ(client.read_line(), "pong");

@@ -13,6 +13,7 @@
 
 #include "tests/support/client.hpp"
 #include "tests/support/reactor_process.hpp"
+#include "tests/support/wait.hpp"
 
 namespace handoff::testing {
 namespace {
@@ -56,7 +57,7 @@ TEST(Pool, AClientArrivingWhileAllHandlersAreBusyWaitsAndIsServed) {
   for (std::thread& client : busy) {
     client = std::thread([&] { EXPECT_EQ(ask(reactor.host(), reactor.port(), "spin 2000"), "spun 2000"); });
   }
-  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 2; }, 10s));
   Client third(reactor.host(), reactor.port());
   ASSERT_TRUE(third.send("ping\n"));
   EXPECT_EQ(third.read_line(15s), "pong");
@@ -96,12 +97,8 @@ TEST(Pool, TwoHundredConcurrentClientsAllGetTheRightAnswer) {
 TEST(Pool, DescriptorsAreBackToBaselineAfterAThousandConnections) {
   ReactorProcess reactor({"--handlers", "2"});
   ASSERT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
-  // The baseline is taken once the reactor has seen that connection go: the count holds still.
-  size_t baseline = 0;
-  for (size_t previous = 1; previous != baseline;) {
-    previous = std::exchange(baseline, reactor.open_descriptors());
-    std::this_thread::sleep_for(100ms);
-  }
+  // The baseline is taken once the reactor has seen that connection go.
+  const size_t baseline = reactor.quiet_descriptors();
   ASSERT_GT(baseline, 0u);
 
   constexpr int kThreads = 10;
@@ -129,9 +126,7 @@ TEST(Pool, DescriptorsAreBackToBaselineAfterAThousandConnections) {
   for (std::thread& thread : threads) thread.join();
   EXPECT_EQ(answered, kThreads * kPerThread);
 
-  const Clock::time_point deadline = Clock::now() + 10s;
-  while (reactor.open_descriptors() != baseline && Clock::now() < deadline) std::this_thread::sleep_for(20ms);
-  EXPECT_EQ(reactor.open_descriptors(), baseline);
+  EXPECT_TRUE(reactor.wait_for_descriptors(baseline, 10s)) << reactor.open_descriptors() << " open";
 }
 
 TEST(Pool, HandlersInheritOnlyTheirChannel) {
@@ -150,8 +145,7 @@ TEST(Pool, HandlersInheritOnlyTheirChannel) {
   };
   const std::set<std::string> expected{"0", "1", "2", "3"};
   for (pid_t handler : reactor.handler_pids()) {
-    const Clock::time_point deadline = Clock::now() + 2s;
-    while (descriptors_of(handler) != expected && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
+    wait_until([&] { return descriptors_of(handler) == expected; }, 2s);
     EXPECT_EQ(descriptors_of(handler), expected) << "handler " << handler;
   }
 }
@@ -162,13 +156,13 @@ TEST(Pool, AnIdleHandlerKilledIsReplacedAndServingGoesOn) {
   const std::vector<pid_t> before = reactor.handler_pids();
   ASSERT_EQ(::kill(before[0], SIGKILL), 0);
 
-  const Clock::time_point deadline = Clock::now() + 10s;
   std::vector<pid_t> after;
-  do {
-    std::this_thread::sleep_for(20ms);
-    after = reactor.handler_pids();
-  } while ((after.size() != 2 || std::find(after.begin(), after.end(), before[0]) != after.end()) &&
-           Clock::now() < deadline);
+  wait_until(
+      [&] {
+        after = reactor.handler_pids();
+        return after.size() == 2 && std::find(after.begin(), after.end(), before[0]) == after.end();
+      },
+      10s);
   ASSERT_EQ(after.size(), 2u);
   EXPECT_EQ(std::find(after.begin(), after.end(), before[0]), after.end());
   for (int i = 0; i < 20; ++i) EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
@@ -185,7 +179,7 @@ TEST(Pool, SigtermFinishesRequestsInFlightThenExits) {
 
   Client busy(reactor->host(), reactor->port());
   ASSERT_TRUE(busy.send("spin 700\n"));
-  std::this_thread::sleep_for(200ms);
+  ASSERT_TRUE(wait_until([&] { return reactor->busy_handlers() == 1; }, 10s));
   std::thread answer([&] { EXPECT_EQ(busy.read_line(), "spun 700"); });
   EXPECT_EQ(reactor->signal_and_wait(SIGTERM, 10s), 0);
   answer.join();

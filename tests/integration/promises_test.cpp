@@ -177,14 +177,6 @@ class SteadyLoad {
   std::thread thread_;
 };
 
-std::string reload_state(const ReactorProcess& reactor) {
-  const std::string stats = reactor.stats();
-  const size_t at = stats.find("\"reload\":{\"state\":\"");
-  if (at == std::string::npos) return "";
-  const size_t start = at + std::string("\"reload\":{\"state\":\"").size();
-  return stats.substr(start, stats.find('"', start) - start);
-}
-
 class BrokenReload : public ::testing::TestWithParam<std::string> {};
 
 // An operator rebuilt the handler, the build broke, and SIGHUP took the service down: the old handlers had
@@ -200,7 +192,7 @@ TEST_P(BrokenReload, KeepsTheOldHandlersServingAndALaterGoodReloadSucceeds) {
 
   folder.file(GetParam(), "");  // The build breaks: "broken" exits at once, "hangs" never says hello.
   ::kill(reactor.pid(), SIGHUP);
-  ASSERT_TRUE(wait_until([&] { return reload_state(reactor) == "abandoned"; }, 10s)) << reactor.stats();
+  ASSERT_TRUE(wait_until([&] { return reactor.reload_state() == "abandoned"; }, 10s)) << reactor.stats();
   EXPECT_TRUE(reactor.wait_for_handlers(2, 5s));
   std::vector<pid_t> now = reactor.handler_pids();
   std::sort(now.begin(), now.end());
@@ -214,7 +206,7 @@ TEST_P(BrokenReload, KeepsTheOldHandlersServingAndALaterGoodReloadSucceeds) {
 
   std::filesystem::remove(folder.path(GetParam()));  // Fixed.
   ::kill(reactor.pid(), SIGHUP);
-  EXPECT_TRUE(wait_until([&] { return reload_state(reactor) == "done"; }, 10s)) << reactor.stats();
+  EXPECT_TRUE(wait_until([&] { return reactor.reload_state() == "done"; }, 10s)) << reactor.stats();
   EXPECT_TRUE(wait_until(
       [&] {
         std::vector<pid_t> pids = reactor.handler_pids();
@@ -239,7 +231,7 @@ TEST(SlowStart, NoRequestWaitsForAReplacementDuringAReload) {
   ASSERT_TRUE(wait_until([&] { return load.answered() > 10; }, 10s));
   folder.file("slow", "");
   ::kill(reactor.pid(), SIGHUP);
-  EXPECT_TRUE(wait_until([&] { return reload_state(reactor) == "done"; }, 15s)) << reactor.stats();
+  EXPECT_TRUE(wait_until([&] { return reactor.reload_state() == "done"; }, 15s)) << reactor.stats();
   load.stop();
   EXPECT_EQ(load.failed(), 0);
   EXPECT_LT(load.slowest_ms(), 1000) << "a request waited for a handler to start";

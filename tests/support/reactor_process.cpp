@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -212,21 +213,50 @@ std::string ReactorProcess::stats() const {
   }
 }
 
-int64_t ReactorProcess::stat(const std::string& path) const {
-  // /stats names each key once within its object, so finding the keys of the path one after another, each
-  // after the last, lands on the right number without a JSON parser.
-  const std::string json = stats();
+namespace {
+
+// Where the value of the key path (see ReactorProcess::stat) begins in json; npos when it is missing.
+// /stats names each key once within its object, so finding the keys of the path one after another, each
+// after the last, lands on the right value without a JSON parser.
+size_t find_value(const std::string& json, const std::string& path) {
   size_t at = 0;
   for (size_t start = 0; start <= path.size();) {
     const size_t dot = std::min(path.find('.', start), path.size());
     at = json.find("\"" + path.substr(start, dot - start) + "\":", at);
-    if (at == std::string::npos) return -1;
+    if (at == std::string::npos) return at;
     at += dot - start + 3;
     start = dot + 1;
   }
+  return at;
+}
+
+}  // namespace
+
+int64_t ReactorProcess::stat(const std::string& path) const {
+  const std::string json = stats();
+  const size_t at = find_value(json, path);
+  if (at == std::string::npos) return -1;
   char* end = nullptr;
   const long long value = std::strtoll(json.c_str() + at, &end, 10);
   return end == json.c_str() + at ? -1 : value;
+}
+
+double ReactorProcess::stat_real(const std::string& path) const {
+  const std::string json = stats();
+  const size_t at = find_value(json, path);
+  if (at == std::string::npos) return std::nan("");
+  char* end = nullptr;
+  const double value = std::strtod(json.c_str() + at, &end);
+  return end == json.c_str() + at ? std::nan("") : value;
+}
+
+std::string ReactorProcess::reload_state() const {
+  const std::string json = stats();
+  const std::string key = "\"reload\":{\"state\":\"";
+  const size_t at = json.find(key);
+  if (at == std::string::npos) return "";
+  const size_t start = at + key.size();
+  return json.substr(start, json.find('"', start) - start);
 }
 
 bool ReactorProcess::wait_for_log(const std::string& text, std::chrono::milliseconds timeout) const {
@@ -235,6 +265,25 @@ bool ReactorProcess::wait_for_log(const std::string& text, std::chrono::millisec
 
 size_t ReactorProcess::open_descriptors() const {
   return count_descriptors(pid_);
+}
+
+size_t ReactorProcess::quiet_descriptors() const {
+  wait_until([&] { return stat("pool.open_connections") == 0; }, std::chrono::seconds(10));
+  size_t count = open_descriptors();
+  Clock::time_point unchanged_since = Clock::now();
+  wait_until(
+      [&] {
+        const size_t now = open_descriptors();
+        if (now != count) unchanged_since = Clock::now();
+        count = now;
+        return Clock::now() - unchanged_since >= std::chrono::milliseconds(100);
+      },
+      std::chrono::seconds(10));
+  return count;
+}
+
+bool ReactorProcess::wait_for_descriptors(size_t count, std::chrono::milliseconds timeout) const {
+  return wait_until([&] { return open_descriptors() == count; }, timeout);
 }
 
 std::string ReactorProcess::stderr_text() const {

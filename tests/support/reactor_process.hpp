@@ -34,6 +34,11 @@ class ReactorProcess {
   bool wait_for_handlers(size_t count, std::chrono::milliseconds timeout) const;
   // The number of descriptors the reactor has open, from /proc/PID/fd.
   size_t open_descriptors() const;
+  // The reactor's descriptor count once it is quiet: no client connection open (per /stats), and the count
+  // unchanged over 100 ms (so that the admin connection of that query is gone too).
+  size_t quiet_descriptors() const;
+  // Waits until the reactor has count descriptors open; false on timeout.
+  bool wait_for_descriptors(size_t count, std::chrono::milliseconds timeout) const;
   // What the reactor (and its handlers) wrote to stderr so far.
   std::string stderr_text() const;
 
@@ -51,10 +56,14 @@ class ReactorProcess {
   // One number of /stats, named by its path of keys ("pool.busy", "counters.errors.timeout"); -1 when the
   // stats or the key are missing.
   int64_t stat(const std::string& path) const;
+  // The same for a number that need not be whole ("uptime_seconds"); NaN when missing.
+  double stat_real(const std::string& path) const;
   int64_t busy_handlers() const { return stat("pool.busy"); }
   int64_t idle_handlers() const { return stat("pool.idle"); }
   int64_t queue_length() const { return stat("pool.queue_length"); }
   int64_t requests_answered() const { return stat("counters.requests"); }
+  // The state of the last reload in /stats: "none", "in progress", "done", "abandoned"; "" without stats.
+  std::string reload_state() const;
   // Waits until the reactor's stderr holds text; false on timeout.
   bool wait_for_log(const std::string& text, std::chrono::milliseconds timeout) const;
 

@@ -4,6 +4,8 @@
 
 #include "reactor/config.hpp"
 #include "reactor/dispatcher.hpp"
+#include "reactor/read_budget.hpp"
+#include "reactor/request_framing.hpp"
 #include "reactor/request_head.hpp"
 
 namespace handoff::reactor {
@@ -83,6 +85,7 @@ TEST(CommandLine, BadInputExitsWithStatus2AndSaysWhy) {
       {{"--access-log", "yes"}, "--access-log 'yes' must be on or off"},
       {{"--request-timeout", "soon"}, "--request-timeout 'soon'"},
       {{"--max-queue", "-1"}, "--max-queue '-1'"},
+      {{"--max-buffered-bytes", "1k"}, "--max-buffered-bytes must be at least the largest request"},
   };
   for (const auto& [arguments, expected] : cases) {
     const auto parsed = parse(arguments);
@@ -187,13 +190,108 @@ TEST(RequestHead, TheFirstBytesTellTheProtocol) {
   EXPECT_EQ(detect_protocol(std::string(30, 'A')), Protocol::kLine);
 }
 
-TEST(RequestHead, EachProtocolEndsItsHeadItsOwnWay) {
-  EXPECT_TRUE(head_complete(Protocol::kLine, "ping\n"));
-  EXPECT_FALSE(head_complete(Protocol::kLine, "ping"));
-  EXPECT_FALSE(head_complete(Protocol::kHttp, "GET / HTTP/1.1\r\nHost: x\r\n"));
-  EXPECT_TRUE(head_complete(Protocol::kHttp, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
-  EXPECT_TRUE(head_complete(Protocol::kHttp, "GET / HTTP/1.1\nHost: x\n\n"));
-  EXPECT_FALSE(head_complete(Protocol::kUnknown, "GET\n"));
+// What a fresh framing makes of bytes fed in pieces of piece bytes, as reads would bring them.
+struct Framed {
+  bool ready, complete, head_complete, continue_due;
+};
+Framed framed(Protocol protocol, std::string_view bytes, size_t piece = 1 << 20) {
+  RequestFraming framing(1000);
+  bool continue_due = false;
+  for (size_t at = 0; at < bytes.size(); at += piece) {
+    framing.feed(protocol, bytes.substr(at, piece));
+    continue_due = framing.take_continue() || continue_due;
+  }
+  return {framing.ready(), framing.complete(), framing.head_complete(), continue_due};
+}
+
+TEST(RequestFraming, EachProtocolEndsItsRequestItsOwnWay) {
+  EXPECT_TRUE(framed(Protocol::kLine, "ping\n").complete);
+  EXPECT_FALSE(framed(Protocol::kLine, "ping").ready);
+  EXPECT_FALSE(framed(Protocol::kHttp, "GET / HTTP/1.1\r\nHost: x\r\n").ready);
+  EXPECT_TRUE(framed(Protocol::kHttp, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").complete);
+  EXPECT_TRUE(framed(Protocol::kHttp, "GET / HTTP/1.1\nHost: x\n\n").complete);
+  EXPECT_FALSE(framed(Protocol::kUnknown, "GET\n").ready);
+  // Byte by byte, and with the next request behind it.
+  EXPECT_TRUE(framed(Protocol::kHttp, "GET / HTTP/1.1\r\n\r\nGET /x HTTP/1.1\r\n", 1).complete);
+}
+
+TEST(RequestFraming, AnHttpRequestIsCompleteWithItsBody) {
+  const std::string head = "POST /ping HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n";
+  const Framed waiting = framed(Protocol::kHttp, head + "hel");
+  EXPECT_TRUE(waiting.head_complete);
+  EXPECT_FALSE(waiting.ready);
+  EXPECT_TRUE(framed(Protocol::kHttp, head + "hello", 3).complete);
+  const std::string chunked = "POST /ping HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+  EXPECT_FALSE(framed(Protocol::kHttp, chunked + "5\r\nhello\r\n").ready);
+  EXPECT_TRUE(framed(Protocol::kHttp, chunked + "5\r\nhello\r\n0\r\n\r\n", 2).complete);
+}
+
+TEST(RequestFraming, WhatTheHandlerMustRefuseIsHandedOffAtOnce) {
+  // Malformed, or a body over the limit (declared or sent): the handler answers 400 or 413.
+  for (const std::string& request :
+       {std::string("GET / HTTP/1.1\r\nBad Header\r\n\r\n"),
+        std::string("POST / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n"),
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n" + std::string(1500, 'x')}) {
+    const Framed framing = framed(Protocol::kHttp, request);
+    EXPECT_TRUE(framing.ready) << request;
+    EXPECT_FALSE(framing.complete) << request;
+  }
+}
+
+TEST(RequestFraming, ContinueIsDueOnceWhenABodyIsAwaited) {
+  RequestFraming framing(1000);
+  framing.feed(Protocol::kHttp, "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+  EXPECT_TRUE(framing.take_continue());
+  EXPECT_FALSE(framing.take_continue());
+  framing.feed(Protocol::kHttp, "ab");
+  EXPECT_TRUE(framing.complete());
+  // Not for HTTP/1.0, nor when the body came along with the head.
+  EXPECT_FALSE(framed(Protocol::kHttp, "POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+                   .continue_due);
+  EXPECT_FALSE(
+      framed(Protocol::kHttp, "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nab")
+          .continue_due);
+  // Starting over for the next request forgets the last.
+  framing.reset();
+  framing.feed(Protocol::kHttp, "GET / HTTP/1.1\r\n");
+  EXPECT_FALSE(framing.ready());
+}
+
+TEST(ReadBudget, PausesReadersWhenSpentAndResumesThemLongestPausedFirst) {
+  std::vector<ConnectionId> resumed;
+  ReadBudget budget(100, 10, [&](ConnectionId id) {
+    resumed.push_back(id);
+    return id != 3;  // Connection 3 is gone by the time it is resumed.
+  });
+  EXPECT_TRUE(budget.may_read(1));
+  budget.update(0, 60);
+  budget.update(0, 50);              // Connection 2 holds 50: spent.
+  EXPECT_TRUE(budget.may_read(1));   // The first to ask may read on past the limit...
+  EXPECT_FALSE(budget.may_read(3));  // ...the others wait.
+  EXPECT_FALSE(budget.may_read(4));
+  EXPECT_FALSE(budget.may_read(5));
+  EXPECT_EQ(budget.paused(), 3u);
+  budget.update(60, 0);  // Connection 1 handed its request off: 50 held, room for 5 chunks.
+  EXPECT_EQ(resumed, (std::vector<ConnectionId>{3, 4, 5}));
+  EXPECT_EQ(budget.paused(), 0u);
+  EXPECT_EQ(budget.held(), 50u);
+}
+
+TEST(ReadBudget, TheReaderPastTheLimitPassesItsTurnOnWhenItStops) {
+  std::vector<ConnectionId> resumed;
+  ReadBudget budget(100, 10, [&](ConnectionId id) {
+    resumed.push_back(id);
+    return true;
+  });
+  budget.update(0, 100);
+  EXPECT_TRUE(budget.may_read(1));
+  EXPECT_FALSE(budget.may_read(2));
+  budget.update(0, 50);  // Connection 1 read past the limit: 150 held, nobody resumed.
+  EXPECT_TRUE(resumed.empty());
+  budget.stop_reading(1);  // Its request is ready: connection 2 may read past the limit now.
+  EXPECT_EQ(resumed, (std::vector<ConnectionId>{2}));
+  EXPECT_TRUE(budget.may_read(2));
+  EXPECT_FALSE(budget.may_read(3));
 }
 
 TEST(RequestHead, RefusalsSpeakTheClientsProtocol) {
