@@ -293,8 +293,11 @@ TEST_P(SlowUpload, CostsNoHandlerAndIsRefusedAtTheReadTimeoutFromItsFirstByte) {
   for (int i = 0; i < 5; ++i) {
     const Clock::time_point asked = Clock::now();
     EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
-    EXPECT_LT(Clock::now() - asked, 500ms) << "a ping waited behind the slow upload";
-    EXPECT_EQ(reactor.busy_handlers(), 0) << "a handler waits for the slow client";
+    EXPECT_LT(Clock::now() - asked, 1s) << "a ping waited behind the slow upload";
+    // The ping's handler is idle again at once (its report follows the answer by a moment); one that waited
+    // for the slow client would stay busy until the read timeout.
+    EXPECT_TRUE(wait_until([&] { return reactor.busy_handlers() == 0; }, 1s))
+        << "a handler waits for the slow client";
   }
   EXPECT_EQ(slow.read_line(5s), GetParam().refusal);
   const auto took = Clock::now() - start;
@@ -361,11 +364,12 @@ TEST(Pipelining, AnotherClientIsServedBetweenTheRequestsOfAPipeline) {
   Client hog(reactor.host(), reactor.port());
   ASSERT_TRUE(hog.send("spin 1000\nspin 1000\nspin 1000\nspin 1000\n"));
   ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 10s));
-  const Clock::time_point start = Clock::now();
   Client other(reactor.host(), reactor.port());
   ASSERT_TRUE(other.send("ping\n"));
   EXPECT_EQ(other.read_line(10s), "pong");
-  EXPECT_LT(Clock::now() - start, 1800ms) << "the ping waited behind more than one spin of the pipeline";
+  // The ping and at most the one spin that was running: each spin takes a second of CPU, so a second one
+  // cannot have slipped in unless the ping waited behind it.
+  EXPECT_LE(reactor.requests_answered(), 2) << "the ping waited behind more than one spin of the pipeline";
   for (int i = 0; i < 4; ++i) EXPECT_EQ(hog.read_line(10s), "spun 1000") << i;
 }
 
@@ -376,17 +380,22 @@ TEST(Nagle, TwoPipelinedRequestsAreAnsweredWithoutWaitingForAnAck) {
   for (const auto& [request, answer_bytes] :
        {std::pair<std::string, size_t>{"ping\nping\n", 10},
         {"GET /ping HTTP/1.1\r\nHost: a\r\n\r\nGET /ping HTTP/1.1\r\nHost: a\r\n\r\n", 0}}) {
-    Client client(reactor.host(), reactor.port());
-    ASSERT_TRUE(client.send(request));
-    const Clock::time_point start = Clock::now();
-    if (answer_bytes > 0) {
-      EXPECT_EQ(client.read_bytes(answer_bytes), "pong\npong\n");
-    } else {
-      EXPECT_EQ(read_response(client).status, 200);
-      EXPECT_EQ(read_response(client).status, 200);
+    // With Nagle's algorithm the second answer waits for the ACK of the first: 40 ms of delayed ACK, every
+    // time. The quickest of five tries tells that apart from a loaded machine's odd slow one.
+    Clock::duration quickest = Clock::duration::max();
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      Client client(reactor.host(), reactor.port());
+      ASSERT_TRUE(client.send(request));
+      const Clock::time_point start = Clock::now();
+      if (answer_bytes > 0) {
+        EXPECT_EQ(client.read_bytes(answer_bytes), "pong\npong\n");
+      } else {
+        EXPECT_EQ(read_response(client).status, 200);
+        EXPECT_EQ(read_response(client).status, 200);
+      }
+      quickest = std::min(quickest, Clock::now() - start);
     }
-    // With Nagle's algorithm the second answer waits for the ACK of the first: 40 ms of delayed ACK.
-    EXPECT_LT(Clock::now() - start, 25ms) << request;
+    EXPECT_LT(quickest, 25ms) << request;
   }
 }
 
@@ -456,7 +465,7 @@ TEST(HandlerDeaths, AreLoggedOnceWithTheirCause) {
   ASSERT_TRUE(client.send("spin 3000\n"));
   ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 10s));
   const pid_t handler = reactor.handler_pids().at(0);
-  ::kill(handler, SIGSEGV);
+  ::kill(handler, SIGABRT);  // Not SIGSEGV: AddressSanitizer would turn that into an abort of its own.
   EXPECT_EQ(client.read_line(), "ERR handler crashed");
   const std::string mention = "handler " + std::to_string(handler) + " ";
   ASSERT_TRUE(reactor.wait_for_log(mention, 5s));
@@ -464,7 +473,7 @@ TEST(HandlerDeaths, AreLoggedOnceWithTheirCause) {
   size_t lines = 0;
   for (size_t at = log.find(mention); at != std::string::npos; at = log.find(mention, at + 1)) ++lines;
   EXPECT_EQ(lines, 1u) << log;
-  EXPECT_NE(log.find(mention + "was killed by signal 11"), std::string::npos) << log;
+  EXPECT_NE(log.find(mention + "was killed by signal 6"), std::string::npos) << log;
 }
 
 }  // namespace
