@@ -112,11 +112,16 @@ std::string Handler::command_names() const {
 Reply Handler::execute(const Request& request) const {
   for (const auto& [command, function] : commands_) {
     if (command != request.command) continue;
+    // An exception is the handler's own error, not the client's: logged (with the pid, to find the handler)
+    // and answered 500; the handler serves on.
     try {
       return function(request);
     } catch (const std::exception& error) {
+      std::fprintf(stderr, "handler[%d]: command '%s' threw: %s\n", getpid(), command.c_str(), error.what());
       return Reply::error(std::string("internal error: ") + error.what(), 500);
     } catch (...) {
+      std::fprintf(stderr, "handler[%d]: command '%s' threw something that is not a std::exception\n", getpid(),
+                   command.c_str());
       return Reply::error("internal error", 500);
     }
   }

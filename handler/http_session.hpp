@@ -1,8 +1,8 @@
 #pragma once
 
-// Serving one hand-off of an HTTP/1.1 connection: parse each request with Node's former parser
-// (libhttp-parser), route it to the handler's commands (GET /fib/30 is the line `fib 30`), answer, and
-// hand the connection back between requests so that keep-alive costs no handler.
+// Serving one hand-off of an HTTP/1.1 connection: parse each request with handoff's strict parser
+// (http/request_parser.hpp, the reactor's too), route it to the handler's commands (GET /fib/30 is the line
+// `fib 30`), answer, and hand the connection back between requests so that keep-alive costs no handler.
 
 #include <cstdint>
 #include <string>

@@ -148,9 +148,9 @@ LineAnswer answer_line(const Handler& handler, std::string_view line) {
   const Reply reply = handler.execute({.command = command,
                                        .arguments = std::vector(words.begin() + 1, words.end()),
                                        .protocol = Protocol::kLine});
-  if (reply.status != 200) return {error_line(reply.body), false, reply.status};
-  if (!reply.body.empty() && reply.body.back() == '\n') return {reply.body};
-  return {reply.body + "\n"};
+  if (reply.status >= 400) return {error_line(reply.body), false, reply.status};
+  if (!reply.body.empty() && reply.body.back() == '\n') return {reply.body, false, reply.status};
+  return {reply.body + "\n", false, reply.status};
 }
 
 SessionOutcome serve_lines(const Handler& handler, int client_fd, std::string received, uint32_t flags,

@@ -1,5 +1,7 @@
 #include "http/response.hpp"
 
+#include <ctime>
+
 namespace handoff::http {
 
 std::string_view reason_phrase(int status) {
@@ -54,6 +56,20 @@ std::string_view reason_phrase(int status) {
   }
 }
 
+std::string_view date_now() {
+  // Formatted once a second at most: every response carries it.
+  thread_local time_t formatted_at = -1;
+  thread_local char text[32];
+  const time_t now = std::time(nullptr);
+  if (now != formatted_at) {
+    tm utc;
+    gmtime_r(&now, &utc);
+    std::strftime(text, sizeof(text), "%a, %d %b %Y %H:%M:%S GMT", &utc);  // The C locale's day names.
+    formatted_at = now;
+  }
+  return text;
+}
+
 std::string serialize(const Response& response, bool head_request) {
   std::string out;
   out.reserve(160 + response.extra_headers.size() + (head_request ? 0 : response.body.size()));
@@ -61,7 +77,9 @@ std::string serialize(const Response& response, bool head_request) {
   out += std::to_string(response.status);
   out += ' ';
   out += reason_phrase(response.status);
-  out += "\r\nServer: handoff\r\nContent-Type: ";
+  out += "\r\nServer: handoff\r\nDate: ";
+  out += date_now();
+  out += "\r\nContent-Type: ";
   out += response.content_type;
   out += "\r\nContent-Length: ";
   out += std::to_string(response.body.size());

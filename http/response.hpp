@@ -24,8 +24,11 @@ struct Response {
   ConnectionHeader connection = ConnectionHeader::kNone;
 };
 
-// The response as it goes on the wire. Content-Length always gives the body's size; with head_request the
-// body itself is left out (RFC 9110 section 9.3.2).
+// The current time as the Date header gives it (RFC 9110 section 5.6.7): "Tue, 01 Dec 2026 18:30:00 GMT".
+std::string_view date_now();
+
+// The response as it goes on the wire, with Server and Date (RFC 9110 section 6.6.1). Content-Length always
+// gives the body's size; with head_request the body itself is left out (RFC 9110 section 9.3.2).
 std::string serialize(const Response& response, bool head_request = false);
 
 }  // namespace handoff::http

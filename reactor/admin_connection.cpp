@@ -8,28 +8,22 @@
 namespace handoff::reactor {
 namespace {
 
-constexpr size_t kMaxRequestBytes = 16 * 1024;
+constexpr size_t kMaxHeadBytes = 16 * 1024;
+constexpr size_t kMaxBodyBytes = 1024;  // No admin route reads a body.
 constexpr uint64_t kTimeoutMs = 10000;
 
 }  // namespace
 
 AdminConnection::AdminConnection(uv_loop_t* loop, uint64_t id, ipc::UniqueFd socket, const AdminRoute& route,
                                  const FinishedCallback& on_finished)
-    : id_(id), socket_(std::move(socket)), route_(route), on_finished_(on_finished) {
+    : id_(id),
+      socket_(std::move(socket)),
+      route_(route),
+      on_finished_(on_finished),
+      parser_({.max_head_bytes = kMaxHeadBytes, .max_body_bytes = kMaxBodyBytes}, /*keep_fields=*/false) {
   uv_poll_init(loop, &poll_, socket_.get());
   uv_timer_init(loop, &timer_);
   poll_.data = timer_.data = this;
-  http_parser_init(&parser_, HTTP_REQUEST);
-  parser_.data = this;
-  http_parser_settings_init(&settings_);
-  settings_.on_url = [](http_parser* p, const char* at, size_t length) {
-    static_cast<AdminConnection*>(p->data)->url_.append(at, length);
-    return 0;
-  };
-  settings_.on_message_complete = [](http_parser* p) {
-    static_cast<AdminConnection*>(p->data)->complete_ = true;
-    return 0;
-  };
   wait_for(Step::kReading);
 }
 
@@ -71,22 +65,22 @@ void AdminConnection::read_request() {
     finish();
     return;
   }
-  received_ += got;
-  http_parser_execute(&parser_, &settings_, chunk, got);
-  if (complete_) {
-    const auto method = static_cast<http_method>(parser_.method);
-    const std::string_view url(url_);
-    const size_t question = url.find('?');
-    const http::Response response =
-        route_(http_method_str(method), url.substr(0, question),
-               question == std::string_view::npos ? "" : url.substr(question + 1));
-    respond(response, method == HTTP_HEAD);
-  } else if (HTTP_PARSER_ERRNO(&parser_) != HPE_OK) {
-    respond({.status = 400,
-             .body = std::string("malformed request: ") +
-                     http_errno_description(HTTP_PARSER_ERRNO(&parser_)) + "\n"});
-  } else if (received_ > kMaxRequestBytes) {
-    respond({.status = 431, .body = "request too large\n"});
+  parser_.feed(std::string_view(chunk, got));
+  switch (parser_.state()) {
+    case http::RequestParser::State::kComplete: {
+      const http::RequestHead& head = parser_.head();
+      const std::string_view target(head.target);
+      const size_t question = target.find('?');
+      respond(route_(head.method, target.substr(0, question),
+                     question == std::string_view::npos ? "" : target.substr(question + 1)),
+              head.method == "HEAD");
+      break;
+    }
+    case http::RequestParser::State::kRefused:
+      respond({.status = parser_.refusal_status(), .body = parser_.refusal_reason() + "\n"});
+      break;
+    case http::RequestParser::State::kHead:
+    case http::RequestParser::State::kBody: break;
   }
 }
 

@@ -1,10 +1,10 @@
 #pragma once
 
-// Internal to the reactor. AdminConnection: one client of the admin port. It reads one request (parsed with
-// libhttp-parser), asks the route for the answer, writes it and is finished; any failure or a client slower
-// than the timeout also finishes it. Freed in its close callbacks (reactor/loop_owned.hpp).
+// Internal to the reactor. AdminConnection: one client of the admin port. It reads one request (with the
+// strict parser, http/request_parser.hpp), asks the route for the answer, writes it and is finished; any
+// failure or a client slower than the timeout also finishes it. Freed in its close callbacks
+// (reactor/loop_owned.hpp).
 
-#include <http_parser.h>
 #include <uv.h>
 
 #include <cstdint>
@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "http/request_parser.hpp"
 #include "http/response.hpp"
 #include "ipc/unique_fd.hpp"
 #include "reactor/loop_owned.hpp"
@@ -52,11 +53,7 @@ class AdminConnection {
   uv_poll_t poll_;
   uv_timer_t timer_;
   Step step_ = Step::kReading;
-  http_parser parser_;
-  http_parser_settings settings_;
-  std::string url_;
-  bool complete_ = false;
-  size_t received_ = 0;
+  http::RequestParser parser_;
   std::string out_;
   size_t written_ = 0;
 };

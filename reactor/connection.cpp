@@ -6,6 +6,7 @@
 
 #include <cerrno>
 
+#include "http/response.hpp"
 #include "ipc/wire.hpp"
 #include "reactor/bytes_sent.hpp"
 
@@ -36,7 +37,7 @@ Connection::Connection(uv_loop_t* loop, ConnectionId id, ipc::UniqueFd socket, c
       socket_(std::move(socket)),
       config_(config),
       events_(events),
-      framing_(config.max_request_bytes),
+      framing_({.max_head_bytes = config.max_head_bytes, .max_body_bytes = config.max_request_bytes}),
       budget_(budget) {
   uv_poll_init(loop, &poll_, socket_.get());
   uv_timer_init(loop, &timer_);
@@ -239,7 +240,16 @@ bool Connection::may_answer_after(uint64_t answered_bytes) const {
 }
 
 void Connection::refuse(Refusal refusal) {
-  const std::string message = refusal_message(protocol_, refusal);
+  send_refusal(refusal_message(protocol_, refusal));
+}
+
+void Connection::refuse_request() {
+  send_refusal(http::serialize({.status = framing_.refusal_status(),
+                                .body = framing_.refusal_reason() + "\n",
+                                .connection = http::ConnectionHeader::kClose}));
+}
+
+void Connection::send_refusal(const std::string& message) {
   // A short answer fits the socket buffer of any client that reads; one that does not read loses it.
   (void)!::send(socket_.get(), message.data(), message.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
 }

@@ -105,6 +105,11 @@ class Connection {
   // Writes the reactor's own answer to the current request, in the connection's protocol, best effort (the
   // connection closes next).
   void refuse(Refusal refusal);
+  // The HTTP request is not acceptable (malformed, too large, an unknown method or version: the strict
+  // parser's verdict); refuse_request() answers it, and the connection closes next.
+  bool request_refused() const { return framing_.refused(); }
+  int refusal_status() const { return framing_.refusal_status(); }
+  void refuse_request();
 
   // Closes the reactor's copy. When the client sent input that nobody read (it is still sending a request
   // that was refused), the socket is shut down for writing and that input drained for a moment first: closing
@@ -129,6 +134,7 @@ class Connection {
   bool has_unread_input() const;
   void drain_and_close();
   void close_handles();
+  void send_refusal(const std::string& message);
 
   const ConnectionId id_;
   ipc::UniqueFd socket_;

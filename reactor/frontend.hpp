@@ -68,6 +68,7 @@ class Frontend final : Connection::Events {
   void hand_off(Assignment assignment);
   void refuse(Connection& connection, Refusal refusal);
   void count_refusal(const Connection& connection, Refusal refusal, int handler_pid);
+  void log_refusal(const Connection& connection, const std::string& outcome, int handler_pid);
 
   uv_loop_t* loop_;
   const Config& config_;

@@ -8,6 +8,8 @@ namespace handoff::reactor {
 namespace {
 
 constexpr size_t kLongestMethod = 20;
+// A first line still without its end after this many bytes is taken for the line protocol's.
+constexpr size_t kLongestUndecided = 8 * 1024;
 
 struct RefusalText {
   const char* line;  // After "ERR ".
@@ -28,13 +30,46 @@ RefusalText text_of(Refusal refusal) {
 
 }  // namespace
 
-Protocol detect_protocol(std::string_view head) {
-  for (size_t i = 0; i < head.size() && i <= kLongestMethod; ++i) {
-    const char c = head[i];
-    if (c == ' ') return i > 0 ? Protocol::kHttp : Protocol::kLine;
-    if (c < 'A' || c > 'Z') return Protocol::kLine;
+Protocol detect_protocol(std::string_view bytes) {
+  // RFC 9112 section 2.2: empty lines before a request line are ignored. Blank ones (spaces) are skipped here
+  // too, and the HTTP parser refuses them.
+  size_t start = 0;
+  for (size_t end; (end = bytes.find('\n', start)) != std::string_view::npos &&
+                   bytes.substr(start, end - start).find_first_not_of(" \t\r") == std::string_view::npos;) {
+    start = end + 1;
   }
-  return head.size() > kLongestMethod ? Protocol::kLine : Protocol::kUnknown;
+  const std::string_view line = bytes.substr(start);
+  if (line.find_first_not_of(" \t\r") == std::string_view::npos) {
+    return bytes.size() > kLongestUndecided ? Protocol::kLine : Protocol::kUnknown;
+  }
+  // The common case decides on the first bytes: an upper-case method and a space.
+  size_t upper = 0;
+  while (upper < line.size() && line[upper] >= 'A' && line[upper] <= 'Z') ++upper;
+  if (upper > 0 && upper <= kLongestMethod && upper < line.size() && line[upper] == ' ') {
+    return Protocol::kHttp;
+  }
+  const size_t end = line.find('\n');
+  if (end == std::string_view::npos) {
+    // Upper-case letters longer than any method or command: a request line gone wrong, refused in HTTP.
+    if (upper == line.size() && upper > kLongestMethod) return Protocol::kHttp;
+    return line.size() > kLongestUndecided ? Protocol::kLine : Protocol::kUnknown;
+  }
+  // Otherwise the whole first line tells: one that ends in " HTTP/" DIGIT "." DIGIT is a request line,
+  // whatever its method token ("get", "-BLARGH", a tab for a space), and the HTTP parser judges it; so is a
+  // method alone ("GET", a request line cut short: commands are lower case).
+  std::string_view first = line.substr(0, end);
+  if (first.ends_with('\r')) first.remove_suffix(1);
+  const size_t version = first.size() >= 9 ? first.size() - 9 : std::string_view::npos;
+  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (version != std::string_view::npos && first.substr(version, 6) == " HTTP/" &&
+      digit(first[version + 6]) && first[version + 7] == '.' && digit(first[version + 8])) {
+    return Protocol::kHttp;
+  }
+  for (const std::string_view method :
+       {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE"}) {
+    if (first == method) return Protocol::kHttp;
+  }
+  return Protocol::kLine;
 }
 
 std::string refusal_message(Protocol protocol, Refusal refusal) {

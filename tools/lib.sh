@@ -5,8 +5,9 @@ set -euo pipefail
 
 HANDOFF_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-# Packages for building: the toolchain, libuv, cxxopts, libhttp-parser and GoogleTest (meson.build wants it).
-HANDOFF_BUILD_PACKAGES=(g++ meson ninja-build pkg-config libuv1-dev libcxxopts-dev libhttp-parser-dev libgtest-dev)
+# Packages for building: the toolchain (gcc for llhttp's C sources), libuv, cxxopts, llhttp's sources (Node's
+# HTTP parser, node-llhttp) and GoogleTest (meson.build wants it).
+HANDOFF_BUILD_PACKAGES=(gcc g++ meson ninja-build pkg-config libuv1-dev libcxxopts-dev node-llhttp libgtest-dev)
 # And for testing: the real clients the integration tests drive (nc, curl, wrk), what they run handlers with
 # (python3), check metrics with (promtool, from prometheus), load the status page in (chromium), and the
 # formatter every C++ file must satisfy (clang-format).

@@ -70,7 +70,7 @@ TEST(Admin, EndpointsAnswerAndBadRequestsGetHttpErrors) {
   EXPECT_TRUE(post.has_header("Allow: GET, HEAD"));
   EXPECT_EQ(admin(reactor, "HEAD", "/healthz").status, 200);
   Client garbage(reactor.host(), reactor.admin_port());
-  garbage.send("GET / HTTP/1.1\r\nno colon\r\n\r\n");
+  garbage.send("GET / HTTP/1.1\r\nHost: a\r\nno colon\r\n\r\n");
   EXPECT_EQ(read_response(garbage).status, 400);
 }
 
@@ -165,7 +165,7 @@ TEST(Admin, JsonLogsAndAnAccessLineForEveryRequest) {
       std::vector<std::string>{"--handlers", "1", "--log-format", "json", "--access-log", "on"});
   EXPECT_EQ(ask(reactor->host(), reactor->port(), "fib 10"), "55");
   Client client(reactor->host(), reactor->port());
-  client.send("GET /nothing HTTP/1.1\r\n\r\n");
+  client.send("GET /nothing HTTP/1.1\r\nHost: a\r\n\r\n");
   EXPECT_EQ(read_response(client).status, 404);
   EXPECT_EQ(reactor->signal_and_wait(SIGTERM, 10s), 0);
   const std::string lines = python(

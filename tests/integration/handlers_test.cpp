@@ -31,16 +31,17 @@ TEST_P(Wordcount, CountsWordsOnALineAndInAPostedBody) {
 
   Client client(reactor.host(), reactor.port());
   const std::string text = "It was the best of times, it was the worst of times; it was the age of wisdom.";
-  client.send("POST /wordcount HTTP/1.1\r\nContent-Length: " + std::to_string(text.size()) + "\r\n\r\n" +
-              text);
+  client.send("POST /wordcount HTTP/1.1\r\nHost: a\r\nContent-Length: " + std::to_string(text.size()) +
+              "\r\n\r\n" + text);
   const HttpResponse response = read_response(client);
   EXPECT_EQ(response.status, 200);
   EXPECT_EQ(response.body, "it=3 of=3 the=3 was=3 times=2 age=1 best=1 wisdom=1 worst=1\n");
   // Chunked, on the same kept-alive connection.
   client.send(
-      "POST /wordcount HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\na b \r\n3\r\nb c\r\n0\r\n\r\n");
+      "POST /wordcount HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4\r\na b \r\n3\r\nb "
+      "c\r\n0\r\n\r\n");
   EXPECT_EQ(read_response(client).body, "b=2 a=1 c=1\n");
-  client.send("GET /nothing HTTP/1.1\r\n\r\n");
+  client.send("GET /nothing HTTP/1.1\r\nHost: a\r\n\r\n");
   EXPECT_EQ(read_response(client).status, 404);
 }
 
@@ -53,7 +54,7 @@ TEST_P(Wordcount, AnExceptionInUserCodeIsAnErrorReplyAndTheHandlerLivesOn) {
   EXPECT_EQ(client.read_line(), before);  // The same process: it did not die.
 
   Client http(reactor.host(), reactor.port());
-  http.send("POST /wordcount HTTP/1.1\r\nContent-Length: 3\r\n\r\n...");
+  http.send("POST /wordcount HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n...");
   const HttpResponse response = read_response(http);
   EXPECT_EQ(response.status, 500);
   EXPECT_EQ(response.body, "internal error: no words to count\n");

@@ -89,18 +89,20 @@ TEST(Http, PipelinedRequestsAreAnsweredInOrder) {
 TEST(Http, StatusCodesForWhatCannotBeServed) {
   ReactorProcess reactor({"--handlers", "1", "--max-head-bytes", "1k", "--max-request-bytes", "2k"});
   EXPECT_EQ(send_and_read(reactor, "GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n").status, 404);
-  EXPECT_EQ(send_and_read(reactor, "GET /quit HTTP/1.1\r\n\r\n").status, 404);
-  const HttpResponse bad_argument = send_and_read(reactor, "GET /fib/93 HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(send_and_read(reactor, "GET /quit HTTP/1.1\r\nHost: a\r\n\r\n").status, 404);
+  const HttpResponse bad_argument = send_and_read(reactor, "GET /fib/93 HTTP/1.1\r\nHost: a\r\n\r\n");
   EXPECT_EQ(bad_argument.status, 400);
   EXPECT_EQ(bad_argument.body, "fib takes one whole number from 0 to 92\n");
-  const HttpResponse put = send_and_read(reactor, "PUT /fib/10 HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+  const HttpResponse put =
+      send_and_read(reactor, "PUT /fib/10 HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
   EXPECT_EQ(put.status, 405);
   EXPECT_TRUE(put.has_header("Allow: GET, HEAD, POST")) << put.headers;
-  EXPECT_EQ(send_and_read(reactor, "GET /ping HTTP/1.1\r\nno colon here\r\n\r\n").status, 400);
+  EXPECT_EQ(send_and_read(reactor, "GET /ping HTTP/1.1\r\nHost: a\r\nno colon here\r\n\r\n").status, 400);
   EXPECT_EQ(send_and_read(reactor, "GET /ping HTTP/2.0\r\n\r\n").status, 505);
-  EXPECT_EQ(send_and_read(reactor, "GET /ping HTTP/1.1\r\nContent-Length: 999999\r\n\r\n").status, 413);
-  const HttpResponse huge =
-      send_and_read(reactor, "GET /ping HTTP/1.1\r\nX-Big: " + std::string(4000, 'x') + "\r\n\r\n");
+  EXPECT_EQ(send_and_read(reactor, "GET /ping HTTP/1.1\r\nHost: a\r\nContent-Length: 999999\r\n\r\n").status,
+            413);
+  const HttpResponse huge = send_and_read(
+      reactor, "GET /ping HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(4000, 'x') + "\r\n\r\n");
   EXPECT_EQ(huge.status, 431);
   EXPECT_TRUE(huge.has_header("Connection: close"));
 }
@@ -109,16 +111,17 @@ TEST(Http, BodiesAreReadWhetherSizedOrChunkedAndCapped) {
   ReactorProcess reactor({"--handlers", "1", "--max-request-bytes", "1k"});
   Client client(reactor.host(), reactor.port());
   // A sized body and a chunked one are consumed whole: the requests after them are read correctly.
-  client.send("PUT /ping HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello world");
+  client.send("PUT /ping HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world");
   EXPECT_EQ(read_response(client).status, 405);
   client.send(
-      "PUT /ping HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+      "PUT /ping HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n "
+      "world\r\n0\r\n\r\n");
   EXPECT_EQ(read_response(client).status, 405);
-  client.send("GET /fib/11 HTTP/1.1\r\n\r\n");
+  client.send("GET /fib/11 HTTP/1.1\r\nHost: a\r\n\r\n");
   EXPECT_EQ(read_response(client).body, "89\n");
   // A chunked body over the cap.
-  client.send("POST /ping HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n" + std::string(2048, 'x') +
-              "\r\n0\r\n\r\n");
+  client.send("POST /ping HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n" +
+              std::string(2048, 'x') + "\r\n0\r\n\r\n");
   EXPECT_EQ(read_response(client).status, 413);
   EXPECT_TRUE(client.wait_closed(5s));
 }
@@ -138,12 +141,13 @@ TEST(Http, AHandlerWaitingForAStalledBodyGivesUpWith408) {
   // the same --read-timeout as the reactor.
   ReactorProcess reactor({"--handlers", "1", "--read-timeout", "300ms"});
   Client client(reactor.host(), reactor.port());
-  client.send("POST /ping HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc");
+  client.send("POST /ping HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc");
   const HttpResponse response = read_response(client);
   EXPECT_EQ(response.status, 408);
   EXPECT_TRUE(response.has_header("Connection: close"));
   EXPECT_TRUE(client.wait_closed(5s));
-  EXPECT_EQ(send_and_read(reactor, "GET /ping HTTP/1.1\r\n\r\n").body, "pong\n");  // The handler is free.
+  EXPECT_EQ(send_and_read(reactor, "GET /ping HTTP/1.1\r\nHost: a\r\n\r\n").body,
+            "pong\n");  // The handler is free.
 }
 
 TEST(Http, TheReactorsOwnAnswersAreHttp) {
@@ -156,23 +160,23 @@ TEST(Http, TheReactorsOwnAnswersAreHttp) {
   ASSERT_TRUE(wait_until_served());
   // The only handler is busy and nothing may wait: 503 with Retry-After.
   Client busy(reactor.host(), reactor.port());
-  busy.send("GET /spin/600 HTTP/1.1\r\n\r\n");
+  busy.send("GET /spin/600 HTTP/1.1\r\nHost: a\r\n\r\n");
   ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 10s));
-  const HttpResponse refused = send_and_read(reactor, "GET /ping HTTP/1.1\r\n\r\n");
+  const HttpResponse refused = send_and_read(reactor, "GET /ping HTTP/1.1\r\nHost: a\r\n\r\n");
   EXPECT_EQ(refused.status, 503);
   EXPECT_TRUE(refused.has_header("Retry-After: 1")) << refused.headers;
   EXPECT_EQ(read_response(busy).status, 200);
 
   // Too long: 504.
   ASSERT_TRUE(wait_until_served());
-  const HttpResponse slow = send_and_read(reactor, "GET /spin/5000 HTTP/1.1\r\n\r\n");
+  const HttpResponse slow = send_and_read(reactor, "GET /spin/5000 HTTP/1.1\r\nHost: a\r\n\r\n");
   EXPECT_EQ(slow.status, 504);
 
   // The handler dies mid-request: 502.
   ASSERT_TRUE(wait_until_served());
   Client client(reactor.host(), reactor.port());
   const int64_t answered_before = reactor.requests_answered();
-  client.send("GET /pid HTTP/1.1\r\n\r\nGET /spin/20000 HTTP/1.1\r\n\r\n");
+  client.send("GET /pid HTTP/1.1\r\nHost: a\r\n\r\nGET /spin/20000 HTTP/1.1\r\nHost: a\r\n\r\n");
   const pid_t handler = std::stoi(read_response(client).body);
   // The reactor has the handler's report of the first answer: the spin runs.
   ASSERT_TRUE(wait_until([&] { return reactor.requests_answered() == answered_before + 1; }, 10s));
@@ -185,11 +189,12 @@ TEST(Http, TheReactorsOwnAnswersAreHttp) {
 TEST(Http, KeepAliveConnectionsDoNotHoldAHandler) {
   ReactorProcess reactor({"--handlers", "1"});
   Client kept(reactor.host(), reactor.port());
-  kept.send("GET /ping HTTP/1.1\r\n\r\n");
+  kept.send("GET /ping HTTP/1.1\r\nHost: a\r\n\r\n");
   EXPECT_EQ(read_response(kept).status, 200);
   // The kept-alive connection is idle; the only handler is free for others.
-  for (int i = 0; i < 5; ++i) EXPECT_EQ(send_and_read(reactor, "GET /fib/3 HTTP/1.1\r\n\r\n").body, "2\n");
-  kept.send("GET /fib/4 HTTP/1.1\r\n\r\n");
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(send_and_read(reactor, "GET /fib/3 HTTP/1.1\r\nHost: a\r\n\r\n").body, "2\n");
+  kept.send("GET /fib/4 HTTP/1.1\r\nHost: a\r\n\r\n");
   EXPECT_EQ(read_response(kept).body, "3\n");
 }
 

@@ -314,8 +314,8 @@ INSTANTIATE_TEST_SUITE_P(
                                   "POST /ping HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
                                   "5\r\nhello\r\n5\r\nworld\r\n5\r\nagain\r\n0\r\n\r\n",
                                   "HTTP/1.1 408 Request Timeout\r"},
-                      SlowRequest{"HttpHead", "GET /ping HTTP/1.1\r\n", "X-Slow: " + std::string(60, 'y'),
-                                  "HTTP/1.1 408 Request Timeout\r"},
+                      SlowRequest{"HttpHead", "GET /ping HTTP/1.1\r\nHost: a\r\n",
+                                  "X-Slow: " + std::string(60, 'y'), "HTTP/1.1 408 Request Timeout\r"},
                       SlowRequest{"Line", "spin", " " + std::string(60, '1'), "ERR read timeout"}),
     [](const auto& info) { return info.param.name; });
 

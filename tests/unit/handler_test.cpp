@@ -11,6 +11,7 @@
 #include "handler/builtin_commands.hpp"
 #include "handler/http_session.hpp"
 #include "handler/line_session.hpp"
+#include "http/response.hpp"
 #include "ipc/unique_fd.hpp"
 #include "ipc/wire.hpp"
 
@@ -200,16 +201,19 @@ TEST(LineSession, AVanishedClientDoesNotHurt) {
 TEST(HttpSession, AnswersPipelinedRequestsAndGivesBackAPartialOne) {
   Socketpair pair;
   std::vector<uint64_t> progress;
-  const std::string partial = "GET /fib/7 HTTP/1.1\r\nHo";
-  const SessionOutcome outcome = serve_http(
-      builtin(), pair.served.get(), "GET /ping HTTP/1.1\r\n\r\nGET /fib/10 HTTP/1.1\r\n\r\n" + partial,
-      ipc::kFlagHttp, Limits{}, [&](uint64_t bytes, int) { progress.push_back(bytes); });
+  const std::string partial = "GET /fib/7 HTTP/1.1\r\nHost: a\r\nHo";
+  const SessionOutcome outcome =
+      serve_http(builtin(), pair.served.get(),
+                 "GET /ping HTTP/1.1\r\nHost: a\r\n\r\nGET /fib/10 HTTP/1.1\r\nHost: a\r\n\r\n" + partial,
+                 ipc::kFlagHttp, Limits{}, [&](uint64_t bytes, int) { progress.push_back(bytes); });
   EXPECT_TRUE(outcome.keep_open);
   EXPECT_EQ(outcome.unconsumed, partial);
-  const std::string written = pair.client_reads();
+  std::string written = pair.client_reads();
+  // Every response has a Date header (RFC 9110 section 6.6.1); its value is the second it was written.
+  ASSERT_NE(written.find("\r\nDate: "), std::string::npos) << written;
   const std::string pong =
-      "HTTP/1.1 200 OK\r\nServer: handoff\r\nContent-Type: text/plain; charset=utf-8\r\n"
-      "Content-Length: 5\r\n\r\npong\n";
+      "HTTP/1.1 200 OK\r\nServer: handoff\r\nDate: " + written.substr(written.find("Date: ") + 6, 29) +
+      "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 5\r\n\r\npong\n";
   EXPECT_TRUE(written.starts_with(pong)) << written;
   EXPECT_TRUE(written.ends_with("\r\n\r\n55\n")) << written;
   EXPECT_EQ(progress.size(), 2u);
@@ -223,7 +227,7 @@ TEST(HttpSession, ReadsTheRestOfABodyTheReactorCouldNotHold) {
   std::thread client([&] { EXPECT_EQ(::write(pair.client.get(), "12345", 5), 5); });
   const SessionOutcome outcome =
       serve_http(builtin(), pair.served.get(),
-                 "POST /ping HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+                 "POST /ping HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
                  ipc::kFlagHttp | ipc::kFlagHeadTruncated, Limits{}, ignore_progress);
   client.join();
   EXPECT_TRUE(outcome.keep_open);
@@ -242,10 +246,10 @@ TEST(HttpSession, ABodyTrickledByteByByteTimesOutOnOneDeadline) {
     }
   });
   const auto start = std::chrono::steady_clock::now();
-  const SessionOutcome outcome =
-      serve_http(builtin(), pair.served.get(), "POST /ping HTTP/1.1\r\nContent-Length: 1000\r\n\r\n",
-                 ipc::kFlagHttp | ipc::kFlagHeadTruncated,
-                 Limits{.io_timeout = std::chrono::milliseconds(300)}, ignore_progress);
+  const SessionOutcome outcome = serve_http(
+      builtin(), pair.served.get(), "POST /ping HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n",
+      ipc::kFlagHttp | ipc::kFlagHeadTruncated, Limits{.io_timeout = std::chrono::milliseconds(300)},
+      ignore_progress);
   const auto took = std::chrono::steady_clock::now() - start;
   stop = true;
   client.join();
@@ -258,7 +262,7 @@ TEST(HttpSession, ABodyTrickledByteByByteTimesOutOnOneDeadline) {
 TEST(HttpSession, AHeadCutAtTheCapIs431) {
   Socketpair pair;
   const SessionOutcome outcome =
-      serve_http(builtin(), pair.served.get(), "GET /ping HTTP/1.1\r\nX: yyyyyy",
+      serve_http(builtin(), pair.served.get(), "GET /ping HTTP/1.1\r\nHost: a\r\nX: yyyyyy",
                  ipc::kFlagHttp | ipc::kFlagHeadTruncated, Limits{}, ignore_progress);
   EXPECT_FALSE(outcome.keep_open);
   EXPECT_TRUE(pair.client_reads().starts_with("HTTP/1.1 431 "));

@@ -186,8 +186,16 @@ TEST(RequestHead, TheFirstBytesTellTheProtocol) {
   EXPECT_EQ(detect_protocol("GE"), Protocol::kUnknown);
   EXPECT_EQ(detect_protocol("fib 30\n"), Protocol::kLine);
   EXPECT_EQ(detect_protocol("PING\n"), Protocol::kLine);
-  EXPECT_EQ(detect_protocol(" GET"), Protocol::kLine);
-  EXPECT_EQ(detect_protocol(std::string(30, 'A')), Protocol::kLine);
+  EXPECT_EQ(detect_protocol(" GET\n"), Protocol::kLine);
+  EXPECT_EQ(detect_protocol("fib 3"), Protocol::kUnknown);  // The whole first line may still tell.
+  // By the shape of the first line: whatever the method token, after empty lines, or a huge token.
+  EXPECT_EQ(detect_protocol("get / HTTP/1.1\r\n"), Protocol::kHttp);
+  EXPECT_EQ(detect_protocol("-BLARGH /foo HTTP/1.1\r\n"), Protocol::kHttp);
+  EXPECT_EQ(detect_protocol("GET\t/ HTTP/1.1\r\n"), Protocol::kHttp);
+  EXPECT_EQ(detect_protocol("\r\n\r\nGET / HTTP/1.1\r\n"), Protocol::kHttp);
+  EXPECT_EQ(detect_protocol("fib HTTP/1.1 please\n"), Protocol::kLine);
+  EXPECT_EQ(detect_protocol(std::string(30, 'A')), Protocol::kHttp);
+  EXPECT_EQ(detect_protocol(std::string(9000, 'a')), Protocol::kLine);
 }
 
 // What a fresh framing makes of bytes fed in pieces of piece bytes, as reads would bring them.
@@ -195,7 +203,7 @@ struct Framed {
   bool ready, complete, head_complete, continue_due;
 };
 Framed framed(Protocol protocol, std::string_view bytes, size_t piece = 1 << 20) {
-  RequestFraming framing(1000);
+  RequestFraming framing({.max_body_bytes = 1000});
   bool continue_due = false;
   for (size_t at = 0; at < bytes.size(); at += piece) {
     framing.feed(protocol, bytes.substr(at, piece));
@@ -209,10 +217,9 @@ TEST(RequestFraming, EachProtocolEndsItsRequestItsOwnWay) {
   EXPECT_FALSE(framed(Protocol::kLine, "ping").ready);
   EXPECT_FALSE(framed(Protocol::kHttp, "GET / HTTP/1.1\r\nHost: x\r\n").ready);
   EXPECT_TRUE(framed(Protocol::kHttp, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").complete);
-  EXPECT_TRUE(framed(Protocol::kHttp, "GET / HTTP/1.1\nHost: x\n\n").complete);
   EXPECT_FALSE(framed(Protocol::kUnknown, "GET\n").ready);
   // Byte by byte, and with the next request behind it.
-  EXPECT_TRUE(framed(Protocol::kHttp, "GET / HTTP/1.1\r\n\r\nGET /x HTTP/1.1\r\n", 1).complete);
+  EXPECT_TRUE(framed(Protocol::kHttp, "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /x HTTP/1.1\r\n", 1).complete);
 }
 
 TEST(RequestFraming, AnHttpRequestIsCompleteWithItsBody) {
@@ -221,26 +228,35 @@ TEST(RequestFraming, AnHttpRequestIsCompleteWithItsBody) {
   EXPECT_TRUE(waiting.head_complete);
   EXPECT_FALSE(waiting.ready);
   EXPECT_TRUE(framed(Protocol::kHttp, head + "hello", 3).complete);
-  const std::string chunked = "POST /ping HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const std::string chunked = "POST /ping HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
   EXPECT_FALSE(framed(Protocol::kHttp, chunked + "5\r\nhello\r\n").ready);
   EXPECT_TRUE(framed(Protocol::kHttp, chunked + "5\r\nhello\r\n0\r\n\r\n", 2).complete);
 }
 
-TEST(RequestFraming, WhatTheHandlerMustRefuseIsHandedOffAtOnce) {
-  // Malformed, or a body over the limit (declared or sent): the handler answers 400 or 413.
-  for (const std::string& request :
-       {std::string("GET / HTTP/1.1\r\nBad Header\r\n\r\n"),
-        std::string("POST / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n"),
-        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n" + std::string(1500, 'x')}) {
-    const Framed framing = framed(Protocol::kHttp, request);
-    EXPECT_TRUE(framing.ready) << request;
-    EXPECT_FALSE(framing.complete) << request;
+TEST(RequestFraming, WhatTheParserRefusesIsReadyAtOnceWithItsStatus) {
+  // Malformed, or a body over the limit (declared or sent): the reactor answers it itself.
+  for (const auto& [request, status] : std::vector<std::pair<std::string, int>>{
+           {"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400},
+           {"GET / HTTP/1.1\r\nHost: x\r\n\rZGET /pid HTTP/1.1\r\n\r\n", 400},
+           {"GET / HTTP/1.1\r\n\r\n", 400},  // No Host.
+           {"BLARGH / HTTP/1.1\r\nHost: x\r\n\r\n", 501},
+           {"GET / HTTP/1.2\r\nHost: x\r\n\r\n", 505},
+           {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n", 413},
+           {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n" +
+                std::string(1500, 'x'),
+            413}}) {
+    RequestFraming framing({.max_body_bytes = 1000});
+    framing.feed(Protocol::kHttp, request);
+    EXPECT_TRUE(framing.refused()) << request;
+    EXPECT_FALSE(framing.complete()) << request;
+    EXPECT_EQ(framing.refusal_status(), status) << request << framing.refusal_reason();
   }
 }
 
 TEST(RequestFraming, ContinueIsDueOnceWhenABodyIsAwaited) {
-  RequestFraming framing(1000);
-  framing.feed(Protocol::kHttp, "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+  RequestFraming framing({.max_body_bytes = 1000});
+  framing.feed(Protocol::kHttp,
+               "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
   EXPECT_TRUE(framing.take_continue());
   EXPECT_FALSE(framing.take_continue());
   framing.feed(Protocol::kHttp, "ab");
@@ -248,13 +264,14 @@ TEST(RequestFraming, ContinueIsDueOnceWhenABodyIsAwaited) {
   // Not for HTTP/1.0, nor when the body came along with the head.
   EXPECT_FALSE(framed(Protocol::kHttp, "POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
                    .continue_due);
-  EXPECT_FALSE(
-      framed(Protocol::kHttp, "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nab")
-          .continue_due);
+  EXPECT_FALSE(framed(Protocol::kHttp,
+                      "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nab")
+                   .continue_due);
   // Starting over for the next request forgets the last.
   framing.reset();
   framing.feed(Protocol::kHttp, "GET / HTTP/1.1\r\n");
   EXPECT_FALSE(framing.ready());
+  EXPECT_FALSE(framing.head_complete());
 }
 
 TEST(ReadBudget, PausesReadersWhenSpentAndResumesThemLongestPausedFirst) {

@@ -18,8 +18,10 @@
 // `reactor --handler-cmd ./square`. docs/handlers.md has the whole story.
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace handoff {
@@ -29,17 +31,28 @@ enum class Protocol { kLine, kHttp };
 // One request, whichever protocol it came in. The views are valid during the call only.
 struct Request {
   std::string_view command;                 // "fib" for the line "fib 30" and for GET /fib/30.
-  std::vector<std::string_view> arguments;  // {"30"}: the words after the command, or the path segments.
+  std::vector<std::string_view> arguments;  // {"30"}: the words after the command, or the path segments
+                                            // after it, percent-decoded ("/say/a%20b" gives {"a b"}).
   std::string_view body;                    // An HTTP request's body (POST); empty on the line protocol.
   Protocol protocol = Protocol::kLine;
+  // HTTP only (empty on the line protocol): the method ("GET", "HEAD", "POST"), the query string as sent
+  // (after the '?', not decoded) and the header fields as sent (names in any case).
+  std::string_view method;
+  std::string_view query;
+  std::vector<std::pair<std::string_view, std::string_view>> headers;
+
+  // The value of the first header field of that name (compared without regard to case); nullopt if none.
+  std::optional<std::string_view> header(std::string_view name) const;
+  // The first query parameter of that name, percent-decoded ('+' is a space); nullopt if none.
+  std::optional<std::string> query_parameter(std::string_view name) const;
 };
 
 // What a command answers. On the line protocol a reply is one line: a text reply is sent as is (ending in a
 // newline), an error as "ERR <reason>". Over HTTP it is the response body, with its status.
 struct Reply {
-  int status = 200;  // The HTTP status; anything but 200 is an error.
+  int status = 200;  // The HTTP status, sent with its standard reason phrase; 400 and above is an error.
   std::string body;
-  std::string content_type = "text/plain; charset=utf-8";
+  std::string content_type = "text/plain; charset=utf-8";  // Over HTTP, for every status.
 
   // A text answer; a newline is added when it has none.
   static Reply text(std::string text);
