@@ -380,22 +380,24 @@ TEST(Nagle, TwoPipelinedRequestsAreAnsweredWithoutWaitingForAnAck) {
   for (const auto& [request, answer_bytes] :
        {std::pair<std::string, size_t>{"ping\nping\n", 10},
         {"GET /ping HTTP/1.1\r\nHost: a\r\n\r\nGET /ping HTTP/1.1\r\nHost: a\r\n\r\n", 0}}) {
-    // With Nagle's algorithm the second answer waits for the ACK of the first: 40 ms of delayed ACK, every
-    // time. The quickest of five tries tells that apart from a loaded machine's odd slow one.
-    Clock::duration quickest = Clock::duration::max();
-    for (int attempt = 0; attempt < 5; ++attempt) {
-      Client client(reactor.host(), reactor.port());
+    // With Nagle's algorithm the second answer waits for the ACK of the first, and once a connection is past
+    // its first exchanges (TCP quick-ACK mode) that ACK is delayed by 40 ms. The median of twenty rounds on
+    // one connection tells that apart from a loaded machine's odd slow round.
+    Client client(reactor.host(), reactor.port());
+    std::vector<Clock::duration> rounds;
+    for (int round = 0; round < 20; ++round) {
       ASSERT_TRUE(client.send(request));
       const Clock::time_point start = Clock::now();
       if (answer_bytes > 0) {
-        EXPECT_EQ(client.read_bytes(answer_bytes), "pong\npong\n");
+        ASSERT_EQ(client.read_bytes(answer_bytes), "pong\npong\n");
       } else {
-        EXPECT_EQ(read_response(client).status, 200);
-        EXPECT_EQ(read_response(client).status, 200);
+        ASSERT_EQ(read_response(client).status, 200);
+        ASSERT_EQ(read_response(client).status, 200);
       }
-      quickest = std::min(quickest, Clock::now() - start);
+      rounds.push_back(Clock::now() - start);
     }
-    EXPECT_LT(quickest, 25ms) << request;
+    std::sort(rounds.begin(), rounds.end());
+    EXPECT_LT(rounds[rounds.size() / 2], 25ms) << request;
   }
 }
 
