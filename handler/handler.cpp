@@ -115,13 +115,22 @@ Reply Handler::execute(const Request& request) const {
     // An exception is the handler's own error, not the client's: logged (with the pid, to find the handler)
     // and answered 500; the handler serves on.
     try {
-      return function(request);
+      Reply reply = function(request);
+      if (reply.status < 200 || reply.status > 599) {
+        // A 1xx would leave the client waiting for a final answer; anything else is no status at all.
+        std::fprintf(stderr,
+                     "handler[%d]: command '%s' replied with status %d, which is not a final status\n",
+                     getpid(), command.c_str(), reply.status);
+        return Reply::error("internal error: the handler replied with status " + std::to_string(reply.status),
+                            500);
+      }
+      return reply;
     } catch (const std::exception& error) {
       std::fprintf(stderr, "handler[%d]: command '%s' threw: %s\n", getpid(), command.c_str(), error.what());
       return Reply::error(std::string("internal error: ") + error.what(), 500);
     } catch (...) {
-      std::fprintf(stderr, "handler[%d]: command '%s' threw something that is not a std::exception\n", getpid(),
-                   command.c_str());
+      std::fprintf(stderr, "handler[%d]: command '%s' threw something that is not a std::exception\n",
+                   getpid(), command.c_str());
       return Reply::error("internal error", 500);
     }
   }

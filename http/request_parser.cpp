@@ -134,7 +134,6 @@ RequestParser::RequestParser(RequestLimits limits, bool keep_fields)
                ? 0
                : self(p).refuse(400, "malformed request: a chunk extension without a name");
   };
-  settings_.on_chunk_extension_name_complete = [](llhttp_t*) { return 0; };
   settings_.on_chunk_header = [](llhttp_t* p) {
     RequestParser& parser = self(p);
     parser.chunk_extension_named_ = false;
@@ -157,7 +156,7 @@ void RequestParser::reset() {
   consumed_ = 0;
   head_ = RequestHead();
   body_.clear();
-  body_bytes_ = 0;
+  body_bytes_ = head_bytes_ = trailer_bytes_ = 0;
   field_.clear();
   value_.clear();
   request_line_.clear();
@@ -200,8 +199,17 @@ size_t RequestParser::feed(std::string_view bytes) {
     if (before == State::kHead && consumed_ > limits_.max_head_bytes && state_ != State::kRefused) {
       refuse(431, "request header fields too large");
     }
+    if (before == State::kHead && state_ == State::kBody) head_bytes_ = consumed_;
+    if (before == State::kBody && state_ != State::kRefused &&
+        consumed_ - head_bytes_ > RequestLimits::body_phase_bytes(limits_.max_body_bytes)) {
+      refuse(413, "request body too large (with its chunk framing)");
+    }
     if (before == State::kBody && trailers_begun_) {
       check_line_ends(rest.substr(0, parsed));
+      trailer_bytes_ += parsed;
+      if (trailer_bytes_ > limits_.max_head_bytes && state_ != State::kRefused) {
+        refuse(431, "request trailer fields too large");
+      }
     }
     if (in_trailers_ && !trailers_begun_) {
       trailers_begun_ = true;  // Paused at the last chunk: from here on the bytes are the trailer section.
@@ -273,6 +281,14 @@ int RequestParser::on_url(std::string_view bytes) {
 
 int RequestParser::on_header_value_complete() {
   const std::string_view value = trim_trailing_whitespace(value_);
+  if (in_trailers_) {
+    // A trailer field is checked as a field, and then dropped: RFC 9110 section 6.5.1 forbids merging it into
+    // the header fields, which a proxy in front may not have vetted (Authorization, X-Forwarded-For).
+    const bool bad = field_.empty() || value.find_first_of("\r\n") != std::string_view::npos;
+    field_.clear();
+    value_.clear();
+    return bad ? refuse(400, "malformed request: a malformed trailer field") : 0;
+  }
   if (field_.empty()) return refuse(400, "malformed request: a header field without a name");
   if (value.find_first_of("\r\n") != std::string_view::npos) {
     return refuse(400, "malformed request: obs-fold (a header value over two lines)");

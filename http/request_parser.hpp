@@ -28,9 +28,13 @@
 namespace handoff::http {
 
 struct RequestLimits {
-  size_t max_head_bytes = 64 * 1024;        // Request line and header fields.
+  size_t max_head_bytes = 64 * 1024;        // Request line and header fields; the trailer section too.
   size_t max_body_bytes = 2 * 1024 * 1024;  // After chunked decoding.
   size_t max_target_bytes = 8 * 1024;
+
+  // The most bytes the body of a request may take on the wire, chunk framing and trailers included: a body of
+  // max_body_bytes in small chunks, or megabytes of chunk extensions around a tiny one, is refused past this.
+  static constexpr size_t body_phase_bytes(size_t max_body_bytes) { return 2 * max_body_bytes + 64 * 1024; }
 };
 
 struct HeaderField {
@@ -78,9 +82,9 @@ class RequestParser {
   // Bytes of the current request taken so far.
   size_t consumed() const { return consumed_; }
   const RequestHead& head() const { return head_; }
-  std::string& body() { return body_; }
   int refusal_status() const { return refusal_status_; }
   const std::string& refusal_reason() const { return refusal_reason_; }
+  const std::string& body() const { return body_; }
 
  private:
   static RequestParser& self(llhttp_t* parser) { return *static_cast<RequestParser*>(parser->data); }
@@ -102,6 +106,8 @@ class RequestParser {
   RequestHead head_;
   std::string body_;
   size_t body_bytes_ = 0;
+  size_t head_bytes_ = 0;     // Of consumed_, the head's.
+  size_t trailer_bytes_ = 0;  // Of consumed_, the trailer section's.
   std::string request_line_;  // Without its line end; cut at max_target_bytes and a little more.
   bool request_line_complete_ = false;
   bool at_line_start_ = false;  // The last head byte checked ended a line.

@@ -1,5 +1,6 @@
 #include "http/response.hpp"
 
+#include <cstdio>
 #include <ctime>
 
 namespace handoff::http {
@@ -62,9 +63,14 @@ std::string_view date_now() {
   thread_local char text[32];
   const time_t now = std::time(nullptr);
   if (now != formatted_at) {
+    // Fixed English names, not strftime's: those follow LC_TIME, which a handler's code may set.
+    static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                              "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     tm utc;
     gmtime_r(&now, &utc);
-    std::strftime(text, sizeof(text), "%a, %d %b %Y %H:%M:%S GMT", &utc);  // The C locale's day names.
+    std::snprintf(text, sizeof(text), "%s, %02d %s %04d %02d:%02d:%02d GMT", kDays[utc.tm_wday], utc.tm_mday,
+                  kMonths[utc.tm_mon], utc.tm_year + 1900, utc.tm_hour, utc.tm_min, utc.tm_sec);
     formatted_at = now;
   }
   return text;
@@ -81,8 +87,13 @@ std::string serialize(const Response& response, bool head_request) {
   out += date_now();
   out += "\r\nContent-Type: ";
   out += response.content_type;
-  out += "\r\nContent-Length: ";
-  out += std::to_string(response.body.size());
+  // RFC 9110 sections 6.4.1 and 8.6: 204 and 304 have no content, so neither a body nor a Content-Length of
+  // it goes out; a body sent with them would be read as the start of the next response.
+  const bool no_content = response.status == 204 || response.status == 304;
+  if (!no_content) {
+    out += "\r\nContent-Length: ";
+    out += std::to_string(response.body.size());
+  }
   out += "\r\n";
   out += response.extra_headers;
   switch (response.connection) {
@@ -91,7 +102,7 @@ std::string serialize(const Response& response, bool head_request) {
     case ConnectionHeader::kKeepAlive: out += "Connection: keep-alive\r\n"; break;
   }
   out += "\r\n";
-  if (!head_request) out += response.body;
+  if (!head_request && !no_content) out += response.body;
   return out;
 }
 

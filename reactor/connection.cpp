@@ -54,6 +54,7 @@ void Connection::watch() {
 }
 
 void Connection::unwatch() {
+  if (paused_) budget_.cancel_pause();
   watching_ = paused_ = false;
   budget_.stop_reading(id_);
   stop_timer();
@@ -83,15 +84,17 @@ size_t Connection::read_cap() const {
   switch (protocol_) {
     case Protocol::kLine: return std::min<size_t>(config_.max_request_bytes + 2, ipc::kMaxPayloadBytes);
     case Protocol::kHttp:
-      return std::min<size_t>(config_.max_head_bytes + config_.max_request_bytes, ipc::kMaxPayloadBytes);
+      return std::min<size_t>(
+          config_.max_head_bytes + http::RequestLimits::body_phase_bytes(config_.max_request_bytes),
+          ipc::kMaxPayloadBytes);
     case Protocol::kUnknown: break;
   }
   return config_.max_head_bytes;
 }
 
 bool Connection::request_ready() const {
-  return framing_.ready() || received_.size() >= read_cap() ||
-         (!framing_.head_complete() && received_.size() >= config_.max_head_bytes);
+  // The parser refuses an HTTP head over --max-head-bytes itself; the line protocol's cap is the line's.
+  return framing_.ready() || received_.size() >= read_cap();
 }
 
 // Feeds framing_ what it has not seen (all of it, once the protocol is known).
@@ -145,8 +148,10 @@ void Connection::read_request() {
     if (received_.empty()) {
       events_.on_client_left(*this);
     } else {
+      // A last line without its line end is still a request; an HTTP request cut short is refused (400).
+      if (protocol_ == Protocol::kHttp) framing_.finish();
       ready_at_ns_ = uv_hrtime();
-      events_.on_request_ready(*this);  // A last request without its line end.
+      events_.on_request_ready(*this);
     }
     return;
   }

@@ -33,6 +33,13 @@ Frontend::Frontend(uv_loop_t* loop, const Config& config, Dispatcher& dispatcher
         return it != connections_.end() && it->second->resume_reading();
       }) {}
 
+// A closing connection gives its bytes back to the budget, which may resume another one by looking it up in
+// connections_: the map must not be in the middle of its own destruction then.
+Frontend::~Frontend() {
+  std::unordered_map<ConnectionId, LoopOwned<Connection>> closing;
+  closing.swap(connections_);
+}
+
 std::error_code Frontend::listen() {
   ipc::UniqueFd socket;
   if (auto error = Listener::open(config_.listen, socket)) return error;

@@ -34,6 +34,7 @@ class Frontend final : Connection::Events {
  public:
   Frontend(uv_loop_t* loop, const Config& config, Dispatcher& dispatcher, HandlerPool& pool,
            Metrics& metrics);
+  ~Frontend();
 
   // Binds --listen and starts accepting. The failed call is logged.
   std::error_code listen();

@@ -9,6 +9,7 @@ bool ReadBudget::may_read(ConnectionId id) {
     return true;
   }
   paused_.push_back(id);
+  ++paused_count_;
   return false;
 }
 
@@ -17,23 +18,27 @@ void ReadBudget::update(size_t before, size_t after) {
   if (after >= before || spent()) return;
   // Each resumed connection may read one chunk before it asks again: resume as many as the room takes, and
   // at least one.
-  for (size_t room = limit_ - held_; resume_next() && room > read_chunk_bytes_;) room -= read_chunk_bytes_;
+  for (size_t room = limit_ - held_; resume_next() != 0 && room > read_chunk_bytes_;)
+    room -= read_chunk_bytes_;
 }
 
 void ReadBudget::stop_reading(ConnectionId id) {
   if (past_limit_ != id) return;
-  past_limit_ = 0;
-  resume_next();  // It may read past the limit in its turn.
+  // The next paused connection may read past the limit in its turn (and passes it on when it stops).
+  past_limit_ = resume_next();
 }
 
-bool ReadBudget::resume_next() {
+ConnectionId ReadBudget::resume_next() {
   while (!paused_.empty()) {
     const ConnectionId id = paused_.front();
     paused_.pop_front();
     // Restarts its watch only: the reading happens in a later turn of the loop.
-    if (resume_(id)) return true;
+    if (resume_(id)) {
+      --paused_count_;
+      return id;
+    }
   }
-  return false;
+  return 0;
 }
 
 }  // namespace handoff::reactor

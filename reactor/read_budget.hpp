@@ -29,7 +29,8 @@ class ReadBudget {
   ReadBudget& operator=(const ReadBudget&) = delete;
 
   size_t held() const { return held_; }
-  size_t paused() const { return paused_.size(); }
+  // Connections paused now.
+  size_t paused() const { return paused_count_; }
 
   // Whether the connection may read now; when not, it is paused until resume is called for it.
   bool may_read(ConnectionId id);
@@ -37,17 +38,20 @@ class ReadBudget {
   void update(size_t before, size_t after);
   // The connection stopped reading (its request is ready, or it closes): it no longer reads past the limit.
   void stop_reading(ConnectionId id);
+  // A paused connection stopped waiting for room (it timed out, or closes) before it was resumed.
+  void cancel_pause() { --paused_count_; }
 
  private:
   bool spent() const { return held_ >= limit_; }
-  // Resumes the longest paused connection that still waits; false when none does.
-  bool resume_next();
+  // Resumes the longest paused connection that still waits; 0 when none does.
+  ConnectionId resume_next();
 
   const size_t limit_;
   const size_t read_chunk_bytes_;
   const std::function<bool(ConnectionId)> resume_;
   size_t held_ = 0;
-  std::deque<ConnectionId> paused_;
+  std::deque<ConnectionId> paused_;  // May hold ids that stopped waiting: resume_ skips those.
+  size_t paused_count_ = 0;
   ConnectionId past_limit_ = 0;  // The one connection that may read while the budget is spent; 0: none.
 };
 

@@ -24,6 +24,9 @@ class RequestFraming {
   // Takes the bytes received after those fed before (the connection feeds each byte once, in order).
   void feed(Protocol protocol, std::string_view bytes);
 
+  // The client sent EOF on an HTTP connection: a request cut short is refused.
+  void finish() { parser_.finish(); }
+
   // The handler should have the connection now, or the reactor must refuse the request.
   bool ready() const { return complete_ || refused(); }
   // The whole request is there: the handler need not read from the socket for it.

@@ -39,6 +39,9 @@ Protocol detect_protocol(std::string_view bytes) {
     start = end + 1;
   }
   const std::string_view line = bytes.substr(start);
+  // Only blank lines so far, and nothing behind them: a line-protocol client pressing Enter ("ERR empty
+  // request"); an HTTP client sends its empty lines and its request line together.
+  if (start > 0 && line.empty()) return Protocol::kLine;
   if (line.find_first_not_of(" \t\r") == std::string_view::npos) {
     return bytes.size() > kLongestUndecided ? Protocol::kLine : Protocol::kUnknown;
   }

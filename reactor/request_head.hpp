@@ -11,10 +11,10 @@ namespace handoff::reactor {
 
 enum class Protocol { kUnknown, kLine, kHttp };
 
-// HTTP when the connection's first line (after any empty lines) has the shape of a request line: it begins with
-// an upper-case method and a space ("GET /fib/30 HTTP/1.1"), or it ends in " HTTP/1.1" (any digits) whatever
-// its method token, or it is a run of upper-case letters longer than any method. Anything else is the line
-// protocol, whose commands are lower case. kUnknown until the bytes received decide it.
+// HTTP when the connection's first line (after any empty lines) has the shape of a request line: it begins
+// with an upper-case method and a space ("GET /fib/30 HTTP/1.1"), or it ends in " HTTP/1.1" (any digits)
+// whatever its method token, or it is a run of upper-case letters longer than any method. Anything else is
+// the line protocol, whose commands are lower case. kUnknown until the bytes received decide it.
 Protocol detect_protocol(std::string_view bytes);
 
 // The answers the reactor gives itself, when no handler can.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the conformance corpus through a reactor started here: against_reactor.sh REACTOR [HANDLER_COMMAND].
-# The reactor listens on a free loopback port; it is stopped (by its pid) when the corpus is done. Exits with
-# run.py's status: 0 when every case passed.
+# The reactor listens on a free loopback port; it is stopped (by its pid) when the corpus is done. The corpus
+# runs twice: as it is (the reactor, which reads every first request whole, judges most cases itself), and
+# with every case pipelined behind a valid request (then the handler's parser judges it). Exits non-zero when
+# a case failed.
 set -euo pipefail
 reactor=$1
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,7 +23,10 @@ port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$work/stdout")
 [ -n "$port" ] || { echo "the reactor did not report listening:"; cat "$work/stderr"; exit 1; }
 
 status=0
+echo "== as sent"
 python3 "$here/run.py" --quiet 127.0.0.1 "$port" || status=$?
+echo "== behind a valid request"
+python3 "$here/run.py" --quiet --behind-valid 127.0.0.1 "$port" || status=$?
 # The reactor must have survived every case, and (in the sanitized build) tripped no sanitizer.
 kill -0 "$pid" || { echo "the reactor died during the corpus:"; cat "$work/stderr"; exit 1; }
 kill -TERM "$pid"

@@ -26,6 +26,7 @@ import time
 CASE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
 
 STALL_SECONDS = 3.0  # no byte sent or received for this long: the server has said all it will
+VALID_FIRST_REQUEST = b"GET /ping HTTP/1.1\r\nHost: a\r\n\r\n"  # --behind-valid
 CLOSE_WINDOW_SECONDS = 0.3  # after the last expected response, how long to watch for a close
 CASE_SECONDS = 3.95  # hard bound on one case, connect included
 MAX_HEAD_BYTES = 1 << 20  # a response head longer than this is not HTTP
@@ -321,6 +322,10 @@ def main():
     parser.add_argument("--quiet", action="store_true", help="print only failures and the summary")
     parser.add_argument("--json", metavar="FILE", help="write per-case results as JSON to FILE")
     parser.add_argument("--jobs", type=int, default=8, help="cases run at once, each on its own connection (8)")
+    parser.add_argument("--behind-valid", action="store_true",
+                        help="send every case pipelined behind a valid GET /ping, which must get 200 first: a "
+                             "server that reads whole first requests itself (handoff's reactor) then leaves "
+                             "the case to the parser that reads later requests (the handler's)")
     args = parser.parse_intermixed_args()
 
     paths = args.cases or sorted(
@@ -335,6 +340,10 @@ def main():
             broken.append(str(e))
     for message in broken:
         print(f"FAIL bad case: {message}", flush=True)
+    if args.behind_valid:
+        for case in cases:
+            case.request = VALID_FIRST_REQUEST + case.request
+            case.expect = [200] + case.expect
 
     results = {}
     passed = 0
