@@ -19,9 +19,9 @@
 #include "reactor/config.hpp"
 #include "reactor/dispatcher.hpp"
 #include "reactor/loop_owned.hpp"
+#include "reactor/protocol.hpp"
 #include "reactor/read_budget.hpp"
 #include "reactor/request_framing.hpp"
-#include "reactor/request_head.hpp"
 
 namespace handoff::reactor {
 

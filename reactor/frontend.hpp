@@ -25,8 +25,8 @@
 #include "reactor/loop_owned.hpp"
 #include "reactor/metrics.hpp"
 #include "reactor/phase.hpp"
+#include "reactor/protocol.hpp"
 #include "reactor/read_budget.hpp"
-#include "reactor/request_head.hpp"
 
 namespace handoff::reactor {
 

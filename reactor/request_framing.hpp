@@ -10,7 +10,7 @@
 #include <string_view>
 
 #include "http/request_parser.hpp"
-#include "reactor/request_head.hpp"
+#include "reactor/protocol.hpp"
 
 namespace handoff::reactor {
 

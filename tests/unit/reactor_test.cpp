@@ -4,9 +4,9 @@
 
 #include "reactor/config.hpp"
 #include "reactor/dispatcher.hpp"
+#include "reactor/protocol.hpp"
 #include "reactor/read_budget.hpp"
 #include "reactor/request_framing.hpp"
-#include "reactor/request_head.hpp"
 
 namespace handoff::reactor {
 namespace {
@@ -180,7 +180,7 @@ TEST(Dispatcher, AGoneHandlerGivesBackItsConnectionAndAGoneConnectionStopsWaitin
   EXPECT_EQ(dispatcher.handler_idle(3)->connection, 102u);
 }
 
-TEST(RequestHead, TheFirstBytesTellTheProtocol) {
+TEST(Protocol, TheFirstBytesTellTheProtocol) {
   EXPECT_EQ(detect_protocol("GET /fib/30 HTTP/1.1\r\n"), Protocol::kHttp);
   EXPECT_EQ(detect_protocol("DELETE "), Protocol::kHttp);
   EXPECT_EQ(detect_protocol("GE"), Protocol::kUnknown);
@@ -312,7 +312,7 @@ TEST(ReadBudget, TheReaderPastTheLimitPassesItsTurnOnWhenItStops) {
   EXPECT_FALSE(budget.may_read(3));
 }
 
-TEST(RequestHead, RefusalsSpeakTheClientsProtocol) {
+TEST(Protocol, RefusalsSpeakTheClientsProtocol) {
   EXPECT_EQ(refusal_message(Protocol::kLine, Refusal::kBusy), "ERR busy\n");
   EXPECT_EQ(refusal_message(Protocol::kLine, Refusal::kHandlerCrashed), "ERR handler crashed\n");
   const std::string busy = refusal_message(Protocol::kHttp, Refusal::kBusy);

@@ -1,4 +1,4 @@
-#include "reactor/request_head.hpp"
+#include "reactor/protocol.hpp"
 
 #include <cstdint>
 
