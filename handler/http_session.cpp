@@ -34,7 +34,8 @@ bool route_takes(std::string_view method) {
 // argument.
 Response route(const Handler& handler, const http::RequestHead& head, const std::string& body) {
   std::string_view target(head.target);
-  if (const size_t scheme = target.find("://"); scheme != std::string_view::npos && !target.starts_with('/')) {
+  if (const size_t scheme = target.find("://");
+      scheme != std::string_view::npos && !target.starts_with('/')) {
     const size_t path = target.find('/', scheme + 3);  // The absolute form: http://host/path.
     target = path == std::string_view::npos ? "/" : target.substr(path);
   }
@@ -65,7 +66,8 @@ Response route(const Handler& handler, const http::RequestHead& head, const std:
   for (const http::HeaderField& field : head.headers) request.headers.emplace_back(field.name, field.value);
   Reply reply = handler.execute(request);
   if (reply.status >= 400 && (reply.body.empty() || reply.body.back() != '\n')) reply.body += '\n';
-  return {.status = reply.status, .content_type = std::move(reply.content_type), .body = std::move(reply.body)};
+  return {
+      .status = reply.status, .content_type = std::move(reply.content_type), .body = std::move(reply.body)};
 }
 
 class HttpSession : ProtocolSession {
