@@ -36,8 +36,10 @@ Response route(const Handler& handler, const http::RequestHead& head, const std:
   std::string_view target(head.target);
   if (const size_t scheme = target.find("://");
       scheme != std::string_view::npos && !target.starts_with('/')) {
-    const size_t path = target.find('/', scheme + 3);  // The absolute form: http://host/path.
-    target = path == std::string_view::npos ? "/" : target.substr(path);
+    // The absolute form, http://host/path?query: the authority ends at the first '/', '?' or '#' (RFC 3986
+    // section 3.2).
+    const size_t authority_end = target.find_first_of("/?#", scheme + 3);
+    target = authority_end == std::string_view::npos ? "/" : target.substr(authority_end);
   }
   const size_t question = target.find('?');
   const std::string_view path = target.substr(0, std::min(question, target.find('#')));

@@ -251,7 +251,8 @@ void Connection::refuse(Refusal refusal) {
 void Connection::refuse_request() {
   send_refusal(http::serialize({.status = framing_.refusal_status(),
                                 .body = framing_.refusal_reason() + "\n",
-                                .connection = http::ConnectionHeader::kClose}));
+                                .connection = http::ConnectionHeader::kClose},
+                               framing_.head_request()));
 }
 
 void Connection::send_refusal(const std::string& message) {

@@ -36,6 +36,8 @@ class RequestFraming {
   bool refused() const { return parser_.state() == http::RequestParser::State::kRefused; }
   int refusal_status() const { return parser_.refusal_status(); }
   const std::string& refusal_reason() const { return parser_.refusal_reason(); }
+  // The request is a HEAD: its answer, a refusal too, carries no body (RFC 9110 section 9.3.2).
+  bool head_request() const { return parser_.head().method == "HEAD"; }
 
   // True once per request, when the client asked "Expect: 100-continue" in HTTP/1.1 and the body is still to
   // come: the reactor then answers "100 Continue" itself (RFC 9110 section 10.1.1), since it reads the body.

@@ -10,11 +10,15 @@ handler = Handler()
 
 @handler.command("ping")
 def ping(request):
+    if request.arguments:
+        return Reply.error("ping takes no argument")
     return Reply.text("pong")
 
 
 @handler.command("pid")
 def pid(request):
+    if request.arguments:
+        return Reply.error("pid takes no argument")
     return Reply.text(str(os.getpid()))
 
 

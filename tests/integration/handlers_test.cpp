@@ -1,5 +1,6 @@
-// Integration tests of handlers written by users: the C++ and Python wordcount examples behind the real
-// reactor, over both protocols, with exceptions, and in parallel.
+// Integration tests of handlers written by users: the C++ and Python wordcount and greet examples behind the
+// real reactor, over both protocols, with exceptions, in parallel, and with what HTTP gives them (query
+// parameters, percent-decoded path arguments).
 
 #include <gtest/gtest.h>
 #include <set>
@@ -104,6 +105,36 @@ TEST_P(Wordcount, TheSameAnswersInBothLanguages) {
 INSTANTIATE_TEST_SUITE_P(Languages, Wordcount, ::testing::ValuesIn(handler_commands()), [](const auto& info) {
   return info.index == 0 ? std::string("Cpp") : std::string("Python");
 });
+
+class Greet : public ::testing::TestWithParam<std::string> {};
+
+// Handlers saw too little of HTTP: no query string, "%20" kept literal, an empty argument for a trailing
+// slash.
+TEST_P(Greet, ReadsQueryParametersAndPercentDecodedArguments) {
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", GetParam()});
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "greet Ada"), "hello Ada");
+  Client client(reactor.host(), reactor.port());
+  for (const auto& [target, answer] : std::vector<std::pair<std::string, std::string>>{
+           {"/greet?name=Ada%20L.", "hello Ada L.\n"},
+           {"/greet?x=1&name=Grace+Hopper", "hello Grace Hopper\n"},
+           {"/greet/Ada%20B/", "hello Ada B\n"},
+           {"/greet", "hello world\n"},
+           {"http://example.com/greet?name=Alan", "hello Alan\n"}}) {
+    ASSERT_TRUE(client.send("GET " + target + " HTTP/1.1\r\nHost: a\r\n\r\n"));
+    const HttpResponse response = read_response(client);
+    EXPECT_EQ(response.status, 200) << target;
+    EXPECT_EQ(response.body, answer) << target;
+    EXPECT_TRUE(response.has_header("Server: handoff")) << target;
+    EXPECT_NE(response.headers.find("Date: "), std::string::npos) << target;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Languages, Greet,
+                         ::testing::Values(environment("HANDOFF_GREET"),
+                                           "python3 " + environment("HANDOFF_EXAMPLES_SOURCE") + "/greet.py"),
+                         [](const auto& info) {
+                           return info.index == 0 ? std::string("Cpp") : std::string("Python");
+                         });
 
 }  // namespace
 }  // namespace handoff::testing

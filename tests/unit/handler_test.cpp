@@ -268,5 +268,29 @@ TEST(HttpSession, AHeadCutAtTheCapIs431) {
   EXPECT_TRUE(pair.client_reads().starts_with("HTTP/1.1 431 "));
 }
 
+// Any status a handler chooses goes out with its reason phrase and the handler's content type; the request
+// shows the method, the query and the header fields.
+TEST(HttpSession, AHandlerSeesTheRequestAndChoosesStatusAndType) {
+  Handler handler;
+  handler.command("make", [](const Request& request) {
+    const std::string seen = std::string(request.method) + " " + std::string(request.query) + " " +
+                             std::string(request.header("x-tag").value_or("-")) + " " +
+                             request.query_parameter("n").value_or("-");
+    return Reply{.status = 201, .body = seen, .content_type = "application/x-made"};
+  });
+  handler.command("bad", [](const Request&) { return Reply{.status = 102, .body = "waiting"}; });
+  Socketpair pair;
+  serve_http(handler, pair.served.get(),
+             "POST /make?n=a%2Bb&z HTTP/1.1\r\nHost: a\r\nX-Tag: blue\r\nContent-Length: 0\r\n\r\n"
+             "GET /bad HTTP/1.1\r\nHost: a\r\n\r\n",
+             ipc::kFlagHttp, Limits{}, ignore_progress);
+  const std::string written = pair.client_reads();
+  EXPECT_TRUE(written.starts_with("HTTP/1.1 201 Created\r\n")) << written;
+  EXPECT_NE(written.find("Content-Type: application/x-made\r\n"), std::string::npos) << written;
+  EXPECT_NE(written.find("\r\n\r\nPOST n=a%2Bb&z blue a+b"), std::string::npos) << written;
+  // A status that is not final would leave the client waiting: it becomes a 500.
+  EXPECT_NE(written.find("HTTP/1.1 500 Internal Server Error\r\n"), std::string::npos) << written;
+}
+
 }  // namespace
 }  // namespace handoff::handler
