@@ -114,7 +114,7 @@ class HttpSession : ProtocolSession {
       stream_.consume(message_bytes);
       const http::RequestHead& head = parser_.head();
       Response response = route(handler_, head, parser_.body());
-      if (!head.keep_alive) response.connection = ConnectionHeader::kClose;
+      if (!head.keep_alive || reactor_draining()) response.connection = ConnectionHeader::kClose;
       const bool close = response.connection == ConnectionHeader::kClose;
       write(std::move(response));
       if (!stream_.flush() || close) return stream_.closed();

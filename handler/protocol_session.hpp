@@ -32,6 +32,11 @@ class ProtocolSession {
     return limits_.reactor_state != nullptr && limits_.reactor_state->waiting() > 0;
   }
 
+  // Whether the reactor drains: an HTTP answer then says Connection: close, and the hand-off ends with it.
+  bool reactor_draining() const {
+    return limits_.reactor_state != nullptr && limits_.reactor_state->draining();
+  }
+
   const Handler& handler_;
   ClientStream stream_;
   const Limits& limits_;

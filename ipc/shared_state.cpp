@@ -72,6 +72,14 @@ void SharedState::set_waiting(uint32_t count) {
   if (page_ != nullptr) std::atomic_ref<uint32_t>(page_->waiting).store(count, std::memory_order_relaxed);
 }
 
+void SharedState::set_draining() {
+  if (page_ != nullptr) std::atomic_ref<uint32_t>(page_->draining).store(1, std::memory_order_relaxed);
+}
+
+bool SharedState::draining() const {
+  return page_ != nullptr && std::atomic_ref<uint32_t>(page_->draining).load(std::memory_order_relaxed) != 0;
+}
+
 uint32_t SharedState::waiting() const {
   return page_ == nullptr ? 0 : std::atomic_ref<uint32_t>(page_->waiting).load(std::memory_order_relaxed);
 }

@@ -110,6 +110,9 @@ void Server::begin_draining() {
         self->stop();
       },
       static_cast<uint64_t>(config_.shutdown_timeout.count()), 0);
+  // Answers finished from now on tell keep-alive clients that the connection closes (handlers read it here),
+  // so that none sends its next request into a closing socket.
+  state_page_.set_draining();
   frontend_.drain();
   pool_.drain();
 }

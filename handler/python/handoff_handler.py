@@ -41,8 +41,9 @@ import traceback
 __all__ = ["Handler", "Reply", "Request"]
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-_STATE = struct.Struct("=II")  # The reactor's shared state page: version, connections waiting for a handler.
-_STATE_VERSION = 1
+# The reactor's shared state page (ipc/shared_state.hpp): version, connections waiting for a handler, draining.
+_STATE = struct.Struct("=IIII")
+_STATE_VERSION = 2
 _FD_SIZE = struct.calcsize("i")  # A descriptor in an SCM_RIGHTS message.
 
 
@@ -1659,6 +1660,10 @@ class Handler:
         """Whether other connections wait for a handler (the reactor's shared state page)."""
         return self._state is not None and _STATE.unpack_from(self._state, 0)[1] > 0
 
+    def _reactor_draining(self):
+        """Whether the reactor drains: an HTTP answer then says Connection: close."""
+        return self._state is not None and _STATE.unpack_from(self._state, 0)[2] != 0
+
     def _send(self, channel, kind, connection_id, flags, payload):
         channel.sendall(_HEADER.pack(_MAGIC, _VERSION, kind, connection_id, flags, len(payload)) + payload)
 
@@ -1788,8 +1793,9 @@ class Handler:
             del stream.buffer[:taken]
             head = parser.head
             status, data, kind, extra = self._route(head, bytes(parser.body))
-            self._respond(stream, head, status, data, kind, not head.keep_alive, extra)
-            if not head.keep_alive:
+            keep_alive = head.keep_alive and not self._reactor_draining()
+            self._respond(stream, head, status, data, kind, not keep_alive, extra)
+            if not keep_alive:
                 return False, b""
             first = False
             if not stream.buffer or self._others_waiting():  # The rest of the pipeline goes back, behind them.

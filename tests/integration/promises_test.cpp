@@ -116,6 +116,30 @@ TEST_P(SignalToTheProcessGroup, DrainsTheRunningRequestAndExitsWith0) {
   EXPECT_EQ(log.find("killed by signal"), std::string::npos) << log;
 }
 
+class Drain : public ::testing::TestWithParam<std::string> {};
+
+// Answers finished during a drain did not say Connection: close, so every keep-alive client sent its next
+// request into a closing socket and got EOF.
+TEST_P(Drain, HttpAnswersFinishedWhileDrainingSayConnectionClose) {
+  TemporaryFolder folder;
+  std::vector<std::string> arguments = {"--handlers", "1"};
+  if (GetParam() == "python")
+    arguments.insert(arguments.end(), {"--handler-cmd", python_spin_handler(folder)});
+  ReactorProcess reactor(arguments);
+  Client client(reactor.host(), reactor.port());
+  ASSERT_TRUE(client.send("GET /spin/1000 HTTP/1.1\r\nHost: a\r\n\r\n"));
+  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 10s));
+  ::kill(reactor.pid(), SIGTERM);
+  ASSERT_TRUE(reactor.wait_for_log("finishing", 5s));
+  const HttpResponse response = read_response(client);
+  EXPECT_EQ(response.status, 200);
+  EXPECT_TRUE(response.has_header("Connection: close")) << response.headers;
+  EXPECT_TRUE(client.wait_closed(5s));
+  EXPECT_EQ(reactor.signal_and_wait(0, 10s), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Handlers, Drain, ::testing::Values("cpp", "python"));
+
 INSTANTIATE_TEST_SUITE_P(Handlers, SignalToTheProcessGroup,
                          ::testing::Values(GroupSignal{"cpp", SIGINT}, GroupSignal{"cpp", SIGTERM},
                                            GroupSignal{"python", SIGINT}, GroupSignal{"python", SIGTERM}),
