@@ -49,7 +49,7 @@ std::string progress_payload(uint64_t bytes_written, int status, std::string_vie
 bool split_progress_payload(std::string& payload, Progress& progress);
 
 // Flags of a kConnection frame.
-inline constexpr uint32_t kFlagHeadTruncated = 1u << 0;  // The head reached the cap: read the rest yourself.
+inline constexpr uint32_t kFlagHeadTruncated = 1u << 0;  // The request reached a cap: refuse or read on.
 inline constexpr uint32_t kFlagInputClosed = 1u << 1;    // The client sent EOF after these bytes.
 inline constexpr uint32_t kFlagHttp = 1u << 2;  // The connection speaks HTTP/1.x, not the line protocol.
 // Flags of a kDone frame.

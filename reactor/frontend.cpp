@@ -48,7 +48,7 @@ std::error_code Frontend::listen() {
   return {};
 }
 
-// --- The life of one connection: accept, head ready, dispatch, hand-off, done ---
+// --- The life of one connection: accept, request ready, dispatch, hand-off, done ---
 
 void Frontend::accept(ipc::UniqueFd client) {
   const ConnectionId id = next_id_++;

@@ -1,7 +1,7 @@
 #pragma once
 
 // Internal to the reactor. Frontend: the life of every client connection. It accepts, lets each Connection
-// read its request head, asks the Dispatcher who serves it, hands the socket to that handler, takes the
+// read its whole request, asks the Dispatcher who serves it, hands the socket to that handler, takes the
 // connection back when the handler is done, and answers the client itself when no handler can (queue full,
 // timeouts, a handler that died, a stop). It learns about handlers only through what the pool reports.
 //
