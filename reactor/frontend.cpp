@@ -227,6 +227,11 @@ void Frontend::stop() {
   listener_.reset();
   std::erase_if(connections_, [this](const auto& entry) {
     if (dispatcher_.is_being_served(entry.first)) return false;
+    // A request still waiting for a handler gets a clear answer, never a silent close.
+    if (dispatcher_.is_waiting(entry.first)) {
+      count_refusal(*entry.second, Refusal::kShuttingDown, 0);
+      entry.second->refuse(Refusal::kShuttingDown);
+    }
     dispatcher_.connection_gone(entry.first);
     return true;
   });

@@ -140,6 +140,27 @@ TEST_P(Drain, HttpAnswersFinishedWhileDrainingSayConnectionClose) {
 
 INSTANTIATE_TEST_SUITE_P(Handlers, Drain, ::testing::Values("cpp", "python"));
 
+// On a second signal (or --shutdown-timeout) requests still queued got EOF instead of an answer.
+TEST(Stop, ASecondSignalAnswersQueuedRequestsShuttingDown) {
+  auto reactor = std::make_unique<ReactorProcess>(std::vector<std::string>{"--handlers", "1"});
+  Client busy(reactor->host(), reactor->port());
+  ASSERT_TRUE(busy.send("spin 20000\n"));
+  ASSERT_TRUE(wait_until([&] { return reactor->busy_handlers() == 1; }, 10s));
+  Client queued_line(reactor->host(), reactor->port());
+  ASSERT_TRUE(queued_line.send("ping\n"));
+  Client queued_http(reactor->host(), reactor->port());
+  ASSERT_TRUE(queued_http.send("GET /ping HTTP/1.1\r\nHost: a\r\n\r\n"));
+  ASSERT_TRUE(wait_until([&] { return reactor->queue_length() == 2; }, 10s));
+  ::kill(reactor->pid(), SIGTERM);
+  ASSERT_TRUE(reactor->wait_for_log("finishing", 5s));
+  EXPECT_EQ(reactor->signal_and_wait(SIGTERM, 10s), 1);
+  EXPECT_EQ(busy.read_line(5s), "ERR shutting down");
+  EXPECT_EQ(queued_line.read_line(5s), "ERR shutting down");
+  const HttpResponse refused = read_response(queued_http);
+  EXPECT_EQ(refused.status, 503);
+  EXPECT_TRUE(refused.has_header("Retry-After: 1")) << refused.headers;
+}
+
 INSTANTIATE_TEST_SUITE_P(Handlers, SignalToTheProcessGroup,
                          ::testing::Values(GroupSignal{"cpp", SIGINT}, GroupSignal{"cpp", SIGTERM},
                                            GroupSignal{"python", SIGINT}, GroupSignal{"python", SIGTERM}),
