@@ -255,6 +255,10 @@ void Connection::refuse_request() {
                                framing_.head_request()));
 }
 
+void Connection::end_output() {
+  (void)::shutdown(socket_.get(), SHUT_WR);
+}
+
 void Connection::send_refusal(const std::string& message) {
   // A short answer fits the socket buffer of any client that reads; one that does not read loses it.
   (void)!::send(socket_.get(), message.data(), message.size(), MSG_NOSIGNAL | MSG_DONTWAIT);

@@ -110,6 +110,8 @@ class Connection {
   bool request_refused() const { return framing_.refused(); }
   int refusal_status() const { return framing_.refusal_status(); }
   void refuse_request();
+  // Sends the client a FIN now (shutdown(SHUT_WR)), even if another process still holds the socket.
+  void end_output();
 
   // Closes the reactor's copy. When the client sent input that nobody read (it is still sending a request
   // that was refused), the socket is shut down for writing and that input drained for a moment first: closing

@@ -146,6 +146,9 @@ void Frontend::answer_orphan(ConnectionId id, const HandlerProcess& handler) {
                                                        : Refusal::kHandlerCrashed;
   count_refusal(connection, refusal, handler.pid());
   if (connection.may_answer_after(handler.answered_bytes())) connection.refuse(refusal);
+  // The dead handler may have left a copy of the socket in a child of its own: closing ours would not end
+  // the connection then. Shutting the socket down for writing does, whoever else holds it.
+  connection.end_output();
   connections_.erase(id);
 }
 

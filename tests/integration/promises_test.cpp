@@ -510,6 +510,28 @@ TEST(HandlerLibraries, ProgramsAPythonHandlerStartsInheritNoDescriptorOfTheReact
   EXPECT_EQ(ask(reactor.host(), reactor.port(), "fds"), "0 1 2 3");  // 3: the directory ls reads.
 }
 
+// A handler whose code forked a child that kept the client socket, then died: the client got "ERR handler
+// crashed" but its connection stayed open for as long as the child lived.
+TEST(HandlerDeaths, ACrashedHandlersChildDoesNotKeepTheConnectionOpen) {
+  TemporaryFolder folder;
+  const std::string script = folder.file("forky.py",
+                                         "import os, time\n"
+                                         "from handoff_handler import Handler, Reply\n"
+                                         "handler = Handler()\n"
+                                         "@handler.command('forky')\n"
+                                         "def forky(request):\n"
+                                         "    if os.fork() == 0:\n"
+                                         "        time.sleep(3)  # Holds the client socket, then goes.\n"
+                                         "        os._exit(0)\n"
+                                         "    os._exit(3)  # The handler dies.\n"
+                                         "handler.run()\n");
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", "python3 " + script});
+  Client client(reactor.host(), reactor.port());
+  ASSERT_TRUE(client.send("forky\n"));
+  EXPECT_EQ(client.read_line(5s), "ERR handler crashed");
+  EXPECT_TRUE(client.wait_closed(2s)) << "the connection stayed open while the child held the socket";
+}
+
 TEST(HandlerDeaths, AreLoggedOnceWithTheirCause) {
   ReactorProcess reactor({"--handlers", "1"});
   reactor.expect_crash_reports();
