@@ -46,9 +46,47 @@ void configure_log(LogLevel level, LogFormat format) {
   g_format = format;
 }
 
+namespace {
+
+// The length of the well-formed UTF-8 sequence at the start of s (RFC 3629 section 4: no overlong forms, no
+// surrogates, nothing above U+10FFFF); 0 when it is not one.
+size_t utf8_sequence_length(std::string_view s) {
+  const auto byte = [&](size_t i) { return i < s.size() ? static_cast<unsigned char>(s[i]) : 0u; };
+  const auto continuation = [&](size_t i, unsigned low = 0x80, unsigned high = 0xbf) {
+    return byte(i) >= low && byte(i) <= high;
+  };
+  const unsigned lead = byte(0);
+  if (lead < 0x80) return 1;
+  if (lead >= 0xc2 && lead <= 0xdf) return continuation(1) ? 2 : 0;
+  if (lead == 0xe0) return continuation(1, 0xa0) && continuation(2) ? 3 : 0;
+  if (lead == 0xed) return continuation(1, 0x80, 0x9f) && continuation(2) ? 3 : 0;
+  if (lead >= 0xe1 && lead <= 0xef) return continuation(1) && continuation(2) ? 3 : 0;
+  if (lead == 0xf0) return continuation(1, 0x90) && continuation(2) && continuation(3) ? 4 : 0;
+  if (lead >= 0xf1 && lead <= 0xf3) return continuation(1) && continuation(2) && continuation(3) ? 4 : 0;
+  if (lead == 0xf4) return continuation(1, 0x80, 0x8f) && continuation(2) && continuation(3) ? 4 : 0;
+  return 0;
+}
+
+}  // namespace
+
+// Bytes from clients are not always UTF-8; a byte that does not begin a well-formed sequence becomes U+FFFD,
+// so that every line is valid JSON for strict parsers.
 std::string json_string(std::string_view s) {
   std::string out = "\"";
-  for (const char c : s) {
+  for (size_t i = 0; i < s.size();) {
+    const char c = s[i];
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      const size_t length = utf8_sequence_length(s.substr(i));
+      if (length == 0) {
+        out += "\\ufffd";
+        ++i;
+      } else {
+        out.append(s.substr(i, length));
+        i += length;
+      }
+      continue;
+    }
+    ++i;
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;

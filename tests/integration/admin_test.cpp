@@ -179,6 +179,21 @@ TEST(Admin, JsonLogsAndAnAccessLineForEveryRequest) {
   EXPECT_EQ(lines, "2 [('line', 'fib 10', '200'), ('http', 'GET /nothing HTTP/1.1', '404')]\nTrue\nTrue\n");
 }
 
+// The JSON access log copied invalid UTF-8 from clients, and strict JSON parsers rejected the line.
+TEST(Admin, TheJsonAccessLogIsValidUtf8WhateverTheClientSends) {
+  auto reactor = std::make_unique<ReactorProcess>(
+      std::vector<std::string>{"--handlers", "1", "--log-format", "json", "--access-log", "on"});
+  ask(reactor->host(), reactor->port(), "fib \xff\xfe caf\xc3\xa9");
+  EXPECT_EQ(reactor->signal_and_wait(SIGTERM, 10s), 0);
+  // Python reads its stdin as strict UTF-8: one invalid byte fails the whole script.
+  const std::string requests = python(
+      "import json, sys\n"
+      "records = [json.loads(line) for line in sys.stdin]\n"
+      "print(ascii([r['request'] for r in records if r.get('type') == 'access']))",
+      reactor->stderr_text());
+  EXPECT_EQ(requests, "['fib \\ufffd\\ufffd caf\\xe9']\n");
+}
+
 TEST(Admin, TheLogLevelFilters) {
   auto reactor =
       std::make_unique<ReactorProcess>(std::vector<std::string>{"--handlers", "1", "--log-level", "error"});
