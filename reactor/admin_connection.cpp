@@ -1,12 +1,57 @@
 #include "reactor/admin_connection.hpp"
 
+#include <arpa/inet.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
+#include <string>
+
+#include "reactor/listener.hpp"
 
 namespace handoff::reactor {
 namespace {
+
+std::string_view header_value(const http::RequestHead& head, std::string_view name) {
+  for (const http::HeaderField& field : head.headers) {
+    if (field.name.size() == name.size() && strncasecmp(field.name.data(), name.data(), name.size()) == 0) {
+      return field.value;
+    }
+  }
+  return {};
+}
+
+// "127.0.0.1:8889", "[::1]:8889", "localhost:8889" (the port optional): an IP literal or localhost.
+bool names_an_address(std::string_view host) {
+  std::string_view name = host;
+  if (name.starts_with('[')) {
+    name = name.substr(1, name.find(']') == std::string_view::npos ? 0 : name.find(']') - 1);
+    in6_addr address;
+    return ::inet_pton(AF_INET6, std::string(name).c_str(), &address) == 1;
+  }
+  name = name.substr(0, name.find(':'));
+  in_addr address;
+  return name == "localhost" || ::inet_pton(AF_INET, std::string(name).c_str(), &address) == 1;
+}
+
+// The admin port refuses what a web page the operator happens to open could send it: a request that came in
+// over loopback for a host name (DNS rebinding: evil.example resolving to 127.0.0.1 makes the browser send
+// "Host: evil.example:8889"), and a POST from another origin (a cross-site form or fetch, CSRF). curl and
+// scripts send neither; over other addresses, operators and Prometheus may well use names.
+std::optional<http::Response> refusal_for_browsers(const http::RequestHead& head, bool over_loopback) {
+  const std::string_view host = header_value(head, "host");
+  if (over_loopback && !host.empty() && !names_an_address(host)) {
+    return http::Response{.status = 403,
+                          .body = "the admin port answers requests for an IP address or localhost only\n"};
+  }
+  const std::string_view origin = header_value(head, "origin");
+  if (head.method == "POST" && !origin.empty() && origin != "http://" + std::string(host)) {
+    return http::Response{.status = 403, .body = "cross-origin requests to the admin port are refused\n"};
+  }
+  return std::nullopt;
+}
 
 constexpr size_t kMaxHeadBytes = 16 * 1024;
 constexpr size_t kMaxBodyBytes = 1024;  // No admin route reads a body.
@@ -20,7 +65,10 @@ AdminConnection::AdminConnection(uv_loop_t* loop, uint64_t id, ipc::UniqueFd soc
       socket_(std::move(socket)),
       route_(route),
       on_finished_(on_finished),
-      parser_({.max_head_bytes = kMaxHeadBytes, .max_body_bytes = kMaxBodyBytes}, /*keep_fields=*/false) {
+      parser_({.max_head_bytes = kMaxHeadBytes, .max_body_bytes = kMaxBodyBytes}) {
+  const std::optional<ListenAddress> local = socket_address(socket_.get(), false);
+  over_loopback_ = local && (local->host.starts_with("127.") || local->host == "::1" ||
+                             local->host.starts_with("::ffff:127."));
   uv_poll_init(loop, &poll_, socket_.get());
   uv_timer_init(loop, &timer_);
   poll_.data = timer_.data = this;
@@ -69,6 +117,10 @@ void AdminConnection::read_request() {
   switch (parser_.state()) {
     case http::RequestParser::State::kComplete: {
       const http::RequestHead& head = parser_.head();
+      if (std::optional<http::Response> refusal = refusal_for_browsers(head, over_loopback_)) {
+        respond(*refusal, head.method == "HEAD");
+        break;
+      }
       const std::string_view target(head.target);
       const size_t question = target.find('?');
       respond(route_(head.method, target.substr(0, question),

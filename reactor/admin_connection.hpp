@@ -54,6 +54,7 @@ class AdminConnection {
   uv_timer_t timer_;
   Step step_ = Step::kReading;
   http::RequestParser parser_;
+  bool over_loopback_ = false;  // The client connected to a loopback address of ours.
   std::string out_;
   size_t written_ = 0;
 };

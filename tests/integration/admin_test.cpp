@@ -19,7 +19,7 @@ using Clock = std::chrono::steady_clock;
 
 HttpResponse admin(const ReactorProcess& reactor, const std::string& method, const std::string& target) {
   Client client(reactor.host(), reactor.admin_port());
-  client.send(method + " " + target + " HTTP/1.1\r\nHost: x\r\n\r\n");
+  client.send(method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
   return read_response(client, method == "HEAD");
 }
 
@@ -158,6 +158,27 @@ TEST(Admin, ThePoolGrowsAndShrinksLive) {
   EXPECT_EQ(busy.read_line(), "spun 800");
   EXPECT_TRUE(reactor.wait_for_handlers(1, 10s));
   EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
+}
+
+// A web page the operator opened could drive the admin port: a cross-origin POST was obeyed, and a host name
+// that resolves to loopback (DNS rebinding) was answered.
+TEST(Admin, RequestsABrowserWasMadeToSendAreRefused) {
+  ReactorProcess reactor({"--handlers", "2"});
+  const auto post_pool = [&](const std::string& headers) {
+    Client client(reactor.host(), reactor.admin_port());
+    client.send("POST /pool?size=3 HTTP/1.1\r\n" + headers + "\r\n");
+    return read_response(client);
+  };
+  const std::string host = "Host: 127.0.0.1:" + std::to_string(reactor.admin_port()) + "\r\n";
+  EXPECT_EQ(post_pool(host + "Origin: http://evil.example\r\n").status, 403);
+  EXPECT_EQ(post_pool("Host: evil.example:" + std::to_string(reactor.admin_port()) + "\r\n").status, 403);
+  EXPECT_EQ(reactor.stat("pool.target"), 2) << "a refused request changed the pool";
+  // The status page's own origin, and curl (no Origin), are served.
+  EXPECT_EQ(
+      post_pool(host + "Origin: http://127.0.0.1:" + std::to_string(reactor.admin_port()) + "\r\n").status,
+      200);
+  EXPECT_EQ(post_pool("Host: localhost\r\n").status, 200);
+  EXPECT_EQ(reactor.stat("pool.target"), 3);
 }
 
 TEST(Admin, JsonLogsAndAnAccessLineForEveryRequest) {
