@@ -151,7 +151,9 @@ TEST(Http, AHandlerWaitingForAStalledBodyGivesUpWith408) {
 }
 
 TEST(Http, TheReactorsOwnAnswersAreHttp) {
-  ReactorProcess reactor({"--handlers", "1", "--max-queue", "0", "--request-timeout", "1s"});
+  // --request-timeout leaves room for a loaded machine: spin burns CPU time, which the tests running beside
+  // this one stretch in wall-clock time.
+  ReactorProcess reactor({"--handlers", "1", "--max-queue", "0", "--request-timeout", "3s"});
   reactor.expect_crash_reports();
   // Until a (new) handler has said hello, nothing may wait either: wait until one is idle.
   const auto wait_until_served = [&] {
@@ -160,7 +162,7 @@ TEST(Http, TheReactorsOwnAnswersAreHttp) {
   ASSERT_TRUE(wait_until_served());
   // The only handler is busy and nothing may wait: 503 with Retry-After.
   Client busy(reactor.host(), reactor.port());
-  busy.send("GET /spin/600 HTTP/1.1\r\nHost: a\r\n\r\n");
+  busy.send("GET /spin/300 HTTP/1.1\r\nHost: a\r\n\r\n");
   ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 10s));
   const HttpResponse refused = send_and_read(reactor, "GET /ping HTTP/1.1\r\nHost: a\r\n\r\n");
   EXPECT_EQ(refused.status, 503);
@@ -169,7 +171,7 @@ TEST(Http, TheReactorsOwnAnswersAreHttp) {
 
   // Too long: 504.
   ASSERT_TRUE(wait_until_served());
-  const HttpResponse slow = send_and_read(reactor, "GET /spin/5000 HTTP/1.1\r\nHost: a\r\n\r\n");
+  const HttpResponse slow = send_and_read(reactor, "GET /spin/20000 HTTP/1.1\r\nHost: a\r\n\r\n");
   EXPECT_EQ(slow.status, 504);
 
   // The handler dies mid-request: 502.
