@@ -83,11 +83,19 @@ void Server::on_signal(int signal_number) {
       pool_.resize(size);
     }
   } else if (phase_ == Phase::kServing) {
+    stop_signal_at_ns_ = uv_hrtime();
     log_at(LogLevel::kInfo,
            "%s: finishing %zu requests in progress and %zu waiting, then exiting (signal again to stop now)",
            strsignal(signal_number), dispatcher_.busy_handlers(), dispatcher_.waiting_connections());
     begin_draining();
   } else if (phase_ == Phase::kDraining) {
+    // timeout(1) signals its command and then the command's process group, and a script may do the same:
+    // the reactor gets one request to stop twice in a row. A person who means "now" signals again later.
+    if (uv_hrtime() - stop_signal_at_ns_ < kRepeatedStopSignalNs) {
+      log_at(LogLevel::kDebug, "%s again at once: taken as the same request to stop",
+             strsignal(signal_number));
+      return;
+    }
     log_at(LogLevel::kWarn, "%s again: stopping now", strsignal(signal_number));
     exit_status_ = 1;
     stop();

@@ -62,6 +62,9 @@ class Server final : HandlerPool::Events {
   const Config config_;
   Phase phase_ = Phase::kServing;
   int exit_status_ = 0;
+  // A stop signal this soon after the first is the same request again (timeout(1) sends two): 250 ms.
+  static constexpr uint64_t kRepeatedStopSignalNs = 250'000'000;
+  uint64_t stop_signal_at_ns_ = 0;  // uv_hrtime() of the signal that began the drain.
   Metrics metrics_;
   ipc::SharedState state_page_;  // Created by start(); handlers read the queue length from it.
   Dispatcher dispatcher_;

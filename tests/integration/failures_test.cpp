@@ -294,6 +294,9 @@ TEST(Failures, ASecondSignalStopsAtOnce) {
   ASSERT_TRUE(wait_until([&] { return reactor->busy_handlers() == 1; }, 10s));
   ::kill(reactor->pid(), SIGINT);
   ASSERT_TRUE(reactor->wait_for_log("finishing", 5s));
+  // A second signal within 250 ms is taken for the same one (timeout(1) sends two): the time is the behaviour
+  // under test here, not a wait for a state.
+  std::this_thread::sleep_for(300ms);
   const Clock::time_point start = Clock::now();
   EXPECT_EQ(reactor->signal_and_wait(SIGINT, 10s), 1);
   EXPECT_LT(Clock::now() - start, 5s);
