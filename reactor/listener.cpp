@@ -110,13 +110,25 @@ void Listener::accept_pending() {
       case ENFILE:
       case ENOBUFS:
       case ENOMEM:
-        log_at(LogLevel::kWarn, "accept4: %s; pausing accepts for %llu ms", std::strerror(errno),
-               static_cast<unsigned long long>(kResumeAfterDescriptorShortageMs));
+        report_shortage(errno);
         pause_accepting();
         return;
       default: log_at(LogLevel::kError, "accept4: %s", std::strerror(errno)); return;
     }
   }
+}
+
+// Logged when it begins and then once every kShortageReportIntervalNs while it lasts, with how often
+// accepting paused meanwhile: a shortage that lasts would otherwise log ten lines a second.
+void Listener::report_shortage(int error) {
+  ++pauses_unreported_;
+  const uint64_t now = uv_hrtime();
+  if (last_shortage_report_ns_ != 0 && now - last_shortage_report_ns_ < kShortageReportIntervalNs) return;
+  log_at(LogLevel::kWarn, "accept4: %s; pausing accepts for %llu ms (%llu pauses since the last report)",
+         std::strerror(error), static_cast<unsigned long long>(kResumeAfterDescriptorShortageMs),
+         static_cast<unsigned long long>(pauses_unreported_));
+  last_shortage_report_ns_ = now;
+  pauses_unreported_ = 0;
 }
 
 // Level-triggered polling would report the pending connection again at once; waiting a moment lets other

@@ -40,11 +40,15 @@ class Listener {
   void start_polling();
   void accept_pending();
   void pause_accepting();
+  void report_shortage(int error);
 
   ipc::UniqueFd socket_;
   AcceptCallback on_accept_;
   uv_poll_t poll_;
   uv_timer_t resume_timer_;  // Accepting resumes on it after running out of descriptors.
+  static constexpr uint64_t kShortageReportIntervalNs = 10'000'000'000;
+  uint64_t last_shortage_report_ns_ = 0;
+  uint64_t pauses_unreported_ = 0;
 };
 
 }  // namespace handoff::reactor

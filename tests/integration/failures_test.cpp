@@ -172,6 +172,29 @@ TEST(Failures, AStalledRequestGetsErrReadTimeoutAndASilentClientIsClosed) {
   EXPECT_TRUE(between.wait_closed(5s));
 }
 
+// Out of descriptors, the reactor logged a warning ten times a second for as long as it lasted.
+TEST(Failures, OutOfDescriptorsTheReactorSaysSoOnceAndServesAgainWhenTheyCome) {
+  ReactorProcess reactor({"--handlers", "1"}, 48);
+  std::vector<Client> held;
+  for (int i = 0; i < 60; ++i)
+    held.emplace_back(reactor.host(), reactor.port());  // Some wait in the backlog.
+  ASSERT_TRUE(reactor.wait_for_log("pausing accepts", 5s)) << reactor.stderr_text();
+  const auto reports = [&] {
+    const std::string log = reactor.stderr_text();
+    size_t count = 0;
+    for (size_t at = log.find("pausing accepts"); at != std::string::npos;
+         at = log.find("pausing accepts", at + 1)) {
+      ++count;
+    }
+    return count;
+  };
+  // A second of shortage is ten pauses: one report.
+  std::this_thread::sleep_for(1s);  // The length of the shortage is what is under test.
+  EXPECT_EQ(reports(), 1u) << reactor.stderr_text();
+  held.clear();  // The clients leave; their descriptors come back.
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
+}
+
 TEST(Failures, AThousandTricklingClientsDoNotSlowDownNormalRequests) {
   rlimit files{};
   ::getrlimit(RLIMIT_NOFILE, &files);

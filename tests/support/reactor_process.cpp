@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,7 +81,7 @@ size_t count_descriptors(pid_t pid) {
   return count;
 }
 
-ReactorProcess::ReactorProcess(std::vector<std::string> arguments) {
+ReactorProcess::ReactorProcess(std::vector<std::string> arguments, unsigned max_descriptors) {
   bool has_listen = false, has_admin = false, admin_off = false;
   for (size_t i = 0; i < arguments.size(); ++i) {
     has_listen = has_listen || arguments[i].starts_with("--listen");
@@ -103,6 +104,10 @@ ReactorProcess::ReactorProcess(std::vector<std::string> arguments) {
   pid_ = ::fork();
   if (pid_ == 0) {
     ::setpgid(0, 0);  // A process group of its own, for signal_group.
+    if (max_descriptors != 0) {
+      const rlimit files{.rlim_cur = max_descriptors, .rlim_max = max_descriptors};
+      ::setrlimit(RLIMIT_NOFILE, &files);
+    }
     ::dup2(out[1], STDOUT_FILENO);
     ::dup2(stderr_fd, STDERR_FILENO);
     const int null = ::open("/dev/null", O_RDONLY);

@@ -15,9 +15,10 @@ namespace handoff::testing {
 class ReactorProcess {
  public:
   // Starts the reactor with these arguments (plus --listen 127.0.0.1:0 and --admin 127.0.0.1:0 unless they
-  // name those) and waits for its "listening on" lines. Throws std::runtime_error, with its stderr, when they
-  // do not come.
-  explicit ReactorProcess(std::vector<std::string> arguments = {});
+  // name those) and waits for its "listening on" lines. max_descriptors, when not 0, is the reactor's
+  // RLIMIT_NOFILE, soft and hard (it raises its soft limit to the hard one itself). Throws
+  // std::runtime_error, with its stderr, when they do not come.
+  explicit ReactorProcess(std::vector<std::string> arguments = {}, unsigned max_descriptors = 0);
   ~ReactorProcess();  // SIGTERM, then SIGKILL if it does not exit in time.
 
   ReactorProcess(const ReactorProcess&) = delete;
