@@ -174,6 +174,11 @@ TEST(Failures, AStalledRequestGetsErrReadTimeoutAndASilentClientIsClosed) {
 
 // Out of descriptors, the reactor logged a warning ten times a second for as long as it lasted.
 TEST(Failures, OutOfDescriptorsTheReactorSaysSoOnceAndServesAgainWhenTheyCome) {
+#ifdef __SANITIZE_ADDRESS__
+  // The sanitized build (ASan with UBSan): UBSan's vptr check probes memory through a pipe(2), which fails
+  // when no descriptor is left, and then reports a false "invalid vptr". The release build runs this test.
+  GTEST_SKIP() << "UBSan cannot check virtual calls without a free descriptor";
+#endif
   ReactorProcess reactor({"--handlers", "1"}, 48);
   std::vector<Client> held;
   for (int i = 0; i < 60; ++i)
