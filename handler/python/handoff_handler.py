@@ -1072,6 +1072,11 @@ class _Llhttp:
         return self._body_identity
 
     def _body_identity(self):
+        return self._take_body(self._message_done)
+
+    def _take_body(self, done):
+        """Takes up to content_length bytes of body (a Content-Length body, or one chunk's data); the state
+        done follows once they are all taken."""
         if self.p == self.end:
             return None
         taken = min(self.end - self.p, self.content_length)
@@ -1080,7 +1085,7 @@ class _Llhttp:
         if self.content_length:
             return None
         self._close()
-        return self._message_done
+        return done
 
     def _message_done(self):
         return self._invoke(self.callbacks.on_message_complete(), self._after_message,
@@ -1223,15 +1228,7 @@ class _Llhttp:
         return self._chunk_data
 
     def _chunk_data(self):
-        if self.p == self.end:
-            return None
-        taken = min(self.end - self.p, self.content_length)
-        self.p += taken
-        self.content_length -= taken
-        if self.content_length:
-            return None
-        self._close()
-        return self._chunk_data_almost_done
+        return self._take_body(self._chunk_data_almost_done)
 
     def _chunk_data_almost_done(self):
         found = self._walk(_CRLF_ONLY_TRIE)
