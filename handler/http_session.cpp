@@ -97,7 +97,6 @@ class HttpSession : ProtocolSession {
         }
         if (stream_.input_closed()) {
           if (message_bytes == 0) return stream_.close();
-          parser_.finish();
           return refuse(error_response(400, "incomplete request", true));
         }
         // The reactor read the head and answered any "Expect: 100-continue" itself; only a request too long

@@ -100,6 +100,13 @@ bool valid_absolute_target(std::string_view target) {
 
 }  // namespace
 
+std::string_view RequestHead::header(std::string_view name) const {
+  for (const HeaderField& field : headers) {
+    if (equals_ignoring_case(field.name, name)) return field.value;
+  }
+  return {};
+}
+
 RequestParser::RequestParser(RequestLimits limits, bool keep_fields)
     : limits_(limits), keep_fields_(keep_fields) {
   llhttp_settings_init(&settings_);

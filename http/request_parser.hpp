@@ -51,6 +51,10 @@ struct RequestHead {
   bool keep_alive = true;            // After this request (Connection, and the version's default).
   bool expect_continue = false;      // "Expect: 100-continue".
   bool body_follows = false;         // A Content-Length above 0, or chunked.
+
+  // The value of the first header field of that name, compared without regard to case; empty if none.
+  // Only when the parser keeps fields.
+  std::string_view header(std::string_view name) const;
 };
 
 class RequestParser {
@@ -80,7 +84,6 @@ class RequestParser {
   State state() const { return state_; }
   bool head_complete() const { return state_ == State::kBody || state_ == State::kComplete; }
   // Bytes of the current request taken so far.
-  size_t consumed() const { return consumed_; }
   const RequestHead& head() const { return head_; }
   int refusal_status() const { return refusal_status_; }
   const std::string& refusal_reason() const { return refusal_reason_; }

@@ -1,7 +1,5 @@
 #include "reactor/admin_connection.hpp"
 
-#include <arpa/inet.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -9,31 +7,16 @@
 #include <optional>
 #include <string>
 
+#include "reactor/config.hpp"
 #include "reactor/listener.hpp"
 
 namespace handoff::reactor {
 namespace {
 
-std::string_view header_value(const http::RequestHead& head, std::string_view name) {
-  for (const http::HeaderField& field : head.headers) {
-    if (field.name.size() == name.size() && strncasecmp(field.name.data(), name.data(), name.size()) == 0) {
-      return field.value;
-    }
-  }
-  return {};
-}
-
-// "127.0.0.1:8889", "[::1]:8889", "localhost:8889" (the port optional): an IP literal or localhost.
+// "127.0.0.1:8889", "[::1]:8889", "localhost" (the port optional): an IP literal or localhost, as --listen
+// takes them.
 bool names_an_address(std::string_view host) {
-  std::string_view name = host;
-  if (name.starts_with('[')) {
-    name = name.substr(1, name.find(']') == std::string_view::npos ? 0 : name.find(']') - 1);
-    in6_addr address;
-    return ::inet_pton(AF_INET6, std::string(name).c_str(), &address) == 1;
-  }
-  name = name.substr(0, name.find(':'));
-  in_addr address;
-  return name == "localhost" || ::inet_pton(AF_INET, std::string(name).c_str(), &address) == 1;
+  return parse_listen_address(host) || parse_listen_address(std::string(host) + ":0");
 }
 
 // The admin port refuses what a web page the operator happens to open could send it: a request that came in
@@ -41,12 +24,12 @@ bool names_an_address(std::string_view host) {
 // "Host: evil.example:8889"), and a POST from another origin (a cross-site form or fetch, CSRF). curl and
 // scripts send neither; over other addresses, operators and Prometheus may well use names.
 std::optional<http::Response> refusal_for_browsers(const http::RequestHead& head, bool over_loopback) {
-  const std::string_view host = header_value(head, "host");
+  const std::string_view host = head.header("host");
   if (over_loopback && !host.empty() && !names_an_address(host)) {
     return http::Response{.status = 403,
                           .body = "the admin port answers requests for an IP address or localhost only\n"};
   }
-  const std::string_view origin = header_value(head, "origin");
+  const std::string_view origin = head.header("origin");
   if (head.method == "POST" && !origin.empty() && origin != "http://" + std::string(host)) {
     return http::Response{.status = 403, .body = "cross-origin requests to the admin port are refused\n"};
   }

@@ -163,8 +163,9 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
       "handoff reactor: accepts connections on one event loop and hands each ready request,\n"
       "socket and all, to a pool of pre-spawned handler processes that compute the answer.\n"
       "Sizes take k/m/g suffixes; durations take ms/s/m (a bare number is seconds).\n"
-      "Signals: SIGTERM/SIGINT finish work and exit (twice: at once); SIGHUP replaces every\n"
-      "handler with a fresh process of --handler-cmd, without failing a request.\n");
+      "Signals: SIGTERM/SIGINT finish work and exit (again, 250 ms or more later: at once);\n"
+      "SIGHUP replaces every handler with a fresh process of --handler-cmd, without failing a\n"
+      "request (a reload whose new handlers do not start is abandoned).\n");
   options.custom_help("[OPTION...]");
   options.set_width(100);
   // clang-format off

@@ -1449,11 +1449,6 @@ class _RequestParser:
             self.after_cr = byte == 0x0D
             at += 1
 
-    def finish(self):
-        """The client sent EOF: a request cut short is refused (400)."""
-        if self.state not in (self.COMPLETE, self.REFUSED):
-            self.refuse(400, "incomplete request")
-
     # --- llhttp's callbacks (RequestParser's settings_) ---
 
     def on_method(self, data):
@@ -1783,7 +1778,6 @@ class Handler:
                 if stream.input_closed:
                     if taken == 0:
                         return False, b""
-                    parser.finish()
                     return self._refuse(stream, parser.head, 400, "incomplete request")
                 if not stream.read_more():
                     return self._refuse(stream, parser.head, 408, "request timeout")

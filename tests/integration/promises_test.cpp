@@ -79,6 +79,14 @@ std::string switchable_handler(const TemporaryFolder& folder) {
       true);
 }
 
+// --handlers N, and for "python" the Python handler with spin (for "cpp" the built-in one).
+std::vector<std::string> spin_handler_arguments(const std::string& language, int handlers,
+                                                const TemporaryFolder& folder) {
+  std::vector<std::string> arguments = {"--handlers", std::to_string(handlers)};
+  if (language == "python") arguments.insert(arguments.end(), {"--handler-cmd", python_spin_handler(folder)});
+  return arguments;
+}
+
 bool process_alive(pid_t pid) {
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
   std::string text;
@@ -100,10 +108,7 @@ class SignalToTheProcessGroup : public ::testing::TestWithParam<GroupSignal> {};
 // KillMode=control-group send SIGTERM to every process. The handlers used to die of it mid-request.
 TEST_P(SignalToTheProcessGroup, DrainsTheRunningRequestAndExitsWith0) {
   TemporaryFolder folder;
-  std::vector<std::string> arguments = {"--handlers", "1"};
-  if (GetParam().handler == "python")
-    arguments.insert(arguments.end(), {"--handler-cmd", python_spin_handler(folder)});
-  ReactorProcess reactor(arguments);
+  ReactorProcess reactor(spin_handler_arguments(GetParam().handler, 1, folder));
   Client client(reactor.host(), reactor.port());
   ASSERT_TRUE(client.send("spin 1500\n"));
   ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 10s));
@@ -116,16 +121,21 @@ TEST_P(SignalToTheProcessGroup, DrainsTheRunningRequestAndExitsWith0) {
   EXPECT_EQ(log.find("killed by signal"), std::string::npos) << log;
 }
 
+INSTANTIATE_TEST_SUITE_P(Handlers, SignalToTheProcessGroup,
+                         ::testing::Values(GroupSignal{"cpp", SIGINT}, GroupSignal{"cpp", SIGTERM},
+                                           GroupSignal{"python", SIGINT}, GroupSignal{"python", SIGTERM}),
+                         [](const auto& info) {
+                           return info.param.handler +
+                                  (info.param.signal_number == SIGINT ? "_SIGINT" : "_SIGTERM");
+                         });
+
 class Drain : public ::testing::TestWithParam<std::string> {};
 
 // Answers finished during a drain did not say Connection: close, so every keep-alive client sent its next
 // request into a closing socket and got EOF.
 TEST_P(Drain, HttpAnswersFinishedWhileDrainingSayConnectionClose) {
   TemporaryFolder folder;
-  std::vector<std::string> arguments = {"--handlers", "1"};
-  if (GetParam() == "python")
-    arguments.insert(arguments.end(), {"--handler-cmd", python_spin_handler(folder)});
-  ReactorProcess reactor(arguments);
+  ReactorProcess reactor(spin_handler_arguments(GetParam(), 1, folder));
   Client client(reactor.host(), reactor.port());
   ASSERT_TRUE(client.send("GET /spin/1000 HTTP/1.1\r\nHost: a\r\n\r\n"));
   ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 10s));
@@ -177,22 +187,11 @@ TEST(TimeoutCommand, SignallingTheProcessThenItsGroupIsOneGracefulStop) {
   EXPECT_EQ(reactor.signal_and_wait(0, 10s), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Handlers, SignalToTheProcessGroup,
-                         ::testing::Values(GroupSignal{"cpp", SIGINT}, GroupSignal{"cpp", SIGTERM},
-                                           GroupSignal{"python", SIGINT}, GroupSignal{"python", SIGTERM}),
-                         [](const auto& info) {
-                           return info.param.handler +
-                                  (info.param.signal_number == SIGINT ? "_SIGINT" : "_SIGTERM");
-                         });
-
 class ReactorKilled : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ReactorKilled, LeavesNoHandlerBehind) {
   TemporaryFolder folder;
-  std::vector<std::string> arguments = {"--handlers", "2"};
-  if (GetParam() == "python")
-    arguments.insert(arguments.end(), {"--handler-cmd", python_spin_handler(folder)});
-  ReactorProcess reactor(arguments);
+  ReactorProcess reactor(spin_handler_arguments(GetParam(), 2, folder));
   Client computing(reactor.host(), reactor.port());
   ASSERT_TRUE(computing.send("spin 5000\n"));
   ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 10s));
