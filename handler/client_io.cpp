@@ -44,6 +44,7 @@ ReadStatus read_some(int client_fd, std::string& into, size_t max_bytes, std::ch
 }
 
 std::error_code write_all(int client_fd, std::string_view bytes, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!bytes.empty()) {
     const ssize_t sent = ::send(client_fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
     if (sent >= 0) {
@@ -52,7 +53,10 @@ std::error_code write_all(int client_fd, std::string_view bytes, std::chrono::mi
     }
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return {errno, std::system_category()};
-    if (!wait_for(client_fd, POLLOUT, timeout)) return std::make_error_code(std::errc::timed_out);
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || !wait_for(client_fd, POLLOUT, left))
+      return std::make_error_code(std::errc::timed_out);
   }
   return {};
 }

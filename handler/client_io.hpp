@@ -16,8 +16,9 @@ enum class ReadStatus { kData, kEndOfInput, kTimedOut, kFailed };
 // Appends up to max_bytes read from client_fd to into, waiting at most timeout for the first byte.
 ReadStatus read_some(int client_fd, std::string& into, size_t max_bytes, std::chrono::milliseconds timeout);
 
-// Writes all of bytes, waiting at most timeout each time the client does not take more. Fails (without
-// SIGPIPE) when the client is gone.
+// Writes all of bytes within timeout in all, however slowly the client reads: a client that does not take
+// its answer must not hold the handler longer (std::errc::timed_out then). Fails (without SIGPIPE) when the
+// client is gone.
 std::error_code write_all(int client_fd, std::string_view bytes, std::chrono::milliseconds timeout);
 
 }  // namespace handoff::handler

@@ -26,9 +26,17 @@ ReadStatus ClientStream::read_more(size_t max_bytes) {
   return status;
 }
 
-bool ClientStream::flush() {
+bool ClientStream::flush(bool ends_connection) {
   if (pending_output_.empty()) return true;
-  const bool sent = !write_all(client_fd_, pending_output_, limits_.io_timeout);
+  if (limits_.answer_record != nullptr) {
+    const uint32_t flags = (ends_connection ? ipc::kAnswerEndsConnection : 0u) |
+                           (unused().empty() ? 0u : ipc::kAnswerInputPending);
+    limits_.answer_record->note(bytes_written_ + pending_output_.size(), static_cast<uint32_t>(status_),
+                                flags);
+  }
+  const std::error_code error = write_all(client_fd_, pending_output_, limits_.write_timeout);
+  if (error == std::errc::timed_out) write_timed_out_ = true;
+  const bool sent = !error;
   bytes_written_ += pending_output_.size();
   pending_output_.clear();
   return sent;

@@ -35,8 +35,9 @@ class ClientStream {
   ReadStatus read_more(size_t max_bytes);
 
   void queue(std::string_view bytes) { pending_output_ += bytes; }
-  // Sends what is queued; false when the client is gone or stopped reading.
-  bool flush();
+  // Sends what is queued; false when the client is gone or stopped reading. ends_connection: nothing
+  // follows on this connection (noted in the answer record with the answer).
+  bool flush(bool ends_connection = false);
   uint64_t bytes_written() const { return bytes_written_; }
 
   // The outcome of a hand-off that ends here: keep-open hands the unused bytes back to the reactor.
@@ -53,11 +54,13 @@ class ClientStream {
   }
   // Sends what is queued (if the client still takes it) and ends the connection.
   SessionOutcome close() {
-    flush();
+    flush(true);
     return closed();
   }
   // Ends the connection without sending anything more.
-  SessionOutcome closed() { return {.bytes_written = bytes_written_, .status = take_status()}; }
+  SessionOutcome closed() {
+    return {.bytes_written = bytes_written_, .status = take_status(), .write_timed_out = write_timed_out_};
+  }
 
  private:
   const int client_fd_;
@@ -70,6 +73,7 @@ class ClientStream {
   std::string pending_output_;
   uint64_t bytes_written_ = 0;
   int status_ = 0;
+  bool write_timed_out_ = false;
 };
 
 }  // namespace handoff::handler

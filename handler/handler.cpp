@@ -35,7 +35,10 @@ constexpr const char* kUsage =
     "  HANDOFF_MAX_REQUEST_BYTES  longest request line or HTTP body it accepts (default 2097152)\n"
     "  HANDOFF_MAX_HEAD_BYTES     longest HTTP request head it accepts (default 65536)\n"
     "  HANDOFF_READ_TIMEOUT_MS    how long it waits on a stalled client (default 10000)\n"
+    "  HANDOFF_WRITE_TIMEOUT_MS   how long one answer may take to be written (default 5000)\n"
     "  HANDOFF_REACTOR_PID        its reactor; it exits when that is no longer its parent\n"
+    "  HANDOFF_STATE_FD           the reactor's state page, shared by all handlers (always 4)\n"
+    "  HANDOFF_RECORD_FD          this handler's answer record, read by the reactor if it dies (always 5)\n"
     "It ignores SIGINT, SIGTERM and SIGHUP: it exits when the reactor closes its channel, or dies with it.\n"
     "Commands: %s\n";
 
@@ -154,6 +157,7 @@ int Handler::run(int argc, char** argv) {
       .max_request_bytes = static_cast<size_t>(setting("HANDOFF_MAX_REQUEST_BYTES", 2 << 20)),
       .max_head_bytes = static_cast<size_t>(setting("HANDOFF_MAX_HEAD_BYTES", 64 << 10)),
       .io_timeout = std::chrono::milliseconds(setting("HANDOFF_READ_TIMEOUT_MS", 10000)),
+      .write_timeout = std::chrono::milliseconds(setting("HANDOFF_WRITE_TIMEOUT_MS", 5000)),
   };
   if (!follow_the_reactor()) return 1;  // The reactor is gone already.
   ipc::SharedState reactor_state;
@@ -165,6 +169,14 @@ int Handler::run(int argc, char** argv) {
       return 1;
     }
     limits.reactor_state = &reactor_state;
+  }
+  ipc::AnswerRecord answer_record;
+  if (const long long record_fd = setting(ipc::kRecordFdVariable, -1); record_fd >= 0) {
+    if (auto error = ipc::AnswerRecord::map(ipc::UniqueFd(static_cast<int>(record_fd)), answer_record)) {
+      std::fprintf(stderr, "handler[%d]: mapping its answer record: %s\n", getpid(), error.message().c_str());
+      return 1;
+    }
+    limits.answer_record = &answer_record;
   }
   // Processes that the handler's code starts must not hold the channel open (they would keep the reactor
   // from seeing this handler exit). Client sockets arrive close-on-exec (MSG_CMSG_CLOEXEC).
@@ -210,7 +222,8 @@ int Handler::run(int argc, char** argv) {
     const ipc::Message done{
         .type = ipc::MessageType::kDone,
         .connection_id = request.connection_id,
-        .flags = outcome.keep_open ? ipc::kFlagKeepOpen : 0u,
+        .flags = (outcome.keep_open ? ipc::kFlagKeepOpen : 0u) |
+                 (outcome.write_timed_out ? ipc::kFlagWriteTimedOut : 0u),
         .payload = ipc::progress_payload(outcome.bytes_written, outcome.status, outcome.unconsumed),
     };
     if (auto error = channel.send(done)) {

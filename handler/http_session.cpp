@@ -116,7 +116,8 @@ class HttpSession : ProtocolSession {
       if (!head.keep_alive || reactor_draining()) response.connection = ConnectionHeader::kClose;
       const bool close = response.connection == ConnectionHeader::kClose;
       write(std::move(response));
-      if (!stream_.flush() || close) return stream_.closed();
+      if (close) return stream_.close();
+      if (!stream_.flush()) return stream_.closed();
       if (stream_.unused().empty() || others_waiting()) return stream_.keep_open();
       on_answered_(stream_.bytes_written(), stream_.take_status());  // A pipelined request follows.
     }

@@ -9,6 +9,7 @@
 #include <functional>
 #include <string>
 
+#include "ipc/answer_record.hpp"
 #include "ipc/shared_state.hpp"
 
 namespace handoff::handler {
@@ -17,16 +18,21 @@ struct Limits {
   // The page the reactor shares (ipc/shared_state.hpp): while other connections wait for a handler, a session
   // serves one request of a pipeline and hands the rest back. Null: serve the whole pipeline.
   const ipc::SharedState* reactor_state = nullptr;
-  size_t max_request_bytes = 2u << 20;          // The longest request (a line; an HTTP body).
-  size_t max_head_bytes = 64u << 10;            // The longest HTTP request head.
-  std::chrono::milliseconds io_timeout{10000};  // How long a read or write may wait for the client.
+  // This handler's answer record (ipc/answer_record.hpp): each answer is noted there before it is written, so
+  // that the reactor can tell a whole answer from a cut one if the handler dies. Null: nothing is noted.
+  ipc::AnswerRecord* answer_record = nullptr;
+  size_t max_request_bytes = 2u << 20;            // The longest request (a line; an HTTP body).
+  size_t max_head_bytes = 64u << 10;              // The longest HTTP request head.
+  std::chrono::milliseconds io_timeout{10000};    // How long the reads of a hand-off may wait for the client.
+  std::chrono::milliseconds write_timeout{5000};  // How long one answer may take to be written.
 };
 
 struct SessionOutcome {
-  bool keep_open = false;      // The reactor should watch the connection for the next request.
-  std::string unconsumed;      // Bytes of an incomplete next request, handed back to the reactor.
-  uint64_t bytes_written = 0;  // Bytes written to the client in this hand-off.
-  int status = 0;              // Of the request answered last, if not reported yet (ipc Progress).
+  bool keep_open = false;        // The reactor should watch the connection for the next request.
+  std::string unconsumed;        // Bytes of an incomplete next request, handed back to the reactor.
+  uint64_t bytes_written = 0;    // Bytes written to the client in this hand-off.
+  int status = 0;                // Of the request answered last, if not reported yet (ipc Progress).
+  bool write_timed_out = false;  // The client did not take an answer within the write timeout.
 };
 
 // Called between two requests of one hand-off, once the first one's answer is written, with the bytes written

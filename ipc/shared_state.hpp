@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <system_error>
 
+#include "ipc/mapped_page.hpp"
 #include "ipc/unique_fd.hpp"
 
 namespace handoff::ipc {
@@ -31,21 +32,14 @@ static_assert(sizeof(SharedStateLayout) == 16);
 
 class SharedState {
  public:
-  SharedState() = default;
-  ~SharedState();
-  SharedState(SharedState&& other) noexcept;
-  SharedState& operator=(SharedState&& other) noexcept;
-  SharedState(const SharedState&) = delete;
-  SharedState& operator=(const SharedState&) = delete;
-
   // The reactor's side: a new page, writable. The failed call is returned as -errno.
   static std::error_code create(SharedState& out);
   // A handler's side: the page behind fd, mapped read-only; fd is closed once mapped.
   static std::error_code map_read_only(UniqueFd fd, SharedState& out);
 
-  bool valid() const { return page_ != nullptr; }
+  bool valid() const { return page_.valid(); }
   // The memfd, borrowed: handlers inherit it. Invalid in a handler (closed after mapping).
-  int descriptor() const { return fd_.get(); }
+  int descriptor() const { return page_.descriptor(); }
 
   void set_waiting(uint32_t count);
   // 0 when the page is not mapped.
@@ -55,10 +49,9 @@ class SharedState {
   bool draining() const;
 
  private:
-  void unmap();
+  SharedStateLayout* layout() const;
 
-  UniqueFd fd_;
-  SharedStateLayout* page_ = nullptr;
+  MappedPage page_;
 };
 
 }  // namespace handoff::ipc

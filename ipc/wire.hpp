@@ -54,6 +54,7 @@ inline constexpr uint32_t kFlagInputClosed = 1u << 1;    // The client sent EOF 
 inline constexpr uint32_t kFlagHttp = 1u << 2;  // The connection speaks HTTP/1.x, not the line protocol.
 // Flags of a kDone frame.
 inline constexpr uint32_t kFlagKeepOpen = 1u << 0;  // The client may send more: watch the connection again.
+inline constexpr uint32_t kFlagWriteTimedOut = 1u << 1;  // The client did not take an answer in time.
 
 // All fields are in host byte order: both ends of a channel run on the same machine.
 struct Header {

@@ -191,6 +191,8 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
                             "retire at once", text("0"), "N")
     ("read-timeout", "a client must send a whole request within this; else 'ERR read timeout'", text("10s"),
      "TIME")
+    ("write-timeout", "a handler gives up on a client that has not taken an answer this long after it "
+                      "began writing it, and closes the connection", text("5s"), "TIME")
     ("idle-timeout", "a connection with no request for this long is closed", text("60s"), "TIME")
     ("handler-start-timeout", "a handler that has not said hello this long after its start is killed; a "
                               "reload whose new handlers do not is abandoned", text("10s"), "TIME")
@@ -252,6 +254,8 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
                              "a whole number", config.max_requests_jitter)) ||
         (error = read_option(result, "read-timeout", parse_duration, ms, day, "a duration from 1ms to 24h",
                              config.read_timeout)) ||
+        (error = read_option(result, "write-timeout", parse_duration, ms, day, "a duration from 1ms to 24h",
+                             config.write_timeout)) ||
         (error = read_option(result, "idle-timeout", parse_duration, ms, day, "a duration from 1ms to 24h",
                              config.idle_timeout)) ||
         (error = read_option(result, "handler-start-timeout", parse_duration, ms, day,

@@ -239,9 +239,12 @@ Connection::Resume Connection::resume(std::string unconsumed) {
   return Resume::kWatching;
 }
 
-bool Connection::may_answer_after(uint64_t answered_bytes) const {
+Connection::Sent Connection::sent_after(uint64_t answered_bytes, uint64_t noted_end) const {
   const std::optional<uint64_t> sent = bytes_sent(socket_.get());
-  return sent && *sent == bytes_written_ + answered_bytes;
+  if (!sent) return Sent::kPartOfAnAnswer;
+  if (*sent == bytes_written_ + answered_bytes) return Sent::kReported;
+  if (noted_end > answered_bytes && *sent == bytes_written_ + noted_end) return Sent::kNotedAnswer;
+  return Sent::kPartOfAnAnswer;
 }
 
 void Connection::refuse(Refusal refusal) {

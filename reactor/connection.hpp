@@ -97,10 +97,15 @@ class Connection {
   // kReady when that already holds a complete request (on_request_ready is not called then).
   Resume resume(std::string unconsumed);
 
-  // Whether the reactor may write its own answer after the handler that held the connection died having
-  // reported answered_bytes of complete answers: true when the socket has sent exactly what the handlers
-  // reported (nothing of a cut answer is on the wire).
-  bool may_answer_after(uint64_t answered_bytes) const;
+  // What the socket has sent in the hand-off of a handler that died before it reported the connection back,
+  // having reported answered_bytes of complete answers and noted (ipc/answer_record.hpp) that an answer would
+  // end at noted_end (0: none noted).
+  enum class Sent {
+    kReported,        // Exactly what the handler reported: nothing of an unreported answer is on the wire.
+    kNotedAnswer,     // Exactly up to noted_end: the noted answer went out whole.
+    kPartOfAnAnswer,  // Anything else, or not known.
+  };
+  Sent sent_after(uint64_t answered_bytes, uint64_t noted_end) const;
 
   // Writes the reactor's own answer to the current request, in the connection's protocol, best effort (the
   // connection closes next).

@@ -101,51 +101,83 @@ void Frontend::hand_off(Assignment assignment) {
       .send_connection(connection.id(), connection.socket(), std::move(request.bytes), request.flags);
 }
 
-void Frontend::count_answer(HandlerProcess& handler, int status, double service_ms) {
+void Frontend::count_answer(const HandlerProcess& handler, int status, double service_ms) {
+  const std::optional<ConnectionId> id = dispatcher_.connection_of(handler.id());
+  record_answer(id ? connections_.at(*id).get() : nullptr, handler, status, service_ms);
+}
+
+void Frontend::record_answer(Connection* connection, const HandlerProcess& handler, int status,
+                             double service_ms) {
   Counters& counters = metrics_.counters;
   ++counters.requests;
   if (status >= 400 && status < 500) ++counters.bad_requests;
   if (status >= 500) ++counters.handler_errors;
   metrics_.service.observe(service_ms / 1e3);
-  if (!config_.access_log) return;
-  const std::optional<ConnectionId> id = dispatcher_.connection_of(handler.id());
-  if (!id) return;
-  Connection& connection = *connections_.at(*id);
-  const std::string request = connection.take_request_line();
+  if (!config_.access_log || connection == nullptr) return;
+  const std::string request = connection->take_request_line();
   const std::string outcome = std::to_string(status);
-  log_access({.peer = connection.peer(),
-              .protocol = connection.protocol_name(),
+  log_access({.peer = connection->peer(),
+              .protocol = connection->protocol_name(),
               .request = request,
               .outcome = outcome,
-              .queue_ms = connection.queue_wait_ms(),
+              .queue_ms = connection->queue_wait_ms(),
               .service_ms = service_ms,
               .handler_pid = handler.pid()});
-  connection.set_queue_wait_ms(0);  // Pipelined requests after the first did not wait in the queue.
+  connection->set_queue_wait_ms(0);  // Pipelined requests after the first did not wait in the queue.
 }
 
 void Frontend::take_back(ipc::Message done, uint64_t answered_bytes) {
   const auto it = connections_.find(done.connection_id);
   it->second->count_handler_bytes(answered_bytes);
+  if ((done.flags & ipc::kFlagWriteTimedOut) != 0) ++metrics_.counters.write_timeouts;
   if ((done.flags & ipc::kFlagKeepOpen) == 0 || phase_ != Phase::kServing) {
     connections_.erase(it);
     return;
   }
-  switch (it->second->resume(std::move(done.payload))) {
+  resume(*it->second, std::move(done.payload));
+}
+
+void Frontend::resume(Connection& connection, std::string unconsumed) {
+  switch (connection.resume(std::move(unconsumed))) {
     case Connection::Resume::kWatching: break;
-    case Connection::Resume::kReady: on_request_ready(*it->second); break;
-    case Connection::Resume::kClientLeft: connections_.erase(it); break;
+    case Connection::Resume::kReady: on_request_ready(connection); break;
+    case Connection::Resume::kClientLeft: connections_.erase(connection.id()); break;
   }
 }
 
-// An error in the middle of an answer would be worse than none, so a connection whose handler had begun an
-// answer it did not finish is only closed.
+// What the client gets depends on what the socket sent after the dead handler's last report. Nothing more:
+// the reactor answers the request itself. Exactly the answer the handler noted in its answer record: that
+// answer went out whole, and the connection goes on as the handler would have let it. Anything else is part
+// of an answer, and an error after it would be worse than none, so the connection is only closed.
 void Frontend::answer_orphan(ConnectionId id, const HandlerProcess& handler) {
   Connection& connection = *connections_.at(id);
   const Refusal refusal = handler.timed_out()          ? Refusal::kTimeout
                           : phase_ == Phase::kStopping ? Refusal::kShuttingDown
                                                        : Refusal::kHandlerCrashed;
-  count_refusal(connection, refusal, handler.pid());
-  if (connection.may_answer_after(handler.answered_bytes())) connection.refuse(refusal);
+  const std::optional<ipc::NotedAnswer> noted = handler.last_noted_answer(id);
+  switch (connection.sent_after(handler.answered_bytes(), noted ? noted->answer_end : 0)) {
+    case Connection::Sent::kReported:
+      count_refusal(connection, refusal, handler.pid());
+      connection.refuse(refusal);
+      break;
+    case Connection::Sent::kNotedAnswer: {
+      record_answer(&connection, handler, static_cast<int>(noted->status),
+                    (uv_hrtime() - handler.request_started_ns()) / 1e6);
+      connection.count_handler_bytes(noted->answer_end);
+      const bool pending = (noted->flags & ipc::kAnswerInputPending) != 0;
+      if ((noted->flags & ipc::kAnswerEndsConnection) == 0 && !pending && phase_ == Phase::kServing) {
+        resume(connection, {});
+        return;
+      }
+      // The handler held a pipelined request it never answered: it gets the error, then the connection ends.
+      if (pending) {
+        count_refusal(connection, refusal, handler.pid());
+        connection.refuse(refusal);
+      }
+      break;
+    }
+    case Connection::Sent::kPartOfAnAnswer: count_refusal(connection, refusal, handler.pid()); break;
+  }
   // The dead handler may have left a copy of the socket in a child of its own: closing ours would not end
   // the connection then. Shutting the socket down for writing does, whoever else holds it.
   connection.end_output();

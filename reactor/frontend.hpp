@@ -49,10 +49,11 @@ class Frontend final : Connection::Events {
   void offer(HandlerProcess& handler);
   // The handler is done with the connection: watch it for the next request, or close it.
   void take_back(ipc::Message done, uint64_t answered_bytes);
-  // The handler that held the connection is dead and reaped: answer the client, unless an answer was cut.
+  // The handler that held the connection is dead and reaped: answer the client, unless an answer was cut;
+  // go on with the connection when the handler died right after an answer it had not reported yet.
   void answer_orphan(ConnectionId id, const HandlerProcess& handler);
-  // Counts the answer, and writes the access log line.
-  void count_answer(HandlerProcess& handler, int status, double service_ms);
+  // Counts the answer of the handler's current connection, and writes the access log line.
+  void count_answer(const HandlerProcess& handler, int status, double service_ms);
 
   // Stops accepting; connections between requests close, the others once their request is answered.
   void drain();
@@ -67,6 +68,9 @@ class Frontend final : Connection::Events {
   void on_expired(Connection& connection, Connection::Expiry expiry) override;
 
   void hand_off(Assignment assignment);
+  void resume(Connection& connection, std::string unconsumed);
+  // Counts an answer to connection (null when it is closed already) and writes its access log line.
+  void record_answer(Connection* connection, const HandlerProcess& handler, int status, double service_ms);
   void refuse(Connection& connection, Refusal refusal);
   void count_refusal(const Connection& connection, Refusal refusal, int handler_pid);
   void log_refusal(const Connection& connection, const std::string& outcome, int handler_pid);

@@ -31,9 +31,11 @@ HandlerPool::HandlerPool(uv_loop_t* loop, const Config& config, const ipc::Share
       environment_{
           std::string(ipc::kChannelFdVariable) + "=" + std::to_string(ipc::kHandlerChannelFd),
           std::string(ipc::kStateFdVariable) + "=" + std::to_string(ipc::kHandlerStateFd),
+          std::string(ipc::kRecordFdVariable) + "=" + std::to_string(ipc::kHandlerRecordFd),
           "HANDOFF_MAX_REQUEST_BYTES=" + std::to_string(config.max_request_bytes),
           "HANDOFF_MAX_HEAD_BYTES=" + std::to_string(config.max_head_bytes),
           "HANDOFF_READ_TIMEOUT_MS=" + std::to_string(config.read_timeout.count()),
+          "HANDOFF_WRITE_TIMEOUT_MS=" + std::to_string(config.write_timeout.count()),
           "HANDOFF_REACTOR_PID=" + std::to_string(uv_os_getpid()),
       },
       target_(config.handlers) {
@@ -94,6 +96,7 @@ void HandlerPool::take_over(HandlerProcess& replacement) {
 }
 
 void HandlerPool::offer(HandlerProcess& handler) {
+  if (handler.exited()) return;  // Its last reports were read after its exit; on_handler_exited follows.
   if (!handler.retiring()) events_.on_handler_free(handler);
   const bool nothing_left = phase_ != Phase::kServing && !dispatcher_.connection_of(handler.id());
   if (handler.retiring() || nothing_left) {

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <span>
 
 #include "ipc/socket_io.hpp"
@@ -64,6 +65,11 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
   }
   channel_.reset(ends[0]);
   const ipc::UniqueFd child_end(ends[1]);
+  if (auto error = ipc::AnswerRecord::create(answer_record_)) {
+    log_at(LogLevel::kError, "creating a handler's answer record (memfd_create, mmap): %s",
+           error.message().c_str());
+    return error;
+  }
 
   std::vector<std::string> arguments = argv;
   std::vector<char*> c_arguments = as_c_strings(arguments);
@@ -71,10 +77,11 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
   std::vector<char*> c_variables = as_c_strings(variables);
 
   // The child gets: no stdin, stdout and stderr both on the reactor's stderr (stdout is the reactor's own,
-  // for its "listening on" line), the channel at kHandlerChannelFd and the shared state page at
-  // kHandlerStateFd. libuv opens every other descriptor of ours close-on-exec, and so does handoff.
-  static_assert(ipc::kHandlerChannelFd == 3 && ipc::kHandlerStateFd == 4);
-  uv_stdio_container_t stdio[5];
+  // for its "listening on" line), the channel at kHandlerChannelFd, the shared state page at kHandlerStateFd
+  // and its answer record at kHandlerRecordFd. libuv opens every other descriptor of ours close-on-exec, and
+  // so does handoff.
+  static_assert(ipc::kHandlerChannelFd == 3 && ipc::kHandlerStateFd == 4 && ipc::kHandlerRecordFd == 5);
+  uv_stdio_container_t stdio[6];
   stdio[0].flags = UV_IGNORE;
   stdio[1].flags = UV_INHERIT_FD;
   stdio[1].data.fd = STDERR_FILENO;
@@ -84,16 +91,21 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
   stdio[3].data.fd = child_end.get();
   stdio[4].flags = UV_INHERIT_FD;
   stdio[4].data.fd = state_page;
+  stdio[5].flags = UV_INHERIT_FD;
+  stdio[5].data.fd = answer_record_.descriptor();
 
   uv_process_options_t options{};
   options.file = c_arguments[0];
   options.args = c_arguments.data();
   options.env = c_variables.data();
-  options.stdio_count = 5;
+  options.stdio_count = 6;
   options.stdio = stdio;
   options.exit_cb = [](uv_process_t* process, int64_t exit_status, int term_signal) {
     auto* self = static_cast<HandlerProcess*>(process->data);
     self->exited_ = true;
+    // The exit may be noticed before the last frames the handler sent: a handler that reported its answer
+    // and then died has answered, and that report must count before the connection is judged orphaned.
+    self->read_rest_of_channel();
     self->events_.on_handler_exited(*self, exit_status, term_signal);
   };
 
@@ -145,6 +157,7 @@ void HandlerProcess::send_connection(ConnectionId connection, int client_socket,
   outbox_ = ipc::encode(message);
   outbox_descriptor_ = client_socket;
   answered_bytes_ = 0;
+  answer_record_.begin(connection);
   busy_ = true;
   request_started_ns_ = uv_hrtime();
   start_request_timer();
@@ -156,7 +169,8 @@ void HandlerProcess::flush_outbox() {
     const ipc::IoResult sent = ipc::send_with_descriptor(channel_.get(), outbox_, outbox_descriptor_);
     if (sent.would_block()) break;
     if (sent.error) {
-      break_off("sendmsg to it failed: " + sent.error.message());
+      // EPIPE: the handler is gone (its exit tells why); anything else is the reactor's or the kernel's.
+      break_off(sent.error == std::errc::broken_pipe ? "" : "sendmsg to it failed: " + sent.error.message());
       return;
     }
     outbox_.erase(0, sent.bytes);
@@ -167,21 +181,27 @@ void HandlerProcess::flush_outbox() {
 
 void HandlerProcess::on_channel_event(int status, int events) {
   if (status < 0) {
-    break_off(std::string("polling its channel failed: ") + uv_strerror(status));
+    // libuv reports POLLERR as UV_EBADF (src/unix/poll.c); on a Unix socket that is the peer gone with
+    // frames of ours unread. What it sent before it went is still to be read.
+    read_rest_of_channel();
+    break_off("");
     return;
   }
   if (events & UV_WRITABLE) flush_outbox();
-  if (!broken_ && (events & UV_READABLE)) read_channel();
+  if (!broken_ && (events & UV_READABLE)) read_channel(kMaxChannelReadsPerWakeup);
 }
 
-void HandlerProcess::read_channel() {
+void HandlerProcess::read_channel(int max_reads) {
   char buffer[kChannelReadBytes];
-  for (int i = 0; i < kMaxChannelReadsPerWakeup && !broken_; ++i) {
+  for (int i = 0; i < max_reads && !broken_; ++i) {
     std::vector<ipc::UniqueFd> descriptors;  // Handlers never send any; whatever arrives is closed here.
     const ipc::IoResult received = ipc::receive_with_descriptors(channel_.get(), buffer, descriptors);
     if (received.would_block()) return;
     if (received.error) {
-      break_off("recvmsg from it failed: " + received.error.message());
+      // ECONNRESET: the handler died with frames of ours unread; its exit tells why.
+      break_off(received.error == std::errc::connection_reset
+                    ? ""
+                    : "recvmsg from it failed: " + received.error.message());
       return;
     }
     if (!descriptors.empty()) {
@@ -206,6 +226,10 @@ void HandlerProcess::read_channel() {
     }
     if (drained) return;
   }
+}
+
+void HandlerProcess::read_rest_of_channel() {
+  if (channel_ && !broken_ && !channel_ended_) read_channel(std::numeric_limits<int>::max());
 }
 
 void HandlerProcess::on_message(ipc::Message message) {

@@ -7,10 +7,12 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
 
+#include "ipc/answer_record.hpp"
 #include "ipc/frame_decoder.hpp"
 #include "ipc/unique_fd.hpp"
 #include "ipc/wire.hpp"
@@ -41,7 +43,8 @@ class HandlerProcess {
   HandlerProcess(uv_loop_t* loop, HandlerId id, const Config& config, Events& events);
 
   // Starts the child: argv[0] is its executable, environment extends the reactor's own, and it inherits
-  // state_page (borrowed; ipc/shared_state.hpp) at kHandlerStateFd. The failed call is logged; after a
+  // state_page (borrowed; ipc/shared_state.hpp) at kHandlerStateFd and an answer record of its own at
+  // kHandlerRecordFd. The failed call is logged; after a
   // failure the object only needs closing.
   std::error_code spawn(const std::vector<std::string>& argv, const std::vector<std::string>& environment,
                         int state_page);
@@ -59,11 +62,17 @@ class HandlerProcess {
   // Bytes written to the current connection in this hand-off, as the handler last reported (kAnswered, or
   // kDone at the end).
   uint64_t answered_bytes() const { return answered_bytes_; }
+  // The last answer the handler noted, in its answer record, that it was writing to connection in this
+  // hand-off (ipc/answer_record.hpp); read once the handler died without reporting the connection back.
+  std::optional<ipc::NotedAnswer> last_noted_answer(ConnectionId connection) const {
+    return answer_record_.last_noted(connection);
+  }
   // Whether the process was killed for exceeding --request-timeout.
   bool timed_out() const { return timed_out_; }
 
   // A retiring handler gets no more work; it is told to exit once it is idle (the Server decides when).
   bool retiring() const { return retiring_; }
+  bool exited() const { return exited_; }
   void set_retiring() { retiring_ = true; }
 
   // Hands a client socket to the handler, with the bytes read from it so far (ipc kConnection). The handler
@@ -96,7 +105,9 @@ class HandlerProcess {
   void start_request_timer();
   void on_request_timeout();
   void on_channel_event(int status, int events);
-  void read_channel();
+  void read_channel(int max_reads);
+  // Reads every frame still in the channel: the handler is gone or going.
+  void read_rest_of_channel();
   void flush_outbox();
   void start_start_timer();
   // Stops reading the channel and kills the handler; why is empty when the handler itself closed it.
@@ -111,6 +122,7 @@ class HandlerProcess {
   uv_poll_t channel_poll_{};
   uv_timer_t request_timer_{};
   ipc::UniqueFd channel_;
+  ipc::AnswerRecord answer_record_;  // Inherited by the child at kHandlerRecordFd.
   ipc::FrameDecoder decoder_;
   std::string outbox_;  // Frame bytes not yet taken by the channel.
   int outbox_descriptor_ =

@@ -36,6 +36,7 @@ struct Counters {
   uint64_t timeouts = 0;        // Killed for exceeding --request-timeout.
   uint64_t crashed = 0;         // Lost with a handler that died.
   uint64_t read_timeouts = 0;   // Clients that did not finish a request in time.
+  uint64_t write_timeouts = 0;  // Clients that did not take an answer in time (--write-timeout).
   uint64_t shutting_down = 0;   // Cut off by a stop.
   uint64_t respawns = 0;        // Handlers started to replace ones that exited.
   uint64_t handler_exits = 0;   // Handlers that exited, for any reason.

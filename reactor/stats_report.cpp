@@ -66,6 +66,7 @@ std::string render_stats_json(const StatsSnapshot& s) {
           ",\"crashed\":" + std::to_string(c.crashed) + ",\"bad_request\":" + std::to_string(c.bad_requests) +
           ",\"handler_error\":" + std::to_string(c.handler_errors) +
           ",\"read_timeout\":" + std::to_string(c.read_timeouts) +
+          ",\"write_timeout\":" + std::to_string(c.write_timeouts) +
           ",\"shutting_down\":" + std::to_string(c.shutting_down) + "}}";
   json += ",\"reload\":{\"state\":" + json_string(s.reload->state) +
           ",\"error\":" + json_string(s.reload->error) + ",\"at\":" + number(s.reload->at_unix) + "}";
@@ -117,6 +118,7 @@ std::string render_prometheus(const StatsSnapshot& s) {
                                     {"bad_request", c.bad_requests},
                                     {"handler_error", c.handler_errors},
                                     {"read_timeout", c.read_timeouts},
+                                    {"write_timeout", c.write_timeouts},
                                     {"shutting_down", c.shutting_down}}) {
     out += std::string("handoff_errors_total{kind=\"") + kind + "\"} " + std::to_string(count) + "\n";
   }

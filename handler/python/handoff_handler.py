@@ -44,6 +44,10 @@ _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 # The reactor's shared state page (ipc/shared_state.hpp): version, connections waiting for a handler, draining.
 _STATE = struct.Struct("=IIII")
 _STATE_VERSION = 2
+# This handler's answer record (ipc/answer_record.hpp): version, flags, connection id, answer end, status.
+_RECORD = struct.Struct("=IIQQII")
+_RECORD_VERSION = 1
+_ANSWER_ENDS_CONNECTION, _ANSWER_INPUT_PENDING = 1, 2
 _FD_SIZE = struct.calcsize("i")  # A descriptor in an SCM_RIGHTS message.
 
 
@@ -57,6 +61,16 @@ def _map_reactor_state(fd):
         raise SystemExit("handler: the reactor's state page has an unknown version")
     return state
 
+
+def _map_answer_record(fd):
+    """This handler's answer record (ipc/answer_record.hpp), mapped writable; None when the reactor gives none."""
+    if fd is None:
+        return None
+    with open(int(fd), "r+b") as page:  # Closed once mapped, as the state page.
+        record = mmap.mmap(page.fileno(), mmap.PAGESIZE)
+    if _RECORD.unpack_from(record, 0)[0] != _RECORD_VERSION:
+        raise SystemExit("handler: the reactor's answer record has an unknown version")
+    return record
 
 
 def _follow_the_reactor():
@@ -87,6 +101,7 @@ _VERSION = 1
 _HELLO, _CONNECTION, _DONE, _ANSWERED = 1, 2, 3, 4
 _FLAG_HEAD_TRUNCATED, _FLAG_INPUT_CLOSED, _FLAG_HTTP = 1, 2, 4
 _FLAG_KEEP_OPEN = 1
+_FLAG_WRITE_TIMED_OUT = 2
 _PROGRESS = struct.Struct("=QHHI")  # bytes written, status of the last answer (0: none), reserved
 _MAX_PAYLOAD = 16 << 20
 _READ_CHUNK = 64 * 1024
@@ -189,18 +204,23 @@ class _ClientGone(Exception):
     pass
 
 
+class _WriteTimedOut(_ClientGone):
+    """The client did not take an answer within the write timeout."""
+
+
 class _Stream:
     """The handler's side of one hand-off: bytes received so far, answers written, with deadlines."""
 
-    def __init__(self, sock, received, flags, timeout):
+    def __init__(self, sock, received, flags, timeout, write_timeout, record):
         self.sock = sock
+        self.record = record
         self.buffer = bytearray(received)
         self.input_closed = bool(flags & _FLAG_INPUT_CLOSED)
         self.head_truncated = bool(flags & _FLAG_HEAD_TRUNCATED)
         # One deadline for all the reading of a hand-off: only its first request is ever read from the socket
         # (the reactor reads the others), and a client that trickles bytes must not restart the clock.
         self.read_deadline = time.monotonic() + timeout
-        self.timeout = timeout
+        self.write_timeout = write_timeout
         self.written = 0
         self.status = 0  # Of the last answer not yet reported to the reactor.
 
@@ -234,14 +254,29 @@ class _Stream:
             self.buffer += data
             return True
 
-    def write(self, data):
+    def answer(self, data, status, ends_connection=False):
+        """Writes one answer, noted first in the answer record: if the handler dies after writing it, the
+        reactor can tell from the record that the answer went out whole."""
+        if data and self.record is not None:
+            flags = (_ANSWER_ENDS_CONNECTION if ends_connection else 0) | \
+                (_ANSWER_INPUT_PENDING if self.buffer else 0)
+            struct.pack_into("=I", self.record, 24, status)
+            struct.pack_into("=I", self.record, 4, flags)
+            struct.pack_into("=Q", self.record, 16, self.written + len(data))
+        self._write(data)
+        if status:
+            self.status = status
+
+    def _write(self, data):
+        """Writes all of data within the write timeout in all, however slowly the client reads."""
+        deadline = time.monotonic() + self.write_timeout
         view = memoryview(data)
         while view:
             try:
                 sent = self.sock.send(view)
             except BlockingIOError:
-                if not self._wait(select.POLLOUT, time.monotonic() + self.timeout):
-                    raise _ClientGone()
+                if not self._wait(select.POLLOUT, deadline):
+                    raise _WriteTimedOut()
                 continue
             except OSError:
                 raise _ClientGone()
@@ -1618,10 +1653,12 @@ class Handler:
         self._max_request = int(os.environ.get("HANDOFF_MAX_REQUEST_BYTES", 2 << 20))
         self._max_head = int(os.environ.get("HANDOFF_MAX_HEAD_BYTES", 64 << 10))
         self._timeout = int(os.environ.get("HANDOFF_READ_TIMEOUT_MS", 10000)) / 1000
+        self._write_timeout = int(os.environ.get("HANDOFF_WRITE_TIMEOUT_MS", 5000)) / 1000
         if not _follow_the_reactor():
             sys.exit(1)  # The reactor is gone already.
         os.set_inheritable(int(fd), False)  # Processes the handler's code starts must not hold the channel.
         self._state = _map_reactor_state(os.environ.get("HANDOFF_STATE_FD"))
+        record = _map_answer_record(os.environ.get("HANDOFF_RECORD_FD"))
         channel = socket.socket(fileno=int(fd))
         self._inbox = b""
         try:
@@ -1629,19 +1666,22 @@ class Handler:
             while True:
                 connection_id, flags, payload, client = self._receive(channel)
                 with socket.socket(fileno=client) as sock:
-                    stream = _Stream(sock, payload, flags, self._timeout)
+                    stream = _Stream(sock, payload, flags, self._timeout, self._write_timeout, record)
 
                     def answered(connection_id=connection_id):
                         self._send(channel, _ANSWERED, connection_id, 0, stream.progress())
 
+                    done_flags = 0
                     try:
                         serve = self._serve_http if flags & _FLAG_HTTP else self._serve_lines
                         keep_open, unused = serve(stream, answered)
+                        done_flags = _FLAG_KEEP_OPEN if keep_open else 0
+                    except _WriteTimedOut:
+                        done_flags, unused = _FLAG_WRITE_TIMED_OUT, b""
                     except _ClientGone:
-                        keep_open, unused = False, b""
+                        unused = b""
                 # The socket is closed before the report: the reactor decides what happens next.
-                self._send(channel, _DONE, connection_id, _FLAG_KEEP_OPEN if keep_open else 0,
-                           stream.progress() + bytes(unused))
+                self._send(channel, _DONE, connection_id, done_flags, stream.progress() + bytes(unused))
         except _ChannelError as error:
             if str(error) != "closed":
                 sys.stderr.write("handler[%d]: %s\n" % (os.getpid(), error))
@@ -1722,13 +1762,10 @@ class Handler:
                 del stream.buffer[:end + 1]
                 must_finish = False
                 if len(line) > self._max_request:
-                    stream.write(b"ERR request too large\n")
-                    stream.status = 413
+                    stream.answer(b"ERR request too large\n", 413, True)
                     return False, b""
                 text, close, status = self._answer_line(line)
-                stream.write(text)
-                if status:
-                    stream.status = status
+                stream.answer(text, status)
                 if close:
                     return False, b""
                 if b"\n" in stream.buffer:
@@ -1736,20 +1773,19 @@ class Handler:
                         return True, bytes(stream.buffer)
                     answered()
             if len(stream.buffer) > self._max_request:
-                stream.write(b"ERR request too large\n")
-                stream.status = 413
+                stream.answer(b"ERR request too large\n", 413, True)
                 return False, b""
             if stream.input_closed:
                 if stream.buffer:
-                    text, _, status = self._answer_line(bytes(stream.buffer))
-                    stream.write(text)
-                    stream.status = status or stream.status
+                    line = bytes(stream.buffer)
+                    del stream.buffer[:]
+                    text, _, status = self._answer_line(line)
+                    stream.answer(text, status, True)
                 return False, b""
             if not must_finish or not stream.buffer:
                 return True, bytes(stream.buffer)
             if not stream.read_more():
-                stream.write(b"ERR read timeout\n")
-                stream.status = 408
+                stream.answer(b"ERR read timeout\n", 408, True)
                 return False, b""
 
     # --- HTTP/1.1 ---
@@ -1850,8 +1886,7 @@ class Handler:
             text += "Content-Length: %d\r\n" % len(body)
         text += extra + connection + "\r\n"
         with_body = head.method != "HEAD" and not no_content
-        stream.write(text.encode("latin-1", "replace") + (body if with_body else b""))
-        stream.status = status
+        stream.answer(text.encode("latin-1", "replace") + (body if with_body else b""), status, close)
 
 
 _TEXT_PLAIN = "text/plain; charset=utf-8"

@@ -1,6 +1,9 @@
-// The chaos test: ~50 concurrent clients on loopback while handlers are killed with SIGKILL every ~100 ms and
-// the pool is reloaded with SIGHUP. Every request must get its right answer or an "ERR ..." line within its
-// deadline; afterwards no descriptor has leaked in the reactor and the pool is back to its size.
+// The chaos test: ~50 concurrent clients on loopback while handlers are killed with SIGKILL every ~50 ms and
+// the pool is reloaded with SIGHUP. A third of the clients send one line per connection, as nc does; a third
+// keep a line-protocol connection open for request after request; a third do the same over HTTP/1.1. Every
+// request must get its right answer or an error (an "ERR ..." line, a 5xx) within its deadline, never a bare
+// EOF: a handler killed right after writing an answer must not cost the client its connection. Afterwards no
+// descriptor has leaked in the reactor and the pool is back to its size.
 
 #include <signal.h>
 
@@ -8,6 +11,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -31,6 +35,27 @@ uint64_t fibonacci(unsigned n) {
   return a;
 }
 
+enum class ClientKind { kOneLinePerConnection, kKeepAliveLines, kKeepAliveHttp };
+
+// "answered", "ERR <kind>", or "FAILED: <what came>".
+std::string ask_line(Client& client, unsigned n) {
+  if (!client.send("fib " + std::to_string(n) + "\n")) return "FAILED: the connection was closed";
+  const std::string line = client.read_line(10s);
+  if (line == std::to_string(fibonacci(n))) return "answered";
+  return line.rfind("ERR ", 0) == 0 ? line : "FAILED: " + line;
+}
+
+// "answered", "HTTP <5xx status>", or "FAILED: <what came>".
+std::string ask_http(Client& client, unsigned n) {
+  if (!client.send("GET /fib/" + std::to_string(n) + " HTTP/1.1\r\nHost: chaos\r\n\r\n")) {
+    return "FAILED: the connection was closed";
+  }
+  const HttpResponse response = read_response(client);
+  if (response.status == 200 && response.body == std::to_string(fibonacci(n)) + "\n") return "answered";
+  if (response.status >= 500) return "HTTP " + std::to_string(response.status);
+  return "FAILED: HTTP " + std::to_string(response.status) + " " + response.body;
+}
+
 TEST(Chaos, EveryRequestIsAnsweredOrGetsAnErrorWhileHandlersDie) {
   ReactorProcess reactor({"--handlers", std::to_string(kHandlers), "--request-timeout", "5s"});
   ASSERT_TRUE(reactor.wait_for_handlers(kHandlers, 10s));
@@ -47,20 +72,20 @@ TEST(Chaos, EveryRequestIsAnsweredOrGetsAnErrorWhileHandlersDie) {
     clients.emplace_back([&, c] {
       std::mt19937 random(c);
       std::map<std::string, int> mine;
+      const ClientKind kind = static_cast<ClientKind>(c % 3);
+      std::optional<Client> client;
       while (running && requests++ < kMaxRequests) {
         const unsigned n = 18 + random() % 10;
         std::string outcome;
         try {
-          // One request per connection, as nc does: an answer, an error line, or a failure of the server.
-          Client client(reactor.host(), reactor.port());
-          client.send("fib " + std::to_string(n) + "\n");
-          const std::string line = client.read_line(10s);
-          outcome = line == std::to_string(fibonacci(n)) ? "answered"
-                    : line.rfind("ERR ", 0) == 0         ? line
-                                                         : "FAILED: " + line;
+          if (!client || kind == ClientKind::kOneLinePerConnection)
+            client.emplace(reactor.host(), reactor.port());
+          outcome = kind == ClientKind::kKeepAliveHttp ? ask_http(*client, n) : ask_line(*client, n);
         } catch (const std::exception& error) {
           outcome = std::string("FAILED: ") + error.what();
         }
+        // After an error the server closes the connection; so does a client that met a failure.
+        if (outcome != "answered") client.reset();
         ++mine[outcome];
       }
       std::lock_guard lock(mutex);
@@ -72,10 +97,10 @@ TEST(Chaos, EveryRequestIsAnsweredOrGetsAnErrorWhileHandlersDie) {
   std::mt19937 random(2026);
   const Clock::time_point end = Clock::now() + kChaosTime;
   for (int round = 0; Clock::now() < end && requests < kMaxRequests; ++round) {
-    std::this_thread::sleep_for(100ms);  // The chaos's rhythm, not a wait for a state.
+    std::this_thread::sleep_for(50ms);  // The chaos's rhythm, not a wait for a state.
     const std::vector<pid_t> handlers = reactor.handler_pids();
     if (!handlers.empty() && ::kill(handlers[random() % handlers.size()], SIGKILL) == 0) ++kills;
-    if (round % 15 == 7 && ::kill(reactor.pid(), SIGHUP) == 0) ++reloads;
+    if (round % 30 == 15 && ::kill(reactor.pid(), SIGHUP) == 0) ++reloads;
   }
   running = false;
   for (std::thread& client : clients) client.join();

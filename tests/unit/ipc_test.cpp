@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <cstring>
 
+#include "ipc/answer_record.hpp"
 #include "ipc/blocking_channel.hpp"
 #include "ipc/frame_decoder.hpp"
 #include "ipc/socket_io.hpp"
@@ -294,6 +295,43 @@ TEST(SocketIo, NonBlockingSendReportsWouldBlockAndNeverRaisesSigpipe) {
   pair.right.reset();
   result = send_with_descriptor(pair.left.get(), chunk, -1);
   EXPECT_EQ(result.error, std::errc::broken_pipe);  // Not a SIGPIPE: the test is still running.
+}
+
+// The reactor's record outlives a handler that noted an answer and died: what the handler noted is what the
+// reactor reads, for that connection only, and a new hand-off forgets it.
+TEST(AnswerRecord, WhatADeadHandlerNotedIsReadForItsConnectionOnly) {
+  AnswerRecord reactor_side;
+  ASSERT_FALSE(AnswerRecord::create(reactor_side));
+  reactor_side.begin(7);
+  EXPECT_FALSE(reactor_side.last_noted(7));
+
+  const pid_t child = ::fork();
+  if (child == 0) {
+    AnswerRecord handler_side;
+    if (AnswerRecord::map(UniqueFd(::dup(reactor_side.descriptor())), handler_side)) ::_exit(1);
+    handler_side.note(120, 200, kAnswerInputPending);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_EQ(status, 0);
+
+  const std::optional<NotedAnswer> noted = reactor_side.last_noted(7);
+  ASSERT_TRUE(noted);
+  EXPECT_EQ(noted->answer_end, 120u);
+  EXPECT_EQ(noted->status, 200u);
+  EXPECT_EQ(noted->flags, kAnswerInputPending);
+  EXPECT_FALSE(reactor_side.last_noted(8));
+  reactor_side.begin(8);
+  EXPECT_FALSE(reactor_side.last_noted(7));
+  EXPECT_FALSE(reactor_side.last_noted(8));
+}
+
+TEST(AnswerRecord, ItsSizeIsSealedAgainstAHandlerThatWouldShrinkIt) {
+  AnswerRecord record;
+  ASSERT_FALSE(AnswerRecord::create(record));
+  EXPECT_NE(::ftruncate(record.descriptor(), 0), 0);
+  EXPECT_EQ(errno, EPERM);
 }
 
 }  // namespace

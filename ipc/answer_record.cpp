@@ -1,0 +1,63 @@
+#include "ipc/answer_record.hpp"
+
+#include <atomic>
+#include <utility>
+
+namespace handoff::ipc {
+namespace {
+
+template <typename T>
+void store(T& word, T value) {
+  std::atomic_ref<T>(word).store(value, std::memory_order_relaxed);
+}
+
+template <typename T>
+T load(T& word) {
+  return std::atomic_ref<T>(word).load(std::memory_order_relaxed);
+}
+
+}  // namespace
+
+std::error_code AnswerRecord::create(AnswerRecord& out) {
+  AnswerRecord record;
+  if (auto error = MappedPage::create("handoff-answer-record", record.page_)) return error;
+  store(record.layout()->version, kAnswerRecordVersion);
+  out = std::move(record);
+  return {};
+}
+
+std::error_code AnswerRecord::map(UniqueFd fd, AnswerRecord& out) {
+  AnswerRecord record;
+  if (auto error = MappedPage::map(std::move(fd), true, record.page_)) return error;
+  if (load(record.layout()->version) != kAnswerRecordVersion) {
+    return std::make_error_code(std::errc::protocol_not_supported);
+  }
+  out = std::move(record);
+  return {};
+}
+
+AnswerRecordLayout* AnswerRecord::layout() const {
+  return static_cast<AnswerRecordLayout*>(page_.data());
+}
+
+void AnswerRecord::begin(uint64_t connection_id) {
+  if (!valid()) return;
+  store(layout()->answer_end, uint64_t{0});
+  store(layout()->connection_id, connection_id);
+}
+
+void AnswerRecord::note(uint64_t answer_end, uint32_t status, uint32_t flags) {
+  if (!valid()) return;
+  store(layout()->status, status);
+  store(layout()->flags, flags);
+  store(layout()->answer_end, answer_end);
+}
+
+std::optional<NotedAnswer> AnswerRecord::last_noted(uint64_t connection_id) const {
+  if (!valid() || load(layout()->connection_id) != connection_id) return std::nullopt;
+  const uint64_t end = load(layout()->answer_end);
+  if (end == 0) return std::nullopt;
+  return NotedAnswer{.answer_end = end, .status = load(layout()->status), .flags = load(layout()->flags)};
+}
+
+}  // namespace handoff::ipc

@@ -1,0 +1,75 @@
+#pragma once
+
+// AnswerRecord: one page per handler, shared by the reactor and that handler alone, in which the handler
+// notes each answer just before it writes it: where in the hand-off's output the answer will end, its status,
+// and whether the connection goes on after it. The reactor reads the page only once the handler has died
+// with a connection it never reported back. If the socket has then sent exactly up to the end noted, the
+// answer went out whole (the handler died between writing it and reporting it) and the connection can go on;
+// otherwise the answer was cut, or never begun. Without the page a handler killed right after writing would
+// cost the client its connection, and its next request an EOF instead of an answer.
+//
+// The reactor creates the page (a memfd) for each handler, which inherits it at descriptor 5
+// (HANDOFF_RECORD_FD) and maps it writable. A handler can write nonsense there, but only about its own
+// connection. docs/architecture.md describes the layout.
+
+#include <cstdint>
+#include <optional>
+#include <system_error>
+
+#include "ipc/mapped_page.hpp"
+#include "ipc/unique_fd.hpp"
+
+namespace handoff::ipc {
+
+inline constexpr const char* kRecordFdVariable = "HANDOFF_RECORD_FD";
+inline constexpr int kHandlerRecordFd = 5;
+
+// The page's layout. Every word is read and written with relaxed atomic operations; the reactor reads them
+// only after the handler died, and the kernel orders them before the handler's write(2) of the answer.
+struct AnswerRecordLayout {
+  uint32_t version;        // kAnswerRecordVersion, set by the reactor.
+  uint32_t flags;          // Of the answer noted: kAnswerEndsConnection, kAnswerInputPending.
+  uint64_t connection_id;  // Written by the reactor before each hand-off.
+  uint64_t answer_end;     // Bytes written in the hand-off once the answer noted is out; 0: none noted yet.
+  uint32_t status;         // The answer's status (an HTTP status; 200 or the error's for a line).
+  uint32_t reserved;
+};
+inline constexpr uint32_t kAnswerRecordVersion = 1;
+static_assert(sizeof(AnswerRecordLayout) == 32, "part of the handler interface");
+
+// The handler closes the connection after this answer.
+inline constexpr uint32_t kAnswerEndsConnection = 1u << 0;
+// The handler holds input it has not answered yet (a pipelined request) when it writes this answer.
+inline constexpr uint32_t kAnswerInputPending = 1u << 1;
+
+struct NotedAnswer {
+  uint64_t answer_end;
+  uint32_t status;
+  uint32_t flags;
+};
+
+class AnswerRecord {
+ public:
+  // The reactor's side: a new page. The failed call is returned as its errno.
+  static std::error_code create(AnswerRecord& out);
+  // A handler's side: the page behind fd, mapped writable; fd is closed once mapped.
+  static std::error_code map(UniqueFd fd, AnswerRecord& out);
+
+  bool valid() const { return page_.valid(); }
+  // The memfd, borrowed: its handler inherits it. Invalid in a handler.
+  int descriptor() const { return page_.descriptor(); }
+
+  // The reactor, before it hands connection_id over: nothing is noted for it yet.
+  void begin(uint64_t connection_id);
+  // The handler, before it writes an answer. Does nothing when the page is not mapped.
+  void note(uint64_t answer_end, uint32_t status, uint32_t flags);
+  // The reactor, once the handler died: the last answer noted in the hand-off of connection_id, if any.
+  std::optional<NotedAnswer> last_noted(uint64_t connection_id) const;
+
+ private:
+  AnswerRecordLayout* layout() const;
+
+  MappedPage page_;
+};
+
+}  // namespace handoff::ipc
