@@ -8,15 +8,11 @@
 
 #include "tests/support/client.hpp"
 #include "tests/support/reactor_process.hpp"
+#include "tests/support/temporary_folder.hpp"
 #include "tests/support/wait.hpp"
 
 namespace handoff::testing {
 namespace {
-
-std::string environment(const char* name) {
-  const char* value = std::getenv(name);
-  return value != nullptr ? value : "";
-}
 
 // The handler commands under test: the C++ example binary, and the Python example through python3.
 std::vector<std::string> handler_commands() {

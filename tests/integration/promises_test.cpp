@@ -16,37 +16,13 @@
 
 #include "tests/support/client.hpp"
 #include "tests/support/reactor_process.hpp"
+#include "tests/support/temporary_folder.hpp"
 #include "tests/support/wait.hpp"
 
 namespace handoff::testing {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string environment(const char* name) {
-  const char* value = std::getenv(name);
-  return value != nullptr ? value : "";
-}
-
-// A file in a fresh folder of its own, removed with the object: a handler script, a marker file.
-class TemporaryFolder {
- public:
-  TemporaryFolder() {
-    char path[] = "/tmp/handoff-promises-XXXXXX";
-    path_ = ::mkdtemp(path);
-  }
-  ~TemporaryFolder() { std::filesystem::remove_all(path_); }
-  std::string file(const std::string& name, const std::string& text, bool executable = false) const {
-    const std::string path = path_ + "/" + name;
-    std::ofstream(path) << text;
-    if (executable) std::filesystem::permissions(path, std::filesystem::perms::owner_all);
-    return path;
-  }
-  std::string path(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 // A Python handler with the built-in handler's spin command: CPU work for as long as asked.
 std::string python_spin_handler(const TemporaryFolder& folder) {

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "handler/builtin_commands.hpp"
+#include "handler/client_io.hpp"
 #include "handler/http_session.hpp"
 #include "handler/line_session.hpp"
 #include "http/response.hpp"
@@ -188,6 +189,26 @@ TEST(LineSession, AStalledClientTimesOut) {
       serve_lines(builtin(), pair.served.get(), "fib", ipc::kFlagHeadTruncated, limits, ignore_progress);
   EXPECT_FALSE(outcome.keep_open);
   EXPECT_EQ(pair.client_reads(), "ERR read timeout\n");
+}
+
+// A client that reads, but slowly, held the handler for as long as it kept reading: the timeout applied to
+// each wait for room in the socket. It is one deadline for the whole answer now (--write-timeout).
+TEST(ClientIo, AnAnswerTakesNoLongerThanTheWriteTimeoutHoweverSlowlyTheClientReads) {
+  Socketpair pair;
+  std::atomic<bool> reading = true, stop = false;
+  std::thread reader([&] {
+    char chunk[1024];
+    // 1 KiB every 20 ms, for 4 s at most: the pace of the client, not a wait for a state.
+    for (int i = 0; i < 200 && !stop && ::read(pair.client.get(), chunk, sizeof(chunk)) > 0; ++i) {
+      std::this_thread::sleep_for(20ms);
+    }
+    reading = false;
+  });
+  const std::string answer(8 << 20, 'x');
+  EXPECT_EQ(write_all(pair.served.get(), answer, 300ms), std::errc::timed_out);
+  EXPECT_TRUE(reading) << "the write gave up only once the client stopped reading";
+  stop = true;
+  reader.join();
 }
 
 TEST(LineSession, AVanishedClientDoesNotHurt) {
