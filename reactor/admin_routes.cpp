@@ -78,10 +78,10 @@ http::Response AdminRoutes::resize_pool(std::string_view query) {
   unsigned size = 0;
   const auto [end, error] =
       value ? std::from_chars(value->data(), value->data() + value->size(), size) : std::from_chars_result{};
-  if (!value || error != std::errc() || end != value->data() + value->size() || size < 1 ||
-      size > kMaxHandlers) {
-    return text(400, "size must be a whole number from 1 to " + std::to_string(kMaxHandlers) +
-                         ": POST /pool?size=N\n");
+  const unsigned most = pool_.max_size();
+  if (!value || error != std::errc() || end != value->data() + value->size() || size < 1 || size > most) {
+    return text(400, "size must be a whole number from 1 to " + std::to_string(most) +
+                         " (--max-handlers): POST /pool?size=N\n");
   }
   if (pool_.phase() != Phase::kServing) return text(503, "the server is shutting down\n");
   pool_.resize(size);

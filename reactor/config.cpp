@@ -116,7 +116,7 @@ namespace {
 // what is wrong otherwise.
 template <typename T, typename Parse>
 std::optional<EarlyExit> read_option(const cxxopts::ParseResult& result, const char* name, Parse parse, T min,
-                                     T max, const char* expected, T& value) {
+                                     T max, const std::string& expected, T& value) {
   const std::string text = result[name].as<std::string>();
   const std::optional<T> parsed = parse(text);
   if (!parsed || *parsed < min || *parsed > max) {
@@ -173,6 +173,8 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
     ("listen", "address to listen on, HOST:PORT; IPv6 as [::1]:8888; port 0 picks a free port. "
                "Prints 'listening on HOST:PORT' once ready", text(config.listen.to_string()), "HOST:PORT")
     ("handlers", "number of handler processes; the default is one per core", text(std::to_string(cores)), "N")
+    ("max-handlers", "the largest pool that --handlers, POST /pool or SIGTTIN may ask for (at most 1024)",
+     text("64"), "N")
     ("handler-cmd", "handler command line (split like a shell, no expansions); the handler gets its channel at "
                     "descriptor 3 (HANDOFF_IPC_FD=3)", text(default_handler), "'PATH ARGS...'")
     ("max-head-bytes", "longest HTTP request head; longer gets 431", text("64k"), "BYTES")
@@ -231,11 +233,14 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
     if (words->empty()) return usage_error("--handler-cmd is empty");
     config.handler_command = std::move(*words);
 
-    size_t handlers = 0;
+    size_t handlers = 0, max_handlers = 0;
     const Milliseconds ms(1), day(24 * 3600 * 1000);
     std::optional<EarlyExit> error;
-    (error = read_option(result, "handlers", parse_count, size_t{1}, size_t{kMaxHandlers},
-                         "a whole number from 1 to 1024", handlers)) ||
+    (error = read_option(result, "max-handlers", parse_count, size_t{1}, size_t{kMaxHandlers},
+                         "a whole number from 1 to 1024", max_handlers)) ||
+        (error = read_option(result, "handlers", parse_count, size_t{1}, max_handlers,
+                             "a whole number from 1 to --max-handlers (" + std::to_string(max_handlers) + ")",
+                             handlers)) ||
         (error = read_option(result, "max-head-bytes", parse_size, kMinHeadBytes, kMaxHeadBytes,
                              "a size from 16 to 1m", config.max_head_bytes)) ||
         (error = read_option(result, "max-request-bytes", parse_size, size_t{1}, kMaxRequestBytesLimit,
@@ -264,6 +269,7 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
                              "a duration from 1ms to 24h", config.shutdown_timeout));
     if (error) return *error;
     config.handlers = static_cast<unsigned>(handlers);
+    config.max_handlers = static_cast<unsigned>(max_handlers);
     // One request alone must fit, or it could never be read whole.
     const size_t largest_request =
         std::min<size_t>(config.max_head_bytes + config.max_request_bytes + 2, ipc::kMaxPayloadBytes);

@@ -25,11 +25,12 @@ struct ListenAddress {
 
 using Milliseconds = std::chrono::milliseconds;
 
-inline constexpr unsigned kMaxHandlers = 1024;  // The largest pool, at start or resized.
+inline constexpr unsigned kMaxHandlers = 1024;  // The largest --max-handlers.
 
 struct Config {
   ListenAddress listen{"127.0.0.1", 8888};
   unsigned handlers = 1;
+  unsigned max_handlers = 64;                // The largest pool, at start, by POST /pool or SIGTTIN.
   std::vector<std::string> handler_command;  // argv of every handler; [0] is the executable's path.
   size_t max_head_bytes = 64 * 1024;
   size_t max_request_bytes = 2 * 1024 * 1024;

@@ -17,6 +17,7 @@ constexpr uint64_t kFirstBackoffMs = 100;
 constexpr uint64_t kMaxBackoffMs = 10000;
 // Before any handler was ever ready, this many bad starts in a row mean the handler command is broken.
 constexpr unsigned kBadStartsBeforeGivingUp = 5;
+constexpr unsigned kSpawnsPerLoopTurn = 4;
 
 }  // namespace
 
@@ -40,7 +41,8 @@ HandlerPool::HandlerPool(uv_loop_t* loop, const Config& config, const ipc::Share
       },
       target_(config.handlers) {
   uv_timer_init(loop_, &respawn_timer_);
-  respawn_timer_.data = this;
+  uv_timer_init(loop_, &spawn_turn_timer_);
+  respawn_timer_.data = spawn_turn_timer_.data = this;
 }
 
 std::error_code HandlerPool::start() {
@@ -202,7 +204,15 @@ void HandlerPool::spawn_missing() {
     finish_if_empty();  // In a stop, handlers are started only for requests that still wait.
     return;
   }
-  while (serving_count() < target_) {
+  // A few per loop turn: each uv_spawn costs the loop a fork and an exec (~6 ms here), and a resize to 1,000
+  // handlers at once blocked it for 6 s. The rest start on the next turns, after the loop's I/O.
+  for (unsigned started = 0; serving_count() < target_; ++started) {
+    if (started == kSpawnsPerLoopTurn) {
+      uv_timer_start(
+          &spawn_turn_timer_,
+          [](uv_timer_t* timer) { static_cast<HandlerPool*>(timer->data)->spawn_missing(); }, 0, 0);
+      return;
+    }
     if (spawn()) {
       schedule_respawn(true);
       return;
@@ -348,6 +358,7 @@ void HandlerPool::drain() {
 void HandlerPool::stop() {
   phase_ = Phase::kStopping;
   uv_timer_stop(&respawn_timer_);
+  uv_timer_stop(&spawn_turn_timer_);
   for (auto& [id, handler] : handlers_) handler->kill(SIGKILL);
   finish_if_empty();
 }
@@ -356,6 +367,7 @@ void HandlerPool::finish_if_empty() {
   if (phase_ == Phase::kServing || !handlers_.empty() || finished_) return;
   finished_ = true;
   uv_close(as_handle(&respawn_timer_), nullptr);
+  uv_close(as_handle(&spawn_turn_timer_), nullptr);
   events_.on_pool_empty();
 }
 

@@ -76,6 +76,8 @@ class HandlerPool final : HandlerProcess::Events {
   HandlerProcess& at(HandlerId id) { return *handlers_.at(id); }
   const std::unordered_map<HandlerId, LoopOwned<HandlerProcess>>& handlers() const { return handlers_; }
   unsigned target() const { return target_; }
+  // The largest size resize() takes (--max-handlers).
+  unsigned max_size() const { return config_.max_handlers; }
   Phase phase() const { return phase_; }
   // Whether some handler has said hello and is not retiring.
   bool any_ready() const;
@@ -132,7 +134,8 @@ class HandlerPool final : HandlerProcess::Events {
   unsigned early_exits_in_a_row_ = 0;
   bool any_handler_ready_ = false;
   std::mt19937_64 random_{std::random_device{}()};
-  uv_timer_t respawn_timer_{};  // Closed once the pool is empty after a stop began.
+  uv_timer_t respawn_timer_{};     // Closed once the pool is empty after a stop began.
+  uv_timer_t spawn_turn_timer_{};  // Starts the next few handlers of a large resize on the next loop turn.
   bool finished_ = false;
 };
 

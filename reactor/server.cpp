@@ -76,9 +76,9 @@ void Server::on_signal(int signal_number) {
     // As gunicorn does: one handler more, or one fewer.
     const unsigned target = pool_.target();
     const unsigned size = signal_number == SIGTTIN ? target + 1 : target - 1;
-    if (phase_ != Phase::kServing || size < 1 || size > kMaxHandlers) {
-      log_at(LogLevel::kWarn, "%s: the pool stays at %u handlers (it must be from 1 to %u)",
-             strsignal(signal_number), target, kMaxHandlers);
+    if (phase_ != Phase::kServing || size < 1 || size > config_.max_handlers) {
+      log_at(LogLevel::kWarn, "%s: the pool stays at %u handlers (it must be from 1 to --max-handlers, %u)",
+             strsignal(signal_number), target, config_.max_handlers);
     } else {
       pool_.resize(size);
     }

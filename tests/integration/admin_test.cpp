@@ -18,9 +18,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 HttpResponse admin(const ReactorProcess& reactor, const std::string& method, const std::string& target) {
-  Client client(reactor.host(), reactor.admin_port());
-  client.send(method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
-  return read_response(client, method == "HEAD");
+  return reactor.admin(method, target);
 }
 
 // Runs a Python snippet on input (json, promtool-free checks); returns its stdout.
@@ -62,7 +60,7 @@ TEST(Admin, EndpointsAnswerAndBadRequestsGetHttpErrors) {
           "      all(h['resident_bytes'] > 0 and h['state'] in ('idle', 'starting') for h in s['handlers']))",
           stats.body),
       "serving 2 2 True ['bad_request', 'busy', 'crashed', 'handler_error', 'read_timeout', 'shutting_down', "
-      "'timeout'] True True\n");
+      "'timeout', 'write_timeout'] True True\n");
 
   EXPECT_EQ(admin(reactor, "GET", "/nothing").status, 404);
   const HttpResponse post = admin(reactor, "POST", "/healthz");

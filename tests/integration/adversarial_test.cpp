@@ -59,5 +59,24 @@ TEST(SlowReaders, AClientThatReadsItsAnswerSlowlyHoldsAHandlerNoLongerThanTheWri
   reader.join();
 }
 
+// POST /pool?size=1024 blocked the event loop ~6 s while it forked 1,022 processes: no client and no admin
+// request was served meanwhile. Handlers of a resize start a few per loop turn now, so the admin port answers
+// while the pool grows; and --max-handlers caps the size asked for.
+TEST(AdminPort, ALargeResizeDoesNotStopTheLoopAndItsSizeIsCapped) {
+  ReactorProcess reactor({"--handlers", "1", "--max-handlers", "40"});
+  ASSERT_TRUE(reactor.wait_for_handlers(1, 10s));
+  const HttpResponse too_large = reactor.admin("POST", "/pool?size=41");
+  EXPECT_EQ(too_large.status, 400);
+  EXPECT_NE(too_large.body.find("from 1 to 40 (--max-handlers)"), std::string::npos) << too_large.body;
+  EXPECT_EQ(reactor.stat("pool.target"), 1);
+
+  ASSERT_EQ(reactor.admin("POST", "/pool?size=40").status, 200);
+  const int64_t started =
+      reactor.stat("pool.idle") + reactor.stat("pool.busy") + reactor.stat("pool.starting");
+  EXPECT_LT(started, 40) << "the admin port answered only once every handler had been started";
+  EXPECT_TRUE(reactor.wait_for_handlers(40, 60s)) << reactor.stats();
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
+}
+
 }  // namespace
 }  // namespace handoff::testing

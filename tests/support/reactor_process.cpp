@@ -206,6 +206,12 @@ void ReactorProcess::signal_group(int signal_number) const {
   if (pid_ > 0) ::kill(-pid_, signal_number);
 }
 
+HttpResponse ReactorProcess::admin(const std::string& method, const std::string& target) const {
+  Client client(host_, admin_port_);
+  client.send(method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  return read_response(client, method == "HEAD");
+}
+
 std::string ReactorProcess::stats() const {
   if (pid_ <= 0 || admin_port_ == 0) return "";
   try {

@@ -8,7 +8,9 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+
 #include <vector>
+#include "tests/support/client.hpp"
 
 namespace handoff::testing {
 
@@ -56,6 +58,8 @@ class ReactorProcess {
   std::string stats() const;
   // One number of /stats, named by its path of keys ("pool.busy", "counters.errors.timeout"); -1 when the
   // stats or the key are missing.
+  // One request to the admin port on a fresh connection (Host: 127.0.0.1); throws when it cannot connect.
+  HttpResponse admin(const std::string& method, const std::string& target) const;
   int64_t stat(const std::string& path) const;
   // The same for a number that need not be whole ("uptime_seconds"); NaN when missing.
   double stat_real(const std::string& path) const;

@@ -71,7 +71,10 @@ TEST(CommandLine, ReadsEveryOption) {
 TEST(CommandLine, BadInputExitsWithStatus2AndSaysWhy) {
   const std::vector<std::pair<std::vector<const char*>, std::string>> cases = {
       {{"--listen", "nowhere"}, "--listen 'nowhere'"},
-      {{"--handlers", "0"}, "--handlers '0' must be a whole number from 1 to 1024"},
+      {{"--handlers", "0"}, "--handlers '0' must be a whole number from 1 to --max-handlers (64)"},
+      {{"--handlers", "9", "--max-handlers", "8"},
+       "--handlers '9' must be a whole number from 1 to --max-handlers (8)"},
+      {{"--max-handlers", "1025"}, "--max-handlers '1025' must be a whole number from 1 to 1024"},
       {{"--handlers", "many"}, "--handlers 'many'"},
       {{"--handler-cmd", "a 'b"}, "unterminated quote"},
       {{"--handler-cmd", ""}, "--handler-cmd is empty"},
