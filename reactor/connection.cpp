@@ -180,23 +180,38 @@ std::string Connection::take_request_line() {
 // and ERR that epoll always reports), so that nobody computes an answer for a client that is gone.
 void Connection::wait_in_queue() {
   expire_after(config_.queue_timeout, Expiry::kQueue);
+  watch_for_leaving();
+}
+
+void Connection::watch_while_served() {
+  watch_for_leaving();
+}
+
+// Only EPOLLRDHUP is asked for (epoll reports errors and hang-ups anyway): bytes the client sends meanwhile
+// do not wake the loop, and a handler may be reading them.
+void Connection::watch_for_leaving() {
   if (input_closed_) return;
-  queued_ = true;
+  watching_for_leaving_ = true;
   uv_poll_start(&poll_, UV_DISCONNECT, [](uv_poll_t* poll, int status, int) {
     static_cast<Connection*>(poll->data)->check_client_left(status);
   });
 }
 
+void Connection::stop_watching_for_leaving() {
+  if (!watching_for_leaving_) return;
+  watching_for_leaving_ = false;
+  uv_poll_stop(&poll_);
+}
+
 // A reset or an error means the client is gone. EOF means it sends nothing more: over HTTP a client that
-// closes while its request waits has given up on it (as nginx takes it); on the line protocol EOF after the
-// requests is how `nc -N` ends its input, and the request is still answered. Bytes behind the request
-// (pipelining) say the client is there.
+// closes while its request waits or runs has given up on it (as nginx takes it); on the line protocol EOF
+// after the requests is how `nc -N` ends its input, and the request is still answered. Bytes behind the
+// request (pipelining) say the client is there. Peeking takes nothing from a handler reading the socket.
 void Connection::check_client_left(int status) {
   char byte;
   const ssize_t got = status < 0 ? -1 : ::recv(socket_.get(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   const bool nothing_yet = got < 0 && status >= 0 && (errno == EAGAIN || errno == EINTR);
-  queued_ = false;
-  uv_poll_stop(&poll_);
+  stop_watching_for_leaving();
   if (got > 0 || nothing_yet) return;
   input_closed_ = true;
   if (got == 0 && protocol_ != Protocol::kHttp) return;
@@ -206,10 +221,7 @@ void Connection::check_client_left(int status) {
 
 Connection::Request Connection::take_request() {
   if (watching_) unwatch();
-  if (queued_) {
-    queued_ = false;
-    uv_poll_stop(&poll_);
-  }
+  stop_watching_for_leaving();
   stop_timer();
   if (protocol_ == Protocol::kUnknown) protocol_ = Protocol::kLine;         // A short request cut by EOF.
   if (config_.access_log) request_line_ = printable_first_line(received_);  // Only the access log wants it.
@@ -227,6 +239,7 @@ Connection::Request Connection::take_request() {
 }
 
 Connection::Resume Connection::resume(std::string unconsumed) {
+  stop_watching_for_leaving();
   received_ = std::move(unconsumed);
   account_received();
   frame_received();

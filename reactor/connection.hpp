@@ -3,7 +3,8 @@
 // Internal to the reactor. Connection: one client socket, owned by the reactor for its whole life. Between
 // requests the reactor watches it and reads the next whole request itself — a line, or an HTTP head and its
 // body (RequestFraming) — so that a slow client never holds a handler; while a handler serves it, the reactor
-// keeps its copy of the socket but leaves it alone (one descriptor, one reader at a time). Its one timer
+// keeps its copy of the socket and reads nothing from it (one descriptor, one reader at a time), but watches
+// for the client leaving (EPOLLRDHUP, errors), so that work nobody will read can be cancelled. Its one timer
 // guards whichever wait the connection is in: idle, reading a request, queued, or lingering at close. The
 // bytes it holds count against the reactor's ReadBudget; while that is spent, it does not read.
 
@@ -39,7 +40,8 @@ class Connection {
     // allows); it stopped watching.
     virtual void on_request_ready(Connection& connection) = 0;
     // The client left while the reactor watched it: EOF with nothing pending, or a reset, while it read a
-    // request; while the request waited in the queue, a reset, or EOF over HTTP (see check_client_left).
+    // request; while the request waited in the queue or a handler served it, a reset, or EOF over HTTP (see
+    // check_client_left).
     virtual void on_client_left(Connection& connection) = 0;
     // A wait of the connection took too long.
     virtual void on_expired(Connection& connection, Expiry expiry) = 0;
@@ -71,6 +73,10 @@ class Connection {
   // The request waits for a handler from now on, for at most --queue-timeout; a client that leaves
   // meanwhile is reported (on_client_left).
   void wait_in_queue();
+
+  // A handler serves the request from now on; a client that leaves meanwhile is reported (on_client_left),
+  // by the same rule as in the queue.
+  void watch_while_served();
 
   // For the access log and the queue-wait histogram.
   void set_peer(std::string peer) { peer_ = std::move(peer); }
@@ -131,6 +137,8 @@ class Connection {
   void watch();
   void unwatch();
   void read_request();
+  void watch_for_leaving();
+  void stop_watching_for_leaving();
   void check_client_left(int status);
   void expire_after(Milliseconds timeout, Expiry expiry);
   void stop_timer();
@@ -161,9 +169,9 @@ class Connection {
   double queue_wait_ms_ = 0;
   Protocol protocol_ = Protocol::kUnknown;  // Decided by the first bytes, then kept.
   bool watching_ = false;
-  bool paused_ = false;         // Watching, but not reading: the budget is spent.
-  bool queued_ = false;         // Watched only for the client leaving while the request waits.
-  bool input_closed_ = false;   // The client sent EOF (or reset the connection).
+  bool paused_ = false;                // Watching, but not reading: the budget is spent.
+  bool watching_for_leaving_ = false;  // Only for the client leaving, while the request waits or runs.
+  bool input_closed_ = false;          // The client sent EOF (or reset the connection).
   uint64_t bytes_written_ = 0;  // By handlers in their finished turns, and the reactor's "100 Continue":
                                 // all the socket sent before the reactor's last answer.
 };

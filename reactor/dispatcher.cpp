@@ -66,9 +66,11 @@ std::optional<ConnectionId> Dispatcher::connection_of(HandlerId handler) const {
   return it->second;
 }
 
-bool Dispatcher::is_being_served(ConnectionId connection) const {
-  return std::any_of(busy_.begin(), busy_.end(),
-                     [connection](const auto& entry) { return entry.second == connection; });
+std::optional<HandlerId> Dispatcher::handler_of(ConnectionId connection) const {
+  const auto it = std::find_if(busy_.begin(), busy_.end(),
+                               [connection](const auto& entry) { return entry.second == connection; });
+  if (it == busy_.end()) return std::nullopt;
+  return it->first;
 }
 
 bool Dispatcher::is_waiting(ConnectionId connection) const {

@@ -44,7 +44,9 @@ class Dispatcher {
   void connection_gone(ConnectionId connection);
 
   std::optional<ConnectionId> connection_of(HandlerId handler) const;
-  bool is_being_served(ConnectionId connection) const;
+  bool is_being_served(ConnectionId connection) const { return handler_of(connection).has_value(); }
+  // The handler that serves connection, if one does.
+  std::optional<HandlerId> handler_of(ConnectionId connection) const;
   bool is_waiting(ConnectionId connection) const;
 
   // From now on the number of waiting connections is also written to state, where handlers read it (a

@@ -99,6 +99,7 @@ void Frontend::hand_off(Assignment assignment) {
   Connection::Request request = connection.take_request();
   pool_.at(assignment.handler)
       .send_connection(connection.id(), connection.socket(), std::move(request.bytes), request.flags);
+  connection.watch_while_served();
 }
 
 void Frontend::count_answer(const HandlerProcess& handler, int status, double service_ms) {
@@ -145,12 +146,29 @@ void Frontend::resume(Connection& connection, std::string unconsumed) {
   }
 }
 
+// The client of a connection that a handler serves has gone: if the handler still computes the answer, nobody
+// will read it, and the handler is replaced rather than left to finish. One that has begun writing an answer
+// (noted in its record, or on the wire) is about to report, and is let be.
+void Frontend::cancel_unanswered(HandlerProcess& handler, const Connection& connection) {
+  const std::optional<ipc::NotedAnswer> noted = handler.last_noted_answer(connection.id());
+  const bool answering = noted && noted->answer_end > handler.answered_bytes();
+  if (answering || connection.sent_after(handler.answered_bytes(), 0) != Connection::Sent::kReported) return;
+  ++metrics_.counters.cancelled;
+  if (config_.access_log) log_refusal(connection, "cancelled: the client left", handler.pid());
+  handler.cancel();
+}
+
 // What the client gets depends on what the socket sent after the dead handler's last report. Nothing more:
 // the reactor answers the request itself. Exactly the answer the handler noted in its answer record: that
 // answer went out whole, and the connection goes on as the handler would have let it. Anything else is part
 // of an answer, and an error after it would be worse than none, so the connection is only closed.
 void Frontend::answer_orphan(ConnectionId id, const HandlerProcess& handler) {
   Connection& connection = *connections_.at(id);
+  if (handler.cancelled()) {  // Its client is gone.
+    connection.end_output();
+    connections_.erase(id);
+    return;
+  }
   const Refusal refusal = handler.timed_out()          ? Refusal::kTimeout
                           : phase_ == Phase::kStopping ? Refusal::kShuttingDown
                                                        : Refusal::kHandlerCrashed;
@@ -187,6 +205,10 @@ void Frontend::answer_orphan(ConnectionId id, const HandlerProcess& handler) {
 // --- Connections that end without a handler ---
 
 void Frontend::on_client_left(Connection& connection) {
+  if (const std::optional<HandlerId> serving = dispatcher_.handler_of(connection.id())) {
+    cancel_unanswered(pool_.at(*serving), connection);
+    return;
+  }
   if (dispatcher_.is_waiting(connection.id())) ++metrics_.counters.abandoned;
   dispatcher_.connection_gone(connection.id());
   connections_.erase(connection.id());

@@ -69,6 +69,7 @@ class Frontend final : Connection::Events {
 
   void hand_off(Assignment assignment);
   void resume(Connection& connection, std::string unconsumed);
+  void cancel_unanswered(HandlerProcess& handler, const Connection& connection);
   // Counts an answer to connection (null when it is closed already) and writes its access log line.
   void record_answer(Connection* connection, const HandlerProcess& handler, int status, double service_ms);
   void refuse(Connection& connection, Refusal refusal);

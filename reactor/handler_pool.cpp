@@ -41,8 +41,8 @@ HandlerPool::HandlerPool(uv_loop_t* loop, const Config& config, const ipc::Share
       },
       target_(config.handlers) {
   uv_timer_init(loop_, &respawn_timer_);
-  uv_timer_init(loop_, &spawn_turn_timer_);
-  respawn_timer_.data = spawn_turn_timer_.data = this;
+  uv_idle_init(loop_, &spawn_turn_);
+  respawn_timer_.data = spawn_turn_.data = this;
 }
 
 std::error_code HandlerPool::start() {
@@ -150,8 +150,9 @@ void HandlerPool::on_handler_exited(HandlerProcess& handler, int64_t exit_status
   // A handler that died before its hello, or young without answering anything, started badly; one that was
   // killed for taking too long, or had served requests, had shown that it works.
   const bool started_badly =
-      !handler.said_hello() || (!handler.timed_out() && handler.requests_served() == 0 &&
-                                uv_now(loop_) - handler.started_at() < kHealthyLifetimeMs);
+      !handler.said_hello() ||
+      (!handler.timed_out() && !handler.cancelled() && handler.requests_served() == 0 &&
+       uv_now(loop_) - handler.started_at() < kHealthyLifetimeMs);
   const bool replace =
       !handler.retiring() &&
       (phase_ == Phase::kServing || (phase_ == Phase::kDraining && dispatcher_.waiting_connections() > 0));
@@ -169,7 +170,7 @@ void HandlerPool::log_exit(const HandlerProcess& handler, int64_t exit_status, i
   const std::string how = term_signal != 0 ? "was killed by signal " + std::to_string(term_signal) + " (" +
                                                  strsignal(term_signal) + ")"
                                            : "exited with status " + std::to_string(exit_status);
-  const bool expected = handler.retiring() || phase_ != Phase::kServing;
+  const bool expected = handler.retiring() || handler.cancelled() || phase_ != Phase::kServing;
   if (!handler.kill_reason().empty()) {
     log_at(expected ? LogLevel::kInfo : LogLevel::kWarn, "handler %d %s: %s", handler.pid(), how.c_str(),
            handler.kill_reason().c_str());
@@ -200,6 +201,7 @@ bool HandlerPool::any_ready() const {
 }
 
 void HandlerPool::spawn_missing() {
+  uv_idle_stop(&spawn_turn_);
   if (phase_ != Phase::kServing && dispatcher_.waiting_connections() == 0) {
     finish_if_empty();  // In a stop, handlers are started only for requests that still wait.
     return;
@@ -208,9 +210,8 @@ void HandlerPool::spawn_missing() {
   // handlers at once blocked it for 6 s. The rest start on the next turns, after the loop's I/O.
   for (unsigned started = 0; serving_count() < target_; ++started) {
     if (started == kSpawnsPerLoopTurn) {
-      uv_timer_start(
-          &spawn_turn_timer_,
-          [](uv_timer_t* timer) { static_cast<HandlerPool*>(timer->data)->spawn_missing(); }, 0, 0);
+      uv_idle_start(&spawn_turn_,
+                    [](uv_idle_t* idle) { static_cast<HandlerPool*>(idle->data)->spawn_missing(); });
       return;
     }
     if (spawn()) {
@@ -358,7 +359,7 @@ void HandlerPool::drain() {
 void HandlerPool::stop() {
   phase_ = Phase::kStopping;
   uv_timer_stop(&respawn_timer_);
-  uv_timer_stop(&spawn_turn_timer_);
+  uv_idle_stop(&spawn_turn_);
   for (auto& [id, handler] : handlers_) handler->kill(SIGKILL);
   finish_if_empty();
 }
@@ -367,7 +368,7 @@ void HandlerPool::finish_if_empty() {
   if (phase_ == Phase::kServing || !handlers_.empty() || finished_) return;
   finished_ = true;
   uv_close(as_handle(&respawn_timer_), nullptr);
-  uv_close(as_handle(&spawn_turn_timer_), nullptr);
+  uv_close(as_handle(&spawn_turn_), nullptr);
   events_.on_pool_empty();
 }
 

@@ -67,6 +67,13 @@ class HandlerProcess {
   std::optional<ipc::NotedAnswer> last_noted_answer(ConnectionId connection) const {
     return answer_record_.last_noted(connection);
   }
+  // Kills the handler because the client of its request left before any answer began (counted apart from
+  // crashes, and no sign of a bad start).
+  void cancel() {
+    cancelled_ = true;
+    kill_for("its client left before the answer: the request is cancelled");
+  }
+  bool cancelled() const { return cancelled_; }
   // Whether the process was killed for exceeding --request-timeout.
   bool timed_out() const { return timed_out_; }
 
@@ -134,6 +141,7 @@ class HandlerProcess {
   uint64_t request_started_ns_ = 0;
   bool busy_ = false;
   bool timed_out_ = false;
+  bool cancelled_ = false;
   bool retiring_ = false;
   bool broken_ = false;
   bool exited_ = false;

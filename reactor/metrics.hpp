@@ -42,6 +42,7 @@ struct Counters {
   uint64_t handler_exits = 0;   // Handlers that exited, for any reason.
   uint64_t failed_reloads = 0;  // Reloads abandoned because the new handlers did not start.
   uint64_t abandoned = 0;       // Requests dropped from the queue because their client left.
+  uint64_t cancelled = 0;       // Running requests whose client left: their handler was replaced.
 };
 
 struct Metrics {

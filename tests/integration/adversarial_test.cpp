@@ -59,22 +59,85 @@ TEST(SlowReaders, AClientThatReadsItsAnswerSlowlyHoldsAHandlerNoLongerThanTheWri
   reader.join();
 }
 
+// Requests whose clients had left were computed anyway: two fire-and-forget `fib 92` held both handlers until
+// --request-timeout. A running request whose client has gone (over HTTP, EOF; on either protocol, a reset)
+// is cancelled now: its handler is replaced at once, and the cancel counted.
+TEST(AbandonedWork, AnHttpClientThatLeavesWhileItsRequestRunsCancelsIt) {
+  ReactorProcess reactor({"--handlers", "1"});
+  {
+    Client leaving(reactor.host(), reactor.port());
+    ASSERT_TRUE(leaving.send("GET /spin/20000 HTTP/1.1\r\nHost: a\r\n\r\n"));
+    ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 10s));
+  }
+  EXPECT_TRUE(wait_until([&] { return reactor.stat("counters.cancelled") == 1; }, 5s)) << reactor.stats();
+  EXPECT_TRUE(reactor.wait_for_handlers(1, 10s));
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "fib 20"), "6765");
+  EXPECT_EQ(reactor.stat("counters.errors.crashed"), 0);
+}
+
+TEST(AbandonedWork, ALineClientThatResetsWhileItsRequestRunsCancelsIt) {
+  ReactorProcess reactor({"--handlers", "1"});
+  {
+    Client leaving(reactor.host(), reactor.port());
+    ASSERT_TRUE(leaving.send("spin 20000\n"));
+    ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 10s));
+    const linger reset_on_close{.l_onoff = 1, .l_linger = 0};
+    ASSERT_EQ(::setsockopt(leaving.fd(), SOL_SOCKET, SO_LINGER, &reset_on_close, sizeof(reset_on_close)), 0);
+  }
+  EXPECT_TRUE(wait_until([&] { return reactor.stat("counters.cancelled") == 1; }, 5s)) << reactor.stats();
+  EXPECT_TRUE(reactor.wait_for_handlers(1, 10s));
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "fib 20"), "6765");
+}
+
+// `printf 'spin 300\n' | nc -N` sends its request, then EOF, and waits for the answer: on the line protocol
+// EOF is no sign that the client left.
+TEST(AbandonedWork, ALineClientThatHalfClosesWhileItsRequestRunsIsAnswered) {
+  ReactorProcess reactor({"--handlers", "1"});
+  Client half(reactor.host(), reactor.port());
+  ASSERT_TRUE(half.send("spin 300\n"));
+  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 10s));
+  half.finish_sending();
+  EXPECT_EQ(half.read_line(10s), "spun 300");
+  EXPECT_TRUE(half.wait_closed(5s));
+  EXPECT_EQ(reactor.stat("counters.cancelled"), 0);
+}
+
+// A client that reads its answer and closes at once must not get its handler killed as if it had left early:
+// the handler is about to report the answer it wrote.
+TEST(AbandonedWork, ClientsThatCloseRightAfterTheirAnswerCancelNothing) {
+  ReactorProcess reactor({"--handlers", "2"});
+  for (int i = 0; i < 200; ++i) {
+    Client client(reactor.host(), reactor.port());
+    ASSERT_TRUE(client.send("GET /fib/15 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"));
+    ASSERT_EQ(read_response(client).status, 200);
+  }
+  EXPECT_TRUE(wait_until([&] { return reactor.requests_answered() == 200; }, 10s)) << reactor.stats();
+  EXPECT_EQ(reactor.stat("counters.cancelled"), 0) << reactor.stats();
+  EXPECT_EQ(reactor.stat("counters.handler_exits"), 0) << reactor.stats();
+}
+
 // POST /pool?size=1024 blocked the event loop ~6 s while it forked 1,022 processes: no client and no admin
 // request was served meanwhile. Handlers of a resize start a few per loop turn now, so the admin port answers
 // while the pool grows; and --max-handlers caps the size asked for.
 TEST(AdminPort, ALargeResizeDoesNotStopTheLoopAndItsSizeIsCapped) {
-  ReactorProcess reactor({"--handlers", "1", "--max-handlers", "40"});
+  ReactorProcess reactor({"--handlers", "1", "--max-handlers", "64"});
   ASSERT_TRUE(reactor.wait_for_handlers(1, 10s));
-  const HttpResponse too_large = reactor.admin("POST", "/pool?size=41");
+  const HttpResponse too_large = reactor.admin("POST", "/pool?size=65");
   EXPECT_EQ(too_large.status, 400);
-  EXPECT_NE(too_large.body.find("from 1 to 40 (--max-handlers)"), std::string::npos) << too_large.body;
+  EXPECT_NE(too_large.body.find("from 1 to 64 (--max-handlers)"), std::string::npos) << too_large.body;
   EXPECT_EQ(reactor.stat("pool.target"), 1);
 
-  ASSERT_EQ(reactor.admin("POST", "/pool?size=40").status, 200);
+  // The stats request is all there but its last line end before the resize, so that the reactor can answer it
+  // in the loop turn after the one that took the resize.
+  Client stats(reactor.host(), reactor.admin_port());
+  ASSERT_TRUE(stats.send("GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n"));
+  ASSERT_EQ(reactor.admin("POST", "/pool?size=64").status, 200);
+  ASSERT_TRUE(stats.send("\r\n"));
+  const std::string json = read_response(stats).body;
   const int64_t started =
-      reactor.stat("pool.idle") + reactor.stat("pool.busy") + reactor.stat("pool.starting");
-  EXPECT_LT(started, 40) << "the admin port answered only once every handler had been started";
-  EXPECT_TRUE(reactor.wait_for_handlers(40, 60s)) << reactor.stats();
+      stat_in(json, "pool.idle") + stat_in(json, "pool.busy") + stat_in(json, "pool.starting");
+  EXPECT_LT(started, 64) << "the admin port answered only once every handler had been started: " << json;
+  EXPECT_TRUE(reactor.wait_for_handlers(64, 60s)) << reactor.stats();
   EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
 }
 

@@ -244,7 +244,10 @@ size_t find_value(const std::string& json, const std::string& path) {
 }  // namespace
 
 int64_t ReactorProcess::stat(const std::string& path) const {
-  const std::string json = stats();
+  return stat_in(stats(), path);
+}
+
+int64_t stat_in(const std::string& json, const std::string& path) {
   const size_t at = find_value(json, path);
   if (at == std::string::npos) return -1;
   char* end = nullptr;

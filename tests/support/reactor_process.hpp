@@ -100,4 +100,7 @@ std::string reactor_path();
 // Descriptors of a process other than this one, from /proc/PID/fd.
 size_t count_descriptors(pid_t pid);
 
+// The whole number at path ("pool.busy") in a /stats document; -1 when it is not there.
+int64_t stat_in(const std::string& json, const std::string& path);
+
 }  // namespace handoff::testing
