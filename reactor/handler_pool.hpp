@@ -134,9 +134,9 @@ class HandlerPool final : HandlerProcess::Events {
   unsigned early_exits_in_a_row_ = 0;
   bool any_handler_ready_ = false;
   std::mt19937_64 random_{std::random_device{}()};
-  uv_timer_t respawn_timer_{};     // Closed once the pool is empty after a stop began.
-  // Starts the next few handlers of a large resize on each loop turn (an idle handle runs once per turn, after
-  // the turn's I/O; a 0 ms timer would run again within the same turn).
+  uv_timer_t respawn_timer_{};  // Closed once the pool is empty after a stop began.
+  // Starts the next few handlers of a large resize on each loop turn (an idle handle runs once per turn,
+  // after the turn's I/O; a 0 ms timer would run again within the same turn).
   uv_idle_t spawn_turn_{};
   bool finished_ = false;
 };
