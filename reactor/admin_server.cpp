@@ -2,11 +2,13 @@
 
 namespace handoff::reactor {
 
-AdminServer::AdminServer(uv_loop_t* loop, ipc::UniqueFd listening_socket, AdminRoute route)
+AdminServer::AdminServer(uv_loop_t* loop, ipc::UniqueFd listening_socket, DescriptorReserve& reserve,
+                         AdminRoute route)
     : loop_(loop),
       route_(std::move(route)),
       on_finished_([this](uint64_t id) { connections_.erase(id); }),
-      listener_(make_loop_owned<Listener>(loop_, std::move(listening_socket),
+      listener_(make_loop_owned<Listener>(loop_, std::move(listening_socket), reserve,
+                                          Listener::ReserveUse::kSpendWhenShort,
                                           [this](ipc::UniqueFd client) { accept(std::move(client)); })) {}
 
 void AdminServer::accept(ipc::UniqueFd client) {

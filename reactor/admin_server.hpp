@@ -19,7 +19,8 @@ namespace handoff::reactor {
 
 class AdminServer {
  public:
-  AdminServer(uv_loop_t* loop, ipc::UniqueFd listening_socket, AdminRoute route);
+  // reserve (borrowed) lets it accept an operator's connection when the reactor is out of descriptors.
+  AdminServer(uv_loop_t* loop, ipc::UniqueFd listening_socket, DescriptorReserve& reserve, AdminRoute route);
 
   ListenAddress local_address() const { return listener_->local_address(); }
 

@@ -40,10 +40,10 @@ Frontend::~Frontend() {
   closing.swap(connections_);
 }
 
-std::error_code Frontend::listen() {
+std::error_code Frontend::listen(DescriptorReserve& reserve) {
   ipc::UniqueFd socket;
   if (auto error = Listener::open(config_.listen, socket)) return error;
-  listener_ = make_loop_owned<Listener>(loop_, std::move(socket),
+  listener_ = make_loop_owned<Listener>(loop_, std::move(socket), reserve, Listener::ReserveUse::kTakeBack,
                                         [this](ipc::UniqueFd client) { accept(std::move(client)); });
   return {};
 }

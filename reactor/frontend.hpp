@@ -19,6 +19,7 @@
 #include "ipc/wire.hpp"
 #include "reactor/config.hpp"
 #include "reactor/connection.hpp"
+#include "reactor/descriptor_reserve.hpp"
 #include "reactor/dispatcher.hpp"
 #include "reactor/handler_pool.hpp"
 #include "reactor/listener.hpp"
@@ -36,8 +37,9 @@ class Frontend final : Connection::Events {
            Metrics& metrics);
   ~Frontend();
 
-  // Binds --listen and starts accepting. The failed call is logged.
-  std::error_code listen();
+  // Binds --listen and starts accepting; reserve (borrowed) is taken back before each accept. The failed call
+  // is logged.
+  std::error_code listen(DescriptorReserve& reserve);
   ListenAddress local_address() const { return listener_->local_address(); }
   size_t open_connections() const { return connections_.size(); }
   // Bytes of requests read and not handed off yet, and the connections paused because that is at its limit.

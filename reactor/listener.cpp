@@ -60,8 +60,9 @@ std::error_code Listener::open(const ListenAddress& address, ipc::UniqueFd& sock
   return {};
 }
 
-Listener::Listener(uv_loop_t* loop, ipc::UniqueFd socket, AcceptCallback on_accept)
-    : socket_(std::move(socket)), on_accept_(std::move(on_accept)) {
+Listener::Listener(uv_loop_t* loop, ipc::UniqueFd socket, DescriptorReserve& reserve, ReserveUse use,
+                   AcceptCallback on_accept)
+    : socket_(std::move(socket)), reserve_(reserve), reserve_use_(use), on_accept_(std::move(on_accept)) {
   uv_poll_init(loop, &poll_, socket_.get());
   uv_timer_init(loop, &resume_timer_);
   poll_.data = resume_timer_.data = this;
@@ -94,6 +95,7 @@ std::optional<ListenAddress> socket_address(int socket, bool peer) {
 }
 
 void Listener::accept_pending() {
+  reserve_.restore();  // The first descriptor to come free after a shortage goes to the reserve.
   for (int i = 0; i < kMaxAcceptsPerWakeup; ++i) {
     const int client = ::accept4(socket_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (client >= 0) {
@@ -108,6 +110,9 @@ void Listener::accept_pending() {
       case EPERM: continue;  // The client is gone or was refused by a firewall; the next one may be fine.
       case EMFILE:
       case ENFILE:
+        // The admin port accepts into the reserve, so that operators can still look in.
+        if (reserve_use_ == ReserveUse::kSpendWhenShort && reserve_.release()) continue;
+        [[fallthrough]];
       case ENOBUFS:
       case ENOMEM:
         report_shortage(errno);

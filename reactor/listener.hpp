@@ -10,6 +10,7 @@
 
 #include "ipc/unique_fd.hpp"
 #include "reactor/config.hpp"
+#include "reactor/descriptor_reserve.hpp"
 #include "reactor/loop_owned.hpp"
 
 namespace handoff::reactor {
@@ -25,8 +26,13 @@ class Listener {
   // Binds and listens on address; the failed call is logged.
   static std::error_code open(const ListenAddress& address, ipc::UniqueFd& socket);
 
+  // What the listener does with the reactor's DescriptorReserve (borrowed; it outlives the listener): every
+  // listener takes it back first when it is missing; the admin port's also spends it when out of descriptors.
+  enum class ReserveUse { kTakeBack, kSpendWhenShort };
+
   // Create with make_loop_owned (reactor/loop_owned.hpp).
-  Listener(uv_loop_t* loop, ipc::UniqueFd socket, AcceptCallback on_accept);
+  Listener(uv_loop_t* loop, ipc::UniqueFd socket, DescriptorReserve& reserve, ReserveUse use,
+           AcceptCallback on_accept);
 
   // The address actually bound (with the real port when 0 was asked for).
   ListenAddress local_address() const;
@@ -43,6 +49,8 @@ class Listener {
   void report_shortage(int error);
 
   ipc::UniqueFd socket_;
+  DescriptorReserve& reserve_;
+  const ReserveUse reserve_use_;
   AcceptCallback on_accept_;
   uv_poll_t poll_;
   uv_timer_t resume_timer_;  // Accepting resumes on it after running out of descriptors.

@@ -24,13 +24,13 @@ std::error_code Server::start() {
     return error;
   }
   dispatcher_.publish_waiting_to(&state_page_);
-  if (auto error = frontend_.listen()) return error;
+  if (auto error = frontend_.listen(descriptor_reserve_)) return error;
   if (auto error = pool_.start()) return error;
   if (config_.admin) {
     ipc::UniqueFd socket;
     if (auto error = Listener::open(*config_.admin, socket)) return error;
     admin_ = std::make_unique<AdminServer>(
-        loop_, std::move(socket),
+        loop_, std::move(socket), descriptor_reserve_,
         [this](std::string_view method, std::string_view path, std::string_view query) {
           return admin_routes_.answer(method, path, query);
         });

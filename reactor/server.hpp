@@ -13,6 +13,7 @@
 #include "reactor/admin_routes.hpp"
 #include "reactor/admin_server.hpp"
 #include "reactor/config.hpp"
+#include "reactor/descriptor_reserve.hpp"
 #include "reactor/dispatcher.hpp"
 #include "reactor/frontend.hpp"
 #include "reactor/handler_pool.hpp"
@@ -66,7 +67,8 @@ class Server final : HandlerPool::Events {
   static constexpr uint64_t kRepeatedStopSignalNs = 250'000'000;
   uint64_t stop_signal_at_ns_ = 0;  // uv_hrtime() of the signal that began the drain.
   Metrics metrics_;
-  ipc::SharedState state_page_;  // Created by start(); handlers read the queue length from it.
+  DescriptorReserve descriptor_reserve_;  // For the admin port out of descriptors; outlives the listeners.
+  ipc::SharedState state_page_;           // Created by start(); handlers read the queue length from it.
   Dispatcher dispatcher_;
   HandlerPool pool_;
   Frontend frontend_;
