@@ -36,6 +36,44 @@ std::optional<http::Response> refusal_for_browsers(const http::RequestHead& head
   return std::nullopt;
 }
 
+bool is_loopback(const std::optional<ListenAddress>& address) {
+  return address && (address->host.starts_with("127.") || address->host == "::1" ||
+                     address->host.starts_with("::ffff:127."));
+}
+
+// Compares in time that depends on the expected token's length only, not on where the two first differ.
+bool same_secret(std::string_view given, std::string_view expected) {
+  unsigned char difference = given.size() == expected.size() ? 0 : 1;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    difference |= static_cast<unsigned char>((i < given.size() ? given[i] : 0) ^ expected[i]);
+  }
+  return difference == 0;
+}
+
+// Every POST route changes the server (POST /pool). With a token configured, such a request must carry it,
+// from wherever it comes; without one, only a peer on this machine may send it: a port opened to another
+// address for Prometheus and the status page must not let the network resize the pool.
+std::optional<http::Response> refusal_for_changes(const http::RequestHead& head, bool peer_on_loopback,
+                                                  const std::string& token) {
+  if (head.method != "POST") return std::nullopt;
+  if (!token.empty()) {
+    const std::string_view authorization = head.header("authorization");
+    constexpr std::string_view kBearer = "Bearer ";
+    if (authorization.starts_with(kBearer) && same_secret(authorization.substr(kBearer.size()), token)) {
+      return std::nullopt;
+    }
+    return http::Response{
+        .status = 401,
+        .body = "this admin request needs 'Authorization: Bearer TOKEN' (--admin-token-file)\n",
+        .extra_headers = "WWW-Authenticate: Bearer realm=\"handoff admin\"\r\n"};
+  }
+  if (peer_on_loopback) return std::nullopt;
+  return http::Response{.status = 403,
+                        .body =
+                            "changes through the admin port come from this machine only, unless the reactor "
+                            "has --admin-token-file\n"};
+}
+
 constexpr size_t kMaxHeadBytes = 16 * 1024;
 constexpr size_t kMaxBodyBytes = 1024;  // No admin route reads a body.
 constexpr uint64_t kTimeoutMs = 10000;
@@ -43,15 +81,15 @@ constexpr uint64_t kTimeoutMs = 10000;
 }  // namespace
 
 AdminConnection::AdminConnection(uv_loop_t* loop, uint64_t id, ipc::UniqueFd socket, const AdminRoute& route,
-                                 const FinishedCallback& on_finished)
+                                 const std::string& token, const FinishedCallback& on_finished)
     : id_(id),
       socket_(std::move(socket)),
       route_(route),
+      token_(token),
       on_finished_(on_finished),
       parser_({.max_head_bytes = kMaxHeadBytes, .max_body_bytes = kMaxBodyBytes}) {
-  const std::optional<ListenAddress> local = socket_address(socket_.get(), false);
-  over_loopback_ = local && (local->host.starts_with("127.") || local->host == "::1" ||
-                             local->host.starts_with("::ffff:127."));
+  over_loopback_ = is_loopback(socket_address(socket_.get(), false));
+  peer_on_loopback_ = is_loopback(socket_address(socket_.get(), true));
   uv_poll_init(loop, &poll_, socket_.get());
   uv_timer_init(loop, &timer_);
   poll_.data = timer_.data = this;
@@ -100,7 +138,9 @@ void AdminConnection::read_request() {
   switch (parser_.state()) {
     case http::RequestParser::State::kComplete: {
       const http::RequestHead& head = parser_.head();
-      if (std::optional<http::Response> refusal = refusal_for_browsers(head, over_loopback_)) {
+      std::optional<http::Response> refusal = refusal_for_browsers(head, over_loopback_);
+      if (!refusal) refusal = refusal_for_changes(head, peer_on_loopback_, token_);
+      if (refusal) {
         respond(*refusal, head.method == "HEAD");
         break;
       }

@@ -28,9 +28,10 @@ class AdminConnection {
   // Called once the connection has answered or failed: the owner then closes it.
   using FinishedCallback = std::function<void(uint64_t id)>;
 
-  // Create with make_loop_owned; route and on_finished must outlive the connection.
+  // Create with make_loop_owned; route, token and on_finished must outlive the connection. token: what a POST
+  // must carry as "Authorization: Bearer TOKEN" (--admin-token-file); empty: only loopback peers may POST.
   AdminConnection(uv_loop_t* loop, uint64_t id, ipc::UniqueFd socket, const AdminRoute& route,
-                  const FinishedCallback& on_finished);
+                  const std::string& token, const FinishedCallback& on_finished);
 
   void close();
 
@@ -49,12 +50,14 @@ class AdminConnection {
   const uint64_t id_;
   ipc::UniqueFd socket_;
   const AdminRoute& route_;
+  const std::string& token_;
   const FinishedCallback& on_finished_;
   uv_poll_t poll_;
   uv_timer_t timer_;
   Step step_ = Step::kReading;
   http::RequestParser parser_;
-  bool over_loopback_ = false;  // The client connected to a loopback address of ours.
+  bool over_loopback_ = false;     // The client connected to a loopback address of ours.
+  bool peer_on_loopback_ = false;  // The client's own address is a loopback one.
   std::string out_;
   size_t written_ = 0;
 };

@@ -20,7 +20,9 @@ namespace handoff::reactor {
 class AdminServer {
  public:
   // reserve (borrowed) lets it accept an operator's connection when the reactor is out of descriptors.
-  AdminServer(uv_loop_t* loop, ipc::UniqueFd listening_socket, DescriptorReserve& reserve, AdminRoute route);
+  // token: see AdminConnection; borrowed, it outlives the server.
+  AdminServer(uv_loop_t* loop, ipc::UniqueFd listening_socket, DescriptorReserve& reserve,
+              const std::string& token, AdminRoute route);
 
   ListenAddress local_address() const { return listener_->local_address(); }
 
@@ -29,6 +31,7 @@ class AdminServer {
 
   uv_loop_t* loop_;
   const AdminRoute route_;
+  const std::string& token_;
   const AdminConnection::FinishedCallback on_finished_;
   LoopOwned<Listener> listener_;
   std::unordered_map<uint64_t, LoopOwned<AdminConnection>> connections_;

@@ -3,8 +3,11 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <cxxopts.hpp>
+#include <fstream>
 #include <thread>
 
 #include "ipc/wire.hpp"
@@ -182,7 +185,11 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
                           "reactor reads each whole request before a handler gets it", text("2m"), "BYTES")
     ("max-buffered-bytes", "bytes of unfinished requests the reactor holds in all; beyond it, it stops "
                            "reading until handlers take requests (at least the largest request)",
-     text("64m"), "BYTES");
+     text("64m"), "BYTES")
+    ("max-connections", "client connections open at once; more wait in the listen backlog until one closes. "
+                        "0 derives it from the descriptor limit", text("0"), "N")
+    ("handler-max-rss", "a handler whose resident memory grows past this is replaced after the request it "
+                        "serves (0: no limit)", text("0"), "SIZE");
   options.add_options("Failures")
     ("request-timeout", "a handler still busy with a request after this is killed; the client gets "
                         "'ERR timeout'", text("30s"), "TIME")
@@ -207,6 +214,16 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
     ("log-level", "error, warn, info or debug", text("info"), "LEVEL")
     ("log-format", "text or json, on stderr", text("text"), "FORMAT")
     ("access-log", "a log line per request: on or off", text("off"), "on|off");
+  options.add_options("Security")
+    ("user", "started as root: the user the reactor and its handlers run as once the ports are bound "
+             "(supplementary groups cleared)", cxxopts::value<std::string>(), "NAME")
+    ("group", "with --user: the group to run as, instead of the user's own", cxxopts::value<std::string>(),
+     "NAME")
+    ("allow-root-handlers", "started as root without --user, run the handlers as root too (otherwise the "
+                            "reactor refuses to start)")
+    ("admin-token-file", "POST requests to the admin port must carry 'Authorization: Bearer TOKEN', TOKEN "
+                         "being this file's first line; without it, only loopback peers may POST",
+     cxxopts::value<std::string>(), "PATH");
   options.add_options("Other")
     ("h,help", "print this help and exit")
     ("version", "print the version and exit");
@@ -214,7 +231,8 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
 
   try {
     const cxxopts::ParseResult result = options.parse(argc, argv);
-    if (result.count("help")) return EarlyExit{0, options.help({"", "Failures", "Operations", "Other"})};
+    if (result.count("help"))
+      return EarlyExit{0, options.help({"", "Failures", "Operations", "Security", "Other"})};
     if (result.count("version")) return EarlyExit{0, std::string(kVersion) + "\n"};
     if (!result.unmatched().empty())
       return usage_error("unexpected argument '" + result.unmatched()[0] + "'");
@@ -266,7 +284,11 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
         (error = read_option(result, "handler-start-timeout", parse_duration, ms, day,
                              "a duration from 1ms to 24h", config.handler_start_timeout)) ||
         (error = read_option(result, "shutdown-timeout", parse_duration, ms, day,
-                             "a duration from 1ms to 24h", config.shutdown_timeout));
+                             "a duration from 1ms to 24h", config.shutdown_timeout)) ||
+        (error = read_option(result, "max-connections", parse_count, size_t{0}, size_t{1} << 24,
+                             "a whole number from 0 to 16777216", config.max_connections)) ||
+        (error = read_option(result, "handler-max-rss", parse_size, size_t{0}, SIZE_MAX / 4,
+                             "a size (0 for no limit)", config.handler_max_rss));
     if (error) return *error;
     config.handlers = static_cast<unsigned>(handlers);
     config.max_handlers = static_cast<unsigned>(max_handlers);
@@ -305,6 +327,26 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
     if (access != "on" && access != "off")
       return usage_error("--access-log '" + access + "' must be on or off");
     config.access_log = access == "on";
+
+    if (result.count("user")) config.user = result["user"].as<std::string>();
+    if (result.count("group")) {
+      if (!config.user) return usage_error("--group needs --user");
+      config.group = result["group"].as<std::string>();
+    }
+    config.allow_root_handlers = result.count("allow-root-handlers") > 0;
+    if (result.count("admin-token-file")) {
+      const std::string path = result["admin-token-file"].as<std::string>();
+      std::ifstream file(path);
+      if (!file)
+        return usage_error("--admin-token-file '" + path + "' cannot be read: " + std::strerror(errno));
+      std::getline(file, config.admin_token);
+      if (!config.admin_token.empty() && config.admin_token.back() == '\r') config.admin_token.pop_back();
+      if (config.admin_token.size() < 16) {
+        return usage_error("--admin-token-file '" + path +
+                           "': its first line must be a token of 16 or more "
+                           "characters");
+      }
+    }
   } catch (const cxxopts::exceptions::exception& error) {
     return usage_error(error.what());
   }

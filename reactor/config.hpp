@@ -48,6 +48,17 @@ struct Config {
   Milliseconds handler_start_timeout{10000};  // A handler without hello this long after its start is killed.
   Milliseconds shutdown_timeout{30000};       // On SIGTERM, work still running after this is cut off.
 
+  // Bounded resources: docs/operations.md, "Limits and sizing".
+  size_t max_connections = 0;  // Client connections open at once; 0: derived from the descriptor limit.
+  size_t handler_max_rss = 0;  // A handler resident above this is recycled after its request; 0: no limit.
+
+  // Least privilege: docs/operations.md, "Security".
+  std::optional<std::string>
+      user;  // Started as root, the reactor drops to this user once its ports are bound.
+  std::optional<std::string> group;  // With user: this group instead of the user's own.
+  bool allow_root_handlers = false;  // Started as root without --user, handlers may run as root.
+  std::string admin_token;  // From --admin-token-file: POST on the admin port needs it as a Bearer token.
+
   // Operations: docs/operations.md.
   std::optional<ListenAddress> admin = ListenAddress{"127.0.0.1", 8889};  // nullopt: --admin off.
   LogLevel log_level = LogLevel::kInfo;

@@ -64,6 +64,22 @@ void Frontend::accept(ipc::UniqueFd client) {
                                                 static_cast<Connection::Events&>(*this));
   if (config_.access_log) connection->set_peer(peer);
   connections_.emplace(id, std::move(connection));
+  if (connections_.size() >= config_.max_connections && listener_) {
+    // More clients wait in the listen backlog (TCP holds them, at no cost to the reactor) until one closes.
+    if (!at_capacity_)
+      log_at(LogLevel::kWarn, "%zu connections open (--max-connections): new ones wait in the listen backlog",
+             connections_.size());
+    at_capacity_ = true;
+    listener_->hold();
+  }
+}
+
+void Frontend::close_connection(ConnectionId id) {
+  connections_.erase(id);
+  if (at_capacity_ && connections_.size() < config_.max_connections && listener_) {
+    at_capacity_ = false;
+    listener_->release();
+  }
 }
 
 void Frontend::on_request_ready(Connection& connection) {
@@ -72,7 +88,7 @@ void Frontend::on_request_ready(Connection& connection) {
     ++metrics_.counters.bad_requests;
     if (config_.access_log) log_refusal(connection, std::to_string(connection.refusal_status()), 0);
     connection.refuse_request();
-    connections_.erase(connection.id());
+    close_connection(connection.id());
     return;
   }
   if (dispatcher_.idle_handlers() == 0 && dispatcher_.waiting_connections() >= config_.max_queue) {
@@ -132,7 +148,7 @@ void Frontend::take_back(ipc::Message done, uint64_t answered_bytes) {
   it->second->count_handler_bytes(answered_bytes);
   if ((done.flags & ipc::kFlagWriteTimedOut) != 0) ++metrics_.counters.write_timeouts;
   if ((done.flags & ipc::kFlagKeepOpen) == 0 || phase_ != Phase::kServing) {
-    connections_.erase(it);
+    close_connection(it->first);
     return;
   }
   resume(*it->second, std::move(done.payload));
@@ -142,7 +158,7 @@ void Frontend::resume(Connection& connection, std::string unconsumed) {
   switch (connection.resume(std::move(unconsumed))) {
     case Connection::Resume::kWatching: break;
     case Connection::Resume::kReady: on_request_ready(connection); break;
-    case Connection::Resume::kClientLeft: connections_.erase(connection.id()); break;
+    case Connection::Resume::kClientLeft: close_connection(connection.id()); break;
   }
 }
 
@@ -166,7 +182,7 @@ void Frontend::answer_orphan(ConnectionId id, const HandlerProcess& handler) {
   Connection& connection = *connections_.at(id);
   if (handler.cancelled()) {  // Its client is gone.
     connection.end_output();
-    connections_.erase(id);
+    close_connection(id);
     return;
   }
   const Refusal refusal = handler.timed_out()          ? Refusal::kTimeout
@@ -199,7 +215,7 @@ void Frontend::answer_orphan(ConnectionId id, const HandlerProcess& handler) {
   // The dead handler may have left a copy of the socket in a child of its own: closing ours would not end
   // the connection then. Shutting the socket down for writing does, whoever else holds it.
   connection.end_output();
-  connections_.erase(id);
+  close_connection(id);
 }
 
 // --- Connections that end without a handler ---
@@ -211,12 +227,12 @@ void Frontend::on_client_left(Connection& connection) {
   }
   if (dispatcher_.is_waiting(connection.id())) ++metrics_.counters.abandoned;
   dispatcher_.connection_gone(connection.id());
-  connections_.erase(connection.id());
+  close_connection(connection.id());
 }
 
 void Frontend::on_expired(Connection& connection, Connection::Expiry expiry) {
   switch (expiry) {
-    case Connection::Expiry::kIdle: connections_.erase(connection.id()); break;
+    case Connection::Expiry::kIdle: close_connection(connection.id()); break;
     case Connection::Expiry::kRead: refuse(connection, Refusal::kReadTimeout); break;
     case Connection::Expiry::kQueue:
       dispatcher_.connection_gone(connection.id());
@@ -228,7 +244,7 @@ void Frontend::on_expired(Connection& connection, Connection::Expiry expiry) {
 void Frontend::refuse(Connection& connection, Refusal refusal) {
   count_refusal(connection, refusal, 0);
   connection.refuse(refusal);
-  connections_.erase(connection.id());
+  close_connection(connection.id());
 }
 
 void Frontend::count_refusal(const Connection& connection, Refusal refusal, int handler_pid) {

@@ -71,6 +71,8 @@ class Frontend final : Connection::Events {
 
   void hand_off(Assignment assignment);
   void resume(Connection& connection, std::string unconsumed);
+  // Closes the reactor's copy (Connection::close) and accepts again if --max-connections had held it.
+  void close_connection(ConnectionId id);
   void cancel_unanswered(HandlerProcess& handler, const Connection& connection);
   // Counts an answer to connection (null when it is closed already) and writes its access log line.
   void record_answer(Connection* connection, const HandlerProcess& handler, int status, double service_ms);
@@ -88,6 +90,7 @@ class Frontend final : Connection::Events {
   ReadBudget budget_;  // Before connections_: each gives its bytes back when it closes.
   std::unordered_map<ConnectionId, LoopOwned<Connection>> connections_;
   ConnectionId next_id_ = 1;
+  bool at_capacity_ = false;  // --max-connections are open: the listener is held.
 };
 
 }  // namespace handoff::reactor

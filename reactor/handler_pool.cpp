@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "reactor/log.hpp"
+#include "reactor/metrics.hpp"
 
 namespace handoff::reactor {
 namespace {
@@ -248,14 +249,28 @@ void HandlerPool::schedule_respawn(bool started_badly) {
 
 // A handler that has served its request limit gets a replacement, and serves on until that one said hello.
 // A replacement that fails to start is tried again after a later request, once the backoff allows.
+// So does one grown past --handler-max-rss (uWSGI's reload-on-rss): a leaking user function costs a fresh
+// process now and then, never the machine's memory. Its size is read after each request only when the option
+// is set (three system calls on /proc).
 void HandlerPool::retire_if_worn(HandlerProcess& handler) {
-  const uint64_t limit = handler.request_limit();
-  if (handler.retiring() || limit == 0 || handler.requests_served() < limit) return;
-  if (phase_ != Phase::kServing || uv_is_active(as_handle(&respawn_timer_))) return;
+  if (handler.retiring() || phase_ != Phase::kServing || uv_is_active(as_handle(&respawn_timer_))) return;
   const HandlerId id = handler.id();
   const bool replacing = std::any_of(replacing_.begin(), replacing_.end(),
                                      [id](const auto& entry) { return entry.second.old == id; });
-  if (!replacing && spawn(id)) schedule_respawn(true);
+  if (replacing) return;
+  const uint64_t limit = handler.request_limit();
+  const bool served_enough = limit != 0 && handler.requests_served() >= limit;
+  const uint64_t resident = config_.handler_max_rss != 0 ? resident_bytes(handler.pid()) : 0;
+  const bool too_large = resident > config_.handler_max_rss && config_.handler_max_rss != 0;
+  if (!served_enough && !too_large) return;
+  if (too_large) {
+    ++metrics_.counters.rss_recycles;
+    log_at(LogLevel::kInfo,
+           "handler %d has %llu MiB resident, over --handler-max-rss (%llu MiB): replacing it", handler.pid(),
+           static_cast<unsigned long long>(resident >> 20),
+           static_cast<unsigned long long>(config_.handler_max_rss >> 20));
+  }
+  if (spawn(id)) schedule_respawn(true);
 }
 
 // The handler takes no new work: it exits once idle (at once when it is idle now).

@@ -70,6 +70,7 @@ Listener::Listener(uv_loop_t* loop, ipc::UniqueFd socket, DescriptorReserve& res
 }
 
 void Listener::start_polling() {
+  if (held_) return;
   uv_poll_start(&poll_, UV_READABLE,
                 [](uv_poll_t* poll, int, int) { static_cast<Listener*>(poll->data)->accept_pending(); });
 }
@@ -96,7 +97,7 @@ std::optional<ListenAddress> socket_address(int socket, bool peer) {
 
 void Listener::accept_pending() {
   reserve_.restore();  // The first descriptor to come free after a shortage goes to the reserve.
-  for (int i = 0; i < kMaxAcceptsPerWakeup; ++i) {
+  for (int i = 0; i < kMaxAcceptsPerWakeup && !held_; ++i) {
     const int client = ::accept4(socket_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (client >= 0) {
       on_accept_(ipc::UniqueFd(client));
@@ -143,6 +144,16 @@ void Listener::pause_accepting() {
   uv_timer_start(
       &resume_timer_, [](uv_timer_t* timer) { static_cast<Listener*>(timer->data)->start_polling(); },
       kResumeAfterDescriptorShortageMs, 0);
+}
+
+void Listener::hold() {
+  held_ = true;
+  uv_poll_stop(&poll_);
+}
+
+void Listener::release() {
+  held_ = false;
+  if (!uv_is_active(as_handle(&resume_timer_))) start_polling();  // Else it restarts when the pause ends.
 }
 
 void Listener::close() {

@@ -37,6 +37,10 @@ class Listener {
   // The address actually bound (with the real port when 0 was asked for).
   ListenAddress local_address() const;
 
+  // Stops accepting until release(): connections wait in the listen backlog meanwhile.
+  void hold();
+  void release();
+
   void close();  // Stops accepting; the object deletes itself once libuv is done with it.
 
  private:
@@ -57,6 +61,7 @@ class Listener {
   static constexpr uint64_t kShortageReportIntervalNs = 10'000'000'000;
   uint64_t last_shortage_report_ns_ = 0;
   uint64_t pauses_unreported_ = 0;
+  bool held_ = false;
 };
 
 }  // namespace handoff::reactor

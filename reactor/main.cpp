@@ -12,6 +12,8 @@
 #include <variant>
 
 #include "reactor/config.hpp"
+#include "reactor/log.hpp"
+#include "reactor/privileges.hpp"
 #include "reactor/server.hpp"
 
 namespace {
@@ -26,6 +28,30 @@ std::string default_handler_command() {
   return folder.substr(0, folder.rfind('/')) + "/handler/handler";
 }
 
+// Every idle connection costs a descriptor: the soft limit is raised to the hard one, and --max-connections,
+// unless given, leaves room below it for the reactor's own descriptors: two per handler (its channel and its
+// answer record), the listeners, the loop's, admin connections and a margin.
+void use_every_descriptor(handoff::reactor::Config& config) {
+  using handoff::reactor::LogLevel;
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) != 0) return;
+  const rlim_t before = files.rlim_cur;
+  if (files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &files) != 0) files.rlim_cur = before;
+  }
+  const rlim_t reserved = 64 + 2 * static_cast<rlim_t>(config.max_handlers);
+  if (config.max_connections == 0) {
+    config.max_connections = files.rlim_cur > reserved + 16 ? files.rlim_cur - reserved : 16;
+  }
+  handoff::reactor::log_at(LogLevel::kInfo,
+                           "descriptors: %llu (the soft limit was %llu, the hard one is %llu); up to %zu "
+                           "client connections at once",
+                           static_cast<unsigned long long>(files.rlim_cur),
+                           static_cast<unsigned long long>(before),
+                           static_cast<unsigned long long>(files.rlim_max), config.max_connections);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -36,19 +62,18 @@ int main(int argc, char** argv) {
     std::fputs(early->text.c_str(), early->status == 0 ? stdout : stderr);
     return early->status;
   }
-  const Config& config = std::get<Config>(parsed);
+  Config config = std::get<Config>(parsed);
   configure_log(config.log_level, config.log_format);
+  if (const std::string refusal = privilege_refusal(config); !refusal.empty()) {
+    std::fprintf(stderr, "reactor: %s\n", refusal.c_str());
+    return 2;
+  }
   // Writes to vanished clients must fail with EPIPE, not kill the reactor.
   signal(SIGPIPE, SIG_IGN);
   // Handlers get stdin, stdout, stderr and their channel, nothing else: descriptors this process inherited
   // from whoever started it are not passed on (close_range(2), CLOSE_RANGE_CLOEXEC).
   ::close_range(3, ~0u, CLOSE_RANGE_CLOEXEC);
-  // Every idle connection costs a descriptor: use as many as the hard limit allows.
-  rlimit files{};
-  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
-    files.rlim_cur = files.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &files);
-  }
+  use_every_descriptor(config);
 
   uv_loop_t* loop = uv_default_loop();
   int status;

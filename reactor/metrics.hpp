@@ -43,6 +43,7 @@ struct Counters {
   uint64_t failed_reloads = 0;  // Reloads abandoned because the new handlers did not start.
   uint64_t abandoned = 0;       // Requests dropped from the queue because their client left.
   uint64_t cancelled = 0;       // Running requests whose client left: their handler was replaced.
+  uint64_t rss_recycles = 0;    // Handlers replaced for growing past --handler-max-rss.
 };
 
 struct Metrics {

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "reactor/log.hpp"
+#include "reactor/privileges.hpp"
 
 namespace handoff::reactor {
 
@@ -24,17 +25,31 @@ std::error_code Server::start() {
     return error;
   }
   dispatcher_.publish_waiting_to(&state_page_);
+  std::optional<Identity> run_as;
+  if (config_.user) {
+    std::variant<Identity, std::string> resolved = resolve_identity(*config_.user, config_.group);
+    if (const auto* error = std::get_if<std::string>(&resolved)) {
+      log_at(LogLevel::kError, "%s", error->c_str());
+      return std::make_error_code(std::errc::invalid_argument);
+    }
+    run_as = std::get<Identity>(resolved);
+  }
+  // The ports are bound first, as whoever started the reactor (root may bind ports below 1024); then the
+  // reactor drops to --user, and only then starts the handlers.
   if (auto error = frontend_.listen(descriptor_reserve_)) return error;
-  if (auto error = pool_.start()) return error;
   if (config_.admin) {
     ipc::UniqueFd socket;
     if (auto error = Listener::open(*config_.admin, socket)) return error;
     admin_ = std::make_unique<AdminServer>(
-        loop_, std::move(socket), descriptor_reserve_,
+        loop_, std::move(socket), descriptor_reserve_, config_.admin_token,
         [this](std::string_view method, std::string_view path, std::string_view query) {
           return admin_routes_.answer(method, path, query);
         });
   }
+  if (run_as) {
+    if (auto error = drop_privileges(*run_as)) return error;
+  }
+  if (auto error = pool_.start()) return error;
   return {};
 }
 

@@ -62,6 +62,7 @@ std::string render_stats_json(const StatsSnapshot& s) {
           ",\"handler_exits\":" + std::to_string(c.handler_exits) +
           ",\"failed_reloads\":" + std::to_string(c.failed_reloads) +
           ",\"abandoned\":" + std::to_string(c.abandoned) + ",\"cancelled\":" + std::to_string(c.cancelled) +
+          ",\"rss_recycles\":" + std::to_string(c.rss_recycles) +
           ",\"errors\":{\"busy\":" + std::to_string(c.busy) + ",\"timeout\":" + std::to_string(c.timeouts) +
           ",\"crashed\":" + std::to_string(c.crashed) + ",\"bad_request\":" + std::to_string(c.bad_requests) +
           ",\"handler_error\":" + std::to_string(c.handler_errors) +
@@ -133,6 +134,9 @@ std::string render_prometheus(const StatsSnapshot& s) {
   metric_header(out, "handoff_requests_abandoned_total", "counter",
                 "Requests dropped from the queue because their client left.");
   out += "handoff_requests_abandoned_total " + std::to_string(c.abandoned) + "\n";
+  metric_header(out, "handoff_handler_rss_recycles_total", "counter",
+                "Handlers replaced for growing past --handler-max-rss.");
+  out += "handoff_handler_rss_recycles_total " + std::to_string(c.rss_recycles) + "\n";
   metric_header(out, "handoff_requests_cancelled_total", "counter",
                 "Running requests whose client left before any answer; their handler was replaced.");
   out += "handoff_requests_cancelled_total " + std::to_string(c.cancelled) + "\n";

@@ -10,6 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d /tmp/handoff-conformance-XXXXXX)
 arguments=(--listen 127.0.0.1:0 --admin off --handlers 2)
 [ $# -ge 2 ] && arguments+=(--handler-cmd "$2")
+[ "$(id -u)" -eq 0 ] && arguments+=(--allow-root-handlers)  # As root (CI), the handlers run as root too.
 
 "$reactor" "${arguments[@]}" >"$work/stdout" 2>"$work/stderr" &
 pid=$!

@@ -15,8 +15,7 @@ namespace {
 using namespace std::chrono_literals;
 
 ProgramResult reactor(std::vector<std::string> arguments) {
-  arguments.insert(arguments.begin(), reactor_path());
-  return run_program(arguments, "", 20s);
+  return run_program(reactor_command(std::move(arguments)), "", 20s);
 }
 
 TEST(Cli, HelpExplainsEveryOption) {

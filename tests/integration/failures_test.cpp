@@ -179,7 +179,7 @@ TEST(Failures, OutOfDescriptorsTheReactorSaysSoOnceAndServesAgainWhenTheyCome) {
   // when no descriptor is left, and then reports a false "invalid vptr". The release build runs this test.
   GTEST_SKIP() << "UBSan cannot check virtual calls without a free descriptor";
 #endif
-  ReactorProcess reactor({"--handlers", "1"}, 48);
+  ReactorProcess reactor({"--handlers", "1", "--max-connections", "1000"}, 48);  // Past the limit: EMFILE.
   std::vector<Client> held;
   for (int i = 0; i < 60; ++i)
     held.emplace_back(reactor.host(), reactor.port());  // Some wait in the backlog.
@@ -279,9 +279,10 @@ TEST(Failures, AHandlerOfAnotherProtocolVersionIsKilledAndReplaced) {
 }
 
 TEST(Failures, AHandlerCommandThatNeverGetsReadyStopsTheReactorWithStatus1) {
-  const ProgramResult result = run_program({reactor_path(), "--listen", "127.0.0.1:0", "--admin", "off",
-                                            "--handlers", "2", "--handler-cmd", "/bin/false"},
-                                           "", 60s);
+  const ProgramResult result =
+      run_program(reactor_command({"--listen", "127.0.0.1:0", "--admin", "off", "--handlers", "2",
+                                   "--handler-cmd", "/bin/false"}),
+                  "", 60s);
   EXPECT_EQ(result.status, 1);
   EXPECT_NE(result.err.find("starting the next in"), std::string::npos) << result.err;
   EXPECT_NE(result.err.find("giving up"), std::string::npos) << result.err;

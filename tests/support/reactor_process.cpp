@@ -81,9 +81,16 @@ size_t count_descriptors(pid_t pid) {
   return count;
 }
 
+std::vector<std::string> reactor_command(std::vector<std::string> arguments) {
+  if (::geteuid() == 0) arguments.insert(arguments.begin(), "--allow-root-handlers");
+  arguments.insert(arguments.begin(), reactor_path());
+  return arguments;
+}
+
 ReactorProcess::ReactorProcess(std::vector<std::string> arguments, unsigned max_descriptors) {
-  bool has_listen = false, has_admin = false, admin_off = false;
+  bool has_listen = false, has_admin = false, admin_off = false, chooses_user = false;
   for (size_t i = 0; i < arguments.size(); ++i) {
+    chooses_user = chooses_user || arguments[i] == "--user" || arguments[i] == "--allow-root-handlers";
     has_listen = has_listen || arguments[i].starts_with("--listen");
     has_admin = has_admin || arguments[i].starts_with("--admin");
     admin_off = admin_off ||
@@ -91,6 +98,8 @@ ReactorProcess::ReactorProcess(std::vector<std::string> arguments, unsigned max_
                 arguments[i] == "--admin=off";
   }
   if (!has_listen) arguments.insert(arguments.begin(), {"--listen", "127.0.0.1:0"});
+  // Tests that run as root (CI does) run their handlers as root, as an operator would have to say.
+  if (::geteuid() == 0 && !chooses_user) arguments.insert(arguments.begin(), "--allow-root-handlers");
   if (!has_admin) arguments.insert(arguments.begin(), {"--admin", "127.0.0.1:0"});
   const size_t lines_expected = admin_off ? 1 : 2;
   arguments.insert(arguments.begin(), reactor_path());

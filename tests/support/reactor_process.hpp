@@ -94,6 +94,10 @@ struct ProgramResult {
 ProgramResult run_program(const std::vector<std::string>& argv, const std::string& input,
                           std::chrono::milliseconds timeout);
 
+// The reactor under test with arguments, as run_program takes it; run as root (CI), with
+// --allow-root-handlers, which the reactor then wants.
+std::vector<std::string> reactor_command(std::vector<std::string> arguments);
+
 // The path of the reactor under test (HANDOFF_REACTOR, set by meson).
 std::string reactor_path();
 
