@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "reactor/admin_guard.hpp"
 #include "reactor/config.hpp"
 #include "reactor/dispatcher.hpp"
 #include "reactor/protocol.hpp"
@@ -89,6 +90,12 @@ TEST(CommandLine, BadInputExitsWithStatus2AndSaysWhy) {
       {{"--request-timeout", "soon"}, "--request-timeout 'soon'"},
       {{"--max-queue", "-1"}, "--max-queue '-1'"},
       {{"--max-buffered-bytes", "1k"}, "--max-buffered-bytes must be at least the largest request"},
+      {{"--max-connections", "lots"}, "--max-connections 'lots'"},
+      {{"--handler-max-rss", "big"}, "--handler-max-rss 'big'"},
+      {{"--group", "staff"}, "--group needs --user"},
+      {{"--admin-token-file", "/nonexistent/token"},
+       "--admin-token-file '/nonexistent/token' cannot be read"},
+      {{"--admin-token-file", "/dev/null"}, "must be a token of 16 or more characters"},
   };
   for (const auto& [arguments, expected] : cases) {
     const auto parsed = parse(arguments);
@@ -115,6 +122,61 @@ TEST(CommandLine, OperationsOptions) {
   EXPECT_EQ(set.request_timeout, Milliseconds(250));
   EXPECT_EQ(set.idle_timeout, Milliseconds(120000));
   EXPECT_EQ(set.read_timeout, Milliseconds(3000));
+}
+
+TEST(CommandLine, HardeningOptions) {
+  const Config defaults = std::get<Config>(parse({}));
+  EXPECT_EQ(defaults.max_connections, 0u);  // Derived from the descriptor limit at start.
+  EXPECT_EQ(defaults.handler_max_rss, 0u);
+  EXPECT_FALSE(defaults.user);
+  EXPECT_FALSE(defaults.allow_root_handlers);
+  EXPECT_TRUE(defaults.admin_token.empty());
+  const Config set =
+      std::get<Config>(parse({"--max-connections", "500", "--handler-max-rss", "256m", "--user", "nobody",
+                              "--group", "nogroup", "--allow-root-handlers"}));
+  EXPECT_EQ(set.max_connections, 500u);
+  EXPECT_EQ(set.handler_max_rss, 256u << 20);
+  EXPECT_EQ(set.user, "nobody");
+  EXPECT_EQ(set.group, "nogroup");
+  EXPECT_TRUE(set.allow_root_handlers);
+}
+
+http::RequestHead admin_request(std::string method, std::vector<http::HeaderField> headers = {}) {
+  return {.method = std::move(method), .target = "/pool?size=2", .headers = std::move(headers)};
+}
+
+TEST(AdminGuard, WithoutATokenOnlyLoopbackPeersMayChangeAnything) {
+  EXPECT_FALSE(refusal_for_changes(admin_request("POST"), true, ""));
+  const std::optional<http::Response> remote = refusal_for_changes(admin_request("POST"), false, "");
+  ASSERT_TRUE(remote);
+  EXPECT_EQ(remote->status, 403);
+  EXPECT_FALSE(refusal_for_changes(admin_request("GET"), false, ""));  // Looking is not changing.
+}
+
+TEST(AdminGuard, WithATokenEveryChangeMustCarryIt) {
+  const std::string token = "0123456789abcdef-secret";
+  for (const bool loopback : {true, false}) {
+    EXPECT_FALSE(
+        refusal_for_changes(admin_request("POST", {{"Authorization", "Bearer " + token}}), loopback, token));
+    for (const std::string& wrong :
+         std::vector<std::string>{"", "Bearer", "Bearer " + token + "x", "Basic " + token,
+                                  "Bearer " + token.substr(0, token.size() - 1)}) {
+      const std::optional<http::Response> refused =
+          refusal_for_changes(admin_request("POST", {{"Authorization", wrong}}), loopback, token);
+      ASSERT_TRUE(refused) << wrong;
+      EXPECT_EQ(refused->status, 401);
+      EXPECT_NE(refused->extra_headers.find("WWW-Authenticate: Bearer"), std::string::npos);
+    }
+  }
+  EXPECT_FALSE(refusal_for_changes(admin_request("GET"), false, token));
+}
+
+TEST(AdminGuard, SecretsCompareWhole) {
+  EXPECT_TRUE(same_secret("abc", "abc"));
+  EXPECT_FALSE(same_secret("abd", "abc"));
+  EXPECT_FALSE(same_secret("ab", "abc"));
+  EXPECT_FALSE(same_secret("abcd", "abc"));
+  EXPECT_FALSE(same_secret("", "abc"));
 }
 
 TEST(CommandLine, HelpAndVersionExitWithStatus0) {
