@@ -66,9 +66,13 @@ void Frontend::accept(ipc::UniqueFd client) {
   connections_.emplace(id, std::move(connection));
   if (connections_.size() >= config_.max_connections && listener_) {
     // More clients wait in the listen backlog (TCP holds them, at no cost to the reactor) until one closes.
-    if (!at_capacity_)
+    // Said when it first happens and then at most every 10 s: under overload it happens at every accept.
+    const uint64_t now = uv_hrtime();
+    if (last_capacity_report_ns_ == 0 || now - last_capacity_report_ns_ >= kCapacityReportIntervalNs) {
       log_at(LogLevel::kWarn, "%zu connections open (--max-connections): new ones wait in the listen backlog",
              connections_.size());
+      last_capacity_report_ns_ = now;
+    }
     at_capacity_ = true;
     listener_->hold();
   }

@@ -91,6 +91,8 @@ class Frontend final : Connection::Events {
   std::unordered_map<ConnectionId, LoopOwned<Connection>> connections_;
   ConnectionId next_id_ = 1;
   bool at_capacity_ = false;  // --max-connections are open: the listener is held.
+  static constexpr uint64_t kCapacityReportIntervalNs = 10'000'000'000;
+  uint64_t last_capacity_report_ns_ = 0;
 };
 
 }  // namespace handoff::reactor

@@ -12,6 +12,8 @@ HANDOFF_BUILD_PACKAGES=(gcc g++ meson ninja-build pkg-config libuv1-dev libcxxop
 # (python3), check metrics with (promtool, from prometheus), load the status page in (chromium), and the
 # formatter every C++ file must satisfy (clang-format).
 HANDOFF_TEST_PACKAGES=(python3 netcat-openbsd curl wrk procps prometheus chromium clang-format)
+# And for fuzzing (tools/fuzz, fuzz/): clang with its libFuzzer and sanitizer runtimes.
+HANDOFF_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 
 # ensure_packages NAME... installs the named Debian packages that are not installed yet.
 ensure_packages() {
