@@ -63,7 +63,11 @@ class LineSession : ProtocolSession {
       if (partial.size() > limits_.max_request_bytes) return fail("request too large", 413);
       if (stream_.input_closed()) {
         // The client will send nothing more: a last line without its line end is still a request.
-        if (!partial.empty()) answer(partial);
+        if (!partial.empty()) {
+          const std::string line(partial);
+          stream_.consume(partial.size());
+          answer(line);
+        }
         return stream_.close();
       }
       if (!must_finish_first_line_ || partial.empty()) break;

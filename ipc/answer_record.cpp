@@ -20,7 +20,9 @@ T load(T& word) {
 
 std::error_code AnswerRecord::create(AnswerRecord& out) {
   AnswerRecord record;
-  if (auto error = MappedPage::create("handoff-answer-record", record.page_)) return error;
+  if (auto error = MappedPage::create("handoff-answer-record", MappedPage::Others::kMayWrite, record.page_)) {
+    return error;
+  }
   store(record.layout()->version, kAnswerRecordVersion);
   out = std::move(record);
   return {};

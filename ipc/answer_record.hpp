@@ -2,8 +2,9 @@
 
 // AnswerRecord: one page per handler, shared by the reactor and that handler alone, in which the handler
 // notes each answer just before it writes it: where in the hand-off's output the answer will end, its status,
-// and whether the connection goes on after it. The reactor reads the page only once the handler has died
-// with a connection it never reported back. If the socket has then sent exactly up to the end noted, the
+// and whether the connection goes on after it. The reactor reads the page once the handler has died with a
+// connection it never reported back, and, while it runs, to see whether it has begun an answer to a client that
+// left (a relaxed read: a stale one only delays a cancel). If the socket has then sent exactly up to the end noted, the
 // answer went out whole (the handler died between writing it and reporting it) and the connection can go on;
 // otherwise the answer was cut, or never begun. Without the page a handler killed right after writing would
 // cost the client its connection, and its next request an EOF instead of an answer.

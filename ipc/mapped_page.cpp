@@ -37,13 +37,21 @@ void MappedPage::unmap() {
   data_ = nullptr;
 }
 
-std::error_code MappedPage::create(const char* name, MappedPage& out) {
+std::error_code MappedPage::create(const char* name, Others others, MappedPage& out) {
   UniqueFd fd(::memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (!fd) return last_error();
   if (::ftruncate(fd.get(), kBytes) != 0) return last_error();
-  if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) return last_error();
   void* data = ::mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
   if (data == MAP_FAILED) return last_error();
+  // The size is final, so that nobody can shrink the page under its creator (SIGBUS); the future-write seal
+  // comes after the creator's own writable mapping, which it spares.
+  const int seals =
+      F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL | (others == Others::kReadOnly ? F_SEAL_FUTURE_WRITE : 0);
+  if (::fcntl(fd.get(), F_ADD_SEALS, seals) != 0) {
+    const std::error_code error = last_error();
+    ::munmap(data, kBytes);
+    return error;
+  }
   MappedPage page;
   page.fd_ = std::move(fd);
   page.data_ = data;

@@ -23,9 +23,14 @@ class MappedPage {
   MappedPage(const MappedPage&) = delete;
   MappedPage& operator=(const MappedPage&) = delete;
 
+  // Who may write the page besides its creator, through the descriptor it hands over.
+  enum class Others { kMayWrite, kReadOnly };
+
   // A new zeroed page named name (as /proc/PID/fd shows it), mapped writable; its descriptor is close-on-exec
-  // (a child gets it only where it is handed over). The failed call is returned as its errno.
-  static std::error_code create(const char* name, MappedPage& out);
+  // (a child gets it only where it is handed over). With kReadOnly the page is sealed against every write but
+  // through this mapping (F_SEAL_FUTURE_WRITE, memfd_create(2)): a process that inherits the descriptor can
+  // map it only read-only. The failed call is returned as its errno.
+  static std::error_code create(const char* name, Others others, MappedPage& out);
   // The page behind fd, mapped read-only or writable. fd is closed once mapped: code that the mapping process
   // starts does not inherit it.
   static std::error_code map(UniqueFd fd, bool writable, MappedPage& out);

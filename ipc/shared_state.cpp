@@ -6,7 +6,7 @@ namespace handoff::ipc {
 
 std::error_code SharedState::create(SharedState& out) {
   MappedPage page;
-  if (auto error = MappedPage::create("handoff-state", page)) return error;
+  if (auto error = MappedPage::create("handoff-state", MappedPage::Others::kReadOnly, page)) return error;
   SharedState state;
   state.page_ = std::move(page);
   std::atomic_ref<uint32_t>(state.layout()->version).store(kSharedStateVersion, std::memory_order_relaxed);

@@ -1,5 +1,8 @@
 #include "reactor/admin_guard.hpp"
 
+#include <algorithm>
+#include <cctype>
+
 namespace handoff::reactor {
 namespace {
 
@@ -50,8 +53,13 @@ std::optional<http::Response> refusal_for_changes(const http::RequestHead& head,
   if (head.method != "POST") return std::nullopt;
   if (!token.empty()) {
     const std::string_view authorization = head.header("authorization");
-    constexpr std::string_view kBearer = "Bearer ";
-    if (authorization.starts_with(kBearer) && same_secret(authorization.substr(kBearer.size()), token)) {
+    // The scheme's name is case-insensitive (RFC 9110 section 11.1).
+    constexpr std::string_view kBearer = "bearer ";
+    const bool bearer = authorization.size() > kBearer.size() &&
+                        std::equal(kBearer.begin(), kBearer.end(), authorization.begin(), [](char a, char b) {
+                          return a == std::tolower(static_cast<unsigned char>(b));
+                        });
+    if (bearer && same_secret(authorization.substr(kBearer.size()), token)) {
       return std::nullopt;
     }
     return http::Response{

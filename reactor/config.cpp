@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -337,14 +338,16 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
     if (result.count("admin-token-file")) {
       const std::string path = result["admin-token-file"].as<std::string>();
       std::ifstream file(path);
-      if (!file)
-        return usage_error("--admin-token-file '" + path + "' cannot be read: " + std::strerror(errno));
+      if (!file) return usage_error("--admin-token-file '" + path + "' cannot be read");
       std::getline(file, config.admin_token);
-      if (!config.admin_token.empty() && config.admin_token.back() == '\r') config.admin_token.pop_back();
+      // Header values lose their trailing blanks in the parser, so the token does too.
+      while (!config.admin_token.empty() &&
+             std::isspace(static_cast<unsigned char>(config.admin_token.back()))) {
+        config.admin_token.pop_back();
+      }
       if (config.admin_token.size() < 16) {
         return usage_error("--admin-token-file '" + path +
-                           "': its first line must be a token of 16 or more "
-                           "characters");
+                           "': its first line must be a token of 16 or more characters");
       }
     }
   } catch (const cxxopts::exceptions::exception& error) {

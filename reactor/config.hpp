@@ -49,7 +49,9 @@ struct Config {
   Milliseconds shutdown_timeout{30000};       // On SIGTERM, work still running after this is cut off.
 
   // Bounded resources: docs/operations.md, "Limits and sizing".
-  size_t max_connections = 0;  // Client connections open at once; 0: derived from the descriptor limit.
+  // Client connections open at once. 0 on the command line: derived from the descriptor limit at start
+  // (reactor/main.cpp); 0 here: no cap.
+  size_t max_connections = 0;
   size_t handler_max_rss = 0;  // A handler resident above this is recycled after its request; 0: no limit.
 
   // Least privilege: docs/operations.md, "Security".

@@ -32,6 +32,7 @@ class Connection {
     kIdle,   // No request began within --idle-timeout.
     kRead,   // A request began but was not complete within --read-timeout.
     kQueue,  // The request waited longer than --queue-timeout for a handler.
+    kLeft,   // The client left while its request ran, and the time set by remind_left_after has passed.
   };
 
   class Events {
@@ -77,6 +78,8 @@ class Connection {
   // A handler serves the request from now on; a client that leaves meanwhile is reported (on_client_left),
   // by the same rule as in the queue.
   void watch_while_served();
+  // The client left while its request runs: on_expired(kLeft) after delay, unless the handler is done first.
+  void remind_left_after(Milliseconds delay) { expire_after(delay, Expiry::kLeft); }
 
   // For the access log and the queue-wait histogram.
   void set_peer(std::string peer) { peer_ = std::move(peer); }

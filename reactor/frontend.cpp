@@ -64,7 +64,7 @@ void Frontend::accept(ipc::UniqueFd client) {
                                                 static_cast<Connection::Events&>(*this));
   if (config_.access_log) connection->set_peer(peer);
   connections_.emplace(id, std::move(connection));
-  if (connections_.size() >= config_.max_connections && listener_) {
+  if (config_.max_connections != 0 && connections_.size() >= config_.max_connections && listener_) {
     // More clients wait in the listen backlog (TCP holds them, at no cost to the reactor) until one closes.
     // Said when it first happens and then at most every 10 s: under overload it happens at every accept.
     const uint64_t now = uv_hrtime();
@@ -169,7 +169,14 @@ void Frontend::resume(Connection& connection, std::string unconsumed) {
 // The client of a connection that a handler serves has gone: if the handler still computes the answer, nobody
 // will read it, and the handler is replaced rather than left to finish. One that has begun writing an answer
 // (noted in its record, or on the wire) is about to report, and is let be.
-void Frontend::cancel_unanswered(HandlerProcess& handler, const Connection& connection) {
+void Frontend::cancel_unanswered(HandlerProcess& handler, Connection& connection) {
+  // A request that ends soon is cheaper to let finish than a handler to start again, and a cancel storm of
+  // short requests must not turn into a storm of process starts: only work that has run a while is cancelled.
+  const auto running = Milliseconds((uv_hrtime() - handler.request_started_ns()) / 1'000'000);
+  if (running < kCancelAfter) {
+    connection.remind_left_after(kCancelAfter - running);
+    return;
+  }
   const std::optional<ipc::NotedAnswer> noted = handler.last_noted_answer(connection.id());
   const bool answering = noted && noted->answer_end > handler.answered_bytes();
   if (answering || connection.sent_after(handler.answered_bytes(), 0) != Connection::Sent::kReported) return;
@@ -208,7 +215,8 @@ void Frontend::answer_orphan(ConnectionId id, const HandlerProcess& handler) {
         return;
       }
       // The handler held a pipelined request it never answered: it gets the error, then the connection ends.
-      if (pending) {
+      // After an answer that ended the connection, nothing more is written.
+      if (pending && (noted->flags & ipc::kAnswerEndsConnection) == 0) {
         count_refusal(connection, refusal, handler.pid());
         connection.refuse(refusal);
       }
@@ -238,6 +246,11 @@ void Frontend::on_expired(Connection& connection, Connection::Expiry expiry) {
   switch (expiry) {
     case Connection::Expiry::kIdle: close_connection(connection.id()); break;
     case Connection::Expiry::kRead: refuse(connection, Refusal::kReadTimeout); break;
+    case Connection::Expiry::kLeft:
+      if (const std::optional<HandlerId> serving = dispatcher_.handler_of(connection.id())) {
+        cancel_unanswered(pool_.at(*serving), connection);
+      }
+      break;
     case Connection::Expiry::kQueue:
       dispatcher_.connection_gone(connection.id());
       refuse(connection, Refusal::kBusy);

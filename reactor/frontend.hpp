@@ -73,7 +73,9 @@ class Frontend final : Connection::Events {
   void resume(Connection& connection, std::string unconsumed);
   // Closes the reactor's copy (Connection::close) and accepts again if --max-connections had held it.
   void close_connection(ConnectionId id);
-  void cancel_unanswered(HandlerProcess& handler, const Connection& connection);
+  void cancel_unanswered(HandlerProcess& handler, Connection& connection);
+  // How long a request whose client left runs before it is cancelled.
+  static constexpr Milliseconds kCancelAfter{20};
   // Counts an answer to connection (null when it is closed already) and writes its access log line.
   void record_answer(Connection* connection, const HandlerProcess& handler, int status, double service_ms);
   void refuse(Connection& connection, Refusal refusal);

@@ -73,6 +73,7 @@ std::error_code HandlerPool::spawn(std::optional<HandlerId> replaces, bool for_r
 }
 
 void HandlerPool::on_handler_ready(HandlerProcess& handler) {
+  if (handler.exited()) return;  // A hello read after its exit: on_handler_exited follows.
   any_handler_ready_ = true;
   if (replacing_.contains(handler.id())) take_over(handler);
   offer(handler);
@@ -253,7 +254,9 @@ void HandlerPool::schedule_respawn(bool started_badly) {
 // process now and then, never the machine's memory. Its size is read after each request only when the option
 // is set (three system calls on /proc).
 void HandlerPool::retire_if_worn(HandlerProcess& handler) {
-  if (handler.retiring() || phase_ != Phase::kServing || uv_is_active(as_handle(&respawn_timer_))) return;
+  if (handler.exited() || handler.retiring() || phase_ != Phase::kServing ||
+      uv_is_active(as_handle(&respawn_timer_)))
+    return;
   const HandlerId id = handler.id();
   const bool replacing = std::any_of(replacing_.begin(), replacing_.end(),
                                      [id](const auto& entry) { return entry.second.old == id; });

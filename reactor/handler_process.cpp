@@ -297,6 +297,11 @@ void HandlerProcess::break_off(std::string why) {
   }
 }
 
+void HandlerProcess::cancel() {
+  cancelled_ = true;
+  kill_for("its client left before the answer: the request is cancelled");
+}
+
 void HandlerProcess::kill_for(std::string reason) {
   if (kill_reason_.empty()) kill_reason_ = std::move(reason);
   kill(SIGKILL);

@@ -69,10 +69,7 @@ class HandlerProcess {
   }
   // Kills the handler because the client of its request left before any answer began (counted apart from
   // crashes, and no sign of a bad start).
-  void cancel() {
-    cancelled_ = true;
-    kill_for("its client left before the answer: the request is cancelled");
-  }
+  void cancel();
   bool cancelled() const { return cancelled_; }
   // Whether the process was killed for exceeding --request-timeout.
   bool timed_out() const { return timed_out_; }

@@ -6,8 +6,10 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <cerrno>
 #include <climits>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <variant>
 
@@ -30,17 +32,23 @@ std::string default_handler_command() {
 
 // Every idle connection costs a descriptor: the soft limit is raised to the hard one, and --max-connections,
 // unless given, leaves room below it for the reactor's own descriptors: two per handler (its channel and its
-// answer record), the listeners, the loop's, admin connections and a margin.
+// answer record), twice that while a reload or a recycling runs old and new side by side, the listeners, the
+// loop's, admin connections, connections lingering at close, and a margin.
 void use_every_descriptor(handoff::reactor::Config& config) {
   using handoff::reactor::LogLevel;
   rlimit files{};
-  if (::getrlimit(RLIMIT_NOFILE, &files) != 0) return;
+  if (::getrlimit(RLIMIT_NOFILE, &files) != 0) {
+    handoff::reactor::log_at(LogLevel::kWarn,
+                             "getrlimit(RLIMIT_NOFILE): %s; --max-connections stays as given",
+                             std::strerror(errno));
+    return;
+  }
   const rlim_t before = files.rlim_cur;
   if (files.rlim_cur < files.rlim_max) {
     files.rlim_cur = files.rlim_max;
     if (::setrlimit(RLIMIT_NOFILE, &files) != 0) files.rlim_cur = before;
   }
-  const rlim_t reserved = 64 + 2 * static_cast<rlim_t>(config.max_handlers);
+  const rlim_t reserved = 64 + 4 * static_cast<rlim_t>(config.max_handlers);
   if (config.max_connections == 0) {
     config.max_connections = files.rlim_cur > reserved + 16 ? files.rlim_cur - reserved : 16;
   }

@@ -33,6 +33,12 @@ std::error_code Server::start() {
       return std::make_error_code(std::errc::invalid_argument);
     }
     run_as = std::get<Identity>(resolved);
+    if (run_as->uid == 0 && !config_.allow_root_handlers) {
+      log_at(LogLevel::kError,
+             "--user '%s' is root: handlers would run as root; give --allow-root-handlers for that",
+             config_.user->c_str());
+      return std::make_error_code(std::errc::operation_not_permitted);
+    }
   }
   // The ports are bound first, as whoever started the reactor (root may bind ports below 1024); then the
   // reactor drops to --user, and only then starts the handlers.

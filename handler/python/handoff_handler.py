@@ -48,6 +48,7 @@ _STATE_VERSION = 2
 _RECORD = struct.Struct("=IIQQII")
 _RECORD_VERSION = 1
 _ANSWER_ENDS_CONNECTION, _ANSWER_INPUT_PENDING = 1, 2
+_PAGE_BYTES = 4096  # Of the state page and the answer record (ipc/mapped_page.hpp), whatever the MMU's page.
 _FD_SIZE = struct.calcsize("i")  # A descriptor in an SCM_RIGHTS message.
 
 
@@ -56,7 +57,7 @@ def _map_reactor_state(fd):
     if fd is None:
         return None
     with open(int(fd), "rb") as page:  # Closed once mapped: code the handler starts does not inherit it.
-        state = mmap.mmap(page.fileno(), mmap.PAGESIZE, prot=mmap.PROT_READ)
+        state = mmap.mmap(page.fileno(), _PAGE_BYTES, prot=mmap.PROT_READ)
     if _STATE.unpack_from(state, 0)[0] != _STATE_VERSION:
         raise SystemExit("handler: the reactor's state page has an unknown version")
     return state
@@ -67,7 +68,7 @@ def _map_answer_record(fd):
     if fd is None:
         return None
     with open(int(fd), "r+b") as page:  # Closed once mapped, as the state page.
-        record = mmap.mmap(page.fileno(), mmap.PAGESIZE)
+        record = mmap.mmap(page.fileno(), _PAGE_BYTES)
     if _RECORD.unpack_from(record, 0)[0] != _RECORD_VERSION:
         raise SystemExit("handler: the reactor's answer record has an unknown version")
     return record
@@ -263,9 +264,9 @@ class _Stream:
             struct.pack_into("=I", self.record, 24, status)
             struct.pack_into("=I", self.record, 4, flags)
             struct.pack_into("=Q", self.record, 16, self.written + len(data))
-        self._write(data)
         if status:
-            self.status = status
+            self.status = status  # Reported even when the write times out, as the C++ library does.
+        self._write(data)
 
     def _write(self, data):
         """Writes all of data within the write timeout in all, however slowly the client reads."""

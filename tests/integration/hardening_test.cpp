@@ -80,6 +80,14 @@ TEST(LeastPrivilege, AnUnknownUserStopsTheReactorAtStart) {
   EXPECT_NE(result.err.find("--user 'no-such-user-here': no such user"), std::string::npos) << result.err;
 }
 
+TEST(LeastPrivilege, UserRootStillNeedsAllowRootHandlers) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  const ProgramResult result =
+      run_program({reactor_path(), "--listen", "127.0.0.1:0", "--admin", "off", "--user", "root"}, "", 10s);
+  EXPECT_EQ(result.status, 1);
+  EXPECT_NE(result.err.find("--user 'root' is root"), std::string::npos) << result.err;
+}
+
 // --- Bounded resources ---
 
 // With a low descriptor limit, the reactor used to run into EMFILE and pause and retry its accepts ten times

@@ -2,6 +2,7 @@
 // process and across fork.
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -13,6 +14,7 @@
 #include "ipc/answer_record.hpp"
 #include "ipc/blocking_channel.hpp"
 #include "ipc/frame_decoder.hpp"
+#include "ipc/shared_state.hpp"
 #include "ipc/socket_io.hpp"
 #include "ipc/wire.hpp"
 #include "tests/support/descriptors.hpp"
@@ -332,6 +334,21 @@ TEST(AnswerRecord, ItsSizeIsSealedAgainstAHandlerThatWouldShrinkIt) {
   ASSERT_FALSE(AnswerRecord::create(record));
   EXPECT_NE(::ftruncate(record.descriptor(), 0), 0);
   EXPECT_EQ(errno, EPERM);
+}
+
+// Handlers inherit the state page's descriptor: through it they could map the page writable and set
+// "draining" or "waiting" for every other handler. The page is sealed against all but the reactor's writes.
+TEST(SharedState, AHandlerCanMapItOnlyReadOnly) {
+  SharedState reactor_side;
+  ASSERT_FALSE(SharedState::create(reactor_side));
+  void* writable = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, reactor_side.descriptor(), 0);
+  EXPECT_EQ(writable, MAP_FAILED);
+  EXPECT_EQ(errno, EPERM);
+  EXPECT_EQ(::write(reactor_side.descriptor(), "x", 1), -1);
+  reactor_side.set_draining();  // The reactor's own mapping still writes.
+  SharedState handler_side;
+  ASSERT_FALSE(SharedState::map_read_only(UniqueFd(::dup(reactor_side.descriptor())), handler_side));
+  EXPECT_TRUE(handler_side.draining());
 }
 
 }  // namespace
