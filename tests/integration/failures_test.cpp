@@ -136,7 +136,10 @@ TEST(Failures, HandlersRetireAfterMaxRequestsWithoutFailingOne) {
   // waiting for a handler to start: each handler answers at least three requests, maybe more.
   std::vector<pid_t> pids;
   std::map<pid_t, int> served;
-  for (int i = 0; i < 1000 && served.size() < 3; ++i) {
+  // Requests go on until the third handler answers (a replacement may take a while to start under a loaded
+  // sanitizer build), for 30 s at most.
+  const Clock::time_point deadline = Clock::now() + 30s;
+  for (int i = 0; Clock::now() < deadline && served.size() < 3; ++i) {
     Client client(reactor.host(), reactor.port());
     pids.push_back(pid_of(client));
     ASSERT_GT(pids.back(), 0) << "request " << i;
