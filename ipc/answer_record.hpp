@@ -3,11 +3,11 @@
 // AnswerRecord: one page per handler, shared by the reactor and that handler alone, in which the handler
 // notes each answer just before it writes it: where in the hand-off's output the answer will end, its status,
 // and whether the connection goes on after it. The reactor reads the page once the handler has died with a
-// connection it never reported back, and, while it runs, to see whether it has begun an answer to a client that
-// left (a relaxed read: a stale one only delays a cancel). If the socket has then sent exactly up to the end noted, the
-// answer went out whole (the handler died between writing it and reporting it) and the connection can go on;
-// otherwise the answer was cut, or never begun. Without the page a handler killed right after writing would
-// cost the client its connection, and its next request an EOF instead of an answer.
+// connection it never reported back, and, while it runs, to see whether it has begun an answer to a client
+// that left (a relaxed read: a stale one only delays a cancel). If the socket has then sent exactly up to the
+// end noted, the answer went out whole (the handler died between writing it and reporting it) and the
+// connection can go on; otherwise the answer was cut, or never begun. Without the page a handler killed right
+// after writing would cost the client its connection, and its next request an EOF instead of an answer.
 //
 // The reactor creates the page (a memfd) for each handler, which inherits it at descriptor 5
 // (HANDOFF_RECORD_FD) and maps it writable. A handler can write nonsense there, but only about its own
