@@ -31,6 +31,12 @@ void metric_header(std::string& out, const char* name, const char* type, const c
   out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
 }
 
+// A metric of one sample without labels: its header and its value.
+void metric(std::string& out, const char* name, const char* type, const char* help, uint64_t value) {
+  metric_header(out, name, type, help);
+  out += std::string(name) + " " + std::to_string(value) + "\n";
+}
+
 void histogram_text(std::string& out, const char* name, const char* help, const LatencyHistogram& histogram) {
   metric_header(out, name, "histogram", help);
   const auto cumulative = histogram.cumulative();
@@ -88,30 +94,24 @@ std::string render_stats_json(const StatsSnapshot& s) {
 std::string render_prometheus(const StatsSnapshot& s) {
   const Counters& c = s.metrics->counters;
   std::string out;
-  metric_header(out, "handoff_up", "gauge", "1 while the reactor serves, 0 while it drains or stops.");
-  out += std::string("handoff_up ") + (s.status == "serving" ? "1" : "0") + "\n";
+  metric(out, "handoff_up", "gauge", "1 while the reactor serves, 0 while it drains or stops.",
+         s.status == "serving" ? 1 : 0);
   metric_header(out, "handoff_handlers", "gauge", "Handler processes by state.");
   for (const auto& [state, count] :
        {std::pair{"idle", s.idle}, {"busy", s.busy}, {"starting", s.starting}, {"retiring", s.retiring}}) {
     out += std::string("handoff_handlers{state=\"") + state + "\"} " + std::to_string(count) + "\n";
   }
-  metric_header(out, "handoff_handlers_target", "gauge", "The pool size the reactor keeps.");
-  out += "handoff_handlers_target " + std::to_string(s.target_handlers) + "\n";
-  metric_header(out, "handoff_queue_length", "gauge", "Requests waiting for a handler.");
-  out += "handoff_queue_length " + std::to_string(s.queue_length) + "\n";
-  metric_header(out, "handoff_queue_length_max", "gauge", "The longest the queue has been.");
-  out += "handoff_queue_length_max " + std::to_string(s.metrics->longest_queue) + "\n";
-  metric_header(out, "handoff_open_connections", "gauge", "Client connections open now.");
-  out += "handoff_open_connections " + std::to_string(s.open_connections) + "\n";
-  metric_header(out, "handoff_buffered_bytes", "gauge", "Bytes of requests read and not handed off yet.");
-  out += "handoff_buffered_bytes " + std::to_string(s.buffered_bytes) + "\n";
-  metric_header(out, "handoff_paused_connections", "gauge",
-                "Connections not read from because --max-buffered-bytes is reached.");
-  out += "handoff_paused_connections " + std::to_string(s.paused_connections) + "\n";
-  metric_header(out, "handoff_connections_accepted_total", "counter", "Client connections accepted.");
-  out += "handoff_connections_accepted_total " + std::to_string(c.accepted) + "\n";
-  metric_header(out, "handoff_requests_total", "counter", "Requests answered by handlers.");
-  out += "handoff_requests_total " + std::to_string(c.requests) + "\n";
+  metric(out, "handoff_handlers_target", "gauge", "The pool size the reactor keeps.", s.target_handlers);
+  metric(out, "handoff_queue_length", "gauge", "Requests waiting for a handler.", s.queue_length);
+  metric(out, "handoff_queue_length_max", "gauge", "The longest the queue has been.",
+         s.metrics->longest_queue);
+  metric(out, "handoff_open_connections", "gauge", "Client connections open now.", s.open_connections);
+  metric(out, "handoff_buffered_bytes", "gauge", "Bytes of requests read and not handed off yet.",
+         s.buffered_bytes);
+  metric(out, "handoff_paused_connections", "gauge",
+         "Connections not read from because --max-buffered-bytes is reached.", s.paused_connections);
+  metric(out, "handoff_connections_accepted_total", "counter", "Client connections accepted.", c.accepted);
+  metric(out, "handoff_requests_total", "counter", "Requests answered by handlers.", c.requests);
   metric_header(out, "handoff_errors_total", "counter", "Requests that ended in an error, by kind.");
   for (const auto& [kind, count] : {std::pair{"busy", c.busy},
                                     {"timeout", c.timeouts},
@@ -123,23 +123,17 @@ std::string render_prometheus(const StatsSnapshot& s) {
                                     {"shutting_down", c.shutting_down}}) {
     out += std::string("handoff_errors_total{kind=\"") + kind + "\"} " + std::to_string(count) + "\n";
   }
-  metric_header(out, "handoff_handler_respawns_total", "counter",
-                "Handlers started to replace ones that exited.");
-  out += "handoff_handler_respawns_total " + std::to_string(c.respawns) + "\n";
-  metric_header(out, "handoff_handler_exits_total", "counter", "Handler processes that exited.");
-  out += "handoff_handler_exits_total " + std::to_string(c.handler_exits) + "\n";
-  metric_header(out, "handoff_reloads_failed_total", "counter",
-                "Reloads abandoned because their new handlers did not start.");
-  out += "handoff_reloads_failed_total " + std::to_string(c.failed_reloads) + "\n";
-  metric_header(out, "handoff_requests_abandoned_total", "counter",
-                "Requests dropped from the queue because their client left.");
-  out += "handoff_requests_abandoned_total " + std::to_string(c.abandoned) + "\n";
-  metric_header(out, "handoff_handler_rss_recycles_total", "counter",
-                "Handlers replaced for growing past --handler-max-rss.");
-  out += "handoff_handler_rss_recycles_total " + std::to_string(c.rss_recycles) + "\n";
-  metric_header(out, "handoff_requests_cancelled_total", "counter",
-                "Running requests whose client left before any answer; their handler was replaced.");
-  out += "handoff_requests_cancelled_total " + std::to_string(c.cancelled) + "\n";
+  metric(out, "handoff_handler_respawns_total", "counter", "Handlers started to replace ones that exited.",
+         c.respawns);
+  metric(out, "handoff_handler_exits_total", "counter", "Handler processes that exited.", c.handler_exits);
+  metric(out, "handoff_reloads_failed_total", "counter",
+         "Reloads abandoned because their new handlers did not start.", c.failed_reloads);
+  metric(out, "handoff_requests_abandoned_total", "counter",
+         "Requests dropped from the queue because their client left.", c.abandoned);
+  metric(out, "handoff_handler_rss_recycles_total", "counter",
+         "Handlers replaced for growing past --handler-max-rss.", c.rss_recycles);
+  metric(out, "handoff_requests_cancelled_total", "counter",
+         "Running requests whose client left before any answer; their handler was replaced.", c.cancelled);
   histogram_text(out, "handoff_queue_wait_seconds", "Time a complete request waited for a handler.",
                  s.metrics->queue_wait);
   histogram_text(out, "handoff_service_seconds", "Time a handler worked on a request.", s.metrics->service);

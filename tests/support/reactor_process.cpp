@@ -81,6 +81,11 @@ size_t count_descriptors(pid_t pid) {
   return count;
 }
 
+bool use_up_descriptors(const ReactorProcess& reactor, std::vector<Client>& held) {
+  for (int i = 0; i < 60; ++i) held.emplace_back(reactor.host(), reactor.port());
+  return reactor.wait_for_log("pausing accepts", 5s);
+}
+
 std::vector<std::string> reactor_command(std::vector<std::string> arguments) {
   if (::geteuid() == 0) arguments.insert(arguments.begin(), "--allow-root-handlers");
   arguments.insert(arguments.begin(), reactor_path());

@@ -94,6 +94,12 @@ struct ProgramResult {
 ProgramResult run_program(const std::vector<std::string>& argv, const std::string& input,
                           std::chrono::milliseconds timeout);
 
+// Running the reactor out of descriptors: start it with kFewDescriptors (and a --max-connections above that,
+// so that it does run out), then use_up_descriptors connects clients into held until the reactor says it
+// paused accepting (some clients wait in the backlog); false if it never does within 5 s.
+inline constexpr unsigned kFewDescriptors = 48;
+bool use_up_descriptors(const ReactorProcess& reactor, std::vector<Client>& held);
+
 // The reactor under test with arguments, as run_program takes it; run as root (CI), with
 // --allow-root-handlers, which the reactor then wants.
 std::vector<std::string> reactor_command(std::vector<std::string> arguments);

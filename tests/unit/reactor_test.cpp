@@ -169,6 +169,9 @@ TEST(AdminGuard, WithATokenEveryChangeMustCarryIt) {
     }
   }
   EXPECT_FALSE(refusal_for_changes(admin_request("GET"), false, token));
+  // The scheme's name is case-insensitive (RFC 9110 section 11.1); the token is not.
+  EXPECT_FALSE(
+      refusal_for_changes(admin_request("POST", {{"Authorization", "bearer " + token}}), false, token));
 }
 
 TEST(AdminGuard, SecretsCompareWhole) {
