@@ -1,5 +1,6 @@
 #include "reactor/connection.hpp"
 
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -32,25 +33,38 @@ std::string printable_first_line(std::string_view head) {
 }  // namespace
 
 Connection::Connection(uv_loop_t* loop, ConnectionId id, ipc::UniqueFd socket, const Config& config,
-                       ReadBudget& budget, Events& events)
+                       ReadBudget& budget, SocketPoller& poller, Events& events)
     : id_(id),
       socket_(std::move(socket)),
       config_(config),
       events_(events),
+      poller_(poller),
       framing_({.max_head_bytes = config.max_head_bytes, .max_body_bytes = config.max_request_bytes}),
       budget_(budget) {
-  uv_poll_init(loop, &poll_, socket_.get());
   uv_timer_init(loop, &timer_);
-  poll_.data = timer_.data = this;
-  watch();
+  timer_.data = this;
+  // Added, the socket reports at once the bytes a client sent before it was accepted.
+  polled_ = !poller_.add(socket_.get(), *this, key_);
+  if (polled_) watch();
+}
+
+// One edge, read by the state the connection is in. Plain input while the request waits or runs is the
+// handler's (or pipelined): only the client's end is of interest then.
+void Connection::on_socket_event(uint32_t events) {
+  if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) hangup_seen_ = true;
+  if (draining_) {
+    drain_and_close();
+  } else if (watching_) {
+    if (!paused_) read_request();
+  } else if (watching_for_leaving_ && hangup_seen_) {
+    check_client_left();
+  }
 }
 
 void Connection::watch() {
   watching_ = true;
   expire_after(received_.empty() ? config_.idle_timeout : config_.read_timeout,
                received_.empty() ? Expiry::kIdle : Expiry::kRead);
-  uv_poll_start(&poll_, UV_READABLE,
-                [](uv_poll_t* poll, int, int) { static_cast<Connection*>(poll->data)->read_request(); });
 }
 
 void Connection::unwatch() {
@@ -58,7 +72,6 @@ void Connection::unwatch() {
   watching_ = paused_ = false;
   budget_.stop_reading(id_);
   stop_timer();
-  uv_poll_stop(&poll_);
 }
 
 void Connection::expire_after(Milliseconds timeout, Expiry expiry) {
@@ -116,57 +129,65 @@ void Connection::account_received() {
   budgeted_bytes_ = received_.size();
 }
 
+// The edge of the bytes that waited meanwhile may be spent: the read happens in a later turn of the loop
+// (a look again), never inside the budget's bookkeeping that called this.
 bool Connection::resume_reading() {
   if (!paused_) return false;
   paused_ = false;
-  uv_poll_start(&poll_, UV_READABLE,
-                [](uv_poll_t* poll, int, int) { static_cast<Connection*>(poll->data)->read_request(); });
+  poller_.look_again(key_);
   return true;
 }
 
 void Connection::read_request() {
-  if (!budget_.may_read(id_)) {
-    // Back-pressure: no reading until handlers take requests and free bytes. The timer runs on.
-    paused_ = true;
-    uv_poll_stop(&poll_);
-    return;
-  }
-  char chunk[kReadChunkBytes];
-  const size_t room = std::min(sizeof(chunk), read_cap() - received_.size());
-  const ssize_t got = ::read(socket_.get(), chunk, room);
-  if (got < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
-    // ECONNRESET and friends: nothing can be answered any more.
-    input_closed_ = true;
-    unwatch();
-    events_.on_client_left(*this);
-    return;
-  }
-  if (got == 0) {
-    input_closed_ = true;
-    unwatch();
-    if (received_.empty()) {
-      events_.on_client_left(*this);
-    } else {
-      // A last line without its line end is still a request; an HTTP request cut short is refused (400).
-      if (protocol_ == Protocol::kHttp) framing_.finish();
+  switch (read_available()) {
+    case Input::kWouldBlock:
+    case Input::kPaused: return;
+    case Input::kReady:
+      unwatch();
       ready_at_ns_ = uv_hrtime();
       events_.on_request_ready(*this);
-    }
-    return;
+      return;
+    case Input::kLeft:
+      unwatch();
+      events_.on_client_left(*this);
+      return;
   }
-  const bool first_bytes = received_.empty();
-  received_.append(chunk, got);
-  account_received();
-  if (protocol_ == Protocol::kUnknown) protocol_ = detect_protocol(received_);
-  frame_received();
-  if (request_ready()) {
-    unwatch();
-    ready_at_ns_ = uv_hrtime();
-    events_.on_request_ready(*this);
-  } else if (first_bytes) {
+}
+
+// Reads until the socket would block (the contract of an edge), the request is ready, or the budget is spent.
+// Bytes behind a complete request stay in the socket: they are the next request's, and may be the handler's
+// to read. The timer moves from idle to --read-timeout with the first byte of a request.
+Connection::Input Connection::read_available() {
+  for (;;) {
+    if (!budget_.may_read(id_)) {
+      // Back-pressure: no reading until handlers take requests and free bytes. The timer runs on.
+      paused_ = true;
+      return Input::kPaused;
+    }
+    char chunk[kReadChunkBytes];
+    const size_t room = std::min(sizeof(chunk), read_cap() - received_.size());
+    const ssize_t got = ::read(socket_.get(), chunk, room);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return Input::kWouldBlock;
+      input_closed_ = true;  // ECONNRESET and friends: nothing can be answered any more.
+      return Input::kLeft;
+    }
+    if (got == 0) {
+      input_closed_ = true;
+      if (received_.empty()) return Input::kLeft;
+      // A last line without its line end is still a request; an HTTP request cut short is refused (400).
+      if (protocol_ == Protocol::kHttp) framing_.finish();
+      return Input::kReady;
+    }
+    const bool first_bytes = received_.empty();
+    received_.append(chunk, got);
+    account_received();
+    if (protocol_ == Protocol::kUnknown) protocol_ = detect_protocol(received_);
+    frame_received();
+    if (request_ready()) return Input::kReady;
     // A request has begun: from now on the client has --read-timeout to finish it.
-    expire_after(config_.read_timeout, Expiry::kRead);
+    if (first_bytes) expire_after(config_.read_timeout, Expiry::kRead);
   }
 }
 
@@ -187,30 +208,27 @@ void Connection::watch_while_served() {
   watch_for_leaving();
 }
 
-// Only EPOLLRDHUP is asked for (epoll reports errors and hang-ups anyway): bytes the client sends meanwhile
-// do not wake the loop, and a handler may be reading them.
+// Only the client's end counts (EPOLLRDHUP, EPOLLHUP, EPOLLERR): bytes the client sends meanwhile are
+// pipelined, and a handler may be reading them. An end that came with the request's last bytes had its edge
+// while the request was read, so it is looked at again now.
 void Connection::watch_for_leaving() {
   if (input_closed_) return;
   watching_for_leaving_ = true;
-  uv_poll_start(&poll_, UV_DISCONNECT, [](uv_poll_t* poll, int status, int) {
-    static_cast<Connection*>(poll->data)->check_client_left(status);
-  });
+  if (hangup_seen_) poller_.look_again(key_);
 }
 
 void Connection::stop_watching_for_leaving() {
-  if (!watching_for_leaving_) return;
   watching_for_leaving_ = false;
-  uv_poll_stop(&poll_);
 }
 
 // A reset or an error means the client is gone. EOF means it sends nothing more: over HTTP a client that
 // closes while its request waits or runs has given up on it (as nginx takes it); on the line protocol EOF
 // after the requests is how `nc -N` ends its input, and the request is still answered. Bytes behind the
 // request (pipelining) say the client is there. Peeking takes nothing from a handler reading the socket.
-void Connection::check_client_left(int status) {
+void Connection::check_client_left() {
   char byte;
-  const ssize_t got = status < 0 ? -1 : ::recv(socket_.get(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  const bool nothing_yet = got < 0 && status >= 0 && (errno == EAGAIN || errno == EINTR);
+  const ssize_t got = ::recv(socket_.get(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  const bool nothing_yet = got < 0 && (errno == EAGAIN || errno == EINTR);
   stop_watching_for_leaving();
   if (got > 0 || nothing_yet) return;
   input_closed_ = true;
@@ -249,6 +267,15 @@ Connection::Resume Connection::resume(std::string unconsumed) {
   }
   if (input_closed_) return Resume::kClientLeft;
   watch();
+  switch (read_available()) {
+    case Input::kWouldBlock:
+    case Input::kPaused: return Resume::kWatching;
+    case Input::kReady:
+      unwatch();
+      ready_at_ns_ = uv_hrtime();
+      return Resume::kReady;
+    case Input::kLeft: unwatch(); return Resume::kClientLeft;
+  }
   return Resume::kWatching;
 }
 
@@ -287,15 +314,15 @@ void Connection::close() {
   account_received();
   budget_.stop_reading(id_);
   stop_timer();
-  if (!has_unread_input() || ::shutdown(socket_.get(), SHUT_WR) != 0) {
+  if (!polled_ || !has_unread_input() || ::shutdown(socket_.get(), SHUT_WR) != 0) {
     close_handles();
     return;
   }
-  uv_poll_start(&poll_, UV_READABLE,
-                [](uv_poll_t* poll, int, int) { static_cast<Connection*>(poll->data)->drain_and_close(); });
+  draining_ = true;
   uv_timer_start(
       &timer_, [](uv_timer_t* timer) { static_cast<Connection*>(timer->data)->close_handles(); }, kLingerMs,
       0);
+  drain_and_close();  // The edge of the input that waits is spent.
 }
 
 bool Connection::has_unread_input() const {
@@ -314,12 +341,15 @@ void Connection::drain_and_close() {
     close_handles();  // EOF or an error: the client has closed too.
     return;
   }
+  poller_.look_again(key_);  // Not drained yet, and no edge may come for what is left.
 }
 
-// The socket closes with the object, after its poll handle.
+// The socket leaves the poller first, then closes with the object, after its timer.
 void Connection::close_handles() {
-  if (uv_is_closing(as_handle(&poll_))) return;
-  CloseOnLoop::close_then_delete(this, {as_handle(&poll_), as_handle(&timer_)});
+  if (uv_is_closing(as_handle(&timer_))) return;
+  if (polled_) poller_.remove(socket_.get(), key_);
+  polled_ = false;
+  CloseOnLoop::close_then_delete(this, {as_handle(&timer_)});
 }
 
 }  // namespace handoff::reactor

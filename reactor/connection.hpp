@@ -4,9 +4,11 @@
 // requests the reactor watches it and reads the next whole request itself — a line, or an HTTP head and its
 // body (RequestFraming) — so that a slow client never holds a handler; while a handler serves it, the reactor
 // keeps its copy of the socket and reads nothing from it (one descriptor, one reader at a time), but watches
-// for the client leaving (EPOLLRDHUP, errors), so that work nobody will read can be cancelled. Its one timer
-// guards whichever wait the connection is in: idle, reading a request, queued, or lingering at close. The
-// bytes it holds count against the reactor's ReadBudget; while that is spent, it does not read.
+// for the client leaving (EPOLLRDHUP, errors), so that work nobody will read can be cancelled. The socket is
+// in the SocketPoller, edge-triggered, from accept to close: what an edge means depends on the state the
+// connection is in, and no state change costs a system call. Its one timer guards whichever wait the
+// connection is in: idle, reading a request, queued, or lingering at close. The bytes it holds count against
+// the reactor's ReadBudget; while that is spent, it does not read.
 
 #include <uv.h>
 
@@ -23,10 +25,11 @@
 #include "reactor/protocol.hpp"
 #include "reactor/read_budget.hpp"
 #include "reactor/request_framing.hpp"
+#include "reactor/socket_poller.hpp"
 
 namespace handoff::reactor {
 
-class Connection {
+class Connection final : SocketPoller::Watcher {
  public:
   enum class Expiry {
     kIdle,   // No request began within --idle-timeout.
@@ -62,9 +65,13 @@ class Connection {
 
   enum class Resume { kWatching, kReady, kClientLeft };
 
-  // Create with make_loop_owned (reactor/loop_owned.hpp); starts watching for the first request.
+  // Create with make_loop_owned (reactor/loop_owned.hpp); starts watching for the first request, in poller
+  // (borrowed: it outlives its watchers). When poller cannot take the socket (logged), polled() is false, and
+  // the connection only needs closing.
   Connection(uv_loop_t* loop, ConnectionId id, ipc::UniqueFd socket, const Config& config, ReadBudget& budget,
-             Events& events);
+             SocketPoller& poller, Events& events);
+
+  bool polled() const { return polled_; }
 
   ConnectionId id() const { return id_; }
   // The socket, borrowed: it is sent to a handler, and the reactor keeps its own copy here.
@@ -103,7 +110,8 @@ class Connection {
   void count_handler_bytes(uint64_t bytes_written) { bytes_written_ += bytes_written; }
 
   // The handler is done and the client may send more: unconsumed is what the handler read but did not use.
-  // kReady when that already holds a complete request (on_request_ready is not called then).
+  // What the client sent meanwhile is read at once (its edge is spent). kReady when that makes a complete
+  // request, kClientLeft when the client is gone; on_request_ready and on_client_left are not called then.
   Resume resume(std::string unconsumed);
 
   // What the socket has sent in the hand-off of a handler that died before it reported the connection back,
@@ -137,12 +145,23 @@ class Connection {
   friend struct CloseOnLoop;
   ~Connection() = default;
 
+  // What reading the socket came to.
+  enum class Input {
+    kWouldBlock,  // All read; the next edge says when there is more.
+    kPaused,      // The budget is spent: resume_reading says when to read on.
+    kReady,       // A request is ready (complete, cut at the cap, or ended by EOF).
+    kLeft,        // EOF before any byte of a request, or an error: the client is gone.
+  };
+
+  // SocketPoller::Watcher.
+  void on_socket_event(uint32_t events) override;
   void watch();
   void unwatch();
   void read_request();
+  Input read_available();
   void watch_for_leaving();
   void stop_watching_for_leaving();
-  void check_client_left(int status);
+  void check_client_left();
   void expire_after(Milliseconds timeout, Expiry expiry);
   void stop_timer();
   bool request_ready() const;
@@ -158,7 +177,8 @@ class Connection {
   ipc::UniqueFd socket_;
   const Config& config_;
   Events& events_;
-  uv_poll_t poll_;
+  SocketPoller& poller_;
+  SocketPoller::Key key_ = 0;
   uv_timer_t timer_;
   Expiry pending_expiry_ = Expiry::kIdle;
   std::string received_;  // Of the next request, not handed to a handler yet.
@@ -174,7 +194,10 @@ class Connection {
   bool watching_ = false;
   bool paused_ = false;                // Watching, but not reading: the budget is spent.
   bool watching_for_leaving_ = false;  // Only for the client leaving, while the request waits or runs.
+  bool hangup_seen_ = false;           // An edge said EPOLLRDHUP, EPOLLHUP or EPOLLERR (it will not again).
   bool input_closed_ = false;          // The client sent EOF (or reset the connection).
+  bool polled_ = false;                // The socket is in poller_.
+  bool draining_ = false;              // Closing: what the client still sends is read and dropped.
   uint64_t bytes_written_ = 0;  // By handlers in their finished turns, and the reactor's "100 Continue":
                                 // all the socket sent before the reactor's last answer.
 };

@@ -41,6 +41,7 @@ Frontend::~Frontend() {
 }
 
 std::error_code Frontend::listen(DescriptorReserve& reserve) {
+  if (auto error = SocketPoller::open(loop_, poller_)) return error;
   ipc::UniqueFd socket;
   if (auto error = Listener::open(config_.listen, socket)) return error;
   listener_ = make_loop_owned<Listener>(loop_, std::move(socket), reserve, Listener::ReserveUse::kTakeBack,
@@ -60,8 +61,9 @@ void Frontend::accept(ipc::UniqueFd client) {
     log_at(LogLevel::kWarn, "setsockopt TCP_NODELAY on a client socket: %s", std::strerror(errno));
   }
   const std::string peer = config_.access_log ? peer_address(client.get()) : std::string();
-  auto connection = make_loop_owned<Connection>(loop_, id, std::move(client), config_, budget_,
+  auto connection = make_loop_owned<Connection>(loop_, id, std::move(client), config_, budget_, *poller_,
                                                 static_cast<Connection::Events&>(*this));
+  if (!connection->polled()) return;  // Logged; the client sees the connection close.
   if (config_.access_log) connection->set_peer(peer);
   connections_.emplace(id, std::move(connection));
   if (config_.max_connections != 0 && connections_.size() >= config_.max_connections && listener_) {
@@ -310,6 +312,10 @@ void Frontend::drain() {
   // Connections between requests (or in the middle of sending one) are closed; those waiting for a handler
   // or being served are finished first.
   std::erase_if(connections_, [](const auto& entry) { return entry.second->watching(); });
+}
+
+void Frontend::finish() {
+  poller_.reset();
 }
 
 void Frontend::stop() {

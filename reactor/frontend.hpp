@@ -28,6 +28,7 @@
 #include "reactor/phase.hpp"
 #include "reactor/protocol.hpp"
 #include "reactor/read_budget.hpp"
+#include "reactor/socket_poller.hpp"
 
 namespace handoff::reactor {
 
@@ -61,6 +62,8 @@ class Frontend final : Connection::Events {
   void drain();
   // Closes every connection no handler holds; the held ones are answered once their handler is reaped.
   void stop();
+  // The last handler has exited: the poller closes once the connections lingering at close are gone.
+  void finish();
 
  private:
   void accept(ipc::UniqueFd client);
@@ -89,7 +92,8 @@ class Frontend final : Connection::Events {
   Metrics& metrics_;
   Phase phase_ = Phase::kServing;
   LoopOwned<Listener> listener_;
-  ReadBudget budget_;  // Before connections_: each gives its bytes back when it closes.
+  LoopOwned<SocketPoller> poller_;  // Before connections_: each removes its socket when it closes.
+  ReadBudget budget_;               // Before connections_: each gives its bytes back when it closes.
   std::unordered_map<ConnectionId, LoopOwned<Connection>> connections_;
   ConnectionId next_id_ = 1;
   bool at_capacity_ = false;  // --max-connections are open: the listener is held.

@@ -160,6 +160,7 @@ void Server::on_pool_failed() {
 // Every handler has exited: the last handles close and the loop ends.
 void Server::on_pool_empty() {
   admin_.reset();
+  frontend_.finish();
   close_watchers();
 }
 
