@@ -4,12 +4,14 @@
 
 namespace handoff::handler {
 
-ClientStream::ClientStream(int client_fd, std::string received, uint32_t flags, const Limits& limits)
+ClientStream::ClientStream(int client_fd, std::string received, uint32_t flags, const Limits& limits,
+                           uint64_t bytes_written)
     : client_fd_(client_fd),
       limits_(limits),
       buffer_(std::move(received)),
       input_closed_((flags & ipc::kFlagInputClosed) != 0),
-      head_truncated_((flags & ipc::kFlagHeadTruncated) != 0) {}
+      head_truncated_((flags & ipc::kFlagHeadTruncated) != 0),
+      bytes_written_(bytes_written) {}
 
 ReadStatus ClientStream::read_more(size_t max_bytes) {
   // Drop what is used, so that a long session does not keep every byte it ever read.

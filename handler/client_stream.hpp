@@ -18,8 +18,9 @@ namespace handoff::handler {
 
 class ClientStream {
  public:
-  // flags: the kConnection frame's flags (ipc/wire.hpp).
-  ClientStream(int client_fd, std::string received, uint32_t flags, const Limits& limits);
+  // flags: the kConnection frame's flags (ipc/wire.hpp); bytes_written: written earlier in the hand-off.
+  ClientStream(int client_fd, std::string received, uint32_t flags, const Limits& limits,
+               uint64_t bytes_written = 0);
 
   // The bytes not used yet, from the start of the request being parsed.
   std::string_view unused() const { return std::string_view(buffer_).substr(consumed_); }

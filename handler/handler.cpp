@@ -8,14 +8,17 @@
 
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <optional>
+#include <utility>
 
 #include "handler/http_session.hpp"
 #include "handler/line_session.hpp"
+#include "handler/linger.hpp"
 #include "handoff/handler.hpp"
 #include "ipc/blocking_channel.hpp"
 #include "ipc/wire.hpp"
@@ -39,6 +42,7 @@ constexpr const char* kUsage =
     "  HANDOFF_REACTOR_PID        its reactor; it exits when that is no longer its parent\n"
     "  HANDOFF_STATE_FD           the reactor's state page, shared by all handlers (always 4)\n"
     "  HANDOFF_RECORD_FD          this handler's answer record, read by the reactor if it dies (always 5)\n"
+    "  HANDOFF_LINGER_US          how long it waits on a connection for its next request (default 0)\n"
     "It ignores SIGINT, SIGTERM and SIGHUP: it exits when the reactor closes its channel, or dies with it.\n"
     "Commands: %s\n";
 
@@ -159,6 +163,7 @@ int Handler::run(int argc, char** argv) {
       .io_timeout = std::chrono::milliseconds(setting("HANDOFF_READ_TIMEOUT_MS", 10000)),
       .write_timeout = std::chrono::milliseconds(setting("HANDOFF_WRITE_TIMEOUT_MS", 5000)),
   };
+  const std::chrono::microseconds linger_time(setting("HANDOFF_LINGER_US", 0));
   if (!follow_the_reactor()) return 1;  // The reactor is gone already.
   ipc::SharedState reactor_state;
   if (const long long state_fd = setting(ipc::kStateFdVariable, -1); state_fd >= 0) {
@@ -199,6 +204,7 @@ int Handler::run(int argc, char** argv) {
       log_channel_error("receiving from the reactor", error);
       return 1;
     }
+    if (request.type == ipc::MessageType::kReclaim) continue;  // For a hand-off that has ended already.
     if (request.type != ipc::MessageType::kConnection) {
       std::fprintf(stderr, "handler[%d]: unexpected frame type %u from the reactor\n", getpid(),
                    static_cast<unsigned>(request.type));
@@ -214,8 +220,23 @@ int Handler::run(int argc, char** argv) {
       }
     };
     const auto serve = (request.flags & ipc::kFlagHttp) ? handler::serve_http : handler::serve_lines;
-    const SessionOutcome outcome = serve(*this, request.descriptor.get(), std::move(request.payload),
-                                         request.flags, limits, report_answered);
+    const int client = request.descriptor.get();
+    SessionOutcome outcome =
+        serve(*this, client, std::move(request.payload), request.flags, limits, report_answered, {});
+    // While no other connection waits, the client's next request is served in this hand-off if it comes soon.
+    while (outcome.keep_open && outcome.unconsumed.empty() && linger_time.count() > 0 &&
+           handler::begin_lingering(reactor_state, answer_record)) {
+      if (outcome.status != 0) report_answered(outcome.bytes_written, std::exchange(outcome.status, 0));
+      handler::Lingered lingered = handler::linger(client, channel.fd(), linger_time, answer_record);
+      if (lingered.outcome == handler::Lingered::Outcome::kHandBack) break;
+      if (lingered.outcome == handler::Lingered::Outcome::kClientGone ||
+          (lingered.received.empty() && (lingered.flags & ipc::kFlagInputClosed) != 0)) {
+        outcome.keep_open = false;
+        break;
+      }
+      outcome = serve(*this, client, std::move(lingered.received), lingered.flags, limits, report_answered,
+                      {.bytes_written = outcome.bytes_written, .lingered = true});
+    }
     // Close this process's copy of the client socket before reporting: the reactor decides what happens next.
     request.descriptor.reset();
 

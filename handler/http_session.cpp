@@ -75,12 +75,12 @@ Response route(const Handler& handler, const http::RequestHead& head, const std:
 class HttpSession : ProtocolSession {
  public:
   HttpSession(const Handler& handler, int client_fd, std::string received, uint32_t flags,
-              const Limits& limits, const AnsweredCallback& on_answered)
-      : ProtocolSession(handler, client_fd, std::move(received), flags, limits, on_answered),
+              const Limits& limits, const AnsweredCallback& on_answered, SessionStart start)
+      : ProtocolSession(handler, client_fd, std::move(received), flags, limits, on_answered, start),
         parser_({.max_head_bytes = limits.max_head_bytes, .max_body_bytes = limits.max_request_bytes}) {}
 
   SessionOutcome run() {
-    for (bool first = true;; first = false) {
+    for (bool first = !start_.lingered;; first = false) {
       parser_.reset();
       size_t message_bytes = 0;  // Of the unused bytes, how many this request has taken.
       while (parser_.state() != http::RequestParser::State::kComplete) {
@@ -89,15 +89,16 @@ class HttpSession : ProtocolSession {
         if (parser_.state() == http::RequestParser::State::kRefused) {
           return refuse(error_response(parser_.refusal_status(), parser_.refusal_reason(), true));
         }
-        // The request is not complete in what was received. Only the first request of a hand-off is read to
-        // its end here; a later one goes back to the reactor, which waits for it without holding a handler.
-        if (!first) return stream_.flush() ? stream_.keep_open() : stream_.closed();
-        if (stream_.head_truncated() && !parser_.head_complete()) {
-          return refuse(error_response(431, "request header fields too large", true));
-        }
+        // The request is not complete in what was received, and the client sends nothing more.
         if (stream_.input_closed()) {
           if (message_bytes == 0) return stream_.close();
           return refuse(error_response(400, "incomplete request", true));
+        }
+        // Only the first request of a hand-off is read to its end here; a later one goes back to the
+        // reactor, which waits for it without holding a handler.
+        if (!first) return stream_.flush() ? stream_.keep_open() : stream_.closed();
+        if (stream_.head_truncated() && !parser_.head_complete()) {
+          return refuse(error_response(431, "request header fields too large", true));
         }
         // The reactor read the head and answered any "Expect: 100-continue" itself; only a request too long
         // for it to hold whole is read on here.
@@ -147,8 +148,8 @@ class HttpSession : ProtocolSession {
 }  // namespace
 
 SessionOutcome serve_http(const Handler& handler, int client_fd, std::string received, uint32_t flags,
-                          const Limits& limits, const AnsweredCallback& on_answered) {
-  return HttpSession(handler, client_fd, std::move(received), flags, limits, on_answered).run();
+                          const Limits& limits, const AnsweredCallback& on_answered, SessionStart start) {
+  return HttpSession(handler, client_fd, std::move(received), flags, limits, on_answered, start).run();
 }
 
 }  // namespace handoff::handler

@@ -14,6 +14,6 @@ namespace handoff::handler {
 
 // received: the bytes the reactor read; flags: the kConnection frame's flags (ipc/wire.hpp).
 SessionOutcome serve_http(const Handler& handler, int client_fd, std::string received, uint32_t flags,
-                          const Limits& limits, const AnsweredCallback& on_answered);
+                          const Limits& limits, const AnsweredCallback& on_answered, SessionStart start = {});
 
 }  // namespace handoff::handler

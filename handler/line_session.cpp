@@ -51,8 +51,8 @@ std::string_view without_line_end(std::string_view line) {
 class LineSession : ProtocolSession {
  public:
   LineSession(const Handler& handler, int client_fd, std::string received, uint32_t flags,
-              const Limits& limits, const AnsweredCallback& on_answered)
-      : ProtocolSession(handler, client_fd, std::move(received), flags, limits, on_answered),
+              const Limits& limits, const AnsweredCallback& on_answered, SessionStart start)
+      : ProtocolSession(handler, client_fd, std::move(received), flags, limits, on_answered, start),
         must_finish_first_line_(stream_.head_truncated()) {}
 
   SessionOutcome run() {
@@ -158,8 +158,8 @@ LineAnswer answer_line(const Handler& handler, std::string_view line) {
 }
 
 SessionOutcome serve_lines(const Handler& handler, int client_fd, std::string received, uint32_t flags,
-                           const Limits& limits, const AnsweredCallback& on_answered) {
-  return LineSession(handler, client_fd, std::move(received), flags, limits, on_answered).run();
+                           const Limits& limits, const AnsweredCallback& on_answered, SessionStart start) {
+  return LineSession(handler, client_fd, std::move(received), flags, limits, on_answered, start).run();
 }
 
 }  // namespace handoff::handler

@@ -19,11 +19,12 @@ class ProtocolSession {
   // received: the bytes the reactor read; flags: the kConnection frame's flags (ipc/wire.hpp). The session
   // borrows client_fd, handler, limits and on_answered for its life.
   ProtocolSession(const Handler& handler, int client_fd, std::string received, uint32_t flags,
-                  const Limits& limits, const AnsweredCallback& on_answered)
+                  const Limits& limits, const AnsweredCallback& on_answered, SessionStart start)
       : handler_(handler),
-        stream_(client_fd, std::move(received), flags, limits),
+        stream_(client_fd, std::move(received), flags, limits, start.bytes_written),
         limits_(limits),
-        on_answered_(on_answered) {}
+        on_answered_(on_answered),
+        start_(start) {}
   ~ProtocolSession() = default;
 
   // Whether other connections wait for a handler now: then the rest of a pipeline goes back to the reactor,
@@ -41,6 +42,7 @@ class ProtocolSession {
   ClientStream stream_;
   const Limits& limits_;
   const AnsweredCallback& on_answered_;
+  const SessionStart start_;
 };
 
 }  // namespace handoff::handler

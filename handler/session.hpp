@@ -27,6 +27,14 @@ struct Limits {
   std::chrono::milliseconds write_timeout{5000};  // How long one answer may take to be written.
 };
 
+// Where a session starts within its hand-off.
+struct SessionStart {
+  uint64_t bytes_written = 0;  // Written to the client earlier in the hand-off: reports and notes count on.
+  // The handler read the received bytes itself, after lingering on the connection: a request not complete in
+  // them goes back to the reactor, which waits for the rest without holding a handler.
+  bool lingered = false;
+};
+
 struct SessionOutcome {
   bool keep_open = false;        // The reactor should watch the connection for the next request.
   std::string unconsumed;        // Bytes of an incomplete next request, handed back to the reactor.

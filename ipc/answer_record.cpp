@@ -45,7 +45,16 @@ AnswerRecordLayout* AnswerRecord::layout() const {
 void AnswerRecord::begin(uint64_t connection_id) {
   if (!valid()) return;
   store(layout()->answer_end, uint64_t{0});
+  store(layout()->lingering, uint32_t{0});
   store(layout()->connection_id, connection_id);
+}
+
+void AnswerRecord::set_lingering(bool lingering) {
+  if (valid()) store(layout()->lingering, uint32_t{lingering});
+}
+
+bool AnswerRecord::lingering() const {
+  return valid() && load(layout()->lingering) == 1;
 }
 
 void AnswerRecord::note(uint64_t answer_end, uint32_t status, uint32_t flags) {

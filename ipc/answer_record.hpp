@@ -33,7 +33,9 @@ struct AnswerRecordLayout {
   uint64_t connection_id;  // Written by the reactor before each hand-off.
   uint64_t answer_end;     // Bytes written in the hand-off once the answer noted is out; 0: none noted yet.
   uint32_t status;         // The answer's status (an HTTP status; 200 or the error's for a line).
-  uint32_t reserved;
+  uint32_t lingering;      // 1 while the handler waits on its connection for the next request, having read
+                           // nothing of it: the reactor may reclaim it (kReclaim), and if it dies then, no
+                           // request was lost. Cleared before the handler reads.
 };
 inline constexpr uint32_t kAnswerRecordVersion = 1;
 static_assert(sizeof(AnswerRecordLayout) == 32, "part of the handler interface");
@@ -66,6 +68,9 @@ class AnswerRecord {
   void note(uint64_t answer_end, uint32_t status, uint32_t flags);
   // The reactor, once the handler died: the last answer noted in the hand-off of connection_id, if any.
   std::optional<NotedAnswer> last_noted(uint64_t connection_id) const;
+  // The handler, around its wait on the connection between two requests of a hand-off; the reactor reads it.
+  void set_lingering(bool lingering);
+  bool lingering() const;
 
  private:
   AnswerRecordLayout* layout() const;

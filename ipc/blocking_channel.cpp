@@ -30,21 +30,26 @@ std::error_code BlockingChannel::fill(std::vector<UniqueFd>& received) {
   return {};
 }
 
+std::error_code BlockingChannel::fill_to(size_t size) {
+  while (inbox_.size() < size) {
+    std::vector<UniqueFd> received;  // Closed here when refused.
+    if (auto error = fill(received)) return error;
+    if (received.empty()) continue;
+    if (received.size() > 1 || pending_descriptor_) return Errc::kUnexpectedDescriptor;
+    pending_descriptor_ = std::move(received.front());
+  }
+  return {};
+}
+
 std::error_code BlockingChannel::receive(Message& message) {
-  std::vector<UniqueFd> received;
-  while (inbox_.size() < sizeof(Header)) {
-    if (auto error = fill(received)) {
-      return error == Errc::kPeerClosed && !inbox_.empty() ? Errc::kTruncatedFrame : error;
-    }
+  if (auto error = fill_to(sizeof(Header))) {
+    return error == Errc::kPeerClosed && !inbox_.empty() ? Errc::kTruncatedFrame : error;
   }
   Header header;
   std::memcpy(&header, inbox_.data(), sizeof(header));
   if (auto error = check_header(header)) return error;
   const size_t frame_size = sizeof(Header) + header.payload_size;
-  while (inbox_.size() < frame_size) {
-    if (auto error = fill(received)) return error == Errc::kPeerClosed ? Errc::kTruncatedFrame : error;
-  }
-  if (!received.empty() && inbox_.size() > frame_size) return Errc::kUnexpectedDescriptor;
+  if (auto error = fill_to(frame_size)) return error == Errc::kPeerClosed ? Errc::kTruncatedFrame : error;
 
   message.type = static_cast<MessageType>(header.type);
   message.connection_id = header.connection_id;
@@ -53,10 +58,11 @@ std::error_code BlockingChannel::receive(Message& message) {
   inbox_.erase(0, frame_size);
 
   if (carries_descriptor(message.type)) {
-    if (received.empty()) return Errc::kMissingDescriptor;
-    if (received.size() > 1) return Errc::kUnexpectedDescriptor;
-    message.descriptor = std::move(received.front());
-  } else if (!received.empty()) {
+    if (!pending_descriptor_) return Errc::kMissingDescriptor;
+    message.descriptor = std::move(pending_descriptor_);
+  } else if (pending_descriptor_ && inbox_.empty()) {
+    // It came with this frame, or an earlier one: no frame of what was received can take it.
+    pending_descriptor_.reset();
     return Errc::kUnexpectedDescriptor;
   }
   return {};

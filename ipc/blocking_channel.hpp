@@ -2,10 +2,10 @@
 
 // BlockingChannel: one end of a reactor<->handler channel used with blocking calls, as a handler uses it.
 // It reads as much as is there (one recvmsg per frame in the common case). A descriptor travels with the
-// first byte of its frame, and recvmsg stops after the bytes that carry one, so a descriptor received at a
-// frame boundary belongs to that frame; one that arrives together with bytes of a second frame cannot be
-// placed, and is refused. The reactor never sends a second frame before the handler's kDone, so that does not
-// happen.
+// first byte of its frame, and recvmsg stops after the bytes of the write that carried one, so a descriptor
+// belongs to the first frame that carries one (kConnection) among the frames not returned yet: frames without
+// one may come before it in the same read (a late kReclaim, then the next kConnection). A descriptor that no
+// such frame can take — a second one, or one that came with a frame that carries none — is refused.
 
 #include <string>
 #include <system_error>
@@ -32,9 +32,12 @@ class BlockingChannel {
  private:
   // Reads more into inbox_; Errc::kPeerClosed at EOF.
   std::error_code fill(std::vector<UniqueFd>& received);
+  // Reads until inbox_ holds size bytes, keeping a descriptor that comes in pending_descriptor_.
+  std::error_code fill_to(size_t size);
 
   UniqueFd socket_;
-  std::string inbox_;  // Received bytes not yet returned as a message.
+  std::string inbox_;            // Received bytes not yet returned as a message.
+  UniqueFd pending_descriptor_;  // Received with bytes of inbox_, for the next frame that carries one.
 };
 
 }  // namespace handoff::ipc

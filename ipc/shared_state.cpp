@@ -33,6 +33,14 @@ void SharedState::set_waiting(uint32_t count) {
   if (valid()) std::atomic_ref<uint32_t>(layout()->waiting).store(count, std::memory_order_relaxed);
 }
 
+void SharedState::set_idle(uint32_t count) {
+  if (valid()) std::atomic_ref<uint32_t>(layout()->idle).store(count, std::memory_order_relaxed);
+}
+
+uint32_t SharedState::idle() const {
+  return valid() ? std::atomic_ref<uint32_t>(layout()->idle).load(std::memory_order_relaxed) : 0;
+}
+
 void SharedState::set_draining() {
   if (valid()) std::atomic_ref<uint32_t>(layout()->draining).store(1, std::memory_order_relaxed);
 }

@@ -1,8 +1,8 @@
 #pragma once
 
 // SharedState: one page of memory the reactor shares with all its handlers, so that a handler can learn what
-// the reactor knows without a message: how many connections wait for a handler, and whether the reactor is
-// draining. The reactor creates it
+// the reactor knows without a message: how many connections wait for a handler, how many handlers wait for
+// work, and whether the reactor is draining. The reactor creates it
 // (a memfd) and writes it; every handler inherits it at descriptor 4 (HANDOFF_STATE_FD) and maps it
 // read-only, so a handler cannot corrupt what the reactor relies on. The layout is documented in
 // docs/architecture.md.
@@ -25,7 +25,7 @@ struct SharedStateLayout {
   uint32_t version;   // kSharedStateVersion.
   uint32_t waiting;   // Connections with a complete request waiting for a handler.
   uint32_t draining;  // 1 once the reactor drains (SIGTERM, SIGINT): HTTP answers say Connection: close.
-  uint32_t reserved;
+  uint32_t idle;      // Handlers waiting for work: while one is, another may linger (--linger).
 };
 inline constexpr uint32_t kSharedStateVersion = 2;
 static_assert(sizeof(SharedStateLayout) == 16);
@@ -44,6 +44,9 @@ class SharedState {
   void set_waiting(uint32_t count);
   // 0 when the page is not mapped.
   uint32_t waiting() const;
+  void set_idle(uint32_t count);
+  // 0 when the page is not mapped.
+  uint32_t idle() const;
   void set_draining();
   // False when the page is not mapped.
   bool draining() const;

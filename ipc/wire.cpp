@@ -43,7 +43,8 @@ std::error_code check_header(const Header& header) {
     case MessageType::kHello:
     case MessageType::kConnection:
     case MessageType::kDone:
-    case MessageType::kAnswered: break;
+    case MessageType::kAnswered:
+    case MessageType::kReclaim: break;
     default: return Errc::kUnknownType;
   }
   if (header.payload_size > kMaxPayloadBytes) return Errc::kFrameTooLarge;

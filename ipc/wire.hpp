@@ -30,6 +30,9 @@ enum class MessageType : uint16_t {
                   // read but did not use.
   kAnswered = 4,  // handler -> reactor: an answer is complete and another request of the same hand-off
                   // follows; payload: a Progress.
+  kReclaim = 5,   // reactor -> handler: a request waits; a handler lingering on its connection (noted in its
+                  // answer record) ends the hand-off now. Sent at most once a hand-off; one that comes after
+                  // the hand-off ended is skipped.
 };
 
 // The start of the payload of kAnswered and kDone frames.

@@ -156,6 +156,17 @@ std::optional<Milliseconds> parse_duration(std::string_view text) {
   return Milliseconds(value * scale);
 }
 
+std::optional<Microseconds> parse_short_duration(std::string_view text) {
+  if (text.ends_with("us")) {
+    const std::optional<size_t> count = parse_count(text.substr(0, text.size() - 2));
+    if (!count || *count > UINT32_MAX) return std::nullopt;
+    return Microseconds(*count);
+  }
+  const std::optional<Milliseconds> ms = parse_duration(text);
+  if (!ms || ms->count() > UINT32_MAX / 1000) return std::nullopt;
+  return std::chrono::duration_cast<Microseconds>(*ms);
+}
+
 std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* argv,
                                                    const std::string& default_handler) {
   Config config;
@@ -179,6 +190,10 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
     ("handlers", "number of handler processes; the default is one per core", text(std::to_string(cores)), "N")
     ("max-handlers", "the largest pool that --handlers, POST /pool or SIGTTIN may ask for (at most 1024)",
      text("64"), "N")
+    ("linger", "after an answer, while no request waits, the handler waits this long on the keep-alive "
+               "connection and serves its next request itself, with no hand-off; a request that comes to wait "
+               "takes the handler back at once. 0: every connection goes back to the reactor at once",
+     text("1ms"), "TIME")
     ("handler-cmd", "handler command line (split like a shell, no expansions); the handler gets its channel at "
                     "descriptor 3 (HANDOFF_IPC_FD=3)", text(default_handler), "'PATH ARGS...'")
     ("max-head-bytes", "longest HTTP request head; longer gets 431", text("64k"), "BYTES")
@@ -264,6 +279,8 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
                              "a size from 16 to 1m", config.max_head_bytes)) ||
         (error = read_option(result, "max-request-bytes", parse_size, size_t{1}, kMaxRequestBytesLimit,
                              "a size from 1 to 1g", config.max_request_bytes)) ||
+        (error = read_option(result, "linger", parse_short_duration, Microseconds(0), Microseconds(1'000'000),
+                             "a duration from 0 to 1s (250us, 2ms)", config.linger)) ||
         (error = read_option(result, "max-buffered-bytes", parse_size, size_t{1}, size_t{1} << 40,
                              "a size from 1 to 1024g", config.max_buffered_bytes)) ||
         (error = read_option(result, "request-timeout", parse_duration, ms, day, "a duration from 1ms to 24h",

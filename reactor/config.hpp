@@ -24,6 +24,7 @@ struct ListenAddress {
 };
 
 using Milliseconds = std::chrono::milliseconds;
+using Microseconds = std::chrono::microseconds;
 
 inline constexpr unsigned kMaxHandlers = 1024;  // The largest --max-handlers.
 
@@ -35,6 +36,9 @@ struct Config {
   size_t max_head_bytes = 64 * 1024;
   size_t max_request_bytes = 2 * 1024 * 1024;
   size_t max_buffered_bytes = 64 * 1024 * 1024;  // Of unfinished requests, in all (ReadBudget).
+  // After an answer, while no request waits, a handler waits this long on the connection for its next request
+  // (handler/linger.hpp); 0: every connection goes back to the reactor at once.
+  Microseconds linger{1000};
 
   // Failure handling: docs/operations.md says what a client sees when each one strikes.
   Milliseconds request_timeout{30000};        // A handler busy longer with one hand-off is killed.
@@ -84,6 +88,8 @@ std::optional<ListenAddress> parse_listen_address(std::string_view text);
 
 // "30s", "250ms", "2m", or a bare number of seconds; nullopt when malformed.
 std::optional<Milliseconds> parse_duration(std::string_view text);
+// "250us", "2ms", "1s"; a bare number is milliseconds.
+std::optional<Microseconds> parse_short_duration(std::string_view text);
 
 // Splits a command line into words as a POSIX shell would for plain words, 'single' and "double" quotes and
 // backslash escapes (no expansions). nullopt for an unterminated quote.

@@ -22,6 +22,7 @@ std::optional<Assignment> Dispatcher::connection_ready(ConnectionId connection) 
   }
   const HandlerId handler = idle_.front();
   idle_.pop_front();
+  publish();
   busy_.emplace(handler, connection);
   return Assignment{handler, connection};
 }
@@ -30,6 +31,7 @@ std::optional<Assignment> Dispatcher::handler_idle(HandlerId handler) {
   assert(!busy_.contains(handler));
   if (waiting_.empty()) {
     idle_.push_back(handler);
+    publish();
     return std::nullopt;
   }
   const ConnectionId connection = waiting_.front();
@@ -48,6 +50,7 @@ bool Dispatcher::handler_done(HandlerId handler, ConnectionId connection) {
 
 std::optional<ConnectionId> Dispatcher::handler_gone(HandlerId handler) {
   erase_value(idle_, handler);
+  publish();
   const auto it = busy_.find(handler);
   if (it == busy_.end()) return std::nullopt;
   const ConnectionId connection = it->second;

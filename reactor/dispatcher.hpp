@@ -49,8 +49,9 @@ class Dispatcher {
   std::optional<HandlerId> handler_of(ConnectionId connection) const;
   bool is_waiting(ConnectionId connection) const;
 
-  // From now on the number of waiting connections is also written to state, where handlers read it (a
-  // handler serving a pipeline hands the rest back when others wait). state must outlive the Dispatcher.
+  // From now on the numbers of waiting connections and of idle handlers are also written to state, where
+  // handlers read them (a handler serving a pipeline hands the rest back when others wait; one lingers only
+  // while nothing waits and another handler is idle). state must outlive the Dispatcher.
   void publish_waiting_to(ipc::SharedState* state) {
     published_ = state;
     publish();
@@ -62,7 +63,9 @@ class Dispatcher {
 
  private:
   void publish() {
-    if (published_ != nullptr) published_->set_waiting(static_cast<uint32_t>(waiting_.size()));
+    if (published_ == nullptr) return;
+    published_->set_waiting(static_cast<uint32_t>(waiting_.size()));
+    published_->set_idle(static_cast<uint32_t>(idle_.size()));
   }
 
   ipc::SharedState* published_ = nullptr;

@@ -106,6 +106,7 @@ void Frontend::on_request_ready(Connection& connection) {
   } else {
     connection.wait_in_queue();
     metrics_.longest_queue = std::max(metrics_.longest_queue, dispatcher_.waiting_connections());
+    pool_.reclaim_lingering();
   }
 }
 
@@ -119,6 +120,7 @@ void Frontend::hand_off(Assignment assignment) {
   metrics_.queue_wait.observe(waited_seconds);
   connection.set_queue_wait_ms(waited_seconds * 1e3);
   Connection::Request request = connection.take_request();
+  ++metrics_.counters.hand_offs;
   pool_.at(assignment.handler)
       .send_connection(connection.id(), connection.socket(), std::move(request.bytes), request.flags);
   connection.watch_while_served();
@@ -175,8 +177,10 @@ void Frontend::cancel_unanswered(HandlerProcess& handler, Connection& connection
   // A request that ends soon is cheaper to let finish than a handler to start again, and a cancel storm of
   // short requests must not turn into a storm of process starts: only work that has run a while is cancelled.
   const auto running = Milliseconds((uv_hrtime() - handler.request_started_ns()) / 1'000'000);
-  if (running < kCancelAfter) {
-    connection.remind_left_after(kCancelAfter - running);
+  if (running < kCancelAfter || handler.lingering()) {
+    // A lingering handler has no request of this client: it sees the client leave itself and hands the
+    // connection back. Looked at again later, in case it began one meanwhile.
+    connection.remind_left_after(running < kCancelAfter ? kCancelAfter - running : kCancelAfter);
     return;
   }
   const std::optional<ipc::NotedAnswer> noted = handler.last_noted_answer(connection.id());
@@ -196,6 +200,16 @@ void Frontend::answer_orphan(ConnectionId id, const HandlerProcess& handler) {
   if (handler.cancelled()) {  // Its client is gone.
     connection.end_output();
     close_connection(id);
+    return;
+  }
+  if (handler.lingering() &&
+      connection.sent_after(handler.answered_bytes(), 0) == Connection::Sent::kReported) {
+    // It died waiting for the client's next request, having read none of it: nothing was lost.
+    if (phase_ == Phase::kServing) {
+      resume(connection, {});
+    } else {
+      close_connection(id);
+    }
     return;
   }
   const Refusal refusal = handler.timed_out()          ? Refusal::kTimeout

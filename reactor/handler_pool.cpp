@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <ctime>
 
@@ -38,6 +39,7 @@ HandlerPool::HandlerPool(uv_loop_t* loop, const Config& config, const ipc::Share
           "HANDOFF_MAX_HEAD_BYTES=" + std::to_string(config.max_head_bytes),
           "HANDOFF_READ_TIMEOUT_MS=" + std::to_string(config.read_timeout.count()),
           "HANDOFF_WRITE_TIMEOUT_MS=" + std::to_string(config.write_timeout.count()),
+          "HANDOFF_LINGER_US=" + std::to_string(config.linger.count()),
           "HANDOFF_REACTOR_PID=" + std::to_string(uv_os_getpid()),
       },
       target_(config.handlers) {
@@ -380,6 +382,19 @@ void HandlerPool::stop() {
   uv_idle_stop(&spawn_turn_);
   for (auto& [id, handler] : handlers_) handler->kill(SIGKILL);
   finish_if_empty();
+}
+
+bool HandlerPool::reclaim_lingering() {
+  // The waiting request is published (Dispatcher); the fence orders that before the handlers' words are read,
+  // as handler/linger.cpp orders its word before it reads the waiting count.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  for (auto& [id, handler] : handlers_) {
+    if (handler->lingering() && handler->reclaim()) {
+      ++metrics_.counters.reclaims;
+      return true;
+    }
+  }
+  return false;
 }
 
 void HandlerPool::finish_if_empty() {

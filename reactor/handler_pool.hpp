@@ -74,6 +74,9 @@ class HandlerPool final : HandlerProcess::Events {
   void stop();
 
   HandlerProcess& at(HandlerId id) { return *handlers_.at(id); }
+  // A request waits and no handler is idle: one handler lingering on its connection, if any, is asked to end
+  // its hand-off (it then takes the longest waiting request). True when one was asked.
+  bool reclaim_lingering();
   const std::unordered_map<HandlerId, LoopOwned<HandlerProcess>>& handlers() const { return handlers_; }
   unsigned target() const { return target_; }
   // The largest size resize() takes (--max-handlers).

@@ -159,9 +159,19 @@ void HandlerProcess::send_connection(ConnectionId connection, int client_socket,
   answered_bytes_ = 0;
   answer_record_.begin(connection);
   busy_ = true;
+  connection_ = connection;
+  reclaimed_ = false;
   request_started_ns_ = uv_hrtime();
   start_request_timer();
   flush_outbox();
+}
+
+bool HandlerProcess::reclaim() {
+  if (broken_ || reclaimed_ || !busy_) return false;
+  reclaimed_ = true;
+  outbox_ += ipc::encode({.type = ipc::MessageType::kReclaim, .connection_id = connection_});
+  flush_outbox();
+  return true;
 }
 
 void HandlerProcess::flush_outbox() {

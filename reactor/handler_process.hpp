@@ -67,6 +67,12 @@ class HandlerProcess {
   std::optional<ipc::NotedAnswer> last_noted_answer(ConnectionId connection) const {
     return answer_record_.last_noted(connection);
   }
+  // It waits on its connection for the client's next request (--linger), having read nothing of it: a
+  // request that waits may take it back (reclaim), and if it dies now, no request was lost.
+  bool lingering() const { return busy_ && answer_record_.lingering(); }
+  // Asks a lingering handler to end its hand-off now (kReclaim); once a hand-off. False when asked already.
+  bool reclaim();
+
   // Kills the handler because the client of its request left before any answer began (counted apart from
   // crashes, and no sign of a bad start).
   void cancel();
@@ -137,6 +143,8 @@ class HandlerProcess {
   uint64_t answered_bytes_ = 0;
   uint64_t request_started_ns_ = 0;
   bool busy_ = false;
+  ConnectionId connection_ = 0;  // Of the current (or last) hand-off.
+  bool reclaimed_ = false;       // kReclaim was sent in this hand-off.
   bool timed_out_ = false;
   bool cancelled_ = false;
   bool retiring_ = false;

@@ -44,6 +44,8 @@ struct Counters {
   uint64_t abandoned = 0;       // Requests dropped from the queue because their client left.
   uint64_t cancelled = 0;       // Running requests whose client left: their handler was replaced.
   uint64_t rss_recycles = 0;    // Handlers replaced for growing past --handler-max-rss.
+  uint64_t hand_offs = 0;       // Connections passed to a handler (a request each, or more when it lingers).
+  uint64_t reclaims = 0;        // Lingering handlers taken back for a request that waited (--linger).
 };
 
 struct Metrics {

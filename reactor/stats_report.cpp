@@ -69,6 +69,7 @@ std::string render_stats_json(const StatsSnapshot& s) {
           ",\"failed_reloads\":" + std::to_string(c.failed_reloads) +
           ",\"abandoned\":" + std::to_string(c.abandoned) + ",\"cancelled\":" + std::to_string(c.cancelled) +
           ",\"rss_recycles\":" + std::to_string(c.rss_recycles) +
+          ",\"hand_offs\":" + std::to_string(c.hand_offs) + ",\"reclaims\":" + std::to_string(c.reclaims) +
           ",\"errors\":{\"busy\":" + std::to_string(c.busy) + ",\"timeout\":" + std::to_string(c.timeouts) +
           ",\"crashed\":" + std::to_string(c.crashed) + ",\"bad_request\":" + std::to_string(c.bad_requests) +
           ",\"handler_error\":" + std::to_string(c.handler_errors) +
@@ -134,6 +135,11 @@ std::string render_prometheus(const StatsSnapshot& s) {
          "Handlers replaced for growing past --handler-max-rss.", c.rss_recycles);
   metric(out, "handoff_requests_cancelled_total", "counter",
          "Running requests whose client left before any answer; their handler was replaced.", c.cancelled);
+  metric(out, "handoff_hand_offs_total", "counter",
+         "Connections passed to a handler; a handler lingering on one (--linger) serves more than a request.",
+         c.hand_offs);
+  metric(out, "handoff_reclaims_total", "counter",
+         "Lingering handlers taken back at once for a request that waited.", c.reclaims);
   histogram_text(out, "handoff_queue_wait_seconds", "Time a complete request waited for a handler.",
                  s.metrics->queue_wait);
   histogram_text(out, "handoff_service_seconds", "Time a handler worked on a request.", s.metrics->service);

@@ -208,6 +208,38 @@ TEST(BlockingChannel, PassesADescriptorAcrossFork) {
   EXPECT_EQ(channel.receive(eof), Errc::kPeerClosed);
 }
 
+// A kReclaim that reaches a handler after its hand-off ended is read together with the next kConnection and
+// that frame's descriptor (recvmsg reads on until the write that carries one): the descriptor is the second
+// frame's. The first version refused it, and every late kReclaim killed a handler.
+TEST(BlockingChannel, GivesADescriptorToItsFrameBehindOneWithout) {
+  const size_t before = open_descriptor_count();
+  {
+    ChannelPair pair;
+    BlockingChannel handler(std::move(pair.right));
+    UniqueFd write_end;
+    UniqueFd read_end = make_pipe(write_end);
+    const std::string reclaim = encode({.type = MessageType::kReclaim, .connection_id = 7});
+    ASSERT_EQ(::write(pair.left.get(), reclaim.data(), reclaim.size()), static_cast<ssize_t>(reclaim.size()));
+    const std::string connection = encode({.type = MessageType::kConnection, .connection_id = 8});
+    ASSERT_EQ(send_with_descriptor(pair.left.get(), connection, write_end.get()).bytes, connection.size());
+    write_end.reset();
+
+    Message first;
+    ASSERT_FALSE(handler.receive(first));
+    EXPECT_EQ(first.type, MessageType::kReclaim);
+    EXPECT_FALSE(first.descriptor.valid());
+    Message second;
+    ASSERT_FALSE(handler.receive(second));
+    EXPECT_EQ(second.type, MessageType::kConnection);
+    EXPECT_EQ(second.connection_id, 8u);
+    ASSERT_TRUE(second.descriptor.valid());
+    ASSERT_EQ(::write(second.descriptor.get(), "x", 1), 1);
+    char byte = 0;
+    ASSERT_EQ(::read(read_end.get(), &byte, 1), 1);
+  }
+  EXPECT_EQ(open_descriptor_count(), before);
+}
+
 TEST(BlockingChannel, ClosesAnUnexpectedDescriptor) {
   const size_t before = open_descriptor_count();
   {

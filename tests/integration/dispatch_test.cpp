@@ -1,0 +1,108 @@
+// Integration tests of the dispatch fast paths (issue "Hand-off at the speed of a prefork server"): a handler
+// lingering on a keep-alive connection serves its client's next requests without a hand-off, and gives none
+// of handoff's promises away for it — a request that waits takes the handler back at once, a handler killed
+// while it lingers loses nothing, a client that leaves costs no handler.
+
+#include <signal.h>
+
+#include <gtest/gtest.h>
+#include <string>
+
+#include "tests/support/client.hpp"
+#include "tests/support/reactor_process.hpp"
+#include "tests/support/wait.hpp"
+
+namespace handoff::testing {
+namespace {
+
+// A linger far longer than any test step: what the test sees is the reclaim, never the linger running out.
+const std::vector<std::string> kLongLinger = {"--handlers", "2", "--linger", "1s"};
+
+TEST(Linger, ServesAKeepAliveClientsNextRequestsWithoutAHandOff) {
+  ReactorProcess reactor(kLongLinger);
+  Client line(reactor.host(), reactor.port());
+  ASSERT_TRUE(line.send("pid\n"));
+  const std::string pid = line.read_line();
+  for (int i = 0; i < 19; ++i) {
+    ASSERT_TRUE(line.send("pid\n"));
+    EXPECT_EQ(line.read_line(), pid);
+  }
+  // A handler lingers only while another is idle, so that a new client finds one: one client at a time here.
+  line.finish_sending();
+  ASSERT_TRUE(line.wait_closed(5s));
+  ASSERT_TRUE(wait_until([&] { return reactor.idle_handlers() == 2; }, 5s));
+  Client http(reactor.host(), reactor.port());
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(http.send("GET /fib/10 HTTP/1.1\r\nHost: t\r\n\r\n"));
+    const HttpResponse response = read_response(http);
+    EXPECT_EQ(response.status, 200);
+    EXPECT_EQ(response.body, "55\n");
+  }
+  ASSERT_TRUE(wait_until([&] { return reactor.requests_answered() == 40; }, 5s));
+  // One hand-off a connection: every later request was read and served by the handler that held it.
+  EXPECT_EQ(reactor.stat("counters.hand_offs"), 2);
+  EXPECT_EQ(reactor.stat("counters.reclaims"), 0);
+}
+
+TEST(Linger, OffHandsOffEveryRequest) {
+  ReactorProcess reactor({"--handlers", "2", "--linger", "0"});
+  Client line(reactor.host(), reactor.port());
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(line.send("ping\n"));
+    EXPECT_EQ(line.read_line(), "pong");
+  }
+  ASSERT_TRUE(wait_until([&] { return reactor.requests_answered() == 10; }, 5s));
+  EXPECT_EQ(reactor.stat("counters.hand_offs"), 10);
+}
+
+// Both handlers taken: one computes, the other lingers on an idle client. A third client's request must not
+// wait for the linger (1 s) nor for the computation (3 s): it takes the lingering handler back.
+TEST(Linger, AWaitingRequestTakesTheLingeringHandlerBackAtOnce) {
+  ReactorProcess reactor(kLongLinger);
+  Client idle(reactor.host(), reactor.port());
+  ASSERT_TRUE(idle.send("pid\n"));
+  const std::string lingering_pid = idle.read_line();
+  Client computing(reactor.host(), reactor.port());
+  ASSERT_TRUE(computing.send("spin 3000\n"));
+  ASSERT_TRUE(wait_until([&] { return reactor.idle_handlers() == 0; }, 5s));
+
+  Client waiting(reactor.host(), reactor.port());
+  ASSERT_TRUE(waiting.send("pid\n"));
+  EXPECT_EQ(waiting.read_line(900ms), lingering_pid);
+  EXPECT_EQ(reactor.stat("counters.reclaims"), 1);
+  // The connection it lingered on went back to the reactor, and is served as before.
+  ASSERT_TRUE(idle.send("ping\n"));
+  EXPECT_EQ(idle.read_line(), "pong");
+  EXPECT_EQ(computing.read_line(), "spun 3000");
+}
+
+TEST(Linger, AHandlerKilledWhileItLingersLosesNothing) {
+  ReactorProcess reactor(kLongLinger);
+  Client client(reactor.host(), reactor.port());
+  ASSERT_TRUE(client.send("pid\n"));
+  const pid_t lingering = std::stoi(client.read_line());
+  ASSERT_EQ(::kill(lingering, SIGKILL), 0);
+  ASSERT_TRUE(wait_until([&] { return reactor.stat("counters.handler_exits") == 1; }, 5s));
+  // No error for the request it never had; the connection goes on, served by another handler.
+  ASSERT_TRUE(client.send("pid\n"));
+  const std::string next = client.read_line();
+  EXPECT_NE(next, std::to_string(lingering));
+  EXPECT_EQ(next.find("ERR"), std::string::npos) << next;
+  EXPECT_EQ(reactor.stat("counters.errors.crashed"), 0);
+}
+
+TEST(Linger, AClientThatLeavesWhileItsHandlerLingersCostsNoHandler) {
+  ReactorProcess reactor(kLongLinger);
+  for (int i = 0; i < 5; ++i) {
+    Client client(reactor.host(), reactor.port());
+    ASSERT_TRUE(client.send("GET /fib/5 HTTP/1.1\r\nHost: t\r\n\r\n"));
+    EXPECT_EQ(read_response(client).status, 200);
+  }  // Each closes while its handler lingers on it.
+  ASSERT_TRUE(wait_until([&] { return reactor.stat("pool.open_connections") == 0; }, 5s));
+  EXPECT_EQ(reactor.stat("counters.cancelled"), 0);
+  EXPECT_EQ(reactor.stat("counters.handler_exits"), 0);
+  EXPECT_EQ(reactor.stat("counters.requests"), 5);
+}
+
+}  // namespace
+}  // namespace handoff::testing
