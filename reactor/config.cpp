@@ -194,6 +194,11 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
                "connection and serves its next request itself, with no hand-off; a request that comes to wait "
                "takes the handler back at once. 0: every connection goes back to the reactor at once",
      text("1ms"), "TIME")
+    ("handler-sched", "batch: handlers run as SCHED_BATCH, so that the reactor, when it wakes, preempts them "
+                      "at once, at no cost to their share of the CPU; normal: as the reactor", text("batch"),
+     "batch|normal")
+    ("handler-nice", "handlers run this much nicer than the reactor, 0 to 19: a smaller share of the CPU when "
+                     "other programs compete for it too", text("0"), "N")
     ("handler-cmd", "handler command line (split like a shell, no expansions); the handler gets its channel at "
                     "descriptor 3 (HANDOFF_IPC_FD=3)", text(default_handler), "'PATH ARGS...'")
     ("max-head-bytes", "longest HTTP request head; longer gets 431", text("64k"), "BYTES")
@@ -267,7 +272,7 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
     if (words->empty()) return usage_error("--handler-cmd is empty");
     config.handler_command = std::move(*words);
 
-    size_t handlers = 0, max_handlers = 0;
+    size_t handlers = 0, max_handlers = 0, handler_nice = 0;
     const Milliseconds ms(1), day(24 * 3600 * 1000);
     std::optional<EarlyExit> error;
     (error = read_option(result, "max-handlers", parse_count, size_t{1}, size_t{kMaxHandlers},
@@ -281,6 +286,8 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
                              "a size from 1 to 1g", config.max_request_bytes)) ||
         (error = read_option(result, "linger", parse_short_duration, Microseconds(0), Microseconds(1'000'000),
                              "a duration from 0 to 1s (250us, 2ms)", config.linger)) ||
+        (error = read_option(result, "handler-nice", parse_count, size_t{0}, size_t{19},
+                             "a whole number from 0 to 19", handler_nice)) ||
         (error = read_option(result, "max-buffered-bytes", parse_size, size_t{1}, size_t{1} << 40,
                              "a size from 1 to 1024g", config.max_buffered_bytes)) ||
         (error = read_option(result, "request-timeout", parse_duration, ms, day, "a duration from 1ms to 24h",
@@ -309,6 +316,7 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
                              "a size (0 for no limit)", config.handler_max_rss));
     if (error) return *error;
     config.handlers = static_cast<unsigned>(handlers);
+    config.handler_nice = static_cast<int>(handler_nice);
     config.max_handlers = static_cast<unsigned>(max_handlers);
     // One request alone must fit, or it could never be read whole.
     const size_t largest_request =
@@ -345,6 +353,11 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
     if (access != "on" && access != "off")
       return usage_error("--access-log '" + access + "' must be on or off");
     config.access_log = access == "on";
+    const std::string sched = result["handler-sched"].as<std::string>();
+    if (sched != "batch" && sched != "normal") {
+      return usage_error("--handler-sched '" + sched + "' must be batch or normal");
+    }
+    config.handler_batch = sched == "batch";
 
     if (result.count("user")) config.user = result["user"].as<std::string>();
     if (result.count("group")) {

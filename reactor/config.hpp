@@ -39,6 +39,11 @@ struct Config {
   // After an answer, while no request waits, a handler waits this long on the connection for its next request
   // (handler/linger.hpp); 0: every connection goes back to the reactor at once.
   Microseconds linger{1000};
+  // Handlers are SCHED_BATCH (--handler-sched), so that the loop, the admin port and new connections get the
+  // CPU first when they wake, even while every handler computes; and this much nicer than the reactor
+  // (setpriority(2)).
+  bool handler_batch = true;
+  int handler_nice = 0;
 
   // Failure handling: docs/operations.md says what a client sees when each one strikes.
   Milliseconds request_timeout{30000};        // A handler busy longer with one hand-off is killed.

@@ -1,9 +1,12 @@
 #include "reactor/handler_process.hpp"
 
+#include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -118,6 +121,7 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
     return errno_code(-error);
   }
 
+  lower_priority();
   if (const int error = uv_poll_init(loop_, &channel_poll_, channel_.get()); error < 0) {
     log_at(LogLevel::kError, "uv_poll_init on a handler channel: %s", uv_strerror(error));
     return errno_code(-error);
@@ -126,6 +130,29 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
   update_polling();
   start_start_timer();
   return {};
+}
+
+// --handler-sched batch: the scheduler takes handlers for the CPU-bound processes they are, and a reactor
+// that wakes preempts them sooner (sched(7), SCHED_BATCH), at no cost to their share of the CPU.
+// --handler-nice, relative to the reactor's own niceness, lowers that share too. A failure costs only the
+// preference, so it is logged and the handler runs on.
+void HandlerProcess::lower_priority() {
+  if (config_.handler_batch) {
+    const sched_param parameters{.sched_priority = 0};
+    if (::sched_setscheduler(process_.pid, SCHED_BATCH, &parameters) != 0) {
+      log_at(LogLevel::kWarn, "sched_setscheduler(SCHED_BATCH) for handler %d: %s", process_.pid,
+             std::strerror(errno));
+    }
+  }
+  if (config_.handler_nice == 0) return;
+  errno = 0;
+  const int own = ::getpriority(PRIO_PROCESS, 0);
+  if (own == -1 && errno != 0) return;
+  if (::setpriority(PRIO_PROCESS, static_cast<id_t>(process_.pid),
+                    std::min(own + config_.handler_nice, 19)) != 0) {
+    log_at(LogLevel::kWarn, "setpriority for handler %d (--handler-nice %d): %s", process_.pid,
+           config_.handler_nice, std::strerror(errno));
+  }
 }
 
 // Each change of the polled events costs an epoll_ctl, so the events are changed only when they must be: on

@@ -123,6 +123,7 @@ class HandlerProcess {
   // Stops reading the channel and kills the handler; why is empty when the handler itself closed it.
   void break_off(std::string why);
   void update_polling();
+  void lower_priority();
 
   uv_loop_t* loop_;
   const HandlerId id_;

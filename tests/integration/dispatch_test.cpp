@@ -6,7 +6,10 @@
 #include <signal.h>
 
 #include <gtest/gtest.h>
+#include <fstream>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "tests/support/client.hpp"
 #include "tests/support/reactor_process.hpp"
@@ -102,6 +105,41 @@ TEST(Linger, AClientThatLeavesWhileItsHandlerLingersCostsNoHandler) {
   EXPECT_EQ(reactor.stat("counters.cancelled"), 0);
   EXPECT_EQ(reactor.stat("counters.handler_exits"), 0);
   EXPECT_EQ(reactor.stat("counters.requests"), 5);
+}
+
+// --- The reactor comes first on the CPU ---
+
+// Field number field (1-based, as proc(5) counts) of /proc/PID/stat.
+long proc_stat_field(pid_t pid, int field) {
+  std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  std::getline(file, text);
+  std::istringstream rest(text.substr(text.rfind(')') + 2));  // After "pid (comm) ": field 3 on.
+  std::string value;
+  for (int i = 3; i <= field && rest >> value; ++i) {
+  }
+  return std::stol(value);
+}
+constexpr int kNiceField = 19, kPolicyField = 41;
+constexpr long kSchedBatch = 3, kSchedOther = 0;
+
+TEST(HandlerPriority, HandlersAreBatchJobsAndAsNiceAsAsked) {
+  ReactorProcess reactor({"--handlers", "2", "--handler-nice", "3"});
+  const long reactor_nice = proc_stat_field(reactor.pid(), kNiceField);
+  EXPECT_EQ(proc_stat_field(reactor.pid(), kPolicyField), kSchedOther);
+  for (const pid_t handler : reactor.handler_pids()) {
+    EXPECT_EQ(proc_stat_field(handler, kPolicyField), kSchedBatch) << handler;
+    EXPECT_EQ(proc_stat_field(handler, kNiceField), std::min(reactor_nice + 3, 19L)) << handler;
+  }
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
+}
+
+TEST(HandlerPriority, NormalLeavesHandlersAsTheReactor) {
+  ReactorProcess reactor({"--handlers", "1", "--handler-sched", "normal"});
+  for (const pid_t handler : reactor.handler_pids()) {
+    EXPECT_EQ(proc_stat_field(handler, kPolicyField), kSchedOther);
+    EXPECT_EQ(proc_stat_field(handler, kNiceField), proc_stat_field(reactor.pid(), kNiceField));
+  }
 }
 
 }  // namespace
