@@ -61,7 +61,13 @@ void Connection::on_socket_event(uint32_t events) {
   }
 }
 
+void Connection::quiet_input_while_served() {
+  if (input_quiet_ || !polled_) return;
+  input_quiet_ = poller_.report_input(socket_.get(), key_, false);
+}
+
 void Connection::watch() {
+  if (input_quiet_) input_quiet_ = !poller_.report_input(socket_.get(), key_, true);
   watching_ = true;
   expire_after(received_.empty() ? config_.idle_timeout : config_.read_timeout,
                received_.empty() ? Expiry::kIdle : Expiry::kRead);
@@ -319,6 +325,7 @@ void Connection::close() {
     return;
   }
   draining_ = true;
+  if (input_quiet_) input_quiet_ = !poller_.report_input(socket_.get(), key_, true);
   uv_timer_start(
       &timer_, [](uv_timer_t* timer) { static_cast<Connection*>(timer->data)->close_handles(); }, kLingerMs,
       0);

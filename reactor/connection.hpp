@@ -85,6 +85,10 @@ class Connection final : SocketPoller::Watcher {
   // A handler serves the request from now on; a client that leaves meanwhile is reported (on_client_left),
   // by the same rule as in the queue.
   void watch_while_served();
+  // The handler reads the connection's next requests itself (pipelined, or while it lingers): until the
+  // connection is back, the poller reports only the client's end, not each request that arrives (one
+  // epoll_ctl now and one at resume, instead of a wake-up of the loop for every request).
+  void quiet_input_while_served();
   // The client left while its request runs: on_expired(kLeft) after delay, unless the handler is done first.
   void remind_left_after(Milliseconds delay) { expire_after(delay, Expiry::kLeft); }
 
@@ -198,6 +202,7 @@ class Connection final : SocketPoller::Watcher {
   bool input_closed_ = false;          // The client sent EOF (or reset the connection).
   bool polled_ = false;                // The socket is in poller_.
   bool draining_ = false;              // Closing: what the client still sends is read and dropped.
+  bool input_quiet_ = false;           // The poller reports no input edges (quiet_input_while_served).
   uint64_t bytes_written_ = 0;  // By handlers in their finished turns, and the reactor's "100 Continue":
                                 // all the socket sent before the reactor's last answer.
 };

@@ -126,9 +126,11 @@ void Frontend::hand_off(Assignment assignment) {
   connection.watch_while_served();
 }
 
-void Frontend::count_answer(const HandlerProcess& handler, int status, double service_ms) {
+void Frontend::count_answer(const HandlerProcess& handler, int status, double service_ms, bool more_follows) {
   const std::optional<ConnectionId> id = dispatcher_.connection_of(handler.id());
-  record_answer(id ? connections_.at(*id).get() : nullptr, handler, status, service_ms);
+  Connection* connection = id ? connections_.at(*id).get() : nullptr;
+  if (connection != nullptr && more_follows) connection->quiet_input_while_served();
+  record_answer(connection, handler, status, service_ms);
 }
 
 void Frontend::record_answer(Connection* connection, const HandlerProcess& handler, int status,

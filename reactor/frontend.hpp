@@ -55,8 +55,9 @@ class Frontend final : Connection::Events {
   // The handler that held the connection is dead and reaped: answer the client, unless an answer was cut;
   // go on with the connection when the handler died right after an answer it had not reported yet.
   void answer_orphan(ConnectionId id, const HandlerProcess& handler);
-  // Counts the answer of the handler's current connection, and writes the access log line.
-  void count_answer(const HandlerProcess& handler, int status, double service_ms);
+  // Counts the answer of the handler's current connection, and writes the access log line. more_follows: the
+  // handler goes on with the connection, reading its next requests itself.
+  void count_answer(const HandlerProcess& handler, int status, double service_ms, bool more_follows);
 
   // Stops accepting; connections between requests close, the others once their request is answered.
   void drain();

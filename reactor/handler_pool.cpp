@@ -111,8 +111,9 @@ void HandlerPool::offer(HandlerProcess& handler) {
   }
 }
 
-void HandlerPool::on_request_answered(HandlerProcess& handler, int status, double service_ms) {
-  events_.on_request_answered(handler, status, service_ms);
+void HandlerPool::on_request_answered(HandlerProcess& handler, int status, double service_ms,
+                                      bool more_follows) {
+  events_.on_request_answered(handler, status, service_ms, more_follows);
 }
 
 void HandlerPool::on_handler_done(HandlerProcess& handler, ipc::Message done) {

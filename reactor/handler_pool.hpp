@@ -44,7 +44,8 @@ class HandlerPool final : HandlerProcess::Events {
     // The handler that held connection is dead and reaped: nothing else can write to the socket now.
     virtual void on_connection_orphaned(ConnectionId connection, const HandlerProcess& handler) = 0;
     // The handler answered a request (status as HTTP says it), having worked on it for service_ms.
-    virtual void on_request_answered(HandlerProcess& handler, int status, double service_ms) = 0;
+    virtual void on_request_answered(HandlerProcess& handler, int status, double service_ms,
+                                     bool more_follows) = 0;
     // The handler command failed again and again before any handler was ready: the pool cannot serve.
     virtual void on_pool_failed() = 0;
     // The first time as many handlers as the pool's size have said hello: the server is ready.
@@ -92,7 +93,8 @@ class HandlerPool final : HandlerProcess::Events {
  private:
   // HandlerProcess::Events.
   void on_handler_ready(HandlerProcess& handler) override;
-  void on_request_answered(HandlerProcess& handler, int status, double service_ms) override;
+  void on_request_answered(HandlerProcess& handler, int status, double service_ms,
+                           bool more_follows) override;
   void on_handler_done(HandlerProcess& handler, ipc::Message done) override;
   void on_handler_exited(HandlerProcess& handler, int64_t exit_status, int term_signal) override;
 

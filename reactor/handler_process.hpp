@@ -28,8 +28,10 @@ class HandlerProcess {
    public:
     // The handler said hello: it is ready for its first connection.
     virtual void on_handler_ready(HandlerProcess& handler) = 0;
-    // The handler answered a request (status as HTTP says it), having worked on it for service_ms.
-    virtual void on_request_answered(HandlerProcess& handler, int status, double service_ms) = 0;
+    // The handler answered a request (status as HTTP says it), having worked on it for service_ms; with
+    // more_follows (kAnswered) it goes on with the connection (a pipelined request, or it lingers).
+    virtual void on_request_answered(HandlerProcess& handler, int status, double service_ms,
+                                     bool more_follows) = 0;
     // The handler reported it is done with a connection.
     virtual void on_handler_done(HandlerProcess& handler, ipc::Message done) = 0;
     // The process exited and was reaped: drop the HandlerProcess now.

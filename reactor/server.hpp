@@ -47,8 +47,9 @@ class Server final : HandlerPool::Events {
   void on_connection_orphaned(ConnectionId connection, const HandlerProcess& handler) override {
     frontend_.answer_orphan(connection, handler);
   }
-  void on_request_answered(HandlerProcess& handler, int status, double service_ms) override {
-    frontend_.count_answer(handler, status, service_ms);
+  void on_request_answered(HandlerProcess& handler, int status, double service_ms,
+                           bool more_follows) override {
+    frontend_.count_answer(handler, status, service_ms, more_follows);
   }
   void on_pool_failed() override;
   void on_pool_ready() override;

@@ -13,6 +13,7 @@ namespace {
 
 // Events fetched per wake-up; more are fetched in the next turn (the loop watches epoll_ level-triggered).
 constexpr int kMaxEventsPerWakeup = 256;
+constexpr uint32_t kEvents = EPOLLIN | EPOLLRDHUP | EPOLLET;
 
 std::error_code errno_code(int value) {
   return {value, std::system_category()};
@@ -42,7 +43,7 @@ SocketPoller::SocketPoller(uv_loop_t* loop, ipc::UniqueFd epoll) : epoll_(std::m
 std::error_code SocketPoller::add(int socket, Watcher& watcher, Key& key) {
   key = next_key_++;
   epoll_event event{};
-  event.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+  event.events = kEvents;
   event.data.u64 = key;
   if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, socket, &event) != 0) {
     const int error = errno;
@@ -51,6 +52,15 @@ std::error_code SocketPoller::add(int socket, Watcher& watcher, Key& key) {
   }
   watchers_.emplace(key, &watcher);
   return {};
+}
+
+bool SocketPoller::report_input(int socket, Key key, bool input) {
+  epoll_event event{};
+  event.events = input ? kEvents : kEvents & ~EPOLLIN;
+  event.data.u64 = key;
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, socket, &event) == 0) return true;
+  log_at(LogLevel::kWarn, "epoll_ctl(EPOLL_CTL_MOD) for a client socket: %s", std::strerror(errno));
+  return false;
 }
 
 void SocketPoller::remove(int socket, Key key) {

@@ -51,6 +51,9 @@ class SocketPoller {
   // another process also holds (a handler's copy) stays in epoll until removed here, so this comes before the
   // caller closes its copy.
   void remove(int socket, Key key);
+  // Whether edges of input are reported too (always the peer's end and errors): true when epoll_ctl took the
+  // change. For a socket another process reads for a while, whose every arrival would wake the loop.
+  bool report_input(int socket, Key key, bool input);
   // Delivers EPOLLIN to the watcher at the start of the next loop turn: for a watcher that stopped reading
   // before the socket would block, and must not wait for an edge that will not come.
   void look_again(Key key);
