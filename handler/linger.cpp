@@ -41,10 +41,14 @@ Lingered linger(int client_fd, int channel_fd, std::chrono::microseconds time, i
                          .tv_nsec = static_cast<long>(std::chrono::nanoseconds(time - seconds).count())};
   // A signal ends the wait early, which only hands the connection back sooner.
   const int ready = ::ppoll(watched, 2, &timeout, nullptr);
-  record.set_lingering(false);
   if (ready <= 0 || watched[0].revents != 0 || watched[1].revents == 0) {
+    record.set_lingering(false);
     return {.outcome = Lingered::Outcome::kHandBack};
   }
+  // A client that only closed sent no request: the word stays until the hand-off ends, so that the reactor,
+  // seeing the same end, does not take this handler for one computing an answer nobody will read.
+  char byte;
+  if (::recv(client_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0) record.set_lingering(false);
   std::string received(kReadBytes, '\0');
   ssize_t got;
   do {

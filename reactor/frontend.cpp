@@ -97,8 +97,13 @@ void Frontend::on_request_ready(Connection& connection) {
     close_connection(connection.id());
     return;
   }
-  if (dispatcher_.idle_handlers() == 0 && dispatcher_.waiting_connections() >= config_.max_queue) {
-    refuse(connection, Refusal::kBusy);  // The queue is full: a clear answer now beats an unbounded wait.
+  // The queue is full: a clear answer now beats an unbounded wait. A handler that only lingers is not
+  // taken: it is reclaimed for this request, which waits for it.
+  const bool queue_full =
+      dispatcher_.idle_handlers() == 0 && dispatcher_.waiting_connections() >= config_.max_queue;
+  const bool reclaimed = queue_full && pool_.reclaim_lingering();
+  if (queue_full && !reclaimed) {
+    refuse(connection, Refusal::kBusy);
     return;
   }
   if (auto assignment = dispatcher_.connection_ready(connection.id())) {
@@ -106,7 +111,7 @@ void Frontend::on_request_ready(Connection& connection) {
   } else {
     connection.wait_in_queue();
     metrics_.longest_queue = std::max(metrics_.longest_queue, dispatcher_.waiting_connections());
-    pool_.reclaim_lingering();
+    if (!reclaimed) pool_.reclaim_lingering();
   }
 }
 
@@ -207,11 +212,13 @@ void Frontend::answer_orphan(ConnectionId id, const HandlerProcess& handler) {
   if (handler.lingering() &&
       connection.sent_after(handler.answered_bytes(), 0) == Connection::Sent::kReported) {
     // It died waiting for the client's next request, having read none of it: nothing was lost.
+    connection.count_handler_bytes(handler.answered_bytes());
     if (phase_ == Phase::kServing) {
       resume(connection, {});
-    } else {
-      close_connection(id);
+      return;
     }
+    connection.end_output();
+    close_connection(id);
     return;
   }
   const Refusal refusal = handler.timed_out()          ? Refusal::kTimeout

@@ -39,7 +39,9 @@ HandlerPool::HandlerPool(uv_loop_t* loop, const Config& config, const ipc::Share
           "HANDOFF_MAX_HEAD_BYTES=" + std::to_string(config.max_head_bytes),
           "HANDOFF_READ_TIMEOUT_MS=" + std::to_string(config.read_timeout.count()),
           "HANDOFF_WRITE_TIMEOUT_MS=" + std::to_string(config.write_timeout.count()),
-          "HANDOFF_LINGER_US=" + std::to_string(config.linger.count()),
+          // A linger as long as --request-timeout would be killed as a request that hangs.
+          "HANDOFF_LINGER_US=" +
+              std::to_string(std::min(config.linger, Microseconds(config.request_timeout) / 2).count()),
           "HANDOFF_REACTOR_PID=" + std::to_string(uv_os_getpid()),
       },
       target_(config.handlers) {
@@ -114,6 +116,13 @@ void HandlerPool::offer(HandlerProcess& handler) {
 void HandlerPool::on_request_answered(HandlerProcess& handler, int status, double service_ms,
                                       bool more_follows) {
   events_.on_request_answered(handler, status, service_ms, more_follows);
+  if (!more_follows) return;  // kDone follows, which checks the rest.
+  // A hand-off may go on for many requests (the handler lingers): the limits on a handler's life are checked
+  // at each answer, not only at the end of a hand-off.
+  retire_if_worn(handler);
+  // A reclaim that reached it just after it stopped lingering found it serving its own client: another
+  // handler that lingers is asked for the request that waits.
+  if (handler.reclaimed() && dispatcher_.waiting_connections() > 0) reclaim_lingering();
 }
 
 void HandlerPool::on_handler_done(HandlerProcess& handler, ipc::Message done) {
@@ -285,7 +294,10 @@ void HandlerPool::retire(HandlerProcess& handler) {
   if (handler.said_hello() && !dispatcher_.connection_of(handler.id())) {
     dispatcher_.handler_gone(handler.id());  // Withdrawn from the idle handlers.
     handler.end_channel();
+    return;
   }
+  // A busy one ends its hand-off at the next chance, rather than linger on with its client for ever.
+  handler.reclaim();
 }
 
 void HandlerPool::resize(unsigned size) {

@@ -74,6 +74,7 @@ class HandlerProcess {
   bool lingering() const { return busy_ && answer_record_.lingering(); }
   // Asks a lingering handler to end its hand-off now (kReclaim); once a hand-off. False when asked already.
   bool reclaim();
+  bool reclaimed() const { return reclaimed_; }
 
   // Kills the handler because the client of its request left before any answer began (counted apart from
   // crashes, and no sign of a bad start).

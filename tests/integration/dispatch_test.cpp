@@ -79,6 +79,42 @@ TEST(Linger, AWaitingRequestTakesTheLingeringHandlerBackAtOnce) {
   EXPECT_EQ(computing.read_line(), "spun 3000");
 }
 
+// With no room in the queue, a request is still not refused while a handler only lingers.
+TEST(Linger, ALingeringHandlerIsNotBusyForAFullQueue) {
+  std::vector<std::string> arguments = kLongLinger;
+  arguments.insert(arguments.end(), {"--max-queue", "0"});
+  ReactorProcess reactor(arguments);
+  Client idle(reactor.host(), reactor.port());
+  ASSERT_TRUE(idle.send("pid\n"));
+  const std::string lingering_pid = idle.read_line();
+  Client computing(reactor.host(), reactor.port());
+  ASSERT_TRUE(computing.send("spin 2000\n"));
+  ASSERT_TRUE(wait_until([&] { return reactor.idle_handlers() == 0; }, 5s));
+  Client waiting(reactor.host(), reactor.port());
+  ASSERT_TRUE(waiting.send("pid\n"));
+  EXPECT_EQ(waiting.read_line(900ms), lingering_pid);
+  EXPECT_EQ(reactor.stat("counters.errors.busy"), 0);
+}
+
+// A client that keeps its handler lingering (its next request always comes in time) must not keep an old
+// handler alive through a reload.
+TEST(Linger, AReloadRetiresAHandlerThatLingers) {
+  ReactorProcess reactor(kLongLinger);
+  Client client(reactor.host(), reactor.port());
+  ASSERT_TRUE(client.send("pid\n"));
+  const std::string old_pid = client.read_line();
+  ASSERT_EQ(::kill(reactor.pid(), SIGHUP), 0);
+  ASSERT_TRUE(wait_until([&] { return reactor.reload_state() == "done"; }, 10s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        if (!client.send("pid\n")) return false;
+        return client.read_line() != old_pid;
+      },
+      10s));
+  ASSERT_TRUE(wait_until([&] { return reactor.handler_pids().size() == 2; }, 10s));
+  for (const pid_t handler : reactor.handler_pids()) EXPECT_NE(std::to_string(handler), old_pid);
+}
+
 TEST(Linger, AHandlerKilledWhileItLingersLosesNothing) {
   ReactorProcess reactor(kLongLinger);
   Client client(reactor.host(), reactor.port());
