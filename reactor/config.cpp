@@ -194,8 +194,8 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
                "connection and serves its next request itself, with no hand-off; a request that comes to wait "
                "takes the handler back at once. 0: every connection goes back to the reactor at once",
      text("1ms"), "TIME")
-    ("handler-sched", "batch: handlers run as SCHED_BATCH, so that the reactor, when it wakes, preempts them "
-                      "at once, at no cost to their share of the CPU; normal: as the reactor", text("batch"),
+    ("handler-sched", "batch: handlers run as SCHED_BATCH (sched(7)), so that the reactor gets the CPU sooner "
+                      "when it wakes, at no cost to their share of it; normal: as the reactor", text("batch"),
      "batch|normal")
     ("handler-nice", "handlers run this much nicer than the reactor, 0 to 19: a smaller share of the CPU when "
                      "other programs compete for it too", text("0"), "N")
