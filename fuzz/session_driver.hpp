@@ -6,7 +6,9 @@
 // CPU on big numbers) and timeouts of 10 ms, so that no input can stall a run.
 //
 // Input: byte 0 holds the kConnection flags the session gets (bit 0 kFlagHeadTruncated, bit 1
-// kFlagInputClosed) and whether the limits are small (bit 2); byte 1 how much of the rest the reactor read
+// kFlagInputClosed), whether the limits are small (bit 2), and whether the session starts as after lingering
+// (bit 3: 1000 bytes written before in the hand-off, the handler read the bytes itself); byte 1 how much of
+// the rest the reactor read
 // (0: none, 255: all); the rest is what the client sent.
 
 #include <fcntl.h>
@@ -61,7 +63,7 @@ struct SessionRun {
 };
 
 using Serve = handler::SessionOutcome (*)(const Handler&, int, std::string, uint32_t, const handler::Limits&,
-                                          const handler::AnsweredCallback&);
+                                          const handler::AnsweredCallback&, handler::SessionStart);
 
 // Runs serve over the input and checks what holds for every protocol: the bytes it says it wrote are those
 // the client got (unless a write timed out), reports between requests only grow, the bytes it hands back are
@@ -82,6 +84,9 @@ inline std::optional<SessionRun> run_session(const uint8_t* data, size_t size, S
     limits.max_request_bytes = 256;
     limits.max_head_bytes = 512;
   }
+  // As after lingering: the handler read the bytes itself, after answers of the same hand-off.
+  const handler::SessionStart start =
+      data[0] & 8 ? handler::SessionStart{.bytes_written = 1000, .lingered = true} : handler::SessionStart{};
   {
     SocketPair pair = stream_socketpair();
     FUZZ_CHECK(::fcntl(pair.first.get(), F_SETFL, O_NONBLOCK) == 0);  // As a socket shared with the reactor.
@@ -90,14 +95,18 @@ inline std::optional<SessionRun> run_session(const uint8_t* data, size_t size, S
                  static_cast<ssize_t>(run.socket.size()));
     }
     FUZZ_CHECK(::shutdown(pair.second.get(), SHUT_WR) == 0);
-    uint64_t reported = 0;
-    run.outcome = serve(harmless_handler(), pair.first.get(), run.received, flags, limits,
-                        [&](uint64_t bytes_written, int status) {
-                          FUZZ_CHECK(bytes_written >= reported);
-                          FUZZ_CHECK(status == 0 || (status >= 200 && status <= 599));
-                          reported = bytes_written;
-                        });
+    uint64_t reported = start.bytes_written;
+    run.outcome = serve(
+        harmless_handler(), pair.first.get(), run.received, flags, limits,
+        [&](uint64_t bytes_written, int status) {
+          FUZZ_CHECK(bytes_written >= reported);
+          FUZZ_CHECK(status == 0 || (status >= 200 && status <= 599));
+          reported = bytes_written;
+        },
+        start);
     FUZZ_CHECK(run.outcome.bytes_written >= reported);
+    run.outcome.bytes_written -=
+        start.bytes_written;  // What this session wrote, as the checks below take it.
     FUZZ_CHECK(::fcntl(pair.second.get(), F_SETFL, O_NONBLOCK) == 0);
     char chunk[16 * 1024];
     ssize_t got;
