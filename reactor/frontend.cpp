@@ -1,12 +1,6 @@
 #include "reactor/frontend.hpp"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 
 #include "reactor/log.hpp"
 
@@ -54,12 +48,7 @@ std::error_code Frontend::listen(DescriptorReserve& reserve) {
 void Frontend::accept(ipc::UniqueFd client) {
   const ConnectionId id = next_id_++;
   ++metrics_.counters.accepted;
-  // Answers go out as soon as they are written: without TCP_NODELAY, the second of two pipelined answers
-  // waits for the client's delayed ACK of the first (Nagle's algorithm, RFC 896), about 40 ms on Linux.
-  const int on = 1;
-  if (::setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0) {
-    log_at(LogLevel::kWarn, "setsockopt TCP_NODELAY on a client socket: %s", std::strerror(errno));
-  }
+  // TCP_NODELAY comes from the listening socket (Listener::open).
   const std::string peer = config_.access_log ? peer_address(client.get()) : std::string();
   auto connection = make_loop_owned<Connection>(loop_, id, std::move(client), config_, budget_, *poller_,
                                                 static_cast<Connection::Events&>(*this));
