@@ -354,7 +354,7 @@ void Connection::drain_and_close() {
 // The socket leaves the poller first, then closes with the object, after its timer.
 void Connection::close_handles() {
   if (uv_is_closing(as_handle(&timer_))) return;
-  if (polled_) poller_.remove(socket_.get(), key_);
+  if (polled_) poller_.forget(key_);
   polled_ = false;
   CloseOnLoop::close_then_delete(this, {as_handle(&timer_)});
 }

@@ -63,10 +63,8 @@ bool SocketPoller::report_input(int socket, Key key, bool input) {
   return false;
 }
 
-void SocketPoller::remove(int socket, Key key) {
+void SocketPoller::forget(Key key) {
   if (watchers_.erase(key) == 0) return;
-  epoll_event unused{};  // Kernels before 2.6.9 wanted one for EPOLL_CTL_DEL.
-  (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, socket, &unused);
   close_if_done();
 }
 

@@ -7,7 +7,7 @@
 // changes what it waits for four times a request (its request, the client leaving while queued or served, its
 // next request): nine epoll_ctl calls per keep-alive request, measured. Here each socket is added once to an
 // epoll instance of the poller's own, edge-triggered, for input and for the peer's end (EPOLLIN | EPOLLRDHUP
-// | EPOLLET), and stays so until it is removed; the loop watches that instance as one descriptor. No system
+// | EPOLLET), and stays so until it is closed; the loop watches that instance as one descriptor. No system
 // call changes a watch on the way through a request. The price is the contract of edges (epoll(7)): a watcher
 // reads until the socket would block, and when it starts caring about input again it reads first, since an
 // edge that came while it did not care will not come again.
@@ -44,13 +44,14 @@ class SocketPoller {
   // Creates the epoll instance and starts watching it on loop; the failed call is logged.
   static std::error_code open(uv_loop_t* loop, LoopOwned<SocketPoller>& poller);
 
-  // Watches socket (borrowed: the caller removes it before closing it) for watcher, until remove(key). An
-  // edge is reported at once when the socket is ready already. The failed call is logged.
+  // Watches socket (borrowed) for watcher, until forget(key). An edge is reported at once when the socket is
+  // ready already. The failed call is logged.
   std::error_code add(int socket, Watcher& watcher, Key& key);
-  // Stops watching; no event is delivered for key after this, not even one fetched already. A socket that
-  // another process also holds (a handler's copy) stays in epoll until removed here, so this comes before the
-  // caller closes its copy.
-  void remove(int socket, Key key);
+  // No event is delivered for key after this, not even one fetched already; the caller closes the socket
+  // next. No epoll_ctl: closing the last descriptor of a socket takes it out of epoll (epoll(7)), and the
+  // reactor closes a client socket when no handler holds a copy any more. Should one live on (in a child a
+  // dead handler left behind), its events find no watcher and are dropped until that copy closes too.
+  void forget(Key key);
   // Whether edges of input are reported too (always the peer's end and errors): true when epoll_ctl took the
   // change. For a socket another process reads for a while, whose every arrival would wake the loop.
   bool report_input(int socket, Key key, bool input);
