@@ -229,12 +229,11 @@ int Handler::run(int argc, char** argv) {
       if (outcome.status != 0) report_answered(outcome.bytes_written, std::exchange(outcome.status, 0));
       handler::Lingered lingered = handler::linger(client, channel.fd(), linger_time, answer_record);
       if (lingered.outcome == handler::Lingered::Outcome::kHandBack) break;
-      if (lingered.outcome == handler::Lingered::Outcome::kClientGone ||
-          (lingered.received.empty() && (lingered.flags & ipc::kFlagInputClosed) != 0)) {
+      if (lingered.outcome == handler::Lingered::Outcome::kClientGone) {
         outcome.keep_open = false;
         break;
       }
-      outcome = serve(*this, client, std::move(lingered.received), lingered.flags, limits, report_answered,
+      outcome = serve(*this, client, std::move(lingered.received), 0, limits, report_answered,
                       {.bytes_written = outcome.bytes_written, .lingered = true});
     }
     // Close this process's copy of the client socket before reporting: the reactor decides what happens next.

@@ -7,8 +7,6 @@
 #include <cerrno>
 #include <ctime>
 
-#include "ipc/wire.hpp"
-
 namespace handoff::handler {
 namespace {
 
@@ -45,23 +43,22 @@ Lingered linger(int client_fd, int channel_fd, std::chrono::microseconds time, i
     record.set_lingering(false);
     return {.outcome = Lingered::Outcome::kHandBack};
   }
-  // A client that only closed sent no request: the word stays until the hand-off ends, so that the reactor,
-  // seeing the same end, does not take this handler for one computing an answer nobody will read.
+  // The word goes before the first byte is read: a handler that dies after it read a request must not look
+  // as if it had none. A client that only closed sent no request, so the word stays then, until the
+  // hand-off ends: the reactor, seeing the same end, must not take this handler for one computing an answer
+  // nobody will read. Only when the client's end came is a peek needed to tell the two apart.
+  const bool client_ended = (watched[1].revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
   char byte;
-  if (::recv(client_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0) record.set_lingering(false);
+  if (!client_ended || ::recv(client_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0) record.set_lingering(false);
   std::string received(kReadBytes, '\0');
   ssize_t got;
   do {
     got = ::recv(client_fd, received.data(), received.size(), MSG_DONTWAIT);
   } while (got < 0 && errno == EINTR);
-  if (got < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return {.outcome = Lingered::Outcome::kHandBack};
-    return {.outcome = Lingered::Outcome::kClientGone};
-  }
+  if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return {.outcome = Lingered::Outcome::kHandBack};
+  if (got <= 0) return {.outcome = Lingered::Outcome::kClientGone};
   received.resize(static_cast<size_t>(got));
-  return {.outcome = Lingered::Outcome::kClientSent,
-          .received = std::move(received),
-          .flags = got == 0 ? ipc::kFlagInputClosed : 0u};
+  return {.outcome = Lingered::Outcome::kClientSent, .received = std::move(received)};
 }
 
 }  // namespace handoff::handler

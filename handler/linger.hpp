@@ -18,13 +18,12 @@ namespace handoff::handler {
 
 struct Lingered {
   enum class Outcome {
-    kClientSent,  // received holds what the client sent (empty, with kFlagInputClosed in flags, at EOF).
+    kClientSent,  // received holds what the client sent.
     kHandBack,    // The time is up, or the reactor wants the handler: the connection goes back to it.
-    kClientGone,  // The connection failed (a reset): the hand-off ends with it.
+    kClientGone,  // The client closed, or the connection failed: the hand-off ends with it.
   };
   Outcome outcome;
   std::string received;
-  uint32_t flags = 0;  // For the session, as a kConnection frame's (ipc/wire.hpp).
 };
 
 // Whether the handler may linger now: nothing waits and another handler is idle (so that a request that

@@ -190,9 +190,10 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
     ("handlers", "number of handler processes; the default is one per core", text(std::to_string(cores)), "N")
     ("max-handlers", "the largest pool that --handlers, POST /pool or SIGTTIN may ask for (at most 1024)",
      text("64"), "N")
-    ("linger", "after an answer, while no request waits, the handler waits this long on the keep-alive "
-               "connection and serves its next request itself, with no hand-off; a request that comes to wait "
-               "takes the handler back at once. 0: every connection goes back to the reactor at once",
+    ("linger", "after an answer, while no request waits and another handler is idle, the handler waits this "
+               "long on the keep-alive connection and serves its next request itself, with no hand-off; a "
+               "request that comes to wait takes the handler back at once (at most half --request-timeout). "
+               "0: every connection goes back to the reactor at once",
      text("1ms"), "TIME")
     ("handler-sched", "batch: handlers run as SCHED_BATCH (sched(7)), so that the reactor gets the CPU sooner "
                       "when it wakes, at no cost to their share of it; normal: as the reactor", text("batch"),

@@ -36,8 +36,9 @@ struct Config {
   size_t max_head_bytes = 64 * 1024;
   size_t max_request_bytes = 2 * 1024 * 1024;
   size_t max_buffered_bytes = 64 * 1024 * 1024;  // Of unfinished requests, in all (ReadBudget).
-  // After an answer, while no request waits, a handler waits this long on the connection for its next request
-  // (handler/linger.hpp); 0: every connection goes back to the reactor at once.
+  // After an answer, while no request waits and another handler is idle, a handler waits this long on the
+  // connection for its next request (handler/linger.hpp); 0: every connection goes back to the reactor at
+  // once.
   Microseconds linger{1000};
   // Handlers are SCHED_BATCH (--handler-sched), so that the loop, the admin port and new connections get the
   // CPU first when they wake, even while every handler computes; and this much nicer than the reactor
@@ -93,7 +94,7 @@ std::optional<ListenAddress> parse_listen_address(std::string_view text);
 
 // "30s", "250ms", "2m", or a bare number of seconds; nullopt when malformed.
 std::optional<Milliseconds> parse_duration(std::string_view text);
-// "250us", "2ms", "1s"; a bare number is milliseconds.
+// "250us", "2ms", "1s"; a bare number is seconds, as for every TIME option.
 std::optional<Microseconds> parse_short_duration(std::string_view text);
 
 // Splits a command line into words as a POSIX shell would for plain words, 'single' and "double" quotes and

@@ -66,8 +66,12 @@ void Connection::quiet_input_while_served() {
   input_quiet_ = poller_.report_input(socket_.get(), key_, false);
 }
 
-void Connection::watch() {
+void Connection::hear_input_again() {
   if (input_quiet_) input_quiet_ = !poller_.report_input(socket_.get(), key_, true);
+}
+
+void Connection::watch() {
+  hear_input_again();
   watching_ = true;
   expire_after(received_.empty() ? config_.idle_timeout : config_.read_timeout,
                received_.empty() ? Expiry::kIdle : Expiry::kRead);
@@ -325,7 +329,7 @@ void Connection::close() {
     return;
   }
   draining_ = true;
-  if (input_quiet_) input_quiet_ = !poller_.report_input(socket_.get(), key_, true);
+  hear_input_again();
   uv_timer_start(
       &timer_, [](uv_timer_t* timer) { static_cast<Connection*>(timer->data)->close_handles(); }, kLingerMs,
       0);

@@ -6,9 +6,9 @@
 // keeps its copy of the socket and reads nothing from it (one descriptor, one reader at a time), but watches
 // for the client leaving (EPOLLRDHUP, errors), so that work nobody will read can be cancelled. The socket is
 // in the SocketPoller, edge-triggered, from accept to close: what an edge means depends on the state the
-// connection is in, and no state change costs a system call. Its one timer guards whichever wait the
-// connection is in: idle, reading a request, queued, or lingering at close. The bytes it holds count against
-// the reactor's ReadBudget; while that is spent, it does not read.
+// connection is in, and no state change of a one-request hand-off costs a system call. Its one timer guards
+// whichever wait the connection is in: idle, reading a request, queued, or lingering at close. The bytes it
+// holds count against the reactor's ReadBudget; while that is spent, it does not read.
 
 #include <uv.h>
 
@@ -166,6 +166,8 @@ class Connection final : SocketPoller::Watcher {
   void watch_for_leaving();
   void stop_watching_for_leaving();
   void check_client_left();
+  // Input edges back on after quiet_input_while_served; the caller reads first (the edge contract).
+  void hear_input_again();
   void expire_after(Milliseconds timeout, Expiry expiry);
   void stop_timer();
   bool request_ready() const;

@@ -86,12 +86,11 @@ void Frontend::on_request_ready(Connection& connection) {
     close_connection(connection.id());
     return;
   }
-  // The queue is full: a clear answer now beats an unbounded wait. A handler that only lingers is not
-  // taken: it is reclaimed for this request, which waits for it.
+  // The queue is full: a clear answer now beats an unbounded wait. A handler that only lingers is not taken:
+  // it is reclaimed for this request, which waits for it.
   const bool queue_full =
       dispatcher_.idle_handlers() == 0 && dispatcher_.waiting_connections() >= config_.max_queue;
-  const bool reclaimed = queue_full && pool_.reclaim_lingering();
-  if (queue_full && !reclaimed) {
+  if (queue_full && !pool_.reclaim_lingering()) {
     refuse(connection, Refusal::kBusy);
     return;
   }
@@ -100,7 +99,7 @@ void Frontend::on_request_ready(Connection& connection) {
   } else {
     connection.wait_in_queue();
     metrics_.longest_queue = std::max(metrics_.longest_queue, dispatcher_.waiting_connections());
-    if (!reclaimed) pool_.reclaim_lingering();
+    if (!queue_full) pool_.reclaim_lingering();  // (A full queue reclaimed one above.)
   }
 }
 

@@ -93,7 +93,7 @@ class Frontend final : Connection::Events {
   Metrics& metrics_;
   Phase phase_ = Phase::kServing;
   LoopOwned<Listener> listener_;
-  LoopOwned<SocketPoller> poller_;  // Before connections_: each removes its socket when it closes.
+  LoopOwned<SocketPoller> poller_;  // Before connections_: each forgets its socket when it closes.
   ReadBudget budget_;               // Before connections_: each gives its bytes back when it closes.
   std::unordered_map<ConnectionId, LoopOwned<Connection>> connections_;
   ConnectionId next_id_ = 1;

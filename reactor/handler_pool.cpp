@@ -117,15 +117,17 @@ void HandlerPool::on_request_answered(HandlerProcess& handler, int status, doubl
                                       bool more_follows) {
   events_.on_request_answered(handler, status, service_ms, more_follows);
   if (!more_follows) return;  // kDone follows, which checks the rest.
+  may_linger_.insert(handler.id());
   // A hand-off may go on for many requests (the handler lingers): the limits on a handler's life are checked
   // at each answer, not only at the end of a hand-off.
   retire_if_worn(handler);
-  // A reclaim that reached it just after it stopped lingering found it serving its own client: another
-  // handler that lingers is asked for the request that waits.
-  if (handler.reclaimed() && dispatcher_.waiting_connections() > 0) reclaim_lingering();
+  // A request that waits already was queued before this report was read, or its reclaim found this handler
+  // serving its own client: a handler that lingers now is asked for it.
+  if (dispatcher_.waiting_connections() > 0) reclaim_lingering();
 }
 
 void HandlerPool::on_handler_done(HandlerProcess& handler, ipc::Message done) {
+  may_linger_.erase(handler.id());
   if (!dispatcher_.handler_done(handler.id(), done.connection_id)) {
     handler.kill_for("it reported a connection it was not given");
     return;
@@ -138,6 +140,7 @@ void HandlerPool::on_handler_done(HandlerProcess& handler, ipc::Message done) {
 
 void HandlerPool::on_handler_exited(HandlerProcess& handler, int64_t exit_status, int term_signal) {
   const HandlerId id = handler.id();
+  may_linger_.erase(id);
   log_exit(handler, exit_status, term_signal);
   if (const std::optional<ConnectionId> orphan = dispatcher_.handler_gone(id)) {
     events_.on_connection_orphaned(*orphan, handler);
@@ -297,7 +300,9 @@ void HandlerPool::retire(HandlerProcess& handler) {
     return;
   }
   // A busy one ends its hand-off at the next chance, rather than linger on with its client for ever.
-  handler.reclaim();
+  if (const std::optional<ConnectionId> connection = dispatcher_.connection_of(handler.id())) {
+    handler.reclaim(*connection);
+  }
 }
 
 void HandlerPool::resize(unsigned size) {
@@ -398,11 +403,15 @@ void HandlerPool::stop() {
 }
 
 bool HandlerPool::reclaim_lingering() {
+  if (may_linger_.empty()) return false;
   // The waiting request is published (Dispatcher); the fence orders that before the handlers' words are read,
-  // as handler/linger.cpp orders its word before it reads the waiting count.
+  // as handler/linger.cpp orders its word before it reads the waiting count. A handler lingers only after a
+  // kAnswered; one read after the request was queued looks again (on_request_answered).
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  for (auto& [id, handler] : handlers_) {
-    if (handler->lingering() && handler->reclaim()) {
+  for (const HandlerId id : may_linger_) {
+    HandlerProcess& handler = *handlers_.at(id);
+    const std::optional<ConnectionId> connection = dispatcher_.connection_of(id);
+    if (connection && handler.lingering() && handler.reclaim(*connection)) {
       ++metrics_.counters.reclaims;
       return true;
     }

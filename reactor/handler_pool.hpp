@@ -19,6 +19,7 @@
 #include <string>
 #include <system_error>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "ipc/shared_state.hpp"
@@ -132,6 +133,9 @@ class HandlerPool final : HandlerProcess::Events {
     bool for_reload;  // Part of a SIGHUP reload (else a recycling).
   };
   std::unordered_map<HandlerId, Replacement> replacing_;  // Keyed by the replacement's id.
+  // Handlers that reported an answer in their current hand-off (kAnswered): only they can be lingering, so a
+  // request that waits looks at these alone — none at all under saturation, where a hand-off is one request.
+  std::unordered_set<HandlerId> may_linger_;
   ReloadReport last_reload_;
   bool announced_ready_ = false;
 

@@ -132,8 +132,9 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
   return {};
 }
 
-// --handler-sched batch: the scheduler takes handlers for the CPU-bound processes they are, and a reactor
-// that wakes preempts them sooner (sched(7), SCHED_BATCH), at no cost to their share of the CPU.
+// --handler-sched batch: the scheduler always takes handlers for the CPU-bound processes they are and
+// disfavours them mildly at wake-ups (sched(7), SCHED_BATCH), so that a reactor that wakes gets the CPU
+// sooner, at no cost to their share of it.
 // --handler-nice, relative to the reactor's own niceness, lowers that share too. A failure costs only the
 // preference, so it is logged and the handler runs on.
 void HandlerProcess::lower_priority() {
@@ -186,17 +187,16 @@ void HandlerProcess::send_connection(ConnectionId connection, int client_socket,
   answered_bytes_ = 0;
   answer_record_.begin(connection);
   busy_ = true;
-  connection_ = connection;
   reclaimed_ = false;
   request_started_ns_ = uv_hrtime();
   start_request_timer();
   flush_outbox();
 }
 
-bool HandlerProcess::reclaim() {
+bool HandlerProcess::reclaim(ConnectionId connection) {
   if (broken_ || reclaimed_ || !busy_) return false;
   reclaimed_ = true;
-  outbox_ += ipc::encode({.type = ipc::MessageType::kReclaim, .connection_id = connection_});
+  outbox_ += ipc::encode({.type = ipc::MessageType::kReclaim, .connection_id = connection});
   flush_outbox();
   return true;
 }

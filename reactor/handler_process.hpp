@@ -72,9 +72,9 @@ class HandlerProcess {
   // It waits on its connection for the client's next request (--linger), having read nothing of it: a
   // request that waits may take it back (reclaim), and if it dies now, no request was lost.
   bool lingering() const { return busy_ && answer_record_.lingering(); }
-  // Asks a lingering handler to end its hand-off now (kReclaim); once a hand-off. False when asked already.
-  bool reclaim();
-  bool reclaimed() const { return reclaimed_; }
+  // Asks a lingering handler to end its hand-off of connection now (kReclaim); once a hand-off. False when
+  // asked already, or when it is not busy.
+  bool reclaim(ConnectionId connection);
 
   // Kills the handler because the client of its request left before any answer began (counted apart from
   // crashes, and no sign of a bad start).
@@ -147,8 +147,7 @@ class HandlerProcess {
   uint64_t answered_bytes_ = 0;
   uint64_t request_started_ns_ = 0;
   bool busy_ = false;
-  ConnectionId connection_ = 0;  // Of the current (or last) hand-off.
-  bool reclaimed_ = false;       // kReclaim was sent in this hand-off.
+  bool reclaimed_ = false;  // kReclaim was sent in this hand-off.
   bool timed_out_ = false;
   bool cancelled_ = false;
   bool retiring_ = false;

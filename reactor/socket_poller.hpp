@@ -8,9 +8,10 @@
 // next request): nine epoll_ctl calls per keep-alive request, measured. Here each socket is added once to an
 // epoll instance of the poller's own, edge-triggered, for input and for the peer's end (EPOLLIN | EPOLLRDHUP
 // | EPOLLET), and stays so until it is closed; the loop watches that instance as one descriptor. No system
-// call changes a watch on the way through a request. The price is the contract of edges (epoll(7)): a watcher
-// reads until the socket would block, and when it starts caring about input again it reads first, since an
-// edge that came while it did not care will not come again.
+// call changes a watch on the way through a one-request hand-off (report_input turns input edges off and on
+// around a hand-off whose handler reads several requests itself). The price is the contract of edges
+// (epoll(7)): a watcher reads until the socket would block, and when it starts caring about input again it
+// reads first, since an edge that came while it did not care will not come again.
 //
 // Watchers are found by a key of the poller's, never reused, so an event already fetched for a watcher
 // removed meanwhile (in the same batch) is dropped rather than delivered to freed memory.

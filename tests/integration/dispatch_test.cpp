@@ -58,25 +58,34 @@ TEST(Linger, OffHandsOffEveryRequest) {
   EXPECT_EQ(reactor.stat("counters.hand_offs"), 10);
 }
 
-// Both handlers taken: one computes, the other lingers on an idle client. A third client's request must not
-// wait for the linger (1 s) nor for the computation (3 s): it takes the lingering handler back.
+// Both handlers of a --handlers 2 reactor taken: one lingers on an idle client (whose answer named its pid),
+// the other computes for spin_ms.
+struct BothHandlersTaken {
+  BothHandlersTaken(const ReactorProcess& reactor, int spin_ms)
+      : idle(reactor.host(), reactor.port()), computing(reactor.host(), reactor.port()) {
+    EXPECT_TRUE(idle.send("pid\n"));
+    lingering_pid = idle.read_line();
+    EXPECT_TRUE(computing.send("spin " + std::to_string(spin_ms) + "\n"));
+    EXPECT_TRUE(wait_until([&] { return reactor.idle_handlers() == 0; }, 5s));
+  }
+  Client idle;
+  std::string lingering_pid;
+  Client computing;
+};
+
+// A third client's request must not wait for the linger (1 s) nor for the computation (3 s): it takes the
+// lingering handler back.
 TEST(Linger, AWaitingRequestTakesTheLingeringHandlerBackAtOnce) {
   ReactorProcess reactor(kLongLinger);
-  Client idle(reactor.host(), reactor.port());
-  ASSERT_TRUE(idle.send("pid\n"));
-  const std::string lingering_pid = idle.read_line();
-  Client computing(reactor.host(), reactor.port());
-  ASSERT_TRUE(computing.send("spin 3000\n"));
-  ASSERT_TRUE(wait_until([&] { return reactor.idle_handlers() == 0; }, 5s));
-
+  BothHandlersTaken taken(reactor, 3000);
   Client waiting(reactor.host(), reactor.port());
   ASSERT_TRUE(waiting.send("pid\n"));
-  EXPECT_EQ(waiting.read_line(900ms), lingering_pid);
+  EXPECT_EQ(waiting.read_line(900ms), taken.lingering_pid);
   EXPECT_EQ(reactor.stat("counters.reclaims"), 1);
   // The connection it lingered on went back to the reactor, and is served as before.
-  ASSERT_TRUE(idle.send("ping\n"));
-  EXPECT_EQ(idle.read_line(), "pong");
-  EXPECT_EQ(computing.read_line(), "spun 3000");
+  ASSERT_TRUE(taken.idle.send("ping\n"));
+  EXPECT_EQ(taken.idle.read_line(), "pong");
+  EXPECT_EQ(taken.computing.read_line(), "spun 3000");
 }
 
 // With no room in the queue, a request is still not refused while a handler only lingers.
@@ -84,15 +93,10 @@ TEST(Linger, ALingeringHandlerIsNotBusyForAFullQueue) {
   std::vector<std::string> arguments = kLongLinger;
   arguments.insert(arguments.end(), {"--max-queue", "0"});
   ReactorProcess reactor(arguments);
-  Client idle(reactor.host(), reactor.port());
-  ASSERT_TRUE(idle.send("pid\n"));
-  const std::string lingering_pid = idle.read_line();
-  Client computing(reactor.host(), reactor.port());
-  ASSERT_TRUE(computing.send("spin 2000\n"));
-  ASSERT_TRUE(wait_until([&] { return reactor.idle_handlers() == 0; }, 5s));
+  BothHandlersTaken taken(reactor, 2000);
   Client waiting(reactor.host(), reactor.port());
   ASSERT_TRUE(waiting.send("pid\n"));
-  EXPECT_EQ(waiting.read_line(900ms), lingering_pid);
+  EXPECT_EQ(waiting.read_line(900ms), taken.lingering_pid);
   EXPECT_EQ(reactor.stat("counters.errors.busy"), 0);
 }
 

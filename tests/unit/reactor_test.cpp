@@ -96,6 +96,10 @@ TEST(CommandLine, BadInputExitsWithStatus2AndSaysWhy) {
       {{"--admin-token-file", "/nonexistent/token"},
        "--admin-token-file '/nonexistent/token' cannot be read"},
       {{"--admin-token-file", "/dev/null"}, "must be a token of 16 or more characters"},
+      {{"--linger", "2s"}, "--linger '2s' must be a duration from 0 to 1s"},
+      {{"--linger", "5xs"}, "--linger '5xs'"},
+      {{"--handler-nice", "20"}, "--handler-nice '20' must be a whole number from 0 to 19"},
+      {{"--handler-sched", "fifo"}, "--handler-sched 'fifo' must be batch or normal"},
   };
   for (const auto& [arguments, expected] : cases) {
     const auto parsed = parse(arguments);
@@ -139,6 +143,21 @@ TEST(CommandLine, HardeningOptions) {
   EXPECT_EQ(set.user, "nobody");
   EXPECT_EQ(set.group, "nogroup");
   EXPECT_TRUE(set.allow_root_handlers);
+}
+
+TEST(CommandLine, DispatchOptions) {
+  const Config defaults = std::get<Config>(parse({}));
+  EXPECT_EQ(defaults.linger, Microseconds(1000));
+  EXPECT_TRUE(defaults.handler_batch);
+  EXPECT_EQ(defaults.handler_nice, 0);
+  const Config set =
+      std::get<Config>(parse({"--linger", "250us", "--handler-sched", "normal", "--handler-nice", "5"}));
+  EXPECT_EQ(set.linger, Microseconds(250));
+  EXPECT_FALSE(set.handler_batch);
+  EXPECT_EQ(set.handler_nice, 5);
+  EXPECT_EQ(std::get<Config>(parse({"--linger", "2ms"})).linger, Microseconds(2000));
+  EXPECT_EQ(std::get<Config>(parse({"--linger", "1"})).linger, Microseconds(1'000'000));  // Seconds.
+  EXPECT_EQ(std::get<Config>(parse({"--linger", "0"})).linger, Microseconds(0));
 }
 
 http::RequestHead admin_request(std::string method, std::vector<http::HeaderField> headers = {}) {
