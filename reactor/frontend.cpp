@@ -90,7 +90,7 @@ void Frontend::on_request_ready(Connection& connection) {
   // it is reclaimed for this request, which waits for it.
   const bool queue_full =
       dispatcher_.idle_handlers() == 0 && dispatcher_.waiting_connections() >= config_.max_queue;
-  if (queue_full && !pool_.reclaim_lingering()) {
+  if (queue_full && !pool_.reclaim_any_lingering()) {
     refuse(connection, Refusal::kBusy);
     return;
   }

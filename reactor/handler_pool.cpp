@@ -402,21 +402,30 @@ void HandlerPool::stop() {
   finish_if_empty();
 }
 
+// The waiting request is published (Dispatcher); the fence orders that before the handlers' words are read,
+// as handler/linger.cpp orders its word before it reads the waiting count. A handler says it lingers just
+// before its kAnswered goes out; one whose kAnswered is read after the request was queued is looked at then
+// (on_request_answered).
 bool HandlerPool::reclaim_lingering() {
   if (may_linger_.empty()) return false;
-  // The waiting request is published (Dispatcher); the fence orders that before the handlers' words are read,
-  // as handler/linger.cpp orders its word before it reads the waiting count. A handler lingers only after a
-  // kAnswered; one read after the request was queued looks again (on_request_answered).
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  for (const HandlerId id : may_linger_) {
-    HandlerProcess& handler = *handlers_.at(id);
-    const std::optional<ConnectionId> connection = dispatcher_.connection_of(id);
-    if (connection && handler.lingering() && handler.reclaim(*connection)) {
-      ++metrics_.counters.reclaims;
-      return true;
-    }
-  }
-  return false;
+  return std::any_of(may_linger_.begin(), may_linger_.end(),
+                     [this](HandlerId id) { return reclaim_if_lingering(id); });
+}
+
+bool HandlerPool::reclaim_any_lingering() {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return std::any_of(handlers_.begin(), handlers_.end(),
+                     [this](const auto& entry) { return reclaim_if_lingering(entry.first); });
+}
+
+bool HandlerPool::reclaim_if_lingering(HandlerId id) {
+  HandlerProcess& handler = *handlers_.at(id);
+  if (!handler.lingering()) return false;
+  const std::optional<ConnectionId> connection = dispatcher_.connection_of(id);
+  if (!connection || !handler.reclaim(*connection)) return false;
+  ++metrics_.counters.reclaims;
+  return true;
 }
 
 void HandlerPool::finish_if_empty() {

@@ -79,6 +79,9 @@ class HandlerPool final : HandlerProcess::Events {
   // A request waits and no handler is idle: one handler lingering on its connection, if any, is asked to end
   // its hand-off (it then takes the longest waiting request). True when one was asked.
   bool reclaim_lingering();
+  // The same, before a request is refused for a full queue: every handler is looked at, also one whose
+  // kAnswered is not read yet.
+  bool reclaim_any_lingering();
   const std::unordered_map<HandlerId, LoopOwned<HandlerProcess>>& handlers() const { return handlers_; }
   unsigned target() const { return target_; }
   // The largest size resize() takes (--max-handlers).
@@ -115,6 +118,7 @@ class HandlerPool final : HandlerProcess::Events {
   size_t serving_count() const;
   size_t ready_count() const;
   void finish_if_empty();
+  bool reclaim_if_lingering(HandlerId id);
 
   uv_loop_t* loop_;
   const Config& config_;

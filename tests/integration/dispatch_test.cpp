@@ -65,6 +65,8 @@ struct BothHandlersTaken {
       : idle(reactor.host(), reactor.port()), computing(reactor.host(), reactor.port()) {
     EXPECT_TRUE(idle.send("pid\n"));
     lingering_pid = idle.read_line();
+    // It lingers only while the other is idle: the computing request must not come before it began to.
+    EXPECT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 5s));
     EXPECT_TRUE(computing.send("spin " + std::to_string(spin_ms) + "\n"));
     EXPECT_TRUE(wait_until([&] { return reactor.idle_handlers() == 0; }, 5s));
   }
