@@ -192,7 +192,10 @@ int Handler::run(int argc, char** argv) {
   }
 
   ipc::BlockingChannel channel{ipc::UniqueFd(static_cast<int>(channel_fd))};
-  if (auto error = channel.send({.type = ipc::MessageType::kHello})) {
+  // With its answer record, it can take connections sent ahead while it is busy (ipc::kFlagAhead).
+  const ipc::Message hello{.type = ipc::MessageType::kHello,
+                           .flags = answer_record.valid() ? ipc::kFlagTakesAhead : 0u};
+  if (auto error = channel.send(hello)) {
     log_channel_error("sending hello to the reactor", error);
     return 1;
   }
@@ -209,6 +212,11 @@ int Handler::run(int argc, char** argv) {
       std::fprintf(stderr, "handler[%d]: unexpected frame type %u from the reactor\n", getpid(),
                    static_cast<unsigned>(request.type));
       return 1;
+    }
+    // One sent ahead may have gone to another handler meanwhile: then its copy closes, unused.
+    if ((request.flags & ipc::kFlagAhead) != 0 &&
+        !answer_record.take((request.flags & ipc::kFlagAheadSlot) != 0 ? 1 : 0, request.connection_id)) {
+      continue;
     }
     const auto report_answered = [&](uint64_t bytes_written, int status) {
       const ipc::Message answered{.type = ipc::MessageType::kAnswered,

@@ -64,6 +64,34 @@ void AnswerRecord::note(uint64_t answer_end, uint32_t status, uint32_t flags) {
   store(layout()->answer_end, answer_end);
 }
 
+void AnswerRecord::offer(unsigned slot, uint64_t connection_id) {
+  if (!valid()) return;
+  std::atomic_ref<uint64_t>(layout()->offered[slot & 1]).store(connection_id, std::memory_order_release);
+}
+
+unsigned AnswerRecord::free_offer_slot() const {
+  if (!valid()) return 0;
+  const uint64_t first = std::atomic_ref<uint64_t>(layout()->offered[0]).load(std::memory_order_acquire);
+  return first == 0 || (first & kOfferTaken) != 0 ? 0 : 1;
+}
+
+bool AnswerRecord::withdraw(unsigned slot, uint64_t connection_id) {
+  uint64_t expected = connection_id;
+  return valid() &&
+         std::atomic_ref<uint64_t>(layout()->offered[slot & 1]).compare_exchange_strong(expected, 0);
+}
+
+bool AnswerRecord::take(unsigned slot, uint64_t connection_id) {
+  if (!valid()) return true;  // A reactor that gives no record withdraws nothing.
+  uint64_t expected = connection_id;
+  if (!std::atomic_ref<uint64_t>(layout()->offered[slot & 1])
+           .compare_exchange_strong(expected, connection_id | kOfferTaken)) {
+    return false;
+  }
+  begin(connection_id);
+  return true;
+}
+
 std::optional<NotedAnswer> AnswerRecord::last_noted(uint64_t connection_id) const {
   if (!valid() || load(layout()->connection_id) != connection_id) return std::nullopt;
   const uint64_t end = load(layout()->answer_end);

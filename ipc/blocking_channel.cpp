@@ -34,9 +34,10 @@ std::error_code BlockingChannel::fill_to(size_t size) {
   while (inbox_.size() < size) {
     std::vector<UniqueFd> received;  // Closed here when refused.
     if (auto error = fill(received)) return error;
-    if (received.empty()) continue;
-    if (received.size() > 1 || pending_descriptor_) return Errc::kUnexpectedDescriptor;
-    pending_descriptor_ = std::move(received.front());
+    if (received.size() + pending_descriptors_.size() > kMaxPendingDescriptors) {
+      return Errc::kUnexpectedDescriptor;
+    }
+    for (UniqueFd& descriptor : received) pending_descriptors_.push_back(std::move(descriptor));
   }
   return {};
 }
@@ -58,11 +59,12 @@ std::error_code BlockingChannel::receive(Message& message) {
   inbox_.erase(0, frame_size);
 
   if (carries_descriptor(message.type)) {
-    if (!pending_descriptor_) return Errc::kMissingDescriptor;
-    message.descriptor = std::move(pending_descriptor_);
-  } else if (pending_descriptor_ && inbox_.empty()) {
+    if (pending_descriptors_.empty()) return Errc::kMissingDescriptor;
+    message.descriptor = std::move(pending_descriptors_.front());
+    pending_descriptors_.pop_front();
+  } else if (!pending_descriptors_.empty() && inbox_.empty()) {
     // It came with this frame, or an earlier one: no frame of what was received can take it.
-    pending_descriptor_.reset();
+    pending_descriptors_.clear();
     return Errc::kUnexpectedDescriptor;
   }
   return {};

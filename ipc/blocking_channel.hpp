@@ -4,9 +4,12 @@
 // It reads as much as is there (one recvmsg per frame in the common case). A descriptor travels with the
 // first byte of its frame, and recvmsg stops after the bytes of the write that carried one, so a descriptor
 // belongs to the first frame that carries one (kConnection) among the frames not returned yet: frames without
-// one may come before it in the same read (a late kReclaim, then the next kConnection). A descriptor that no
-// such frame can take — a second one, or one that came with a frame that carries none — is refused.
+// one may come before it in the same read (a late kReclaim, then the next kConnection), and the next frame's
+// descriptor may come with the end of a long one (a connection sent ahead behind a large request). So the
+// descriptors wait in order, each for the next frame that carries one. One that no such frame can take — one
+// that came with a frame that carries none, or more than the reactor ever has in flight — is refused.
 
+#include <deque>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -32,12 +35,16 @@ class BlockingChannel {
  private:
   // Reads more into inbox_; Errc::kPeerClosed at EOF.
   std::error_code fill(std::vector<UniqueFd>& received);
-  // Reads until inbox_ holds size bytes, keeping a descriptor that comes in pending_descriptor_.
+  // Reads until inbox_ holds size bytes, keeping descriptors that come in pending_descriptors_.
   std::error_code fill_to(size_t size);
 
+  // A connection and the one sent ahead behind it, and one more for slack.
+  static constexpr size_t kMaxPendingDescriptors = 3;
+
   UniqueFd socket_;
-  std::string inbox_;            // Received bytes not yet returned as a message.
-  UniqueFd pending_descriptor_;  // Received with bytes of inbox_, for the next frame that carries one.
+  std::string inbox_;  // Received bytes not yet returned as a message.
+  // Received with bytes of inbox_, in order, each for the next frame that carries one.
+  std::deque<UniqueFd> pending_descriptors_;
 };
 
 }  // namespace handoff::ipc

@@ -55,6 +55,12 @@ bool split_progress_payload(std::string& payload, Progress& progress);
 inline constexpr uint32_t kFlagHeadTruncated = 1u << 0;  // The request reached a cap: refuse or read on.
 inline constexpr uint32_t kFlagInputClosed = 1u << 1;    // The client sent EOF after these bytes.
 inline constexpr uint32_t kFlagHttp = 1u << 2;  // The connection speaks HTTP/1.x, not the line protocol.
+// Sent ahead, while the handler is busy: it is the handler's only if it takes it in its answer record
+// (ipc/answer_record.hpp); otherwise the reactor withdrew it, and the descriptor is closed unused.
+inline constexpr uint32_t kFlagAhead = 1u << 3;
+inline constexpr uint32_t kFlagAheadSlot = 1u << 4;  // With kFlagAhead: its claim is in slot 1, else slot 0.
+// Flags of a kHello frame.
+inline constexpr uint32_t kFlagTakesAhead = 1u << 0;  // It may be sent connections ahead (kFlagAhead).
 // Flags of a kDone frame.
 inline constexpr uint32_t kFlagKeepOpen = 1u << 0;  // The client may send more: watch the connection again.
 inline constexpr uint32_t kFlagWriteTimedOut = 1u << 1;  // The client did not take an answer in time.

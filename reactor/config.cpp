@@ -198,6 +198,9 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
     ("handler-sched", "batch: handlers run as SCHED_BATCH (sched(7)), so that the reactor gets the CPU sooner "
                       "when it wakes, at no cost to their share of it; normal: as the reactor", text("batch"),
      "batch|normal")
+    ("send-ahead", "on: a busy handler is sent the next waiting request before it reports, and goes on "
+                   "with it at once (another handler that comes free first takes it instead); off: only idle "
+                   "handlers get requests", text("on"), "on|off")
     ("handler-nice", "handlers run this much nicer than the reactor, 0 to 19: a smaller share of the CPU when "
                      "other programs compete for it too", text("0"), "N")
     ("handler-cmd", "handler command line (split like a shell, no expansions); the handler gets its channel at "
@@ -359,6 +362,9 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
       return usage_error("--handler-sched '" + sched + "' must be batch or normal");
     }
     config.handler_batch = sched == "batch";
+    const std::string ahead = result["send-ahead"].as<std::string>();
+    if (ahead != "on" && ahead != "off") return usage_error("--send-ahead '" + ahead + "' must be on or off");
+    config.send_ahead = ahead == "on";
 
     if (result.count("user")) config.user = result["user"].as<std::string>();
     if (result.count("group")) {

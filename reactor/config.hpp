@@ -44,6 +44,10 @@ struct Config {
   // CPU first when they wake, even while every handler computes; and this much nicer than the reactor
   // (setpriority(2)).
   bool handler_batch = true;
+  // A busy handler that takes connections ahead (the C++ library does) is sent the next waiting request
+  // before it reports (--send-ahead), so that it goes on without waiting for the reactor; a handler that
+  // comes free first takes it instead.
+  bool send_ahead = true;
   int handler_nice = 0;
 
   // Failure handling: docs/operations.md says what a client sees when each one strikes.

@@ -13,18 +13,35 @@ void erase_value(std::deque<T>& queue, T value) {
 
 }  // namespace
 
-std::optional<Assignment> Dispatcher::connection_ready(ConnectionId connection) {
+std::optional<Assignment> Dispatcher::connection_ready(ConnectionId connection, Ready how) {
   assert(!is_waiting(connection));
-  if (idle_.empty()) {
-    waiting_.push_back(connection);
+  if (!idle_.empty()) {
+    const HandlerId handler = idle_.front();
+    idle_.pop_front();
     publish();
-    return std::nullopt;
+    busy_.emplace(handler, Serving{.current = connection});
+    return Assignment{handler, connection};
   }
-  const HandlerId handler = idle_.front();
-  idle_.pop_front();
+  // Ahead only when nothing waits before it: the queue stays first come, first served.
+  if (how.may_go_ahead && waiting_.empty()) {
+    const auto can_take = [this](HandlerId handler, const Serving& serving) {
+      return !serving.ahead && take_ahead_.contains(handler);
+    };
+    if (const auto it = how.preferred ? busy_.find(*how.preferred) : busy_.end();
+        it != busy_.end() && can_take(it->first, it->second)) {
+      return give_ahead(it->first, it->second, connection);
+    }
+    for (auto& [handler, serving] : busy_) {
+      if (can_take(handler, serving)) return give_ahead(handler, serving, connection);
+    }
+  }
+  if (how.first_in_line) {
+    waiting_.push_front(connection);
+  } else {
+    waiting_.push_back(connection);
+  }
   publish();
-  busy_.emplace(handler, connection);
-  return Assignment{handler, connection};
+  return std::nullopt;
 }
 
 std::optional<Assignment> Dispatcher::handler_idle(HandlerId handler) {
@@ -37,25 +54,85 @@ std::optional<Assignment> Dispatcher::handler_idle(HandlerId handler) {
   const ConnectionId connection = waiting_.front();
   waiting_.pop_front();
   publish();
-  busy_.emplace(handler, connection);
+  busy_.emplace(handler, Serving{.current = connection});
   return Assignment{handler, connection};
 }
 
-bool Dispatcher::handler_done(HandlerId handler, ConnectionId connection) {
-  const auto it = busy_.find(handler);
-  if (it == busy_.end() || it->second != connection) return false;
-  busy_.erase(it);
-  return true;
+void Dispatcher::take_ahead(HandlerId handler, bool allowed) {
+  if (allowed) {
+    take_ahead_.insert(handler);
+  } else {
+    take_ahead_.erase(handler);
+  }
 }
 
-std::optional<ConnectionId> Dispatcher::handler_gone(HandlerId handler) {
-  erase_value(idle_, handler);
-  publish();
+Dispatcher::Done Dispatcher::handler_done(HandlerId handler, ConnectionId connection) {
   const auto it = busy_.find(handler);
-  if (it == busy_.end()) return std::nullopt;
-  const ConnectionId connection = it->second;
-  busy_.erase(it);
+  if (it == busy_.end() || it->second.current != connection) return Done::kNotHeld;
+  Serving& serving = it->second;
+  if (!serving.ahead) {
+    busy_.erase(it);
+    return Done::kFree;
+  }
+  serving.current = *serving.ahead;
+  serving.ahead.reset();
+  --aheads_;
+  publish();
+  return Done::kGoesOnAhead;
+}
+
+std::optional<Assignment> Dispatcher::next_ahead(HandlerId handler) {
+  const auto it = busy_.find(handler);
+  if (it == busy_.end() || it->second.ahead || waiting_.empty() || !take_ahead_.contains(handler)) {
+    return std::nullopt;
+  }
+  const ConnectionId connection = waiting_.front();
+  waiting_.pop_front();
+  return give_ahead(handler, it->second, connection);
+}
+
+Assignment Dispatcher::give_ahead(HandlerId handler, Serving& serving, ConnectionId connection) {
+  serving.ahead = connection;
+  serving.ahead_since = next_ahead_order_++;
+  ++aheads_;
+  publish();
+  return Assignment{handler, connection, true};
+}
+
+std::vector<Assignment> Dispatcher::aheads_oldest_first(HandlerId except) const {
+  std::vector<std::pair<uint64_t, Assignment>> aheads;
+  for (const auto& [handler, serving] : busy_) {
+    if (handler != except && serving.ahead) {
+      aheads.emplace_back(serving.ahead_since, Assignment{handler, *serving.ahead, true});
+    }
+  }
+  std::sort(aheads.begin(), aheads.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<Assignment> result;
+  for (const auto& [since, assignment] : aheads) result.push_back(assignment);
+  return result;
+}
+
+std::optional<ConnectionId> Dispatcher::ahead_withdrawn(HandlerId handler) {
+  const auto it = busy_.find(handler);
+  if (it == busy_.end() || !it->second.ahead) return std::nullopt;
+  const ConnectionId connection = *it->second.ahead;
+  it->second.ahead.reset();
+  --aheads_;
+  publish();
   return connection;
+}
+
+Dispatcher::Held Dispatcher::handler_gone(HandlerId handler) {
+  erase_value(idle_, handler);
+  take_ahead_.erase(handler);
+  Held held;
+  if (const auto it = busy_.find(handler); it != busy_.end()) {
+    held = {.current = it->second.current, .ahead = it->second.ahead};
+    if (held.ahead) --aheads_;
+    busy_.erase(it);
+  }
+  publish();
+  return held;
 }
 
 void Dispatcher::connection_gone(ConnectionId connection) {
@@ -66,12 +143,26 @@ void Dispatcher::connection_gone(ConnectionId connection) {
 std::optional<ConnectionId> Dispatcher::connection_of(HandlerId handler) const {
   const auto it = busy_.find(handler);
   if (it == busy_.end()) return std::nullopt;
-  return it->second;
+  return it->second.current;
+}
+
+std::optional<ConnectionId> Dispatcher::ahead_of(HandlerId handler) const {
+  const auto it = busy_.find(handler);
+  if (it == busy_.end()) return std::nullopt;
+  return it->second.ahead;
 }
 
 std::optional<HandlerId> Dispatcher::handler_of(ConnectionId connection) const {
+  const auto it = std::find_if(busy_.begin(), busy_.end(), [connection](const auto& entry) {
+    return entry.second.current == connection;
+  });
+  if (it == busy_.end()) return std::nullopt;
+  return it->first;
+}
+
+std::optional<HandlerId> Dispatcher::ahead_holder(ConnectionId connection) const {
   const auto it = std::find_if(busy_.begin(), busy_.end(),
-                               [connection](const auto& entry) { return entry.second == connection; });
+                               [connection](const auto& entry) { return entry.second.ahead == connection; });
   if (it == busy_.end()) return std::nullopt;
   return it->first;
 }

@@ -4,12 +4,20 @@
 // spreads), the connections with a complete request waiting for a handler (a FIFO, so no request starves),
 // and which handler is busy with which connection. It holds ids only and does no I/O; the Server acts on its
 // answers. Node's cluster round-robin handle (lib/internal/cluster/round_robin_handle.js) is the model.
+//
+// A busy handler that takes connections ahead may also hold one connection sent ahead: its next, already in
+// its channel when it finishes the current one, so that it goes on without waiting for the reactor. Only a
+// request that would wait anyway goes ahead (no handler is idle, none waits before it), and until the handler
+// takes it, it is still the oldest waiting request: a handler that comes free first gets it (the caller
+// withdraws it from the one it was sent to).
 
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include "ipc/shared_state.hpp"
 
@@ -21,32 +29,68 @@ using HandlerId = uint64_t;
 struct Assignment {
   HandlerId handler;
   ConnectionId connection;
+  bool ahead = false;  // The handler is busy: it takes this one once done with its current connection.
 };
 
 class Dispatcher {
  public:
-  // A connection has a complete request: it goes to the longest idle handler, or waits its turn.
-  std::optional<Assignment> connection_ready(ConnectionId connection);
+  // A connection has a complete request: it goes to the longest idle handler, ahead to a busy handler that
+  // takes one (how.preferred, if it can; none unless how.may_go_ahead), or waits its turn; first in line
+  // when it was sent ahead and withdrawn.
+  struct Ready {
+    bool first_in_line = false;
+    bool may_go_ahead = true;
+    std::optional<HandlerId> preferred;
+  };
+  std::optional<Assignment> connection_ready(ConnectionId connection, Ready how);
+  std::optional<Assignment> connection_ready(ConnectionId connection) {
+    return connection_ready(connection, {});
+  }
 
   // A handler can take work (after its hello, or once it reported done): it takes the longest waiting
   // connection, or joins the idle handlers.
   std::optional<Assignment> handler_idle(HandlerId handler);
 
-  // The handler reported that it is done with connection. False when it does not hold that connection (a
-  // broken handler); otherwise the handler is neither idle nor busy until handler_idle is called.
-  bool handler_done(HandlerId handler, ConnectionId connection);
+  // Whether handler may be given connections ahead (it said so in its hello, and is not retiring).
+  void take_ahead(HandlerId handler, bool allowed);
 
-  // The handler is gone (exited, or being replaced): it is forgotten, and the connection it held, if any, is
-  // returned so that the caller can answer it.
-  std::optional<ConnectionId> handler_gone(HandlerId handler);
+  enum class Done {
+    kNotHeld,     // It does not hold that connection: a broken handler.
+    kFree,        // Neither idle nor busy until handler_idle is called.
+    kGoesOnAhead  // Busy with the connection it was sent ahead, which is now its current one.
+  };
+  // The handler reported that it is done with connection.
+  Done handler_done(HandlerId handler, ConnectionId connection);
+
+  // The next ahead for a busy handler without one: the longest waiting connection, if any.
+  std::optional<Assignment> next_ahead(HandlerId handler);
+  // The connections sent ahead to handlers other than except, oldest first: a handler come free may take
+  // one that its holder has not taken yet.
+  std::vector<Assignment> aheads_oldest_first(HandlerId except) const;
+  // The connection sent ahead to handler no longer goes to it (withdrawn, or its client left): returned, to
+  // be made ready again (first in line) or closed.
+  std::optional<ConnectionId> ahead_withdrawn(HandlerId handler);
+
+  struct Held {
+    std::optional<ConnectionId> current, ahead;
+  };
+  // The handler is gone (exited, or being replaced): it is forgotten, and the connections it held, if any,
+  // are returned so that the caller can answer them (the current one) or queue them again (ahead).
+  Held handler_gone(HandlerId handler);
 
   // A waiting connection is gone (its client left, or the server stops): it no longer waits.
   void connection_gone(ConnectionId connection);
 
   std::optional<ConnectionId> connection_of(HandlerId handler) const;
-  bool is_being_served(ConnectionId connection) const { return handler_of(connection).has_value(); }
+  std::optional<ConnectionId> ahead_of(HandlerId handler) const;
+  // Held by a handler: served, or sent ahead.
+  bool is_being_served(ConnectionId connection) const {
+    return handler_of(connection).has_value() || ahead_holder(connection).has_value();
+  }
   // The handler that serves connection, if one does.
   std::optional<HandlerId> handler_of(ConnectionId connection) const;
+  // The handler connection was sent ahead to, if it was.
+  std::optional<HandlerId> ahead_holder(ConnectionId connection) const;
   bool is_waiting(ConnectionId connection) const;
 
   // From now on the numbers of waiting connections and of idle handlers are also written to state, where
@@ -59,19 +103,30 @@ class Dispatcher {
 
   size_t idle_handlers() const { return idle_.size(); }
   size_t busy_handlers() const { return busy_.size(); }
-  size_t waiting_connections() const { return waiting_.size(); }
+  // Connections with a request no handler has begun: queued, or sent ahead.
+  size_t waiting_connections() const { return waiting_.size() + aheads_; }
 
  private:
+  struct Serving {
+    ConnectionId current;
+    std::optional<ConnectionId> ahead;
+    uint64_t ahead_since = 0;  // Order in which aheads were given, for oldest_ahead.
+  };
+
   void publish() {
     if (published_ == nullptr) return;
-    published_->set_waiting(static_cast<uint32_t>(waiting_.size()));
+    published_->set_waiting(static_cast<uint32_t>(waiting_connections()));
     published_->set_idle(static_cast<uint32_t>(idle_.size()));
   }
+  Assignment give_ahead(HandlerId handler, Serving& serving, ConnectionId connection);
 
   ipc::SharedState* published_ = nullptr;
   std::deque<HandlerId> idle_;
   std::deque<ConnectionId> waiting_;
-  std::unordered_map<HandlerId, ConnectionId> busy_;
+  std::unordered_map<HandlerId, Serving> busy_;
+  std::unordered_set<HandlerId> take_ahead_;
+  size_t aheads_ = 0;
+  uint64_t next_ahead_order_ = 0;
 };
 
 }  // namespace handoff::reactor

@@ -70,6 +70,7 @@ void Frontend::accept(ipc::UniqueFd client) {
 }
 
 void Frontend::close_connection(ConnectionId id) {
+  kept_requests_.erase(id);
   connections_.erase(id);
   if (at_capacity_ && connections_.size() < config_.max_connections && listener_) {
     at_capacity_ = false;
@@ -94,7 +95,12 @@ void Frontend::on_request_ready(Connection& connection) {
     refuse(connection, Refusal::kBusy);
     return;
   }
-  if (auto assignment = dispatcher_.connection_ready(connection.id())) {
+  // Sent ahead, a request wakes a lingering handler by itself: that one is preferred.
+  const std::optional<HandlerId> lingering =
+      dispatcher_.idle_handlers() == 0 && !queue_full ? pool_.lingering_handler() : std::nullopt;
+  if (auto assignment = dispatcher_.connection_ready(connection.id(),
+                                                     {.may_go_ahead = !queue_full, .preferred = lingering})) {
+    if (assignment->ahead && assignment->handler == lingering) ++metrics_.counters.reclaims;
     hand_off(*assignment);
   } else {
     connection.wait_in_queue();
@@ -104,19 +110,87 @@ void Frontend::on_request_ready(Connection& connection) {
 }
 
 void Frontend::offer(HandlerProcess& handler) {
-  if (auto assignment = dispatcher_.handler_idle(handler.id())) hand_off(*assignment);
+  if (auto assignment = dispatcher_.handler_idle(handler.id())) {
+    hand_off(*assignment);
+    // More wait: the next goes ahead, so that the handler need not wait for the reactor after this one.
+    if (auto next = dispatcher_.next_ahead(handler.id())) hand_off(*next);
+    return;
+  }
+  take_an_ahead(handler);
+}
+
+bool Frontend::take_an_ahead(HandlerProcess& handler) {
+  for (const Assignment& ahead : dispatcher_.aheads_oldest_first(handler.id())) {
+    if (!pool_.at(ahead.handler).withdraw_ahead(ahead.connection)) continue;  // Its handler is on it.
+    ++metrics_.counters.withdrawn;
+    dispatcher_.ahead_withdrawn(ahead.handler);
+    if (auto assignment = dispatcher_.connection_ready(ahead.connection, {.first_in_line = true})) {
+      hand_off(*assignment);
+    }
+    return true;
+  }
+  return false;
+}
+
+Connection::Request Frontend::take_request(Connection& connection) {
+  const auto kept = kept_requests_.find(connection.id());
+  if (kept == kept_requests_.end()) return connection.take_request();
+  Connection::Request request = std::move(kept->second);
+  kept_requests_.erase(kept);
+  return request;
 }
 
 void Frontend::hand_off(Assignment assignment) {
   Connection& connection = *connections_.at(assignment.connection);
+  Connection::Request request = take_request(connection);
+  ++metrics_.counters.hand_offs;
+  HandlerProcess& handler = pool_.at(assignment.handler);
+  if (assignment.ahead) {
+    // It still waits, and may come back until its handler takes it.
+    ++metrics_.counters.sent_ahead;
+    kept_requests_.emplace(connection.id(), request);
+    handler.send_ahead(connection.id(), connection.socket(), std::move(request.bytes), request.flags);
+    connection.wait_in_queue();
+    return;
+  }
+  observe_queue_wait(connection);
+  handler.send_connection(connection.id(), connection.socket(), std::move(request.bytes), request.flags);
+  connection.watch_while_served();
+}
+
+void Frontend::observe_queue_wait(Connection& connection) {
   const double waited_seconds = (uv_hrtime() - connection.ready_at_ns()) / 1e9;
   metrics_.queue_wait.observe(waited_seconds);
   connection.set_queue_wait_ms(waited_seconds * 1e3);
-  Connection::Request request = connection.take_request();
-  ++metrics_.counters.hand_offs;
-  pool_.at(assignment.handler)
-      .send_connection(connection.id(), connection.socket(), std::move(request.bytes), request.flags);
+}
+
+void Frontend::send_next_ahead(HandlerProcess& handler) {
+  Connection& connection = *connections_.at(*dispatcher_.connection_of(handler.id()));
+  kept_requests_.erase(connection.id());
+  observe_queue_wait(connection);
   connection.watch_while_served();
+  if (auto assignment = dispatcher_.next_ahead(handler.id())) hand_off(*assignment);
+}
+
+void Frontend::take_back_ahead(ConnectionId id) {
+  Connection& connection = *connections_.at(id);
+  if (phase_ == Phase::kStopping) {
+    refuse(connection, Refusal::kShuttingDown);
+    return;
+  }
+  if (auto assignment = dispatcher_.connection_ready(id, {.first_in_line = true})) {
+    hand_off(*assignment);
+  } else {
+    connection.wait_in_queue();
+  }
+}
+
+bool Frontend::withdraw_ahead(ConnectionId id) {
+  const std::optional<HandlerId> holder = dispatcher_.ahead_holder(id);
+  if (!holder || !pool_.at(*holder).withdraw_ahead(id)) return false;
+  ++metrics_.counters.withdrawn;
+  dispatcher_.ahead_withdrawn(*holder);
+  return true;
 }
 
 void Frontend::count_answer(const HandlerProcess& handler, int status, double service_ms, bool more_follows) {
@@ -192,6 +266,7 @@ void Frontend::cancel_unanswered(HandlerProcess& handler, Connection& connection
 // of an answer, and an error after it would be worse than none, so the connection is only closed.
 void Frontend::answer_orphan(ConnectionId id, const HandlerProcess& handler) {
   Connection& connection = *connections_.at(id);
+  kept_requests_.erase(id);   // Sent ahead and taken: it was begun.
   if (handler.cancelled()) {  // Its client is gone.
     connection.end_output();
     close_connection(id);
@@ -250,6 +325,14 @@ void Frontend::on_client_left(Connection& connection) {
     cancel_unanswered(pool_.at(*serving), connection);
     return;
   }
+  if (dispatcher_.ahead_holder(connection.id())) {
+    if (!withdraw_ahead(connection.id())) {
+      // Its handler began it and is reporting the one before: looked at again once it is served.
+      connection.remind_left_after(kCancelAfter);
+      return;
+    }
+    ++metrics_.counters.abandoned;
+  }
   if (dispatcher_.is_waiting(connection.id())) ++metrics_.counters.abandoned;
   dispatcher_.connection_gone(connection.id());
   close_connection(connection.id());
@@ -260,11 +343,10 @@ void Frontend::on_expired(Connection& connection, Connection::Expiry expiry) {
     case Connection::Expiry::kIdle: close_connection(connection.id()); break;
     case Connection::Expiry::kRead: refuse(connection, Refusal::kReadTimeout); break;
     case Connection::Expiry::kLeft:
-      if (const std::optional<HandlerId> serving = dispatcher_.handler_of(connection.id())) {
-        cancel_unanswered(pool_.at(*serving), connection);
-      }
+      if (dispatcher_.is_being_served(connection.id())) on_client_left(connection);
       break;
     case Connection::Expiry::kQueue:
+      if (dispatcher_.ahead_holder(connection.id()) && !withdraw_ahead(connection.id())) break;  // Begun.
       dispatcher_.connection_gone(connection.id());
       refuse(connection, Refusal::kBusy);
       break;

@@ -50,6 +50,11 @@ class Frontend final : Connection::Events {
   // What the pool reports (HandlerPool::Events, passed on by the Server).
   // The handler takes the longest waiting connection, or joins the idle handlers.
   void offer(HandlerProcess& handler);
+  // The handler went on with the connection sent ahead to it: that one is served now, and the handler gets
+  // its next one ahead if a request waits.
+  void send_next_ahead(HandlerProcess& handler);
+  // A connection sent ahead comes back unserved: it goes to a handler again, before every other.
+  void take_back_ahead(ConnectionId id);
   // The handler is done with the connection: watch it for the next request, or close it.
   void take_back(ipc::Message done, uint64_t answered_bytes);
   // The handler that held the connection is dead and reaped: answer the client, unless an answer was cut;
@@ -74,7 +79,19 @@ class Frontend final : Connection::Events {
   void on_expired(Connection& connection, Connection::Expiry expiry) override;
 
   void hand_off(Assignment assignment);
+  // The connection's request for a handler: the one kept when it was sent ahead and came back, or the
+  // connection's next.
+  Connection::Request take_request(Connection& connection);
+  // A handler came free with nothing queued: it takes the oldest connection sent ahead to another handler
+  // that has not taken it yet. True when it did.
+  bool take_an_ahead(HandlerProcess& handler);
+  // The connection was sent ahead and its client left, or its wait in the queue expired: withdrawn (true)
+  // unless its handler took it already.
+  bool withdraw_ahead(ConnectionId id);
   void resume(Connection& connection, std::string unconsumed);
+  // How long the connection's request waited for the handler that begins it now (a histogram, and the
+  // access log).
+  void observe_queue_wait(Connection& connection);
   // Closes the reactor's copy (Connection::close) and accepts again if --max-connections had held it.
   void close_connection(ConnectionId id);
   void cancel_unanswered(HandlerProcess& handler, Connection& connection);
@@ -96,6 +113,8 @@ class Frontend final : Connection::Events {
   LoopOwned<SocketPoller> poller_;  // Before connections_: each forgets its socket when it closes.
   ReadBudget budget_;               // Before connections_: each gives its bytes back when it closes.
   std::unordered_map<ConnectionId, LoopOwned<Connection>> connections_;
+  // The requests of connections sent ahead and not begun yet, which may come back (and those that did).
+  std::unordered_map<ConnectionId, Connection::Request> kept_requests_;
   ConnectionId next_id_ = 1;
   bool at_capacity_ = false;  // --max-connections are open: the listener is held.
   static constexpr uint64_t kCapacityReportIntervalNs = 10'000'000'000;

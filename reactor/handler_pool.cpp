@@ -79,6 +79,7 @@ std::error_code HandlerPool::spawn(std::optional<HandlerId> replaces, bool for_r
 void HandlerPool::on_handler_ready(HandlerProcess& handler) {
   if (handler.exited()) return;  // A hello read after its exit: on_handler_exited follows.
   any_handler_ready_ = true;
+  dispatcher_.take_ahead(handler.id(), handler.takes_ahead() && config_.send_ahead);
   if (replacing_.contains(handler.id())) take_over(handler);
   offer(handler);
   if (!announced_ready_ && ready_count() >= target_) {
@@ -128,13 +129,20 @@ void HandlerPool::on_request_answered(HandlerProcess& handler, int status, doubl
 
 void HandlerPool::on_handler_done(HandlerProcess& handler, ipc::Message done) {
   may_linger_.erase(handler.id());
-  if (!dispatcher_.handler_done(handler.id(), done.connection_id)) {
+  const Dispatcher::Done outcome = dispatcher_.handler_done(handler.id(), done.connection_id);
+  if (outcome == Dispatcher::Done::kNotHeld) {
     handler.kill_for("it reported a connection it was not given");
     return;
   }
   const uint64_t answered_bytes = handler.answered_bytes();
-  retire_if_worn(handler);
-  offer(handler);
+  if (outcome == Dispatcher::Done::kGoesOnAhead) {
+    handler.begin_ahead();
+    retire_if_worn(handler);
+    events_.on_handler_goes_on(handler);  // (A retiring one is sent nothing more ahead.)
+  } else {
+    retire_if_worn(handler);
+    offer(handler);
+  }
   events_.on_connection_returned(std::move(done), answered_bytes);
 }
 
@@ -142,8 +150,17 @@ void HandlerPool::on_handler_exited(HandlerProcess& handler, int64_t exit_status
   const HandlerId id = handler.id();
   may_linger_.erase(id);
   log_exit(handler, exit_status, term_signal);
-  if (const std::optional<ConnectionId> orphan = dispatcher_.handler_gone(id)) {
-    events_.on_connection_orphaned(*orphan, handler);
+  const Dispatcher::Held held = dispatcher_.handler_gone(id);
+  if (held.current) events_.on_connection_orphaned(*held.current, handler);
+  if (held.ahead) {
+    // Not taken: it lost nothing, and waits first in line. Taken while its kDone was lost (a handler that
+    // broke the protocol): it is judged as an orphan too.
+    if (handler.withdraw_ahead(*held.ahead)) {
+      ++metrics_.counters.withdrawn;
+      events_.on_ahead_returned(*held.ahead);
+    } else {
+      events_.on_connection_orphaned(*held.ahead, handler);
+    }
   }
   ++metrics_.counters.handler_exits;
 
@@ -294,6 +311,14 @@ void HandlerPool::retire_if_worn(HandlerProcess& handler) {
 // The handler takes no new work: it exits once idle (at once when it is idle now).
 void HandlerPool::retire(HandlerProcess& handler) {
   handler.set_retiring();
+  dispatcher_.take_ahead(handler.id(), false);
+  // A connection sent ahead goes to another handler, unless this one took it already.
+  if (const std::optional<ConnectionId> ahead = dispatcher_.ahead_of(handler.id());
+      ahead && handler.withdraw_ahead(*ahead)) {
+    ++metrics_.counters.withdrawn;
+    dispatcher_.ahead_withdrawn(handler.id());
+    events_.on_ahead_returned(*ahead);
+  }
   if (handler.said_hello() && !dispatcher_.connection_of(handler.id())) {
     dispatcher_.handler_gone(handler.id());  // Withdrawn from the idle handlers.
     handler.end_channel();
@@ -411,6 +436,15 @@ bool HandlerPool::reclaim_lingering() {
   std::atomic_thread_fence(std::memory_order_seq_cst);
   return std::any_of(may_linger_.begin(), may_linger_.end(),
                      [this](HandlerId id) { return reclaim_if_lingering(id); });
+}
+
+std::optional<HandlerId> HandlerPool::lingering_handler() {
+  if (may_linger_.empty()) return std::nullopt;
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  for (const HandlerId id : may_linger_) {
+    if (handlers_.at(id)->lingering()) return id;
+  }
+  return std::nullopt;
 }
 
 bool HandlerPool::reclaim_any_lingering() {

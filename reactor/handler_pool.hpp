@@ -44,6 +44,12 @@ class HandlerPool final : HandlerProcess::Events {
     virtual void on_connection_returned(ipc::Message done, uint64_t answered_bytes) = 0;
     // The handler that held connection is dead and reaped: nothing else can write to the socket now.
     virtual void on_connection_orphaned(ConnectionId connection, const HandlerProcess& handler) = 0;
+    // The handler reported its connection done and went on with the one sent ahead to it, which it serves
+    // now; it may be sent its next one ahead.
+    virtual void on_handler_goes_on(HandlerProcess& handler) = 0;
+    // A connection sent ahead will not be served by the handler it was sent to (withdrawn from a handler
+    // that retires, or that handler died before it took it): its request is ready again, first in line.
+    virtual void on_ahead_returned(ConnectionId connection) = 0;
     // The handler answered a request (status as HTTP says it), having worked on it for service_ms.
     virtual void on_request_answered(HandlerProcess& handler, int status, double service_ms,
                                      bool more_follows) = 0;
@@ -82,6 +88,8 @@ class HandlerPool final : HandlerProcess::Events {
   // The same, before a request is refused for a full queue: every handler is looked at, also one whose
   // kAnswered is not read yet.
   bool reclaim_any_lingering();
+  // A handler lingering on its connection, if one is (a connection sent ahead to it ends its linger).
+  std::optional<HandlerId> lingering_handler();
   const std::unordered_map<HandlerId, LoopOwned<HandlerProcess>>& handlers() const { return handlers_; }
   unsigned target() const { return target_; }
   // The largest size resize() takes (--max-handlers).

@@ -175,43 +175,69 @@ void HandlerProcess::update_polling() {
 void HandlerProcess::send_connection(ConnectionId connection, int client_socket, std::string bytes,
                                      uint32_t flags) {
   if (broken_) return;  // Its exit is on the way; the Server answers the connection then.
-  ipc::Message message{
-      .type = ipc::MessageType::kConnection,
-      .connection_id = connection,
-      .flags = flags,
-      .payload = std::move(bytes),
-  };
-  // The handler is idle, so nothing is queued before this frame.
-  outbox_ = ipc::encode(message);
-  outbox_descriptor_ = client_socket;
   answered_bytes_ = 0;
   answer_record_.begin(connection);
   busy_ = true;
   reclaimed_ = false;
   request_started_ns_ = uv_hrtime();
   start_request_timer();
-  flush_outbox();
+  queue_frame({.type = ipc::MessageType::kConnection,
+               .connection_id = connection,
+               .flags = flags,
+               .payload = std::move(bytes)},
+              client_socket);
+}
+
+void HandlerProcess::send_ahead(ConnectionId connection, int client_socket, std::string bytes,
+                                uint32_t flags) {
+  // The one sent ahead before may not be taken yet, though the reactor has seen its handler report the
+  // connection before it (which is when it sends the next): its slot is not reused then.
+  ahead_slot_ = answer_record_.free_offer_slot();
+  answer_record_.offer(ahead_slot_, connection);
+  if (broken_) return;  // Its exit is on the way; the connection is withdrawn then, and waits again.
+  queue_frame({.type = ipc::MessageType::kConnection,
+               .connection_id = connection,
+               .flags = flags | ipc::kFlagAhead | (ahead_slot_ == 1 ? ipc::kFlagAheadSlot : 0u),
+               .payload = std::move(bytes)},
+              client_socket);
+}
+
+void HandlerProcess::begin_ahead() {
+  answered_bytes_ = 0;
+  busy_ = true;
+  reclaimed_ = false;
+  request_started_ns_ = uv_hrtime();
+  start_request_timer();
 }
 
 bool HandlerProcess::reclaim(ConnectionId connection) {
   if (broken_ || reclaimed_ || !busy_) return false;
   reclaimed_ = true;
-  outbox_ += ipc::encode({.type = ipc::MessageType::kReclaim, .connection_id = connection});
-  flush_outbox();
+  queue_frame({.type = ipc::MessageType::kReclaim, .connection_id = connection}, -1);
   return true;
+}
+
+void HandlerProcess::queue_frame(const ipc::Message& message, int descriptor) {
+  outbox_.push_back({.bytes = ipc::encode(message), .descriptor = descriptor});
+  if (outbox_.size() == 1) flush_outbox();
 }
 
 void HandlerProcess::flush_outbox() {
   while (!outbox_.empty()) {
-    const ipc::IoResult sent = ipc::send_with_descriptor(channel_.get(), outbox_, outbox_descriptor_);
+    Outgoing& frame = outbox_.front();
+    const ipc::IoResult sent = ipc::send_with_descriptor(channel_.get(), frame.bytes, frame.descriptor);
     if (sent.would_block()) break;
     if (sent.error) {
       // EPIPE: the handler is gone (its exit tells why); anything else is the reactor's or the kernel's.
       break_off(sent.error == std::errc::broken_pipe ? "" : "sendmsg to it failed: " + sent.error.message());
       return;
     }
-    outbox_.erase(0, sent.bytes);
-    outbox_descriptor_ = -1;
+    frame.descriptor = -1;
+    if (sent.bytes < frame.bytes.size()) {
+      frame.bytes.erase(0, sent.bytes);
+      break;  // The channel is full: the rest goes when it is writable.
+    }
+    outbox_.pop_front();
   }
   update_polling();
 }
@@ -273,6 +299,7 @@ void HandlerProcess::on_message(ipc::Message message) {
   ipc::Progress progress{};
   if (message.type == ipc::MessageType::kHello && !said_hello_) {
     said_hello_ = true;
+    takes_ahead_ = (message.flags & ipc::kFlagTakesAhead) != 0;
     uv_timer_stop(&request_timer_);  // The start timer.
     events_.on_handler_ready(*this);
   } else if ((message.type == ipc::MessageType::kAnswered || message.type == ipc::MessageType::kDone) &&

@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -92,6 +93,17 @@ class HandlerProcess {
   // gets its own copy of the socket; the caller keeps client_socket open at least until the handler reports.
   // If a request of it takes longer than --request-timeout, the handler is killed.
   void send_connection(ConnectionId connection, int client_socket, std::string bytes, uint32_t flags);
+  // The same for a busy handler that takes connections ahead: it takes this one once done with its current
+  // connection, unless withdraw_ahead succeeds first. The caller keeps client_socket open and the request's
+  // bytes at hand until it knows which.
+  void send_ahead(ConnectionId connection, int client_socket, std::string bytes, uint32_t flags);
+  // True when the connection sent ahead will not be served by this handler (it had not taken it yet).
+  bool withdraw_ahead(ConnectionId connection) { return answer_record_.withdraw(ahead_slot_, connection); }
+  // It reported its current connection done and goes on with the one sent ahead: from now on that is its
+  // current connection, and its request timer runs.
+  void begin_ahead();
+  // It said in its hello that it takes connections ahead.
+  bool takes_ahead() const { return takes_ahead_; }
 
   // Closes the reactor's end of the channel: the handler reads EOF when it next waits for work, and exits.
   void end_channel();
@@ -138,10 +150,17 @@ class HandlerProcess {
   ipc::UniqueFd channel_;
   ipc::AnswerRecord answer_record_;  // Inherited by the child at kHandlerRecordFd.
   ipc::FrameDecoder decoder_;
-  std::string outbox_;  // Frame bytes not yet taken by the channel.
-  int outbox_descriptor_ =
-      -1;  // Borrowed; attached to the outbox's first byte when it has not been sent yet.
+  // Frames not yet taken by the channel, each with the descriptor (borrowed, or -1) that goes with its first
+  // byte, until that byte is sent.
+  struct Outgoing {
+    std::string bytes;
+    int descriptor = -1;
+  };
+  void queue_frame(const ipc::Message& message, int descriptor);
+  std::deque<Outgoing> outbox_;
   bool said_hello_ = false;
+  bool takes_ahead_ = false;
+  unsigned ahead_slot_ = 0;  // Of the answer record's offers, the one the last connection sent ahead used.
   uint64_t started_at_ = 0;
   uint64_t requests_served_ = 0;
   uint64_t answered_bytes_ = 0;

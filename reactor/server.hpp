@@ -47,6 +47,8 @@ class Server final : HandlerPool::Events {
   void on_connection_orphaned(ConnectionId connection, const HandlerProcess& handler) override {
     frontend_.answer_orphan(connection, handler);
   }
+  void on_handler_goes_on(HandlerProcess& handler) override { frontend_.send_next_ahead(handler); }
+  void on_ahead_returned(ConnectionId connection) override { frontend_.take_back_ahead(connection); }
   void on_request_answered(HandlerProcess& handler, int status, double service_ms,
                            bool more_follows) override {
     frontend_.count_answer(handler, status, service_ms, more_follows);

@@ -70,6 +70,8 @@ std::string render_stats_json(const StatsSnapshot& s) {
           ",\"abandoned\":" + std::to_string(c.abandoned) + ",\"cancelled\":" + std::to_string(c.cancelled) +
           ",\"rss_recycles\":" + std::to_string(c.rss_recycles) +
           ",\"hand_offs\":" + std::to_string(c.hand_offs) + ",\"reclaims\":" + std::to_string(c.reclaims) +
+          ",\"sent_ahead\":" + std::to_string(c.sent_ahead) +
+          ",\"withdrawn\":" + std::to_string(c.withdrawn) +
           ",\"errors\":{\"busy\":" + std::to_string(c.busy) + ",\"timeout\":" + std::to_string(c.timeouts) +
           ",\"crashed\":" + std::to_string(c.crashed) + ",\"bad_request\":" + std::to_string(c.bad_requests) +
           ",\"handler_error\":" + std::to_string(c.handler_errors) +
@@ -140,6 +142,10 @@ std::string render_prometheus(const StatsSnapshot& s) {
          c.hand_offs);
   metric(out, "handoff_reclaims_total", "counter",
          "Lingering handlers taken back at once for a request that waited.", c.reclaims);
+  metric(out, "handoff_sent_ahead_total", "counter",
+         "Hand-offs sent to a busy handler, which takes them once done (--send-ahead).", c.sent_ahead);
+  metric(out, "handoff_ahead_withdrawn_total", "counter",
+         "Hand-offs sent ahead and taken back before their handler began them.", c.withdrawn);
   histogram_text(out, "handoff_queue_wait_seconds", "Time a complete request waited for a handler.",
                  s.metrics->queue_wait);
   histogram_text(out, "handoff_service_seconds", "Time a handler worked on a request.", s.metrics->service);

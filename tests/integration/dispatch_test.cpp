@@ -6,9 +6,11 @@
 #include <signal.h>
 
 #include <gtest/gtest.h>
+#include <atomic>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/support/client.hpp"
@@ -17,6 +19,10 @@
 
 namespace handoff::testing {
 namespace {
+
+uint64_t fibonacci(int n) {
+  return n < 2 ? n : fibonacci(n - 1) + fibonacci(n - 2);
+}
 
 // A linger far longer than any test step: what the test sees is the reclaim, never the linger running out.
 const std::vector<std::string> kLongLinger = {"--handlers", "2", "--linger", "1s"};
@@ -147,6 +153,125 @@ TEST(Linger, AClientThatLeavesWhileItsHandlerLingersCostsNoHandler) {
   EXPECT_EQ(reactor.stat("counters.cancelled"), 0);
   EXPECT_EQ(reactor.stat("counters.handler_exits"), 0);
   EXPECT_EQ(reactor.stat("counters.requests"), 5);
+}
+
+// --- A busy handler is sent its next request ahead ---
+
+// Both handlers of a --handlers 2 reactor compute: first_ms, then (on the other) second_ms.
+struct BothHandlersCompute {
+  BothHandlersCompute(const ReactorProcess& reactor, int first_ms, int second_ms)
+      : first(reactor.host(), reactor.port()), second(reactor.host(), reactor.port()) {
+    EXPECT_TRUE(first.send("spin " + std::to_string(first_ms) + "\n"));
+    EXPECT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 5s));
+    EXPECT_TRUE(second.send("spin " + std::to_string(second_ms) + "\n"));
+    EXPECT_TRUE(wait_until([&] { return reactor.idle_handlers() == 0; }, 5s));
+  }
+  Client first, second;
+};
+
+const std::vector<std::string> kTwoHandlers = {"--handlers", "2", "--linger", "0"};
+
+// A request that would wait goes ahead to a busy handler; it must still be served by whichever handler comes
+// free first (FIFO: a cheap request under saturation waits only its turn). Each way round once, so that one
+// of the two rounds sends it ahead to the handler that computes for long.
+TEST(SendAhead, ARequestSentAheadGoesToTheHandlerThatComesFreeFirst) {
+  ReactorProcess reactor(kTwoHandlers);
+  for (const auto& [first_ms, second_ms] : {std::pair{2000, 200}, std::pair{200, 2000}}) {
+    BothHandlersCompute computing(reactor, first_ms, second_ms);
+    Client cheap(reactor.host(), reactor.port());
+    ASSERT_TRUE(cheap.send("ping\n"));
+    EXPECT_EQ(cheap.read_line(1500ms), "pong") << first_ms << " then " << second_ms;
+    EXPECT_EQ(computing.first.read_line(), "spun " + std::to_string(first_ms));
+    EXPECT_EQ(computing.second.read_line(), "spun " + std::to_string(second_ms));
+  }
+  EXPECT_EQ(reactor.stat("counters.sent_ahead"), 2);
+  EXPECT_GE(reactor.stat("counters.withdrawn"), 1);
+  EXPECT_EQ(reactor.stat("counters.handler_exits"), 0);
+}
+
+TEST(SendAhead, AHandlerKilledWhileItHoldsOneLosesNothingOfIt) {
+  ReactorProcess reactor(kTwoHandlers);
+  BothHandlersCompute computing(reactor, 5000, 5000);
+  Client cheap(reactor.host(), reactor.port());
+  ASSERT_TRUE(cheap.send("ping\n"));
+  ASSERT_TRUE(wait_until([&] { return reactor.stat("counters.sent_ahead") == 1; }, 5s));
+  for (const pid_t handler : reactor.handler_pids()) ASSERT_EQ(::kill(handler, SIGKILL), 0);
+  // The requests they computed fail clearly; the one sent ahead had not begun, and is served by another.
+  EXPECT_EQ(computing.first.read_line(), "ERR handler crashed");
+  EXPECT_EQ(computing.second.read_line(), "ERR handler crashed");
+  EXPECT_EQ(cheap.read_line(), "pong");
+  EXPECT_EQ(reactor.stat("counters.errors.crashed"), 2);
+}
+
+// Over HTTP a client that closes has left (nginx's rule): its request is dropped unserved, and the handler it
+// was sent ahead to skips it.
+TEST(SendAhead, AClientThatLeavesWhileItsRequestIsAheadCostsNothing) {
+  ReactorProcess reactor(kTwoHandlers);
+  BothHandlersCompute computing(reactor, 1000, 1000);
+  {
+    Client leaving(reactor.host(), reactor.port());
+    ASSERT_TRUE(leaving.send("GET /fib/20 HTTP/1.1\r\nHost: t\r\n\r\n"));
+    ASSERT_TRUE(wait_until([&] { return reactor.stat("counters.sent_ahead") == 1; }, 5s));
+  }
+  ASSERT_TRUE(wait_until([&] { return reactor.stat("counters.abandoned") == 1; }, 5s));
+  EXPECT_EQ(computing.first.read_line(), "spun 1000");
+  EXPECT_EQ(computing.second.read_line(), "spun 1000");
+  ASSERT_TRUE(wait_until([&] { return reactor.idle_handlers() == 2; }, 5s));
+  EXPECT_EQ(reactor.stat("counters.withdrawn"), 1);
+  EXPECT_EQ(reactor.stat("counters.requests"), 2);
+  EXPECT_EQ(reactor.stat("counters.cancelled"), 0);
+  EXPECT_EQ(reactor.stat("counters.handler_exits"), 0);
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
+}
+
+// A reload must not leave a request on an old handler that computes for long: the new handlers take it.
+TEST(SendAhead, AReloadHandsOneSentAheadToANewHandler) {
+  ReactorProcess reactor(kTwoHandlers);
+  const std::vector<pid_t> old = reactor.handler_pids();
+  BothHandlersCompute computing(reactor, 3000, 3000);
+  Client cheap(reactor.host(), reactor.port());
+  ASSERT_TRUE(cheap.send("pid\n"));
+  ASSERT_TRUE(wait_until([&] { return reactor.stat("counters.sent_ahead") == 1; }, 5s));
+  ASSERT_EQ(::kill(reactor.pid(), SIGHUP), 0);
+  const std::string pid = cheap.read_line(2500ms);
+  ASSERT_FALSE(pid.empty());
+  for (const pid_t handler : old) EXPECT_NE(pid, std::to_string(handler));
+  EXPECT_EQ(computing.first.read_line(), "spun 3000");
+  EXPECT_EQ(computing.second.read_line(), "spun 3000");
+}
+
+TEST(SendAhead, OffSendsNothingAhead) {
+  std::vector<std::string> arguments = kTwoHandlers;
+  arguments.insert(arguments.end(), {"--send-ahead", "off"});
+  ReactorProcess reactor(arguments);
+  BothHandlersCompute computing(reactor, 300, 300);
+  Client cheap(reactor.host(), reactor.port());
+  ASSERT_TRUE(cheap.send("ping\n"));
+  EXPECT_EQ(cheap.read_line(), "pong");
+  EXPECT_EQ(reactor.stat("counters.sent_ahead"), 0);
+}
+
+// Many keep-alive clients at once, more than the handlers: requests go ahead, and every answer is the right
+// one for its request.
+TEST(SendAhead, UnderLoadEveryAnswerIsRight) {
+  ReactorProcess reactor(kTwoHandlers);
+  constexpr int kClients = 8, kRequests = 100;
+  std::vector<std::thread> clients;
+  std::atomic<int> right{0};
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      Client client(reactor.host(), reactor.port());
+      for (int i = 0; i < kRequests; ++i) {
+        const int n = (c + i) % 20;
+        if (!client.send("fib " + std::to_string(n) + "\n")) return;
+        if (client.read_line() == std::to_string(fibonacci(n))) ++right;
+      }
+    });
+  }
+  for (std::thread& client : clients) client.join();
+  EXPECT_EQ(right.load(), kClients * kRequests);
+  EXPECT_GT(reactor.stat("counters.sent_ahead"), 0);
+  EXPECT_EQ(reactor.stat("counters.handler_exits"), 0);
 }
 
 // --- The reactor comes first on the CPU ---

@@ -178,7 +178,13 @@ ReactorProcess::~ReactorProcess() {
   // sanitizer (in the sanitized build, a leak at exit fails the exit status).
   if (pid_ > 0) {
     const int status = signal_and_wait(SIGTERM, std::chrono::seconds(15));
-    if (status != 0) ADD_FAILURE() << "the reactor did not exit cleanly on SIGTERM (status " << status << ")";
+    if (status != 0) {
+      // The end of its stderr says why (an abort's message, the last warnings).
+      const std::string errors = stderr_text();
+      ADD_FAILURE() << "the reactor did not exit cleanly on SIGTERM (status " << status
+                    << "); its stderr ends:\n"
+                    << errors.substr(errors.size() > 4000 ? errors.size() - 4000 : 0);
+    }
   }
   const std::string errors = stderr_text();
   for (const char* finding : {"Sanitizer", "runtime error:"}) {

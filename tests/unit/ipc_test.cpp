@@ -240,6 +240,40 @@ TEST(BlockingChannel, GivesADescriptorToItsFrameBehindOneWithout) {
   EXPECT_EQ(open_descriptor_count(), before);
 }
 
+// A connection sent ahead comes right behind a large request: the read that brings the end of the first frame
+// brings the second one's descriptor too, before the first frame was returned. The first version refused it.
+TEST(BlockingChannel, KeepsTheNextFramesDescriptorThatCameWithTheEndOfALongOne) {
+  const size_t before = open_descriptor_count();
+  {
+    ChannelPair pair;
+    BlockingChannel reactor(std::move(pair.left));
+    BlockingChannel handler(std::move(pair.right));
+    UniqueFd first_write, second_write;
+    UniqueFd first_read = make_pipe(first_write);
+    UniqueFd second_read = make_pipe(second_write);
+    Message large{.type = MessageType::kConnection, .connection_id = 1, .payload = std::string(100000, 'x')};
+    large.descriptor = std::move(first_write);
+    Message ahead{
+        .type = MessageType::kConnection, .connection_id = 2, .flags = kFlagAhead, .payload = "ping\n"};
+    ahead.descriptor = std::move(second_write);
+    ASSERT_FALSE(reactor.send(large));  // Both fit in the socket's buffer: sent before anything is read.
+    ASSERT_FALSE(reactor.send(ahead));
+    large.descriptor.reset();
+    ahead.descriptor.reset();
+
+    for (const auto& [id, read_end] : {std::pair{1u, &first_read}, std::pair{2u, &second_read}}) {
+      Message message;
+      ASSERT_FALSE(handler.receive(message)) << id;
+      EXPECT_EQ(message.connection_id, id);
+      ASSERT_TRUE(message.descriptor.valid()) << id;
+      ASSERT_EQ(::write(message.descriptor.get(), "x", 1), 1);
+      char byte = 0;
+      ASSERT_EQ(::read(read_end->get(), &byte, 1), 1) << "descriptor of frame " << id;
+    }
+  }
+  EXPECT_EQ(open_descriptor_count(), before);
+}
+
 TEST(BlockingChannel, ClosesAnUnexpectedDescriptor) {
   const size_t before = open_descriptor_count();
   {

@@ -232,7 +232,7 @@ TEST(Dispatcher, IdleHandlersAndWaitingConnectionsAreServedInFifoOrder) {
   EXPECT_EQ(dispatcher.waiting_connections(), 2u);
   EXPECT_EQ(dispatcher.busy_handlers(), 2u);
 
-  ASSERT_TRUE(dispatcher.handler_done(2, 101));
+  ASSERT_EQ(dispatcher.handler_done(2, 101), Dispatcher::Done::kFree);
   auto next = dispatcher.handler_idle(2);
   ASSERT_TRUE(next);
   EXPECT_EQ(next->connection, 102u);
@@ -243,11 +243,11 @@ TEST(Dispatcher, AHandlerIsIdleOnlyOnceItReportsTheConnectionItHolds) {
   Dispatcher dispatcher;
   dispatcher.handler_idle(1);
   dispatcher.connection_ready(100);
-  EXPECT_FALSE(dispatcher.handler_done(1, 999));
-  EXPECT_FALSE(dispatcher.handler_done(2, 100));
+  EXPECT_EQ(dispatcher.handler_done(1, 999), Dispatcher::Done::kNotHeld);
+  EXPECT_EQ(dispatcher.handler_done(2, 100), Dispatcher::Done::kNotHeld);
   EXPECT_EQ(dispatcher.busy_handlers(), 1u);
   EXPECT_FALSE(dispatcher.connection_ready(101));  // Still busy: the next connection waits.
-  EXPECT_TRUE(dispatcher.handler_done(1, 100));
+  EXPECT_EQ(dispatcher.handler_done(1, 100), Dispatcher::Done::kFree);
   EXPECT_EQ(dispatcher.handler_idle(1)->connection, 101u);
 }
 
@@ -256,8 +256,8 @@ TEST(Dispatcher, AGoneHandlerGivesBackItsConnectionAndAGoneConnectionStopsWaitin
   dispatcher.handler_idle(1);
   dispatcher.handler_idle(2);
   dispatcher.connection_ready(100);
-  EXPECT_EQ(dispatcher.handler_gone(1), 100u);
-  EXPECT_EQ(dispatcher.handler_gone(2), std::nullopt);
+  EXPECT_EQ(dispatcher.handler_gone(1).current, 100u);
+  EXPECT_EQ(dispatcher.handler_gone(2).current, std::nullopt);
   EXPECT_EQ(dispatcher.idle_handlers(), 0u);
 
   dispatcher.connection_ready(101);
@@ -265,6 +265,60 @@ TEST(Dispatcher, AGoneHandlerGivesBackItsConnectionAndAGoneConnectionStopsWaitin
   dispatcher.connection_gone(101);
   EXPECT_FALSE(dispatcher.is_waiting(101));
   EXPECT_EQ(dispatcher.handler_idle(3)->connection, 102u);
+}
+
+TEST(Dispatcher, OnlyARequestThatWouldWaitGoesAheadAndTheQueueStaysFirstComeFirstServed) {
+  Dispatcher dispatcher;
+  dispatcher.handler_idle(1);
+  dispatcher.handler_idle(2);
+  dispatcher.take_ahead(1, true);
+  dispatcher.take_ahead(2, true);
+  EXPECT_FALSE(dispatcher.connection_ready(100)->ahead);  // Idle handlers first.
+  EXPECT_FALSE(dispatcher.connection_ready(101)->ahead);
+  const auto ahead = dispatcher.connection_ready(102, {.preferred = 2});
+  ASSERT_TRUE(ahead);
+  EXPECT_TRUE(ahead->ahead);
+  EXPECT_EQ(ahead->handler, 2u);
+  EXPECT_EQ(dispatcher.ahead_holder(102), 2u);
+  EXPECT_TRUE(dispatcher.is_being_served(102));
+  EXPECT_EQ(dispatcher.connection_ready(103)->handler, 1u);  // The other one takes one ahead too.
+  EXPECT_FALSE(dispatcher.connection_ready(104));            // Both hold one: it waits.
+  EXPECT_FALSE(dispatcher.connection_ready(105, {.may_go_ahead = false}));
+  EXPECT_EQ(dispatcher.waiting_connections(), 4u);  // Two queued, two ahead.
+
+  // Done with its current one, handler 2 goes on with 102 and gets the longest waiting as its next.
+  EXPECT_EQ(dispatcher.handler_done(2, 101), Dispatcher::Done::kGoesOnAhead);
+  EXPECT_EQ(dispatcher.connection_of(2), 102u);
+  const auto next = dispatcher.next_ahead(2);
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->connection, 104u);
+  EXPECT_FALSE(dispatcher.next_ahead(2));  // One ahead at a time.
+
+  // A handler that comes free finds the oldest ahead first: 103 on handler 1, then 104 on handler 2.
+  const auto aheads = dispatcher.aheads_oldest_first(3);
+  ASSERT_EQ(aheads.size(), 2u);
+  EXPECT_EQ(aheads[0].connection, 103u);
+  EXPECT_EQ(aheads[1].connection, 104u);
+  EXPECT_EQ(dispatcher.ahead_withdrawn(1), 103u);
+  EXPECT_FALSE(dispatcher.connection_ready(103, {.first_in_line = true}));
+  EXPECT_EQ(dispatcher.handler_idle(3)->connection, 103u);  // Before 105, which came later.
+
+  // A handler that dies gives back both.
+  const Dispatcher::Held held = dispatcher.handler_gone(2);
+  EXPECT_EQ(held.current, 102u);
+  EXPECT_EQ(held.ahead, 104u);
+  EXPECT_EQ(dispatcher.waiting_connections(), 1u);
+}
+
+TEST(Dispatcher, NothingGoesAheadToAHandlerThatDoesNotTakeIt) {
+  Dispatcher dispatcher;
+  dispatcher.handler_idle(1);
+  dispatcher.connection_ready(100);
+  EXPECT_FALSE(dispatcher.connection_ready(101));
+  dispatcher.take_ahead(1, true);
+  dispatcher.take_ahead(1, false);  // Retiring.
+  EXPECT_FALSE(dispatcher.next_ahead(1));
+  EXPECT_EQ(dispatcher.handler_done(1, 100), Dispatcher::Done::kFree);
 }
 
 TEST(Protocol, TheFirstBytesTellTheProtocol) {
