@@ -215,7 +215,9 @@ int Handler::run(int argc, char** argv) {
     }
     // One sent ahead may have gone to another handler meanwhile: then its copy closes, unused.
     if ((request.flags & ipc::kFlagAhead) != 0 &&
-        !answer_record.take((request.flags & ipc::kFlagAheadSlot) != 0 ? 1 : 0, request.connection_id)) {
+        !answer_record.take((request.flags & ipc::kFlagAheadSlot) != 0 ? 1 : 0,
+                            ipc::offer_word(request.connection_id, request.flags >> ipc::kAheadOfferShift),
+                            request.connection_id)) {
       continue;
     }
     const auto report_answered = [&](uint64_t bytes_written, int status) {

@@ -64,9 +64,8 @@ void AnswerRecord::note(uint64_t answer_end, uint32_t status, uint32_t flags) {
   store(layout()->answer_end, answer_end);
 }
 
-void AnswerRecord::offer(unsigned slot, uint64_t connection_id) {
-  if (!valid()) return;
-  std::atomic_ref<uint64_t>(layout()->offered[slot & 1]).store(connection_id, std::memory_order_release);
+void AnswerRecord::offer(unsigned slot, uint64_t word) {
+  if (valid()) std::atomic_ref<uint64_t>(layout()->offered[slot & 1]).store(word, std::memory_order_release);
 }
 
 unsigned AnswerRecord::free_offer_slot() const {
@@ -75,17 +74,17 @@ unsigned AnswerRecord::free_offer_slot() const {
   return first == 0 || (first & kOfferTaken) != 0 ? 0 : 1;
 }
 
-bool AnswerRecord::withdraw(unsigned slot, uint64_t connection_id) {
-  uint64_t expected = connection_id;
+bool AnswerRecord::withdraw(unsigned slot, uint64_t word) {
+  uint64_t expected = word;
   return valid() &&
          std::atomic_ref<uint64_t>(layout()->offered[slot & 1]).compare_exchange_strong(expected, 0);
 }
 
-bool AnswerRecord::take(unsigned slot, uint64_t connection_id) {
+bool AnswerRecord::take(unsigned slot, uint64_t word, uint64_t connection_id) {
   if (!valid()) return true;  // A reactor that gives no record withdraws nothing.
-  uint64_t expected = connection_id;
+  uint64_t expected = word;
   if (!std::atomic_ref<uint64_t>(layout()->offered[slot & 1])
-           .compare_exchange_strong(expected, connection_id | kOfferTaken)) {
+           .compare_exchange_strong(expected, word | kOfferTaken)) {
     return false;
   }
   begin(connection_id);

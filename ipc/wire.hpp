@@ -59,6 +59,9 @@ inline constexpr uint32_t kFlagHttp = 1u << 2;  // The connection speaks HTTP/1.
 // (ipc/answer_record.hpp); otherwise the reactor withdrew it, and the descriptor is closed unused.
 inline constexpr uint32_t kFlagAhead = 1u << 3;
 inline constexpr uint32_t kFlagAheadSlot = 1u << 4;  // With kFlagAhead: its claim is in slot 1, else slot 0.
+// With kFlagAhead, bits 16-31 of the flags number the offer (one connection may be sent ahead to the same
+// handler again while its earlier, withdrawn frame is still unread there): the claim is for this one only.
+inline constexpr unsigned kAheadOfferShift = 16;
 // Flags of a kHello frame.
 inline constexpr uint32_t kFlagTakesAhead = 1u << 0;  // It may be sent connections ahead (kFlagAhead).
 // Flags of a kDone frame.

@@ -193,11 +193,13 @@ void HandlerProcess::send_ahead(ConnectionId connection, int client_socket, std:
   // The one sent ahead before may not be taken yet, though the reactor has seen its handler report the
   // connection before it (which is when it sends the next): its slot is not reused then.
   ahead_slot_ = answer_record_.free_offer_slot();
-  answer_record_.offer(ahead_slot_, connection);
+  ahead_offer_ = (ahead_offer_ + 1) & 0xffff;
+  answer_record_.offer(ahead_slot_, ipc::offer_word(connection, ahead_offer_));
   if (broken_) return;  // Its exit is on the way; the connection is withdrawn then, and waits again.
   queue_frame({.type = ipc::MessageType::kConnection,
                .connection_id = connection,
-               .flags = flags | ipc::kFlagAhead | (ahead_slot_ == 1 ? ipc::kFlagAheadSlot : 0u),
+               .flags = flags | ipc::kFlagAhead | (ahead_slot_ == 1 ? ipc::kFlagAheadSlot : 0u) |
+                        (ahead_offer_ << ipc::kAheadOfferShift),
                .payload = std::move(bytes)},
               client_socket);
 }

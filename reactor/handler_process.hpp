@@ -98,7 +98,9 @@ class HandlerProcess {
   // bytes at hand until it knows which.
   void send_ahead(ConnectionId connection, int client_socket, std::string bytes, uint32_t flags);
   // True when the connection sent ahead will not be served by this handler (it had not taken it yet).
-  bool withdraw_ahead(ConnectionId connection) { return answer_record_.withdraw(ahead_slot_, connection); }
+  bool withdraw_ahead(ConnectionId connection) {
+    return answer_record_.withdraw(ahead_slot_, ipc::offer_word(connection, ahead_offer_));
+  }
   // It reported its current connection done and goes on with the one sent ahead: from now on that is its
   // current connection, and its request timer runs.
   void begin_ahead();
@@ -160,7 +162,9 @@ class HandlerProcess {
   std::deque<Outgoing> outbox_;
   bool said_hello_ = false;
   bool takes_ahead_ = false;
-  unsigned ahead_slot_ = 0;  // Of the answer record's offers, the one the last connection sent ahead used.
+  // The last connection sent ahead: the slot of the answer record its offer is in, and its number.
+  unsigned ahead_slot_ = 0;
+  uint32_t ahead_offer_ = 0;
   uint64_t started_at_ = 0;
   uint64_t requests_served_ = 0;
   uint64_t answered_bytes_ = 0;

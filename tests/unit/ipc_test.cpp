@@ -274,6 +274,29 @@ TEST(BlockingChannel, KeepsTheNextFramesDescriptorThatCameWithTheEndOfALongOne) 
   EXPECT_EQ(open_descriptor_count(), before);
 }
 
+// A connection sent ahead goes to exactly one side, and a claim is for one offer: the same connection sent
+// ahead again, after a withdrawal, is not taken by its earlier frame.
+TEST(AnswerRecord, AnOfferIsTakenOrWithdrawnOnceAndOnlyAsItsOwnNumber) {
+  AnswerRecord reactor;
+  ASSERT_FALSE(AnswerRecord::create(reactor));
+  AnswerRecord handler;
+  ASSERT_FALSE(AnswerRecord::map(UniqueFd(::dup(reactor.descriptor())), handler));
+
+  EXPECT_EQ(reactor.free_offer_slot(), 0u);
+  reactor.offer(0, offer_word(7, 1));
+  EXPECT_EQ(reactor.free_offer_slot(), 1u);  // Not taken yet: the next offer goes to the other slot.
+  EXPECT_TRUE(handler.take(0, offer_word(7, 1), 7));
+  EXPECT_FALSE(reactor.withdraw(0, offer_word(7, 1)));  // Too late.
+  EXPECT_EQ(reactor.free_offer_slot(), 0u);
+
+  reactor.offer(0, offer_word(8, 2));
+  EXPECT_TRUE(reactor.withdraw(0, offer_word(8, 2)));
+  reactor.offer(0, offer_word(8, 3));                  // The same connection again, a new offer.
+  EXPECT_FALSE(handler.take(0, offer_word(8, 2), 8));  // The withdrawn frame, read late.
+  EXPECT_TRUE(handler.take(0, offer_word(8, 3), 8));
+  EXPECT_EQ(reactor.last_noted(8), std::nullopt);  // Begun for connection 8, nothing noted yet.
+}
+
 TEST(BlockingChannel, ClosesAnUnexpectedDescriptor) {
   const size_t before = open_descriptor_count();
   {
