@@ -100,6 +100,7 @@ TEST(CommandLine, BadInputExitsWithStatus2AndSaysWhy) {
       {{"--linger", "5xs"}, "--linger '5xs'"},
       {{"--handler-nice", "20"}, "--handler-nice '20' must be a whole number from 0 to 19"},
       {{"--handler-sched", "fifo"}, "--handler-sched 'fifo' must be batch or normal"},
+      {{"--send-ahead", "yes"}, "--send-ahead 'yes' must be on or off"},
   };
   for (const auto& [arguments, expected] : cases) {
     const auto parsed = parse(arguments);
@@ -150,6 +151,8 @@ TEST(CommandLine, DispatchOptions) {
   EXPECT_EQ(defaults.linger, Microseconds(1000));
   EXPECT_TRUE(defaults.handler_batch);
   EXPECT_EQ(defaults.handler_nice, 0);
+  EXPECT_TRUE(defaults.send_ahead);
+  EXPECT_FALSE(std::get<Config>(parse({"--send-ahead", "off"})).send_ahead);
   const Config set =
       std::get<Config>(parse({"--linger", "250us", "--handler-sched", "normal", "--handler-nice", "5"}));
   EXPECT_EQ(set.linger, Microseconds(250));
