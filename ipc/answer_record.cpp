@@ -53,8 +53,8 @@ void AnswerRecord::set_lingering(bool lingering) {
   if (valid()) store(layout()->lingering, uint32_t{lingering});
 }
 
-bool AnswerRecord::lingering() const {
-  return valid() && load(layout()->lingering) == 1;
+bool AnswerRecord::lingering(uint64_t connection_id) const {
+  return valid() && load(layout()->connection_id) == connection_id && load(layout()->lingering) == 1;
 }
 
 void AnswerRecord::note(uint64_t answer_end, uint32_t status, uint32_t flags) {

@@ -80,7 +80,8 @@ class AnswerRecord {
   std::optional<NotedAnswer> last_noted(uint64_t connection_id) const;
   // The handler, around its wait on the connection between two requests of a hand-off; the reactor reads it.
   void set_lingering(bool lingering);
-  bool lingering() const;
+  // Whether it lingers on connection_id (a word left from an earlier hand-off does not count).
+  bool lingering(uint64_t connection_id) const;
 
   // A connection sent ahead goes to the handler or back to the reactor, whichever claims it first (a
   // compare-and-swap on its slot of `offered`, so never both). Each call names the offer by its word

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "http/response.hpp"
@@ -209,12 +210,17 @@ std::string Connection::take_request_line() {
 
 // While the request waits, the connection is watched for its client leaving only (EPOLLRDHUP, and the HUP
 // and ERR that epoll always reports), so that nobody computes an answer for a client that is gone.
+// --queue-timeout counts from when the request became complete: a request sent ahead and taken back waits
+// again for what is left of it, not for all of it.
 void Connection::wait_in_queue() {
-  expire_after(config_.queue_timeout, Expiry::kQueue);
+  const Milliseconds waited((uv_hrtime() - ready_at_ns_) / 1'000'000);
+  expire_after(std::max(config_.queue_timeout - waited, Milliseconds(1)), Expiry::kQueue);
   watch_for_leaving();
 }
 
+// The queue's timer (a request sent ahead waited with one) ends where the service begins.
 void Connection::watch_while_served() {
+  stop_timer();
   watch_for_leaving();
 }
 
@@ -324,6 +330,9 @@ void Connection::close() {
   account_received();
   budget_.stop_reading(id_);
   stop_timer();
+  // A copy sent ahead to a handler and taken back may still wait in that handler's channel, unread: closing
+  // this one would not end the connection then, and a client reading to the end would wait for that handler.
+  if (copy_in_flight_) ::shutdown(socket_.get(), SHUT_WR);
   if (!polled_ || !has_unread_input() || ::shutdown(socket_.get(), SHUT_WR) != 0) {
     close_handles();
     return;

@@ -138,6 +138,9 @@ class Connection final : SocketPoller::Watcher {
   void refuse_request();
   // Sends the client a FIN now (shutdown(SHUT_WR)), even if another process still holds the socket.
   void end_output();
+  // A copy of the socket was sent ahead to a handler and taken back: it may still wait, unread, in that
+  // handler's channel, so close() ends the output first.
+  void set_copy_in_flight() { copy_in_flight_ = true; }
 
   // Closes the reactor's copy. When the client sent input that nobody read (it is still sending a request
   // that was refused), the socket is shut down for writing and that input drained for a moment first: closing
@@ -201,6 +204,7 @@ class Connection final : SocketPoller::Watcher {
   bool paused_ = false;                // Watching, but not reading: the budget is spent.
   bool watching_for_leaving_ = false;  // Only for the client leaving, while the request waits or runs.
   bool hangup_seen_ = false;           // An edge said EPOLLRDHUP, EPOLLHUP or EPOLLERR (it will not again).
+  bool copy_in_flight_ = false;        // set_copy_in_flight: a handler may hold an unread copy.
   bool input_closed_ = false;          // The client sent EOF (or reset the connection).
   bool polled_ = false;                // The socket is in poller_.
   bool draining_ = false;              // Closing: what the client still sends is read and dropped.

@@ -25,7 +25,7 @@ std::optional<Assignment> Dispatcher::connection_ready(ConnectionId connection, 
   // Ahead only when nothing waits before it: the queue stays first come, first served.
   if (how.may_go_ahead && waiting_.empty()) {
     const auto can_take = [this](HandlerId handler, const Serving& serving) {
-      return !serving.ahead && take_ahead_.contains(handler);
+      return !serving.ahead && !serving.withdrawn && take_ahead_.contains(handler);
     };
     if (const auto it = how.preferred ? busy_.find(*how.preferred) : busy_.end();
         it != busy_.end() && can_take(it->first, it->second)) {
@@ -76,6 +76,7 @@ Dispatcher::Done Dispatcher::handler_done(HandlerId handler, ConnectionId connec
   }
   serving.current = *serving.ahead;
   serving.ahead.reset();
+  serving.withdrawn = false;
   --aheads_;
   publish();
   return Done::kGoesOnAhead;
@@ -83,7 +84,8 @@ Dispatcher::Done Dispatcher::handler_done(HandlerId handler, ConnectionId connec
 
 std::optional<Assignment> Dispatcher::next_ahead(HandlerId handler) {
   const auto it = busy_.find(handler);
-  if (it == busy_.end() || it->second.ahead || waiting_.empty() || !take_ahead_.contains(handler)) {
+  if (it == busy_.end() || it->second.ahead || it->second.withdrawn || waiting_.empty() ||
+      !take_ahead_.contains(handler)) {
     return std::nullopt;
   }
   const ConnectionId connection = waiting_.front();
@@ -117,6 +119,7 @@ std::optional<ConnectionId> Dispatcher::ahead_withdrawn(HandlerId handler) {
   if (it == busy_.end() || !it->second.ahead) return std::nullopt;
   const ConnectionId connection = *it->second.ahead;
   it->second.ahead.reset();
+  it->second.withdrawn = true;
   --aheads_;
   publish();
   return connection;

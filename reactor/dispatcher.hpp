@@ -67,8 +67,8 @@ class Dispatcher {
   // The connections sent ahead to handlers other than except, oldest first: a handler come free may take
   // one that its holder has not taken yet.
   std::vector<Assignment> aheads_oldest_first(HandlerId except) const;
-  // The connection sent ahead to handler no longer goes to it (withdrawn, or its client left): returned, to
-  // be made ready again (first in line) or closed.
+  // The connection sent ahead to handler no longer goes to it (withdrawn, then handed on or closed):
+  // returned. The handler gets nothing more ahead until it reports.
   std::optional<ConnectionId> ahead_withdrawn(HandlerId handler);
 
   struct Held {
@@ -105,12 +105,17 @@ class Dispatcher {
   size_t busy_handlers() const { return busy_.size(); }
   // Connections with a request no handler has begun: queued, or sent ahead.
   size_t waiting_connections() const { return waiting_.size() + aheads_; }
+  // Of those, the ones queued (not sent ahead): no handler holds them.
+  size_t queued_connections() const { return waiting_.size(); }
 
  private:
   struct Serving {
     ConnectionId current;
     std::optional<ConnectionId> ahead;
-    uint64_t ahead_since = 0;  // Order in which aheads were given, for oldest_ahead.
+    uint64_t ahead_since = 0;  // Order in which aheads were given, for aheads_oldest_first.
+    // One sent ahead was taken back: its frame may still wait unread in the handler's channel, with a copy
+    // of the socket, so nothing more goes ahead to it until it reports (and reads past that frame).
+    bool withdrawn = false;
   };
 
   void publish() {

@@ -110,26 +110,43 @@ void Frontend::on_request_ready(Connection& connection) {
 }
 
 void Frontend::offer(HandlerProcess& handler) {
+  // A request sent ahead to a handler stuck on a long one is older than the whole queue.
+  requeue_stuck_ahead(handler.id());
   if (auto assignment = dispatcher_.handler_idle(handler.id())) {
     hand_off(*assignment);
     // More wait: the next goes ahead, so that the handler need not wait for the reactor after this one.
     if (auto next = dispatcher_.next_ahead(handler.id())) hand_off(*next);
     return;
   }
-  take_an_ahead(handler);
+  // Nothing queued: the oldest request sent ahead that its handler has not taken yet is this one's.
+  for (const Assignment& ahead : dispatcher_.aheads_oldest_first(handler.id())) {
+    if (const std::optional<ConnectionId> taken = pool_.withdraw_ahead(pool_.at(ahead.handler))) {
+      hand_on(*taken);
+      return;
+    }
+  }
 }
 
-bool Frontend::take_an_ahead(HandlerProcess& handler) {
-  for (const Assignment& ahead : dispatcher_.aheads_oldest_first(handler.id())) {
-    if (!pool_.at(ahead.handler).withdraw_ahead(ahead.connection)) continue;  // Its handler is on it.
-    ++metrics_.counters.withdrawn;
-    dispatcher_.ahead_withdrawn(ahead.handler);
-    if (auto assignment = dispatcher_.connection_ready(ahead.connection, {.first_in_line = true})) {
-      hand_off(*assignment);
+void Frontend::requeue_stuck_ahead(HandlerId taker) {
+  const uint64_t now = uv_hrtime();
+  for (const Assignment& ahead : dispatcher_.aheads_oldest_first(taker)) {
+    HandlerProcess& holder = pool_.at(ahead.handler);
+    if (now - holder.request_started_ns() < kAheadPatienceNs) continue;
+    if (const std::optional<ConnectionId> taken = pool_.withdraw_ahead(holder)) {
+      hand_on(*taken);
+      return;
     }
-    return true;
   }
-  return false;
+}
+
+void Frontend::hand_on(ConnectionId id) {
+  Connection& connection = *connections_.at(id);
+  connection.set_copy_in_flight();
+  if (auto assignment = dispatcher_.connection_ready(id, {.first_in_line = true, .may_go_ahead = false})) {
+    hand_off(*assignment);
+  } else {
+    connection.wait_in_queue();
+  }
 }
 
 Connection::Request Frontend::take_request(Connection& connection) {
@@ -166,35 +183,31 @@ void Frontend::observe_queue_wait(Connection& connection) {
 
 void Frontend::send_next_ahead(HandlerProcess& handler) {
   Connection& connection = *connections_.at(*dispatcher_.connection_of(handler.id()));
-  kept_requests_.erase(connection.id());
   observe_queue_wait(connection);
   connection.watch_while_served();
+  if (handler.exited()) return;  // Its last reports are read after its exit: it takes nothing more.
+  requeue_stuck_ahead(handler.id());
   if (auto assignment = dispatcher_.next_ahead(handler.id())) hand_off(*assignment);
 }
 
 void Frontend::take_back_ahead(ConnectionId id) {
-  Connection& connection = *connections_.at(id);
   if (phase_ == Phase::kStopping) {
-    refuse(connection, Refusal::kShuttingDown);
+    refuse(*connections_.at(id), Refusal::kShuttingDown);
     return;
   }
-  if (auto assignment = dispatcher_.connection_ready(id, {.first_in_line = true})) {
-    hand_off(*assignment);
-  } else {
-    connection.wait_in_queue();
-  }
+  hand_on(id);
 }
 
 bool Frontend::withdraw_ahead(ConnectionId id) {
   const std::optional<HandlerId> holder = dispatcher_.ahead_holder(id);
-  if (!holder || !pool_.at(*holder).withdraw_ahead(id)) return false;
-  ++metrics_.counters.withdrawn;
-  dispatcher_.ahead_withdrawn(*holder);
+  if (!holder || !pool_.withdraw_ahead(pool_.at(*holder))) return false;
+  connections_.at(id)->set_copy_in_flight();
   return true;
 }
 
 void Frontend::count_answer(const HandlerProcess& handler, int status, double service_ms, bool more_follows) {
   const std::optional<ConnectionId> id = dispatcher_.connection_of(handler.id());
+  if (id) kept_requests_.erase(*id);  // Begun: it cannot come back.
   Connection* connection = id ? connections_.at(*id).get() : nullptr;
   if (connection != nullptr && more_follows) connection->quiet_input_while_served();
   record_answer(connection, handler, status, service_ms);
@@ -221,6 +234,7 @@ void Frontend::record_answer(Connection* connection, const HandlerProcess& handl
 }
 
 void Frontend::take_back(ipc::Message done, uint64_t answered_bytes) {
+  kept_requests_.erase(done.connection_id);
   const auto it = connections_.find(done.connection_id);
   it->second->count_handler_bytes(answered_bytes);
   if ((done.flags & ipc::kFlagWriteTimedOut) != 0) ++metrics_.counters.write_timeouts;

@@ -82,9 +82,14 @@ class Frontend final : Connection::Events {
   // The connection's request for a handler: the one kept when it was sent ahead and came back, or the
   // connection's next.
   Connection::Request take_request(Connection& connection);
-  // A handler came free with nothing queued: it takes the oldest connection sent ahead to another handler
-  // that has not taken it yet. True when it did.
-  bool take_an_ahead(HandlerProcess& handler);
+  // A connection sent ahead to a handler busy for longer than kAheadPatienceNs with its current request,
+  // if any, is taken back for taker's turn: it goes first in line (the oldest such).
+  void requeue_stuck_ahead(HandlerId taker);
+  // Past this, a request sent ahead waits no more for its handler's current request: a short request on a
+  // handler stuck on a long one would otherwise wait for it, while newer ones pass by on the others.
+  static constexpr uint64_t kAheadPatienceNs = 1'000'000;
+  // A connection taken back from the handler it was sent ahead to: to a handler, first in line.
+  void hand_on(ConnectionId id);
   // The connection was sent ahead and its client left, or its wait in the queue expired: withdrawn (true)
   // unless its handler took it already.
   bool withdraw_ahead(ConnectionId id);

@@ -136,7 +136,7 @@ void HandlerPool::on_handler_done(HandlerProcess& handler, ipc::Message done) {
   }
   const uint64_t answered_bytes = handler.answered_bytes();
   if (outcome == Dispatcher::Done::kGoesOnAhead) {
-    handler.begin_ahead();
+    handler.begin_ahead(*dispatcher_.connection_of(handler.id()));
     retire_if_worn(handler);
     events_.on_handler_goes_on(handler);  // (A retiring one is sent nothing more ahead.)
   } else {
@@ -150,18 +150,19 @@ void HandlerPool::on_handler_exited(HandlerProcess& handler, int64_t exit_status
   const HandlerId id = handler.id();
   may_linger_.erase(id);
   log_exit(handler, exit_status, term_signal);
+  // What came ahead and was not taken lost nothing: it waits again, first in line. The rest is judged by
+  // what the socket sent. One sent ahead and taken while its kDone was lost (a handler that broke the
+  // protocol) is judged as an orphan too.
+  const std::optional<ConnectionId> returned = withdraw_ahead(handler);
   const Dispatcher::Held held = dispatcher_.handler_gone(id);
-  if (held.current) events_.on_connection_orphaned(*held.current, handler);
-  if (held.ahead) {
-    // Not taken: it lost nothing, and waits first in line. Taken while its kDone was lost (a handler that
-    // broke the protocol): it is judged as an orphan too.
-    if (handler.withdraw_ahead(*held.ahead)) {
-      ++metrics_.counters.withdrawn;
-      events_.on_ahead_returned(*held.ahead);
-    } else {
-      events_.on_connection_orphaned(*held.ahead, handler);
-    }
+  if (held.current && handler.withdraw_unbegun(*held.current)) {
+    ++metrics_.counters.withdrawn;
+    events_.on_ahead_returned(*held.current);
+  } else if (held.current) {
+    events_.on_connection_orphaned(*held.current, handler);
   }
+  if (held.ahead) events_.on_connection_orphaned(*held.ahead, handler);
+  if (returned) events_.on_ahead_returned(*returned);
   ++metrics_.counters.handler_exits;
 
   // A replacement that died before its hello replaces nothing: the handler it was to replace serves on, and
@@ -189,7 +190,7 @@ void HandlerPool::on_handler_exited(HandlerProcess& handler, int64_t exit_status
        uv_now(loop_) - handler.started_at() < kHealthyLifetimeMs);
   const bool replace =
       !handler.retiring() &&
-      (phase_ == Phase::kServing || (phase_ == Phase::kDraining && dispatcher_.waiting_connections() > 0));
+      (phase_ == Phase::kServing || (phase_ == Phase::kDraining && dispatcher_.queued_connections() > 0));
   handlers_.erase(id);
   if (replace) {
     ++metrics_.counters.respawns;
@@ -313,12 +314,7 @@ void HandlerPool::retire(HandlerProcess& handler) {
   handler.set_retiring();
   dispatcher_.take_ahead(handler.id(), false);
   // A connection sent ahead goes to another handler, unless this one took it already.
-  if (const std::optional<ConnectionId> ahead = dispatcher_.ahead_of(handler.id());
-      ahead && handler.withdraw_ahead(*ahead)) {
-    ++metrics_.counters.withdrawn;
-    dispatcher_.ahead_withdrawn(handler.id());
-    events_.on_ahead_returned(*ahead);
-  }
+  if (const std::optional<ConnectionId> ahead = withdraw_ahead(handler)) events_.on_ahead_returned(*ahead);
   if (handler.said_hello() && !dispatcher_.connection_of(handler.id())) {
     dispatcher_.handler_gone(handler.id());  // Withdrawn from the idle handlers.
     handler.end_channel();
@@ -408,7 +404,9 @@ void HandlerPool::drain() {
     if (replacing_.contains(id)) handler->kill_for("the server is shutting down");
   }
   replacing_.clear();
-  if (dispatcher_.waiting_connections() == 0) {
+  // Connections sent ahead are their handlers' to finish (or to give back when they die, which starts a
+  // handler for them): only queued ones keep idle handlers.
+  if (dispatcher_.queued_connections() == 0) {
     for (auto& [id, handler] : handlers_) {
       if (handler->said_hello() && !dispatcher_.connection_of(id)) {
         dispatcher_.handler_gone(id);
@@ -445,6 +443,14 @@ std::optional<HandlerId> HandlerPool::lingering_handler() {
     if (handlers_.at(id)->lingering()) return id;
   }
   return std::nullopt;
+}
+
+std::optional<ConnectionId> HandlerPool::withdraw_ahead(HandlerProcess& holder) {
+  const std::optional<ConnectionId> ahead = dispatcher_.ahead_of(holder.id());
+  if (!ahead || !holder.withdraw_ahead(*ahead)) return std::nullopt;
+  ++metrics_.counters.withdrawn;
+  dispatcher_.ahead_withdrawn(holder.id());
+  return ahead;
 }
 
 bool HandlerPool::reclaim_any_lingering() {

@@ -1,5 +1,6 @@
 #include "reactor/handler_process.hpp"
 
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -178,6 +179,8 @@ void HandlerProcess::send_connection(ConnectionId connection, int client_socket,
   answered_bytes_ = 0;
   answer_record_.begin(connection);
   busy_ = true;
+  current_ = connection;
+  begun_ahead_.reset();
   reclaimed_ = false;
   request_started_ns_ = uv_hrtime();
   start_request_timer();
@@ -204,9 +207,13 @@ void HandlerProcess::send_ahead(ConnectionId connection, int client_socket, std:
               client_socket);
 }
 
-void HandlerProcess::begin_ahead() {
+void HandlerProcess::begin_ahead(ConnectionId connection) {
   answered_bytes_ = 0;
   busy_ = true;
+  current_ = connection;
+  begun_ahead_ = connection;
+  begun_ahead_slot_ = ahead_slot_;
+  begun_ahead_offer_ = ahead_offer_;
   reclaimed_ = false;
   request_started_ns_ = uv_hrtime();
   start_request_timer();
@@ -220,23 +227,51 @@ bool HandlerProcess::reclaim(ConnectionId connection) {
 }
 
 void HandlerProcess::queue_frame(const ipc::Message& message, int descriptor) {
-  outbox_.push_back({.bytes = ipc::encode(message), .descriptor = descriptor});
-  if (outbox_.size() == 1) flush_outbox();
+  Outgoing frame{.bytes = ipc::encode(message), .descriptor = {}};
+  if (outbox_.empty()) {
+    const size_t sent = send_now(frame.bytes, descriptor);
+    if (broken_ || sent == frame.bytes.size()) return;
+    frame.bytes.erase(0, sent);
+    if (sent > 0) descriptor = -1;  // It went with the first byte.
+  }
+  // The frame waits for room in the channel, and the connection may be closed meanwhile (one sent ahead can
+  // be taken back and its client leave): it keeps a copy of the descriptor of its own, never a number that
+  // may come to name another socket.
+  if (descriptor >= 0) {
+    frame.descriptor.reset(::fcntl(descriptor, F_DUPFD_CLOEXEC, 0));
+    if (!frame.descriptor) {
+      break_off(std::string("cannot keep a copy of a client socket for it: ") + std::strerror(errno));
+      return;
+    }
+  }
+  outbox_.push_back(std::move(frame));
+  update_polling();
+}
+
+size_t HandlerProcess::send_now(std::string_view bytes, int descriptor) {
+  size_t sent = 0;
+  while (sent < bytes.size()) {
+    const ipc::IoResult result =
+        ipc::send_with_descriptor(channel_.get(), bytes.substr(sent), sent == 0 ? descriptor : -1);
+    if (result.would_block()) break;
+    if (result.error) {
+      // EPIPE: the handler is gone (its exit tells why); anything else is the reactor's or the kernel's.
+      break_off(result.error == std::errc::broken_pipe ? ""
+                                                       : "sendmsg to it failed: " + result.error.message());
+      break;
+    }
+    sent += result.bytes;
+  }
+  return sent;
 }
 
 void HandlerProcess::flush_outbox() {
-  while (!outbox_.empty()) {
+  while (!outbox_.empty() && !broken_) {
     Outgoing& frame = outbox_.front();
-    const ipc::IoResult sent = ipc::send_with_descriptor(channel_.get(), frame.bytes, frame.descriptor);
-    if (sent.would_block()) break;
-    if (sent.error) {
-      // EPIPE: the handler is gone (its exit tells why); anything else is the reactor's or the kernel's.
-      break_off(sent.error == std::errc::broken_pipe ? "" : "sendmsg to it failed: " + sent.error.message());
-      return;
-    }
-    frame.descriptor = -1;
-    if (sent.bytes < frame.bytes.size()) {
-      frame.bytes.erase(0, sent.bytes);
+    const size_t sent = send_now(frame.bytes, frame.descriptor.get());
+    if (sent > 0) frame.descriptor.reset();
+    if (sent < frame.bytes.size()) {
+      frame.bytes.erase(0, sent);
       break;  // The channel is full: the rest goes when it is writable.
     }
     outbox_.pop_front();

@@ -10,6 +10,7 @@
 #include <deque>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -72,7 +73,7 @@ class HandlerProcess {
   }
   // It waits on its connection for the client's next request (--linger), having read nothing of it: a
   // request that waits may take it back (reclaim), and if it dies now, no request was lost.
-  bool lingering() const { return busy_ && answer_record_.lingering(); }
+  bool lingering() const { return busy_ && answer_record_.lingering(current_); }
   // Asks a lingering handler to end its hand-off of connection now (kReclaim); once a hand-off. False when
   // asked already, or when it is not busy.
   bool reclaim(ConnectionId connection);
@@ -97,13 +98,20 @@ class HandlerProcess {
   // connection, unless withdraw_ahead succeeds first. The caller keeps client_socket open and the request's
   // bytes at hand until it knows which.
   void send_ahead(ConnectionId connection, int client_socket, std::string bytes, uint32_t flags);
-  // True when the connection sent ahead will not be served by this handler (it had not taken it yet).
+  // Takes back the connection sent ahead last: true when this handler will not serve it (it had not taken
+  // it yet).
   bool withdraw_ahead(ConnectionId connection) {
     return answer_record_.withdraw(ahead_slot_, ipc::offer_word(connection, ahead_offer_));
   }
-  // It reported its current connection done and goes on with the one sent ahead: from now on that is its
-  // current connection, and its request timer runs.
-  void begin_ahead();
+  // It reported its current connection done and goes on with connection, the one sent ahead last: from now
+  // on that is its current connection, and its request timer runs.
+  void begin_ahead(ConnectionId connection);
+  // For a handler that died: true when its current connection came ahead and it had not taken it yet (then
+  // nothing of it was begun, and it is withdrawn now).
+  bool withdraw_unbegun(ConnectionId connection) {
+    return begun_ahead_ == connection &&
+           answer_record_.withdraw(begun_ahead_slot_, ipc::offer_word(connection, begun_ahead_offer_));
+  }
   // It said in its hello that it takes connections ahead.
   bool takes_ahead() const { return takes_ahead_; }
 
@@ -152,25 +160,34 @@ class HandlerProcess {
   ipc::UniqueFd channel_;
   ipc::AnswerRecord answer_record_;  // Inherited by the child at kHandlerRecordFd.
   ipc::FrameDecoder decoder_;
-  // Frames not yet taken by the channel, each with the descriptor (borrowed, or -1) that goes with its first
-  // byte, until that byte is sent.
+  // Frames not yet taken by the channel, each with a copy of the descriptor that goes with its first byte,
+  // until that byte is sent.
   struct Outgoing {
     std::string bytes;
-    int descriptor = -1;
+    ipc::UniqueFd descriptor;
   };
+  // Sends the frame now as far as the channel takes it, with descriptor (borrowed; -1 for none) attached to
+  // its first byte; the rest waits in the outbox.
   void queue_frame(const ipc::Message& message, int descriptor);
+  // As much of bytes as the channel takes now; breaks off on an error.
+  size_t send_now(std::string_view bytes, int descriptor);
   std::deque<Outgoing> outbox_;
   bool said_hello_ = false;
   bool takes_ahead_ = false;
   // The last connection sent ahead: the slot of the answer record its offer is in, and its number.
   unsigned ahead_slot_ = 0;
   uint32_t ahead_offer_ = 0;
+  // The current connection's offer, when it came ahead.
+  std::optional<ConnectionId> begun_ahead_;
+  unsigned begun_ahead_slot_ = 0;
+  uint32_t begun_ahead_offer_ = 0;
   uint64_t started_at_ = 0;
   uint64_t requests_served_ = 0;
   uint64_t answered_bytes_ = 0;
   uint64_t request_started_ns_ = 0;
   bool busy_ = false;
-  bool reclaimed_ = false;  // kReclaim was sent in this hand-off.
+  ConnectionId current_ = 0;  // While busy_.
+  bool reclaimed_ = false;    // kReclaim was sent in this hand-off.
   bool timed_out_ = false;
   bool cancelled_ = false;
   bool retiring_ = false;

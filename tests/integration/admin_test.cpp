@@ -39,6 +39,9 @@ TEST(Admin, EndpointsAnswerAndBadRequestsGetHttpErrors) {
   ReactorProcess reactor({"--handlers", "2"});
   ASSERT_NE(reactor.admin_port(), 0);
   EXPECT_EQ(ask(reactor.host(), reactor.port(), "fib 20"), "6765");
+  // The handler reports the answer after writing it, and lingers on the connection until it sees it close.
+  ASSERT_TRUE(
+      wait_until([&] { return reactor.requests_answered() == 1 && reactor.idle_handlers() == 2; }, 5s));
 
   const HttpResponse health = admin(reactor, "GET", "/healthz");
   EXPECT_EQ(health.status, 200);

@@ -189,6 +189,53 @@ TEST(SendAhead, ARequestSentAheadGoesToTheHandlerThatComesFreeFirst) {
   EXPECT_EQ(reactor.stat("counters.handler_exits"), 0);
 }
 
+// Requests keep coming while one handler is stuck on a long request: one sent ahead to it must not wait
+// for it while newer ones pass by on the other handler (it goes to that one, before the queue). Where the
+// cheap request goes (ahead to either handler, or queued) depends on the moment; the rounds make it likely
+// that one of them sends it ahead to the stuck handler, where the first version left it for 2 s.
+TEST(SendAhead, ARequestAheadOnAStuckHandlerIsNotPassedByNewerOnes) {
+  ReactorProcess reactor(kTwoHandlers);
+  for (int round = 0; round < 3; ++round) {
+    Client stuck(reactor.host(), reactor.port());
+    ASSERT_TRUE(stuck.send("spin 2000\n"));
+    ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 5s));
+    std::atomic<bool> streaming{true};
+    std::vector<std::thread> stream;
+    for (int c = 0; c < 3; ++c) {
+      stream.emplace_back([&] {
+        Client client(reactor.host(), reactor.port());
+        while (streaming && client.send("spin 20\n") && client.read_line() == "spun 20") {
+        }
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50 + 7 * round));
+    Client cheap(reactor.host(), reactor.port());
+    ASSERT_TRUE(cheap.send("ping\n"));
+    EXPECT_EQ(cheap.read_line(1500ms), "pong") << "round " << round;
+    streaming = false;
+    for (std::thread& client : stream) client.join();
+    EXPECT_EQ(stuck.read_line(), "spun 2000");
+  }
+  EXPECT_EQ(reactor.stat("counters.handler_exits"), 0);
+}
+
+// --queue-timeout is for waiting, not for being served: a request sent ahead that its handler serves for
+// longer than the timeout is answered, not refused (the first version refused it in the middle of its
+// answer, and then the reactor failed on the handler's report).
+TEST(SendAhead, AQueueTimeoutDoesNotCutARequestThatCameAhead) {
+  std::vector<std::string> arguments = kTwoHandlers;
+  arguments.insert(arguments.end(), {"--queue-timeout", "300ms"});
+  ReactorProcess reactor(arguments);
+  BothHandlersCompute computing(reactor, 1000, 100);
+  Client ahead(reactor.host(), reactor.port());
+  ASSERT_TRUE(ahead.send("spin 700\n"));
+  EXPECT_EQ(ahead.read_line(), "spun 700");
+  EXPECT_EQ(computing.first.read_line(), "spun 1000");
+  EXPECT_EQ(computing.second.read_line(), "spun 100");
+  EXPECT_EQ(reactor.stat("counters.sent_ahead"), 1);
+  EXPECT_EQ(reactor.stat("counters.errors.busy"), 0);
+}
+
 TEST(SendAhead, AHandlerKilledWhileItHoldsOneLosesNothingOfIt) {
   ReactorProcess reactor(kTwoHandlers);
   BothHandlersCompute computing(reactor, 5000, 5000);
