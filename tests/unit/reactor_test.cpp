@@ -305,6 +305,9 @@ TEST(Dispatcher, OnlyARequestThatWouldWaitGoesAheadAndTheQueueStaysFirstComeFirs
   EXPECT_EQ(dispatcher.ahead_withdrawn(1), 103u);
   EXPECT_FALSE(dispatcher.connection_ready(103, {.first_in_line = true}));
   EXPECT_EQ(dispatcher.handler_idle(3)->connection, 103u);  // Before 105, which came later.
+  // Its withdrawn frame may still wait unread in handler 1's channel: nothing more goes ahead to it until it
+  // reports.
+  EXPECT_FALSE(dispatcher.next_ahead(1));
 
   // A handler that dies gives back both.
   const Dispatcher::Held held = dispatcher.handler_gone(2);
