@@ -332,7 +332,7 @@ void Connection::close() {
   stop_timer();
   // A copy sent ahead to a handler and taken back may still wait in that handler's channel, unread: closing
   // this one would not end the connection then, and a client reading to the end would wait for that handler.
-  if (copy_in_flight_) ::shutdown(socket_.get(), SHUT_WR);
+  if (copy_in_flight_) end_output();
   if (!polled_ || !has_unread_input() || ::shutdown(socket_.get(), SHUT_WR) != 0) {
     close_handles();
     return;

@@ -24,15 +24,12 @@ std::optional<Assignment> Dispatcher::connection_ready(ConnectionId connection, 
   }
   // Ahead only when nothing waits before it: the queue stays first come, first served.
   if (how.may_go_ahead && waiting_.empty()) {
-    const auto can_take = [this](HandlerId handler, const Serving& serving) {
-      return !serving.ahead && !serving.withdrawn && take_ahead_.contains(handler);
-    };
     if (const auto it = how.preferred ? busy_.find(*how.preferred) : busy_.end();
-        it != busy_.end() && can_take(it->first, it->second)) {
+        it != busy_.end() && may_send_ahead(it->first, it->second)) {
       return give_ahead(it->first, it->second, connection);
     }
     for (auto& [handler, serving] : busy_) {
-      if (can_take(handler, serving)) return give_ahead(handler, serving, connection);
+      if (may_send_ahead(handler, serving)) return give_ahead(handler, serving, connection);
     }
   }
   if (how.first_in_line) {
@@ -84,10 +81,7 @@ Dispatcher::Done Dispatcher::handler_done(HandlerId handler, ConnectionId connec
 
 std::optional<Assignment> Dispatcher::next_ahead(HandlerId handler) {
   const auto it = busy_.find(handler);
-  if (it == busy_.end() || it->second.ahead || it->second.withdrawn || waiting_.empty() ||
-      !take_ahead_.contains(handler)) {
-    return std::nullopt;
-  }
+  if (it == busy_.end() || waiting_.empty() || !may_send_ahead(handler, it->second)) return std::nullopt;
   const ConnectionId connection = waiting_.front();
   waiting_.pop_front();
   return give_ahead(handler, it->second, connection);
@@ -99,19 +93,6 @@ Assignment Dispatcher::give_ahead(HandlerId handler, Serving& serving, Connectio
   ++aheads_;
   publish();
   return Assignment{handler, connection, true};
-}
-
-std::vector<Assignment> Dispatcher::aheads_oldest_first(HandlerId except) const {
-  std::vector<std::pair<uint64_t, Assignment>> aheads;
-  for (const auto& [handler, serving] : busy_) {
-    if (handler != except && serving.ahead) {
-      aheads.emplace_back(serving.ahead_since, Assignment{handler, *serving.ahead, true});
-    }
-  }
-  std::sort(aheads.begin(), aheads.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  std::vector<Assignment> result;
-  for (const auto& [since, assignment] : aheads) result.push_back(assignment);
-  return result;
 }
 
 std::optional<ConnectionId> Dispatcher::ahead_withdrawn(HandlerId handler) {

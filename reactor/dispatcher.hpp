@@ -17,7 +17,6 @@
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
-#include <vector>
 
 #include "ipc/shared_state.hpp"
 
@@ -64,9 +63,21 @@ class Dispatcher {
 
   // The next ahead for a busy handler without one: the longest waiting connection, if any.
   std::optional<Assignment> next_ahead(HandlerId handler);
-  // The connections sent ahead to handlers other than except, oldest first: a handler come free may take
-  // one that its holder has not taken yet.
-  std::vector<Assignment> aheads_oldest_first(HandlerId except) const;
+  // The oldest connection sent ahead to a handler other than except for which holder_counts(its handler)
+  // is true: a handler come free may take one that its holder has not taken yet. One pass, no allocation
+  // (it is looked for at every report under saturation).
+  template <typename HolderCounts>
+  std::optional<Assignment> oldest_ahead(HandlerId except, HolderCounts holder_counts) const {
+    std::optional<Assignment> oldest;
+    uint64_t oldest_since = 0;
+    for (const auto& [handler, serving] : busy_) {
+      if (handler == except || !serving.ahead || (oldest && serving.ahead_since >= oldest_since)) continue;
+      if (!holder_counts(handler)) continue;
+      oldest = Assignment{handler, *serving.ahead, true};
+      oldest_since = serving.ahead_since;
+    }
+    return oldest;
+  }
   // The connection sent ahead to handler no longer goes to it (withdrawn, then handed on or closed):
   // returned. The handler gets nothing more ahead until it reports.
   std::optional<ConnectionId> ahead_withdrawn(HandlerId handler);
@@ -91,6 +102,7 @@ class Dispatcher {
   std::optional<HandlerId> handler_of(ConnectionId connection) const;
   // The handler connection was sent ahead to, if it was.
   std::optional<HandlerId> ahead_holder(ConnectionId connection) const;
+  // Queued: waiting_connections() counts those sent ahead too.
   bool is_waiting(ConnectionId connection) const;
 
   // From now on the numbers of waiting connections and of idle handlers are also written to state, where
@@ -124,6 +136,10 @@ class Dispatcher {
     published_->set_idle(static_cast<uint32_t>(idle_.size()));
   }
   Assignment give_ahead(HandlerId handler, Serving& serving, ConnectionId connection);
+  // Whether handler, busy with serving, may be sent a connection ahead now.
+  bool may_send_ahead(HandlerId handler, const Serving& serving) const {
+    return !serving.ahead && !serving.withdrawn && take_ahead_.contains(handler);
+  }
 
   ipc::SharedState* published_ = nullptr;
   std::deque<HandlerId> idle_;

@@ -118,24 +118,21 @@ void Frontend::offer(HandlerProcess& handler) {
     if (auto next = dispatcher_.next_ahead(handler.id())) hand_off(*next);
     return;
   }
-  // Nothing queued: the oldest request sent ahead that its handler has not taken yet is this one's.
-  for (const Assignment& ahead : dispatcher_.aheads_oldest_first(handler.id())) {
-    if (const std::optional<ConnectionId> taken = pool_.withdraw_ahead(pool_.at(ahead.handler))) {
-      hand_on(*taken);
-      return;
-    }
-  }
+  // Nothing queued: the oldest request sent ahead is this one's, unless its handler took it already.
+  take_ahead_from(dispatcher_.oldest_ahead(handler.id(), [](HandlerId) { return true; }));
 }
 
 void Frontend::requeue_stuck_ahead(HandlerId taker) {
   const uint64_t now = uv_hrtime();
-  for (const Assignment& ahead : dispatcher_.aheads_oldest_first(taker)) {
-    HandlerProcess& holder = pool_.at(ahead.handler);
-    if (now - holder.request_started_ns() < kAheadPatienceNs) continue;
-    if (const std::optional<ConnectionId> taken = pool_.withdraw_ahead(holder)) {
-      hand_on(*taken);
-      return;
-    }
+  take_ahead_from(dispatcher_.oldest_ahead(taker, [&](HandlerId holder) {
+    return now - pool_.at(holder).request_started_ns() >= kAheadPatienceNs;
+  }));
+}
+
+void Frontend::take_ahead_from(std::optional<Assignment> ahead) {
+  if (!ahead) return;
+  if (const std::optional<ConnectionId> taken = pool_.withdraw_ahead(pool_.at(ahead->handler))) {
+    hand_on(*taken);
   }
 }
 
@@ -360,7 +357,7 @@ void Frontend::on_expired(Connection& connection, Connection::Expiry expiry) {
       if (dispatcher_.is_being_served(connection.id())) on_client_left(connection);
       break;
     case Connection::Expiry::kQueue:
-      if (dispatcher_.ahead_holder(connection.id()) && !withdraw_ahead(connection.id())) break;  // Begun.
+      if (dispatcher_.ahead_holder(connection.id()) && !withdraw_ahead(connection.id())) break;  // Taken.
       dispatcher_.connection_gone(connection.id());
       refuse(connection, Refusal::kBusy);
       break;

@@ -88,6 +88,8 @@ class Frontend final : Connection::Events {
   // Past this, a request sent ahead waits no more for its handler's current request: a short request on a
   // handler stuck on a long one would otherwise wait for it, while newer ones pass by on the others.
   static constexpr uint64_t kAheadPatienceNs = 1'000'000;
+  // Takes back the connection sent ahead that ahead names, if its handler has not taken it, and hands it on.
+  void take_ahead_from(std::optional<Assignment> ahead);
   // A connection taken back from the handler it was sent ahead to: to a handler, first in line.
   void hand_on(ConnectionId id);
   // The connection was sent ahead and its client left, or its wait in the queue expired: withdrawn (true)

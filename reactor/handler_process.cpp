@@ -176,14 +176,9 @@ void HandlerProcess::update_polling() {
 void HandlerProcess::send_connection(ConnectionId connection, int client_socket, std::string bytes,
                                      uint32_t flags) {
   if (broken_) return;  // Its exit is on the way; the Server answers the connection then.
-  answered_bytes_ = 0;
   answer_record_.begin(connection);
-  busy_ = true;
-  current_ = connection;
+  begin_hand_off(connection);
   begun_ahead_.reset();
-  reclaimed_ = false;
-  request_started_ns_ = uv_hrtime();
-  start_request_timer();
   queue_frame({.type = ipc::MessageType::kConnection,
                .connection_id = connection,
                .flags = flags,
@@ -208,12 +203,16 @@ void HandlerProcess::send_ahead(ConnectionId connection, int client_socket, std:
 }
 
 void HandlerProcess::begin_ahead(ConnectionId connection) {
-  answered_bytes_ = 0;
-  busy_ = true;
-  current_ = connection;
+  begin_hand_off(connection);
   begun_ahead_ = connection;
   begun_ahead_slot_ = ahead_slot_;
   begun_ahead_offer_ = ahead_offer_;
+}
+
+void HandlerProcess::begin_hand_off(ConnectionId connection) {
+  answered_bytes_ = 0;
+  busy_ = true;
+  current_ = connection;
   reclaimed_ = false;
   request_started_ns_ = uv_hrtime();
   start_request_timer();

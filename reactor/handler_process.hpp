@@ -136,6 +136,8 @@ class HandlerProcess {
   friend struct CloseOnLoop;
   ~HandlerProcess() = default;
 
+  // From now on it serves connection: its bookkeeping and its request timer start.
+  void begin_hand_off(ConnectionId connection);
   void on_message(ipc::Message message);
   void start_request_timer();
   void on_request_timeout();

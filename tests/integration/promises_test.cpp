@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "tests/support/client.hpp"
+#include "tests/support/python_spin_handler.hpp"
 #include "tests/support/reactor_process.hpp"
 #include "tests/support/temporary_folder.hpp"
 #include "tests/support/wait.hpp"
@@ -23,22 +24,6 @@ namespace handoff::testing {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// A Python handler with the built-in handler's spin command: CPU work for as long as asked.
-std::string python_spin_handler(const TemporaryFolder& folder) {
-  const std::string script = folder.file("spin.py",
-                                         "import time\n"
-                                         "from handoff_handler import Handler, Reply\n"
-                                         "handler = Handler()\n"
-                                         "@handler.command('spin')\n"
-                                         "def spin(request):\n"
-                                         "    end = time.monotonic() + int(request.arguments[0]) / 1000\n"
-                                         "    while time.monotonic() < end:\n"
-                                         "        pass\n"
-                                         "    return Reply.text('spun ' + request.arguments[0])\n"
-                                         "handler.run()\n");
-  return "python3 " + script;
-}
 
 // A handler command that runs the built-in handler, unless the marker file "broken" exists (then it fails at
 // start-up like a broken build), or "hangs" (it never says hello), or "slow" (it starts 2 s late).
