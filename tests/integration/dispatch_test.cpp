@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <atomic>
 #include <fstream>
+#include <initializer_list>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -27,6 +28,12 @@ uint64_t fibonacci(int n) {
 
 // A linger far longer than any test step: what the test sees is the reclaim, never the linger running out.
 const std::vector<std::string> kLongLinger = {"--handlers", "2", "--linger", "1s"};
+
+// arguments followed by more.
+std::vector<std::string> plus(std::vector<std::string> arguments, std::initializer_list<std::string> more) {
+  arguments.insert(arguments.end(), more);
+  return arguments;
+}
 
 TEST(Linger, ServesAKeepAliveClientsNextRequestsWithoutAHandOff) {
   ReactorProcess reactor(kLongLinger);
@@ -99,9 +106,7 @@ TEST(Linger, AWaitingRequestTakesTheLingeringHandlerBackAtOnce) {
 
 // With no room in the queue, a request is still not refused while a handler only lingers.
 TEST(Linger, ALingeringHandlerIsNotBusyForAFullQueue) {
-  std::vector<std::string> arguments = kLongLinger;
-  arguments.insert(arguments.end(), {"--max-queue", "0"});
-  ReactorProcess reactor(arguments);
+  ReactorProcess reactor(plus(kLongLinger, {"--max-queue", "0"}));
   BothHandlersTaken taken(reactor, 2000);
   Client waiting(reactor.host(), reactor.port());
   ASSERT_TRUE(waiting.send("pid\n"));
@@ -229,9 +234,7 @@ TEST(SendAhead, ARequestAheadOnAStuckHandlerIsNotPassedByNewerOnes) {
 // longer than the timeout is answered, not refused (the first version refused it in the middle of its
 // answer, and then the reactor failed on the handler's report).
 TEST(SendAhead, AQueueTimeoutDoesNotCutARequestThatCameAhead) {
-  std::vector<std::string> arguments = kTwoHandlers;
-  arguments.insert(arguments.end(), {"--queue-timeout", "300ms"});
-  ReactorProcess reactor(arguments);
+  ReactorProcess reactor(plus(kTwoHandlers, {"--queue-timeout", "300ms"}));
   BothHandlersCompute computing(reactor, 1000, 100);
   Client ahead(reactor.host(), reactor.port());
   ASSERT_TRUE(ahead.send("spin 700\n"));
@@ -294,9 +297,7 @@ TEST(SendAhead, AReloadHandsOneSentAheadToANewHandler) {
 // nothing before it is idle.
 TEST(SendAhead, NothingGoesAheadToAPythonHandler) {
   const TemporaryFolder folder;
-  std::vector<std::string> arguments = kTwoHandlers;
-  arguments.insert(arguments.end(), {"--handler-cmd", python_spin_handler(folder)});
-  ReactorProcess reactor(arguments);
+  ReactorProcess reactor(plus(kTwoHandlers, {"--handler-cmd", python_spin_handler(folder)}));
   BothHandlersCompute computing(reactor, 300, 300);
   Client waiting(reactor.host(), reactor.port());
   ASSERT_TRUE(waiting.send("spin 1\n"));
@@ -306,9 +307,7 @@ TEST(SendAhead, NothingGoesAheadToAPythonHandler) {
 }
 
 TEST(SendAhead, OffSendsNothingAhead) {
-  std::vector<std::string> arguments = kTwoHandlers;
-  arguments.insert(arguments.end(), {"--send-ahead", "off"});
-  ReactorProcess reactor(arguments);
+  ReactorProcess reactor(plus(kTwoHandlers, {"--send-ahead", "off"}));
   BothHandlersCompute computing(reactor, 300, 300);
   Client cheap(reactor.host(), reactor.port());
   ASSERT_TRUE(cheap.send("ping\n"));
