@@ -29,7 +29,9 @@ class BlockingChannel {
   std::error_code send(const Message& message);
 
   // Receives the next frame into message. Errc::kPeerClosed when the peer closed the channel between frames.
-  // A frame that breaks the wire format is an error; any descriptor that came with it is closed.
+  // A frame that breaks the wire format is an error; any descriptor that came with it is closed. On a
+  // non-blocking socket (a takeover's new reactor reads it so, on its loop) a frame not all there yet is
+  // resource_unavailable_try_again, and what came of it is kept for the next call.
   std::error_code receive(Message& message);
 
  private:

@@ -44,7 +44,11 @@ std::error_code check_header(const Header& header) {
     case MessageType::kConnection:
     case MessageType::kDone:
     case MessageType::kAnswered:
-    case MessageType::kReclaim: break;
+    case MessageType::kReclaim:
+    case MessageType::kTakeoverListener:
+    case MessageType::kTakeoverReady:
+    case MessageType::kTakeoverConnection:
+    case MessageType::kTakeoverEnd: break;
     default: return Errc::kUnknownType;
   }
   if (header.payload_size > kMaxPayloadBytes) return Errc::kFrameTooLarge;
@@ -52,7 +56,8 @@ std::error_code check_header(const Header& header) {
 }
 
 bool carries_descriptor(MessageType type) {
-  return type == MessageType::kConnection;
+  return type == MessageType::kConnection || type == MessageType::kTakeoverListener ||
+         type == MessageType::kTakeoverConnection;
 }
 
 std::string encode(const Message& message) {

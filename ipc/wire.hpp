@@ -2,7 +2,9 @@
 
 // The ipc wire format between the reactor and its handlers: every frame is one fixed-size Header followed by
 // payload_size bytes of payload. A frame of type kConnection carries exactly one descriptor (SCM_RIGHTS),
-// attached to the first byte of its header; no other frame carries one. docs/architecture.md describes it.
+// attached to the first byte of its header; no other frame between a reactor and its handlers carries one.
+// The same frames carry a takeover between two reactors (reactor/takeover.hpp), where kTakeoverListener and
+// kTakeoverConnection carry one each. docs/architecture.md describes it.
 
 #include <cstdint>
 #include <string>
@@ -33,6 +35,12 @@ enum class MessageType : uint16_t {
   kReclaim = 5,   // reactor -> handler: a request waits; a handler lingering on its connection (noted in its
                   // answer record) ends the hand-off now. Sent at most once a hand-off; one that comes after
                   // the hand-off ended is skipped.
+  // Between an old reactor and the new one that takes over from it:
+  kTakeoverListener = 6,    // old -> new: a listening socket (attached); flags: kFlagAdminPort, kFlagLast.
+  kTakeoverReady = 7,       // new -> old: its handlers are ready, and it accepts on the sockets.
+  kTakeoverConnection = 8,  // old -> new: a client connection (attached); payload: the bytes the old one read
+                            // of it that no handler took; flags: kFlagHttp when it speaks HTTP.
+  kTakeoverEnd = 9,         // old -> new: every connection has been sent.
 };
 
 // The start of the payload of kAnswered and kDone frames.
@@ -64,6 +72,9 @@ inline constexpr uint32_t kFlagAheadSlot = 1u << 4;  // With kFlagAhead: its cla
 inline constexpr unsigned kAheadOfferShift = 16;
 // Flags of a kHello frame.
 inline constexpr uint32_t kFlagTakesAhead = 1u << 0;  // It may be sent connections ahead (kFlagAhead).
+// Flags of a kTakeoverListener frame.
+inline constexpr uint32_t kFlagAdminPort = 1u << 0;  // The admin port's, not the service port's.
+inline constexpr uint32_t kFlagLast = 1u << 1;       // No other listening socket follows.
 // Flags of a kDone frame.
 inline constexpr uint32_t kFlagKeepOpen = 1u << 0;  // The client may send more: watch the connection again.
 inline constexpr uint32_t kFlagWriteTimedOut = 1u << 1;  // The client did not take an answer in time.

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "reactor/log.hpp"
 #include "reactor/stats_report.hpp"
 #include "reactor/status_page.hpp"
 
@@ -38,19 +39,20 @@ std::optional<std::string_view> query_value(std::string_view query, std::string_
 }  // namespace
 
 AdminRoutes::AdminRoutes(uv_loop_t* loop, HandlerPool& pool, const Frontend& frontend,
-                         const Dispatcher& dispatcher, const Metrics& metrics)
+                         const Dispatcher& dispatcher, const Metrics& metrics, ipc::SharedState& state_page)
     : loop_(loop),
       pool_(pool),
       frontend_(frontend),
       dispatcher_(dispatcher),
       metrics_(metrics),
+      state_page_(state_page),
       started_ns_(uv_hrtime()) {}
 
 http::Response AdminRoutes::answer(std::string_view method, std::string_view path, std::string_view query) {
   const bool get = method == "GET" || method == "HEAD";
   if (path == "/healthz") {
     if (!get) return wrong_method("GET, HEAD");
-    if (pool_.phase() != Phase::kServing) return text(503, "draining\n");
+    if (pool_.phase() != Phase::kServing || leaving_) return text(503, "draining\n");
     return pool_.any_ready() ? text(200, "ok\n") : text(503, "no handler is ready\n");
   }
   if (path == "/stats") {
@@ -70,7 +72,26 @@ http::Response AdminRoutes::answer(std::string_view method, std::string_view pat
     if (method != "POST") return wrong_method("POST");
     return resize_pool(query);
   }
-  return text(404, "not found: try /, /healthz, /stats, /metrics or POST /pool?size=N\n");
+  if (path == "/drain") {
+    if (method != "POST") return wrong_method("POST");
+    return leave_rotation();
+  }
+  return text(404, "not found: try /, /healthz, /stats, /metrics, POST /pool?size=N or POST /drain\n");
+}
+
+// One way: a reactor taken out of rotation goes back by a restart (or a takeover, SIGUSR2).
+http::Response AdminRoutes::leave_rotation() {
+  if (pool_.phase() != Phase::kServing) return text(503, "the server is shutting down\n");
+  if (!leaving_) {
+    leaving_ = true;
+    state_page_.set_draining();
+    log_at(LogLevel::kInfo,
+           "POST /drain: /healthz says 503 from now on, and answers close their connections; new connections "
+           "are still served (SIGTERM to stop)");
+  }
+  return text(200,
+              "draining: /healthz says 503 and answers close their connections; new connections are "
+              "still served until SIGTERM\n");
 }
 
 http::Response AdminRoutes::resize_pool(std::string_view query) {
@@ -90,7 +111,7 @@ http::Response AdminRoutes::resize_pool(std::string_view query) {
 
 StatsSnapshot AdminRoutes::snapshot() const {
   StatsSnapshot s{};
-  s.status = phase_name(pool_.phase());
+  s.status = leaving_ && pool_.phase() == Phase::kServing ? "leaving" : phase_name(pool_.phase());
   const uint64_t now_ns = uv_hrtime();
   s.uptime_seconds = (now_ns - started_ns_) / 1e9;
   s.target_handlers = pool_.target();

@@ -25,6 +25,7 @@ class AdminServer {
               const std::string& token, AdminRoute route);
 
   ListenAddress local_address() const { return listener_->local_address(); }
+  int listening_socket() const { return listener_->socket(); }  // Borrowed: a takeover passes it on.
 
  private:
   void accept(ipc::UniqueFd client);

@@ -16,7 +16,7 @@
 namespace handoff::reactor {
 namespace {
 
-constexpr const char* kVersion = "handoff reactor 0.1.0 (ipc protocol 1)";
+constexpr const char* kVersion = "handoff 0.1.0 (the reactor; ipc protocol 1)";
 
 constexpr size_t kMinHeadBytes = 16;
 constexpr size_t kMaxHeadBytes = 1 << 20;
@@ -48,7 +48,7 @@ std::optional<size_t> parse_size(std::string_view text) {
 }
 
 EarlyExit usage_error(const std::string& what) {
-  return {2, "reactor: " + what + "\n(see reactor --help)\n"};
+  return {2, "handoff: " + what + "\n(see handoff --help)\n"};
 }
 
 }  // namespace
@@ -174,19 +174,25 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
   const auto text = [](const auto& value) { return cxxopts::value<std::string>()->default_value(value); };
 
   cxxopts::Options options(
-      "reactor",
+      "handoff",
       "handoff reactor: accepts connections on one event loop and hands each ready request,\n"
       "socket and all, to a pool of pre-spawned handler processes that compute the answer.\n"
       "Sizes take k/m/g suffixes; durations take ms/s/m (a bare number is seconds).\n"
       "Signals: SIGTERM/SIGINT finish work and exit (again, 250 ms or more later: at once);\n"
       "SIGHUP replaces every handler with a fresh process of --handler-cmd, without failing a\n"
-      "request (a reload whose new handlers do not start is abandoned).\n");
+      "request (a reload whose new handlers do not start is abandoned). SIGUSR2 replaces the\n"
+      "reactor itself: the binary now at its path starts, takes over the listening sockets and\n"
+      "every connection, and this one exits (an upgrade that fails to start is abandoned).\n"
+      "Under systemd (handoff.service), the service socket may be passed by socket activation\n"
+      "(handoff.socket); --listen is then not given.\n");
   options.custom_help("[OPTION...]");
   options.set_width(100);
   // clang-format off
   options.add_options()
     ("listen", "address to listen on, HOST:PORT; IPv6 as [::1]:8888; port 0 picks a free port. "
                "Prints 'listening on HOST:PORT' once ready", text(config.listen.to_string()), "HOST:PORT")
+    ("reuse-port", "several reactors may listen on the same port of one host: the kernel spreads new "
+                   "connections among them (SO_REUSEPORT)")
     ("handlers", "number of handler processes; the default is one per core", text(std::to_string(cores)), "N")
     ("max-handlers", "the largest pool that --handlers, POST /pool or SIGTTIN may ask for (at most 1024)",
      text("64"), "N")
@@ -269,6 +275,8 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
                          "' is not HOST:PORT with an IP address (e.g. 127.0.0.1:8888, [::1]:0)");
     }
     config.listen = *address;
+    config.listen_given = result.count("listen") > 0;
+    config.reuse_port = result.count("reuse-port") > 0;
 
     const std::string command = result["handler-cmd"].as<std::string>();
     std::optional<std::vector<std::string>> words = split_command(command);

@@ -30,6 +30,11 @@ inline constexpr unsigned kMaxHandlers = 1024;  // The largest --max-handlers.
 
 struct Config {
   ListenAddress listen{"127.0.0.1", 8888};
+  bool listen_given = false;  // --listen was on the command line (a socket passed by systemd conflicts).
+  bool reuse_port = false;    // --reuse-port: the port may be shared with other reactors (SO_REUSEPORT).
+  // How this reactor was started: its executable's path as it was then and its arguments. A takeover
+  // (SIGUSR2) starts the successor with it, so that the binary now at that path goes live.
+  std::vector<std::string> own_command;
   unsigned handlers = 1;
   unsigned max_handlers = 64;                // The largest pool, at start, by POST /pool or SIGTTIN.
   std::vector<std::string> handler_command;  // argv of every handler; [0] is the executable's path.

@@ -34,7 +34,7 @@ std::string printable_first_line(std::string_view head) {
 }  // namespace
 
 Connection::Connection(uv_loop_t* loop, ConnectionId id, ipc::UniqueFd socket, const Config& config,
-                       ReadBudget& budget, SocketPoller& poller, Events& events)
+                       ReadBudget& budget, SocketPoller& poller, Events& events, ConnectionStart start)
     : id_(id),
       socket_(std::move(socket)),
       config_(config),
@@ -44,9 +44,17 @@ Connection::Connection(uv_loop_t* loop, ConnectionId id, ipc::UniqueFd socket, c
       budget_(budget) {
   uv_timer_init(loop, &timer_);
   timer_.data = this;
-  // Added, the socket reports at once the bytes a client sent before it was accepted.
+  received_ = std::move(start.already_read);
+  protocol_ = start.protocol;
+  if (protocol_ == Protocol::kUnknown && !received_.empty()) protocol_ = detect_protocol(received_);
+  account_received();
+  frame_received();
+  // Added, the socket reports at once the bytes a client sent before it was accepted; the bytes taken over
+  // with it are looked at in the next turn of the loop, even if the socket has nothing more.
   polled_ = !poller_.add(socket_.get(), *this, key_);
-  if (polled_) watch();
+  if (!polled_) return;
+  watch();
+  if (!received_.empty()) poller_.look_again(key_);
 }
 
 // One edge, read by the state the connection is in. Plain input while the request waits or runs is the
@@ -169,6 +177,7 @@ void Connection::read_request() {
 // Bytes behind a complete request stay in the socket: they are the next request's, and may be the handler's
 // to read. The timer moves from idle to --read-timeout with the first byte of a request.
 Connection::Input Connection::read_available() {
+  if (!received_.empty() && request_ready()) return Input::kReady;  // Taken over whole (Start).
   for (;;) {
     if (!budget_.may_read(id_)) {
       // Back-pressure: no reading until handlers take requests and free bytes. The timer runs on.
@@ -321,6 +330,23 @@ void Connection::end_output() {
 void Connection::send_refusal(const std::string& message) {
   // A short answer fits the socket buffer of any client that reads; one that does not read loses it.
   (void)!::send(socket_.get(), message.data(), message.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+Connection::Handover Connection::hand_over(std::string before) {
+  if (watching_) unwatch();
+  stop_watching_for_leaving();
+  stop_timer();
+  before += received_;
+  received_.clear();
+  account_received();
+  budget_.stop_reading(id_);
+  if (polled_) poller_.forget_passed(socket_.get(), key_);
+  polled_ = false;
+  Handover handover{.socket = std::move(socket_),
+                    .bytes = std::move(before),
+                    .flags = protocol_ == Protocol::kHttp ? ipc::kFlagHttp : 0u};
+  close_handles();
+  return handover;
 }
 
 void Connection::close() {

@@ -29,6 +29,13 @@
 
 namespace handoff::reactor {
 
+// How a connection begins: accepted, or taken over from another reactor with what it had read of the next
+// request (reactor/takeover.hpp), and its protocol, if that one knew it.
+struct ConnectionStart {
+  std::string already_read;
+  Protocol protocol = Protocol::kUnknown;
+};
+
 class Connection final : SocketPoller::Watcher {
  public:
   enum class Expiry {
@@ -69,7 +76,7 @@ class Connection final : SocketPoller::Watcher {
   // (borrowed: it outlives its watchers). When poller cannot take the socket (logged), polled() is false, and
   // the connection only needs closing.
   Connection(uv_loop_t* loop, ConnectionId id, ipc::UniqueFd socket, const Config& config, ReadBudget& budget,
-             SocketPoller& poller, Events& events);
+             SocketPoller& poller, Events& events, ConnectionStart start = {});
 
   bool polled() const { return polled_; }
 
@@ -141,6 +148,17 @@ class Connection final : SocketPoller::Watcher {
   // A copy of the socket was sent ahead to a handler and taken back: it may still wait, unread, in that
   // handler's channel, so close() ends the output first.
   void set_copy_in_flight() { copy_in_flight_ = true; }
+
+  // A connection given up to the reactor that takes over: its socket, and what was read of it that no handler
+  // took, as kTakeoverConnection carries them.
+  struct Handover {
+    ipc::UniqueFd socket;
+    std::string bytes;
+    uint32_t flags;
+  };
+  // Gives the socket up; before (a request kept, or what a handler read and did not use) comes first in the
+  // bytes. Deletes itself afterwards.
+  Handover hand_over(std::string before);
 
   // Closes the reactor's copy. When the client sent input that nobody read (it is still sending a request
   // that was refused), the socket is shut down for writing and that input drained for a moment first: closing

@@ -34,24 +34,31 @@ Frontend::~Frontend() {
   closing.swap(connections_);
 }
 
-std::error_code Frontend::listen(DescriptorReserve& reserve) {
+std::error_code Frontend::listen(ipc::UniqueFd socket, DescriptorReserve& reserve) {
   if (auto error = SocketPoller::open(loop_, poller_)) return error;
-  ipc::UniqueFd socket;
-  if (auto error = Listener::open(config_.listen, socket)) return error;
   listener_ = make_loop_owned<Listener>(loop_, std::move(socket), reserve, Listener::ReserveUse::kTakeBack,
-                                        [this](ipc::UniqueFd client) { accept(std::move(client)); });
+                                        [this](ipc::UniqueFd client) {
+                                          ++metrics_.counters.accepted;
+                                          accept(std::move(client));
+                                        });
   return {};
 }
 
 // --- The life of one connection: accept, request ready, dispatch, hand-off, done ---
 
-void Frontend::accept(ipc::UniqueFd client) {
+void Frontend::adopt(ipc::UniqueFd client, std::string already_read, uint32_t flags) {
+  ++metrics_.counters.taken_over;
+  accept(std::move(client),
+         {.already_read = std::move(already_read),
+          .protocol = (flags & ipc::kFlagHttp) != 0 ? Protocol::kHttp : Protocol::kUnknown});
+}
+
+void Frontend::accept(ipc::UniqueFd client, ConnectionStart start) {
   const ConnectionId id = next_id_++;
-  ++metrics_.counters.accepted;
   // TCP_NODELAY comes from the listening socket (Listener::open).
   const std::string peer = config_.access_log ? peer_address(client.get()) : std::string();
   auto connection = make_loop_owned<Connection>(loop_, id, std::move(client), config_, budget_, *poller_,
-                                                static_cast<Connection::Events&>(*this));
+                                                static_cast<Connection::Events&>(*this), std::move(start));
   if (!connection->polled()) return;  // Logged; the client sees the connection close.
   if (config_.access_log) connection->set_peer(peer);
   connections_.emplace(id, std::move(connection));
@@ -76,6 +83,7 @@ void Frontend::close_connection(ConnectionId id) {
     at_capacity_ = false;
     listener_->release();
   }
+  if (all_passed_ && connections_.empty()) std::exchange(all_passed_, nullptr)();
 }
 
 void Frontend::on_request_ready(Connection& connection) {
@@ -190,9 +198,11 @@ void Frontend::send_next_ahead(HandlerProcess& handler) {
 void Frontend::take_back_ahead(ConnectionId id) {
   if (phase_ == Phase::kStopping) {
     refuse(*connections_.at(id), Refusal::kShuttingDown);
-    return;
+  } else if (phase_ == Phase::kHandingOver) {
+    pass_on(id, {});
+  } else {
+    hand_on(id);
   }
-  hand_on(id);
 }
 
 bool Frontend::withdraw_ahead(ConnectionId id) {
@@ -235,7 +245,7 @@ void Frontend::take_back(ipc::Message done, uint64_t answered_bytes) {
   const auto it = connections_.find(done.connection_id);
   it->second->count_handler_bytes(answered_bytes);
   if ((done.flags & ipc::kFlagWriteTimedOut) != 0) ++metrics_.counters.write_timeouts;
-  if ((done.flags & ipc::kFlagKeepOpen) == 0 || phase_ != Phase::kServing) {
+  if ((done.flags & ipc::kFlagKeepOpen) == 0 || !keeps_connections()) {
     close_connection(it->first);
     return;
   }
@@ -243,6 +253,10 @@ void Frontend::take_back(ipc::Message done, uint64_t answered_bytes) {
 }
 
 void Frontend::resume(Connection& connection, std::string unconsumed) {
+  if (phase_ == Phase::kHandingOver) {
+    pass_on(connection.id(), std::move(unconsumed));
+    return;
+  }
   switch (connection.resume(std::move(unconsumed))) {
     case Connection::Resume::kWatching: break;
     case Connection::Resume::kReady: on_request_ready(connection); break;
@@ -287,7 +301,7 @@ void Frontend::answer_orphan(ConnectionId id, const HandlerProcess& handler) {
       connection.sent_after(handler.answered_bytes(), 0) == Connection::Sent::kReported) {
     // It died waiting for the client's next request, having read none of it: nothing was lost.
     connection.count_handler_bytes(handler.answered_bytes());
-    if (phase_ == Phase::kServing) {
+    if (keeps_connections()) {
       resume(connection, {});
       return;
     }
@@ -309,7 +323,7 @@ void Frontend::answer_orphan(ConnectionId id, const HandlerProcess& handler) {
                     (uv_hrtime() - handler.request_started_ns()) / 1e6);
       connection.count_handler_bytes(noted->answer_end);
       const bool pending = (noted->flags & ipc::kAnswerInputPending) != 0;
-      if ((noted->flags & ipc::kAnswerEndsConnection) == 0 && !pending && phase_ == Phase::kServing) {
+      if ((noted->flags & ipc::kAnswerEndsConnection) == 0 && !pending && keeps_connections()) {
         resume(connection, {});
         return;
       }
@@ -409,6 +423,39 @@ void Frontend::log_refusal(const Connection& connection, const std::string& outc
 }
 
 // --- Winding down ---
+
+void Frontend::hand_over(PassCallback pass, std::function<void()> all_passed) {
+  phase_ = Phase::kHandingOver;
+  pass_ = std::move(pass);
+  all_passed_ = std::move(all_passed);
+  listener_.reset();
+  std::vector<ConnectionId> ids;
+  for (const auto& entry : connections_) ids.push_back(entry.first);
+  for (const ConnectionId id : ids) {
+    // A connection a handler serves follows once the handler is done with it (resume); so does one sent
+    // ahead that its handler took already.
+    if (dispatcher_.is_being_served(id)) continue;
+    if (dispatcher_.ahead_holder(id) && !withdraw_ahead(id)) continue;
+    dispatcher_.connection_gone(id);  // It waited in the queue, or was sent ahead and withdrawn.
+    pass_on(id, {});
+  }
+  if (all_passed_ && connections_.empty()) std::exchange(all_passed_, nullptr)();
+}
+
+void Frontend::pass_on(ConnectionId id, std::string unconsumed) {
+  std::string bytes;
+  if (const auto kept = kept_requests_.find(id); kept != kept_requests_.end()) {
+    bytes = std::move(kept->second.bytes);
+    kept_requests_.erase(kept);
+  }
+  bytes += unconsumed;
+  const auto it = connections_.find(id);
+  Connection* connection = it->second.release();  // It deletes itself once handed over.
+  connections_.erase(it);
+  pass_(connection->hand_over(std::move(bytes)));
+  ++metrics_.counters.handed_over;
+  if (all_passed_ && connections_.empty()) std::exchange(all_passed_, nullptr)();
+}
 
 void Frontend::drain() {
   phase_ = Phase::kDraining;

@@ -11,6 +11,7 @@
 
 #include <uv.h>
 
+#include <functional>
 #include <string>
 #include <system_error>
 #include <unordered_map>
@@ -38,10 +39,20 @@ class Frontend final : Connection::Events {
            Metrics& metrics);
   ~Frontend();
 
-  // Binds --listen and starts accepting; reserve (borrowed) is taken back before each accept. The failed call
-  // is logged.
-  std::error_code listen(DescriptorReserve& reserve);
+  // Accepts on socket (listening, non-blocking); reserve (borrowed) is taken back before each accept. The
+  // failed call is logged.
+  std::error_code listen(ipc::UniqueFd socket, DescriptorReserve& reserve);
   ListenAddress local_address() const { return listener_->local_address(); }
+  int listening_socket() const { return listener_->socket(); }  // Borrowed: a takeover passes it on.
+
+  // A connection the reactor this one takes over from passed on, with the bytes it had read of it
+  // (kTakeoverConnection's payload and flags): read on from there.
+  void adopt(ipc::UniqueFd client, std::string already_read, uint32_t flags);
+  // The takeover (reactor/takeover.hpp): stops accepting; from now on every connection goes to pass as soon
+  // as no handler holds it, with the bytes read of it; the others close as they would. all_passed is called
+  // once no connection is left.
+  using PassCallback = std::function<void(Connection::Handover handover)>;
+  void hand_over(PassCallback pass, std::function<void()> all_passed);
   size_t open_connections() const { return connections_.size(); }
   // Bytes of requests read and not handed off yet, and the connections paused because that is at its limit.
   size_t buffered_bytes() const { return budget_.held(); }
@@ -72,7 +83,13 @@ class Frontend final : Connection::Events {
   void finish();
 
  private:
-  void accept(ipc::UniqueFd client);
+  void accept(ipc::UniqueFd client, ConnectionStart start = {});
+  // Passes the connection to the reactor that takes over, with the request kept for it, if any, then
+  // unconsumed.
+  void pass_on(ConnectionId id, std::string unconsumed);
+  // Whether connections that may send more are kept, or go to the reactor that takes over: not once a
+  // drain or a stop began.
+  bool keeps_connections() const { return phase_ == Phase::kServing || phase_ == Phase::kHandingOver; }
   // Connection::Events.
   void on_request_ready(Connection& connection) override;
   void on_client_left(Connection& connection) override;
@@ -122,6 +139,8 @@ class Frontend final : Connection::Events {
   std::unordered_map<ConnectionId, LoopOwned<Connection>> connections_;
   // The requests of connections sent ahead and not begun yet, which may come back (and those that did).
   std::unordered_map<ConnectionId, Connection::Request> kept_requests_;
+  PassCallback pass_;                 // Set by hand_over.
+  std::function<void()> all_passed_;  // Set by hand_over, until no connection is left.
   ConnectionId next_id_ = 1;
   bool at_capacity_ = false;  // --max-connections are open: the listener is held.
   static constexpr uint64_t kCapacityReportIntervalNs = 10'000'000'000;

@@ -14,9 +14,8 @@
 #include <span>
 
 #include "ipc/socket_io.hpp"
+#include "reactor/child_environment.hpp"
 #include "reactor/log.hpp"
-
-extern char** environ;
 
 namespace handoff::reactor {
 namespace {
@@ -26,29 +25,6 @@ constexpr int kMaxChannelReadsPerWakeup = 16;
 
 std::error_code errno_code(int value) {
   return {value, std::system_category()};
-}
-
-// The reactor's environment without the variables it sets for handlers, followed by those.
-std::vector<std::string> handler_environment(const std::vector<std::string>& extra) {
-  std::vector<std::string> result;
-  for (char** entry = environ; *entry != nullptr; ++entry) {
-    const std::string_view variable(*entry);
-    bool overridden = false;
-    for (const std::string& setting : extra) {
-      const std::string_view name = std::string_view(setting).substr(0, setting.find('=') + 1);
-      overridden = overridden || variable.starts_with(name);
-    }
-    if (!overridden) result.emplace_back(variable);
-  }
-  result.insert(result.end(), extra.begin(), extra.end());
-  return result;
-}
-
-std::vector<char*> as_c_strings(std::vector<std::string>& strings) {
-  std::vector<char*> pointers;
-  for (std::string& s : strings) pointers.push_back(s.data());
-  pointers.push_back(nullptr);
-  return pointers;
 }
 
 }  // namespace
@@ -77,7 +53,7 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
 
   std::vector<std::string> arguments = argv;
   std::vector<char*> c_arguments = as_c_strings(arguments);
-  std::vector<std::string> variables = handler_environment(environment);
+  std::vector<std::string> variables = environment_with(environment);
   std::vector<char*> c_variables = as_c_strings(variables);
 
   // The child gets: no stdin, stdout and stderr both on the reactor's stderr (stdout is the reactor's own,

@@ -28,7 +28,7 @@ std::error_code failed(const char* call, const std::string& address) {
 
 }  // namespace
 
-std::error_code Listener::open(const ListenAddress& address, ipc::UniqueFd& socket) {
+std::error_code Listener::open(const ListenAddress& address, bool reuse_port, ipc::UniqueFd& socket) {
   sockaddr_storage storage{};
   socklen_t length;
   int family;
@@ -51,7 +51,12 @@ std::error_code Listener::open(const ListenAddress& address, ipc::UniqueFd& sock
   if (!fd) return failed("socket for", where);
   const int on = 1;
   if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0)
-    return failed("setsockopt", where);
+    return failed("setsockopt SO_REUSEADDR", where);
+  // Several reactors on one host share the port this way (docs/deploy.md); each gets its share of the new
+  // connections, by a hash of their addresses (socket(7)).
+  if (reuse_port && ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0) {
+    return failed("setsockopt SO_REUSEPORT", where);
+  }
   if (family == AF_INET6 && ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0) {
     return failed("setsockopt IPV6_V6ONLY", where);
   }

@@ -15,6 +15,13 @@
 
 namespace handoff::reactor {
 
+// The reactor's listening sockets: bound by Listener::open, passed by systemd (reactor/systemd.hpp), or by
+// the reactor this one takes over from (reactor/takeover.hpp).
+struct ListenSockets {
+  ipc::UniqueFd serve;  // The service port (--listen).
+  ipc::UniqueFd admin;  // The admin port (--admin); not set when there is none.
+};
+
 // The address of a socket (getsockname) or of its peer (getpeername); nullopt when the call fails.
 std::optional<ListenAddress> socket_address(int socket, bool peer);
 
@@ -23,8 +30,9 @@ class Listener {
   // Receives each accepted connection: non-blocking, close-on-exec, owned by the callee.
   using AcceptCallback = std::function<void(ipc::UniqueFd client)>;
 
-  // Binds and listens on address; the failed call is logged.
-  static std::error_code open(const ListenAddress& address, ipc::UniqueFd& socket);
+  // Binds and listens on address; the failed call is logged. reuse_port: other sockets may bind the same
+  // address too (SO_REUSEPORT), and the kernel spreads new connections among them.
+  static std::error_code open(const ListenAddress& address, bool reuse_port, ipc::UniqueFd& socket);
 
   // What the listener does with the reactor's DescriptorReserve (borrowed; it outlives the listener): every
   // listener takes it back first when it is missing; the admin port's also spends it when out of descriptors.
@@ -34,6 +42,8 @@ class Listener {
   Listener(uv_loop_t* loop, ipc::UniqueFd socket, DescriptorReserve& reserve, ReserveUse use,
            AcceptCallback on_accept);
 
+  // The listening socket, borrowed: a takeover passes it on.
+  int socket() const { return socket_.get(); }
   // The address actually bound (with the real port when 0 was asked for).
   ListenAddress local_address() const;
 

@@ -1,6 +1,7 @@
 #include "reactor/log.hpp"
 
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <cstdarg>
 #include <cstdio>
@@ -115,9 +116,11 @@ void log_at(LogLevel level, const char* format, ...) {
   va_end(arguments);
   if (g_format == LogFormat::kJson) {
     emit("{\"time\":\"" + now_text() + "\",\"level\":\"" + level_name(level) +
-         "\",\"message\":" + json_string(message) + "}\n");
+         "\",\"pid\":" + std::to_string(::getpid()) + ",\"message\":" + json_string(message) + "}\n");
   } else {
-    emit(now_text() + " reactor " + level_name(level) + ": " + message + "\n");
+    // The pid tells the two reactors of a takeover apart, as the handlers' "handler[PID]" does them.
+    emit(now_text() + " reactor[" + std::to_string(::getpid()) + "] " + level_name(level) + ": " + message +
+         "\n");
   }
 }
 

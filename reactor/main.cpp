@@ -20,14 +20,11 @@
 
 namespace {
 
-// The handler built beside this reactor: build/handler/handler next to build/reactor/reactor.
-std::string default_handler_command() {
+// This executable's path, as it is now: a takeover starts the file at this path, whatever it holds then.
+std::string own_path() {
   char path[PATH_MAX];
   const ssize_t length = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
-  if (length <= 0) return "handler";
-  const std::string self(path, length);
-  const std::string folder = self.substr(0, self.rfind('/'));
-  return folder.substr(0, folder.rfind('/')) + "/handler/handler";
+  return length > 0 ? std::string(path, length) : std::string();
 }
 
 // Every idle connection costs a descriptor: the soft limit is raised to the hard one, and --max-connections,
@@ -60,20 +57,33 @@ void use_every_descriptor(handoff::reactor::Config& config) {
                            static_cast<unsigned long long>(files.rlim_max), config.max_connections);
 }
 
+// The built-in handler: installed beside the reactor (bin/handoff-handler next to bin/handoff), or in the
+// build tree (build/handler/handoff-handler next to build/reactor/handoff).
+std::string default_handler_command(const std::string& self) {
+  const std::string folder = self.substr(0, self.rfind('/'));
+  const std::string beside = folder + "/handoff-handler";
+  if (::access(beside.c_str(), X_OK) == 0) return beside;
+  return folder.substr(0, folder.rfind('/')) + "/handler/handoff-handler";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace handoff::reactor;
 
-  const std::variant<Config, EarlyExit> parsed = parse_command_line(argc, argv, default_handler_command());
+  const std::string self = own_path();
+  const std::variant<Config, EarlyExit> parsed =
+      parse_command_line(argc, argv, default_handler_command(self));
   if (const auto* early = std::get_if<EarlyExit>(&parsed)) {
     std::fputs(early->text.c_str(), early->status == 0 ? stdout : stderr);
     return early->status;
   }
   Config config = std::get<Config>(parsed);
+  config.own_command.assign(argv, argv + argc);
+  if (!self.empty()) config.own_command[0] = self;
   configure_log(config.log_level, config.log_format);
   if (const std::string refusal = privilege_refusal(config); !refusal.empty()) {
-    std::fprintf(stderr, "reactor: %s\n", refusal.c_str());
+    std::fprintf(stderr, "handoff: %s\n", refusal.c_str());
     return 2;
   }
   // Writes to vanished clients must fail with EPIPE, not kill the reactor.

@@ -48,6 +48,8 @@ struct Counters {
   uint64_t reclaims = 0;        // Lingering handlers taken back for a request that waited (--linger).
   uint64_t sent_ahead = 0;      // Hand-offs sent to a busy handler, to take once done (--send-ahead).
   uint64_t withdrawn = 0;       // Of those, taken back before the handler began them.
+  uint64_t taken_over = 0;      // Connections passed from the reactor this one took over from (SIGUSR2).
+  uint64_t handed_over = 0;     // Connections passed to the reactor that took over from this one.
 };
 
 struct Metrics {
@@ -74,7 +76,7 @@ struct ReloadReport {
 };
 
 struct StatsSnapshot {
-  std::string status;  // "serving", "draining", "stopping"
+  std::string status;  // "serving", "leaving" (POST /drain), "handing over", "draining", "stopping"
   double uptime_seconds;
   unsigned target_handlers;
   size_t idle, busy, starting, retiring;

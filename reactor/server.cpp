@@ -7,6 +7,7 @@
 
 #include "reactor/log.hpp"
 #include "reactor/privileges.hpp"
+#include "reactor/systemd.hpp"
 
 namespace handoff::reactor {
 
@@ -15,7 +16,7 @@ Server::Server(uv_loop_t* loop, Config config)
       config_(std::move(config)),
       pool_(loop, config_, state_page_, dispatcher_, metrics_, *this),
       frontend_(loop, config_, dispatcher_, pool_, metrics_),
-      admin_routes_(loop, pool_, frontend_, dispatcher_, metrics_) {}
+      admin_routes_(loop, pool_, frontend_, dispatcher_, metrics_, state_page_) {}
 
 std::error_code Server::start() {
   start_watchers();
@@ -42,12 +43,12 @@ std::error_code Server::start() {
   }
   // The ports are bound first, as whoever started the reactor (root may bind ports below 1024); then the
   // reactor drops to --user, and only then starts the handlers.
-  if (auto error = frontend_.listen(descriptor_reserve_)) return error;
-  if (config_.admin) {
-    ipc::UniqueFd socket;
-    if (auto error = Listener::open(*config_.admin, socket)) return error;
+  ListenSockets sockets;
+  if (auto error = open_listen_sockets(sockets)) return error;
+  if (auto error = frontend_.listen(std::move(sockets.serve), descriptor_reserve_)) return error;
+  if (sockets.admin) {
     admin_ = std::make_unique<AdminServer>(
-        loop_, std::move(socket), descriptor_reserve_, config_.admin_token,
+        loop_, std::move(sockets.admin), descriptor_reserve_, config_.admin_token,
         [this](std::string_view method, std::string_view path, std::string_view query) {
           return admin_routes_.answer(method, path, query);
         });
@@ -59,21 +60,99 @@ std::error_code Server::start() {
   return {};
 }
 
+std::error_code Server::open_listen_sockets(ListenSockets& sockets) {
+  if (std::optional<ipc::UniqueFd> channel = Predecessor::channel_from_environment()) {
+    if (!*channel) return std::make_error_code(std::errc::bad_file_descriptor);  // Logged.
+    took_over_ = true;
+    predecessor_channel_.emplace(std::move(*channel));
+    return Predecessor::receive_listeners(*predecessor_channel_, sockets);
+  }
+  std::optional<ListenSockets> passed;
+  if (auto error = take_systemd_sockets(passed)) return error;
+  if (passed && config_.listen_given) {
+    log_at(LogLevel::kError,
+           "--listen was given, and systemd passed a socket to listen on: give one of them");
+    return std::make_error_code(std::errc::invalid_argument);
+  }
+  if (passed) {
+    sockets = std::move(*passed);
+  } else if (auto error = Listener::open(config_.listen, config_.reuse_port, sockets.serve)) {
+    return error;
+  }
+  // A socket systemd passed as the admin port's is used as that; else --admin is bound.
+  if (!sockets.admin && config_.admin) {
+    if (auto error = Listener::open(*config_.admin, false, sockets.admin)) return error;
+  }
+  return {};
+}
+
 // Ready means ready: connections were accepted and queued since the listener opened, and now a handler is
-// there for each.
+// there for each. A reactor that takes over tells the old one only now: until then, that one serves alone.
 void Server::on_pool_ready() {
   if (phase_ != Phase::kServing) return;
   std::printf("listening on %s\n", frontend_.local_address().to_string().c_str());
   if (admin_) std::printf("admin listening on %s\n", admin_->local_address().to_string().c_str());
   std::fflush(stdout);
   log_at(LogLevel::kInfo, "serving with %u handlers: %s", pool_.target(), config_.handler_command[0].c_str());
+  if (predecessor_channel_) {
+    predecessor_ =
+        make_loop_owned<Predecessor>(loop_, std::move(*predecessor_channel_),
+                                     [this](ipc::UniqueFd client, std::string bytes, uint32_t flags) {
+                                       frontend_.adopt(std::move(client), std::move(bytes), flags);
+                                     });
+    predecessor_channel_.reset();
+  }
+  notify_ready(took_over_);
+}
+
+// --- Takeover (reactor/takeover.hpp) ---
+
+void Server::begin_takeover() {
+  if (phase_ != Phase::kServing || successor_ || (predecessor_ && !predecessor_->finished()) ||
+      predecessor_channel_) {
+    log_at(LogLevel::kWarn, "SIGUSR2: no takeover now (%s)",
+           phase_ != Phase::kServing ? "the reactor is stopping"
+           : successor_              ? "one is in progress"
+                                     : "this reactor is still taking over from the one before");
+    return;
+  }
+  if (auto error = Successor::start(loop_, config_.own_command, frontend_.listening_socket(),
+                                    admin_ ? admin_->listening_socket() : -1, *this, successor_)) {
+    successor_.reset();  // Logged; this reactor serves on.
+  }
+}
+
+// From here the successor accepts too; this reactor stops, and its connections follow their listener.
+void Server::on_successor_ready(Successor& successor) {
+  phase_ = Phase::kHandingOver;
+  bound_the_wind_down();
+  admin_.reset();
+  frontend_.hand_over(
+      [&successor](Connection::Handover handover) {
+        (void)successor.send_connection(handover.socket.get(), std::move(handover.bytes), handover.flags);
+      },
+      [this] { handed_over(); });
+}
+
+void Server::on_successor_failed(Successor&) {
+  successor_.reset();
+  log_at(LogLevel::kWarn, "takeover abandoned: this reactor serves on");
+}
+
+// Every connection is the successor's: the handlers finish and this reactor exits.
+void Server::handed_over() {
+  log_at(LogLevel::kInfo, "takeover: every connection is passed on to pid %d; exiting", successor_->pid());
+  successor_->finish();
+  phase_ = Phase::kDraining;
+  frontend_.drain();
+  pool_.drain();
 }
 
 // --- Signals ---
 
 void Server::start_watchers() {
-  for (uv_signal_t* watcher :
-       {&sigint_watcher_, &sigterm_watcher_, &sighup_watcher_, &sigttin_watcher_, &sigttou_watcher_}) {
+  for (uv_signal_t* watcher : {&sigint_watcher_, &sigterm_watcher_, &sighup_watcher_, &sigttin_watcher_,
+                               &sigttou_watcher_, &sigusr2_watcher_}) {
     uv_signal_init(loop_, watcher);
     watcher->data = this;
   }
@@ -87,12 +166,15 @@ void Server::start_watchers() {
   uv_signal_start(&sighup_watcher_, on_signal, SIGHUP);
   uv_signal_start(&sigttin_watcher_, on_signal, SIGTTIN);
   uv_signal_start(&sigttou_watcher_, on_signal, SIGTTOU);
+  uv_signal_start(&sigusr2_watcher_, on_signal, SIGUSR2);
   watchers_open_ = true;
 }
 
 void Server::on_signal(int signal_number) {
   if (signal_number == SIGHUP) {
     if (phase_ == Phase::kServing) pool_.reload();
+  } else if (signal_number == SIGUSR2) {
+    begin_takeover();
   } else if (signal_number == SIGTTIN || signal_number == SIGTTOU) {
     // As gunicorn does: one handler more, or one fewer.
     const unsigned target = pool_.target();
@@ -103,7 +185,7 @@ void Server::on_signal(int signal_number) {
     } else {
       pool_.resize(size);
     }
-  } else if (phase_ == Phase::kServing) {
+  } else if (phase_ == Phase::kServing || phase_ == Phase::kHandingOver) {
     stop_signal_at_ns_ = uv_hrtime();
     log_at(LogLevel::kInfo,
            "%s: finishing %zu requests in progress and %zu waiting, then exiting (signal again to stop now)",
@@ -127,6 +209,17 @@ void Server::on_signal(int signal_number) {
 
 void Server::begin_draining() {
   phase_ = Phase::kDraining;
+  notify_stopping();
+  bound_the_wind_down();
+  // Answers finished from now on tell keep-alive clients that the connection closes (handlers read it here),
+  // so that none sends its next request into a closing socket.
+  state_page_.set_draining();
+  frontend_.drain();
+  pool_.drain();
+}
+
+void Server::bound_the_wind_down() {
+  if (uv_is_active(as_handle(&shutdown_timer_))) return;
   uv_timer_start(
       &shutdown_timer_,
       [](uv_timer_t* timer) {
@@ -139,11 +232,6 @@ void Server::begin_draining() {
         self->stop();
       },
       static_cast<uint64_t>(config_.shutdown_timeout.count()), 0);
-  // Answers finished from now on tell keep-alive clients that the connection closes (handlers read it here),
-  // so that none sends its next request into a closing socket.
-  state_page_.set_draining();
-  frontend_.drain();
-  pool_.drain();
 }
 
 void Server::stop() {
@@ -160,6 +248,8 @@ void Server::on_pool_failed() {
 // Every handler has exited: the last handles close and the loop ends.
 void Server::on_pool_empty() {
   admin_.reset();
+  successor_.reset();  // The successor runs on; only the handles close.
+  predecessor_.reset();
   frontend_.finish();
   close_watchers();
 }
@@ -167,8 +257,8 @@ void Server::on_pool_empty() {
 void Server::close_watchers() {
   if (!watchers_open_) return;
   watchers_open_ = false;
-  for (uv_signal_t* watcher :
-       {&sigint_watcher_, &sigterm_watcher_, &sighup_watcher_, &sigttin_watcher_, &sigttou_watcher_}) {
+  for (uv_signal_t* watcher : {&sigint_watcher_, &sigterm_watcher_, &sighup_watcher_, &sigttin_watcher_,
+                               &sigttou_watcher_, &sigusr2_watcher_}) {
     uv_close(as_handle(watcher), nullptr);
   }
   uv_close(as_handle(&shutdown_timer_), nullptr);

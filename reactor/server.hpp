@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include <memory>
+#include <optional>
 #include <system_error>
 
 #include "reactor/admin_routes.hpp"
@@ -19,10 +20,11 @@
 #include "reactor/handler_pool.hpp"
 #include "reactor/metrics.hpp"
 #include "reactor/phase.hpp"
+#include "reactor/takeover.hpp"
 
 namespace handoff::reactor {
 
-class Server final : HandlerPool::Events {
+class Server final : HandlerPool::Events, Successor::Events {
  public:
   Server(uv_loop_t* loop, Config config);
 
@@ -56,11 +58,20 @@ class Server final : HandlerPool::Events {
   void on_pool_failed() override;
   void on_pool_ready() override;
   void on_pool_empty() override;
+  // Successor::Events: a takeover of this reactor (SIGUSR2).
+  void on_successor_ready(Successor& successor) override;
+  void on_successor_failed(Successor& successor) override;
 
+  // The listening sockets: from the reactor this one takes over from, from systemd, or bound here.
+  std::error_code open_listen_sockets(ListenSockets& sockets);
+  void begin_takeover();
+  void handed_over();
   void start_watchers();
   void close_watchers();
   void on_signal(int signal_number);
   void begin_draining();
+  // A drain or takeover waits this long (--shutdown-timeout) for requests in progress, then stops.
+  void bound_the_wind_down();
 
   uv_loop_t* loop_;
   const Config config_;
@@ -77,6 +88,12 @@ class Server final : HandlerPool::Events {
   Frontend frontend_;
   AdminRoutes admin_routes_;
   std::unique_ptr<AdminServer> admin_;
+  // A takeover: this reactor's successor, once SIGUSR2 started it; or the channel from the reactor this one
+  // takes over, until the handlers are ready, and then its end.
+  LoopOwned<Successor> successor_;
+  std::optional<ipc::BlockingChannel> predecessor_channel_;
+  LoopOwned<Predecessor> predecessor_;
+  bool took_over_ = false;  // Started to take over from another reactor.
 
   // These handles live as long as the Server, which outlives the loop run; they are closed last.
   uv_signal_t sigint_watcher_{};
@@ -84,6 +101,7 @@ class Server final : HandlerPool::Events {
   uv_signal_t sighup_watcher_{};
   uv_signal_t sigttin_watcher_{};
   uv_signal_t sigttou_watcher_{};
+  uv_signal_t sigusr2_watcher_{};
   uv_timer_t shutdown_timer_{};
   bool watchers_open_ = false;
 };

@@ -68,6 +68,13 @@ void SocketPoller::forget(Key key) {
   close_if_done();
 }
 
+void SocketPoller::forget_passed(int socket, Key key) {
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, socket, nullptr) != 0) {
+    log_at(LogLevel::kWarn, "epoll_ctl(EPOLL_CTL_DEL) for a client socket: %s", std::strerror(errno));
+  }
+  forget(key);
+}
+
 void SocketPoller::look_again(Key key) {
   if (looks_.empty()) {
     uv_idle_start(&idle_, [](uv_idle_t* idle) { static_cast<SocketPoller*>(idle->data)->deliver_looks(); });

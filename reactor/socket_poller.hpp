@@ -53,6 +53,9 @@ class SocketPoller {
   // reactor closes a client socket when no handler holds a copy any more. Should one live on (in a child a
   // dead handler left behind), its events find no watcher and are dropped until that copy closes too.
   void forget(Key key);
+  // As forget, for a socket that lives on in another reactor (a takeover): it leaves epoll now, or its
+  // events would wake this loop for as long as the other one keeps it open.
+  void forget_passed(int socket, Key key);
   // Whether edges of input are reported too (always the peer's end and errors): true when epoll_ctl took the
   // change. For a socket another process reads for a while, whose every arrival would wake the loop.
   bool report_input(int socket, Key key, bool input);

@@ -1,5 +1,7 @@
 #include "reactor/stats_report.hpp"
 
+#include <unistd.h>
+
 #include <cstdio>
 
 #include "reactor/log.hpp"
@@ -53,8 +55,8 @@ void histogram_text(std::string& out, const char* name, const char* help, const 
 
 std::string render_stats_json(const StatsSnapshot& s) {
   const Counters& c = s.metrics->counters;
-  std::string json =
-      "{\"status\":" + json_string(s.status) + ",\"uptime_seconds\":" + number(s.uptime_seconds);
+  std::string json = "{\"status\":" + json_string(s.status) + ",\"pid\":" + std::to_string(::getpid()) +
+                     ",\"uptime_seconds\":" + number(s.uptime_seconds);
   json += ",\"pool\":{\"target\":" + std::to_string(s.target_handlers) +
           ",\"idle\":" + std::to_string(s.idle) + ",\"busy\":" + std::to_string(s.busy) +
           ",\"starting\":" + std::to_string(s.starting) + ",\"retiring\":" + std::to_string(s.retiring) +
@@ -72,6 +74,8 @@ std::string render_stats_json(const StatsSnapshot& s) {
           ",\"hand_offs\":" + std::to_string(c.hand_offs) + ",\"reclaims\":" + std::to_string(c.reclaims) +
           ",\"sent_ahead\":" + std::to_string(c.sent_ahead) +
           ",\"withdrawn\":" + std::to_string(c.withdrawn) +
+          ",\"taken_over\":" + std::to_string(c.taken_over) +
+          ",\"handed_over\":" + std::to_string(c.handed_over) +
           ",\"errors\":{\"busy\":" + std::to_string(c.busy) + ",\"timeout\":" + std::to_string(c.timeouts) +
           ",\"crashed\":" + std::to_string(c.crashed) + ",\"bad_request\":" + std::to_string(c.bad_requests) +
           ",\"handler_error\":" + std::to_string(c.handler_errors) +
@@ -133,6 +137,10 @@ std::string render_prometheus(const StatsSnapshot& s) {
          "Reloads abandoned because their new handlers did not start.", c.failed_reloads);
   metric(out, "handoff_requests_abandoned_total", "counter",
          "Requests dropped from the queue because their client left.", c.abandoned);
+  metric(out, "handoff_connections_taken_over_total", "counter",
+         "Connections passed from the reactor this one took over from.", c.taken_over);
+  metric(out, "handoff_connections_handed_over_total", "counter",
+         "Connections passed to the reactor that took over from this one.", c.handed_over);
   metric(out, "handoff_handler_rss_recycles_total", "counter",
          "Handlers replaced for growing past --handler-max-rss.", c.rss_recycles);
   metric(out, "handoff_requests_cancelled_total", "counter",

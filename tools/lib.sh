@@ -6,12 +6,16 @@ set -euo pipefail
 HANDOFF_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # Packages for building: the toolchain (gcc for llhttp's C sources), libuv, cxxopts, llhttp's sources (Node's
-# HTTP parser, node-llhttp) and GoogleTest (meson.build wants it).
-HANDOFF_BUILD_PACKAGES=(gcc g++ meson ninja-build pkg-config libuv1-dev libcxxopts-dev node-llhttp libgtest-dev)
+# HTTP parser, node-llhttp), libsystemd (socket activation, readiness), GoogleTest (meson.build wants it),
+# help2man (the reactor's man page, from its --help) and Debian's python3 (the module is installed for it).
+HANDOFF_BUILD_PACKAGES=(gcc g++ meson ninja-build pkg-config libuv1-dev libcxxopts-dev node-llhttp libsystemd-dev
+  libgtest-dev help2man python3)
 # And for testing: the real clients the integration tests drive (nc, curl, wrk), what they run handlers with
 # (python3), check metrics with (promtool, from prometheus), load the status page in (chromium), and the
 # formatter every C++ file must satisfy (clang-format).
-HANDOFF_TEST_PACKAGES=(python3 netcat-openbsd curl wrk procps prometheus chromium clang-format)
+# systemd-socket-activate (from systemd) starts the reactor as systemd's socket activation would; haproxy
+# balances several reactors in the deployment test.
+HANDOFF_TEST_PACKAGES=(python3 netcat-openbsd curl wrk procps prometheus chromium clang-format systemd haproxy)
 # And for fuzzing (tools/fuzz, fuzz/): clang with its libFuzzer and sanitizer runtimes.
 HANDOFF_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 

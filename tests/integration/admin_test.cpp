@@ -134,6 +134,37 @@ TEST(Admin, HealthzIs503WhileDraining) {
   EXPECT_EQ(reactor->signal_and_wait(SIGTERM, 10s), 1);  // The second signal stops it at once.
 }
 
+// A balancer's drain (HAProxy's httpchk on /healthz): out of rotation, the reactor still serves everyone who
+// comes, and tells keep-alive clients to reconnect (through the balancer, elsewhere).
+TEST(Admin, PostDrainTurnsHealthz503AndClosesKeepAliveButStillServes) {
+  ReactorProcess reactor({"--handlers", "1"});
+  Client keep_alive(reactor.host(), reactor.port());
+  keep_alive.send("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_EQ(read_response(keep_alive).status, 200);
+  EXPECT_EQ(admin(reactor, "GET", "/drain").status, 405);
+  const HttpResponse drain = admin(reactor, "POST", "/drain");
+  EXPECT_EQ(drain.status, 200);
+  EXPECT_NE(drain.body.find("draining"), std::string::npos) << drain.body;
+  EXPECT_EQ(admin(reactor, "POST", "/drain").status, 200);  // Asked twice: the same.
+  const HttpResponse health = admin(reactor, "GET", "/healthz");
+  EXPECT_EQ(health.status, 503);
+  EXPECT_EQ(health.body, "draining\n");
+  EXPECT_NE(reactor.stats().find("\"status\":\"leaving\""), std::string::npos) << reactor.stats();
+
+  keep_alive.send("GET /fib/10 HTTP/1.1\r\nHost: x\r\n\r\n");
+  const HttpResponse last = read_response(keep_alive);
+  EXPECT_EQ(last.status, 200);
+  EXPECT_EQ(last.body, "55\n");
+  EXPECT_TRUE(last.has_header("Connection: close")) << last.headers;
+  EXPECT_TRUE(keep_alive.wait_closed(5s));
+  // New connections are still served, until the balancer stops sending them.
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "fib 10"), "55");
+  Client fresh(reactor.host(), reactor.port());
+  fresh.send("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(read_response(fresh).status, 200);
+  EXPECT_EQ(reactor.signal_and_wait(SIGTERM, 10s), 0);
+}
+
 TEST(Admin, ThePoolGrowsAndShrinksLive) {
   ReactorProcess reactor({"--handlers", "2"});
   ASSERT_TRUE(reactor.wait_for_handlers(2, 10s));

@@ -27,7 +27,7 @@ TEST(Cli, HelpExplainsEveryOption) {
   }
   const ProgramResult version = reactor({"--version"});
   EXPECT_EQ(version.status, 0);
-  EXPECT_EQ(version.out.rfind("handoff reactor ", 0), 0u) << version.out;
+  EXPECT_EQ(version.out.rfind("handoff 0.", 0), 0u) << version.out;
 }
 
 TEST(Cli, ABadOptionIsOneClearLineAndStatus2) {
@@ -35,7 +35,7 @@ TEST(Cli, ABadOptionIsOneClearLineAndStatus2) {
        {std::vector<std::string>{"--listen", "8888"}, {"--handlers", "-3"}, {"--no-such-option"}}) {
     const ProgramResult result = reactor(arguments);
     EXPECT_EQ(result.status, 2) << arguments[0];
-    EXPECT_EQ(result.err.rfind("reactor: ", 0), 0u) << result.err;
+    EXPECT_EQ(result.err.rfind("handoff: ", 0), 0u) << result.err;
     EXPECT_EQ(result.out, "");
   }
 }

@@ -27,7 +27,7 @@ using Clock = std::chrono::steady_clock;
 
 std::string handler_path() {
   const char* path = std::getenv("HANDOFF_HANDLER");
-  return path != nullptr ? path : "build/handler/handler";
+  return path != nullptr ? path : "build/handler/handoff-handler";
 }
 
 // A shell script in a fresh temporary folder, removed with the object.

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -67,7 +68,7 @@ pid_t parent_of(pid_t pid) {
 
 std::string reactor_path() {
   const char* path = std::getenv("HANDOFF_REACTOR");
-  return path != nullptr ? path : "build/reactor/reactor";
+  return path != nullptr ? path : "build/reactor/handoff";
 }
 
 size_t count_descriptors(pid_t pid) {
@@ -134,6 +135,7 @@ ReactorProcess::ReactorProcess(std::vector<std::string> arguments, unsigned max_
     ::_exit(127);
   }
   ::setpgid(pid_, pid_);  // Also here, so that the group exists before either side goes on.
+  group_ = pid_;
   ::close(out[1]);
   ::close(stderr_fd);
 
@@ -207,6 +209,21 @@ int ReactorProcess::signal_and_wait(int signal_number, std::chrono::milliseconds
   return status;
 }
 
+int ReactorProcess::take_over(std::chrono::milliseconds timeout) {
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  ::kill(pid_, SIGUSR2);
+  const int status = wait_until(pid_, Clock::now() + timeout);
+  if (status == -1) return -1;
+  const std::string json = [&] {
+    Client client(host_, admin_port_);
+    client.send("GET /stats HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    return read_response(client).body;
+  }();
+  const int64_t successor = stat_in(json, "pid");
+  pid_ = successor > 0 ? static_cast<pid_t>(successor) : -1;
+  return status;
+}
+
 std::vector<pid_t> ReactorProcess::handler_pids() const {
   std::vector<pid_t> children;
   DIR* proc = ::opendir("/proc");
@@ -223,7 +240,7 @@ bool ReactorProcess::wait_for_handlers(size_t count, std::chrono::milliseconds t
 }
 
 void ReactorProcess::signal_group(int signal_number) const {
-  if (pid_ > 0) ::kill(-pid_, signal_number);
+  if (pid_ > 0) ::kill(-group_, signal_number);
 }
 
 HttpResponse ReactorProcess::admin(const std::string& method, const std::string& target) const {

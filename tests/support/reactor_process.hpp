@@ -72,12 +72,20 @@ class ReactorProcess {
   // Waits until the reactor's stderr holds text; false on timeout.
   bool wait_for_log(const std::string& text, std::chrono::milliseconds timeout) const;
 
+  // Upgrades the reactor in place (SIGUSR2, reactor/takeover.hpp): waits for the old process to exit, then
+  // follows the new one, which took over its ports (the admin port too, which must be on). The new reactor is
+  // the old one's child; this process makes itself a child subreaper (prctl(2)), so that it is this process's
+  // child once the old one exits, and is reaped as the old one would have been. Returns the old process's
+  // exit status, or -1 when it did not exit within timeout (nothing is followed then).
+  int take_over(std::chrono::milliseconds timeout);
+
   // Sends signal_number and waits for the exit. Returns the exit status, or 128 + signal when killed, or -1
   // when it did not exit within timeout (it is then killed).
   int signal_and_wait(int signal_number, std::chrono::milliseconds timeout);
 
  private:
   pid_t pid_ = -1;
+  pid_t group_ = -1;  // The process group the reactor leads, or its predecessor led (signal_group).
   uint16_t port_ = 0;
   uint16_t admin_port_ = 0;
   std::string host_;

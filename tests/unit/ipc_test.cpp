@@ -208,6 +208,41 @@ TEST(BlockingChannel, PassesADescriptorAcrossFork) {
   EXPECT_EQ(channel.receive(eof), Errc::kPeerClosed);
 }
 
+// The new reactor of a takeover reads the old one's frames on its event loop: on a non-blocking socket,
+// receive says "try again" in the middle of a frame and keeps what it has, descriptor included.
+TEST(BlockingChannel, OnANonBlockingSocketAFrameInPiecesKeepsItsDescriptor) {
+  const size_t before = open_descriptor_count();
+  {
+    ChannelPair pair;
+    ASSERT_EQ(::fcntl(pair.right.get(), F_SETFL, ::fcntl(pair.right.get(), F_GETFL) | O_NONBLOCK), 0);
+    BlockingChannel successor(std::move(pair.right));
+    UniqueFd write_end;
+    UniqueFd read_end = make_pipe(write_end);
+    const std::string frame = encode(
+        {.type = MessageType::kTakeoverConnection, .flags = kFlagHttp, .payload = "GET / HTTP/1.1\r\nHo"});
+    const size_t half = sizeof(Header) + 4;
+    ASSERT_EQ(
+        send_with_descriptor(pair.left.get(), std::string_view(frame).substr(0, half), write_end.get()).bytes,
+        half);
+    write_end.reset();
+    Message message;
+    EXPECT_EQ(successor.receive(message), std::errc::resource_unavailable_try_again);
+    EXPECT_EQ(successor.receive(message), std::errc::resource_unavailable_try_again);
+    const std::string rest = frame.substr(half);
+    ASSERT_EQ(::write(pair.left.get(), rest.data(), rest.size()), static_cast<ssize_t>(rest.size()));
+    ASSERT_FALSE(successor.receive(message));
+    EXPECT_EQ(message.type, MessageType::kTakeoverConnection);
+    EXPECT_EQ(message.flags, kFlagHttp);
+    EXPECT_EQ(message.payload, "GET / HTTP/1.1\r\nHo");
+    ASSERT_TRUE(message.descriptor.valid());
+    ASSERT_EQ(::write(message.descriptor.get(), "x", 1), 1);
+    char byte = 0;
+    ASSERT_EQ(::read(read_end.get(), &byte, 1), 1);
+    EXPECT_EQ(successor.receive(message), std::errc::resource_unavailable_try_again);
+  }
+  EXPECT_EQ(open_descriptor_count(), before);
+}
+
 // A kReclaim that reaches a handler after its hand-off ended is read together with the next kConnection and
 // that frame's descriptor (recvmsg reads on until the write that carries one): the descriptor is the second
 // frame's. The first version refused it, and every late kReclaim killed a handler.

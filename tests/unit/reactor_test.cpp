@@ -153,6 +153,11 @@ TEST(CommandLine, DispatchOptions) {
   EXPECT_EQ(defaults.handler_nice, 0);
   EXPECT_TRUE(defaults.send_ahead);
   EXPECT_FALSE(std::get<Config>(parse({"--send-ahead", "off"})).send_ahead);
+  EXPECT_FALSE(defaults.reuse_port);
+  EXPECT_FALSE(defaults.listen_given);  // A socket systemd passes may take its place.
+  const Config shared = std::get<Config>(parse({"--reuse-port", "--listen", "127.0.0.1:9000"}));
+  EXPECT_TRUE(shared.reuse_port);
+  EXPECT_TRUE(shared.listen_given);
   const Config set =
       std::get<Config>(parse({"--linger", "250us", "--handler-sched", "normal", "--handler-nice", "5"}));
   EXPECT_EQ(set.linger, Microseconds(250));

@@ -1,0 +1,165 @@
+// Integration tests of upgrading the reactor itself (SIGUSR2, reactor/takeover.hpp): a new reactor takes the
+// listening sockets and every connection, idle or in the middle of a request, and no client notices but for
+// the handler pids that answer. Real reactors, real clients, real wrk, on loopback.
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "tests/support/client.hpp"
+#include "tests/support/reactor_process.hpp"
+#include "tests/support/temporary_folder.hpp"
+#include "tests/support/wait.hpp"
+
+namespace handoff::testing {
+namespace {
+
+constexpr size_t kIdleConnections = 200;
+
+std::string get(const std::string& path) {
+  return "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+}
+
+// Opens count keep-alive HTTP connections, each after one answered request: idle, between requests.
+std::vector<Client> idle_connections(const ReactorProcess& reactor, size_t count) {
+  std::vector<Client> clients;
+  for (size_t i = 0; i < count; ++i) {
+    clients.emplace_back(reactor.host(), reactor.port());
+    clients.back().send(get("/ping"));
+    EXPECT_EQ(read_response(clients.back()).status, 200);
+  }
+  return clients;
+}
+
+bool is_handler_of(const ReactorProcess& reactor, const std::string& pid) {
+  const std::vector<pid_t> handlers = reactor.handler_pids();
+  return std::find(handlers.begin(), handlers.end(), std::atoi(pid.c_str())) != handlers.end();
+}
+
+// Every idle connection answers on the new reactor, each on a handler of the new reactor's.
+void expect_answered_by(const ReactorProcess& reactor, std::vector<Client>& clients) {
+  size_t answered = 0, by_new_handlers = 0;
+  for (Client& client : clients) {
+    client.send(get("/pid"));
+    const HttpResponse response = read_response(client);
+    answered += response.status == 200;
+    std::string pid = response.body;
+    if (!pid.empty() && pid.back() == '\n') pid.pop_back();
+    by_new_handlers += is_handler_of(reactor, pid);
+  }
+  EXPECT_EQ(answered, clients.size());
+  EXPECT_EQ(by_new_handlers, clients.size());
+}
+
+TEST(Takeover, IdleConnectionsAndTheBytesReadOfThemMoveToTheNewReactor) {
+  ReactorProcess reactor({"--handlers", "2"});
+  const pid_t old_pid = reactor.pid();
+  std::vector<Client> idle = idle_connections(reactor, kIdleConnections);
+  Client line(reactor.host(), reactor.port());
+  ASSERT_TRUE(line.send("ping\n"));
+  ASSERT_EQ(line.read_line(), "pong");
+  // Half a request: the old reactor has read it, and the new one must read on from there.
+  Client half(reactor.host(), reactor.port());
+  ASSERT_TRUE(half.send("GET /fib/20 HTTP/1.1\r\nHo"));
+  // A request in progress: it finishes in the old reactor, and its connection follows.
+  Client busy(reactor.host(), reactor.port());
+  ASSERT_TRUE(busy.send("spin 400\n"));
+  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 5s));
+
+  ASSERT_EQ(reactor.take_over(15s), 0) << reactor.stderr_text();
+  ASSERT_GT(reactor.pid(), 0);
+  EXPECT_NE(reactor.pid(), old_pid);
+  EXPECT_EQ(busy.read_line(), "spun 400");
+  ASSERT_TRUE(half.send("st: 127.0.0.1\r\n\r\n"));
+  const HttpResponse fib = read_response(half);
+  EXPECT_EQ(fib.status, 200);
+  EXPECT_EQ(fib.body, "6765\n");
+  for (Client* client : {&line, &busy}) {
+    ASSERT_TRUE(client->send("pid\n"));
+    EXPECT_TRUE(is_handler_of(reactor, client->read_line()));
+  }
+  expect_answered_by(reactor, idle);
+  EXPECT_EQ(reactor.stat("counters.taken_over"), static_cast<int64_t>(kIdleConnections + 3));
+  EXPECT_EQ(reactor.stat("counters.accepted"), 0);  // Every connection came from the old reactor.
+}
+
+TEST(Takeover, UnderLoadWithIdleConnectionsNothingFails) {
+  ReactorProcess reactor({"--handlers", "2"});
+  std::vector<Client> idle = idle_connections(reactor, kIdleConnections);
+  const std::string url = "http://127.0.0.1:" + std::to_string(reactor.port()) + "/fib/15";
+  auto load = std::async(std::launch::async, [&] {
+    return run_program({"wrk", "--threads", "1", "--connections", "16", "--duration", "3s", url}, "", 30s);
+  });
+  ASSERT_TRUE(wait_until(
+      [&] { return reactor.requests_answered() > static_cast<int64_t>(kIdleConnections) + 500; }, 10s));
+  ASSERT_EQ(reactor.take_over(15s), 0) << reactor.stderr_text();
+  const ProgramResult result = load.get();
+  EXPECT_EQ(result.status, 0) << result.err;
+  std::smatch requests;
+  ASSERT_TRUE(std::regex_search(result.out, requests, std::regex(R"((\d+) requests in)"))) << result.out;
+  EXPECT_GT(std::stol(requests[1]), 1000);
+  // Any failed, reset or timed-out request shows as socket errors or non-2xx answers.
+  EXPECT_EQ(result.out.find("Socket errors"), std::string::npos) << result.out;
+  EXPECT_EQ(result.out.find("Non-2xx"), std::string::npos) << result.out;
+  EXPECT_GE(reactor.stat("counters.taken_over"), static_cast<int64_t>(kIdleConnections));
+  expect_answered_by(reactor, idle);
+}
+
+// The reactor started from a copy of its binary, replaced for the upgrade as a package manager replaces a
+// file: the new one is written beside it and renamed over it.
+class TakeoverOfACopy : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    binary_ = folder_.path("handoff");
+    std::filesystem::copy_file(reactor_path(), binary_);
+    previous_ = environment("HANDOFF_REACTOR");
+    ::setenv("HANDOFF_REACTOR", binary_.c_str(), 1);
+  }
+  void TearDown() override { ::setenv("HANDOFF_REACTOR", previous_.c_str(), 1); }
+
+  void install(const std::string& source) {
+    const std::string fresh = binary_ + ".new";
+    std::filesystem::copy_file(source, fresh, std::filesystem::copy_options::overwrite_existing);
+    ::chmod(fresh.c_str(), 0755);
+    std::filesystem::rename(fresh, binary_);
+  }
+
+  TemporaryFolder folder_;
+  std::string binary_;
+  std::string previous_;
+};
+
+TEST_F(TakeoverOfACopy, ABrokenNewBinaryIsAbandonedAndAFixedOneGoesLive) {
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", environment("HANDOFF_HANDLER")});
+  const pid_t old_pid = reactor.pid();
+  Client client(reactor.host(), reactor.port());
+  ASSERT_TRUE(client.send("ping\n"));
+  ASSERT_EQ(client.read_line(), "pong");
+
+  install(folder_.file("broken", "#!/bin/sh\necho 'a broken build' >&2\nexit 3\n", true));
+  ::kill(reactor.pid(), SIGUSR2);
+  ASSERT_TRUE(reactor.wait_for_log("takeover abandoned", 10s)) << reactor.stderr_text();
+  EXPECT_EQ(reactor.pid(), old_pid);
+  ASSERT_TRUE(client.send("ping\n"));
+  EXPECT_EQ(client.read_line(), "pong");
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");  // It still accepts.
+
+  install(previous_);
+  ASSERT_EQ(reactor.take_over(15s), 0) << reactor.stderr_text();
+  EXPECT_NE(reactor.pid(), old_pid);
+  ASSERT_TRUE(client.send("pid\n"));
+  EXPECT_TRUE(is_handler_of(reactor, client.read_line()));
+}
+
+}  // namespace
+}  // namespace handoff::testing
