@@ -43,7 +43,8 @@ constexpr const char* kUsage =
     "  HANDOFF_STATE_FD           the reactor's state page, shared by all handlers (always 4)\n"
     "  HANDOFF_RECORD_FD          this handler's answer record, read by the reactor if it dies (always 5)\n"
     "  HANDOFF_LINGER_US          how long it waits on a connection for its next request (default 0)\n"
-    "It ignores SIGINT, SIGTERM and SIGHUP: it exits when the reactor closes its channel, or dies with it.\n"
+    "It ignores SIGINT, SIGTERM, SIGHUP and SIGUSR2: it exits when the reactor closes its channel, or dies\n"
+    "with it.\n"
     "Commands: %s\n";
 
 // A non-negative whole number from the environment; fallback when unset; exits with a message when malformed.
@@ -65,15 +66,15 @@ void log_channel_error(const char* what, std::error_code error) {
 }
 
 // A handler lives and stops as its reactor says, whoever else signals the process group: Ctrl-C in a terminal
-// (SIGINT to the foreground group), `timeout` and systemd's KillMode=control-group (SIGTERM to every process)
-// reach the handlers too, and a handler that died of them would fail the request it was computing. The
+// (SIGINT to the foreground group), `timeout`, systemd's KillMode=control-group (SIGTERM to every process)
+// and `systemctl kill -s SIGUSR2` (a takeover, to every process unless --kill-whom=main) reach the handlers too, and a handler that died of them would fail the request it was computing. The
 // reactor drains and then closes the channel, which is what ends a handler. Ignored signals stay ignored in
 // children the handler's code starts (signal(7)); such code may restore SIG_DFL in its child.
 //
 // It also dies with its reactor: PR_SET_PDEATHSIG (prctl(2)) sends SIGKILL when the parent exits, and a
 // reactor that died before the call is noticed by the parent pid it left in HANDOFF_REACTOR_PID.
 bool follow_the_reactor() {
-  for (const int signal_number : {SIGINT, SIGTERM, SIGHUP}) signal(signal_number, SIG_IGN);
+  for (const int signal_number : {SIGINT, SIGTERM, SIGHUP, SIGUSR2}) signal(signal_number, SIG_IGN);
   // A client that vanishes must not kill the handler; writes report EPIPE instead.
   signal(SIGPIPE, SIG_IGN);
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {

@@ -15,7 +15,7 @@ HANDOFF_BUILD_PACKAGES=(gcc g++ meson ninja-build pkg-config libuv1-dev libcxxop
 # formatter every C++ file must satisfy (clang-format).
 # systemd-socket-activate (from systemd) starts the reactor as systemd's socket activation would; haproxy
 # balances several reactors in the deployment test.
-HANDOFF_TEST_PACKAGES=(python3 netcat-openbsd curl wrk procps prometheus chromium clang-format systemd haproxy)
+HANDOFF_TEST_PACKAGES=(python3 netcat-openbsd curl wrk procps prometheus chromium clang-format systemd haproxy man-db)
 # And for fuzzing (tools/fuzz, fuzz/): clang with its libFuzzer and sanitizer runtimes.
 HANDOFF_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 
@@ -48,7 +48,7 @@ configure_build() {
   if [ -f "$HANDOFF_ROOT/$dir/build.ninja" ]; then
     meson configure "$HANDOFF_ROOT/$dir" "$@" >/dev/null
   else
-    meson setup "$HANDOFF_ROOT/$dir" "$HANDOFF_ROOT" "$@" >&2
+    meson setup "$HANDOFF_ROOT/$dir" "$HANDOFF_ROOT" -Dpython=/usr/bin/python3 "$@" >&2
   fi
 }
 

@@ -77,12 +77,12 @@ def _map_answer_record(fd):
 def _follow_the_reactor():
     """Lives and stops as the reactor says; False when the reactor is already gone.
 
-    SIGINT, SIGTERM and SIGHUP sent to the whole process group (Ctrl-C in a terminal, `timeout`, systemd's
-    KillMode=control-group) are ignored: the reactor drains, then closes the channel, which ends the handler.
+    SIGINT, SIGTERM, SIGHUP and SIGUSR2 sent to the whole process group (Ctrl-C in a terminal, `timeout`,
+    systemd's KillMode=control-group, `systemctl kill -s SIGUSR2` for a takeover) are ignored: the reactor drains, then closes the channel, which ends the handler.
     PR_SET_PDEATHSIG kills the handler when the reactor dies; HANDOFF_REACTOR_PID catches a reactor that died
     before that call.
     """
-    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2):
         signal.signal(number, signal.SIG_IGN)
     try:
         libc = ctypes.CDLL(None, use_errno=True)
