@@ -16,6 +16,8 @@ HANDOFF_BUILD_PACKAGES=(gcc g++ meson ninja-build pkg-config libuv1-dev libcxxop
 # systemd-socket-activate (from systemd) starts the reactor as systemd's socket activation would; haproxy
 # balances several reactors in the deployment test.
 HANDOFF_TEST_PACKAGES=(python3 netcat-openbsd curl wrk procps prometheus chromium clang-format systemd haproxy man-db)
+# And for building the Debian packages (debian/, tests/deploy/package_test.sh).
+HANDOFF_PACKAGE_PACKAGES=(dpkg-dev debhelper)
 # And for fuzzing (tools/fuzz, fuzz/): clang with its libFuzzer and sanitizer runtimes.
 HANDOFF_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 
