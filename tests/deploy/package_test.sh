@@ -6,30 +6,13 @@
 set -euo pipefail
 source_root=$1
 work=$(mktemp -d)
+source "$(dirname "$0")/../support/checks.sh"
 reactor_pid=
 cleanup() {
   [ -n "$reactor_pid" ] && kill "$reactor_pid" 2>/dev/null && wait "$reactor_pid" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
-passed=0 failed=0
-check() {  # check WHAT GOT WANTED
-  if [ "$2" = "$3" ]; then echo "ok: $1 -> $2"; passed=$((passed + 1)); else echo "FAIL: $1 -> '$2', not '$3'"; failed=$((failed + 1)); fi
-}
-as_root=()
-[ "$(id -u)" -eq 0 ] && as_root=(--allow-root-handlers)
-start_reactor() {  # start_reactor ARGUMENTS...: on a free port (port), as reactor_pid
-  "$@" --listen 127.0.0.1:0 --admin off --handlers 1 "${as_root[@]}" >"$work/stdout" 2>"$work/stderr" &
-  reactor_pid=$!
-  for _ in $(seq 100); do grep -q '^listening on' "$work/stdout" && break; sleep 0.1; done
-  port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$work/stdout")
-  [ -n "$port" ] || { echo "FAIL: the reactor did not start: $*"; cat "$work/stderr"; exit 1; }
-}
-stop_reactor() {
-  kill "$reactor_pid" && wait "$reactor_pid" && status=0 || status=$?
-  reactor_pid=
-  check "the reactor exits with 0 on SIGTERM" "$status" 0
-}
 
 # The packages are built from a copy: dpkg-buildpackage writes into the tree and beside it. In a git
 # checkout the copy is what git tracks, with uncommitted changes; else everything but build folders.
@@ -84,5 +67,4 @@ check "a handler built against libhandoff-handler-dev: square 13" \
   "$(printf 'square 13\n' | timeout 10 nc -N 127.0.0.1 "$port")" 169
 stop_reactor
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

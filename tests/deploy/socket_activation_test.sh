@@ -11,22 +11,19 @@ work=$(mktemp -d)
 pid=
 listener_pid=
 cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  [ -n "$listener_pid" ] && kill "$listener_pid" 2>/dev/null && wait "$listener_pid" 2>/dev/null
+  local status=$?  # The test's, not that of what is ended here.
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  [ -n "$listener_pid" ] && kill "$listener_pid" 2>/dev/null && wait "$listener_pid" 2>/dev/null || true
   rm -rf "$work"
+  exit "$status"
 }
 trap cleanup EXIT
-passed=0 failed=0
-check() {  # check WHAT GOT WANTED
-  if [ "$2" = "$3" ]; then echo "ok: $1"; passed=$((passed + 1)); else echo "FAIL: $1 -> '$2', not '$3'"; failed=$((failed + 1)); fi
-}
+source "$(dirname "$0")/../support/checks.sh"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_for() {  # wait_for FILE TEXT: up to 10 s
   for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
   echo "FAIL: no '$2' in $1:"; cat "$1"; cat "$work/stderr"; exit 1
 }
-as_root=()
-[ "$(id -u)" -eq 0 ] && as_root=(--allow-root-handlers)
 
 # systemd's notification socket: a datagram socket whose every message goes to a file, a line per field.
 python3 - "$work/notify.sock" "$work/notifications" <<'PY' &
@@ -78,6 +75,8 @@ check "the successor exits on SIGTERM" "$(running "$successor" && echo running |
 pid=
 
 # --listen and a passed socket at once is a mistake, said as one.
+: >"$work/stdout"
+: >"$work/stderr"
 port=$(free_port)
 systemd-socket-activate -l "127.0.0.1:$port" "$reactor" --listen 127.0.0.1:0 --admin off "${as_root[@]}" \
   >"$work/stdout" 2>"$work/stderr" &
@@ -90,5 +89,4 @@ check "--listen with a passed socket: exit status" "$status" 1
 check "--listen with a passed socket: the reason" \
   "$(grep -c 'systemd passed a socket to listen on: give one of them' "$work/stderr")" 1
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

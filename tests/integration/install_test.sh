@@ -9,31 +9,14 @@
 set -euo pipefail
 build=$1 reactor=$2 source=$3 extra_flags=${4:-}
 stage=$(mktemp -d)
+source "$(dirname "$0")/../support/checks.sh"
 reactor_pid=
 cleanup() {
   [ -n "$reactor_pid" ] && kill "$reactor_pid" 2>/dev/null && wait "$reactor_pid" 2>/dev/null
   rm -rf "$stage"
 }
 trap cleanup EXIT
-passed=0 failed=0
-check() {  # check WHAT GOT WANTED
-  if [ "$2" = "$3" ]; then echo "ok: $1 -> $2"; passed=$((passed + 1)); else echo "FAIL: $1 -> '$2', not '$3'"; failed=$((failed + 1)); fi
-}
-as_root=()
-[ "$(id -u)" -eq 0 ] && as_root=(--allow-root-handlers)  # As root (CI), the handlers run as root too.
-# start_reactor ARGUMENTS... starts it on a free port (as reactor_pid) and sets port, or fails the test.
-start_reactor() {
-  "$@" --listen 127.0.0.1:0 --admin off --handlers 2 "${as_root[@]}" >"$stage/stdout" 2>"$stage/stderr" &
-  reactor_pid=$!
-  for _ in $(seq 100); do grep -q '^listening on' "$stage/stdout" && break; sleep 0.1; done
-  port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$stage/stdout")
-  [ -n "$port" ] || { echo "FAIL: the reactor did not start: $*"; cat "$stage/stderr"; exit 1; }
-}
-stop_reactor() {
-  kill "$reactor_pid" && wait "$reactor_pid" && status=0 || status=$?
-  reactor_pid=
-  check "the reactor exits with 0 on SIGTERM" "$status" 0
-}
+work=$stage
 
 meson install -C "$build" --destdir "$stage" --no-rebuild --quiet >/dev/null
 pc=$(find "$stage" -name handoff-handler.pc | head -n 1)
@@ -84,5 +67,4 @@ LD_LIBRARY_PATH=$libdir start_reactor "$reactor" --handler-cmd "$stage/square"
 check "GET /square/12" "$(curl --silent --max-time 10 "http://127.0.0.1:$port/square/12")" 144
 check "square 13" "$(printf 'square 13\n' | timeout 10 nc -N 127.0.0.1 "$port")" 169
 stop_reactor
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary
