@@ -67,9 +67,10 @@ void log_channel_error(const char* what, std::error_code error) {
 
 // A handler lives and stops as its reactor says, whoever else signals the process group: Ctrl-C in a terminal
 // (SIGINT to the foreground group), `timeout`, systemd's KillMode=control-group (SIGTERM to every process)
-// and `systemctl kill -s SIGUSR2` (a takeover, to every process unless --kill-whom=main) reach the handlers too, and a handler that died of them would fail the request it was computing. The
-// reactor drains and then closes the channel, which is what ends a handler. Ignored signals stay ignored in
-// children the handler's code starts (signal(7)); such code may restore SIG_DFL in its child.
+// and `systemctl kill -s SIGUSR2` (a takeover, to every process unless --kill-whom=main) reach the handlers
+// too, and a handler that died of them would fail the request it was computing. The reactor drains and then
+// closes the channel, which is what ends a handler. Ignored signals stay ignored in children the handler's
+// code starts (signal(7)); such code may restore SIG_DFL in its child.
 //
 // It also dies with its reactor: PR_SET_PDEATHSIG (prctl(2)) sends SIGKILL when the parent exits, and a
 // reactor that died before the call is noticed by the parent pid it left in HANDOFF_REACTOR_PID.

@@ -83,7 +83,7 @@ void Frontend::close_connection(ConnectionId id) {
     at_capacity_ = false;
     listener_->release();
   }
-  if (all_passed_ && connections_.empty()) std::exchange(all_passed_, nullptr)();
+  report_if_all_passed();
 }
 
 void Frontend::on_request_ready(Connection& connection) {
@@ -439,6 +439,10 @@ void Frontend::hand_over(PassCallback pass, std::function<void()> all_passed) {
     dispatcher_.connection_gone(id);  // It waited in the queue, or was sent ahead and withdrawn.
     pass_on(id, {});
   }
+  report_if_all_passed();
+}
+
+void Frontend::report_if_all_passed() {
   if (all_passed_ && connections_.empty()) std::exchange(all_passed_, nullptr)();
 }
 
@@ -454,7 +458,7 @@ void Frontend::pass_on(ConnectionId id, std::string unconsumed) {
   connections_.erase(it);
   pass_(connection->hand_over(std::move(bytes)));
   ++metrics_.counters.handed_over;
-  if (all_passed_ && connections_.empty()) std::exchange(all_passed_, nullptr)();
+  report_if_all_passed();
 }
 
 void Frontend::drain() {

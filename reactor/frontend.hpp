@@ -87,6 +87,8 @@ class Frontend final : Connection::Events {
   // Passes the connection to the reactor that takes over, with the request kept for it, if any, then
   // unconsumed.
   void pass_on(ConnectionId id, std::string unconsumed);
+  // Once hand_over has passed or closed every connection: all_passed, once.
+  void report_if_all_passed();
   // Whether connections that may send more are kept, or go to the reactor that takes over: not once a
   // drain or a stop began.
   bool keeps_connections() const { return phase_ == Phase::kServing || phase_ == Phase::kHandingOver; }

@@ -111,9 +111,9 @@ void Server::begin_takeover() {
   if (phase_ != Phase::kServing || successor_ || (predecessor_ && !predecessor_->finished()) ||
       predecessor_channel_) {
     log_at(LogLevel::kWarn, "SIGUSR2: no takeover now (%s)",
-           phase_ != Phase::kServing ? "the reactor is stopping"
-           : successor_              ? "one is in progress"
-                                     : "this reactor is still taking over from the one before");
+           successor_                  ? "one is in progress"
+           : phase_ != Phase::kServing ? "the reactor is stopping"
+                                       : "this reactor is still taking over from the one before");
     return;
   }
   if (auto error = Successor::start(loop_, config_.own_command, frontend_.listening_socket(),
@@ -143,6 +143,7 @@ void Server::on_successor_failed(Successor&) {
 void Server::handed_over() {
   log_at(LogLevel::kInfo, "takeover: every connection is passed on to pid %d; exiting", successor_->pid());
   successor_->finish();
+  if (phase_ != Phase::kHandingOver) return;  // A stop signal came meanwhile, and winds the reactor down.
   phase_ = Phase::kDraining;
   frontend_.drain();
   pool_.drain();
