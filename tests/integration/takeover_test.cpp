@@ -115,6 +115,29 @@ TEST(Takeover, UnderLoadWithIdleConnectionsNothingFails) {
   expect_answered_by(reactor, idle);
 }
 
+// SIGTERM to the old reactor while it hands its connections over: it finishes the request in progress and
+// exits, the connection of that request closing after its answer, as at any stop; the rest are the new one's.
+TEST(Takeover, AStopSignalDuringTheHandOverEndsTheOldReactorCleanly) {
+  ReactorProcess reactor({"--handlers", "1"});
+  Client idle(reactor.host(), reactor.port());
+  ASSERT_TRUE(idle.send("ping\n"));
+  ASSERT_EQ(idle.read_line(), "pong");
+  Client busy(reactor.host(), reactor.port());
+  ASSERT_TRUE(busy.send("spin 1000\n"));
+  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 5s));
+  const int status = reactor.take_over(15s, [&](pid_t old) {
+    ASSERT_TRUE(reactor.wait_for_log("passing the connections", 10s)) << reactor.stderr_text();
+    ::kill(old, SIGTERM);
+  });
+  EXPECT_EQ(status, 0) << reactor.stderr_text();
+  EXPECT_EQ(busy.read_line(), "spun 1000");
+  EXPECT_TRUE(busy.wait_closed(5s));
+  ASSERT_TRUE(idle.send("pid\n"));
+  EXPECT_TRUE(is_handler_of(reactor, idle.read_line()));
+  // The old reactor still told the new one that nothing more comes.
+  EXPECT_TRUE(reactor.wait_for_log("connections taken over (every connection came)", 5s));
+}
+
 // The reactor started from a copy of its binary, replaced for the upgrade as a package manager replaces a
 // file: the new one is written beside it and renamed over it.
 class TakeoverOfACopy : public ::testing::Test {

@@ -209,9 +209,11 @@ int ReactorProcess::signal_and_wait(int signal_number, std::chrono::milliseconds
   return status;
 }
 
-int ReactorProcess::take_over(std::chrono::milliseconds timeout) {
+int ReactorProcess::take_over(std::chrono::milliseconds timeout,
+                              const std::function<void(pid_t)>& meanwhile) {
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   ::kill(pid_, SIGUSR2);
+  if (meanwhile) meanwhile(pid_);
   const int status = wait_until(pid_, Clock::now() + timeout);
   if (status == -1) return -1;
   const std::string json = [&] {

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include <vector>
@@ -76,8 +77,9 @@ class ReactorProcess {
   // follows the new one, which took over its ports (the admin port too, which must be on). The new reactor is
   // the old one's child; this process makes itself a child subreaper (prctl(2)), so that it is this process's
   // child once the old one exits, and is reaped as the old one would have been. Returns the old process's
-  // exit status, or -1 when it did not exit within timeout (nothing is followed then).
-  int take_over(std::chrono::milliseconds timeout);
+  // exit status, or -1 when it did not exit within timeout (nothing is followed then). meanwhile, if given,
+  // runs between the signal and the wait, with the old reactor's pid.
+  int take_over(std::chrono::milliseconds timeout, const std::function<void(pid_t old)>& meanwhile = {});
 
   // Sends signal_number and waits for the exit. Returns the exit status, or 128 + signal when killed, or -1
   // when it did not exit within timeout (it is then killed).
