@@ -38,8 +38,9 @@ enum class MessageType : uint16_t {
   // Between an old reactor and the new one that takes over from it:
   kTakeoverListener = 6,    // old -> new: a listening socket (attached); flags: kFlagAdminPort, kFlagLast.
   kTakeoverReady = 7,       // new -> old: its handlers are ready, and it accepts on the sockets.
-  kTakeoverConnection = 8,  // old -> new: a client connection (attached); payload: the bytes the old one read
-                            // of it that no handler took; flags: kFlagHttp when it speaks HTTP.
+  kTakeoverConnection = 8,  // old -> new: a client connection (attached); payload: a Progress (the bytes the
+                            // socket has sent so far), then the bytes the old one read of it that no handler
+                            // took; flags: kFlagHttp or kFlagLineProtocol, its protocol if known.
   kTakeoverEnd = 9,         // old -> new: every connection has been sent.
 };
 
@@ -72,6 +73,8 @@ inline constexpr uint32_t kFlagAheadSlot = 1u << 4;  // With kFlagAhead: its cla
 inline constexpr unsigned kAheadOfferShift = 16;
 // Flags of a kHello frame.
 inline constexpr uint32_t kFlagTakesAhead = 1u << 0;  // It may be sent connections ahead (kFlagAhead).
+// Flags of a kTakeoverConnection frame: kFlagHttp, or this one, when the connection's protocol is known.
+inline constexpr uint32_t kFlagLineProtocol = 1u << 5;
 // Flags of a kTakeoverListener frame.
 inline constexpr uint32_t kFlagAdminPort = 1u << 0;  // The admin port's, not the service port's.
 inline constexpr uint32_t kFlagLast = 1u << 1;       // No other listening socket follows.

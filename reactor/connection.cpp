@@ -46,6 +46,7 @@ Connection::Connection(uv_loop_t* loop, ConnectionId id, ipc::UniqueFd socket, c
   timer_.data = this;
   received_ = std::move(start.already_read);
   protocol_ = start.protocol;
+  bytes_written_ = start.bytes_sent;
   if (protocol_ == Protocol::kUnknown && !received_.empty()) protocol_ = detect_protocol(received_);
   account_received();
   frame_received();
@@ -342,9 +343,11 @@ Connection::Handover Connection::hand_over(std::string before) {
   budget_.stop_reading(id_);
   if (polled_) poller_.forget_passed(socket_.get(), key_);
   polled_ = false;
-  Handover handover{.socket = std::move(socket_),
-                    .bytes = std::move(before),
-                    .flags = protocol_ == Protocol::kHttp ? ipc::kFlagHttp : 0u};
+  const uint32_t flags = protocol_ == Protocol::kHttp   ? ipc::kFlagHttp
+                         : protocol_ == Protocol::kLine ? ipc::kFlagLineProtocol
+                                                        : 0u;
+  Handover handover{
+      .socket = std::move(socket_), .bytes_sent = bytes_written_, .bytes = std::move(before), .flags = flags};
   close_handles();
   return handover;
 }

@@ -34,6 +34,7 @@ namespace handoff::reactor {
 struct ConnectionStart {
   std::string already_read;
   Protocol protocol = Protocol::kUnknown;
+  uint64_t bytes_sent = 0;  // What the socket sent before: the answers given by the other reactor's handlers.
 };
 
 class Connection final : SocketPoller::Watcher {
@@ -153,6 +154,7 @@ class Connection final : SocketPoller::Watcher {
   // took, as kTakeoverConnection carries them.
   struct Handover {
     ipc::UniqueFd socket;
+    uint64_t bytes_sent;  // All the socket has sent: the other reactor judges a dead handler's answer by it.
     std::string bytes;
     uint32_t flags;
   };

@@ -34,23 +34,30 @@ Frontend::~Frontend() {
   closing.swap(connections_);
 }
 
-std::error_code Frontend::listen(ipc::UniqueFd socket, DescriptorReserve& reserve) {
+std::error_code Frontend::listen(ipc::UniqueFd socket, DescriptorReserve& reserve, bool accept_now) {
   if (auto error = SocketPoller::open(loop_, poller_)) return error;
   listener_ = make_loop_owned<Listener>(loop_, std::move(socket), reserve, Listener::ReserveUse::kTakeBack,
                                         [this](ipc::UniqueFd client) {
                                           ++metrics_.counters.accepted;
                                           accept(std::move(client));
                                         });
+  if (!accept_now) listener_->hold();
   return {};
+}
+
+void Frontend::start_accepting() {
+  if (listener_ && !at_capacity_) listener_->release();
 }
 
 // --- The life of one connection: accept, request ready, dispatch, hand-off, done ---
 
-void Frontend::adopt(ipc::UniqueFd client, std::string already_read, uint32_t flags) {
+void Frontend::adopt(ipc::UniqueFd client, uint64_t bytes_sent, std::string already_read, uint32_t flags) {
   ++metrics_.counters.taken_over;
+  const Protocol protocol = (flags & ipc::kFlagHttp) != 0           ? Protocol::kHttp
+                            : (flags & ipc::kFlagLineProtocol) != 0 ? Protocol::kLine
+                                                                    : Protocol::kUnknown;
   accept(std::move(client),
-         {.already_read = std::move(already_read),
-          .protocol = (flags & ipc::kFlagHttp) != 0 ? Protocol::kHttp : Protocol::kUnknown});
+         {.already_read = std::move(already_read), .protocol = protocol, .bytes_sent = bytes_sent});
 }
 
 void Frontend::accept(ipc::UniqueFd client, ConnectionStart start) {
@@ -428,7 +435,7 @@ void Frontend::hand_over(PassCallback pass, std::function<void()> all_passed) {
   phase_ = Phase::kHandingOver;
   pass_ = std::move(pass);
   all_passed_ = std::move(all_passed);
-  listener_.reset();
+  listener_->hold();  // Kept, should the successor die before every connection is its.
   std::vector<ConnectionId> ids;
   for (const auto& entry : connections_) ids.push_back(entry.first);
   for (const ConnectionId id : ids) {
@@ -440,6 +447,15 @@ void Frontend::hand_over(PassCallback pass, std::function<void()> all_passed) {
     pass_on(id, {});
   }
   report_if_all_passed();
+}
+
+void Frontend::serve_again() {
+  phase_ = Phase::kServing;
+  pass_ = nullptr;
+  all_passed_ = nullptr;
+  // Every connection still here is a handler's (the others were passed at once): each is watched again
+  // once its handler is done with it, as before the takeover.
+  start_accepting();
 }
 
 void Frontend::report_if_all_passed() {

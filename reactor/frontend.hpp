@@ -39,20 +39,23 @@ class Frontend final : Connection::Events {
            Metrics& metrics);
   ~Frontend();
 
-  // Accepts on socket (listening, non-blocking); reserve (borrowed) is taken back before each accept. The
-  // failed call is logged.
-  std::error_code listen(ipc::UniqueFd socket, DescriptorReserve& reserve);
+  // Accepts on socket (listening, non-blocking), from now on or (accept_now false: a takeover's successor)
+  // from start_accepting(); reserve (borrowed) is taken back before each accept. The failed call is logged.
+  std::error_code listen(ipc::UniqueFd socket, DescriptorReserve& reserve, bool accept_now);
+  void start_accepting();
   ListenAddress local_address() const { return listener_->local_address(); }
   int listening_socket() const { return listener_->socket(); }  // Borrowed: a takeover passes it on.
 
   // A connection the reactor this one takes over from passed on, with the bytes it had read of it
-  // (kTakeoverConnection's payload and flags): read on from there.
-  void adopt(ipc::UniqueFd client, std::string already_read, uint32_t flags);
+  // (kTakeoverConnection's payload and flags), and what the socket sent before: read on from there.
+  void adopt(ipc::UniqueFd client, uint64_t bytes_sent, std::string already_read, uint32_t flags);
   // The takeover (reactor/takeover.hpp): stops accepting; from now on every connection goes to pass as soon
   // as no handler holds it, with the bytes read of it; the others close as they would. all_passed is called
   // once no connection is left.
   using PassCallback = std::function<void(Connection::Handover handover)>;
   void hand_over(PassCallback pass, std::function<void()> all_passed);
+  // The successor died during the hand-over: accepting again, the connections still here are served here.
+  void serve_again();
   size_t open_connections() const { return connections_.size(); }
   // Bytes of requests read and not handed off yet, and the connections paused because that is at its limit.
   size_t buffered_bytes() const { return budget_.held(); }

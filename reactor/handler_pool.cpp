@@ -326,6 +326,13 @@ void HandlerPool::retire(HandlerProcess& handler) {
   }
 }
 
+void HandlerPool::end_hand_offs_soon() {
+  for (auto& [id, handler] : handlers_) {
+    if (const std::optional<ConnectionId> connection = dispatcher_.connection_of(id))
+      handler->reclaim(*connection);
+  }
+}
+
 void HandlerPool::resize(unsigned size) {
   log_at(LogLevel::kInfo, "resizing the pool from %u to %u handlers", target_, size);
   target_ = size;

@@ -78,6 +78,9 @@ class HandlerPool final : HandlerProcess::Events {
   void reload();
   // No more replacements (unless requests still wait); each handler exits once nothing is left for it.
   void drain();
+  // Every busy handler ends its hand-off at the next chance (kReclaim): it lingers no more on its connection,
+  // which then comes back (for a takeover to pass on).
+  void end_hand_offs_soon();
   // Kills every handler; their connections are reported orphaned once they are reaped.
   void stop();
 

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <variant>
@@ -17,6 +18,7 @@
 #include "reactor/log.hpp"
 #include "reactor/privileges.hpp"
 #include "reactor/server.hpp"
+#include "reactor/takeover.hpp"
 
 namespace {
 
@@ -82,7 +84,8 @@ int main(int argc, char** argv) {
   config.own_command.assign(argv, argv + argc);
   if (!self.empty()) config.own_command[0] = self;
   configure_log(config.log_level, config.log_format);
-  if (const std::string refusal = privilege_refusal(config); !refusal.empty()) {
+  if (const std::string refusal = privilege_refusal(config, std::getenv(kTakeoverFdVariable) != nullptr);
+      !refusal.empty()) {
     std::fprintf(stderr, "handoff: %s\n", refusal.c_str());
     return 2;
   }

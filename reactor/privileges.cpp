@@ -29,9 +29,9 @@ std::error_code failed(const char* call) {
 
 }  // namespace
 
-std::string privilege_refusal(const Config& config) {
+std::string privilege_refusal(const Config& config, bool takes_over) {
   const bool root = ::geteuid() == 0;
-  if (config.user && !root) {
+  if (config.user && !root && !takes_over) {
     return "--user needs the reactor started as root, to drop to it after binding; it runs as uid " +
            std::to_string(::geteuid());
   }

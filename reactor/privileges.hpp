@@ -24,8 +24,9 @@ struct Identity {
 };
 
 // Why the reactor must not start with config as the user it runs as now, or "" when it may: as root with
-// neither --user nor --allow-root-handlers, or with --user without being root.
-std::string privilege_refusal(const Config& config);
+// neither --user nor --allow-root-handlers, or with --user without being root. A takeover's successor runs
+// as the reactor it takes over from, which dropped to --user already: it may have --user without root.
+std::string privilege_refusal(const Config& config, bool takes_over);
 
 // Looks up --user and --group (a name or a number each); the error names the one that does not exist.
 std::variant<Identity, std::string> resolve_identity(const std::string& user,

@@ -1,6 +1,8 @@
 #include "reactor/server.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
@@ -45,19 +47,28 @@ std::error_code Server::start() {
   // reactor drops to --user, and only then starts the handlers.
   ListenSockets sockets;
   if (auto error = open_listen_sockets(sockets)) return error;
-  if (auto error = frontend_.listen(std::move(sockets.serve), descriptor_reserve_)) return error;
-  if (sockets.admin) {
-    admin_ = std::make_unique<AdminServer>(
-        loop_, std::move(sockets.admin), descriptor_reserve_, config_.admin_token,
-        [this](std::string_view method, std::string_view path, std::string_view query) {
-          return admin_routes_.answer(method, path, query);
-        });
+  // A successor accepts nothing until it is ready: until then the old reactor serves alone, and a
+  // successor that fails costs no connection.
+  if (auto error = frontend_.listen(std::move(sockets.serve), descriptor_reserve_, !took_over_)) return error;
+  if (took_over_) {
+    admin_socket_kept_ = std::move(sockets.admin);
+  } else if (sockets.admin) {
+    start_admin(std::move(sockets.admin));
   }
-  if (run_as) {
+  // A successor runs as the reactor it takes over from already does: --user is dropped to once only.
+  if (run_as && !(took_over_ && ::geteuid() == run_as->uid)) {
     if (auto error = drop_privileges(*run_as)) return error;
   }
   if (auto error = pool_.start()) return error;
   return {};
+}
+
+void Server::start_admin(ipc::UniqueFd socket) {
+  admin_ = std::make_unique<AdminServer>(
+      loop_, std::move(socket), descriptor_reserve_, config_.admin_token,
+      [this](std::string_view method, std::string_view path, std::string_view query) {
+        return admin_routes_.answer(method, path, query);
+      });
 }
 
 std::error_code Server::open_listen_sockets(ListenSockets& sockets) {
@@ -90,19 +101,26 @@ std::error_code Server::open_listen_sockets(ListenSockets& sockets) {
 // there for each. A reactor that takes over tells the old one only now: until then, that one serves alone.
 void Server::on_pool_ready() {
   if (phase_ != Phase::kServing) return;
+  if (took_over_) {
+    frontend_.start_accepting();
+    if (admin_socket_kept_) start_admin(std::move(admin_socket_kept_));
+  }
   std::printf("listening on %s\n", frontend_.local_address().to_string().c_str());
   if (admin_) std::printf("admin listening on %s\n", admin_->local_address().to_string().c_str());
   std::fflush(stdout);
   log_at(LogLevel::kInfo, "serving with %u handlers: %s", pool_.target(), config_.handler_command[0].c_str());
   if (predecessor_channel_) {
-    predecessor_ =
-        make_loop_owned<Predecessor>(loop_, std::move(*predecessor_channel_),
-                                     [this](ipc::UniqueFd client, std::string bytes, uint32_t flags) {
-                                       frontend_.adopt(std::move(client), std::move(bytes), flags);
-                                     });
+    // systemd follows this process first, then the old one lets go.
+    notify_ready(true);
+    predecessor_ = make_loop_owned<Predecessor>(
+        loop_, std::move(*predecessor_channel_),
+        [this](ipc::UniqueFd client, uint64_t bytes_sent, std::string bytes, uint32_t flags) {
+          frontend_.adopt(std::move(client), bytes_sent, std::move(bytes), flags);
+        });
     predecessor_channel_.reset();
+    return;
   }
-  notify_ready(took_over_);
+  notify_ready(false);
 }
 
 // --- Takeover (reactor/takeover.hpp) ---
@@ -116,20 +134,29 @@ void Server::begin_takeover() {
                                        : "this reactor is still taking over from the one before");
     return;
   }
+  // Twice a handler's start timeout: the successor's pool retries a handler that fails to start once.
   if (auto error = Successor::start(loop_, config_.own_command, frontend_.listening_socket(),
-                                    admin_ ? admin_->listening_socket() : -1, *this, successor_)) {
+                                    admin_ ? admin_->listening_socket() : -1,
+                                    2 * config_.handler_start_timeout, *this, successor_)) {
     successor_.reset();  // Logged; this reactor serves on.
   }
 }
 
 // From here the successor accepts too; this reactor stops, and its connections follow their listener.
 void Server::on_successor_ready(Successor& successor) {
+  if (phase_ != Phase::kServing) return;  // A stop began, and stopped the successor too.
   phase_ = Phase::kHandingOver;
   bound_the_wind_down();
-  admin_.reset();
+  if (admin_) {
+    admin_socket_kept_.reset(::fcntl(admin_->listening_socket(), F_DUPFD_CLOEXEC, 0));
+    admin_.reset();
+  }
+  // A handler lingering on a client that keeps sending in time would otherwise keep the connection here.
+  pool_.end_hand_offs_soon();
   frontend_.hand_over(
       [&successor](Connection::Handover handover) {
-        (void)successor.send_connection(handover.socket.get(), std::move(handover.bytes), handover.flags);
+        (void)successor.send_connection(handover.socket.get(), handover.bytes_sent, std::move(handover.bytes),
+                                        handover.flags);
       },
       [this] { handed_over(); });
 }
@@ -139,12 +166,26 @@ void Server::on_successor_failed(Successor&) {
   log_at(LogLevel::kWarn, "takeover abandoned: this reactor serves on");
 }
 
+void Server::on_successor_lost(Successor&) {
+  successor_.reset();
+  if (phase_ != Phase::kHandingOver) return;  // Every connection was passed already.
+  log_at(LogLevel::kWarn,
+         "takeover abandoned during the hand-over: this reactor serves on with %zu connections",
+         frontend_.open_connections());
+  phase_ = Phase::kServing;
+  uv_timer_stop(&shutdown_timer_);
+  frontend_.serve_again();
+  if (admin_socket_kept_) start_admin(std::move(admin_socket_kept_));
+}
+
 // Every connection is the successor's: the handlers finish and this reactor exits.
 void Server::handed_over() {
   log_at(LogLevel::kInfo, "takeover: every connection is passed on to pid %d; exiting", successor_->pid());
   successor_->finish();
+  admin_socket_kept_.reset();
   if (phase_ != Phase::kHandingOver) return;  // A stop signal came meanwhile, and winds the reactor down.
   phase_ = Phase::kDraining;
+  stop_signal_at_ns_ = 0;  // No stop was asked for: the first signal now is the first.
   frontend_.drain();
   pool_.drain();
 }
@@ -192,6 +233,11 @@ void Server::on_signal(int signal_number) {
            "%s: finishing %zu requests in progress and %zu waiting, then exiting (signal again to stop now)",
            strsignal(signal_number), dispatcher_.busy_handlers(), dispatcher_.waiting_connections());
     begin_draining();
+  } else if (phase_ == Phase::kDraining && stop_signal_at_ns_ == 0) {
+    // Exiting after a takeover already: asked to stop, it does what it does.
+    stop_signal_at_ns_ = uv_hrtime();
+    log_at(LogLevel::kInfo, "%s: exiting after the takeover already (signal again to stop now)",
+           strsignal(signal_number));
   } else if (phase_ == Phase::kDraining) {
     // timeout(1) signals its command and then the command's process group, and a script may do the same:
     // the reactor gets one request to stop twice in a row. A person who means "now" signals again later.
@@ -210,7 +256,10 @@ void Server::on_signal(int signal_number) {
 
 void Server::begin_draining() {
   phase_ = Phase::kDraining;
-  notify_stopping();
+  // After a takeover's successor was ready, it is the service's main process: this one's stop is not the
+  // service's.
+  if (!successor_ || !successor_->ready()) notify_stopping();
+  if (successor_) successor_->stop();  // One not ready yet stops too.
   bound_the_wind_down();
   // Answers finished from now on tell keep-alive clients that the connection closes (handlers read it here),
   // so that none sends its next request into a closing socket.

@@ -61,6 +61,8 @@ class Server final : HandlerPool::Events, Successor::Events {
   // Successor::Events: a takeover of this reactor (SIGUSR2).
   void on_successor_ready(Successor& successor) override;
   void on_successor_failed(Successor& successor) override;
+  void on_successor_lost(Successor& successor) override;
+  void start_admin(ipc::UniqueFd socket);
 
   // The listening sockets: from the reactor this one takes over from, from systemd, or bound here.
   std::error_code open_listen_sockets(ListenSockets& sockets);
@@ -94,6 +96,9 @@ class Server final : HandlerPool::Events, Successor::Events {
   std::optional<ipc::BlockingChannel> predecessor_channel_;
   LoopOwned<Predecessor> predecessor_;
   bool took_over_ = false;  // Started to take over from another reactor.
+  // A successor accepts on the admin port only once ready (until then the old reactor answers there), and
+  // an old reactor keeps a copy of it through the hand-over, to serve it again if the successor dies.
+  ipc::UniqueFd admin_socket_kept_;
 
   // These handles live as long as the Server, which outlives the loop run; they are closed last.
   uv_signal_t sigint_watcher_{};

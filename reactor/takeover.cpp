@@ -1,6 +1,7 @@
 #include "reactor/takeover.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -37,11 +38,12 @@ std::error_code set_timeout(int socket, int option, int seconds) {
 // --- The old reactor's end ---
 
 Successor::Successor(ipc::UniqueFd channel, Events& events) : channel_(std::move(channel)), events_(events) {
-  process_.data = channel_poll_.data = this;
+  process_.data = channel_poll_.data = ready_timer_.data = this;
 }
 
 std::error_code Successor::start(uv_loop_t* loop, const std::vector<std::string>& argv, int serve, int admin,
-                                 Events& events, LoopOwned<Successor>& successor) {
+                                 Milliseconds ready_timeout, Events& events,
+                                 LoopOwned<Successor>& successor) {
   int ends[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) != 0) return failed("socketpair");
   ipc::UniqueFd child_end(ends[1]);
@@ -55,7 +57,7 @@ std::error_code Successor::start(uv_loop_t* loop, const std::vector<std::string>
        {std::pair{serve, serve_flags}, std::pair{admin, ipc::kFlagAdminPort | ipc::kFlagLast}}) {
     if (socket < 0) continue;
     ipc::Message listener{.type = ipc::MessageType::kTakeoverListener, .flags = flags};
-    listener.descriptor.reset(::dup(socket));
+    listener.descriptor.reset(::fcntl(socket, F_DUPFD_CLOEXEC, 0));
     if (!listener.descriptor) return failed("dup of a listening socket");
     if (auto error = self->channel_.send(listener)) {
       log_at(LogLevel::kError, "takeover: sending a listening socket: %s", error.message().c_str());
@@ -85,9 +87,15 @@ std::error_code Successor::start(uv_loop_t* loop, const std::vector<std::string>
   options.stdio = stdio;
   options.exit_cb = [](uv_process_t* process, int64_t exit_status, int term_signal) {
     auto* successor = static_cast<Successor*>(process->data);
+    uv_timer_stop(&successor->ready_timer_);
     if (successor->ready_) {
-      log_at(LogLevel::kError, "takeover: the new reactor (pid %d) exited (status %lld, signal %d)",
-             process->pid, static_cast<long long>(exit_status), term_signal);
+      log_at(
+          LogLevel::kError,
+          "takeover: the new reactor (pid %d) exited (status %lld, signal %d); the connections passed to it "
+          "are lost",
+          process->pid, static_cast<long long>(exit_status), term_signal);
+      successor->send_failed_ = true;
+      successor->events_.on_successor_lost(*successor);
       return;
     }
     log_at(LogLevel::kError,
@@ -103,6 +111,16 @@ std::error_code Successor::start(uv_loop_t* loop, const std::vector<std::string>
     return {-error, std::system_category()};
   }
   self->spawned_ = true;
+  uv_timer_init(loop, &self->ready_timer_);
+  uv_timer_start(
+      &self->ready_timer_,
+      [](uv_timer_t* timer) {
+        auto* successor = static_cast<Successor*>(timer->data);
+        log_at(LogLevel::kError, "takeover: the new reactor (pid %d) was not ready in time; killing it",
+               successor->process_.pid);
+        uv_process_kill(&successor->process_, SIGKILL);  // Its exit says the rest.
+      },
+      static_cast<uint64_t>(ready_timeout.count()), 0);
   uv_poll_init(loop, &self->channel_poll_, self->channel_.fd());
   self->polling_ = true;
   uv_poll_start(&self->channel_poll_, UV_READABLE, [](uv_poll_t* poll, int, int) {
@@ -120,6 +138,7 @@ void Successor::on_channel_readable() {
   const std::error_code error = channel_.receive(message);
   if (!error && message.type == ipc::MessageType::kTakeoverReady && !ready_) {
     ready_ = true;
+    uv_timer_stop(&ready_timer_);
     log_at(LogLevel::kInfo, "takeover: the new reactor (pid %d) is ready; passing the connections to it",
            process_.pid);
     events_.on_successor_ready(*this);
@@ -138,11 +157,17 @@ void Successor::fail_unless_ready() {
   events_.on_successor_failed(*this);
 }
 
-std::error_code Successor::send_connection(int socket, std::string bytes, uint32_t flags) {
+void Successor::stop() {
+  if (!ready_ && !failed_) uv_process_kill(&process_, SIGTERM);
+}
+
+std::error_code Successor::send_connection(int socket, uint64_t bytes_sent, std::string bytes,
+                                           uint32_t flags) {
   if (send_failed_) return std::make_error_code(std::errc::broken_pipe);
-  ipc::Message message{
-      .type = ipc::MessageType::kTakeoverConnection, .flags = flags, .payload = std::move(bytes)};
-  message.descriptor.reset(::dup(socket));
+  ipc::Message message{.type = ipc::MessageType::kTakeoverConnection,
+                       .flags = flags,
+                       .payload = ipc::progress_payload(bytes_sent, 0, bytes)};
+  message.descriptor.reset(::fcntl(socket, F_DUPFD_CLOEXEC, 0));
   if (!message.descriptor) return failed("dup of a connection");
   if (auto error = channel_.send(message)) {
     send_failed_ = true;
@@ -161,7 +186,8 @@ void Successor::finish() {
 
 void Successor::close() {
   CloseOnLoop::close_then_delete(
-      this, {polling_ ? as_handle(&channel_poll_) : nullptr, spawned_ ? as_handle(&process_) : nullptr});
+      this, {polling_ ? as_handle(&channel_poll_) : nullptr, spawned_ ? as_handle(&process_) : nullptr,
+             polling_ ? as_handle(&ready_timer_) : nullptr});
 }
 
 // --- The new reactor's end ---
@@ -169,12 +195,13 @@ void Successor::close() {
 std::optional<ipc::UniqueFd> Predecessor::channel_from_environment() {
   const char* value = std::getenv(kTakeoverFdVariable);
   if (value == nullptr) return std::nullopt;
-  int descriptor = -1;
-  const std::string_view text(value);
-  std::from_chars(text.data(), text.data() + text.size(), descriptor);
+  const std::string text(value);
   ::unsetenv(kTakeoverFdVariable);
-  if (descriptor < 0 || ::fcntl(descriptor, F_SETFD, FD_CLOEXEC) != 0) {
-    log_at(LogLevel::kError, "takeover: %s=%s is not an open descriptor", kTakeoverFdVariable, value);
+  int descriptor = -1;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), descriptor);
+  if (error != std::errc() || end != text.data() + text.size() || descriptor < 0 ||
+      ::fcntl(descriptor, F_SETFD, FD_CLOEXEC) != 0) {
+    log_at(LogLevel::kError, "takeover: %s=%s is not an open descriptor", kTakeoverFdVariable, text.c_str());
     return ipc::UniqueFd();
   }
   return ipc::UniqueFd(descriptor);
@@ -241,14 +268,21 @@ void Predecessor::on_channel_readable() {
              static_cast<int>(message.type));
       return end("the channel broke");
     }
+    ipc::Progress sent{};
+    if (!ipc::split_progress_payload(message.payload, sent)) {
+      log_at(LogLevel::kError, "takeover: a connection frame too short for its byte count");
+      return end("the channel broke");
+    }
     ++adopted_;
-    adopt_(std::move(message.descriptor), std::move(message.payload), message.flags);
+    adopt_(std::move(message.descriptor), sent.bytes_written, std::move(message.payload), message.flags);
   }
 }
 
+// The channel closes here: an old reactor that still writes learns at once that nothing more is taken.
 void Predecessor::end(const char* how) {
   log_at(LogLevel::kInfo, "takeover: done, %zu connections taken over (%s)", adopted_, how);
   uv_poll_stop(&channel_poll_);
+  channel_ = ipc::BlockingChannel(ipc::UniqueFd());
   finished_ = true;
 }
 

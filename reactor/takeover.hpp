@@ -8,14 +8,15 @@
 //   1. The old reactor has sent its listening sockets (kTakeoverListener) before the successor starts. It
 //      keeps accepting on them too.
 //   2. The successor starts its handlers. Once they are ready it accepts on those sockets, and says so
-//      (kTakeoverReady).
+//      (kTakeoverReady). Until then it accepts nothing, so that one which fails costs no connection.
 //   3. The old reactor stops accepting and sends every connection no handler holds, with the bytes it read of
 //      it that no handler took (kTakeoverConnection); the successor reads each on from there. A connection
 //      that a handler serves follows once the handler is done with it.
 //   4. With no connection left, the old reactor says kTakeoverEnd, and exits once its handlers have.
 //
-// A successor that fails before it is ready (it cannot start, or its handlers do not) leaves the old reactor
-// as it was: it never stopped accepting.
+// A successor that fails before it is ready (it cannot start, its handlers do not, or it is not ready in
+// time) leaves the old reactor as it was: it never stopped accepting. One that dies after it was ready loses
+// the connections passed to it; the old reactor then serves on with the rest.
 
 #include <uv.h>
 
@@ -27,6 +28,7 @@
 
 #include "ipc/blocking_channel.hpp"
 #include "ipc/unique_fd.hpp"
+#include "reactor/config.hpp"
 #include "reactor/listener.hpp"
 #include "reactor/loop_owned.hpp"
 
@@ -44,23 +46,28 @@ class Successor {
     virtual void on_successor_ready(Successor& successor) = 0;
     // It exited, or closed the channel, before it was ready.
     virtual void on_successor_failed(Successor& successor) = 0;
+    // It exited after it was ready: the connections passed to it are lost, the others are still here.
+    virtual void on_successor_lost(Successor& successor) = 0;
 
    protected:
     ~Events() = default;
   };
 
   // Sends the listening sockets (borrowed; admin may be -1), then starts argv[0] with argv, the successor.
-  // The failed call is logged.
+  // One that is not ready within ready_timeout is killed (it holds no connection yet). The failed call is
+  // logged.
   static std::error_code start(uv_loop_t* loop, const std::vector<std::string>& argv, int serve, int admin,
-                               Events& events, LoopOwned<Successor>& successor);
+                               Milliseconds ready_timeout, Events& events, LoopOwned<Successor>& successor);
 
   int pid() const { return process_.pid; }
   bool ready() const { return ready_; }
 
-  // Sends a client connection (socket borrowed: the caller closes its copy) with the bytes read of it; flags
-  // as kTakeoverConnection's. A successor that does not take it within kSendTimeout, or is gone, is an
-  // error (logged once).
-  std::error_code send_connection(int socket, std::string bytes, uint32_t flags);
+  // Sends a client connection (socket borrowed: the caller closes its copy), with the bytes the socket has
+  // sent so far and those read of it; flags as kTakeoverConnection's. A successor that does not take it
+  // within kSendTimeoutSeconds, or is gone, is an error (logged once).
+  std::error_code send_connection(int socket, uint64_t bytes_sent, std::string bytes, uint32_t flags);
+  // A stop began before the successor was ready: it is asked to stop too (SIGTERM); it holds no connection.
+  void stop();
   // Every connection has been sent: kTakeoverEnd, and the channel closes.
   void finish();
 
@@ -79,6 +86,7 @@ class Successor {
   Events& events_;
   uv_process_t process_{};
   uv_poll_t channel_poll_{};
+  uv_timer_t ready_timer_{};
   bool spawned_ = false;
   bool polling_ = false;
   bool ready_ = false;
@@ -89,9 +97,10 @@ class Successor {
 // The new reactor's end: the channel from the reactor it takes over from.
 class Predecessor {
  public:
-  // Receives each connection the old reactor sends: the socket (non-blocking, close-on-exec) and the bytes
-  // read of it, with kTakeoverConnection's flags.
-  using AdoptCallback = std::function<void(ipc::UniqueFd socket, std::string bytes, uint32_t flags)>;
+  // Receives each connection the old reactor sends: the socket (non-blocking, close-on-exec), what it has
+  // sent so far, the bytes read of it, and kTakeoverConnection's flags.
+  using AdoptCallback =
+      std::function<void(ipc::UniqueFd socket, uint64_t bytes_sent, std::string bytes, uint32_t flags)>;
 
   // The channel named in HANDOFF_TAKEOVER_FD: nullopt when this reactor was not started to take over. The
   // variable is unset, so that no handler takes it for its own.

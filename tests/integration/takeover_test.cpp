@@ -9,11 +9,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <future>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/support/client.hpp"
@@ -136,6 +138,71 @@ TEST(Takeover, AStopSignalDuringTheHandOverEndsTheOldReactorCleanly) {
   EXPECT_TRUE(is_handler_of(reactor, idle.read_line()));
   // The old reactor still told the new one that nothing more comes.
   EXPECT_TRUE(reactor.wait_for_log("connections taken over (every connection came)", 5s));
+}
+
+// A handler lingering on a client whose requests keep coming in time would keep that connection in the old
+// reactor until --shutdown-timeout, and then lose it: the hand-over takes it back from the handler.
+TEST(Takeover, AConnectionAHandlerLingersOnMovesToo) {
+  ReactorProcess reactor({"--handlers", "2", "--linger", "1s", "--shutdown-timeout", "20s"});
+  Client steady(reactor.host(), reactor.port());
+  std::atomic<bool> done = false;
+  std::atomic<int> answered = 0, failed = 0;
+  std::thread pinger([&] {
+    while (!done) {
+      const bool ok = steady.send("ping\n") && steady.read_line(5s) == "pong";
+      ++(ok ? answered : failed);
+      std::this_thread::sleep_for(50ms);
+    }
+  });
+  ASSERT_TRUE(wait_until([&] { return answered > 5; }, 5s));
+  const auto started = std::chrono::steady_clock::now();
+  const int status = reactor.take_over(15s);
+  const auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_TRUE(wait_until([&] { return answered > 20; }, 5s));
+  done = true;
+  pinger.join();
+  EXPECT_EQ(status, 0) << reactor.stderr_text();
+  EXPECT_LT(took, 5s) << "the old reactor waited for the lingering handler";
+  EXPECT_EQ(failed, 0);
+  ASSERT_TRUE(steady.send("pid\n"));
+  EXPECT_TRUE(is_handler_of(reactor, steady.read_line()));
+}
+
+// The new reactor judges a dead handler's answer by all the socket has sent, answers of the old reactor's
+// handlers included: a handler that dies before it answers still gets its client "ERR handler crashed".
+TEST(Takeover, AConnectionTakenOverStillGetsTheCrashAnswer) {
+  ReactorProcess reactor({"--handlers", "1"});
+  Client client(reactor.host(), reactor.port());
+  ASSERT_TRUE(client.send("ping\n"));
+  ASSERT_EQ(client.read_line(), "pong");
+  ASSERT_EQ(reactor.take_over(15s), 0) << reactor.stderr_text();
+  ASSERT_TRUE(client.send("pid\nspin 20000\n"));
+  const pid_t serving = std::stoi(client.read_line());
+  ASSERT_TRUE(wait_until([&] { return reactor.requests_answered() == 1; }, 10s));  // The spin runs.
+  ASSERT_EQ(::kill(serving, SIGKILL), 0);
+  EXPECT_EQ(client.read_line(5s), "ERR handler crashed");
+}
+
+// A successor that dies after it was ready, while a request still runs in the old reactor: the old one
+// serves on, with that connection and its ports.
+TEST(Takeover, ASuccessorThatDiesDuringTheHandOverLeavesTheOldOneServing) {
+  ReactorProcess reactor({"--handlers", "1"});
+  const pid_t old_pid = reactor.pid();
+  Client busy(reactor.host(), reactor.port());
+  ASSERT_TRUE(busy.send("spin 1500\n"));
+  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 5s));
+  ::kill(old_pid, SIGUSR2);
+  ASSERT_TRUE(reactor.wait_for_log("passing the connections", 10s)) << reactor.stderr_text();
+  std::smatch started;
+  const std::string log = reactor.stderr_text();
+  ASSERT_TRUE(std::regex_search(log, started, std::regex(R"(started the new reactor, pid (\d+))"))) << log;
+  ::kill(std::stoi(started[1]), SIGKILL);
+  ASSERT_TRUE(reactor.wait_for_log("takeover abandoned during the hand-over", 10s)) << reactor.stderr_text();
+  EXPECT_EQ(busy.read_line(), "spun 1500");
+  ASSERT_TRUE(busy.send("pid\n"));
+  EXPECT_TRUE(is_handler_of(reactor, busy.read_line()));  // Still the old reactor's.
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
+  EXPECT_EQ(reactor.stat("pid"), old_pid);  // Its admin port is back too.
 }
 
 // The reactor started from a copy of its binary, replaced for the upgrade as a package manager replaces a
