@@ -136,7 +136,9 @@ StatsSnapshot AdminRoutes::snapshot() const {
       h.state = "starting";
       ++s.starting;
     } else if (handler->busy()) {
-      h.state = "busy";
+      // Lingering (--linger) on a keep-alive connection, waiting for its next request: busy for the pool,
+      // but free to be reclaimed at once.
+      h.state = handler->lingering() ? "lingering" : "busy";
       h.current_request_seconds = (now_ns - handler->request_started_ns()) / 1e9;
       ++s.busy;
     } else {

@@ -22,7 +22,7 @@ const std::string& status_page_html() {
   th:first-child, td:first-child { text-align: left; }
   .state { border-radius: 4px; padding: .05rem .45rem; font-size: .85rem; color: #fff; }
   .idle { background: #2e8540; } .busy { background: #d9822b; } .starting { background: #4a6fa5; }
-  .retiring { background: #8a8f96; }
+  .retiring { background: #8a8f96; } .lingering { background: #b38b2e; }
   .bars { display: grid; grid-template-columns: 6rem 1fr 4rem; gap: .15rem .5rem; align-items: center;
           max-width: 40rem; font-size: .85rem; }
   .bar { background: #4a6fa5; height: .8rem; border-radius: 2px; }
