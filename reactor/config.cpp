@@ -239,8 +239,9 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
     ("shutdown-timeout", "on SIGTERM/SIGINT, requests still running after this are cut off", text("30s"),
      "TIME");
   options.add_options("Operations")
-    ("admin", "admin HTTP port: /healthz, /stats, /metrics, status page at /, POST /pool?size=N; 'off' to "
-              "disable. Port 0 picks a free port and prints 'admin listening on HOST:PORT'",
+    ("admin", "admin HTTP port: /healthz, /stats, /metrics, status page at /, POST /pool?size=N, POST /drain "
+              "(out of a balancer's rotation); 'off' to disable. Port 0 picks a free port and prints 'admin "
+              "listening on HOST:PORT'",
      text(config.admin->to_string()), "HOST:PORT|off")
     ("log-level", "error, warn, info or debug", text("info"), "LEVEL")
     ("log-format", "text or json, on stderr", text("text"), "FORMAT")

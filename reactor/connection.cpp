@@ -333,14 +333,19 @@ void Connection::send_refusal(const std::string& message) {
   (void)!::send(socket_.get(), message.data(), message.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
-Connection::Handover Connection::hand_over(std::string before) {
+// Here, not in the destructor: the budget may be gone by the time that runs.
+std::string Connection::end_waits() {
   if (watching_) unwatch();
   stop_watching_for_leaving();
   stop_timer();
-  before += received_;
-  received_.clear();
+  std::string held = std::exchange(received_, std::string());
   account_received();
   budget_.stop_reading(id_);
+  return held;
+}
+
+Connection::Handover Connection::hand_over(std::string before) {
+  before += end_waits();
   if (polled_) poller_.forget_passed(socket_.get(), key_);
   polled_ = false;
   const uint32_t flags = protocol_ == Protocol::kHttp   ? ipc::kFlagHttp
@@ -353,12 +358,7 @@ Connection::Handover Connection::hand_over(std::string before) {
 }
 
 void Connection::close() {
-  if (watching_) unwatch();
-  // Here, not in the destructor: the budget may be gone by the time that runs.
-  received_.clear();
-  account_received();
-  budget_.stop_reading(id_);
-  stop_timer();
+  end_waits();
   // A copy sent ahead to a handler and taken back may still wait in that handler's channel, unread: closing
   // this one would not end the connection then, and a client reading to the end would wait for that handler.
   if (copy_in_flight_) end_output();

@@ -191,6 +191,9 @@ class Connection final : SocketPoller::Watcher {
   void check_client_left();
   // Input edges back on after quiet_input_while_served; the caller reads first (the edge contract).
   void hear_input_again();
+  // What close and hand_over begin with: every wait ends, and the bytes held of a request go back to the
+  // budget; returns them.
+  std::string end_waits();
   void expire_after(Milliseconds timeout, Expiry expiry);
   void stop_timer();
   bool request_ready() const;

@@ -14,7 +14,7 @@
 #include <span>
 
 #include "ipc/socket_io.hpp"
-#include "reactor/child_environment.hpp"
+#include "reactor/child_command.hpp"
 #include "reactor/log.hpp"
 
 namespace handoff::reactor {
@@ -51,36 +51,14 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
     return error;
   }
 
-  std::vector<std::string> arguments = argv;
-  std::vector<char*> c_arguments = as_c_strings(arguments);
-  std::vector<std::string> variables = environment_with(environment);
-  std::vector<char*> c_variables = as_c_strings(variables);
-
   // The child gets: no stdin, stdout and stderr both on the reactor's stderr (stdout is the reactor's own,
   // for its "listening on" line), the channel at kHandlerChannelFd, the shared state page at kHandlerStateFd
-  // and its answer record at kHandlerRecordFd. libuv opens every other descriptor of ours close-on-exec, and
-  // so does handoff.
+  // and its answer record at kHandlerRecordFd.
   static_assert(ipc::kHandlerChannelFd == 3 && ipc::kHandlerStateFd == 4 && ipc::kHandlerRecordFd == 5);
-  uv_stdio_container_t stdio[6];
-  stdio[0].flags = UV_IGNORE;
-  stdio[1].flags = UV_INHERIT_FD;
-  stdio[1].data.fd = STDERR_FILENO;
-  stdio[2].flags = UV_INHERIT_FD;
-  stdio[2].data.fd = STDERR_FILENO;
-  stdio[3].flags = UV_INHERIT_FD;
-  stdio[3].data.fd = child_end.get();
-  stdio[4].flags = UV_INHERIT_FD;
-  stdio[4].data.fd = state_page;
-  stdio[5].flags = UV_INHERIT_FD;
-  stdio[5].data.fd = answer_record_.descriptor();
-
-  uv_process_options_t options{};
-  options.file = c_arguments[0];
-  options.args = c_arguments.data();
-  options.env = c_variables.data();
-  options.stdio_count = 6;
-  options.stdio = stdio;
-  options.exit_cb = [](uv_process_t* process, int64_t exit_status, int term_signal) {
+  ChildCommand command(
+      argv, environment,
+      {-1, STDERR_FILENO, STDERR_FILENO, child_end.get(), state_page, answer_record_.descriptor()});
+  const uv_exit_cb on_exit = [](uv_process_t* process, int64_t exit_status, int term_signal) {
     auto* self = static_cast<HandlerProcess*>(process->data);
     self->exited_ = true;
     // The exit may be noticed before the last frames the handler sent: a handler that reported its answer
@@ -88,6 +66,7 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
     self->read_rest_of_channel();
     self->events_.on_handler_exited(*self, exit_status, term_signal);
   };
+  const uv_process_options_t options = command.options(on_exit);
 
   // uv_spawn initialises the handle even when it fails, so it is closed either way.
   started_at_ = uv_now(loop_);

@@ -49,14 +49,16 @@ std::error_code Server::start() {
   if (auto error = open_listen_sockets(sockets)) return error;
   // A successor accepts nothing until it is ready: until then the old reactor serves alone, and a
   // successor that fails costs no connection.
-  if (auto error = frontend_.listen(std::move(sockets.serve), descriptor_reserve_, !took_over_)) return error;
-  if (took_over_) {
+  const bool taking_over = predecessor_channel_.has_value();
+  if (auto error = frontend_.listen(std::move(sockets.serve), descriptor_reserve_, !taking_over))
+    return error;
+  if (taking_over) {
     admin_socket_kept_ = std::move(sockets.admin);
   } else if (sockets.admin) {
     start_admin(std::move(sockets.admin));
   }
   // A successor runs as the reactor it takes over from already does: --user is dropped to once only.
-  if (run_as && !(took_over_ && ::geteuid() == run_as->uid)) {
+  if (run_as && !(taking_over && ::geteuid() == run_as->uid)) {
     if (auto error = drop_privileges(*run_as)) return error;
   }
   if (auto error = pool_.start()) return error;
@@ -74,7 +76,6 @@ void Server::start_admin(ipc::UniqueFd socket) {
 std::error_code Server::open_listen_sockets(ListenSockets& sockets) {
   if (std::optional<ipc::UniqueFd> channel = Predecessor::channel_from_environment()) {
     if (!*channel) return std::make_error_code(std::errc::bad_file_descriptor);  // Logged.
-    took_over_ = true;
     predecessor_channel_.emplace(std::move(*channel));
     return Predecessor::receive_listeners(*predecessor_channel_, sockets);
   }
@@ -101,7 +102,8 @@ std::error_code Server::open_listen_sockets(ListenSockets& sockets) {
 // there for each. A reactor that takes over tells the old one only now: until then, that one serves alone.
 void Server::on_pool_ready() {
   if (phase_ != Phase::kServing) return;
-  if (took_over_) {
+  const bool taking_over = predecessor_channel_.has_value();
+  if (taking_over) {
     frontend_.start_accepting();
     if (admin_socket_kept_) start_admin(std::move(admin_socket_kept_));
   }
@@ -109,18 +111,15 @@ void Server::on_pool_ready() {
   if (admin_) std::printf("admin listening on %s\n", admin_->local_address().to_string().c_str());
   std::fflush(stdout);
   log_at(LogLevel::kInfo, "serving with %u handlers: %s", pool_.target(), config_.handler_command[0].c_str());
-  if (predecessor_channel_) {
-    // systemd follows this process first, then the old one lets go.
-    notify_ready(true);
-    predecessor_ = make_loop_owned<Predecessor>(
-        loop_, std::move(*predecessor_channel_),
-        [this](ipc::UniqueFd client, uint64_t bytes_sent, std::string bytes, uint32_t flags) {
-          frontend_.adopt(std::move(client), bytes_sent, std::move(bytes), flags);
-        });
-    predecessor_channel_.reset();
-    return;
-  }
-  notify_ready(false);
+  // systemd follows a reactor that takes over first (MAINPID), and then the old one lets go.
+  notify_ready(taking_over);
+  if (!taking_over) return;
+  predecessor_ = make_loop_owned<Predecessor>(
+      loop_, std::move(*predecessor_channel_),
+      [this](ipc::UniqueFd client, uint64_t bytes_sent, std::string bytes, uint32_t flags) {
+        frontend_.adopt(std::move(client), bytes_sent, std::move(bytes), flags);
+      });
+  predecessor_channel_.reset();
 }
 
 // --- Takeover (reactor/takeover.hpp) ---

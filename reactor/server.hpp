@@ -91,11 +91,10 @@ class Server final : HandlerPool::Events, Successor::Events {
   AdminRoutes admin_routes_;
   std::unique_ptr<AdminServer> admin_;
   // A takeover: this reactor's successor, once SIGUSR2 started it; or the channel from the reactor this one
-  // takes over, until the handlers are ready, and then its end.
+  // takes over, until the handlers are ready (set: this reactor is taking over), and then its end.
   LoopOwned<Successor> successor_;
   std::optional<ipc::BlockingChannel> predecessor_channel_;
   LoopOwned<Predecessor> predecessor_;
-  bool took_over_ = false;  // Started to take over from another reactor.
   // A successor accepts on the admin port only once ready (until then the old reactor answers there), and
   // an old reactor keeps a copy of it through the hand-over, to serve it again if the successor dies.
   ipc::UniqueFd admin_socket_kept_;

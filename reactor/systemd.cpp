@@ -21,13 +21,12 @@ std::error_code refuse(int descriptor, const char* name, const char* why) {
   return std::make_error_code(std::errc::invalid_argument);
 }
 
-// A passed socket is blocking and inheritable (systemd makes no other promise): the accept loop needs it
-// non-blocking, and no handler may inherit it. Accepted sockets inherit TCP_NODELAY from it, as from the
-// ones the reactor binds itself (Listener::open).
+// A passed socket is blocking (systemd makes no other promise): the accept loop needs it non-blocking. It is
+// close-on-exec already, as every descriptor the reactor inherits (main). Accepted sockets inherit
+// TCP_NODELAY from it, as from the ones the reactor binds itself (Listener::open).
 std::error_code prepare(int descriptor, const char* name) {
   const int status = ::fcntl(descriptor, F_GETFL);
-  if (status < 0 || ::fcntl(descriptor, F_SETFL, status | O_NONBLOCK) != 0 ||
-      ::fcntl(descriptor, F_SETFD, FD_CLOEXEC) != 0) {
+  if (status < 0 || ::fcntl(descriptor, F_SETFL, status | O_NONBLOCK) != 0) {
     return refuse(descriptor, name,
                   ("cannot be made non-blocking: " + std::string(std::strerror(errno))).c_str());
   }

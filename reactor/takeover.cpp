@@ -12,7 +12,7 @@
 #include <cstring>
 
 #include "ipc/wire.hpp"
-#include "reactor/child_environment.hpp"
+#include "reactor/child_command.hpp"
 #include "reactor/log.hpp"
 
 namespace handoff::reactor {
@@ -65,27 +65,12 @@ std::error_code Successor::start(uv_loop_t* loop, const std::vector<std::string>
     }
   }
 
-  std::vector<std::string> arguments = argv;
-  std::vector<char*> c_arguments = as_c_strings(arguments);
-  std::vector<std::string> variables =
-      environment_with({std::string(kTakeoverFdVariable) + "=" + std::to_string(kSuccessorChannelFd)});
-  std::vector<char*> c_variables = as_c_strings(variables);
   // stdin, stdout and stderr are the reactor's own: the successor prints its "listening on" line where this
   // one did, and logs where it logs.
-  uv_stdio_container_t stdio[4];
-  for (int i = 0; i < 3; ++i) {
-    stdio[i].flags = UV_INHERIT_FD;
-    stdio[i].data.fd = i;
-  }
-  stdio[3].flags = UV_INHERIT_FD;
-  stdio[3].data.fd = child_end.get();
-  uv_process_options_t options{};
-  options.file = c_arguments[0];
-  options.args = c_arguments.data();
-  options.env = c_variables.data();
-  options.stdio_count = 4;
-  options.stdio = stdio;
-  options.exit_cb = [](uv_process_t* process, int64_t exit_status, int term_signal) {
+  ChildCommand command(argv, {std::string(kTakeoverFdVariable) + "=" + std::to_string(kSuccessorChannelFd)},
+                       {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, child_end.get()});
+  static_assert(kSuccessorChannelFd == 3);
+  const uv_exit_cb on_exit = [](uv_process_t* process, int64_t exit_status, int term_signal) {
     auto* successor = static_cast<Successor*>(process->data);
     uv_timer_stop(&successor->ready_timer_);
     if (successor->ready_) {
@@ -104,6 +89,7 @@ std::error_code Successor::start(uv_loop_t* loop, const std::vector<std::string>
            process->pid, static_cast<long long>(exit_status), term_signal);
     successor->fail_unless_ready();
   };
+  const uv_process_options_t options = command.options(on_exit);
   if (const int error = uv_spawn(loop, &self->process_, &options); error < 0) {
     log_at(LogLevel::kError, "takeover: cannot start '%s': %s", argv[0].c_str(), uv_strerror(error));
     self->spawned_ = true;  // uv_spawn initialises the handle even when it fails: it is closed.
@@ -199,8 +185,9 @@ std::optional<ipc::UniqueFd> Predecessor::channel_from_environment() {
   ::unsetenv(kTakeoverFdVariable);
   int descriptor = -1;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), descriptor);
+  // Close-on-exec already, as every descriptor the reactor inherits (main).
   if (error != std::errc() || end != text.data() + text.size() || descriptor < 0 ||
-      ::fcntl(descriptor, F_SETFD, FD_CLOEXEC) != 0) {
+      ::fcntl(descriptor, F_GETFD) < 0) {
     log_at(LogLevel::kError, "takeover: %s=%s is not an open descriptor", kTakeoverFdVariable, text.c_str());
     return ipc::UniqueFd();
   }
@@ -217,10 +204,7 @@ std::error_code Predecessor::receive_listeners(ipc::BlockingChannel& channel, Li
       error = ipc::Errc::kUnknownType;
       break;
     }
-    const int status = ::fcntl(message.descriptor.get(), F_GETFL);
-    if (status < 0 || ::fcntl(message.descriptor.get(), F_SETFL, status | O_NONBLOCK) != 0) {
-      return failed("fcntl O_NONBLOCK on a listening socket");
-    }
+    // Non-blocking already: the old reactor's file description, which it made so, is this one's too.
     const bool admin = (message.flags & ipc::kFlagAdminPort) != 0;
     (admin ? sockets.admin : sockets.serve) = std::move(message.descriptor);
     last = (message.flags & ipc::kFlagLast) != 0;

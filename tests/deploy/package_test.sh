@@ -5,14 +5,8 @@
 # against the -dev package with pkg-config alone and serves. Usage: package_test.sh SOURCE_ROOT
 set -euo pipefail
 source_root=$1
-work=$(mktemp -d)
 source "$(dirname "$0")/../support/checks.sh"
-reactor_pid=
-cleanup() {
-  [ -n "$reactor_pid" ] && kill "$reactor_pid" 2>/dev/null && wait "$reactor_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+use_work_folder
 
 # The packages are built from a copy: dpkg-buildpackage writes into the tree and beside it. In a git
 # checkout the copy is what git tracks, with uncommitted changes; else everything but build folders.

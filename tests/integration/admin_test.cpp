@@ -137,10 +137,13 @@ TEST(Admin, HealthzIs503WhileDraining) {
 // A balancer's drain (HAProxy's httpchk on /healthz): out of rotation, the reactor still serves everyone who
 // comes, and tells keep-alive clients to reconnect (through the balancer, elsewhere).
 TEST(Admin, PostDrainTurnsHealthz503AndClosesKeepAliveButStillServes) {
-  ReactorProcess reactor({"--handlers", "1"});
+  ReactorProcess reactor({"--handlers", "2"});
   Client keep_alive(reactor.host(), reactor.port());
   keep_alive.send("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n");
   ASSERT_EQ(read_response(keep_alive).status, 200);
+  Client in_progress(reactor.host(), reactor.port());
+  ASSERT_TRUE(in_progress.send("spin 300\n"));
+  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 5s));
   EXPECT_EQ(admin(reactor, "GET", "/drain").status, 405);
   const HttpResponse drain = admin(reactor, "POST", "/drain");
   EXPECT_EQ(drain.status, 200);
@@ -150,6 +153,7 @@ TEST(Admin, PostDrainTurnsHealthz503AndClosesKeepAliveButStillServes) {
   EXPECT_EQ(health.status, 503);
   EXPECT_EQ(health.body, "draining\n");
   EXPECT_NE(reactor.stats().find("\"status\":\"leaving\""), std::string::npos) << reactor.stats();
+  EXPECT_EQ(in_progress.read_line(), "spun 300");  // A request in progress finishes.
 
   keep_alive.send("GET /fib/10 HTTP/1.1\r\nHost: x\r\n\r\n");
   const HttpResponse last = read_response(keep_alive);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <gtest/gtest.h>
+#include <algorithm>
 #include <cstdlib>
 
 #include "tests/support/reactor_process.hpp"
@@ -63,6 +64,29 @@ TEST(Cli, AnAddressInUseIsAnErrorAtStartUp) {
   ::close(taken);
   EXPECT_EQ(result.status, 1);
   EXPECT_NE(result.err.find("Address already in use"), std::string::npos) << result.err;
+}
+
+// Two reactors on one host, one port: with --reuse-port both listen on it and the kernel spreads new
+// connections between them; a third without it finds the address in use.
+TEST(Cli, ReusePortLetsTwoReactorsShareAPort) {
+  ReactorProcess first({"--handlers", "1", "--reuse-port", "--admin", "off"});
+  const std::string shared = "127.0.0.1:" + std::to_string(first.port());
+  ReactorProcess second({"--handlers", "1", "--reuse-port", "--admin", "off", "--listen", shared});
+  EXPECT_EQ(second.port(), first.port());
+  // Each reactor's handlers answer to their own reactor: both pids among the answers means both got
+  // connections.
+  const std::vector<pid_t> first_handlers = first.handler_pids(), second_handlers = second.handler_pids();
+  bool first_served = false, second_served = false;
+  for (int i = 0; i < 200 && !(first_served && second_served); ++i) {
+    const pid_t pid = std::atoi(ask(first.host(), first.port(), "pid").c_str());
+    first_served = first_served || std::count(first_handlers.begin(), first_handlers.end(), pid) > 0;
+    second_served = second_served || std::count(second_handlers.begin(), second_handlers.end(), pid) > 0;
+  }
+  EXPECT_TRUE(first_served);
+  EXPECT_TRUE(second_served);
+  const ProgramResult third = reactor({"--listen", shared, "--admin", "off"});
+  EXPECT_EQ(third.status, 1);
+  EXPECT_NE(third.err.find("Address already in use"), std::string::npos) << third.err;
 }
 
 TEST(Cli, TheHandlerRunByHandSaysItIsStartedByTheReactor) {

@@ -8,15 +8,9 @@
 # (EXTRA_CXXFLAGS: the sanitizer flags when the library was built with them).
 set -euo pipefail
 build=$1 reactor=$2 source=$3 extra_flags=${4:-}
-stage=$(mktemp -d)
 source "$(dirname "$0")/../support/checks.sh"
-reactor_pid=
-cleanup() {
-  [ -n "$reactor_pid" ] && kill "$reactor_pid" 2>/dev/null && wait "$reactor_pid" 2>/dev/null
-  rm -rf "$stage"
-}
-trap cleanup EXIT
-work=$stage
+use_work_folder
+stage=$work  # Where it is installed to.
 
 meson install -C "$build" --destdir "$stage" --no-rebuild --quiet >/dev/null
 pc=$(find "$stage" -name handoff-handler.pc | head -n 1)

@@ -5,8 +5,8 @@
 #   start_reactor COMMAND...  starts a reactor on a free port of 127.0.0.1 (port), no admin port, as
 #                             reactor_pid, its output in the folder $work; fails the test when it does not start
 #   stop_reactor              SIGTERM, and checks that it exits with 0
-# The caller sets reactor_pid= first, and its cleanup trap ends a reactor still running:
-#   [ -n "$reactor_pid" ] && kill "$reactor_pid"
+#   use_work_folder           a fresh folder in $work, removed at exit together with a reactor start_reactor
+#                             left running (the EXIT trap; the test's exit status stays its own)
 
 passed=0 failed=0
 check() {
@@ -25,6 +25,18 @@ summary() {
 
 as_root=()
 [ "$(id -u)" -eq 0 ] && as_root=(--allow-root-handlers)
+
+use_work_folder() {
+  work=$(mktemp -d)
+  reactor_pid=
+  trap end_of_test EXIT
+}
+end_of_test() {
+  local status=$?
+  [ -n "$reactor_pid" ] && kill "$reactor_pid" 2>/dev/null && wait "$reactor_pid" 2>/dev/null || true
+  rm -rf "$work"
+  exit "$status"
+}
 
 start_reactor() {
   # Emptied here, not by the redirection below: that happens in the child, maybe after the wait has begun

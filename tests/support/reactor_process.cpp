@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -65,6 +66,15 @@ pid_t parent_of(pid_t pid) {
 }
 
 }  // namespace
+
+void expect_clean_wrk_run(const ProgramResult& result, long at_least) {
+  EXPECT_EQ(result.status, 0) << result.err;
+  std::smatch requests;
+  ASSERT_TRUE(std::regex_search(result.out, requests, std::regex(R"((\d+) requests in)"))) << result.out;
+  EXPECT_GT(std::stol(requests[1]), at_least) << result.out;
+  EXPECT_EQ(result.out.find("Socket errors"), std::string::npos) << result.out;
+  EXPECT_EQ(result.out.find("Non-2xx"), std::string::npos) << result.out;
+}
 
 std::string reactor_path() {
   const char* path = std::getenv("HANDOFF_REACTOR");

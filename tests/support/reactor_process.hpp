@@ -104,6 +104,11 @@ struct ProgramResult {
 ProgramResult run_program(const std::vector<std::string>& argv, const std::string& input,
                           std::chrono::milliseconds timeout);
 
+// Expects wrk's run (run_program's result) to have exited 0 after more than at_least requests, with no
+// socket error (a refused, reset or timed-out connection) and no non-2xx answer: wrk prints those lines
+// only when there were some.
+void expect_clean_wrk_run(const ProgramResult& result, long at_least);
+
 // Running the reactor out of descriptors: start it with kFewDescriptors (and a --max-connections above that,
 // so that it does run out), then use_up_descriptors connects clients into held until the reactor says it
 // paused accepting (some clients wait in the backlog); false if it never does within 5 s.
