@@ -84,7 +84,7 @@ void receive_as_handler(ipc::UniqueFd socket) {
                                    .version = ipc::kVersion,
                                    .type = static_cast<uint16_t>(message.type),
                                    .payload_size = static_cast<uint32_t>(message.payload.size())}));
-    FUZZ_CHECK(message.descriptor.valid() == ipc::carries_descriptor(message.type));
+    FUZZ_CHECK(message.descriptor.valid() == ipc::carries_descriptor(message.type, message.flags));
     if (message.descriptor.valid()) FUZZ_CHECK(close_on_exec(message.descriptor.get()));
   }
 }

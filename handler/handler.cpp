@@ -14,6 +14,7 @@
 #include <cstring>
 #include <exception>
 #include <optional>
+#include <unordered_map>
 #include <utility>
 
 #include "handler/http_session.hpp"
@@ -194,9 +195,14 @@ int Handler::run(int argc, char** argv) {
   }
 
   ipc::BlockingChannel channel{ipc::UniqueFd(static_cast<int>(channel_fd))};
+  channel.wait_in_poll();
   // With its answer record, it can take connections sent ahead while it is busy (ipc::kFlagAhead).
-  const ipc::Message hello{.type = ipc::MessageType::kHello,
-                           .flags = answer_record.valid() ? ipc::kFlagTakesAhead : 0u};
+  const ipc::Message hello{
+      .type = ipc::MessageType::kHello,
+      .flags = (answer_record.valid() ? ipc::kFlagTakesAhead : 0u) | ipc::kFlagKeepsConnections};
+  // Its copies of keep-alive connections the reactor asked it to keep (ipc::kFlagKeep), by connection id:
+  // their next requests come without a descriptor (ipc::kFlagKept).
+  std::unordered_map<uint64_t, ipc::UniqueFd> kept;
   if (auto error = channel.send(hello)) {
     log_channel_error("sending hello to the reactor", error);
     return 1;
@@ -210,17 +216,33 @@ int Handler::run(int argc, char** argv) {
       return 1;
     }
     if (request.type == ipc::MessageType::kReclaim) continue;  // For a hand-off that has ended already.
+    if (request.type == ipc::MessageType::kForget) {
+      kept.erase(request.connection_id);
+      continue;
+    }
     if (request.type != ipc::MessageType::kConnection) {
       std::fprintf(stderr, "handler[%d]: unexpected frame type %u from the reactor\n", getpid(),
                    static_cast<unsigned>(request.type));
       return 1;
     }
+    // A frame with a descriptor brings a newer copy of the socket than one kept, if any.
+    if ((request.flags & ipc::kFlagKept) == 0) kept.erase(request.connection_id);
     // One sent ahead may have gone to another handler meanwhile: then its copy closes, unused.
     if ((request.flags & ipc::kFlagAhead) != 0 &&
         !answer_record.take((request.flags & ipc::kFlagAheadSlot) != 0 ? 1 : 0,
                             ipc::offer_word(request.connection_id, request.flags >> ipc::kAheadOfferShift),
                             request.connection_id)) {
       continue;
+    }
+    if ((request.flags & ipc::kFlagKept) != 0) {
+      const auto copy = kept.find(request.connection_id);
+      if (copy == kept.end()) {
+        std::fprintf(stderr, "handler[%d]: the reactor sent connection %llu as kept, and it was not\n",
+                     getpid(), static_cast<unsigned long long>(request.connection_id));
+        return 1;
+      }
+      request.descriptor = std::move(copy->second);
+      kept.erase(copy);
     }
     const auto report_answered = [&](uint64_t bytes_written, int status) {
       const ipc::Message answered{.type = ipc::MessageType::kAnswered,
@@ -248,13 +270,19 @@ int Handler::run(int argc, char** argv) {
       outcome = serve(*this, client, std::move(lingered.received), 0, limits, report_answered,
                       {.bytes_written = outcome.bytes_written, .lingered = true});
     }
-    // Close this process's copy of the client socket before reporting: the reactor decides what happens next.
-    request.descriptor.reset();
+    // This process's copy of the client socket is closed before reporting, unless the reactor asked to keep
+    // it: the reactor decides what happens next.
+    const bool keep = outcome.keep_open && (request.flags & ipc::kFlagKeep) != 0;
+    if (keep) {
+      kept.emplace(request.connection_id, std::move(request.descriptor));
+    } else {
+      request.descriptor.reset();
+    }
 
     const ipc::Message done{
         .type = ipc::MessageType::kDone,
         .connection_id = request.connection_id,
-        .flags = (outcome.keep_open ? ipc::kFlagKeepOpen : 0u) |
+        .flags = (outcome.keep_open ? ipc::kFlagKeepOpen : 0u) | (keep ? ipc::kFlagKept : 0u) |
                  (outcome.write_timed_out ? ipc::kFlagWriteTimedOut : 0u),
         .payload = ipc::progress_payload(outcome.bytes_written, outcome.status, outcome.unconsumed),
     };

@@ -1,5 +1,9 @@
 #include "ipc/blocking_channel.hpp"
 
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <cstring>
 #include <span>
 #include <vector>
@@ -23,7 +27,13 @@ std::error_code BlockingChannel::send(const Message& message) {
 
 std::error_code BlockingChannel::fill(std::vector<UniqueFd>& received) {
   char chunk[64 * 1024];
-  const IoResult result = receive_with_descriptors(socket_.get(), chunk, received);
+  IoResult result =
+      receive_with_descriptors(socket_.get(), chunk, received, wait_in_poll_ ? MSG_DONTWAIT : 0);
+  while (wait_in_poll_ && result.would_block()) {
+    pollfd readable{.fd = socket_.get(), .events = POLLIN, .revents = 0};
+    if (::poll(&readable, 1, -1) < 0 && errno != EINTR) return {errno, std::system_category()};
+    result = receive_with_descriptors(socket_.get(), chunk, received, MSG_DONTWAIT);
+  }
   if (result.error) return result.error;
   if (result.bytes == 0) return Errc::kPeerClosed;
   inbox_.append(chunk, result.bytes);
@@ -58,7 +68,7 @@ std::error_code BlockingChannel::receive(Message& message) {
   message.payload.assign(inbox_, sizeof(Header), header.payload_size);
   inbox_.erase(0, frame_size);
 
-  if (carries_descriptor(message.type)) {
+  if (carries_descriptor(message.type, message.flags)) {
     if (pending_descriptors_.empty()) return Errc::kMissingDescriptor;
     message.descriptor = std::move(pending_descriptors_.front());
     pending_descriptors_.pop_front();

@@ -25,6 +25,12 @@ class BlockingChannel {
 
   int fd() const { return socket_.get(); }
 
+  // Waits for frames in poll(2), not in recvmsg: a reader asleep in recvmsg on a Unix stream socket is woken
+  // whenever the peer reads what this end sent (unix_write_space wakes every sleeper on the socket), only to
+  // sleep again; one asleep in poll for POLLIN is woken by input only. A handler waits so between hand-offs,
+  // and the reactor's read of each report no longer costs it a wake-up. For a blocking socket.
+  void wait_in_poll() { wait_in_poll_ = true; }
+
   // Sends the whole frame (and message.descriptor, if set, attached to its first byte).
   std::error_code send(const Message& message);
 
@@ -44,6 +50,7 @@ class BlockingChannel {
   static constexpr size_t kMaxPendingDescriptors = 3;
 
   UniqueFd socket_;
+  bool wait_in_poll_ = false;
   std::string inbox_;  // Received bytes not yet returned as a message.
   // Received with bytes of inbox_, in order, each for the next frame that carries one.
   std::deque<UniqueFd> pending_descriptors_;

@@ -11,7 +11,7 @@ std::optional<Message> FrameDecoder::next(std::error_code& error) {
   Header header;
   std::memcpy(&header, buffer_.data() + consumed_, sizeof(header));
   if ((error = check_header(header))) return std::nullopt;
-  if (carries_descriptor(static_cast<MessageType>(header.type))) {
+  if (carries_descriptor(static_cast<MessageType>(header.type), header.flags)) {
     error = Errc::kMissingDescriptor;
     return std::nullopt;
   }

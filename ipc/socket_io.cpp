@@ -48,7 +48,8 @@ IoResult send_with_descriptor(int socket, std::span<const char> bytes, int descr
   }
 }
 
-IoResult receive_with_descriptors(int socket, std::span<char> buffer, std::vector<UniqueFd>& received) {
+IoResult receive_with_descriptors(int socket, std::span<char> buffer, std::vector<UniqueFd>& received,
+                                  int flags) {
   iovec iov{.iov_base = buffer.data(), .iov_len = buffer.size()};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxDescriptorsPerReceive)];
   msghdr msg{};
@@ -59,7 +60,7 @@ IoResult receive_with_descriptors(int socket, std::span<char> buffer, std::vecto
 
   ssize_t got;
   do {
-    got = ::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC);
+    got = ::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC | flags);
   } while (got < 0 && errno == EINTR);
   if (got < 0) {
     if (errno == EWOULDBLOCK)

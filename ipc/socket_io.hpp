@@ -25,7 +25,9 @@ struct IoResult {
 IoResult send_with_descriptor(int socket, std::span<const char> bytes, int descriptor_to_pass);
 
 // Receives up to buffer.size() bytes. Every descriptor that arrives is appended to received, owned and
-// close-on-exec, even when the call then reports an error (MSG_CTRUNC: some descriptors were lost).
-IoResult receive_with_descriptors(int socket, std::span<char> buffer, std::vector<UniqueFd>& received);
+// close-on-exec, even when the call then reports an error (MSG_CTRUNC: some descriptors were lost). flags
+// are recvmsg's (MSG_DONTWAIT).
+IoResult receive_with_descriptors(int socket, std::span<char> buffer, std::vector<UniqueFd>& received,
+                                  int flags = 0);
 
 }  // namespace handoff::ipc

@@ -48,16 +48,17 @@ std::error_code check_header(const Header& header) {
     case MessageType::kTakeoverListener:
     case MessageType::kTakeoverReady:
     case MessageType::kTakeoverConnection:
-    case MessageType::kTakeoverEnd: break;
+    case MessageType::kTakeoverEnd:
+    case MessageType::kForget: break;
     default: return Errc::kUnknownType;
   }
   if (header.payload_size > kMaxPayloadBytes) return Errc::kFrameTooLarge;
   return {};
 }
 
-bool carries_descriptor(MessageType type) {
-  return type == MessageType::kConnection || type == MessageType::kTakeoverListener ||
-         type == MessageType::kTakeoverConnection;
+bool carries_descriptor(MessageType type, uint32_t flags) {
+  return (type == MessageType::kConnection && (flags & kFlagKept) == 0) ||
+         type == MessageType::kTakeoverListener || type == MessageType::kTakeoverConnection;
 }
 
 std::string encode(const Message& message) {

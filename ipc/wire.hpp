@@ -2,7 +2,8 @@
 
 // The ipc wire format between the reactor and its handlers: every frame is one fixed-size Header followed by
 // payload_size bytes of payload. A frame of type kConnection carries exactly one descriptor (SCM_RIGHTS),
-// attached to the first byte of its header; no other frame between a reactor and its handlers carries one.
+// attached to the first byte of its header, unless its flags say the handler holds the socket already
+// (kFlagKept); no other frame between a reactor and its handlers carries one.
 // The same frames carry a takeover between two reactors (reactor/takeover.hpp), where kTakeoverListener and
 // kTakeoverConnection carry one each. docs/architecture.md describes it.
 
@@ -42,6 +43,7 @@ enum class MessageType : uint16_t {
                             // socket has sent so far), then the bytes the old one read of it that no handler
                             // took; flags: kFlagHttp or kFlagLineProtocol, its protocol if known.
   kTakeoverEnd = 9,         // old -> new: every connection has been sent.
+  kForget = 10,  // reactor -> handler: close the copy of the connection's socket kept for it (kFlagKept).
 };
 
 // The start of the payload of kAnswered and kDone frames.
@@ -71,14 +73,22 @@ inline constexpr uint32_t kFlagAheadSlot = 1u << 4;  // With kFlagAhead: its cla
 // With kFlagAhead, bits 16-31 of the flags number the offer (one connection may be sent ahead to the same
 // handler again while its earlier, withdrawn frame is still unread there): the claim is for this one only.
 inline constexpr unsigned kAheadOfferShift = 16;
+// Keeping a connection (the handler's copy of a keep-alive socket, so that its next request needs no
+// SCM_RIGHTS, no descriptor install and no close): in a kConnection frame, kFlagKeep asks the handler to keep
+// its copy if the connection stays open, and kFlagKept says no descriptor is attached: the handler serves
+// the copy it kept. A kDone frame with kFlagKept says the handler kept its copy, until a kForget or the next
+// kConnection frame of the connection that carries a descriptor.
+inline constexpr uint32_t kFlagKeep = 1u << 6;
+inline constexpr uint32_t kFlagKept = 1u << 7;
 // Flags of a kHello frame.
-inline constexpr uint32_t kFlagTakesAhead = 1u << 0;  // It may be sent connections ahead (kFlagAhead).
+inline constexpr uint32_t kFlagTakesAhead = 1u << 0;        // It may be sent connections ahead (kFlagAhead).
+inline constexpr uint32_t kFlagKeepsConnections = 1u << 1;  // It may be asked to keep them (kFlagKeep).
 // Flags of a kTakeoverConnection frame: kFlagHttp, or this one, when the connection's protocol is known.
 inline constexpr uint32_t kFlagLineProtocol = 1u << 5;
 // Flags of a kTakeoverListener frame.
 inline constexpr uint32_t kFlagAdminPort = 1u << 0;  // The admin port's, not the service port's.
 inline constexpr uint32_t kFlagLast = 1u << 1;       // No other listening socket follows.
-// Flags of a kDone frame.
+// Flags of a kDone frame, and kFlagKept.
 inline constexpr uint32_t kFlagKeepOpen = 1u << 0;  // The client may send more: watch the connection again.
 inline constexpr uint32_t kFlagWriteTimedOut = 1u << 1;  // The client did not take an answer in time.
 
@@ -99,7 +109,7 @@ struct Message {
   uint64_t connection_id = 0;
   uint32_t flags = 0;
   std::string payload;
-  UniqueFd descriptor;  // Set for kConnection only.
+  UniqueFd descriptor;  // Set for kConnection (unless kFlagKept) and the takeover's sockets only.
 };
 
 // The ways a frame can be wrong, as std::error_code values of ipc's own category.
@@ -120,8 +130,8 @@ std::error_code make_error_code(Errc e);
 // Checks magic, version, type and size of a received header.
 std::error_code check_header(const Header& header);
 
-// Whether frames of this type carry a descriptor.
-bool carries_descriptor(MessageType type);
+// Whether a frame with this type and these flags carries a descriptor.
+bool carries_descriptor(MessageType type, uint32_t flags);
 
 // The header and payload of message, ready to be sent (its descriptor is attached by the sender).
 std::string encode(const Message& message);

@@ -396,7 +396,12 @@ void Connection::drain_and_close() {
 // The socket leaves the poller first, then closes with the object, after its timer.
 void Connection::close_handles() {
   if (uv_is_closing(as_handle(&timer_))) return;
-  if (polled_) poller_.forget(key_);
+  // A copy that lives on in a handler would keep the socket in epoll, waking the loop for nobody.
+  if (polled_ && copy_in_flight_) {
+    poller_.forget_passed(socket_.get(), key_);
+  } else if (polled_) {
+    poller_.forget(key_);
+  }
   polled_ = false;
   CloseOnLoop::close_then_delete(this, {as_handle(&timer_)});
 }

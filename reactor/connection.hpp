@@ -149,6 +149,14 @@ class Connection final : SocketPoller::Watcher {
   // A copy of the socket was sent ahead to a handler and taken back: it may still wait, unread, in that
   // handler's channel, so close() ends the output first.
   void set_copy_in_flight() { copy_in_flight_ = true; }
+  // The handler that kept its copy of the socket when it last reported the connection done (ipc kFlagKept),
+  // if one did and has not been told to forget it: its next request goes there without a descriptor. While
+  // another process holds the socket, close() ends the output first and takes the socket out of epoll.
+  std::optional<HandlerId> kept_by() const { return kept_by_; }
+  void set_kept_by(std::optional<HandlerId> handler) {
+    kept_by_ = handler;
+    if (handler) copy_in_flight_ = true;
+  }
 
   // A connection given up to the reactor that takes over: its socket, and what was read of it that no handler
   // took, as kTakeoverConnection carries them.
@@ -227,11 +235,12 @@ class Connection final : SocketPoller::Watcher {
   bool paused_ = false;                // Watching, but not reading: the budget is spent.
   bool watching_for_leaving_ = false;  // Only for the client leaving, while the request waits or runs.
   bool hangup_seen_ = false;           // An edge said EPOLLRDHUP, EPOLLHUP or EPOLLERR (it will not again).
-  bool copy_in_flight_ = false;        // set_copy_in_flight: a handler may hold an unread copy.
-  bool input_closed_ = false;          // The client sent EOF (or reset the connection).
-  bool polled_ = false;                // The socket is in poller_.
-  bool draining_ = false;              // Closing: what the client still sends is read and dropped.
-  bool input_quiet_ = false;           // The poller reports no input edges (quiet_input_while_served).
+  bool copy_in_flight_ = false;        // set_copy_in_flight: a handler may hold a copy.
+  std::optional<HandlerId> kept_by_;
+  bool input_closed_ = false;   // The client sent EOF (or reset the connection).
+  bool polled_ = false;         // The socket is in poller_.
+  bool draining_ = false;       // Closing: what the client still sends is read and dropped.
+  bool input_quiet_ = false;    // The poller reports no input edges (quiet_input_while_served).
   uint64_t bytes_written_ = 0;  // By handlers in their finished turns, and the reactor's "100 Continue":
                                 // all the socket sent before the reactor's last answer.
 };

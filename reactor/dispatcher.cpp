@@ -16,17 +16,21 @@ void erase_value(std::deque<T>& queue, T value) {
 std::optional<Assignment> Dispatcher::connection_ready(ConnectionId connection, Ready how) {
   assert(!is_waiting(connection));
   if (!idle_.empty()) {
-    const HandlerId handler = idle_.front();
-    idle_.pop_front();
+    auto chosen = how.kept_by ? std::find(idle_.begin(), idle_.end(), *how.kept_by) : idle_.end();
+    if (chosen == idle_.end()) chosen = idle_.begin();
+    const HandlerId handler = *chosen;
+    idle_.erase(chosen);
     publish();
     busy_.emplace(handler, Serving{.current = connection});
     return Assignment{handler, connection};
   }
   // Ahead only when nothing waits before it: the queue stays first come, first served.
   if (how.may_go_ahead && waiting_.empty()) {
-    if (const auto it = how.preferred ? busy_.find(*how.preferred) : busy_.end();
-        it != busy_.end() && may_send_ahead(it->first, it->second)) {
-      return give_ahead(it->first, it->second, connection);
+    for (const std::optional<HandlerId> wanted : {how.preferred, how.kept_by}) {
+      if (const auto it = wanted ? busy_.find(*wanted) : busy_.end();
+          it != busy_.end() && may_send_ahead(it->first, it->second)) {
+        return give_ahead(it->first, it->second, connection);
+      }
     }
     for (auto& [handler, serving] : busy_) {
       if (may_send_ahead(handler, serving)) return give_ahead(handler, serving, connection);
@@ -34,6 +38,7 @@ std::optional<Assignment> Dispatcher::connection_ready(ConnectionId connection, 
   }
   if (how.first_in_line) {
     waiting_.push_front(connection);
+    first_passed_ = false;
   } else {
     waiting_.push_back(connection);
   }
@@ -48,11 +53,22 @@ std::optional<Assignment> Dispatcher::handler_idle(HandlerId handler) {
     publish();
     return std::nullopt;
   }
-  const ConnectionId connection = waiting_.front();
-  waiting_.pop_front();
+  const ConnectionId connection = take_waiting(handler);
   publish();
   busy_.emplace(handler, Serving{.current = connection});
   return Assignment{handler, connection};
+}
+
+ConnectionId Dispatcher::take_waiting(HandlerId handler) {
+  auto chosen = waiting_.begin();
+  if (kept_by_ && !first_passed_ && waiting_.size() > 1 && kept_by_(waiting_[0]) != handler &&
+      kept_by_(waiting_[1]) == handler) {
+    ++chosen;
+  }
+  first_passed_ = chosen != waiting_.begin();
+  const ConnectionId connection = *chosen;
+  waiting_.erase(chosen);
+  return connection;
 }
 
 void Dispatcher::take_ahead(HandlerId handler, bool allowed) {
@@ -82,9 +98,7 @@ Dispatcher::Done Dispatcher::handler_done(HandlerId handler, ConnectionId connec
 std::optional<Assignment> Dispatcher::next_ahead(HandlerId handler) {
   const auto it = busy_.find(handler);
   if (it == busy_.end() || waiting_.empty() || !may_send_ahead(handler, it->second)) return std::nullopt;
-  const ConnectionId connection = waiting_.front();
-  waiting_.pop_front();
-  return give_ahead(handler, it->second, connection);
+  return give_ahead(handler, it->second, take_waiting(handler));
 }
 
 Assignment Dispatcher::give_ahead(HandlerId handler, Serving& serving, ConnectionId connection) {
@@ -120,6 +134,7 @@ Dispatcher::Held Dispatcher::handler_gone(HandlerId handler) {
 }
 
 void Dispatcher::connection_gone(ConnectionId connection) {
+  if (!waiting_.empty() && waiting_.front() == connection) first_passed_ = false;
   erase_value(waiting_, connection);
   publish();
 }

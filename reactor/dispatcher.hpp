@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
@@ -33,13 +34,14 @@ struct Assignment {
 
 class Dispatcher {
  public:
-  // A connection has a complete request: it goes to the longest idle handler, ahead to a busy handler that
-  // takes one (how.preferred, if it can; none unless how.may_go_ahead), or waits its turn; first in line
-  // when it was sent ahead and withdrawn.
+  // A connection has a complete request: it goes to the idle handler that kept its socket (how.kept_by), or
+  // the longest idle one; ahead to a busy handler that takes one (how.preferred, or how.kept_by, if one can;
+  // none unless how.may_go_ahead); or it waits its turn, first in line when it was sent ahead and withdrawn.
   struct Ready {
     bool first_in_line = false;
     bool may_go_ahead = true;
     std::optional<HandlerId> preferred;
+    std::optional<HandlerId> kept_by;
   };
   std::optional<Assignment> connection_ready(ConnectionId connection, Ready how);
   std::optional<Assignment> connection_ready(ConnectionId connection) {
@@ -49,6 +51,14 @@ class Dispatcher {
   // A handler can take work (after its hello, or once it reported done): it takes the longest waiting
   // connection, or joins the idle handlers.
   std::optional<Assignment> handler_idle(HandlerId handler);
+
+  // Tells which handler kept the socket of a waiting connection, if one did (Connection::kept_by). A handler
+  // that asks for work takes the longest waiting connection, or the one behind it when this handler kept
+  // that one's socket and not the first's: a request is passed so at most once, and the next hand-off then
+  // needs no descriptor.
+  void look_up_kept_by(std::function<std::optional<HandlerId>(ConnectionId)> kept_by) {
+    kept_by_ = std::move(kept_by);
+  }
 
   // Whether handler may be given connections ahead (it said so in its hello, and is not retiring).
   void take_ahead(HandlerId handler, bool allowed);
@@ -141,7 +151,12 @@ class Dispatcher {
     return !serving.ahead && !serving.withdrawn && take_ahead_.contains(handler);
   }
 
+  // The next waiting connection for handler, taken out of the queue (look_up_kept_by).
+  ConnectionId take_waiting(HandlerId handler);
+
   ipc::SharedState* published_ = nullptr;
+  std::function<std::optional<HandlerId>(ConnectionId)> kept_by_;
+  bool first_passed_ = false;  // The first waiting connection was passed once already.
   std::deque<HandlerId> idle_;
   std::deque<ConnectionId> waiting_;
   std::unordered_map<HandlerId, Serving> busy_;

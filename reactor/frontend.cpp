@@ -25,11 +25,17 @@ Frontend::Frontend(uv_loop_t* loop, const Config& config, Dispatcher& dispatcher
       budget_(config.max_buffered_bytes, Connection::kReadChunkBytes, [this](ConnectionId id) {
         const auto it = connections_.find(id);
         return it != connections_.end() && it->second->resume_reading();
-      }) {}
+      }) {
+  dispatcher_.look_up_kept_by([this](ConnectionId id) -> std::optional<HandlerId> {
+    const auto it = connections_.find(id);
+    return it != connections_.end() ? it->second->kept_by() : std::nullopt;
+  });
+}
 
 // A closing connection gives its bytes back to the budget, which may resume another one by looking it up in
 // connections_: the map must not be in the middle of its own destruction then.
 Frontend::~Frontend() {
+  dispatcher_.look_up_kept_by(nullptr);
   std::unordered_map<ConnectionId, LoopOwned<Connection>> closing;
   closing.swap(connections_);
 }
@@ -85,12 +91,20 @@ void Frontend::accept(ipc::UniqueFd client, ConnectionStart start) {
 
 void Frontend::close_connection(ConnectionId id) {
   kept_requests_.erase(id);
+  if (const auto it = connections_.find(id); it != connections_.end()) forget_kept_copy(*it->second);
   connections_.erase(id);
   if (at_capacity_ && connections_.size() < config_.max_connections && listener_) {
     at_capacity_ = false;
     listener_->release();
   }
   report_if_all_passed();
+}
+
+void Frontend::forget_kept_copy(Connection& connection) {
+  const std::optional<HandlerId> holder = connection.kept_by();
+  if (!holder) return;
+  connection.set_kept_by(std::nullopt);
+  if (HandlerProcess* handler = pool_.find(*holder)) handler->forget(connection.id());
 }
 
 void Frontend::on_request_ready(Connection& connection) {
@@ -113,8 +127,9 @@ void Frontend::on_request_ready(Connection& connection) {
   // Sent ahead, a request wakes a lingering handler by itself: that one is preferred.
   const std::optional<HandlerId> lingering =
       dispatcher_.idle_handlers() == 0 && !queue_full ? pool_.lingering_handler() : std::nullopt;
-  if (auto assignment = dispatcher_.connection_ready(connection.id(),
-                                                     {.may_go_ahead = !queue_full, .preferred = lingering})) {
+  if (auto assignment = dispatcher_.connection_ready(
+          connection.id(),
+          {.may_go_ahead = !queue_full, .preferred = lingering, .kept_by = connection.kept_by()})) {
     if (assignment->ahead && assignment->handler == lingering) ++metrics_.counters.reclaims;
     hand_off(*assignment);
   } else {
@@ -154,7 +169,8 @@ void Frontend::take_ahead_from(std::optional<Assignment> ahead) {
 void Frontend::hand_on(ConnectionId id) {
   Connection& connection = *connections_.at(id);
   connection.set_copy_in_flight();
-  if (auto assignment = dispatcher_.connection_ready(id, {.first_in_line = true, .may_go_ahead = false})) {
+  if (auto assignment = dispatcher_.connection_ready(
+          id, {.first_in_line = true, .may_go_ahead = false, .kept_by = connection.kept_by()})) {
     hand_off(*assignment);
   } else {
     connection.wait_in_queue();
@@ -174,6 +190,9 @@ void Frontend::hand_off(Assignment assignment) {
   Connection::Request request = take_request(connection);
   ++metrics_.counters.hand_offs;
   HandlerProcess& handler = pool_.at(assignment.handler);
+  // Another handler kept a copy: it closes it, and this one gets the socket (and may keep it in turn).
+  if (connection.kept_by() != assignment.handler) forget_kept_copy(connection);
+  if (handler.keeps(connection.id())) ++metrics_.counters.kept;
   if (assignment.ahead) {
     // It still waits, and may come back until its handler takes it.
     ++metrics_.counters.sent_ahead;
@@ -247,9 +266,10 @@ void Frontend::record_answer(Connection* connection, const HandlerProcess& handl
   connection->set_queue_wait_ms(0);  // Pipelined requests after the first did not wait in the queue.
 }
 
-void Frontend::take_back(ipc::Message done, uint64_t answered_bytes) {
+void Frontend::take_back(const HandlerProcess& handler, ipc::Message done, uint64_t answered_bytes) {
   kept_requests_.erase(done.connection_id);
   const auto it = connections_.find(done.connection_id);
+  it->second->set_kept_by(handler.keeps(done.connection_id) ? std::optional(handler.id()) : std::nullopt);
   it->second->count_handler_bytes(answered_bytes);
   if ((done.flags & ipc::kFlagWriteTimedOut) != 0) ++metrics_.counters.write_timeouts;
   if ((done.flags & ipc::kFlagKeepOpen) == 0 || !keeps_connections()) {
@@ -471,6 +491,7 @@ void Frontend::pass_on(ConnectionId id, std::string unconsumed) {
   bytes += unconsumed;
   const auto it = connections_.find(id);
   Connection* connection = it->second.release();  // It deletes itself once handed over.
+  forget_kept_copy(*connection);
   connections_.erase(it);
   pass_(connection->hand_over(std::move(bytes)));
   ++metrics_.counters.handed_over;

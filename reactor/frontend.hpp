@@ -70,7 +70,7 @@ class Frontend final : Connection::Events {
   // A connection sent ahead comes back unserved: it goes to a handler again, before every other.
   void take_back_ahead(ConnectionId id);
   // The handler is done with the connection: watch it for the next request, or close it.
-  void take_back(ipc::Message done, uint64_t answered_bytes);
+  void take_back(const HandlerProcess& handler, ipc::Message done, uint64_t answered_bytes);
   // The handler that held the connection is dead and reaped: answer the client, unless an answer was cut;
   // go on with the connection when the handler died right after an answer it had not reported yet.
   void answer_orphan(ConnectionId id, const HandlerProcess& handler);
@@ -123,6 +123,8 @@ class Frontend final : Connection::Events {
   void observe_queue_wait(Connection& connection);
   // Closes the reactor's copy (Connection::close) and accepts again if --max-connections had held it.
   void close_connection(ConnectionId id);
+  // The handler that kept a copy of the connection's socket, if any, is told to close it.
+  void forget_kept_copy(Connection& connection);
   void cancel_unanswered(HandlerProcess& handler, Connection& connection);
   // How long a request whose client left runs before it is cancelled.
   static constexpr Milliseconds kCancelAfter{20};

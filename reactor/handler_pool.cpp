@@ -143,7 +143,7 @@ void HandlerPool::on_handler_done(HandlerProcess& handler, ipc::Message done) {
     retire_if_worn(handler);
     offer(handler);
   }
-  events_.on_connection_returned(std::move(done), answered_bytes);
+  events_.on_connection_returned(handler, std::move(done), answered_bytes);
 }
 
 void HandlerPool::on_handler_exited(HandlerProcess& handler, int64_t exit_status, int term_signal) {

@@ -41,7 +41,8 @@ class HandlerPool final : HandlerProcess::Events {
     virtual void on_handler_free(HandlerProcess& handler) = 0;
     // A handler handed back a connection it was given (kDone), having written answered_bytes to it in this
     // hand-off. Comes after on_handler_free for that handler, which may already serve another connection.
-    virtual void on_connection_returned(ipc::Message done, uint64_t answered_bytes) = 0;
+    virtual void on_connection_returned(const HandlerProcess& handler, ipc::Message done,
+                                        uint64_t answered_bytes) = 0;
     // The handler that held connection is dead and reaped: nothing else can write to the socket now.
     virtual void on_connection_orphaned(ConnectionId connection, const HandlerProcess& handler) = 0;
     // The handler reported its connection done and went on with the one sent ahead to it, which it serves
@@ -85,6 +86,11 @@ class HandlerPool final : HandlerProcess::Events {
   void stop();
 
   HandlerProcess& at(HandlerId id) { return *handlers_.at(id); }
+  // The handler with that id, or null when it is gone.
+  HandlerProcess* find(HandlerId id) {
+    const auto it = handlers_.find(id);
+    return it == handlers_.end() ? nullptr : it->second.get();
+  }
   // A request waits and no handler is idle: one handler lingering on its connection, if any, is asked to end
   // its hand-off (it then takes the longest waiting request). True when one was asked.
   bool reclaim_lingering();

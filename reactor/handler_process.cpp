@@ -134,6 +134,7 @@ void HandlerProcess::send_connection(ConnectionId connection, int client_socket,
   answer_record_.begin(connection);
   begin_hand_off(connection);
   begun_ahead_.reset();
+  flags |= keep_flags(connection, client_socket);
   queue_frame({.type = ipc::MessageType::kConnection,
                .connection_id = connection,
                .flags = flags,
@@ -149,12 +150,39 @@ void HandlerProcess::send_ahead(ConnectionId connection, int client_socket, std:
   ahead_offer_ = (ahead_offer_ + 1) & 0xffff;
   answer_record_.offer(ahead_slot_, ipc::offer_word(connection, ahead_offer_));
   if (broken_) return;  // Its exit is on the way; the connection is withdrawn then, and waits again.
+  flags |= keep_flags(connection, client_socket);
   queue_frame({.type = ipc::MessageType::kConnection,
                .connection_id = connection,
                .flags = flags | ipc::kFlagAhead | (ahead_slot_ == 1 ? ipc::kFlagAheadSlot : 0u) |
                         (ahead_offer_ << ipc::kAheadOfferShift),
                .payload = std::move(bytes)},
               client_socket);
+}
+
+uint32_t HandlerProcess::keep_flags(ConnectionId connection, int& client_socket) {
+  if (!keeps_connections_) return 0;
+  if (kept_.contains(connection)) {
+    client_socket = -1;
+    return ipc::kFlagKept | ipc::kFlagKeep;
+  }
+  // A frame with a descriptor replaces any copy the handler still holds: a forget for it would close the
+  // new one.
+  std::erase(forgets_, connection);
+  return kept_.size() < kMaxKeptConnections ? ipc::kFlagKeep : 0u;
+}
+
+void HandlerProcess::forget(ConnectionId connection) {
+  if (kept_.erase(connection) == 0) return;
+  if (broken_ || exited_ || channel_ended_) return;  // Its copies close as it exits.
+  forgets_.push_back(connection);
+  if (!busy_) send_forgets();
+}
+
+void HandlerProcess::send_forgets() {
+  if (forgets_.empty() || broken_) return;
+  const ConnectionId first = forgets_.back();
+  forgets_.pop_back();
+  queue_frame({.type = ipc::MessageType::kForget, .connection_id = first}, -1);  // The rest go with it.
 }
 
 void HandlerProcess::begin_ahead(ConnectionId connection) {
@@ -182,6 +210,11 @@ bool HandlerProcess::reclaim(ConnectionId connection) {
 
 void HandlerProcess::queue_frame(const ipc::Message& message, int descriptor) {
   Outgoing frame{.bytes = ipc::encode(message), .descriptor = {}};
+  // Kept copies to close go along, after the frame: its descriptor travels with its first byte.
+  for (const ConnectionId forgotten : forgets_) {
+    frame.bytes += ipc::encode({.type = ipc::MessageType::kForget, .connection_id = forgotten});
+  }
+  forgets_.clear();
   if (outbox_.empty()) {
     const size_t sent = send_now(frame.bytes, descriptor);
     if (broken_ || sent == frame.bytes.size()) return;
@@ -291,6 +324,7 @@ void HandlerProcess::on_message(ipc::Message message) {
   if (message.type == ipc::MessageType::kHello && !said_hello_) {
     said_hello_ = true;
     takes_ahead_ = (message.flags & ipc::kFlagTakesAhead) != 0;
+    keeps_connections_ = (message.flags & ipc::kFlagKeepsConnections) != 0;
     uv_timer_stop(&request_timer_);  // The start timer.
     events_.on_handler_ready(*this);
   } else if ((message.type == ipc::MessageType::kAnswered || message.type == ipc::MessageType::kDone) &&
@@ -308,7 +342,14 @@ void HandlerProcess::on_message(ipc::Message message) {
     } else {
       uv_timer_stop(&request_timer_);
       busy_ = false;
+      // Before the report is acted on: the connection's next request may go to this handler at once.
+      if ((message.flags & ipc::kFlagKept) != 0 && keeps_connections_) {
+        kept_.insert(message.connection_id);
+      } else {
+        kept_.erase(message.connection_id);
+      }
       events_.on_handler_done(*this, std::move(message));
+      if (!busy_) send_forgets();
     }
   } else {
     break_off("it sent an unexpected frame (type " + std::to_string(static_cast<unsigned>(message.type)) +

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <unordered_set>
 #include <vector>
 
 #include "ipc/answer_record.hpp"
@@ -115,6 +116,16 @@ class HandlerProcess {
   // It said in its hello that it takes connections ahead.
   bool takes_ahead() const { return takes_ahead_; }
 
+  // Whether it kept its copy of connection's socket when it last reported the connection done (ipc
+  // kFlagKept): then the connection goes to it again without a descriptor. It keeps at most
+  // kMaxKeptConnections, and only if it said in its hello that it can.
+  bool keeps(ConnectionId connection) const { return kept_.contains(connection); }
+  size_t kept_connections() const { return kept_.size(); }
+  static constexpr size_t kMaxKeptConnections = 256;
+  // Asks it to close its kept copy of connection (ipc kForget): the connection closes, or another handler
+  // serves it. Sent now when the handler is idle, otherwise with the next frame or once it reports.
+  void forget(ConnectionId connection);
+
   // Closes the reactor's end of the channel: the handler reads EOF when it next waits for work, and exits.
   void end_channel();
 
@@ -151,6 +162,10 @@ class HandlerProcess {
   void break_off(std::string why);
   void update_polling();
   void lower_priority();
+  // The flags and descriptor of a kConnection frame for connection: without a descriptor when the handler
+  // kept its copy, and asking it to keep its copy when it can.
+  uint32_t keep_flags(ConnectionId connection, int& client_socket);
+  void send_forgets();
 
   uv_loop_t* loop_;
   const HandlerId id_;
@@ -176,6 +191,9 @@ class HandlerProcess {
   std::deque<Outgoing> outbox_;
   bool said_hello_ = false;
   bool takes_ahead_ = false;
+  bool keeps_connections_ = false;
+  std::unordered_set<ConnectionId> kept_;  // The connections it holds a copy of between hand-offs.
+  std::vector<ConnectionId> forgets_;      // Of those, the ones it is to close: sent with the next frame.
   // The last connection sent ahead: the slot of the answer record its offer is in, and its number.
   unsigned ahead_slot_ = 0;
   uint32_t ahead_offer_ = 0;

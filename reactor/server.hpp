@@ -43,8 +43,9 @@ class Server final : HandlerPool::Events, Successor::Events {
  private:
   // HandlerPool::Events: the pool's reports, mostly for the connection side.
   void on_handler_free(HandlerProcess& handler) override { frontend_.offer(handler); }
-  void on_connection_returned(ipc::Message done, uint64_t answered_bytes) override {
-    frontend_.take_back(std::move(done), answered_bytes);
+  void on_connection_returned(const HandlerProcess& handler, ipc::Message done,
+                              uint64_t answered_bytes) override {
+    frontend_.take_back(handler, std::move(done), answered_bytes);
   }
   void on_connection_orphaned(ConnectionId connection, const HandlerProcess& handler) override {
     frontend_.answer_orphan(connection, handler);

@@ -71,8 +71,8 @@ std::string render_stats_json(const StatsSnapshot& s) {
           ",\"failed_reloads\":" + std::to_string(c.failed_reloads) +
           ",\"abandoned\":" + std::to_string(c.abandoned) + ",\"cancelled\":" + std::to_string(c.cancelled) +
           ",\"rss_recycles\":" + std::to_string(c.rss_recycles) +
-          ",\"hand_offs\":" + std::to_string(c.hand_offs) + ",\"reclaims\":" + std::to_string(c.reclaims) +
-          ",\"sent_ahead\":" + std::to_string(c.sent_ahead) +
+          ",\"hand_offs\":" + std::to_string(c.hand_offs) + ",\"kept\":" + std::to_string(c.kept) +
+          ",\"reclaims\":" + std::to_string(c.reclaims) + ",\"sent_ahead\":" + std::to_string(c.sent_ahead) +
           ",\"withdrawn\":" + std::to_string(c.withdrawn) +
           ",\"taken_over\":" + std::to_string(c.taken_over) +
           ",\"handed_over\":" + std::to_string(c.handed_over) +
@@ -148,6 +148,8 @@ std::string render_prometheus(const StatsSnapshot& s) {
   metric(out, "handoff_hand_offs_total", "counter",
          "Connections passed to a handler; a handler lingering on one (--linger) serves more than a request.",
          c.hand_offs);
+  metric(out, "handoff_kept_hand_offs_total", "counter",
+         "Hand-offs to the handler that kept the connection's socket, with no descriptor passed.", c.kept);
   metric(out, "handoff_reclaims_total", "counter",
          "Lingering handlers taken back at once for a request that waited.", c.reclaims);
   metric(out, "handoff_sent_ahead_total", "counter",
