@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <initializer_list>
@@ -398,6 +399,105 @@ TEST(HandlerPriority, NormalLeavesHandlersAsTheReactor) {
     EXPECT_EQ(proc_stat_field(handler, kPolicyField), kSchedOther);
     EXPECT_EQ(proc_stat_field(handler, kNiceField), proc_stat_field(reactor.pid(), kNiceField));
   }
+}
+
+// The descriptors process pid has open.
+size_t descriptors_of(pid_t pid) {
+  size_t count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+    (void)entry;
+    ++count;
+  }
+  return count;
+}
+
+const std::vector<std::string> kOneHandlerNoLinger = {"--handlers", "1", "--linger", "0"};
+
+// Affinity: the handler keeps its copy of a keep-alive socket, and the connection's next requests come to it
+// without a descriptor.
+TEST(KeptConnections, AConnectionsNextRequestsNeedNoDescriptor) {
+  ReactorProcess reactor(kOneHandlerNoLinger);
+  Client client(reactor.host(), reactor.port());
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(client.send("ping\n"));
+    EXPECT_EQ(client.read_line(), "pong");
+  }
+  Client http(reactor.host(), reactor.port());
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(http.send("GET /fib/10 HTTP/1.1\r\nHost: t\r\n\r\n"));
+    EXPECT_EQ(read_response(http).body, "55\n");
+  }
+  ASSERT_TRUE(wait_until([&] { return reactor.requests_answered() == 10; }, 5s));
+  EXPECT_EQ(reactor.stat("counters.hand_offs"), 10);
+  EXPECT_EQ(reactor.stat("counters.kept"), 8);  // All but each connection's first.
+}
+
+// Connections that close, whether the client or the reactor ends them, leave no copy in the handler.
+TEST(KeptConnections, ClosedConnectionsLeaveNoCopyInTheHandler) {
+  ReactorProcess reactor(kOneHandlerNoLinger);
+  ASSERT_TRUE(reactor.wait_for_handlers(1, 5s));
+  const pid_t handler = reactor.handler_pids().at(0);
+  const size_t before = descriptors_of(handler);
+  {
+    std::vector<Client> clients;
+    for (int i = 0; i < 20; ++i) {
+      clients.emplace_back(reactor.host(), reactor.port());
+      ASSERT_TRUE(clients.back().send("ping\n"));
+      EXPECT_EQ(clients.back().read_line(), "pong");
+    }
+    EXPECT_GE(descriptors_of(handler), before + 20);  // It keeps them while they are open...
+  }
+  // ... and closes them once they are closed.
+  ASSERT_TRUE(wait_until([&] { return descriptors_of(handler) == before; }, 5s)) << descriptors_of(handler);
+}
+
+// The reactor ends a connection whose socket a busy handler still holds: the client sees the end at once,
+// not when that handler is done with its request and closes its copy, which it does then.
+TEST(KeptConnections, AConnectionTheReactorClosesEndsWhileItsHandlerIsBusy) {
+  ReactorProcess reactor(plus(kOneHandlerNoLinger, {"--idle-timeout", "300ms"}));
+  ASSERT_TRUE(reactor.wait_for_handlers(1, 5s));
+  const pid_t handler = reactor.handler_pids().at(0);
+  const size_t before = descriptors_of(handler);
+  Client kept(reactor.host(), reactor.port());
+  ASSERT_TRUE(kept.send("ping\n"));
+  ASSERT_EQ(kept.read_line(), "pong");
+  Client busy(reactor.host(), reactor.port());
+  ASSERT_TRUE(busy.send("spin 2000\n"));
+  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 5s));
+  EXPECT_TRUE(kept.wait_closed(1500ms));
+  EXPECT_EQ(busy.read_line(), "spun 2000");
+  EXPECT_TRUE(busy.wait_closed(3s));  // The idle timeout again.
+  EXPECT_TRUE(wait_until([&] { return descriptors_of(handler) == before; }, 5s)) << descriptors_of(handler);
+}
+
+// With two handlers, a connection's requests may go to either: one that moves to the other handler has its
+// copy in the first closed, and every answer is right.
+TEST(KeptConnections, ConnectionsThatMoveBetweenHandlersAreAnsweredAndLeaveNoCopies) {
+  ReactorProcess reactor({"--handlers", "2", "--linger", "0"});
+  ASSERT_TRUE(reactor.wait_for_handlers(2, 5s));
+  std::vector<size_t> before;
+  for (const pid_t handler : reactor.handler_pids()) before.push_back(descriptors_of(handler));
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int c = 0; c < 6; ++c) {
+    threads.emplace_back([&, c] {
+      Client client(reactor.host(), reactor.port());
+      for (int i = 0; i < 300; ++i) {
+        const int n = (c + i) % 20;
+        if (!client.send("fib " + std::to_string(n) + "\n") ||
+            client.read_line() != std::to_string(fibonacci(n)))
+          ++wrong;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(wrong, 0);
+  EXPECT_GT(reactor.stat("counters.kept"), 0);
+  const std::vector<pid_t> handlers = reactor.handler_pids();
+  for (size_t i = 0; i < handlers.size(); ++i) {
+    EXPECT_TRUE(wait_until([&] { return descriptors_of(handlers[i]) == before[i]; }, 5s)) << handlers[i];
+  }
+  EXPECT_EQ(reactor.stat("counters.handler_exits"), 0);
 }
 
 }  // namespace

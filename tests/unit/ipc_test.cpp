@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include <gtest/gtest.h>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "ipc/answer_record.hpp"
 #include "ipc/blocking_channel.hpp"
@@ -273,6 +275,65 @@ TEST(BlockingChannel, GivesADescriptorToItsFrameBehindOneWithout) {
     ASSERT_EQ(::read(read_end.get(), &byte, 1), 1);
   }
   EXPECT_EQ(open_descriptor_count(), before);
+}
+
+// A connection whose socket the handler kept comes without a descriptor (kFlagKept), and the one behind it,
+// with a descriptor and forgets sent along after it in the same write, still gets its own.
+TEST(BlockingChannel, AKeptConnectionComesWithoutADescriptorAndTheNextWithOneGetsIt) {
+  const size_t before = open_descriptor_count();
+  {
+    ChannelPair pair;
+    BlockingChannel handler(std::move(pair.right));
+    handler.wait_in_poll();
+    UniqueFd write_end;
+    UniqueFd read_end = make_pipe(write_end);
+    EXPECT_FALSE(carries_descriptor(MessageType::kConnection, kFlagKept));
+    EXPECT_TRUE(carries_descriptor(MessageType::kConnection, kFlagKeep));
+    EXPECT_FALSE(carries_descriptor(MessageType::kForget, 0));
+    const std::string kept =
+        encode({.type = MessageType::kConnection, .connection_id = 7, .flags = kFlagKept | kFlagKeep});
+    ASSERT_EQ(::write(pair.left.get(), kept.data(), kept.size()), static_cast<ssize_t>(kept.size()));
+    const std::string next = encode({.type = MessageType::kConnection, .connection_id = 8}) +
+                             encode({.type = MessageType::kForget, .connection_id = 7});
+    ASSERT_EQ(send_with_descriptor(pair.left.get(), next, write_end.get()).bytes, next.size());
+    write_end.reset();
+
+    Message first;
+    ASSERT_FALSE(handler.receive(first));
+    EXPECT_EQ(first.connection_id, 7u);
+    EXPECT_FALSE(first.descriptor.valid());
+    Message second;
+    ASSERT_FALSE(handler.receive(second));
+    EXPECT_EQ(second.connection_id, 8u);
+    ASSERT_TRUE(second.descriptor.valid());
+    ASSERT_EQ(::write(second.descriptor.get(), "x", 1), 1);
+    char byte = 0;
+    ASSERT_EQ(::read(read_end.get(), &byte, 1), 1);
+    Message forget;
+    ASSERT_FALSE(handler.receive(forget));
+    EXPECT_EQ(forget.type, MessageType::kForget);
+    EXPECT_EQ(forget.connection_id, 7u);
+    EXPECT_FALSE(forget.descriptor.valid());
+  }
+  EXPECT_EQ(open_descriptor_count(), before);
+}
+
+// Waiting in poll, a receive still sleeps until a frame comes, and reports the peer closing.
+TEST(BlockingChannel, WaitingInPollReceivesAFrameThatComesLaterAndTheEnd) {
+  ChannelPair pair;
+  BlockingChannel handler(std::move(pair.right));
+  handler.wait_in_poll();
+  std::thread reactor([left = std::move(pair.left)]() mutable {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const std::string reclaim = encode({.type = MessageType::kReclaim, .connection_id = 9});
+    (void)!::write(left.get(), reclaim.data(), reclaim.size());
+    left.reset();
+  });
+  Message message;
+  EXPECT_FALSE(handler.receive(message));
+  EXPECT_EQ(message.type, MessageType::kReclaim);
+  EXPECT_EQ(handler.receive(message), Errc::kPeerClosed);
+  reactor.join();
 }
 
 // A connection sent ahead comes right behind a large request: the read that brings the end of the first frame

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unordered_map>
+
 #include "reactor/admin_guard.hpp"
 #include "reactor/config.hpp"
 #include "reactor/dispatcher.hpp"
@@ -330,6 +332,45 @@ TEST(Dispatcher, NothingGoesAheadToAHandlerThatDoesNotTakeIt) {
   dispatcher.take_ahead(1, false);  // Retiring.
   EXPECT_FALSE(dispatcher.next_ahead(1));
   EXPECT_EQ(dispatcher.handler_done(1, 100), Dispatcher::Done::kFree);
+}
+
+// Affinity: an idle handler that kept a connection's socket gets it, and a handler asking for work may take
+// the connection behind the first when it kept that one and not the first, but the first is passed so only
+// once.
+TEST(Dispatcher, AKeptConnectionGoesToItsHandlerAndPassesTheFirstWaitingOneAtMostOnce) {
+  Dispatcher dispatcher;
+  std::unordered_map<ConnectionId, HandlerId> kept{{101, 2}, {103, 2}};
+  dispatcher.look_up_kept_by([&](ConnectionId id) -> std::optional<HandlerId> {
+    const auto it = kept.find(id);
+    return it == kept.end() ? std::nullopt : std::optional(it->second);
+  });
+  dispatcher.handler_idle(1);
+  dispatcher.handler_idle(2);
+  const auto first = dispatcher.connection_ready(101, {.kept_by = 2});
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->handler, 2u);  // Not the longest idle one: the one that kept it.
+  ASSERT_TRUE(dispatcher.connection_ready(100));
+  EXPECT_FALSE(dispatcher.connection_ready(102));
+  EXPECT_FALSE(dispatcher.connection_ready(103));
+  EXPECT_FALSE(dispatcher.connection_ready(104));
+  EXPECT_FALSE(dispatcher.connection_ready(105));
+  kept[105] = 2;
+
+  ASSERT_EQ(dispatcher.handler_done(2, 101), Dispatcher::Done::kFree);
+  EXPECT_EQ(dispatcher.handler_idle(2)->connection, 103u);  // 102 is passed once...
+  ASSERT_EQ(dispatcher.handler_done(2, 103), Dispatcher::Done::kFree);
+  EXPECT_EQ(dispatcher.handler_idle(2)->connection, 102u);  // ... and not again.
+  ASSERT_EQ(dispatcher.handler_done(1, 100), Dispatcher::Done::kFree);
+  EXPECT_EQ(dispatcher.handler_idle(1)->connection, 104u);  // Kept by 2: handler 1 takes 104 in turn.
+  EXPECT_FALSE(dispatcher.connection_ready(106));
+  EXPECT_FALSE(dispatcher.connection_ready(107));
+  EXPECT_FALSE(dispatcher.connection_ready(108));
+  kept[108] = 2;
+  ASSERT_EQ(dispatcher.handler_done(2, 102), Dispatcher::Done::kFree);
+  EXPECT_EQ(dispatcher.handler_idle(2)->connection, 105u);
+  ASSERT_EQ(dispatcher.handler_done(2, 105), Dispatcher::Done::kFree);
+  EXPECT_EQ(dispatcher.handler_idle(2)->connection, 106u);  // Only the one right behind the first.
+  dispatcher.look_up_kept_by(nullptr);
 }
 
 TEST(Protocol, TheFirstBytesTellTheProtocol) {
