@@ -120,7 +120,6 @@ class HandlerProcess {
   // kFlagKept): then the connection goes to it again without a descriptor. It keeps at most
   // kMaxKeptConnections, and only if it said in its hello that it can.
   bool keeps(ConnectionId connection) const { return kept_.contains(connection); }
-  size_t kept_connections() const { return kept_.size(); }
   static constexpr size_t kMaxKeptConnections = 256;
   // Asks it to close its kept copy of connection (ipc kForget): the connection closes, or another handler
   // serves it. Sent now when the handler is idle, otherwise with the next frame or once it reports.
