@@ -50,7 +50,7 @@ Decoded decode(std::string_view stream, const std::vector<std::string_view>& pie
       FUZZ_CHECK(!ipc::check_header(header));
       FUZZ_CHECK(header.payload_size <= ipc::kMaxPayloadBytes);
       FUZZ_CHECK(static_cast<uint16_t>(message->type) == header.type);
-      FUZZ_CHECK(message->type != ipc::MessageType::kConnection);
+      FUZZ_CHECK(!ipc::carries_descriptor(message->type, message->flags));
       FUZZ_CHECK(message->connection_id == header.connection_id && message->flags == header.flags);
       FUZZ_CHECK(message->payload == stream.substr(returned + sizeof(header), header.payload_size));
       FUZZ_CHECK(!message->descriptor.valid());
