@@ -15,8 +15,9 @@ void erase_value(std::deque<T>& queue, T value) {
 
 std::optional<Assignment> Dispatcher::connection_ready(ConnectionId connection, Ready how) {
   assert(!is_waiting(connection));
+  const std::optional<HandlerId> kept_by = kept_by_ ? kept_by_(connection) : std::nullopt;
   if (!idle_.empty()) {
-    auto chosen = how.kept_by ? std::find(idle_.begin(), idle_.end(), *how.kept_by) : idle_.end();
+    auto chosen = kept_by ? std::find(idle_.begin(), idle_.end(), *kept_by) : idle_.end();
     if (chosen == idle_.end()) chosen = idle_.begin();
     const HandlerId handler = *chosen;
     idle_.erase(chosen);
@@ -26,7 +27,7 @@ std::optional<Assignment> Dispatcher::connection_ready(ConnectionId connection, 
   }
   // Ahead only when nothing waits before it: the queue stays first come, first served.
   if (how.may_go_ahead && waiting_.empty()) {
-    for (const std::optional<HandlerId> wanted : {how.preferred, how.kept_by}) {
+    for (const std::optional<HandlerId> wanted : {how.preferred, kept_by}) {
       if (const auto it = wanted ? busy_.find(*wanted) : busy_.end();
           it != busy_.end() && may_send_ahead(it->first, it->second)) {
         return give_ahead(it->first, it->second, connection);

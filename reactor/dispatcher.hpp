@@ -34,14 +34,14 @@ struct Assignment {
 
 class Dispatcher {
  public:
-  // A connection has a complete request: it goes to the idle handler that kept its socket (how.kept_by), or
-  // the longest idle one; ahead to a busy handler that takes one (how.preferred, or how.kept_by, if one can;
-  // none unless how.may_go_ahead); or it waits its turn, first in line when it was sent ahead and withdrawn.
+  // A connection has a complete request: it goes to the idle handler that kept its socket (look_up_kept_by),
+  // or the longest idle one; ahead to a busy handler that takes one (how.preferred, or the one that kept it,
+  // if one can; none unless how.may_go_ahead); or it waits its turn, first in line when it was sent ahead and
+  // withdrawn.
   struct Ready {
     bool first_in_line = false;
     bool may_go_ahead = true;
     std::optional<HandlerId> preferred;
-    std::optional<HandlerId> kept_by;
   };
   std::optional<Assignment> connection_ready(ConnectionId connection, Ready how);
   std::optional<Assignment> connection_ready(ConnectionId connection) {

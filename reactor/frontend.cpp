@@ -127,9 +127,8 @@ void Frontend::on_request_ready(Connection& connection) {
   // Sent ahead, a request wakes a lingering handler by itself: that one is preferred.
   const std::optional<HandlerId> lingering =
       dispatcher_.idle_handlers() == 0 && !queue_full ? pool_.lingering_handler() : std::nullopt;
-  if (auto assignment = dispatcher_.connection_ready(
-          connection.id(),
-          {.may_go_ahead = !queue_full, .preferred = lingering, .kept_by = connection.kept_by()})) {
+  if (auto assignment = dispatcher_.connection_ready(connection.id(),
+                                                     {.may_go_ahead = !queue_full, .preferred = lingering})) {
     if (assignment->ahead && assignment->handler == lingering) ++metrics_.counters.reclaims;
     hand_off(*assignment);
   } else {
@@ -169,8 +168,7 @@ void Frontend::take_ahead_from(std::optional<Assignment> ahead) {
 void Frontend::hand_on(ConnectionId id) {
   Connection& connection = *connections_.at(id);
   connection.set_copy_in_flight();
-  if (auto assignment = dispatcher_.connection_ready(
-          id, {.first_in_line = true, .may_go_ahead = false, .kept_by = connection.kept_by()})) {
+  if (auto assignment = dispatcher_.connection_ready(id, {.first_in_line = true, .may_go_ahead = false})) {
     hand_off(*assignment);
   } else {
     connection.wait_in_queue();

@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <initializer_list>
@@ -401,16 +400,6 @@ TEST(HandlerPriority, NormalLeavesHandlersAsTheReactor) {
   }
 }
 
-// The descriptors process pid has open.
-size_t descriptors_of(pid_t pid) {
-  size_t count = 0;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
-    (void)entry;
-    ++count;
-  }
-  return count;
-}
-
 const std::vector<std::string> kOneHandlerNoLinger = {"--handlers", "1", "--linger", "0"};
 
 // Affinity: the handler keeps its copy of a keep-alive socket, and the connection's next requests come to it
@@ -437,7 +426,7 @@ TEST(KeptConnections, ClosedConnectionsLeaveNoCopyInTheHandler) {
   ReactorProcess reactor(kOneHandlerNoLinger);
   ASSERT_TRUE(reactor.wait_for_handlers(1, 5s));
   const pid_t handler = reactor.handler_pids().at(0);
-  const size_t before = descriptors_of(handler);
+  const size_t before = count_descriptors(handler);
   {
     std::vector<Client> clients;
     for (int i = 0; i < 20; ++i) {
@@ -445,10 +434,11 @@ TEST(KeptConnections, ClosedConnectionsLeaveNoCopyInTheHandler) {
       ASSERT_TRUE(clients.back().send("ping\n"));
       EXPECT_EQ(clients.back().read_line(), "pong");
     }
-    EXPECT_GE(descriptors_of(handler), before + 20);  // It keeps them while they are open...
+    EXPECT_GE(count_descriptors(handler), before + 20);  // It keeps them while they are open...
   }
   // ... and closes them once they are closed.
-  ASSERT_TRUE(wait_until([&] { return descriptors_of(handler) == before; }, 5s)) << descriptors_of(handler);
+  ASSERT_TRUE(wait_until([&] { return count_descriptors(handler) == before; }, 5s))
+      << count_descriptors(handler);
 }
 
 // The reactor ends a connection whose socket a busy handler still holds: the client sees the end at once,
@@ -457,7 +447,7 @@ TEST(KeptConnections, AConnectionTheReactorClosesEndsWhileItsHandlerIsBusy) {
   ReactorProcess reactor(plus(kOneHandlerNoLinger, {"--idle-timeout", "300ms"}));
   ASSERT_TRUE(reactor.wait_for_handlers(1, 5s));
   const pid_t handler = reactor.handler_pids().at(0);
-  const size_t before = descriptors_of(handler);
+  const size_t before = count_descriptors(handler);
   Client kept(reactor.host(), reactor.port());
   ASSERT_TRUE(kept.send("ping\n"));
   ASSERT_EQ(kept.read_line(), "pong");
@@ -467,7 +457,8 @@ TEST(KeptConnections, AConnectionTheReactorClosesEndsWhileItsHandlerIsBusy) {
   EXPECT_TRUE(kept.wait_closed(1500ms));
   EXPECT_EQ(busy.read_line(), "spun 2000");
   EXPECT_TRUE(busy.wait_closed(3s));  // The idle timeout again.
-  EXPECT_TRUE(wait_until([&] { return descriptors_of(handler) == before; }, 5s)) << descriptors_of(handler);
+  EXPECT_TRUE(wait_until([&] { return count_descriptors(handler) == before; }, 5s))
+      << count_descriptors(handler);
 }
 
 // With two handlers, a connection's requests may go to either: one that moves to the other handler has its
@@ -476,7 +467,7 @@ TEST(KeptConnections, ConnectionsThatMoveBetweenHandlersAreAnsweredAndLeaveNoCop
   ReactorProcess reactor({"--handlers", "2", "--linger", "0"});
   ASSERT_TRUE(reactor.wait_for_handlers(2, 5s));
   std::vector<size_t> before;
-  for (const pid_t handler : reactor.handler_pids()) before.push_back(descriptors_of(handler));
+  for (const pid_t handler : reactor.handler_pids()) before.push_back(count_descriptors(handler));
   std::vector<std::thread> threads;
   std::atomic<int> wrong{0};
   for (int c = 0; c < 6; ++c) {
@@ -495,7 +486,7 @@ TEST(KeptConnections, ConnectionsThatMoveBetweenHandlersAreAnsweredAndLeaveNoCop
   EXPECT_GT(reactor.stat("counters.kept"), 0);
   const std::vector<pid_t> handlers = reactor.handler_pids();
   for (size_t i = 0; i < handlers.size(); ++i) {
-    EXPECT_TRUE(wait_until([&] { return descriptors_of(handlers[i]) == before[i]; }, 5s)) << handlers[i];
+    EXPECT_TRUE(wait_until([&] { return count_descriptors(handlers[i]) == before[i]; }, 5s)) << handlers[i];
   }
   EXPECT_EQ(reactor.stat("counters.handler_exits"), 0);
 }

@@ -346,7 +346,7 @@ TEST(Dispatcher, AKeptConnectionGoesToItsHandlerAndPassesTheFirstWaitingOneAtMos
   });
   dispatcher.handler_idle(1);
   dispatcher.handler_idle(2);
-  const auto first = dispatcher.connection_ready(101, {.kept_by = 2});
+  const auto first = dispatcher.connection_ready(101);
   ASSERT_TRUE(first);
   EXPECT_EQ(first->handler, 2u);  // Not the longest idle one: the one that kept it.
   ASSERT_TRUE(dispatcher.connection_ready(100));
