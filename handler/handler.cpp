@@ -199,7 +199,8 @@ int Handler::run(int argc, char** argv) {
   // With its answer record, it can take connections sent ahead while it is busy (ipc::kFlagAhead).
   const ipc::Message hello{
       .type = ipc::MessageType::kHello,
-      .flags = (answer_record.valid() ? ipc::kFlagTakesAhead : 0u) | ipc::kFlagKeepsConnections};
+      .flags = (answer_record.valid() ? ipc::kFlagTakesAhead | ipc::kFlagTakesAheadDeep : 0u) |
+               ipc::kFlagKeepsConnections};
   // Its copies of keep-alive connections the reactor asked it to keep (ipc::kFlagKeep), by connection id:
   // their next requests come without a descriptor (ipc::kFlagKept).
   std::unordered_map<uint64_t, ipc::UniqueFd> kept;
@@ -229,7 +230,7 @@ int Handler::run(int argc, char** argv) {
     if ((request.flags & ipc::kFlagKept) == 0) kept.erase(request.connection_id);
     // One sent ahead may have gone to another handler meanwhile: then its copy closes, unused.
     if ((request.flags & ipc::kFlagAhead) != 0 &&
-        !answer_record.take((request.flags & ipc::kFlagAheadSlot) != 0 ? 1 : 0,
+        !answer_record.take(ipc::ahead_slot(request.flags),
                             ipc::offer_word(request.connection_id, request.flags >> ipc::kAheadOfferShift),
                             request.connection_id)) {
       continue;

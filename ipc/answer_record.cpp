@@ -42,6 +42,10 @@ AnswerRecordLayout* AnswerRecord::layout() const {
   return static_cast<AnswerRecordLayout*>(page_.data());
 }
 
+uint64_t& AnswerRecord::offer_slot(unsigned slot) const {
+  return layout()->offered[slot % kOfferSlots];
+}
+
 void AnswerRecord::begin(uint64_t connection_id) {
   if (!valid()) return;
   store(layout()->answer_end, uint64_t{0});
@@ -65,26 +69,27 @@ void AnswerRecord::note(uint64_t answer_end, uint32_t status, uint32_t flags) {
 }
 
 void AnswerRecord::offer(unsigned slot, uint64_t word) {
-  if (valid()) std::atomic_ref<uint64_t>(layout()->offered[slot & 1]).store(word, std::memory_order_release);
+  if (valid()) std::atomic_ref<uint64_t>(offer_slot(slot)).store(word, std::memory_order_release);
 }
 
-unsigned AnswerRecord::free_offer_slot() const {
+unsigned AnswerRecord::free_offer_slot(unsigned slots) const {
   if (!valid()) return 0;
-  const uint64_t first = std::atomic_ref<uint64_t>(layout()->offered[0]).load(std::memory_order_acquire);
-  return first == 0 || (first & kOfferTaken) != 0 ? 0 : 1;
+  for (unsigned slot = 0; slot < slots && slot < kOfferSlots; ++slot) {
+    const uint64_t word = std::atomic_ref<uint64_t>(offer_slot(slot)).load(std::memory_order_acquire);
+    if (word == 0 || (word & kOfferTaken) != 0) return slot;
+  }
+  return 0;  // Not reached: the reactor offers no more than slots - 1 at once.
 }
 
 bool AnswerRecord::withdraw(unsigned slot, uint64_t word) {
   uint64_t expected = word;
-  return valid() &&
-         std::atomic_ref<uint64_t>(layout()->offered[slot & 1]).compare_exchange_strong(expected, 0);
+  return valid() && std::atomic_ref<uint64_t>(offer_slot(slot)).compare_exchange_strong(expected, 0);
 }
 
 bool AnswerRecord::take(unsigned slot, uint64_t word, uint64_t connection_id) {
   if (!valid()) return true;  // A reactor that gives no record withdraws nothing.
   uint64_t expected = word;
-  if (!std::atomic_ref<uint64_t>(layout()->offered[slot & 1])
-           .compare_exchange_strong(expected, word | kOfferTaken)) {
+  if (!std::atomic_ref<uint64_t>(offer_slot(slot)).compare_exchange_strong(expected, word | kOfferTaken)) {
     return false;
   }
   begin(connection_id);

@@ -36,14 +36,17 @@ struct AnswerRecordLayout {
   uint32_t lingering;      // 1 while the handler waits on its connection for the next request, having read
                            // nothing of it: the reactor may reclaim it (kReclaim), and if it dies then, no
                            // request was lost. Cleared before the handler reads.
-  uint64_t offered[2];     // The offers of connections sent ahead (kFlagAhead), in the slot the frame names
-                           // (kFlagAheadSlot), until taken: offer_word(connection id, the offer's number);
-                           // with kOfferTaken once the handler took one, 0 once withdrawn. Two slots: one
-                           // sent ahead may still be untaken when the reactor sends the next. Only handlers
-                           // that take connections ahead use them.
+  uint64_t offered[8];     // The offers of connections sent ahead (kFlagAhead), in the slot the frame names
+                           // (ipc::ahead_slot), until taken: offer_word(connection id, the offer's number);
+                           // with kOfferTaken once the handler took one, 0 once withdrawn. One slot more than
+                           // a handler may hold sent ahead: the one it goes on with may still be untaken when
+                           // the reactor sends the next. Only handlers that take connections ahead use them;
+                           // those that hold one at most (no kFlagTakesAheadDeep), the first two only.
 };
-inline constexpr uint32_t kAnswerRecordVersion = 1;
-static_assert(sizeof(AnswerRecordLayout) == 48, "part of the handler interface");
+inline constexpr uint32_t kAnswerRecordVersion = 1;  // The slots past the first two came later, unversioned:
+                                                     // a handler that knows only two is never given more.
+inline constexpr unsigned kOfferSlots = 8;
+static_assert(sizeof(AnswerRecordLayout) == 96, "part of the handler interface");
 inline constexpr uint64_t kOfferTaken = uint64_t{1} << 63;
 // What a slot holds for the offer numbered offer (the flags' bits above kAheadOfferShift) of a connection.
 constexpr uint64_t offer_word(uint64_t connection_id, uint32_t offer) {
@@ -85,10 +88,10 @@ class AnswerRecord {
 
   // A connection sent ahead goes to the handler or back to the reactor, whichever claims it first (a
   // compare-and-swap on its slot of `offered`, so never both). Each call names the offer by its word
-  // (offer_word). The reactor, before it sends a connection ahead in slot (0 or 1):
+  // (offer_word). The reactor, before it sends a connection ahead in slot (below kOfferSlots):
   void offer(unsigned slot, uint64_t word);
-  // The reactor: a slot free for the next offer (one holds a connection its handler is yet to take at most).
-  unsigned free_offer_slot() const;
+  // The reactor: the first slot below slots that holds no offer its handler is yet to take.
+  unsigned free_offer_slot(unsigned slots) const;
   // The reactor takes the offer back; false when the handler has taken it already.
   bool withdraw(unsigned slot, uint64_t word);
   // The handler, on reading the frame: true when the connection is its own now (and begun in the record);
@@ -97,6 +100,7 @@ class AnswerRecord {
 
  private:
   AnswerRecordLayout* layout() const;
+  uint64_t& offer_slot(unsigned slot) const;
 
   MappedPage page_;
 };

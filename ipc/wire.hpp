@@ -69,7 +69,17 @@ inline constexpr uint32_t kFlagHttp = 1u << 2;  // The connection speaks HTTP/1.
 // Sent ahead, while the handler is busy: it is the handler's only if it takes it in its answer record
 // (ipc/answer_record.hpp); otherwise the reactor withdrew it, and the descriptor is closed unused.
 inline constexpr uint32_t kFlagAhead = 1u << 3;
-inline constexpr uint32_t kFlagAheadSlot = 1u << 4;  // With kFlagAhead: its claim is in slot 1, else slot 0.
+// With kFlagAhead, its claim's slot in the answer record is bits 8-10 of the flags; slot 1 also sets
+// kFlagAheadSlot, which a handler that holds one ahead at most may read alone (it is given slots 0 and 1).
+inline constexpr uint32_t kFlagAheadSlot = 1u << 4;
+inline constexpr unsigned kAheadSlotShift = 8;
+inline constexpr uint32_t kAheadSlotMask = 7u << kAheadSlotShift;
+constexpr uint32_t ahead_slot_flags(unsigned slot) {
+  return ((slot << kAheadSlotShift) & kAheadSlotMask) | (slot == 1 ? kFlagAheadSlot : 0u);
+}
+constexpr unsigned ahead_slot(uint32_t flags) {
+  return (flags & kAheadSlotMask) >> kAheadSlotShift;
+}
 // With kFlagAhead, bits 16-31 of the flags number the offer (one connection may be sent ahead to the same
 // handler again while its earlier, withdrawn frame is still unread there): the claim is for this one only.
 inline constexpr unsigned kAheadOfferShift = 16;
@@ -83,6 +93,8 @@ inline constexpr uint32_t kFlagKept = 1u << 7;
 // Flags of a kHello frame.
 inline constexpr uint32_t kFlagTakesAhead = 1u << 0;        // It may be sent connections ahead (kFlagAhead).
 inline constexpr uint32_t kFlagKeepsConnections = 1u << 1;  // It may be asked to keep them (kFlagKeep).
+// It reads the slot of an offer from ipc::ahead_slot, so it may hold several connections sent ahead.
+inline constexpr uint32_t kFlagTakesAheadDeep = 1u << 2;
 // Flags of a kTakeoverConnection frame: kFlagHttp, or this one, when the connection's protocol is known.
 inline constexpr uint32_t kFlagLineProtocol = 1u << 5;
 // Flags of a kTakeoverListener frame.

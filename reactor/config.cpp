@@ -204,9 +204,10 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
     ("handler-sched", "batch: handlers run as SCHED_BATCH (sched(7)), so that the reactor gets the CPU sooner "
                       "when it wakes, at no cost to their share of it; normal: as the reactor", text("batch"),
      "batch|normal")
-    ("send-ahead", "on: a busy handler is sent the next waiting request before it reports, and goes on "
-                   "with it at once (another handler that comes free first takes it instead); off: only idle "
-                   "handlers get requests", text("on"), "on|off")
+    ("send-ahead", "N: a busy handler is sent up to N of the next waiting requests before it reports, and "
+                   "goes on with them at once (a handler that comes free first takes them instead); on: " +
+                   std::to_string(kDefaultSendAhead) + "; off or 0: only idle handlers get requests",
+     text("on"), "on|off|N")
     ("handler-nice", "handlers run this much nicer than the reactor, 0 to 19: a smaller share of the CPU when "
                      "other programs compete for it too", text("0"), "N")
     ("handler-cmd", "handler command line (split like a shell, no expansions); the handler gets its channel at "
@@ -372,8 +373,14 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
     }
     config.handler_batch = sched == "batch";
     const std::string ahead = result["send-ahead"].as<std::string>();
-    if (ahead != "on" && ahead != "off") return usage_error("--send-ahead '" + ahead + "' must be on or off");
-    config.send_ahead = ahead == "on";
+    const std::optional<size_t> depth = ahead == "on"    ? kDefaultSendAhead
+                                        : ahead == "off" ? 0
+                                                         : parse_count(ahead);
+    if (!depth || *depth > kMaxSendAhead) {
+      return usage_error("--send-ahead '" + ahead + "' must be on, off or a number of requests from 0 to " +
+                         std::to_string(kMaxSendAhead));
+    }
+    config.send_ahead = static_cast<unsigned>(*depth);
 
     if (result.count("user")) config.user = result["user"].as<std::string>();
     if (result.count("group")) {

@@ -27,6 +27,9 @@ using Milliseconds = std::chrono::milliseconds;
 using Microseconds = std::chrono::microseconds;
 
 inline constexpr unsigned kMaxHandlers = 1024;  // The largest --max-handlers.
+inline constexpr unsigned kDefaultSendAhead =
+    7;                                        // Requests a busy handler holds sent ahead (--send-ahead on).
+inline constexpr unsigned kMaxSendAhead = 7;  // One less than ipc::kOfferSlots.
 
 struct Config {
   ListenAddress listen{"127.0.0.1", 8888};
@@ -49,10 +52,10 @@ struct Config {
   // CPU first when they wake, even while every handler computes; and this much nicer than the reactor
   // (setpriority(2)).
   bool handler_batch = true;
-  // A busy handler that takes connections ahead (the C++ library does) is sent the next waiting request
-  // before it reports (--send-ahead), so that it goes on without waiting for the reactor; a handler that
-  // comes free first takes it instead.
-  bool send_ahead = true;
+  // A busy handler that takes connections ahead (the C++ library does) is sent up to this many of the next
+  // waiting requests before it reports (--send-ahead), so that it goes on without waiting for the reactor;
+  // a handler that comes free first takes them instead. 0: none.
+  unsigned send_ahead = kDefaultSendAhead;
   int handler_nice = 0;
 
   // Failure handling: docs/operations.md says what a client sees when each one strikes.

@@ -33,9 +33,17 @@ std::optional<Assignment> Dispatcher::connection_ready(ConnectionId connection, 
         return give_ahead(it->first, it->second, connection);
       }
     }
+    // Else to the one that holds the fewest: a request ahead waits behind as few others as can be.
+    Serving* fewest = nullptr;
+    HandlerId fewest_handler = 0;
     for (auto& [handler, serving] : busy_) {
-      if (may_send_ahead(handler, serving)) return give_ahead(handler, serving, connection);
+      if (!may_send_ahead(handler, serving) || (fewest && serving.aheads.size() >= fewest->aheads.size())) {
+        continue;
+      }
+      fewest = &serving;
+      fewest_handler = handler;
     }
+    if (fewest) return give_ahead(fewest_handler, *fewest, connection);
   }
   if (how.first_in_line) {
     waiting_.push_front(connection);
@@ -72,11 +80,11 @@ ConnectionId Dispatcher::take_waiting(HandlerId handler) {
   return connection;
 }
 
-void Dispatcher::take_ahead(HandlerId handler, bool allowed) {
-  if (allowed) {
-    take_ahead_.insert(handler);
+void Dispatcher::take_ahead(HandlerId handler, unsigned depth) {
+  if (depth > 0) {
+    ahead_depth_[handler] = depth;
   } else {
-    take_ahead_.erase(handler);
+    ahead_depth_.erase(handler);
   }
 }
 
@@ -84,12 +92,12 @@ Dispatcher::Done Dispatcher::handler_done(HandlerId handler, ConnectionId connec
   const auto it = busy_.find(handler);
   if (it == busy_.end() || it->second.current != connection) return Done::kNotHeld;
   Serving& serving = it->second;
-  if (!serving.ahead) {
+  if (serving.aheads.empty()) {
     busy_.erase(it);
     return Done::kFree;
   }
-  serving.current = *serving.ahead;
-  serving.ahead.reset();
+  serving.current = serving.aheads.front().connection;
+  serving.aheads.pop_front();
   serving.withdrawn = false;
   --aheads_;
   publish();
@@ -103,31 +111,32 @@ std::optional<Assignment> Dispatcher::next_ahead(HandlerId handler) {
 }
 
 Assignment Dispatcher::give_ahead(HandlerId handler, Serving& serving, ConnectionId connection) {
-  serving.ahead = connection;
-  serving.ahead_since = next_ahead_order_++;
+  serving.aheads.push_back({.connection = connection, .since = next_ahead_order_++});
   ++aheads_;
   publish();
   return Assignment{handler, connection, true};
 }
 
-std::optional<ConnectionId> Dispatcher::ahead_withdrawn(HandlerId handler) {
+void Dispatcher::ahead_withdrawn(HandlerId handler, ConnectionId connection) {
   const auto it = busy_.find(handler);
-  if (it == busy_.end() || !it->second.ahead) return std::nullopt;
-  const ConnectionId connection = *it->second.ahead;
-  it->second.ahead.reset();
+  if (it == busy_.end()) return;
+  std::deque<Ahead>& aheads = it->second.aheads;
+  const auto ahead = std::find_if(aheads.begin(), aheads.end(),
+                                  [connection](const Ahead& each) { return each.connection == connection; });
+  if (ahead == aheads.end()) return;
+  aheads.erase(ahead);
   it->second.withdrawn = true;
   --aheads_;
   publish();
-  return connection;
 }
 
 Dispatcher::Held Dispatcher::handler_gone(HandlerId handler) {
   erase_value(idle_, handler);
-  take_ahead_.erase(handler);
+  ahead_depth_.erase(handler);
   Held held;
   if (const auto it = busy_.find(handler); it != busy_.end()) {
-    held = {.current = it->second.current, .ahead = it->second.ahead};
-    if (held.ahead) --aheads_;
+    held = {.current = it->second.current, .aheads = aheads_of(handler)};
+    aheads_ -= held.aheads.size();
     busy_.erase(it);
   }
   publish();
@@ -146,10 +155,12 @@ std::optional<ConnectionId> Dispatcher::connection_of(HandlerId handler) const {
   return it->second.current;
 }
 
-std::optional<ConnectionId> Dispatcher::ahead_of(HandlerId handler) const {
-  const auto it = busy_.find(handler);
-  if (it == busy_.end()) return std::nullopt;
-  return it->second.ahead;
+std::vector<ConnectionId> Dispatcher::aheads_of(HandlerId handler) const {
+  std::vector<ConnectionId> aheads;
+  if (const auto it = busy_.find(handler); it != busy_.end()) {
+    for (const Ahead& ahead : it->second.aheads) aheads.push_back(ahead.connection);
+  }
+  return aheads;
 }
 
 std::optional<HandlerId> Dispatcher::handler_of(ConnectionId connection) const {
@@ -161,8 +172,10 @@ std::optional<HandlerId> Dispatcher::handler_of(ConnectionId connection) const {
 }
 
 std::optional<HandlerId> Dispatcher::ahead_holder(ConnectionId connection) const {
-  const auto it = std::find_if(busy_.begin(), busy_.end(),
-                               [connection](const auto& entry) { return entry.second.ahead == connection; });
+  const auto it = std::find_if(busy_.begin(), busy_.end(), [connection](const auto& entry) {
+    return std::any_of(entry.second.aheads.begin(), entry.second.aheads.end(),
+                       [connection](const Ahead& ahead) { return ahead.connection == connection; });
+  });
   if (it == busy_.end()) return std::nullopt;
   return it->first;
 }

@@ -5,11 +5,11 @@
 // and which handler is busy with which connection. It holds ids only and does no I/O; the Server acts on its
 // answers. Node's cluster round-robin handle (lib/internal/cluster/round_robin_handle.js) is the model.
 //
-// A busy handler that takes connections ahead may also hold one connection sent ahead: its next, already in
-// its channel when it finishes the current one, so that it goes on without waiting for the reactor. Only a
-// request that would wait anyway goes ahead (no handler is idle, none waits before it), and until the handler
-// takes it, it is still the oldest waiting request: a handler that comes free first gets it (the caller
-// withdraws it from the one it was sent to).
+// A busy handler that takes connections ahead may also hold connections sent ahead, up to its depth: its
+// next ones, already in its channel when it finishes the current one, so that it goes on without waiting for
+// the reactor. Only a request that would wait anyway goes ahead (no handler is idle, none waits before it),
+// and until the handler takes it, it is still among the oldest waiting requests: a handler that comes free
+// first gets it (the caller withdraws it from the one it was sent to).
 
 #include <cstddef>
 #include <cstdint>
@@ -17,7 +17,7 @@
 #include <functional>
 #include <optional>
 #include <unordered_map>
-#include <unordered_set>
+#include <vector>
 
 #include "ipc/shared_state.hpp"
 
@@ -60,18 +60,19 @@ class Dispatcher {
     kept_by_ = std::move(kept_by);
   }
 
-  // Whether handler may be given connections ahead (it said so in its hello, and is not retiring).
-  void take_ahead(HandlerId handler, bool allowed);
+  // How many connections handler may hold sent ahead at once: 0 unless it said in its hello that it takes
+  // them, and 0 once it retires.
+  void take_ahead(HandlerId handler, unsigned depth);
 
   enum class Done {
     kNotHeld,     // It does not hold that connection: a broken handler.
     kFree,        // Neither idle nor busy until handler_idle is called.
-    kGoesOnAhead  // Busy with the connection it was sent ahead, which is now its current one.
+    kGoesOnAhead  // Busy with the oldest connection it was sent ahead, which is now its current one.
   };
   // The handler reported that it is done with connection.
   Done handler_done(HandlerId handler, ConnectionId connection);
 
-  // The next ahead for a busy handler without one: the longest waiting connection, if any.
+  // The next ahead for a busy handler below its depth: the longest waiting connection, if any.
   std::optional<Assignment> next_ahead(HandlerId handler);
   // The oldest connection sent ahead to a handler other than except for which holder_counts(its handler)
   // is true: a handler come free may take one that its holder has not taken yet. One pass, no allocation
@@ -81,19 +82,21 @@ class Dispatcher {
     std::optional<Assignment> oldest;
     uint64_t oldest_since = 0;
     for (const auto& [handler, serving] : busy_) {
-      if (handler == except || !serving.ahead || (oldest && serving.ahead_since >= oldest_since)) continue;
-      if (!holder_counts(handler)) continue;
-      oldest = Assignment{handler, *serving.ahead, true};
-      oldest_since = serving.ahead_since;
+      if (handler == except || serving.aheads.empty()) continue;
+      const Ahead& first = serving.aheads.front();
+      if ((oldest && first.since >= oldest_since) || !holder_counts(handler)) continue;
+      oldest = Assignment{handler, first.connection, true};
+      oldest_since = first.since;
     }
     return oldest;
   }
-  // The connection sent ahead to handler no longer goes to it (withdrawn, then handed on or closed):
-  // returned. The handler gets nothing more ahead until it reports.
-  std::optional<ConnectionId> ahead_withdrawn(HandlerId handler);
+  // The connection sent ahead to handler no longer goes to it (withdrawn, then handed on or closed). The
+  // handler gets nothing more ahead until it reports.
+  void ahead_withdrawn(HandlerId handler, ConnectionId connection);
 
   struct Held {
-    std::optional<ConnectionId> current, ahead;
+    std::optional<ConnectionId> current;
+    std::vector<ConnectionId> aheads;  // Oldest first.
   };
   // The handler is gone (exited, or being replaced): it is forgotten, and the connections it held, if any,
   // are returned so that the caller can answer them (the current one) or queue them again (ahead).
@@ -103,7 +106,8 @@ class Dispatcher {
   void connection_gone(ConnectionId connection);
 
   std::optional<ConnectionId> connection_of(HandlerId handler) const;
-  std::optional<ConnectionId> ahead_of(HandlerId handler) const;
+  // The connections sent ahead to handler, oldest first.
+  std::vector<ConnectionId> aheads_of(HandlerId handler) const;
   // Held by a handler: served, or sent ahead.
   bool is_being_served(ConnectionId connection) const {
     return handler_of(connection).has_value() || ahead_holder(connection).has_value();
@@ -131,10 +135,13 @@ class Dispatcher {
   size_t queued_connections() const { return waiting_.size(); }
 
  private:
+  struct Ahead {
+    ConnectionId connection;
+    uint64_t since;  // Order in which aheads were given, for oldest_ahead.
+  };
   struct Serving {
     ConnectionId current;
-    std::optional<ConnectionId> ahead;
-    uint64_t ahead_since = 0;  // Order in which aheads were given, for aheads_oldest_first.
+    std::deque<Ahead> aheads;  // Oldest first: the order of their frames in the handler's channel.
     // One sent ahead was taken back: its frame may still wait unread in the handler's channel, with a copy
     // of the socket, so nothing more goes ahead to it until it reports (and reads past that frame).
     bool withdrawn = false;
@@ -148,7 +155,8 @@ class Dispatcher {
   Assignment give_ahead(HandlerId handler, Serving& serving, ConnectionId connection);
   // Whether handler, busy with serving, may be sent a connection ahead now.
   bool may_send_ahead(HandlerId handler, const Serving& serving) const {
-    return !serving.ahead && !serving.withdrawn && take_ahead_.contains(handler);
+    const auto depth = ahead_depth_.find(handler);
+    return !serving.withdrawn && depth != ahead_depth_.end() && serving.aheads.size() < depth->second;
   }
 
   // The next waiting connection for handler, taken out of the queue (look_up_kept_by).
@@ -160,7 +168,7 @@ class Dispatcher {
   std::deque<HandlerId> idle_;
   std::deque<ConnectionId> waiting_;
   std::unordered_map<HandlerId, Serving> busy_;
-  std::unordered_set<HandlerId> take_ahead_;
+  std::unordered_map<HandlerId, unsigned> ahead_depth_;  // Handlers that take connections ahead.
   size_t aheads_ = 0;
   uint64_t next_ahead_order_ = 0;
 };

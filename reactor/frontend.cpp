@@ -143,8 +143,8 @@ void Frontend::offer(HandlerProcess& handler) {
   requeue_stuck_ahead(handler.id());
   if (auto assignment = dispatcher_.handler_idle(handler.id())) {
     hand_off(*assignment);
-    // More wait: the next goes ahead, so that the handler need not wait for the reactor after this one.
-    if (auto next = dispatcher_.next_ahead(handler.id())) hand_off(*next);
+    // More wait: the next go ahead, so that the handler need not wait for the reactor after this one.
+    send_aheads(handler.id());
     return;
   }
   // Nothing queued: the oldest request sent ahead is this one's, unless its handler took it already.
@@ -160,9 +160,7 @@ void Frontend::requeue_stuck_ahead(HandlerId taker) {
 
 void Frontend::take_ahead_from(std::optional<Assignment> ahead) {
   if (!ahead) return;
-  if (const std::optional<ConnectionId> taken = pool_.withdraw_ahead(pool_.at(ahead->handler))) {
-    hand_on(*taken);
-  }
+  if (pool_.withdraw_ahead(pool_.at(ahead->handler), ahead->connection)) hand_on(ahead->connection);
 }
 
 void Frontend::hand_on(ConnectionId id) {
@@ -216,7 +214,11 @@ void Frontend::send_next_ahead(HandlerProcess& handler) {
   connection.watch_while_served();
   if (handler.exited()) return;  // Its last reports are read after its exit: it takes nothing more.
   requeue_stuck_ahead(handler.id());
-  if (auto assignment = dispatcher_.next_ahead(handler.id())) hand_off(*assignment);
+  send_aheads(handler.id());
+}
+
+void Frontend::send_aheads(HandlerId handler) {
+  while (auto assignment = dispatcher_.next_ahead(handler)) hand_off(*assignment);
 }
 
 void Frontend::take_back_ahead(ConnectionId id) {
@@ -231,7 +233,7 @@ void Frontend::take_back_ahead(ConnectionId id) {
 
 bool Frontend::withdraw_ahead(ConnectionId id) {
   const std::optional<HandlerId> holder = dispatcher_.ahead_holder(id);
-  if (!holder || !pool_.withdraw_ahead(pool_.at(*holder))) return false;
+  if (!holder || !pool_.withdraw_ahead(pool_.at(*holder), id)) return false;
   connections_.at(id)->set_copy_in_flight();
   return true;
 }

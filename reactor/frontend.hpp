@@ -107,6 +107,8 @@ class Frontend final : Connection::Events {
   // A connection sent ahead to a handler busy for longer than kAheadPatienceNs with its current request,
   // if any, is taken back for taker's turn: it goes first in line (the oldest such).
   void requeue_stuck_ahead(HandlerId taker);
+  // Waiting requests go ahead to the busy handler, as many as it may hold.
+  void send_aheads(HandlerId handler);
   // Past this, a request sent ahead waits no more for its handler's current request: a short request on a
   // handler stuck on a long one would otherwise wait for it, while newer ones pass by on the others.
   static constexpr uint64_t kAheadPatienceNs = 1'000'000;

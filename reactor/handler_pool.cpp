@@ -79,7 +79,7 @@ std::error_code HandlerPool::spawn(std::optional<HandlerId> replaces, bool for_r
 void HandlerPool::on_handler_ready(HandlerProcess& handler) {
   if (handler.exited()) return;  // A hello read after its exit: on_handler_exited follows.
   any_handler_ready_ = true;
-  dispatcher_.take_ahead(handler.id(), handler.takes_ahead() && config_.send_ahead);
+  dispatcher_.take_ahead(handler.id(), std::min(handler.ahead_capacity(), config_.send_ahead));
   if (replacing_.contains(handler.id())) take_over(handler);
   offer(handler);
   if (!announced_ready_ && ready_count() >= target_) {
@@ -153,7 +153,7 @@ void HandlerPool::on_handler_exited(HandlerProcess& handler, int64_t exit_status
   // What came ahead and was not taken lost nothing: it waits again, first in line. The rest is judged by
   // what the socket sent. One sent ahead and taken while its kDone was lost (a handler that broke the
   // protocol) is judged as an orphan too.
-  const std::optional<ConnectionId> returned = withdraw_ahead(handler);
+  const std::vector<ConnectionId> returned = withdraw_aheads(handler);
   const Dispatcher::Held held = dispatcher_.handler_gone(id);
   if (held.current && handler.withdraw_unbegun(*held.current)) {
     ++metrics_.counters.withdrawn;
@@ -161,8 +161,8 @@ void HandlerPool::on_handler_exited(HandlerProcess& handler, int64_t exit_status
   } else if (held.current) {
     events_.on_connection_orphaned(*held.current, handler);
   }
-  if (held.ahead) events_.on_connection_orphaned(*held.ahead, handler);
-  if (returned) events_.on_ahead_returned(*returned);
+  for (const ConnectionId ahead : held.aheads) events_.on_connection_orphaned(ahead, handler);
+  for (const ConnectionId ahead : returned) events_.on_ahead_returned(ahead);
   ++metrics_.counters.handler_exits;
 
   // A replacement that died before its hello replaces nothing: the handler it was to replace serves on, and
@@ -313,8 +313,8 @@ void HandlerPool::retire_if_worn(HandlerProcess& handler) {
 void HandlerPool::retire(HandlerProcess& handler) {
   handler.set_retiring();
   dispatcher_.take_ahead(handler.id(), false);
-  // A connection sent ahead goes to another handler, unless this one took it already.
-  if (const std::optional<ConnectionId> ahead = withdraw_ahead(handler)) events_.on_ahead_returned(*ahead);
+  // Connections sent ahead go to other handlers, unless this one took them already.
+  for (const ConnectionId ahead : withdraw_aheads(handler)) events_.on_ahead_returned(ahead);
   if (handler.said_hello() && !dispatcher_.connection_of(handler.id())) {
     dispatcher_.handler_gone(handler.id());  // Withdrawn from the idle handlers.
     handler.end_channel();
@@ -452,12 +452,19 @@ std::optional<HandlerId> HandlerPool::lingering_handler() {
   return std::nullopt;
 }
 
-std::optional<ConnectionId> HandlerPool::withdraw_ahead(HandlerProcess& holder) {
-  const std::optional<ConnectionId> ahead = dispatcher_.ahead_of(holder.id());
-  if (!ahead || !holder.withdraw_ahead(*ahead)) return std::nullopt;
+bool HandlerPool::withdraw_ahead(HandlerProcess& holder, ConnectionId connection) {
+  if (!holder.withdraw_ahead(connection)) return false;
   ++metrics_.counters.withdrawn;
-  dispatcher_.ahead_withdrawn(holder.id());
-  return ahead;
+  dispatcher_.ahead_withdrawn(holder.id(), connection);
+  return true;
+}
+
+std::vector<ConnectionId> HandlerPool::withdraw_aheads(HandlerProcess& holder) {
+  std::vector<ConnectionId> withdrawn;
+  for (const ConnectionId ahead : dispatcher_.aheads_of(holder.id())) {
+    if (withdraw_ahead(holder, ahead)) withdrawn.push_back(ahead);
+  }
+  return withdrawn;
 }
 
 bool HandlerPool::reclaim_any_lingering() {

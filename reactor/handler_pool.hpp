@@ -99,9 +99,11 @@ class HandlerPool final : HandlerProcess::Events {
   bool reclaim_any_lingering();
   // A handler lingering on its connection, if one is (a connection sent ahead to it ends its linger).
   std::optional<HandlerId> lingering_handler();
-  // Takes back the connection sent ahead to holder, unless it took it already: returned when taken back
+  // Takes back connection, sent ahead to holder, unless holder took it already: true when taken back
   // (counted; the caller hands it on or closes it).
-  std::optional<ConnectionId> withdraw_ahead(HandlerProcess& holder);
+  bool withdraw_ahead(HandlerProcess& holder, ConnectionId connection);
+  // The same for every connection sent ahead to holder: those taken back, oldest first.
+  std::vector<ConnectionId> withdraw_aheads(HandlerProcess& holder);
   const std::unordered_map<HandlerId, LoopOwned<HandlerProcess>>& handlers() const { return handlers_; }
   unsigned target() const { return target_; }
   // The largest size resize() takes (--max-handlers).

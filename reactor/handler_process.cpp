@@ -18,6 +18,7 @@
 #include "reactor/log.hpp"
 
 namespace handoff::reactor {
+static_assert(kMaxSendAhead == ipc::kOfferSlots - 1, "a slot for each request ahead, and one");
 namespace {
 
 constexpr size_t kChannelReadBytes = 64 * 1024;
@@ -133,7 +134,7 @@ void HandlerProcess::send_connection(ConnectionId connection, int client_socket,
   if (broken_) return;  // Its exit is on the way; the Server answers the connection then.
   answer_record_.begin(connection);
   begin_hand_off(connection);
-  begun_ahead_.reset();
+  begun_offer_.reset();
   flags |= keep_flags(connection, client_socket);
   queue_frame({.type = ipc::MessageType::kConnection,
                .connection_id = connection,
@@ -144,19 +145,39 @@ void HandlerProcess::send_connection(ConnectionId connection, int client_socket,
 
 void HandlerProcess::send_ahead(ConnectionId connection, int client_socket, std::string bytes,
                                 uint32_t flags) {
-  // The one sent ahead before may not be taken yet, though the reactor has seen its handler report the
-  // connection before it (which is when it sends the next): its slot is not reused then.
-  ahead_slot_ = answer_record_.free_offer_slot();
-  ahead_offer_ = (ahead_offer_ + 1) & 0xffff;
-  answer_record_.offer(ahead_slot_, ipc::offer_word(connection, ahead_offer_));
+  // The one it goes on with may not be taken yet, though the reactor has seen its handler report the
+  // connection before it: a slot is reused only once its offer is taken or withdrawn, and there is one more
+  // slot than connections it holds ahead.
+  last_offer_number_ = (last_offer_number_ + 1) & 0xffff;
+  const Offer offer{.connection = connection,
+                    .slot = answer_record_.free_offer_slot(ahead_capacity() + 1),
+                    .number = last_offer_number_};
+  answer_record_.offer(offer.slot, ipc::offer_word(connection, offer.number));
+  offers_.push_back(offer);
   if (broken_) return;  // Its exit is on the way; the connection is withdrawn then, and waits again.
   flags |= keep_flags(connection, client_socket);
   queue_frame({.type = ipc::MessageType::kConnection,
                .connection_id = connection,
-               .flags = flags | ipc::kFlagAhead | (ahead_slot_ == 1 ? ipc::kFlagAheadSlot : 0u) |
-                        (ahead_offer_ << ipc::kAheadOfferShift),
+               .flags = flags | ipc::kFlagAhead | ipc::ahead_slot_flags(offer.slot) |
+                        (offer.number << ipc::kAheadOfferShift),
                .payload = std::move(bytes)},
               client_socket);
+}
+
+bool HandlerProcess::withdraw_ahead(ConnectionId connection) {
+  const auto offer = std::find_if(offers_.begin(), offers_.end(),
+                                  [connection](const Offer& each) { return each.connection == connection; });
+  if (offer == offers_.end() ||
+      !answer_record_.withdraw(offer->slot, ipc::offer_word(connection, offer->number))) {
+    return false;
+  }
+  offers_.erase(offer);
+  return true;
+}
+
+unsigned HandlerProcess::ahead_capacity() const {
+  if (!takes_ahead_) return 0;
+  return takes_ahead_deep_ ? ipc::kOfferSlots - 1 : 1;
 }
 
 uint32_t HandlerProcess::keep_flags(ConnectionId connection, int& client_socket) {
@@ -187,9 +208,12 @@ void HandlerProcess::send_forgets() {
 
 void HandlerProcess::begin_ahead(ConnectionId connection) {
   begin_hand_off(connection);
-  begun_ahead_ = connection;
-  begun_ahead_slot_ = ahead_slot_;
-  begun_ahead_offer_ = ahead_offer_;
+  // The oldest offer not withdrawn: the handler reads its frames in the order they were sent.
+  begun_offer_.reset();
+  if (!offers_.empty() && offers_.front().connection == connection) {
+    begun_offer_ = offers_.front();
+    offers_.pop_front();
+  }
 }
 
 void HandlerProcess::begin_hand_off(ConnectionId connection) {
@@ -243,8 +267,8 @@ size_t HandlerProcess::send_now(std::string_view bytes, int descriptor) {
     if (result.would_block()) break;
     if (result.error) {
       // EPIPE: the handler is gone (its exit tells why); anything else is the reactor's or the kernel's.
-      break_off(result.error == std::errc::broken_pipe ? ""
-                                                       : "sendmsg to it failed: " + result.error.message());
+      gone_with_reports_ = result.error == std::errc::broken_pipe;
+      break_off(gone_with_reports_ ? "" : "sendmsg to it failed: " + result.error.message());
       break;
     }
     sent += result.bytes;
@@ -280,7 +304,7 @@ void HandlerProcess::on_channel_event(int status, int events) {
 
 void HandlerProcess::read_channel(int max_reads) {
   char buffer[kChannelReadBytes];
-  for (int i = 0; i < max_reads && !broken_; ++i) {
+  for (int i = 0; i < max_reads && (!broken_ || gone_with_reports_); ++i) {
     std::vector<ipc::UniqueFd> descriptors;  // Handlers never send any; whatever arrives is closed here.
     const ipc::IoResult received = ipc::receive_with_descriptors(channel_.get(), buffer, descriptors);
     if (received.would_block()) return;
@@ -305,7 +329,7 @@ void HandlerProcess::read_channel(int max_reads) {
     std::error_code error;
     while (std::optional<ipc::Message> message = decoder_.next(error)) {
       on_message(std::move(*message));
-      if (broken_) return;
+      if (broken_ && !gone_with_reports_) return;
     }
     if (error) {
       break_off("it sent a bad frame: " + error.message());
@@ -316,7 +340,9 @@ void HandlerProcess::read_channel(int max_reads) {
 }
 
 void HandlerProcess::read_rest_of_channel() {
-  if (channel_ && !broken_ && !channel_ended_) read_channel(std::numeric_limits<int>::max());
+  if (channel_ && (!broken_ || gone_with_reports_) && !channel_ended_) {
+    read_channel(std::numeric_limits<int>::max());
+  }
 }
 
 void HandlerProcess::on_message(ipc::Message message) {
@@ -324,6 +350,7 @@ void HandlerProcess::on_message(ipc::Message message) {
   if (message.type == ipc::MessageType::kHello && !said_hello_) {
     said_hello_ = true;
     takes_ahead_ = (message.flags & ipc::kFlagTakesAhead) != 0;
+    takes_ahead_deep_ = (message.flags & ipc::kFlagTakesAheadDeep) != 0;
     keeps_connections_ = (message.flags & ipc::kFlagKeepsConnections) != 0;
     uv_timer_stop(&request_timer_);  // The start timer.
     events_.on_handler_ready(*this);

@@ -99,22 +99,21 @@ class HandlerProcess {
   // connection, unless withdraw_ahead succeeds first. The caller keeps client_socket open and the request's
   // bytes at hand until it knows which.
   void send_ahead(ConnectionId connection, int client_socket, std::string bytes, uint32_t flags);
-  // Takes back the connection sent ahead last: true when this handler will not serve it (it had not taken
-  // it yet).
-  bool withdraw_ahead(ConnectionId connection) {
-    return answer_record_.withdraw(ahead_slot_, ipc::offer_word(connection, ahead_offer_));
-  }
-  // It reported its current connection done and goes on with connection, the one sent ahead last: from now
-  // on that is its current connection, and its request timer runs.
+  // Takes back a connection sent ahead to it: true when this handler will not serve it (it had not taken it
+  // yet).
+  bool withdraw_ahead(ConnectionId connection);
+  // It reported its current connection done and goes on with connection, the oldest one sent ahead: from
+  // now on that is its current connection, and its request timer runs.
   void begin_ahead(ConnectionId connection);
   // For a handler that died: true when its current connection came ahead and it had not taken it yet (then
   // nothing of it was begun, and it is withdrawn now).
   bool withdraw_unbegun(ConnectionId connection) {
-    return begun_ahead_ == connection &&
-           answer_record_.withdraw(begun_ahead_slot_, ipc::offer_word(connection, begun_ahead_offer_));
+    return begun_offer_ && begun_offer_->connection == connection &&
+           answer_record_.withdraw(begun_offer_->slot, ipc::offer_word(connection, begun_offer_->number));
   }
-  // It said in its hello that it takes connections ahead.
-  bool takes_ahead() const { return takes_ahead_; }
+  // How many connections it can hold sent ahead at once, as it said in its hello: 0 (it takes none), 1, or
+  // one less than the answer record's offer slots (kFlagTakesAheadDeep).
+  unsigned ahead_capacity() const;
 
   // Whether it kept its copy of connection's socket when it last reported the connection done (ipc
   // kFlagKept): then the connection goes to it again without a descriptor. It keeps at most
@@ -190,16 +189,20 @@ class HandlerProcess {
   std::deque<Outgoing> outbox_;
   bool said_hello_ = false;
   bool takes_ahead_ = false;
+  // (kFlagTakesAheadDeep)
   bool keeps_connections_ = false;
   std::unordered_set<ConnectionId> kept_;  // The connections it holds a copy of between hand-offs.
   std::vector<ConnectionId> forgets_;      // Of those, the ones it is to close: sent with the next frame.
-  // The last connection sent ahead: the slot of the answer record its offer is in, and its number.
-  unsigned ahead_slot_ = 0;
-  uint32_t ahead_offer_ = 0;
-  // The current connection's offer, when it came ahead.
-  std::optional<ConnectionId> begun_ahead_;
-  unsigned begun_ahead_slot_ = 0;
-  uint32_t begun_ahead_offer_ = 0;
+  bool takes_ahead_deep_ = false;
+  // A connection sent ahead: the slot of the answer record its offer is in, and the offer's number.
+  struct Offer {
+    ConnectionId connection;
+    unsigned slot;
+    uint32_t number;
+  };
+  std::deque<Offer> offers_;  // Sent ahead and not begun (nor withdrawn), oldest first.
+  uint32_t last_offer_number_ = 0;
+  std::optional<Offer> begun_offer_;  // The current connection's, when it came ahead.
   uint64_t started_at_ = 0;
   uint64_t requests_served_ = 0;
   uint64_t answered_bytes_ = 0;
@@ -211,6 +214,9 @@ class HandlerProcess {
   bool cancelled_ = false;
   bool retiring_ = false;
   bool broken_ = false;
+  // It was found gone by a send (EPIPE): what it wrote before it died is still read at its exit, since a
+  // report may be on its way while the reactor sends ahead.
+  bool gone_with_reports_ = false;
   bool exited_ = false;
   bool channel_polled_ = false;  // channel_poll_ is initialised.
   int polled_events_ = 0;        // The events channel_poll_ watches now.

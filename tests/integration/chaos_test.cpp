@@ -94,12 +94,17 @@ TEST(Chaos, EveryRequestIsAnsweredOrGetsAnErrorWhileHandlersDie) {
   }
 
   int kills = 0, reloads = 0;
+  pid_t last_killed = 0;
   std::mt19937 random(2026);
   const Clock::time_point end = Clock::now() + kChaosTime;
   for (int round = 0; Clock::now() < end && requests < kMaxRequests; ++round) {
     std::this_thread::sleep_for(50ms);  // The chaos's rhythm, not a wait for a state.
     const std::vector<pid_t> handlers = reactor.handler_pids();
-    if (!handlers.empty() && ::kill(handlers[random() % handlers.size()], SIGKILL) == 0) ++kills;
+    const pid_t victim = handlers.empty() ? 0 : handlers[random() % handlers.size()];
+    if (victim != 0 && ::kill(victim, SIGKILL) == 0) {
+      ++kills;
+      last_killed = victim;
+    }
     if (round % 30 == 15 && ::kill(reactor.pid(), SIGHUP) == 0) ++reloads;
   }
   running = false;
@@ -116,6 +121,8 @@ TEST(Chaos, EveryRequestIsAnsweredOrGetsAnErrorWhileHandlersDie) {
   EXPECT_GT(outcomes["answered"], total / 2);
   EXPECT_GT(kills, 10);
 
+  // A request sent before the reactor saw the last kill rightly gets "ERR handler crashed".
+  EXPECT_TRUE(reactor.wait_for_log("handler " + std::to_string(last_killed) + " was killed", 10s));
   EXPECT_TRUE(reactor.wait_for_handlers(kHandlers, 20s));
   EXPECT_TRUE(reactor.wait_for_descriptors(baseline, 10s)) << reactor.open_descriptors() << " open";
   EXPECT_EQ(ask(reactor.host(), reactor.port(), "fib 20"), "6765");

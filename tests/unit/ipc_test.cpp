@@ -378,12 +378,12 @@ TEST(AnswerRecord, AnOfferIsTakenOrWithdrawnOnceAndOnlyAsItsOwnNumber) {
   AnswerRecord handler;
   ASSERT_FALSE(AnswerRecord::map(UniqueFd(::dup(reactor.descriptor())), handler));
 
-  EXPECT_EQ(reactor.free_offer_slot(), 0u);
+  EXPECT_EQ(reactor.free_offer_slot(2), 0u);
   reactor.offer(0, offer_word(7, 1));
-  EXPECT_EQ(reactor.free_offer_slot(), 1u);  // Not taken yet: the next offer goes to the other slot.
+  EXPECT_EQ(reactor.free_offer_slot(2), 1u);  // Not taken yet: the next offer goes to the other slot.
   EXPECT_TRUE(handler.take(0, offer_word(7, 1), 7));
   EXPECT_FALSE(reactor.withdraw(0, offer_word(7, 1)));  // Too late.
-  EXPECT_EQ(reactor.free_offer_slot(), 0u);
+  EXPECT_EQ(reactor.free_offer_slot(2), 0u);
 
   reactor.offer(0, offer_word(8, 2));
   EXPECT_TRUE(reactor.withdraw(0, offer_word(8, 2)));
@@ -391,6 +391,31 @@ TEST(AnswerRecord, AnOfferIsTakenOrWithdrawnOnceAndOnlyAsItsOwnNumber) {
   EXPECT_FALSE(handler.take(0, offer_word(8, 2), 8));  // The withdrawn frame, read late.
   EXPECT_TRUE(handler.take(0, offer_word(8, 3), 8));
   EXPECT_EQ(reactor.last_noted(8), std::nullopt);  // Begun for connection 8, nothing noted yet.
+}
+
+// A handler that holds several ahead: each offer in a slot of its own until it is taken or withdrawn, and
+// the frame names its slot in bits a handler that knows only two slots does not read.
+TEST(AnswerRecord, OffersTakeTheFirstSlotNotHeldByAnUntakenOne) {
+  AnswerRecord reactor;
+  ASSERT_FALSE(AnswerRecord::create(reactor));
+  AnswerRecord handler;
+  ASSERT_FALSE(AnswerRecord::map(UniqueFd(::dup(reactor.descriptor())), handler));
+  for (unsigned slot = 0; slot < kOfferSlots; ++slot) {
+    ASSERT_EQ(reactor.free_offer_slot(kOfferSlots), slot);
+    reactor.offer(slot, offer_word(20 + slot, slot + 1));
+  }
+  EXPECT_TRUE(handler.take(0, offer_word(20, 1), 20));
+  EXPECT_TRUE(reactor.withdraw(5, offer_word(25, 6)));
+  EXPECT_EQ(reactor.free_offer_slot(4), 0u);  // Taken: free again.
+  reactor.offer(0, offer_word(30, 9));
+  EXPECT_EQ(reactor.free_offer_slot(kOfferSlots), 5u);  // Withdrawn.
+  EXPECT_FALSE(handler.take(5, offer_word(25, 6), 25));
+  EXPECT_TRUE(handler.take(7, offer_word(27, 8), 27));
+
+  EXPECT_EQ(ahead_slot(ahead_slot_flags(6)), 6u);
+  EXPECT_EQ(ahead_slot_flags(1) & kFlagAheadSlot, kFlagAheadSlot);
+  EXPECT_EQ(ahead_slot_flags(0) & kFlagAheadSlot, 0u);
+  EXPECT_EQ(ahead_slot_flags(2) & kFlagAheadSlot, 0u);
 }
 
 TEST(BlockingChannel, ClosesAnUnexpectedDescriptor) {

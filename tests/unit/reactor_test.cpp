@@ -102,7 +102,8 @@ TEST(CommandLine, BadInputExitsWithStatus2AndSaysWhy) {
       {{"--linger", "5xs"}, "--linger '5xs'"},
       {{"--handler-nice", "20"}, "--handler-nice '20' must be a whole number from 0 to 19"},
       {{"--handler-sched", "fifo"}, "--handler-sched 'fifo' must be batch or normal"},
-      {{"--send-ahead", "yes"}, "--send-ahead 'yes' must be on or off"},
+      {{"--send-ahead", "yes"}, "--send-ahead 'yes' must be on, off or a number of requests from 0 to 7"},
+      {{"--send-ahead", "8"}, "--send-ahead '8' must be on, off or a number of requests from 0 to 7"},
   };
   for (const auto& [arguments, expected] : cases) {
     const auto parsed = parse(arguments);
@@ -153,8 +154,9 @@ TEST(CommandLine, DispatchOptions) {
   EXPECT_EQ(defaults.linger, Microseconds(1000));
   EXPECT_TRUE(defaults.handler_batch);
   EXPECT_EQ(defaults.handler_nice, 0);
-  EXPECT_TRUE(defaults.send_ahead);
-  EXPECT_FALSE(std::get<Config>(parse({"--send-ahead", "off"})).send_ahead);
+  EXPECT_EQ(defaults.send_ahead, kDefaultSendAhead);
+  EXPECT_EQ(std::get<Config>(parse({"--send-ahead", "off"})).send_ahead, 0u);
+  EXPECT_EQ(std::get<Config>(parse({"--send-ahead", "4"})).send_ahead, 4u);
   EXPECT_FALSE(defaults.reuse_port);
   EXPECT_FALSE(defaults.listen_given);  // A socket systemd passes may take its place.
   const Config shared = std::get<Config>(parse({"--reuse-port", "--listen", "127.0.0.1:9000"}));
@@ -281,8 +283,8 @@ TEST(Dispatcher, OnlyARequestThatWouldWaitGoesAheadAndTheQueueStaysFirstComeFirs
   Dispatcher dispatcher;
   dispatcher.handler_idle(1);
   dispatcher.handler_idle(2);
-  dispatcher.take_ahead(1, true);
-  dispatcher.take_ahead(2, true);
+  dispatcher.take_ahead(1, 1);
+  dispatcher.take_ahead(2, 1);
   EXPECT_FALSE(dispatcher.connection_ready(100)->ahead);  // Idle handlers first.
   EXPECT_FALSE(dispatcher.connection_ready(101)->ahead);
   const auto ahead = dispatcher.connection_ready(102, {.preferred = 2});
@@ -309,7 +311,7 @@ TEST(Dispatcher, OnlyARequestThatWouldWaitGoesAheadAndTheQueueStaysFirstComeFirs
   EXPECT_EQ(dispatcher.oldest_ahead(3, any)->connection, 103u);
   EXPECT_EQ(dispatcher.oldest_ahead(3, [](HandlerId holder) { return holder != 1; })->connection, 104u);
   EXPECT_EQ(dispatcher.oldest_ahead(1, any)->connection, 104u);  // Not its own.
-  EXPECT_EQ(dispatcher.ahead_withdrawn(1), 103u);
+  dispatcher.ahead_withdrawn(1, 103);
   EXPECT_FALSE(dispatcher.connection_ready(103, {.first_in_line = true}));
   EXPECT_EQ(dispatcher.handler_idle(3)->connection, 103u);  // Before 105, which came later.
   // Its withdrawn frame may still wait unread in handler 1's channel: nothing more goes ahead to it until it
@@ -319,8 +321,51 @@ TEST(Dispatcher, OnlyARequestThatWouldWaitGoesAheadAndTheQueueStaysFirstComeFirs
   // A handler that dies gives back both.
   const Dispatcher::Held held = dispatcher.handler_gone(2);
   EXPECT_EQ(held.current, 102u);
-  EXPECT_EQ(held.ahead, 104u);
+  EXPECT_EQ(held.aheads, std::vector<ConnectionId>{104});
   EXPECT_EQ(dispatcher.waiting_connections(), 1u);
+}
+
+// With a depth above one, a busy handler holds several, in the order they came; a request goes ahead to the
+// handler that holds the fewest, a withdrawal takes out the one it names, and a handler that dies gives back
+// every one.
+TEST(Dispatcher, AHandlerHoldsUpToItsDepthAheadInOrderAndTheFewestTakesTheNext) {
+  Dispatcher dispatcher;
+  dispatcher.handler_idle(1);
+  dispatcher.handler_idle(2);
+  dispatcher.take_ahead(1, 2);
+  dispatcher.take_ahead(2, 2);
+  EXPECT_EQ(dispatcher.connection_ready(100)->handler, 1u);
+  EXPECT_EQ(dispatcher.connection_ready(101)->handler, 2u);
+  const HandlerId first = dispatcher.connection_ready(102)->handler;
+  EXPECT_NE(dispatcher.connection_ready(103)->handler, first);  // The one that holds fewer.
+  dispatcher.connection_ready(104);
+  dispatcher.connection_ready(105);
+  EXPECT_FALSE(dispatcher.connection_ready(106));  // Both are at their depth: it waits.
+  const std::vector<ConnectionId> aheads = dispatcher.aheads_of(1);
+  ASSERT_EQ(aheads.size(), 2u);
+  EXPECT_LT(aheads[0], aheads[1]);  // In the order they came.
+  EXPECT_EQ(dispatcher.aheads_of(2).size(), 2u);
+  EXPECT_EQ(dispatcher.waiting_connections(), 5u);
+
+  // Done with 100, handler 1 goes on with the oldest it holds, and may take the waiting one.
+  EXPECT_EQ(dispatcher.handler_done(1, 100), Dispatcher::Done::kGoesOnAhead);
+  EXPECT_EQ(dispatcher.connection_of(1), aheads[0]);
+  EXPECT_EQ(dispatcher.next_ahead(1)->connection, 106u);
+  EXPECT_FALSE(dispatcher.next_ahead(1));
+  EXPECT_EQ(dispatcher.aheads_of(1), (std::vector<ConnectionId>{aheads[1], 106}));
+
+  // A withdrawal takes out the one named, wherever it is; the oldest left is the next to take back.
+  const std::vector<ConnectionId> others = dispatcher.aheads_of(2);
+  dispatcher.ahead_withdrawn(2, others[1]);
+  EXPECT_EQ(dispatcher.aheads_of(2), std::vector<ConnectionId>{others[0]});
+  EXPECT_FALSE(dispatcher.ahead_holder(others[1]));
+  EXPECT_EQ(dispatcher.oldest_ahead(3, [](HandlerId) { return true; })->connection,
+            std::min(others[0], aheads[1]));
+
+  const Dispatcher::Held held = dispatcher.handler_gone(1);
+  EXPECT_EQ(held.current, aheads[0]);
+  EXPECT_EQ(held.aheads, (std::vector<ConnectionId>{aheads[1], 106}));
+  EXPECT_EQ(dispatcher.waiting_connections(), 1u);  // Handler 2's.
 }
 
 TEST(Dispatcher, NothingGoesAheadToAHandlerThatDoesNotTakeIt) {
@@ -328,8 +373,8 @@ TEST(Dispatcher, NothingGoesAheadToAHandlerThatDoesNotTakeIt) {
   dispatcher.handler_idle(1);
   dispatcher.connection_ready(100);
   EXPECT_FALSE(dispatcher.connection_ready(101));
-  dispatcher.take_ahead(1, true);
-  dispatcher.take_ahead(1, false);  // Retiring.
+  dispatcher.take_ahead(1, 1);
+  dispatcher.take_ahead(1, 0);  // Retiring.
   EXPECT_FALSE(dispatcher.next_ahead(1));
   EXPECT_EQ(dispatcher.handler_done(1, 100), Dispatcher::Done::kFree);
 }
