@@ -27,9 +27,10 @@ using Milliseconds = std::chrono::milliseconds;
 using Microseconds = std::chrono::microseconds;
 
 inline constexpr unsigned kMaxHandlers = 1024;  // The largest --max-handlers.
-inline constexpr unsigned kDefaultSendAhead =
-    7;                                        // Requests a busy handler holds sent ahead (--send-ahead on).
-inline constexpr unsigned kMaxSendAhead = 7;  // One less than ipc::kOfferSlots.
+// Requests a busy handler may hold sent ahead: --send-ahead on, and the most it takes (one less than
+// ipc::kOfferSlots).
+inline constexpr unsigned kDefaultSendAhead = 4;
+inline constexpr unsigned kMaxSendAhead = 7;
 
 struct Config {
   ListenAddress listen{"127.0.0.1", 8888};
