@@ -79,7 +79,7 @@ std::error_code HandlerPool::spawn(std::optional<HandlerId> replaces, bool for_r
 void HandlerPool::on_handler_ready(HandlerProcess& handler) {
   if (handler.exited()) return;  // A hello read after its exit: on_handler_exited follows.
   any_handler_ready_ = true;
-  dispatcher_.take_ahead(handler.id(), std::min(handler.ahead_capacity(), config_.send_ahead));
+  set_ahead_depth(handler, 0);
   if (replacing_.contains(handler.id())) take_over(handler);
   offer(handler);
   if (!announced_ready_ && ready_count() >= target_) {
@@ -135,6 +135,7 @@ void HandlerPool::on_handler_done(HandlerProcess& handler, ipc::Message done) {
     return;
   }
   const uint64_t answered_bytes = handler.answered_bytes();
+  if (!handler.retiring()) set_ahead_depth(handler, handler.answer_interval_ns());
   if (outcome == Dispatcher::Done::kGoesOnAhead) {
     handler.begin_ahead(*dispatcher_.connection_of(handler.id()));
     retire_if_worn(handler);
@@ -144,6 +145,12 @@ void HandlerPool::on_handler_done(HandlerProcess& handler, ipc::Message done) {
     offer(handler);
   }
   events_.on_connection_returned(handler, std::move(done), answered_bytes);
+}
+
+void HandlerPool::set_ahead_depth(const HandlerProcess& handler, uint64_t answer_interval_ns) {
+  const unsigned depth = std::min(handler.ahead_capacity(), config_.send_ahead);
+  dispatcher_.take_ahead(handler.id(),
+                         answer_interval_ns < kShortAnswerIntervalNs ? depth : std::min(depth, 1u));
 }
 
 void HandlerPool::on_handler_exited(HandlerProcess& handler, int64_t exit_status, int term_signal) {
@@ -312,7 +319,7 @@ void HandlerPool::retire_if_worn(HandlerProcess& handler) {
 // The handler takes no new work: it exits once idle (at once when it is idle now).
 void HandlerPool::retire(HandlerProcess& handler) {
   handler.set_retiring();
-  dispatcher_.take_ahead(handler.id(), false);
+  dispatcher_.take_ahead(handler.id(), 0);
   // Connections sent ahead go to other handlers, unless this one took them already.
   for (const ConnectionId ahead : withdraw_aheads(handler)) events_.on_ahead_returned(ahead);
   if (handler.said_hello() && !dispatcher_.connection_of(handler.id())) {

@@ -136,6 +136,12 @@ class HandlerPool final : HandlerProcess::Events {
   // is left to do in a stop.
   void offer(HandlerProcess& handler);
   void retire_if_worn(HandlerProcess& handler);
+  // How many connections the handler may hold sent ahead, from its hello, --send-ahead and the time between
+  // its last two answers: more than one only pay while requests are short, since the reactor refills one in
+  // far less time than a long request takes, and each one more held costs the admin port's latency under
+  // load (a /healthz p99 of 1.2-1.4 ms with four ahead behind fib(27), 0.5 ms with one).
+  void set_ahead_depth(const HandlerProcess& handler, uint64_t answer_interval_ns);
+  static constexpr uint64_t kShortAnswerIntervalNs = 100'000;
   // Handlers that count towards the pool's size: neither retiring nor a pending replacement.
   size_t serving_count() const;
   size_t ready_count() const;

@@ -360,6 +360,8 @@ void HandlerProcess::on_message(ipc::Message message) {
     if (progress.status != 0) {
       ++requests_served_;
       const uint64_t now = uv_hrtime();
+      answer_interval_ns_ = now - last_answer_ns_;
+      last_answer_ns_ = now;
       events_.on_request_answered(*this, progress.status, (now - request_started_ns_) / 1e6,
                                   message.type == ipc::MessageType::kAnswered);
       request_started_ns_ = now;

@@ -64,6 +64,8 @@ class HandlerProcess {
   // Whether it serves a connection now, and since when (uv_hrtime) it works on the current request.
   bool busy() const { return busy_; }
   uint64_t request_started_ns() const { return request_started_ns_; }
+  // The time between its last two answers: under saturation, what one request costs it.
+  uint64_t answer_interval_ns() const { return answer_interval_ns_; }
   // Bytes written to the current connection in this hand-off, as the handler last reported (kAnswered, or
   // kDone at the end).
   uint64_t answered_bytes() const { return answered_bytes_; }
@@ -207,6 +209,8 @@ class HandlerProcess {
   uint64_t requests_served_ = 0;
   uint64_t answered_bytes_ = 0;
   uint64_t request_started_ns_ = 0;
+  uint64_t last_answer_ns_ = 0;
+  uint64_t answer_interval_ns_ = 0;
   bool busy_ = false;
   ConnectionId current_ = 0;  // While busy_.
   bool reclaimed_ = false;    // kReclaim was sent in this hand-off.
