@@ -7,7 +7,7 @@
 // the bytes received are the bytes sent, and afterwards no descriptor is left open (/proc/self/fd).
 //
 // Input: byte 0 says how many descriptors go with each of the two attachment points (bits 0-1 the first,
-// bits 2-3 the second: 0, 1, 2 or 9, which is more than a receive has room for: MSG_CTRUNC), bytes 1 and 2
+// bits 2-3 the second: 0, 1, 2 or 17, which is more than a receive has room for: MSG_CTRUNC), bytes 1 and 2
 // where those points are in the stream (as a fraction of its length), the rest is the stream.
 
 #include <fcntl.h>
@@ -29,13 +29,13 @@ namespace handoff::fuzz {
 namespace {
 
 constexpr size_t kLongestStream = 64 * 1024;  // Well within a socketpair's buffer: the writes never block.
-constexpr size_t kDescriptorCounts[] = {0, 1, 2, 9};
+constexpr size_t kDescriptorCounts[] = {0, 1, 2, 17};
 
 // Sends all of bytes, with count copies of descriptor attached to the first byte.
 void send_with_copies(int socket, std::string_view bytes, int descriptor, size_t count) {
   if (bytes.empty()) return;
   iovec iov{.iov_base = const_cast<char*>(bytes.data()), .iov_len = bytes.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 9)] = {};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 17)] = {};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;

@@ -200,7 +200,7 @@ int Handler::run(int argc, char** argv) {
   const ipc::Message hello{
       .type = ipc::MessageType::kHello,
       .flags = (answer_record.valid() ? ipc::kFlagTakesAhead | ipc::kFlagTakesAheadDeep : 0u) |
-               ipc::kFlagKeepsConnections};
+               ipc::kFlagKeepsConnections | ipc::kFlagTakesBatches};
   // Its copies of keep-alive connections the reactor asked it to keep (ipc::kFlagKeep), by connection id:
   // their next requests come without a descriptor (ipc::kFlagKept).
   std::unordered_map<uint64_t, ipc::UniqueFd> kept;

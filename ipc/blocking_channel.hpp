@@ -1,13 +1,15 @@
 #pragma once
 
 // BlockingChannel: one end of a reactor<->handler channel used with blocking calls, as a handler uses it.
-// It reads as much as is there (one recvmsg per frame in the common case). A descriptor travels with the
-// first byte of its frame, and recvmsg stops after the bytes of the write that carried one, so a descriptor
-// belongs to the first frame that carries one (kConnection) among the frames not returned yet: frames without
-// one may come before it in the same read (a late kReclaim, then the next kConnection), and the next frame's
-// descriptor may come with the end of a long one (a connection sent ahead behind a large request). So the
-// descriptors wait in order, each for the next frame that carries one. One that no such frame can take — one
-// that came with a frame that carries none, or more than the reactor ever has in flight — is refused.
+// It reads as much as is there (one recvmsg for all the frames of a write in the common case). Descriptors
+// travel with the first byte of the write that carries their frames, in the order of those frames (several
+// frames to a handler that says ipc::kFlagTakesBatches), and recvmsg stops after the bytes of a write that
+// carried any, so a descriptor belongs to the first frame that carries one (kConnection) among the frames not
+// returned yet: frames without one may come before it in the same read (a late kReclaim, then the next
+// kConnection), and the next frame's descriptor may come with the end of a long one (a connection sent ahead
+// behind a large request). So the descriptors wait in order, each for the next frame that carries one. One
+// that no such frame can take — one that came with a frame that carries none, or more than the reactor ever
+// has in flight — is refused.
 
 #include <deque>
 #include <string>
@@ -46,8 +48,9 @@ class BlockingChannel {
   // Reads until inbox_ holds size bytes, keeping descriptors that come in pending_descriptors_.
   std::error_code fill_to(size_t size);
 
-  // A connection and the one sent ahead behind it, and one more for slack.
-  static constexpr size_t kMaxPendingDescriptors = 3;
+  // A write's worth (the reactor batches frames, ipc::kFlagTakesBatches), one that came before it with the
+  // end of a long frame, and one more for slack.
+  static constexpr size_t kMaxPendingDescriptors = kMaxDescriptorsPerWrite + 2;
 
   UniqueFd socket_;
   bool wait_in_poll_ = false;

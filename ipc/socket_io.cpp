@@ -10,9 +10,9 @@
 namespace handoff::ipc {
 namespace {
 
-// Room for more descriptors than a frame may carry, so that unexpected ones are received (and closed by their
+// Room for more descriptors than a write may carry, so that unexpected ones are received (and closed by their
 // owner) instead of being reported as truncation.
-constexpr size_t kMaxDescriptorsPerReceive = 8;
+constexpr size_t kMaxDescriptorsPerReceive = 2 * kMaxDescriptorsPerWrite;
 
 std::error_code errno_code(int value) {
   return {value, std::system_category()};
@@ -21,21 +21,29 @@ std::error_code errno_code(int value) {
 }  // namespace
 
 IoResult send_with_descriptor(int socket, std::span<const char> bytes, int descriptor_to_pass) {
+  if (descriptor_to_pass < 0) return send_with_descriptors(socket, bytes, {});
+  return send_with_descriptors(socket, bytes, std::span(&descriptor_to_pass, 1));
+}
+
+IoResult send_with_descriptors(int socket, std::span<const char> bytes, std::span<const int> descriptors) {
   iovec iov{.iov_base = const_cast<char*>(bytes.data()), .iov_len = bytes.size()};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
 
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  if (descriptor_to_pass >= 0) {
-    std::memset(control, 0, sizeof(control));
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxDescriptorsPerWrite)];
+  if (descriptors.size() > kMaxDescriptorsPerWrite)
+    return {.error = std::make_error_code(std::errc::invalid_argument)};
+  if (!descriptors.empty()) {
+    const size_t space = CMSG_SPACE(sizeof(int) * descriptors.size());
+    std::memset(control, 0, space);
     msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
+    msg.msg_controllen = space;
     cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
     cmsg->cmsg_level = SOL_SOCKET;
     cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(cmsg), &descriptor_to_pass, sizeof(int));
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * descriptors.size());
+    std::memcpy(CMSG_DATA(cmsg), descriptors.data(), sizeof(int) * descriptors.size());
   }
 
   for (;;) {

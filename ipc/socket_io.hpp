@@ -20,8 +20,10 @@ struct IoResult {
   bool would_block() const { return error == std::errc::resource_unavailable_try_again; }
 };
 
-// Sends as much of bytes as the socket takes. When descriptor_to_pass >= 0 it is attached (SCM_RIGHTS) to the
-// first byte; the caller keeps its own copy of that descriptor.
+// Sends as much of bytes as the socket takes, with descriptors (at most kMaxDescriptorsPerWrite; none for an
+// empty span) attached (SCM_RIGHTS) to the first byte, in order; the caller keeps its own copies.
+IoResult send_with_descriptors(int socket, std::span<const char> bytes, std::span<const int> descriptors);
+// The same with one descriptor, or none when descriptor_to_pass is negative.
 IoResult send_with_descriptor(int socket, std::span<const char> bytes, int descriptor_to_pass);
 
 // Receives up to buffer.size() bytes. Every descriptor that arrives is appended to received, owned and

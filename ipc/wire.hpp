@@ -7,6 +7,7 @@
 // The same frames carry a takeover between two reactors (reactor/takeover.hpp), where kTakeoverListener and
 // kTakeoverConnection carry one each. docs/architecture.md describes it.
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -95,6 +96,12 @@ inline constexpr uint32_t kFlagTakesAhead = 1u << 0;        // It may be sent co
 inline constexpr uint32_t kFlagKeepsConnections = 1u << 1;  // It may be asked to keep them (kFlagKeep).
 // It reads the slot of an offer from ipc::ahead_slot, so it may hold several connections sent ahead.
 inline constexpr uint32_t kFlagTakesAheadDeep = 1u << 2;
+// It takes several frames in one write, the descriptors of all of them attached to its first byte, in the
+// order of the frames that carry one (ipc::BlockingChannel does): the reactor then sends the frames it has
+// for it in one turn of its loop with one sendmsg.
+inline constexpr uint32_t kFlagTakesBatches = 1u << 3;
+// The most descriptors one write carries (SCM_RIGHTS allows 253): a connection and all those ahead of it.
+inline constexpr size_t kMaxDescriptorsPerWrite = 8;
 // Flags of a kTakeoverConnection frame: kFlagHttp, or this one, when the connection's protocol is known.
 inline constexpr uint32_t kFlagLineProtocol = 1u << 5;
 // Flags of a kTakeoverListener frame.

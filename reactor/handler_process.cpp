@@ -12,6 +12,7 @@
 #include <cstring>
 #include <limits>
 #include <span>
+#include <utility>
 
 #include "ipc/socket_io.hpp"
 #include "reactor/child_command.hpp"
@@ -165,6 +166,7 @@ void HandlerProcess::send_ahead(ConnectionId connection, int client_socket, std:
 }
 
 bool HandlerProcess::withdraw_ahead(ConnectionId connection) {
+  send_batch();  // The caller may close the connection once it is withdrawn: its descriptor is borrowed.
   const auto offer = std::find_if(offers_.begin(), offers_.end(),
                                   [connection](const Offer& each) { return each.connection == connection; });
   if (offer == offers_.end() ||
@@ -233,37 +235,64 @@ bool HandlerProcess::reclaim(ConnectionId connection) {
 }
 
 void HandlerProcess::queue_frame(const ipc::Message& message, int descriptor) {
-  Outgoing frame{.bytes = ipc::encode(message), .descriptor = {}};
-  // Kept copies to close go along, after the frame: its descriptor travels with its first byte.
+  std::string bytes = ipc::encode(message);
+  // Kept copies to close go along, after the frame: its descriptor travels with the write's first byte.
   for (const ConnectionId forgotten : forgets_) {
-    frame.bytes += ipc::encode({.type = ipc::MessageType::kForget, .connection_id = forgotten});
+    bytes += ipc::encode({.type = ipc::MessageType::kForget, .connection_id = forgotten});
   }
   forgets_.clear();
-  if (outbox_.empty()) {
-    const size_t sent = send_now(frame.bytes, descriptor);
-    if (broken_ || sent == frame.bytes.size()) return;
-    frame.bytes.erase(0, sent);
-    if (sent > 0) descriptor = -1;  // It went with the first byte.
-  }
-  // The frame waits for room in the channel, and the connection may be closed meanwhile (one sent ahead can
-  // be taken back and its client leave): it keeps a copy of the descriptor of its own, never a number that
-  // may come to name another socket.
-  if (descriptor >= 0) {
-    frame.descriptor.reset(::fcntl(descriptor, F_DUPFD_CLOEXEC, 0));
-    if (!frame.descriptor) {
-      break_off(std::string("cannot keep a copy of a client socket for it: ") + std::strerror(errno));
+  const std::span<const int> descriptors =
+      descriptor >= 0 ? std::span<const int>(&descriptor, 1) : std::span<const int>();
+  if (corked_ && takes_batches_ && outbox_.empty() && !broken_) {
+    if (batch_descriptors_.size() + descriptors.size() > ipc::kMaxDescriptorsPerWrite) send_batch();
+    if (outbox_.empty() && !broken_) {
+      batch_ += bytes;
+      batch_descriptors_.insert(batch_descriptors_.end(), descriptors.begin(), descriptors.end());
       return;
     }
   }
-  outbox_.push_back(std::move(frame));
+  size_t sent = 0;
+  if (outbox_.empty()) {
+    sent = send_now(bytes, descriptors);
+    if (broken_ || sent == bytes.size()) return;
+  }
+  keep_unsent(std::string_view(bytes).substr(sent), descriptors, sent > 0);
+}
+
+void HandlerProcess::send_batch() {
+  if (batch_.empty()) return;
+  if (!broken_) {
+    const size_t sent = send_now(batch_, batch_descriptors_);
+    if (!broken_ && sent < batch_.size()) {
+      keep_unsent(std::string_view(batch_).substr(sent), batch_descriptors_, sent > 0);
+    }
+  }
+  batch_.clear();
+  batch_descriptors_.clear();
+}
+
+void HandlerProcess::keep_unsent(std::string_view rest, std::span<const int> descriptors, bool any_sent) {
+  Outgoing write{.bytes = std::string(rest), .descriptors = {}};
+  // The write waits for room in the channel, and a connection may be closed meanwhile (one sent ahead can be
+  // taken back and its client leave): it keeps copies of the descriptors of its own, never numbers that may
+  // come to name other sockets. Those that went with its first byte need none.
+  for (const int descriptor : any_sent ? std::span<const int>() : descriptors) {
+    ipc::UniqueFd copy(::fcntl(descriptor, F_DUPFD_CLOEXEC, 0));
+    if (!copy) {
+      break_off(std::string("cannot keep a copy of a client socket for it: ") + std::strerror(errno));
+      return;
+    }
+    write.descriptors.push_back(std::move(copy));
+  }
+  outbox_.push_back(std::move(write));
   update_polling();
 }
 
-size_t HandlerProcess::send_now(std::string_view bytes, int descriptor) {
+size_t HandlerProcess::send_now(std::string_view bytes, std::span<const int> descriptors) {
   size_t sent = 0;
   while (sent < bytes.size()) {
-    const ipc::IoResult result =
-        ipc::send_with_descriptor(channel_.get(), bytes.substr(sent), sent == 0 ? descriptor : -1);
+    const ipc::IoResult result = ipc::send_with_descriptors(channel_.get(), bytes.substr(sent),
+                                                            sent == 0 ? descriptors : std::span<const int>());
     if (result.would_block()) break;
     if (result.error) {
       // EPIPE: the handler is gone (its exit tells why); anything else is the reactor's or the kernel's.
@@ -278,11 +307,13 @@ size_t HandlerProcess::send_now(std::string_view bytes, int descriptor) {
 
 void HandlerProcess::flush_outbox() {
   while (!outbox_.empty() && !broken_) {
-    Outgoing& frame = outbox_.front();
-    const size_t sent = send_now(frame.bytes, frame.descriptor.get());
-    if (sent > 0) frame.descriptor.reset();
-    if (sent < frame.bytes.size()) {
-      frame.bytes.erase(0, sent);
+    Outgoing& write = outbox_.front();
+    std::vector<int> descriptors;
+    for (const ipc::UniqueFd& descriptor : write.descriptors) descriptors.push_back(descriptor.get());
+    const size_t sent = send_now(write.bytes, descriptors);
+    if (sent > 0) write.descriptors.clear();
+    if (sent < write.bytes.size()) {
+      write.bytes.erase(0, sent);
       break;  // The channel is full: the rest goes when it is writable.
     }
     outbox_.pop_front();
@@ -303,6 +334,13 @@ void HandlerProcess::on_channel_event(int status, int events) {
 }
 
 void HandlerProcess::read_channel(int max_reads) {
+  const bool was_corked = std::exchange(corked_, true);
+  read_frames(max_reads);
+  corked_ = was_corked;
+  if (!corked_) send_batch();
+}
+
+void HandlerProcess::read_frames(int max_reads) {
   char buffer[kChannelReadBytes];
   for (int i = 0; i < max_reads && (!broken_ || gone_with_reports_); ++i) {
     std::vector<ipc::UniqueFd> descriptors;  // Handlers never send any; whatever arrives is closed here.
@@ -352,6 +390,7 @@ void HandlerProcess::on_message(ipc::Message message) {
     takes_ahead_ = (message.flags & ipc::kFlagTakesAhead) != 0;
     takes_ahead_deep_ = (message.flags & ipc::kFlagTakesAheadDeep) != 0;
     keeps_connections_ = (message.flags & ipc::kFlagKeepsConnections) != 0;
+    takes_batches_ = (message.flags & ipc::kFlagTakesBatches) != 0;
     uv_timer_stop(&request_timer_);  // The start timer.
     events_.on_handler_ready(*this);
   } else if ((message.type == ipc::MessageType::kAnswered || message.type == ipc::MessageType::kDone) &&
@@ -435,6 +474,7 @@ void HandlerProcess::kill_for(std::string reason) {
 
 void HandlerProcess::end_channel() {
   if (channel_ended_ || !channel_) return;
+  send_batch();
   channel_ended_ = true;
   update_polling();
   ::shutdown(channel_.get(), SHUT_RDWR);

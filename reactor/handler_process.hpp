@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <deque>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -153,7 +154,9 @@ class HandlerProcess {
   void start_request_timer();
   void on_request_timeout();
   void on_channel_event(int status, int events);
+  // Reads up to max_reads times and acts on each frame; what that sends the handler goes in one write.
   void read_channel(int max_reads);
+  void read_frames(int max_reads);
   // Reads every frame still in the channel: the handler is gone or going.
   void read_rest_of_channel();
   void flush_outbox();
@@ -177,18 +180,33 @@ class HandlerProcess {
   ipc::UniqueFd channel_;
   ipc::AnswerRecord answer_record_;  // Inherited by the child at kHandlerRecordFd.
   ipc::FrameDecoder decoder_;
-  // Frames not yet taken by the channel, each with a copy of the descriptor that goes with its first byte,
+  // Writes not yet taken by the channel, each with copies of the descriptors that go with its first byte,
   // until that byte is sent.
   struct Outgoing {
     std::string bytes;
-    ipc::UniqueFd descriptor;
+    std::vector<ipc::UniqueFd> descriptors;
   };
   // Sends the frame now as far as the channel takes it, with descriptor (borrowed; -1 for none) attached to
-  // its first byte; the rest waits in the outbox.
+  // its first byte; the rest waits in the outbox. While the channel is read (corked_), a handler that takes
+  // batches gets it in the batch instead.
   void queue_frame(const ipc::Message& message, int descriptor);
-  // As much of bytes as the channel takes now; breaks off on an error.
-  size_t send_now(std::string_view bytes, int descriptor);
+  // Sends the batch as one write, as far as the channel takes it; the rest waits in the outbox.
+  void send_batch();
+  // As much of bytes as the channel takes now, descriptors attached to the first byte; breaks off on an
+  // error.
+  size_t send_now(std::string_view bytes, std::span<const int> descriptors);
+  // Puts what the channel did not take of a write in the outbox: with copies of its descriptors of the
+  // outbox's own when none of it was sent (their connections may close before it goes).
+  void keep_unsent(std::string_view rest, std::span<const int> descriptors, bool any_sent);
   std::deque<Outgoing> outbox_;
+  // Frames queued while its reports are read, sent in one write once they are: the requests their answers
+  // make room for. The descriptors are borrowed: no connection closes while the reactor acts on a handler's
+  // reports but the one reported, whose next request, if it came already, goes without one (it is kept) or
+  // after its own report. (kFlagTakesBatches)
+  bool corked_ = false;
+  bool takes_batches_ = false;
+  std::string batch_;
+  std::vector<int> batch_descriptors_;
   bool said_hello_ = false;
   bool takes_ahead_ = false;
   // (kFlagTakesAheadDeep)

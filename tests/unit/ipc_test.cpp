@@ -319,6 +319,54 @@ TEST(BlockingChannel, AKeptConnectionComesWithoutADescriptorAndTheNextWithOneGet
 }
 
 // Waiting in poll, a receive still sleeps until a frame comes, and reports the peer closing.
+// A reactor batches the frames it has for a handler that says kFlagTakesBatches into one write, every
+// descriptor on its first byte: each goes to its own frame, in order, past the frames that carry none.
+TEST(BlockingChannel, ABatchedWriteGivesEachFrameItsOwnDescriptor) {
+  const size_t before = open_descriptor_count();
+  {
+    ChannelPair pair;
+    BlockingChannel handler(std::move(pair.right));
+    handler.wait_in_poll();
+    constexpr size_t kConnections = kMaxDescriptorsPerWrite;
+    std::vector<UniqueFd> read_ends;
+    std::vector<UniqueFd> write_ends;
+    std::vector<int> attached;
+    std::string batch = encode({.type = MessageType::kReclaim, .connection_id = 1});
+    for (size_t i = 0; i < kConnections; ++i) {
+      UniqueFd write_end;
+      read_ends.push_back(make_pipe(write_end));
+      attached.push_back(write_end.get());
+      write_ends.push_back(std::move(write_end));
+      batch += encode({.type = MessageType::kConnection, .connection_id = 100 + i, .payload = "GET"});
+      batch += encode({.type = MessageType::kConnection, .connection_id = 200 + i, .flags = kFlagKept});
+    }
+    ASSERT_EQ(send_with_descriptors(pair.left.get(), batch, attached).bytes, batch.size());
+    write_ends.clear();
+
+    Message reclaim;
+    ASSERT_FALSE(handler.receive(reclaim));
+    EXPECT_EQ(reclaim.type, MessageType::kReclaim);
+    EXPECT_FALSE(reclaim.descriptor.valid());
+    for (size_t i = 0; i < kConnections; ++i) {
+      Message passed;
+      ASSERT_FALSE(handler.receive(passed));
+      EXPECT_EQ(passed.connection_id, 100 + i);
+      ASSERT_TRUE(passed.descriptor.valid());
+      // The descriptor is the write end of pipe i: what it writes comes out of that pipe.
+      const char mark = static_cast<char>('a' + i);
+      ASSERT_EQ(::write(passed.descriptor.get(), &mark, 1), 1);
+      char byte = 0;
+      ASSERT_EQ(::read(read_ends[i].get(), &byte, 1), 1);
+      EXPECT_EQ(byte, mark);
+      Message kept;
+      ASSERT_FALSE(handler.receive(kept));
+      EXPECT_EQ(kept.connection_id, 200 + i);
+      EXPECT_FALSE(kept.descriptor.valid());
+    }
+  }
+  EXPECT_EQ(open_descriptor_count(), before);
+}
+
 TEST(BlockingChannel, WaitingInPollReceivesAFrameThatComesLaterAndTheEnd) {
   ChannelPair pair;
   BlockingChannel handler(std::move(pair.right));
@@ -462,7 +510,7 @@ TEST(SocketIo, TooManyDescriptorsAreReportedAndNoneLeaks) {
   {
     ChannelPair pair;
     // More descriptors than the receiver has room for: the kernel drops the rest and sets MSG_CTRUNC.
-    constexpr int kCount = 12;
+    constexpr int kCount = 2 * kMaxDescriptorsPerWrite + 4;
     std::vector<UniqueFd> pipes;
     int raw[kCount];
     for (int i = 0; i < kCount; ++i) {
