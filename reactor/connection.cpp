@@ -62,6 +62,7 @@ Connection::Connection(uv_loop_t* loop, ConnectionId id, ipc::UniqueFd socket, c
 // handler's (or pipelined): only the client's end is of interest then.
 void Connection::on_socket_event(uint32_t events) {
   if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) hangup_seen_ = true;
+  if ((events & EPOLLIN) != 0) may_have_input_ = true;
   if (draining_) {
     drain_and_close();
   } else if (watching_) {
@@ -72,6 +73,7 @@ void Connection::on_socket_event(uint32_t events) {
 }
 
 void Connection::quiet_input_while_served() {
+  may_have_input_ = true;  // Its edges are not reported meanwhile.
   if (input_quiet_ || !polled_) return;
   input_quiet_ = poller_.report_input(socket_.get(), key_, false);
 }
@@ -190,7 +192,10 @@ Connection::Input Connection::read_available() {
     const ssize_t got = ::read(socket_.get(), chunk, room);
     if (got < 0) {
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return Input::kWouldBlock;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        may_have_input_ = false;
+        return Input::kWouldBlock;
+      }
       input_closed_ = true;  // ECONNRESET and friends: nothing can be answered any more.
       return Input::kLeft;
     }
@@ -201,6 +206,9 @@ Connection::Input Connection::read_available() {
       if (protocol_ == Protocol::kHttp) framing_.finish();
       return Input::kReady;
     }
+    // A short read took all there was (tcp_recvmsg stops only when the queue is empty); what comes later
+    // brings an edge of its own.
+    may_have_input_ = static_cast<size_t>(got) == room;
     const bool first_bytes = received_.empty();
     received_.append(chunk, got);
     account_received();
@@ -293,6 +301,7 @@ Connection::Resume Connection::resume(std::string unconsumed) {
   }
   if (input_closed_) return Resume::kClientLeft;
   watch();
+  if (!may_have_input_ && received_.empty()) return Resume::kWatching;  // The next edge says when.
   switch (read_available()) {
     case Input::kWouldBlock:
     case Input::kPaused: return Resume::kWatching;

@@ -237,10 +237,15 @@ class Connection final : SocketPoller::Watcher {
   bool hangup_seen_ = false;           // An edge said EPOLLRDHUP, EPOLLHUP or EPOLLERR (it will not again).
   bool copy_in_flight_ = false;        // set_copy_in_flight: a handler may hold a copy.
   std::optional<HandlerId> kept_by_;
-  bool input_closed_ = false;   // The client sent EOF (or reset the connection).
-  bool polled_ = false;         // The socket is in poller_.
-  bool draining_ = false;       // Closing: what the client still sends is read and dropped.
-  bool input_quiet_ = false;    // The poller reports no input edges (quiet_input_while_served).
+  bool input_closed_ = false;  // The client sent EOF (or reset the connection).
+  bool polled_ = false;        // The socket is in poller_.
+  bool draining_ = false;      // Closing: what the client still sends is read and dropped.
+  bool input_quiet_ = false;   // The poller reports no input edges (quiet_input_while_served).
+  // The socket may hold bytes the reactor has not read: an input edge came since its last read that drained
+  // it (a short read, or one that would block), or that read did not drain it (a full chunk). Resuming a
+  // connection reads first only then: a request's last read usually drains the socket, and the next request's
+  // edge, whether it comes before or after the hand-off ends, is seen.
+  bool may_have_input_ = true;
   uint64_t bytes_written_ = 0;  // By handlers in their finished turns, and the reactor's "100 Continue":
                                 // all the socket sent before the reactor's last answer.
 };

@@ -10,8 +10,10 @@
 // | EPOLLET), and stays so until it is closed; the loop watches that instance as one descriptor. No system
 // call changes a watch on the way through a one-request hand-off (report_input turns input edges off and on
 // around a hand-off whose handler reads several requests itself). The price is the contract of edges
-// (epoll(7)): a watcher reads until the socket would block, and when it starts caring about input again it
-// reads first, since an edge that came while it did not care will not come again.
+// (epoll(7)): a watcher reads until the socket would block (or a short read says it took all there was), and
+// when it starts caring about input again it reads first, since an edge that came while it did not care will
+// not come again — unless no edge came since the read that drained the socket: every edge is delivered, in
+// whatever state the watcher is, so it can note one it does not act on.
 //
 // Watchers are found by a key of the poller's, never reused, so an event already fetched for a watcher
 // removed meanwhile (in the same batch) is dropped rather than delivered to freed memory.
