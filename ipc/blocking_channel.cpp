@@ -54,7 +54,9 @@ std::error_code BlockingChannel::fill_to(size_t size) {
 
 std::error_code BlockingChannel::receive(Message& message) {
   if (auto error = fill_to(sizeof(Header))) {
-    return error == Errc::kPeerClosed && !inbox_.empty() ? Errc::kTruncatedFrame : error;
+    if (error != Errc::kPeerClosed) return error;
+    pending_descriptors_.clear();  // No frame will take them.
+    return inbox_.empty() ? error : Errc::kTruncatedFrame;
   }
   Header header;
   std::memcpy(&header, inbox_.data(), sizeof(header));
@@ -72,11 +74,9 @@ std::error_code BlockingChannel::receive(Message& message) {
     if (pending_descriptors_.empty()) return Errc::kMissingDescriptor;
     message.descriptor = std::move(pending_descriptors_.front());
     pending_descriptors_.pop_front();
-  } else if (!pending_descriptors_.empty() && inbox_.empty()) {
-    // It came with this frame, or an earlier one: no frame of what was received can take it.
-    pending_descriptors_.clear();
-    return Errc::kUnexpectedDescriptor;
   }
+  // A descriptor that waits while this frame carries none is a later frame's: a write's descriptors all come
+  // with its first byte, and its first frames may carry none (a kept connection, a kForget).
   return {};
 }
 

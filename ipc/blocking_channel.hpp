@@ -7,9 +7,9 @@
 // carried any, so a descriptor belongs to the first frame that carries one (kConnection) among the frames not
 // returned yet: frames without one may come before it in the same read (a late kReclaim, then the next
 // kConnection), and the next frame's descriptor may come with the end of a long one (a connection sent ahead
-// behind a large request). So the descriptors wait in order, each for the next frame that carries one. One
-// that no such frame can take — one that came with a frame that carries none, or more than the reactor ever
-// has in flight — is refused.
+// behind a large request). So the descriptors wait in order, each for the next frame that carries one, and
+// where a read ends tells nothing of whose they are. More than the reactor ever has in flight are refused;
+// any still waiting when the channel ends are closed.
 
 #include <deque>
 #include <string>
@@ -48,9 +48,9 @@ class BlockingChannel {
   // Reads until inbox_ holds size bytes, keeping descriptors that come in pending_descriptors_.
   std::error_code fill_to(size_t size);
 
-  // A write's worth (the reactor batches frames, ipc::kFlagTakesBatches), one that came before it with the
-  // end of a long frame, and one more for slack.
-  static constexpr size_t kMaxPendingDescriptors = kMaxDescriptorsPerWrite + 2;
+  // Two writes' worth (the reactor batches frames, ipc::kFlagTakesBatches): frames sent ahead and withdrawn
+  // that it has not read past yet (7 at most), and the next write's (8 at most).
+  static constexpr size_t kMaxPendingDescriptors = 2 * kMaxDescriptorsPerWrite;
 
   UniqueFd socket_;
   bool wait_in_poll_ = false;

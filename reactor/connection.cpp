@@ -206,8 +206,9 @@ Connection::Input Connection::read_available() {
       if (protocol_ == Protocol::kHttp) framing_.finish();
       return Input::kReady;
     }
-    // A short read took all there was (tcp_recvmsg stops only when the queue is empty); what comes later
-    // brings an edge of its own.
+    // A short read took all there was, and what comes later brings an edge of its own. (tcp_recvmsg stops
+    // short of the queue's end only at a TCP urgent mark: bytes sent behind one, with the request they
+    // follow, wait for the client's next bytes. HTTP clients send none, and telnet only for a Synch.)
     may_have_input_ = static_cast<size_t>(got) == room;
     const bool first_bytes = received_.empty();
     received_.append(chunk, got);

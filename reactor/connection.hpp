@@ -122,8 +122,9 @@ class Connection final : SocketPoller::Watcher {
   void count_handler_bytes(uint64_t bytes_written) { bytes_written_ += bytes_written; }
 
   // The handler is done and the client may send more: unconsumed is what the handler read but did not use.
-  // What the client sent meanwhile is read at once (its edge is spent). kReady when that makes a complete
-  // request, kClientLeft when the client is gone; on_request_ready and on_client_left are not called then.
+  // What the client sent meanwhile is read at once (its edge is spent), if an edge says it sent anything.
+  // kReady when that makes a complete request, kClientLeft when the client is gone; on_request_ready and
+  // on_client_left are not called then.
   Resume resume(std::string unconsumed);
 
   // What the socket has sent in the hand-off of a handler that died before it reported the connection back,

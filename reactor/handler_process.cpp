@@ -235,6 +235,7 @@ bool HandlerProcess::reclaim(ConnectionId connection) {
 }
 
 void HandlerProcess::queue_frame(const ipc::Message& message, int descriptor) {
+  if (broken_) return;  // Its exit is on the way.
   std::string bytes = ipc::encode(message);
   // Kept copies to close go along, after the frame: its descriptor travels with the write's first byte.
   for (const ConnectionId forgotten : forgets_) {
@@ -243,7 +244,7 @@ void HandlerProcess::queue_frame(const ipc::Message& message, int descriptor) {
   forgets_.clear();
   const std::span<const int> descriptors =
       descriptor >= 0 ? std::span<const int>(&descriptor, 1) : std::span<const int>();
-  if (corked_ && takes_batches_ && outbox_.empty() && !broken_) {
+  if (corked_ && takes_batches_ && outbox_.empty()) {
     if (batch_descriptors_.size() + descriptors.size() > ipc::kMaxDescriptorsPerWrite) send_batch();
     if (outbox_.empty() && !broken_) {
       batch_ += bytes;

@@ -200,9 +200,10 @@ class HandlerProcess {
   void keep_unsent(std::string_view rest, std::span<const int> descriptors, bool any_sent);
   std::deque<Outgoing> outbox_;
   // Frames queued while its reports are read, sent in one write once they are: the requests their answers
-  // make room for. The descriptors are borrowed: no connection closes while the reactor acts on a handler's
-  // reports but the one reported, whose next request, if it came already, goes without one (it is kept) or
-  // after its own report. (kFlagTakesBatches)
+  // make room for (kFlagTakesBatches). The descriptors are borrowed: a Connection closes its socket in a
+  // libuv close callback, after the callback that read the reports has sent the batch; the one close that is
+  // at once (a connection passed to a new reactor) takes only a connection just reported or withdrawn, and a
+  // withdrawal sends the batch first.
   bool corked_ = false;
   bool takes_batches_ = false;
   std::string batch_;

@@ -318,7 +318,6 @@ TEST(BlockingChannel, AKeptConnectionComesWithoutADescriptorAndTheNextWithOneGet
   EXPECT_EQ(open_descriptor_count(), before);
 }
 
-// Waiting in poll, a receive still sleeps until a frame comes, and reports the peer closing.
 // A reactor batches the frames it has for a handler that says kFlagTakesBatches into one write, every
 // descriptor on its first byte: each goes to its own frame, in order, past the frames that carry none.
 TEST(BlockingChannel, ABatchedWriteGivesEachFrameItsOwnDescriptor) {
@@ -367,6 +366,7 @@ TEST(BlockingChannel, ABatchedWriteGivesEachFrameItsOwnDescriptor) {
   EXPECT_EQ(open_descriptor_count(), before);
 }
 
+// Waiting in poll, a receive still sleeps until a frame comes, and reports the peer closing.
 TEST(BlockingChannel, WaitingInPollReceivesAFrameThatComesLaterAndTheEnd) {
   ChannelPair pair;
   BlockingChannel handler(std::move(pair.right));
@@ -466,7 +466,9 @@ TEST(AnswerRecord, OffersTakeTheFirstSlotNotHeldByAnUntakenOne) {
   EXPECT_EQ(ahead_slot_flags(2) & kFlagAheadSlot, 0u);
 }
 
-TEST(BlockingChannel, ClosesAnUnexpectedDescriptor) {
+// A descriptor no frame takes is closed when the channel ends, and more than the reactor ever has in flight
+// are refused: none leaks.
+TEST(BlockingChannel, ClosesDescriptorsNoFrameTakes) {
   const size_t before = open_descriptor_count();
   {
     ChannelPair pair;
@@ -476,12 +478,65 @@ TEST(BlockingChannel, ClosesAnUnexpectedDescriptor) {
     const std::string hello = encode({.type = MessageType::kHello});
     ASSERT_EQ(send_with_descriptor(pair.left.get(), hello, write_end.get()).bytes, hello.size());
     write_end.reset();
+    pair.left.reset();
 
     Message message;
-    EXPECT_EQ(handler.receive(message), Errc::kUnexpectedDescriptor);
+    EXPECT_FALSE(handler.receive(message));
+    EXPECT_EQ(message.type, MessageType::kHello);
+    EXPECT_FALSE(message.descriptor.valid());
+    EXPECT_EQ(handler.receive(message), Errc::kPeerClosed);
     // Every copy of the write end is closed, so the pipe reads EOF.
     char byte;
     EXPECT_EQ(::read(read_end.get(), &byte, 1), 0);
+  }
+  {
+    ChannelPair pair;
+    BlockingChannel handler(std::move(pair.right));
+    UniqueFd write_end;
+    UniqueFd read_end = make_pipe(write_end);
+    const std::vector<int> copies(kMaxDescriptorsPerWrite, write_end.get());
+    const std::string hello = encode({.type = MessageType::kHello});
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_EQ(send_with_descriptors(pair.left.get(), hello, copies).bytes, hello.size());
+    }
+    write_end.reset();
+
+    Message message;
+    EXPECT_FALSE(handler.receive(message));
+    EXPECT_FALSE(handler.receive(message));
+    EXPECT_EQ(handler.receive(message), Errc::kUnexpectedDescriptor);
+  }
+  EXPECT_EQ(open_descriptor_count(), before);
+}
+
+// A batch's descriptors all ride on its first byte, and a read may end where a frame without one ends (a
+// write longer than the kernel puts in one buffer): the descriptor waits for the next frame that carries one.
+// (The first version refused it there, and the handler exited.)
+TEST(BlockingChannel, ADescriptorThatCameWithAFrameWithoutOneWaitsForTheNextThatCarriesOne) {
+  const size_t before = open_descriptor_count();
+  {
+    ChannelPair pair;
+    BlockingChannel handler(std::move(pair.right));
+    UniqueFd write_end;
+    UniqueFd read_end = make_pipe(write_end);
+    const std::string kept =
+        encode({.type = MessageType::kConnection, .connection_id = 7, .flags = kFlagKept | kFlagKeep});
+    ASSERT_EQ(send_with_descriptor(pair.left.get(), kept, write_end.get()).bytes, kept.size());
+    write_end.reset();
+    const std::string next = encode({.type = MessageType::kConnection, .connection_id = 8});
+    ASSERT_EQ(::write(pair.left.get(), next.data(), next.size()), static_cast<ssize_t>(next.size()));
+
+    Message first;
+    ASSERT_FALSE(handler.receive(first));
+    EXPECT_EQ(first.connection_id, 7u);
+    EXPECT_FALSE(first.descriptor.valid());
+    Message second;
+    ASSERT_FALSE(handler.receive(second));
+    EXPECT_EQ(second.connection_id, 8u);
+    ASSERT_TRUE(second.descriptor.valid());
+    ASSERT_EQ(::write(second.descriptor.get(), "x", 1), 1);
+    char byte = 0;
+    ASSERT_EQ(::read(read_end.get(), &byte, 1), 1);
   }
   EXPECT_EQ(open_descriptor_count(), before);
 }
