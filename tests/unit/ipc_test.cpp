@@ -43,6 +43,13 @@ UniqueFd make_pipe(UniqueFd& write_end) {
   return UniqueFd(ends[0]);
 }
 
+// Whether descriptor is the write end of the pipe whose read end is read_end: a byte written comes out there.
+bool writes_into(int descriptor, int read_end) {
+  const char mark = 'x';
+  char byte = 0;
+  return ::write(descriptor, &mark, 1) == 1 && ::read(read_end, &byte, 1) == 1 && byte == mark;
+}
+
 Header header_of(const std::string& frame) {
   Header header;
   std::memcpy(&header, frame.data(), sizeof(header));
@@ -162,10 +169,7 @@ TEST(BlockingChannel, PassesADescriptorThatRefersToTheSameOpenFile) {
     EXPECT_EQ(received.payload, "fib 3");
     ASSERT_TRUE(received.descriptor.valid());
     EXPECT_EQ(::fcntl(received.descriptor.get(), F_GETFD), FD_CLOEXEC);
-    ASSERT_EQ(::write(received.descriptor.get(), "x", 1), 1);
-    char byte = 0;
-    ASSERT_EQ(::read(read_end.get(), &byte, 1), 1);
-    EXPECT_EQ(byte, 'x');
+    EXPECT_TRUE(writes_into(received.descriptor.get(), read_end.get()));
   }
   EXPECT_EQ(open_descriptor_count(), before);
 }
@@ -237,10 +241,41 @@ TEST(BlockingChannel, OnANonBlockingSocketAFrameInPiecesKeepsItsDescriptor) {
     EXPECT_EQ(message.flags, kFlagHttp);
     EXPECT_EQ(message.payload, "GET / HTTP/1.1\r\nHo");
     ASSERT_TRUE(message.descriptor.valid());
-    ASSERT_EQ(::write(message.descriptor.get(), "x", 1), 1);
-    char byte = 0;
-    ASSERT_EQ(::read(read_end.get(), &byte, 1), 1);
+    EXPECT_TRUE(writes_into(message.descriptor.get(), read_end.get()));
     EXPECT_EQ(successor.receive(message), std::errc::resource_unavailable_try_again);
+  }
+  EXPECT_EQ(open_descriptor_count(), before);
+}
+
+// Sends first_frame (one that carries no descriptor), then a kConnection that carries one, the descriptor
+// attached to the first's write or to its own: either way the second frame gets it.
+void expect_descriptor_for_the_second_frame(const Message& first_frame, bool attached_to_first) {
+  const size_t before = open_descriptor_count();
+  {
+    ChannelPair pair;
+    BlockingChannel handler(std::move(pair.right));
+    UniqueFd write_end;
+    UniqueFd read_end = make_pipe(write_end);
+    const std::string first_bytes = encode(first_frame);
+    const std::string second_bytes = encode({.type = MessageType::kConnection, .connection_id = 8});
+    ASSERT_EQ(
+        send_with_descriptor(pair.left.get(), first_bytes, attached_to_first ? write_end.get() : -1).bytes,
+        first_bytes.size());
+    ASSERT_EQ(
+        send_with_descriptor(pair.left.get(), second_bytes, attached_to_first ? -1 : write_end.get()).bytes,
+        second_bytes.size());
+    write_end.reset();
+
+    Message first;
+    ASSERT_FALSE(handler.receive(first));
+    EXPECT_EQ(first.type, first_frame.type);
+    EXPECT_FALSE(first.descriptor.valid());
+    Message second;
+    ASSERT_FALSE(handler.receive(second));
+    EXPECT_EQ(second.type, MessageType::kConnection);
+    EXPECT_EQ(second.connection_id, 8u);
+    ASSERT_TRUE(second.descriptor.valid());
+    EXPECT_TRUE(writes_into(second.descriptor.get(), read_end.get()));
   }
   EXPECT_EQ(open_descriptor_count(), before);
 }
@@ -249,32 +284,15 @@ TEST(BlockingChannel, OnANonBlockingSocketAFrameInPiecesKeepsItsDescriptor) {
 // that frame's descriptor (recvmsg reads on until the write that carries one): the descriptor is the second
 // frame's. The first version refused it, and every late kReclaim killed a handler.
 TEST(BlockingChannel, GivesADescriptorToItsFrameBehindOneWithout) {
-  const size_t before = open_descriptor_count();
-  {
-    ChannelPair pair;
-    BlockingChannel handler(std::move(pair.right));
-    UniqueFd write_end;
-    UniqueFd read_end = make_pipe(write_end);
-    const std::string reclaim = encode({.type = MessageType::kReclaim, .connection_id = 7});
-    ASSERT_EQ(::write(pair.left.get(), reclaim.data(), reclaim.size()), static_cast<ssize_t>(reclaim.size()));
-    const std::string connection = encode({.type = MessageType::kConnection, .connection_id = 8});
-    ASSERT_EQ(send_with_descriptor(pair.left.get(), connection, write_end.get()).bytes, connection.size());
-    write_end.reset();
+  expect_descriptor_for_the_second_frame({.type = MessageType::kReclaim, .connection_id = 7}, false);
+}
 
-    Message first;
-    ASSERT_FALSE(handler.receive(first));
-    EXPECT_EQ(first.type, MessageType::kReclaim);
-    EXPECT_FALSE(first.descriptor.valid());
-    Message second;
-    ASSERT_FALSE(handler.receive(second));
-    EXPECT_EQ(second.type, MessageType::kConnection);
-    EXPECT_EQ(second.connection_id, 8u);
-    ASSERT_TRUE(second.descriptor.valid());
-    ASSERT_EQ(::write(second.descriptor.get(), "x", 1), 1);
-    char byte = 0;
-    ASSERT_EQ(::read(read_end.get(), &byte, 1), 1);
-  }
-  EXPECT_EQ(open_descriptor_count(), before);
+// A batch's descriptors all ride on its first byte, and a read may end where a frame without one ends (a
+// write longer than the kernel puts in one buffer): the descriptor waits for the next frame that carries one.
+// (The first version of batches refused it there, and the handler exited.)
+TEST(BlockingChannel, ADescriptorThatCameWithAFrameWithoutOneWaitsForTheNextThatCarriesOne) {
+  expect_descriptor_for_the_second_frame(
+      {.type = MessageType::kConnection, .connection_id = 7, .flags = kFlagKept | kFlagKeep}, true);
 }
 
 // A connection whose socket the handler kept comes without a descriptor (kFlagKept), and the one behind it,
@@ -306,9 +324,7 @@ TEST(BlockingChannel, AKeptConnectionComesWithoutADescriptorAndTheNextWithOneGet
     ASSERT_FALSE(handler.receive(second));
     EXPECT_EQ(second.connection_id, 8u);
     ASSERT_TRUE(second.descriptor.valid());
-    ASSERT_EQ(::write(second.descriptor.get(), "x", 1), 1);
-    char byte = 0;
-    ASSERT_EQ(::read(read_end.get(), &byte, 1), 1);
+    EXPECT_TRUE(writes_into(second.descriptor.get(), read_end.get()));
     Message forget;
     ASSERT_FALSE(handler.receive(forget));
     EXPECT_EQ(forget.type, MessageType::kForget);
@@ -351,12 +367,7 @@ TEST(BlockingChannel, ABatchedWriteGivesEachFrameItsOwnDescriptor) {
       ASSERT_FALSE(handler.receive(passed));
       EXPECT_EQ(passed.connection_id, 100 + i);
       ASSERT_TRUE(passed.descriptor.valid());
-      // The descriptor is the write end of pipe i: what it writes comes out of that pipe.
-      const char mark = static_cast<char>('a' + i);
-      ASSERT_EQ(::write(passed.descriptor.get(), &mark, 1), 1);
-      char byte = 0;
-      ASSERT_EQ(::read(read_ends[i].get(), &byte, 1), 1);
-      EXPECT_EQ(byte, mark);
+      EXPECT_TRUE(writes_into(passed.descriptor.get(), read_ends[i].get())) << "frame " << i;
       Message kept;
       ASSERT_FALSE(handler.receive(kept));
       EXPECT_EQ(kept.connection_id, 200 + i);
@@ -410,9 +421,7 @@ TEST(BlockingChannel, KeepsTheNextFramesDescriptorThatCameWithTheEndOfALongOne) 
       ASSERT_FALSE(handler.receive(message)) << id;
       EXPECT_EQ(message.connection_id, id);
       ASSERT_TRUE(message.descriptor.valid()) << id;
-      ASSERT_EQ(::write(message.descriptor.get(), "x", 1), 1);
-      char byte = 0;
-      ASSERT_EQ(::read(read_end->get(), &byte, 1), 1) << "descriptor of frame " << id;
+      EXPECT_TRUE(writes_into(message.descriptor.get(), read_end->get())) << "descriptor of frame " << id;
     }
   }
   EXPECT_EQ(open_descriptor_count(), before);
@@ -505,38 +514,6 @@ TEST(BlockingChannel, ClosesDescriptorsNoFrameTakes) {
     EXPECT_FALSE(handler.receive(message));
     EXPECT_FALSE(handler.receive(message));
     EXPECT_EQ(handler.receive(message), Errc::kUnexpectedDescriptor);
-  }
-  EXPECT_EQ(open_descriptor_count(), before);
-}
-
-// A batch's descriptors all ride on its first byte, and a read may end where a frame without one ends (a
-// write longer than the kernel puts in one buffer): the descriptor waits for the next frame that carries one.
-// (The first version refused it there, and the handler exited.)
-TEST(BlockingChannel, ADescriptorThatCameWithAFrameWithoutOneWaitsForTheNextThatCarriesOne) {
-  const size_t before = open_descriptor_count();
-  {
-    ChannelPair pair;
-    BlockingChannel handler(std::move(pair.right));
-    UniqueFd write_end;
-    UniqueFd read_end = make_pipe(write_end);
-    const std::string kept =
-        encode({.type = MessageType::kConnection, .connection_id = 7, .flags = kFlagKept | kFlagKeep});
-    ASSERT_EQ(send_with_descriptor(pair.left.get(), kept, write_end.get()).bytes, kept.size());
-    write_end.reset();
-    const std::string next = encode({.type = MessageType::kConnection, .connection_id = 8});
-    ASSERT_EQ(::write(pair.left.get(), next.data(), next.size()), static_cast<ssize_t>(next.size()));
-
-    Message first;
-    ASSERT_FALSE(handler.receive(first));
-    EXPECT_EQ(first.connection_id, 7u);
-    EXPECT_FALSE(first.descriptor.valid());
-    Message second;
-    ASSERT_FALSE(handler.receive(second));
-    EXPECT_EQ(second.connection_id, 8u);
-    ASSERT_TRUE(second.descriptor.valid());
-    ASSERT_EQ(::write(second.descriptor.get(), "x", 1), 1);
-    char byte = 0;
-    ASSERT_EQ(::read(read_end.get(), &byte, 1), 1);
   }
   EXPECT_EQ(open_descriptor_count(), before);
 }
