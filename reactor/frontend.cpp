@@ -189,6 +189,7 @@ void Frontend::hand_off(Assignment assignment) {
   // Another handler kept a copy: it closes it, and this one gets the socket (and may keep it in turn).
   if (connection.kept_by() != assignment.handler) forget_kept_copy(connection);
   if (handler.keeps(connection.id())) ++metrics_.counters.kept;
+  if (handler.gathering_batch()) ++metrics_.counters.batched;
   if (assignment.ahead) {
     // It still waits, and may come back until its handler takes it.
     ++metrics_.counters.sent_ahead;

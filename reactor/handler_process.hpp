@@ -102,6 +102,12 @@ class HandlerProcess {
   // connection, unless withdraw_ahead succeeds first. The caller keeps client_socket open and the request's
   // bytes at hand until it knows which.
   void send_ahead(ConnectionId connection, int client_socket, std::string bytes, uint32_t flags);
+  // Whether a frame queued now goes in one write with a frame queued before it: a batch is being gathered
+  // (the reactor reads this handler's reports) and has room.
+  bool gathering_batch() const {
+    return corked_ && takes_batches_ && outbox_.empty() && !batch_.empty() &&
+           batch_descriptors_.size() < ipc::kMaxDescriptorsPerWrite;
+  }
   // Takes back a connection sent ahead to it: true when this handler will not serve it (it had not taken it
   // yet).
   bool withdraw_ahead(ConnectionId connection);

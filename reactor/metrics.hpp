@@ -46,6 +46,7 @@ struct Counters {
   uint64_t rss_recycles = 0;    // Handlers replaced for growing past --handler-max-rss.
   uint64_t hand_offs = 0;       // Connections passed to a handler (a request each, or more when it lingers).
   uint64_t kept = 0;            // Of those, to the handler that kept the socket: no descriptor passed.
+  uint64_t batched = 0;         // Of those, in one write with a frame before them (kFlagTakesBatches).
   uint64_t reclaims = 0;        // Lingering handlers taken back for a request that waited (--linger).
   uint64_t sent_ahead = 0;      // Hand-offs sent to a busy handler, to take once done (--send-ahead).
   uint64_t withdrawn = 0;       // Of those, taken back before the handler began them.

@@ -72,7 +72,8 @@ std::string render_stats_json(const StatsSnapshot& s) {
           ",\"abandoned\":" + std::to_string(c.abandoned) + ",\"cancelled\":" + std::to_string(c.cancelled) +
           ",\"rss_recycles\":" + std::to_string(c.rss_recycles) +
           ",\"hand_offs\":" + std::to_string(c.hand_offs) + ",\"kept\":" + std::to_string(c.kept) +
-          ",\"reclaims\":" + std::to_string(c.reclaims) + ",\"sent_ahead\":" + std::to_string(c.sent_ahead) +
+          ",\"batched\":" + std::to_string(c.batched) + ",\"reclaims\":" + std::to_string(c.reclaims) +
+          ",\"sent_ahead\":" + std::to_string(c.sent_ahead) +
           ",\"withdrawn\":" + std::to_string(c.withdrawn) +
           ",\"taken_over\":" + std::to_string(c.taken_over) +
           ",\"handed_over\":" + std::to_string(c.handed_over) +
@@ -150,6 +151,8 @@ std::string render_prometheus(const StatsSnapshot& s) {
          c.hand_offs);
   metric(out, "handoff_kept_hand_offs_total", "counter",
          "Hand-offs to the handler that kept the connection's socket, with no descriptor passed.", c.kept);
+  metric(out, "handoff_batched_hand_offs_total", "counter",
+         "Hand-offs sent in one write with a frame before them, to a handler that takes batches.", c.batched);
   metric(out, "handoff_reclaims_total", "counter",
          "Lingering handlers taken back at once for a request that waited.", c.reclaims);
   metric(out, "handoff_sent_ahead_total", "counter",

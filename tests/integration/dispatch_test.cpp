@@ -328,6 +328,7 @@ TEST(SendAhead, NothingGoesAheadToAPythonHandler) {
   EXPECT_EQ(waiting.read_line(), "spun 1");
   computing.expect_answered();
   EXPECT_EQ(reactor.stat("counters.sent_ahead"), 0);
+  EXPECT_EQ(reactor.stat("counters.batched"), 0);  // Nor are frames batched: its hello does not ask for it.
 }
 
 TEST(SendAhead, OffSendsNothingAhead) {
@@ -363,6 +364,38 @@ TEST(SendAhead, UnderLoadEveryAnswerIsRight) {
   EXPECT_GT(reactor.stat("counters.sent_ahead"), 0);
   EXPECT_GT(reactor.stat("counters.withdrawn"), 0);
   EXPECT_EQ(reactor.stat("counters.handler_exits"), 0);
+}
+
+// Many keep-alive clients, two handlers: a handler's reports make room for the requests that wait, and those
+// go to it several in one write (kFlagTakesBatches), each with its own socket or kept copy. Every answer is
+// the right one, and no descriptor is left over in a handler.
+TEST(Batches, UnderLoadSeveralHandOffsShareAWriteAndEveryAnswerIsRight) {
+  ReactorProcess reactor(kTwoHandlers);
+  ASSERT_TRUE(reactor.wait_for_handlers(2, 5s));
+  std::vector<size_t> before;
+  for (const pid_t handler : reactor.handler_pids()) before.push_back(count_descriptors(handler));
+  constexpr int kClients = 24, kRequests = 400;
+  std::vector<std::thread> clients;
+  std::atomic<int> right{0};
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      Client client(reactor.host(), reactor.port());
+      for (int i = 0; i < kRequests; ++i) {
+        const int n = (c + i) % 18;
+        if (!client.send("fib " + std::to_string(n) + "\n")) return;
+        if (client.read_line() == std::to_string(fibonacci(n))) ++right;
+      }
+    });
+  }
+  for (std::thread& client : clients) client.join();
+  EXPECT_EQ(right.load(), kClients * kRequests);
+  EXPECT_GT(reactor.stat("counters.batched"), 0);
+  EXPECT_LT(reactor.stat("counters.batched"), reactor.stat("counters.hand_offs"));
+  EXPECT_EQ(reactor.stat("counters.handler_exits"), 0);
+  const std::vector<pid_t> handlers = reactor.handler_pids();
+  for (size_t i = 0; i < handlers.size(); ++i) {
+    EXPECT_TRUE(wait_until([&] { return count_descriptors(handlers[i]) == before[i]; }, 5s)) << handlers[i];
+  }
 }
 
 // --- The reactor comes first on the CPU ---
