@@ -28,6 +28,26 @@ uint64_t fibonacci(int n) {
   return n < 2 ? n : fibonacci(n - 1) + fibonacci(n - 2);
 }
 
+// Runs clients keep-alive clients at once, each asking `fib N` requests times, one after another, N from
+// n_of(client, request); returns how many answers were right.
+int right_fib_answers(const ReactorProcess& reactor, int clients, int requests,
+                      const std::function<int(int, int)>& n_of) {
+  std::vector<std::thread> threads;
+  std::atomic<int> right{0};
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      Client client(reactor.host(), reactor.port());
+      for (int i = 0; i < requests; ++i) {
+        const int n = n_of(c, i);
+        if (!client.send("fib " + std::to_string(n) + "\n")) return;
+        if (client.read_line() == std::to_string(fibonacci(n))) ++right;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  return right;
+}
+
 // A linger far longer than any test step: what the test sees is the reclaim, never the linger running out.
 const std::vector<std::string> kLongLinger = {"--handlers", "2", "--linger", "1s"};
 
@@ -347,20 +367,8 @@ TEST(SendAhead, OffSendsNothingAhead) {
 TEST(SendAhead, UnderLoadEveryAnswerIsRight) {
   ReactorProcess reactor(kTwoHandlers);
   constexpr int kClients = 4, kRequests = 2500;
-  std::vector<std::thread> clients;
-  std::atomic<int> right{0};
-  for (int c = 0; c < kClients; ++c) {
-    clients.emplace_back([&, c] {
-      Client client(reactor.host(), reactor.port());
-      for (int i = 0; i < kRequests; ++i) {
-        const int n = 16 + (c + i) % 5;
-        if (!client.send("fib " + std::to_string(n) + "\n")) return;
-        if (client.read_line() == std::to_string(fibonacci(n))) ++right;
-      }
-    });
-  }
-  for (std::thread& client : clients) client.join();
-  EXPECT_EQ(right.load(), kClients * kRequests);
+  EXPECT_EQ(right_fib_answers(reactor, kClients, kRequests, [](int c, int i) { return 16 + (c + i) % 5; }),
+            kClients * kRequests);
   EXPECT_GT(reactor.stat("counters.sent_ahead"), 0);
   EXPECT_GT(reactor.stat("counters.withdrawn"), 0);
   EXPECT_EQ(reactor.stat("counters.handler_exits"), 0);
@@ -375,20 +383,8 @@ TEST(Batches, UnderLoadSeveralHandOffsShareAWriteAndEveryAnswerIsRight) {
   std::vector<size_t> before;
   for (const pid_t handler : reactor.handler_pids()) before.push_back(count_descriptors(handler));
   constexpr int kClients = 24, kRequests = 400;
-  std::vector<std::thread> clients;
-  std::atomic<int> right{0};
-  for (int c = 0; c < kClients; ++c) {
-    clients.emplace_back([&, c] {
-      Client client(reactor.host(), reactor.port());
-      for (int i = 0; i < kRequests; ++i) {
-        const int n = (c + i) % 18;
-        if (!client.send("fib " + std::to_string(n) + "\n")) return;
-        if (client.read_line() == std::to_string(fibonacci(n))) ++right;
-      }
-    });
-  }
-  for (std::thread& client : clients) client.join();
-  EXPECT_EQ(right.load(), kClients * kRequests);
+  EXPECT_EQ(right_fib_answers(reactor, kClients, kRequests, [](int c, int i) { return (c + i) % 18; }),
+            kClients * kRequests);
   EXPECT_GT(reactor.stat("counters.batched"), 0);
   EXPECT_LT(reactor.stat("counters.batched"), reactor.stat("counters.hand_offs"));
   EXPECT_EQ(reactor.stat("counters.handler_exits"), 0);
@@ -501,21 +497,7 @@ TEST(KeptConnections, ConnectionsThatMoveBetweenHandlersAreAnsweredAndLeaveNoCop
   ASSERT_TRUE(reactor.wait_for_handlers(2, 5s));
   std::vector<size_t> before;
   for (const pid_t handler : reactor.handler_pids()) before.push_back(count_descriptors(handler));
-  std::vector<std::thread> threads;
-  std::atomic<int> wrong{0};
-  for (int c = 0; c < 6; ++c) {
-    threads.emplace_back([&, c] {
-      Client client(reactor.host(), reactor.port());
-      for (int i = 0; i < 300; ++i) {
-        const int n = (c + i) % 20;
-        if (!client.send("fib " + std::to_string(n) + "\n") ||
-            client.read_line() != std::to_string(fibonacci(n)))
-          ++wrong;
-      }
-    });
-  }
-  for (std::thread& thread : threads) thread.join();
-  EXPECT_EQ(wrong, 0);
+  EXPECT_EQ(right_fib_answers(reactor, 6, 300, [](int c, int i) { return (c + i) % 20; }), 6 * 300);
   EXPECT_GT(reactor.stat("counters.kept"), 0);
   const std::vector<pid_t> handlers = reactor.handler_pids();
   for (size_t i = 0; i < handlers.size(); ++i) {
