@@ -244,9 +244,9 @@ void HandlerProcess::queue_frame(const ipc::Message& message, int descriptor) {
   forgets_.clear();
   const std::span<const int> descriptors =
       descriptor >= 0 ? std::span<const int>(&descriptor, 1) : std::span<const int>();
-  if (corked_ && takes_batches_ && outbox_.empty()) {
+  if (batching()) {
     if (batch_descriptors_.size() + descriptors.size() > ipc::kMaxDescriptorsPerWrite) send_batch();
-    if (outbox_.empty() && !broken_) {
+    if (batching() && !broken_) {
       batch_ += bytes;
       batch_descriptors_.insert(batch_descriptors_.end(), descriptors.begin(), descriptors.end());
       return;

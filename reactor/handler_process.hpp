@@ -105,8 +105,7 @@ class HandlerProcess {
   // Whether a frame queued now goes in one write with a frame queued before it: a batch is being gathered
   // (the reactor reads this handler's reports) and has room.
   bool gathering_batch() const {
-    return corked_ && takes_batches_ && outbox_.empty() && !batch_.empty() &&
-           batch_descriptors_.size() < ipc::kMaxDescriptorsPerWrite;
+    return batching() && !batch_.empty() && batch_descriptors_.size() < ipc::kMaxDescriptorsPerWrite;
   }
   // Takes back a connection sent ahead to it: true when this handler will not serve it (it had not taken it
   // yet).
@@ -212,6 +211,8 @@ class HandlerProcess {
   // withdrawal sends the batch first.
   bool corked_ = false;
   bool takes_batches_ = false;
+  // Frames queued now go in the batch: its reports are being read, and nothing waits in the outbox.
+  bool batching() const { return corked_ && takes_batches_ && outbox_.empty(); }
   std::string batch_;
   std::vector<int> batch_descriptors_;
   bool said_hello_ = false;
