@@ -49,7 +49,8 @@ std::error_code check_header(const Header& header) {
     case MessageType::kTakeoverReady:
     case MessageType::kTakeoverConnection:
     case MessageType::kTakeoverEnd:
-    case MessageType::kForget: break;
+    case MessageType::kForget:
+    case MessageType::kTakeoverBytes: break;
     default: return Errc::kUnknownType;
   }
   if (header.payload_size > kMaxPayloadBytes) return Errc::kFrameTooLarge;

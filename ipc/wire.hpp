@@ -41,10 +41,14 @@ enum class MessageType : uint16_t {
   kTakeoverListener = 6,    // old -> new: a listening socket (attached); flags: kFlagAdminPort, kFlagLast.
   kTakeoverReady = 7,       // new -> old: its handlers are ready, and it accepts on the sockets.
   kTakeoverConnection = 8,  // old -> new: a client connection (attached); payload: a Progress (the bytes the
-                            // socket has sent so far), then the bytes the old one read of it that no handler
-                            // took; flags: kFlagHttp or kFlagLineProtocol, its protocol if known.
+                            // socket has sent so far, and the age of the request being read), then the bytes
+                            // the old one read of it that no handler took; flags: kFlagHttp or
+                            // kFlagLineProtocol, its protocol if known; kFlagContinueSent; kFlagMoreBytes.
   kTakeoverEnd = 9,         // old -> new: every connection has been sent.
   kForget = 10,  // reactor -> handler: close the copy of the connection's socket kept for it (kFlagKept).
+  kTakeoverBytes =
+      11,  // old -> new: more of the bytes of the connection the frame before it began (same
+           // connection_id), which said kFlagMoreBytes; flags: kFlagMoreBytes when yet more follow.
 };
 
 // The start of the payload of kAnswered and kDone frames.
@@ -53,7 +57,8 @@ struct Progress {
   uint16_t status;         // Of the request answered last (an HTTP status; 200 or the error's for a line);
                            // 0 when no request was answered since the previous report.
   uint16_t reserved16;
-  uint32_t reserved32;
+  uint32_t
+      request_age_ms;  // kTakeoverConnection: how long ago the request being read began (0: none); else 0.
 };
 static_assert(sizeof(Progress) == 16, "part of the wire format");
 static_assert(std::is_trivially_copyable_v<Progress>);
@@ -104,6 +109,11 @@ inline constexpr uint32_t kFlagTakesBatches = 1u << 3;
 inline constexpr size_t kMaxDescriptorsPerWrite = 8;
 // Flags of a kTakeoverConnection frame: kFlagHttp, or this one, when the connection's protocol is known.
 inline constexpr uint32_t kFlagLineProtocol = 1u << 5;
+// The old reactor answered the request's "Expect: 100-continue" already: the new one does not again.
+inline constexpr uint32_t kFlagContinueSent = 1u << 8;
+// A kTakeoverConnection or kTakeoverBytes frame whose bytes go on in a kTakeoverBytes frame: a request read
+// up to the frame limit does not fit in one frame with its Progress.
+inline constexpr uint32_t kFlagMoreBytes = 1u << 9;
 // Flags of a kTakeoverListener frame.
 inline constexpr uint32_t kFlagAdminPort = 1u << 0;  // The admin port's, not the service port's.
 inline constexpr uint32_t kFlagLast = 1u << 1;       // No other listening socket follows.

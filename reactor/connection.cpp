@@ -47,6 +47,9 @@ Connection::Connection(uv_loop_t* loop, ConnectionId id, ipc::UniqueFd socket, c
   received_ = std::move(start.already_read);
   protocol_ = start.protocol;
   bytes_written_ = start.bytes_sent;
+  if (!received_.empty())
+    request_began_ns_ = uv_hrtime() - static_cast<uint64_t>(start.request_age.count()) * 1'000'000;
+  if (start.continue_sent) framing_.assume_continue_answered();
   if (protocol_ == Protocol::kUnknown && !received_.empty()) protocol_ = detect_protocol(received_);
   account_received();
   frame_received();
@@ -85,8 +88,15 @@ void Connection::hear_input_again() {
 void Connection::watch() {
   hear_input_again();
   watching_ = true;
-  expire_after(received_.empty() ? config_.idle_timeout : config_.read_timeout,
-               received_.empty() ? Expiry::kIdle : Expiry::kRead);
+  if (received_.empty()) {
+    expire_after(config_.idle_timeout, Expiry::kIdle);
+    return;
+  }
+  // A request begun: --read-timeout counts from its first byte, in this reactor or the one before.
+  const uint64_t now = uv_hrtime();
+  if (request_began_ns_ == 0) request_began_ns_ = now;
+  const Milliseconds reading((now - request_began_ns_) / 1'000'000);
+  expire_after(std::max(config_.read_timeout - reading, Milliseconds(1)), Expiry::kRead);
 }
 
 void Connection::unwatch() {
@@ -156,6 +166,7 @@ void Connection::account_received() {
 bool Connection::resume_reading() {
   if (!paused_) return false;
   paused_ = false;
+  last_input_ns_ = uv_hrtime();  // Paused, it could send nothing: its stall counts from now.
   poller_.look_again(key_);
   return true;
 }
@@ -182,7 +193,7 @@ void Connection::read_request() {
 Connection::Input Connection::read_available() {
   if (!received_.empty() && request_ready()) return Input::kReady;  // Taken over whole (Start).
   for (;;) {
-    if (!budget_.may_read(id_)) {
+    if (!budget_.may_read(id_, received_.size())) {
       // Back-pressure: no reading until handlers take requests and free bytes. The timer runs on.
       paused_ = true;
       return Input::kPaused;
@@ -211,13 +222,17 @@ Connection::Input Connection::read_available() {
     // follow, wait for the client's next bytes. HTTP clients send none, and telnet only for a Synch.)
     may_have_input_ = static_cast<size_t>(got) == room;
     const bool first_bytes = received_.empty();
+    last_input_ns_ = uv_hrtime();
     received_.append(chunk, got);
     account_received();
     if (protocol_ == Protocol::kUnknown) protocol_ = detect_protocol(received_);
     frame_received();
     if (request_ready()) return Input::kReady;
     // A request has begun: from now on the client has --read-timeout to finish it.
-    if (first_bytes) expire_after(config_.read_timeout, Expiry::kRead);
+    if (first_bytes) {
+      request_began_ns_ = uv_hrtime();
+      expire_after(config_.read_timeout, Expiry::kRead);
+    }
   }
 }
 
@@ -285,6 +300,7 @@ Connection::Request Connection::take_request() {
     flags |= ipc::kFlagHeadTruncated;  // Cut at the cap: the handler refuses it or reads the rest.
   }
   Request request{std::exchange(received_, std::string()), flags};
+  request_began_ns_ = 0;
   framing_.reset();
   framed_bytes_ = 0;
   account_received();
@@ -294,6 +310,7 @@ Connection::Request Connection::take_request() {
 Connection::Resume Connection::resume(std::string unconsumed) {
   stop_watching_for_leaving();
   received_ = std::move(unconsumed);
+  request_began_ns_ = 0;  // What a handler read and did not use began just now, as far as the reactor knows.
   account_received();
   frame_received();
   if (!received_.empty() && (request_ready() || input_closed_)) {
@@ -354,17 +371,23 @@ std::string Connection::end_waits() {
   return held;
 }
 
-Connection::Handover Connection::hand_over(std::string before) {
+PassedConnection Connection::hand_over(std::string before) {
+  const uint64_t began = request_began_ns_;
   before += end_waits();
   if (polled_) poller_.forget_passed(socket_.get(), key_);
   polled_ = false;
-  const uint32_t flags = protocol_ == Protocol::kHttp   ? ipc::kFlagHttp
-                         : protocol_ == Protocol::kLine ? ipc::kFlagLineProtocol
-                                                        : 0u;
-  Handover handover{
-      .socket = std::move(socket_), .bytes_sent = bytes_written_, .bytes = std::move(before), .flags = flags};
+  uint32_t flags = protocol_ == Protocol::kHttp   ? ipc::kFlagHttp
+                   : protocol_ == Protocol::kLine ? ipc::kFlagLineProtocol
+                                                  : 0u;
+  if (framing_.continue_answered()) flags |= ipc::kFlagContinueSent;
+  const uint64_t age_ms = began == 0 || before.empty() ? 0 : (uv_hrtime() - began) / 1'000'000;
+  PassedConnection passed{.socket = std::move(socket_),
+                          .bytes_sent = bytes_written_,
+                          .request_age_ms = static_cast<uint32_t>(std::min<uint64_t>(age_ms, UINT32_MAX)),
+                          .bytes = std::move(before),
+                          .flags = flags};
   close_handles();
-  return handover;
+  return passed;
 }
 
 void Connection::close() {

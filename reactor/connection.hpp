@@ -22,6 +22,7 @@
 #include "reactor/config.hpp"
 #include "reactor/dispatcher.hpp"
 #include "reactor/loop_owned.hpp"
+#include "reactor/passed_connection.hpp"
 #include "reactor/protocol.hpp"
 #include "reactor/read_budget.hpp"
 #include "reactor/request_framing.hpp"
@@ -35,6 +36,8 @@ struct ConnectionStart {
   std::string already_read;
   Protocol protocol = Protocol::kUnknown;
   uint64_t bytes_sent = 0;  // What the socket sent before: the answers given by the other reactor's handlers.
+  Milliseconds request_age{0};  // How long ago the request in already_read began: --read-timeout counts on.
+  bool continue_sent = false;   // The other reactor answered its "Expect: 100-continue".
 };
 
 class Connection final : SocketPoller::Watcher {
@@ -114,6 +117,12 @@ class Connection final : SocketPoller::Watcher {
 
   // The budget has room again: read on, if the connection is still paused (else false).
   bool resume_reading();
+  // Reading a request of which it holds more than a small one (ReadBudget::kSmallRequestBytes), and no byte
+  // came since since_ns, while it was free to read: an upload that stalled.
+  bool stalled_upload(uint64_t since_ns) const {
+    return watching_ && !paused_ && received_.size() >= ReadBudget::kSmallRequestBytes &&
+           last_input_ns_ < since_ns;
+  }
 
   // Takes the request for a handler.
   Request take_request();
@@ -159,17 +168,10 @@ class Connection final : SocketPoller::Watcher {
     if (handler) copy_in_flight_ = true;
   }
 
-  // A connection given up to the reactor that takes over: its socket, and what was read of it that no handler
-  // took, as kTakeoverConnection carries them.
-  struct Handover {
-    ipc::UniqueFd socket;
-    uint64_t bytes_sent;  // All the socket has sent: the other reactor judges a dead handler's answer by it.
-    std::string bytes;
-    uint32_t flags;
-  };
-  // Gives the socket up; before (a request kept, or what a handler read and did not use) comes first in the
-  // bytes. Deletes itself afterwards.
-  Handover hand_over(std::string before);
+  // Gives the socket up to the reactor that takes over, with what was read of it that no handler took; before
+  // (a request kept, or what a handler read and did not use) comes first in the bytes. Deletes itself
+  // afterwards.
+  PassedConnection hand_over(std::string before);
 
   // Closes the reactor's copy. When the client sent input that nobody read (it is still sending a request
   // that was refused), the socket is shut down for writing and that input drained for a moment first: closing
@@ -230,6 +232,8 @@ class Connection final : SocketPoller::Watcher {
   std::string peer_ = "-";
   std::string request_line_ = "-";
   uint64_t ready_at_ns_ = 0;
+  uint64_t request_began_ns_ = 0;
+  uint64_t last_input_ns_ = 0;  // uv_hrtime() of its last read that got bytes, or of its last resume.  // uv_hrtime() of the first byte of the request being read; 0: none yet.
   double queue_wait_ms_ = 0;
   Protocol protocol_ = Protocol::kUnknown;  // Decided by the first bytes, then kept.
   bool watching_ = false;

@@ -30,6 +30,14 @@ Frontend::Frontend(uv_loop_t* loop, const Config& config, Dispatcher& dispatcher
     const auto it = connections_.find(id);
     return it != connections_.end() ? it->second->kept_by() : std::nullopt;
   });
+  uv_timer_init(loop_, &stall_timer_);
+  stall_timer_.data = this;
+  budget_.on_pressure([this] {
+    if (uv_is_active(as_handle(&stall_timer_))) return;
+    uv_timer_start(
+        &stall_timer_, [](uv_timer_t* timer) { static_cast<Frontend*>(timer->data)->check_stalled_uploads(); },
+        kStallCheckMs, kStallCheckMs);
+  });
 }
 
 // A closing connection gives its bytes back to the budget, which may resume another one by looking it up in
@@ -47,23 +55,27 @@ std::error_code Frontend::listen(ipc::UniqueFd socket, DescriptorReserve& reserv
                                           ++metrics_.counters.accepted;
                                           accept(std::move(client));
                                         });
-  if (!accept_now) listener_->hold();
+  if (!accept_now) listener_->hold(Listener::Hold::kTakeover);
   return {};
 }
 
 void Frontend::start_accepting() {
-  if (listener_ && !at_capacity_) listener_->release();
+  if (listener_) listener_->release(Listener::Hold::kTakeover);
 }
 
 // --- The life of one connection: accept, request ready, dispatch, hand-off, done ---
 
-void Frontend::adopt(ipc::UniqueFd client, uint64_t bytes_sent, std::string already_read, uint32_t flags) {
+void Frontend::adopt(PassedConnection connection) {
   ++metrics_.counters.taken_over;
+  const uint32_t flags = connection.flags;
   const Protocol protocol = (flags & ipc::kFlagHttp) != 0           ? Protocol::kHttp
                             : (flags & ipc::kFlagLineProtocol) != 0 ? Protocol::kLine
                                                                     : Protocol::kUnknown;
-  accept(std::move(client),
-         {.already_read = std::move(already_read), .protocol = protocol, .bytes_sent = bytes_sent});
+  accept(std::move(connection.socket), {.already_read = std::move(connection.bytes),
+                                        .protocol = protocol,
+                                        .bytes_sent = connection.bytes_sent,
+                                        .request_age = Milliseconds(connection.request_age_ms),
+                                        .continue_sent = (flags & ipc::kFlagContinueSent) != 0});
 }
 
 void Frontend::accept(ipc::UniqueFd client, ConnectionStart start) {
@@ -85,7 +97,7 @@ void Frontend::accept(ipc::UniqueFd client, ConnectionStart start) {
       last_capacity_report_ns_ = now;
     }
     at_capacity_ = true;
-    listener_->hold();
+    listener_->hold(Listener::Hold::kCapacity);
   }
 }
 
@@ -95,7 +107,7 @@ void Frontend::close_connection(ConnectionId id) {
   connections_.erase(id);
   if (at_capacity_ && connections_.size() < config_.max_connections && listener_) {
     at_capacity_ = false;
-    listener_->release();
+    listener_->release(Listener::Hold::kCapacity);
   }
   report_if_all_passed();
 }
@@ -273,7 +285,14 @@ void Frontend::take_back(const HandlerProcess& handler, ipc::Message done, uint6
   it->second->set_kept_by(handler.keeps(done.connection_id) ? std::optional(handler.id()) : std::nullopt);
   it->second->count_handler_bytes(answered_bytes);
   if ((done.flags & ipc::kFlagWriteTimedOut) != 0) ++metrics_.counters.write_timeouts;
-  if ((done.flags & ipc::kFlagKeepOpen) == 0 || !keeps_connections()) {
+  if ((done.flags & ipc::kFlagKeepOpen) == 0) {
+    // The handler ended the connection: a child it forked (not exec'd) may still hold a copy of the socket,
+    // and closing ours and the handler's would not end it for the client then. A FIN does, whoever holds it.
+    it->second->end_output();
+    close_connection(it->first);
+    return;
+  }
+  if (!keeps_connections()) {
     close_connection(it->first);
     return;
   }
@@ -406,6 +425,24 @@ void Frontend::on_expired(Connection& connection, Connection::Expiry expiry) {
   }
 }
 
+void Frontend::check_stalled_uploads() {
+  if (!budget_.pressure()) {
+    uv_timer_stop(&stall_timer_);
+    return;
+  }
+  const uint64_t since = uv_hrtime() - kStalledAfterNs;
+  std::vector<ConnectionId> stalled;
+  for (const auto& [id, connection] : connections_) {
+    if (connection->stalled_upload(since)) stalled.push_back(id);
+  }
+  if (stalled.empty()) return;
+  log_at(LogLevel::kInfo,
+         "%zu uploads stalled for %llu ms while %zu connections wait for room (--max-buffered-bytes): refused "
+         "as read timeouts",
+         stalled.size(), static_cast<unsigned long long>(kStalledAfterNs / 1'000'000), budget_.paused());
+  for (const ConnectionId id : stalled) refuse(*connections_.at(id), Refusal::kReadTimeout);
+}
+
 void Frontend::refuse(Connection& connection, Refusal refusal) {
   count_refusal(connection, refusal, 0);
   connection.refuse(refusal);
@@ -456,7 +493,8 @@ void Frontend::hand_over(PassCallback pass, std::function<void()> all_passed) {
   phase_ = Phase::kHandingOver;
   pass_ = std::move(pass);
   all_passed_ = std::move(all_passed);
-  listener_->hold();  // Kept, should the successor die before every connection is its.
+  listener_->hold(
+      Listener::Hold::kTakeover);  // Kept, should the successor die before every connection is its.
   std::vector<ConnectionId> ids;
   for (const auto& entry : connections_) ids.push_back(entry.first);
   for (const ConnectionId id : ids) {
@@ -470,13 +508,12 @@ void Frontend::hand_over(PassCallback pass, std::function<void()> all_passed) {
   report_if_all_passed();
 }
 
-void Frontend::serve_again() {
-  phase_ = Phase::kServing;
+void Frontend::end_hand_over() {
   pass_ = nullptr;
   all_passed_ = nullptr;
   // Every connection still here is a handler's (the others were passed at once): each is watched again
   // once its handler is done with it, as before the takeover.
-  start_accepting();
+  if (phase_ == Phase::kHandingOver) phase_ = Phase::kServing;
 }
 
 void Frontend::report_if_all_passed() {
@@ -509,6 +546,7 @@ void Frontend::drain() {
 
 void Frontend::finish() {
   poller_.reset();
+  uv_close(as_handle(&stall_timer_), nullptr);
 }
 
 void Frontend::stop() {

@@ -42,20 +42,21 @@ class Frontend final : Connection::Events {
   // Accepts on socket (listening, non-blocking), from now on or (accept_now false: a takeover's successor)
   // from start_accepting(); reserve (borrowed) is taken back before each accept. The failed call is logged.
   std::error_code listen(ipc::UniqueFd socket, DescriptorReserve& reserve, bool accept_now);
+  // Accepts once the takeover's hold is lifted (and --max-connections allows).
   void start_accepting();
   ListenAddress local_address() const { return listener_->local_address(); }
   int listening_socket() const { return listener_->socket(); }  // Borrowed: a takeover passes it on.
 
-  // A connection the reactor this one takes over from passed on, with the bytes it had read of it
-  // (kTakeoverConnection's payload and flags), and what the socket sent before: read on from there.
-  void adopt(ipc::UniqueFd client, uint64_t bytes_sent, std::string already_read, uint32_t flags);
+  // A connection the reactor this one takes over from passed on: read on from where that one stopped.
+  void adopt(PassedConnection connection);
   // The takeover (reactor/takeover.hpp): stops accepting; from now on every connection goes to pass as soon
   // as no handler holds it, with the bytes read of it; the others close as they would. all_passed is called
   // once no connection is left.
-  using PassCallback = std::function<void(Connection::Handover handover)>;
+  using PassCallback = std::function<void(PassedConnection connection)>;
   void hand_over(PassCallback pass, std::function<void()> all_passed);
-  // The successor died during the hand-over: accepting again, the connections still here are served here.
-  void serve_again();
+  // The successor died: nothing more is passed. During the hand-over the connections still here are served
+  // here again (start_accepting follows); after a stop began they close as at any stop.
+  void end_hand_over();
   size_t open_connections() const { return connections_.size(); }
   // Bytes of requests read and not handed off yet, and the connections paused because that is at its limit.
   size_t buffered_bytes() const { return budget_.held(); }
@@ -132,6 +133,12 @@ class Frontend final : Connection::Events {
   static constexpr Milliseconds kCancelAfter{20};
   // Counts an answer to connection (null when it is closed already) and writes its access log line.
   void record_answer(Connection* connection, const HandlerProcess& handler, int status, double service_ms);
+  // While connections wait for room in the read budget, every kStallCheckMs: an upload whose bytes stopped
+  // coming for kStalledAfterNs gives way. It is refused (a read timeout) and its bytes go to those that move,
+  // as Apache's mod_reqtimeout enforces a minimum body rate; without pressure, --read-timeout alone holds.
+  void check_stalled_uploads();
+  static constexpr uint64_t kStallCheckMs = 250;
+  static constexpr uint64_t kStalledAfterNs = 1'000'000'000;
   void refuse(Connection& connection, Refusal refusal);
   void count_refusal(const Connection& connection, Refusal refusal, int handler_pid);
   void log_refusal(const Connection& connection, const std::string& outcome, int handler_pid);
@@ -148,6 +155,7 @@ class Frontend final : Connection::Events {
   std::unordered_map<ConnectionId, LoopOwned<Connection>> connections_;
   // The requests of connections sent ahead and not begun yet, which may come back (and those that did).
   std::unordered_map<ConnectionId, Connection::Request> kept_requests_;
+  uv_timer_t stall_timer_{};          // Runs check_stalled_uploads under pressure; closed by finish().
   PassCallback pass_;                 // Set by hand_over.
   std::function<void()> all_passed_;  // Set by hand_over, until no connection is left.
   ConnectionId next_id_ = 1;

@@ -83,7 +83,7 @@ Listener::Listener(uv_loop_t* loop, ipc::UniqueFd socket, DescriptorReserve& res
 }
 
 void Listener::start_polling() {
-  if (held_) return;
+  if (held()) return;
   uv_poll_start(&poll_, UV_READABLE,
                 [](uv_poll_t* poll, int, int) { static_cast<Listener*>(poll->data)->accept_pending(); });
 }
@@ -110,7 +110,7 @@ std::optional<ListenAddress> socket_address(int socket, bool peer) {
 
 void Listener::accept_pending() {
   reserve_.restore();  // The first descriptor to come free after a shortage goes to the reserve.
-  for (int i = 0; i < kMaxAcceptsPerWakeup && !held_; ++i) {
+  for (int i = 0; i < kMaxAcceptsPerWakeup && !held(); ++i) {
     const int client = ::accept4(socket_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (client >= 0) {
       on_accept_(ipc::UniqueFd(client));
@@ -159,13 +159,14 @@ void Listener::pause_accepting() {
       kResumeAfterDescriptorShortageMs, 0);
 }
 
-void Listener::hold() {
-  held_ = true;
+void Listener::hold(Hold reason) {
+  holds_ |= static_cast<unsigned>(reason);
   uv_poll_stop(&poll_);
 }
 
-void Listener::release() {
-  held_ = false;
+void Listener::release(Hold reason) {
+  holds_ &= ~static_cast<unsigned>(reason);
+  if (held()) return;
   if (!uv_is_active(as_handle(&resume_timer_))) start_polling();  // Else it restarts when the pause ends.
 }
 

@@ -47,9 +47,16 @@ class Listener {
   // The address actually bound (with the real port when 0 was asked for).
   ListenAddress local_address() const;
 
-  // Stops accepting until release(): connections wait in the listen backlog meanwhile.
-  void hold();
-  void release();
+  // Why a listener does not accept (HAProxy's listener states, kept as reasons): each hold is lifted by a
+  // release for the same reason only, and the listener accepts while no reason holds it. Connections wait in
+  // the listen backlog meanwhile.
+  enum class Hold : unsigned {
+    kCapacity = 1u << 0,  // --max-connections are open; lifted when one closes.
+    kTakeover = 1u << 1,  // A takeover: the successor is not ready yet, or the old reactor hands over.
+  };
+  void hold(Hold reason);
+  void release(Hold reason);
+  bool held() const { return holds_ != 0; }
 
   void close();  // Stops accepting; the object deletes itself once libuv is done with it.
 
@@ -71,7 +78,7 @@ class Listener {
   static constexpr uint64_t kShortageReportIntervalNs = 10'000'000'000;
   uint64_t last_shortage_report_ns_ = 0;
   uint64_t pauses_unreported_ = 0;
-  bool held_ = false;
+  unsigned holds_ = 0;  // Hold reasons, or'ed.
 };
 
 }  // namespace handoff::reactor

@@ -42,6 +42,10 @@ class RequestFraming {
   // True once per request, when the client asked "Expect: 100-continue" in HTTP/1.1 and the body is still to
   // come: the reactor then answers "100 Continue" itself (RFC 9110 section 10.1.1), since it reads the body.
   bool take_continue();
+  // Whether "100 Continue" was answered for the request being read; a takeover passes it on, and the reactor
+  // that takes over assumes it (before it feeds the request's bytes) so that the client does not get two.
+  bool continue_answered() const { return continue_answered_; }
+  void assume_continue_answered() { continue_answered_ = true; }
 
  private:
   http::RequestParser parser_;

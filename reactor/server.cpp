@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cassert>
 #include <cstdio>
 #include <cstring>
 
@@ -13,9 +14,21 @@
 
 namespace handoff::reactor {
 
+namespace {
+
+// A reactor that takes over keeps the pool size the old one had in force (POST /pool, SIGTTIN).
+Config with_inherited_pool_size(Config config) {
+  if (const std::optional<unsigned> size = Predecessor::pool_size_from_environment(config.max_handlers)) {
+    config.handlers = *size;
+  }
+  return config;
+}
+
+}  // namespace
+
 Server::Server(uv_loop_t* loop, Config config)
     : loop_(loop),
-      config_(std::move(config)),
+      config_(with_inherited_pool_size(std::move(config))),
       pool_(loop, config_, state_page_, dispatcher_, metrics_, *this),
       frontend_(loop, config_, dispatcher_, pool_, metrics_),
       admin_routes_(loop, pool_, frontend_, dispatcher_, metrics_, state_page_) {}
@@ -116,9 +129,7 @@ void Server::on_pool_ready() {
   if (!taking_over) return;
   predecessor_ = make_loop_owned<Predecessor>(
       loop_, std::move(*predecessor_channel_),
-      [this](ipc::UniqueFd client, uint64_t bytes_sent, std::string bytes, uint32_t flags) {
-        frontend_.adopt(std::move(client), bytes_sent, std::move(bytes), flags);
-      });
+      [this](PassedConnection connection) { frontend_.adopt(std::move(connection)); });
   predecessor_channel_.reset();
 }
 
@@ -133,10 +144,16 @@ void Server::begin_takeover() {
                                        : "this reactor is still taking over from the one before");
     return;
   }
-  // Twice a handler's start timeout: the successor's pool retries a handler that fails to start once.
-  if (auto error = Successor::start(loop_, config_.own_command, frontend_.listening_socket(),
-                                    admin_ ? admin_->listening_socket() : -1,
-                                    2 * config_.handler_start_timeout, *this, successor_)) {
+  const Successor::Options options{
+      .argv = config_.own_command,
+      .serve = frontend_.listening_socket(),
+      .admin = admin_ ? admin_->listening_socket() : -1,
+      .pool_size = pool_.target(),
+      // Twice a handler's start timeout: the successor's pool retries a handler that fails to start once.
+      .ready_timeout = 2 * config_.handler_start_timeout,
+      .stall_timeout = config_.shutdown_timeout,
+  };
+  if (auto error = Successor::start(loop_, options, *this, successor_)) {
     successor_.reset();  // Logged; this reactor serves on.
   }
 }
@@ -152,12 +169,8 @@ void Server::on_successor_ready(Successor& successor) {
   }
   // A handler lingering on a client that keeps sending in time would otherwise keep the connection here.
   pool_.end_hand_offs_soon();
-  frontend_.hand_over(
-      [&successor](Connection::Handover handover) {
-        (void)successor.send_connection(handover.socket.get(), handover.bytes_sent, std::move(handover.bytes),
-                                        handover.flags);
-      },
-      [this] { handed_over(); });
+  frontend_.hand_over([&successor](PassedConnection connection) { successor.pass(std::move(connection)); },
+                      [this] { handed_over(); });
 }
 
 void Server::on_successor_failed(Successor&) {
@@ -167,19 +180,22 @@ void Server::on_successor_failed(Successor&) {
 
 void Server::on_successor_lost(Successor&) {
   successor_.reset();
-  if (phase_ != Phase::kHandingOver) return;  // Every connection was passed already.
+  // Nothing more goes to it: a stop that began during the hand-over closes what is left as any stop does.
+  frontend_.end_hand_over();
+  if (phase_ != Phase::kHandingOver) return;
   log_at(LogLevel::kWarn,
          "takeover abandoned during the hand-over: this reactor serves on with %zu connections",
          frontend_.open_connections());
   phase_ = Phase::kServing;
   uv_timer_stop(&shutdown_timer_);
-  frontend_.serve_again();
+  frontend_.start_accepting();
   if (admin_socket_kept_) start_admin(std::move(admin_socket_kept_));
 }
 
 // Every connection is the successor's: the handlers finish and this reactor exits.
 void Server::handed_over() {
   log_at(LogLevel::kInfo, "takeover: every connection is passed on to pid %d; exiting", successor_->pid());
+  assert(successor_ != nullptr);  // Lost, it ended the hand-over (on_successor_lost).
   successor_->finish();
   admin_socket_kept_.reset();
   if (phase_ != Phase::kHandingOver) return;  // A stop signal came meanwhile, and winds the reactor down.

@@ -10,7 +10,9 @@
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <span>
 
+#include "ipc/socket_io.hpp"
 #include "ipc/wire.hpp"
 #include "reactor/child_command.hpp"
 #include "reactor/log.hpp"
@@ -20,6 +22,8 @@ namespace {
 
 // The descriptor at which the successor inherits its channel.
 constexpr int kSuccessorChannelFd = 3;
+// The listening sockets are sent before the successor starts, in blocking writes with this timeout.
+constexpr int kListenerSendTimeoutSeconds = 5;
 
 std::error_code failed(const char* call) {
   const int error = errno;
@@ -37,24 +41,24 @@ std::error_code set_timeout(int socket, int option, int seconds) {
 
 // --- The old reactor's end ---
 
-Successor::Successor(ipc::UniqueFd channel, Events& events) : channel_(std::move(channel)), events_(events) {
-  process_.data = channel_poll_.data = ready_timer_.data = this;
+Successor::Successor(ipc::UniqueFd channel, Events& events, Milliseconds stall_timeout)
+    : channel_(std::move(channel)), events_(events), stall_timeout_(stall_timeout) {
+  process_.data = channel_poll_.data = ready_timer_.data = stall_timer_.data = this;
 }
 
-std::error_code Successor::start(uv_loop_t* loop, const std::vector<std::string>& argv, int serve, int admin,
-                                 Milliseconds ready_timeout, Events& events,
+std::error_code Successor::start(uv_loop_t* loop, Options options, Events& events,
                                  LoopOwned<Successor>& successor) {
   int ends[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) != 0) return failed("socketpair");
   ipc::UniqueFd child_end(ends[1]);
-  LoopOwned<Successor> self(new Successor(ipc::UniqueFd(ends[0]), events));
-  if (auto error = set_timeout(self->channel_.fd(), SO_SNDTIMEO, kSendTimeoutSeconds)) return error;
+  LoopOwned<Successor> self(new Successor(ipc::UniqueFd(ends[0]), events, options.stall_timeout));
+  if (auto error = set_timeout(self->channel_.fd(), SO_SNDTIMEO, kListenerSendTimeoutSeconds)) return error;
 
   // The sockets wait in the channel's buffer until the successor reads them: the service port's, then the
   // admin port's, if there is one.
-  const uint32_t serve_flags = admin < 0 ? ipc::kFlagLast : 0;
-  for (const auto& [socket, flags] :
-       {std::pair{serve, serve_flags}, std::pair{admin, ipc::kFlagAdminPort | ipc::kFlagLast}}) {
+  const uint32_t serve_flags = options.admin < 0 ? ipc::kFlagLast : 0;
+  for (const auto& [socket, flags] : {std::pair{options.serve, serve_flags},
+                                      std::pair{options.admin, ipc::kFlagAdminPort | ipc::kFlagLast}}) {
     if (socket < 0) continue;
     ipc::Message listener{.type = ipc::MessageType::kTakeoverListener, .flags = flags};
     listener.descriptor.reset(::fcntl(socket, F_DUPFD_CLOEXEC, 0));
@@ -67,37 +71,24 @@ std::error_code Successor::start(uv_loop_t* loop, const std::vector<std::string>
 
   // stdin, stdout and stderr are the reactor's own: the successor prints its "listening on" line where this
   // one did, and logs where it logs.
-  ChildCommand command(argv, {std::string(kTakeoverFdVariable) + "=" + std::to_string(kSuccessorChannelFd)},
+  ChildCommand command(options.argv,
+                       {std::string(kTakeoverFdVariable) + "=" + std::to_string(kSuccessorChannelFd),
+                        std::string(kTakeoverHandlersVariable) + "=" + std::to_string(options.pool_size)},
                        {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, child_end.get()});
   static_assert(kSuccessorChannelFd == 3);
   const uv_exit_cb on_exit = [](uv_process_t* process, int64_t exit_status, int term_signal) {
-    auto* successor = static_cast<Successor*>(process->data);
-    uv_timer_stop(&successor->ready_timer_);
-    if (successor->ready_) {
-      log_at(
-          LogLevel::kError,
-          "takeover: the new reactor (pid %d) exited (status %lld, signal %d); the connections passed to it "
-          "are lost",
-          process->pid, static_cast<long long>(exit_status), term_signal);
-      successor->send_failed_ = true;
-      successor->events_.on_successor_lost(*successor);
-      return;
-    }
-    log_at(LogLevel::kError,
-           "takeover: the new reactor (pid %d) exited before it was ready (status %lld, signal %d); this "
-           "one serves on",
-           process->pid, static_cast<long long>(exit_status), term_signal);
-    successor->fail_unless_ready();
+    static_cast<Successor*>(process->data)->on_exit(exit_status, term_signal);
   };
-  const uv_process_options_t options = command.options(on_exit);
-  if (const int error = uv_spawn(loop, &self->process_, &options); error < 0) {
-    log_at(LogLevel::kError, "takeover: cannot start '%s': %s", argv[0].c_str(), uv_strerror(error));
-    self->spawned_ = true;  // uv_spawn initialises the handle even when it fails: it is closed.
+  const uv_process_options_t process_options = command.options(on_exit);
+  self->spawned_ = true;  // uv_spawn initialises the handle even when it fails: it is closed.
+  if (const int error = uv_spawn(loop, &self->process_, &process_options); error < 0) {
+    log_at(LogLevel::kError, "takeover: cannot start '%s': %s", options.argv[0].c_str(), uv_strerror(error));
+    self->exited_ = true;  // Nothing to reap.
     successor = std::move(self);
     return {-error, std::system_category()};
   }
-  self->spawned_ = true;
   uv_timer_init(loop, &self->ready_timer_);
+  uv_timer_init(loop, &self->stall_timer_);
   uv_timer_start(
       &self->ready_timer_,
       [](uv_timer_t* timer) {
@@ -106,74 +97,182 @@ std::error_code Successor::start(uv_loop_t* loop, const std::vector<std::string>
                successor->process_.pid);
         uv_process_kill(&successor->process_, SIGKILL);  // Its exit says the rest.
       },
-      static_cast<uint64_t>(ready_timeout.count()), 0);
+      static_cast<uint64_t>(options.ready_timeout.count()), 0);
+  // From here the channel is non-blocking (uv_poll_init makes it so): the outbox waits for room on the loop.
   uv_poll_init(loop, &self->channel_poll_, self->channel_.fd());
   self->polling_ = true;
   uv_poll_start(&self->channel_poll_, UV_READABLE, [](uv_poll_t* poll, int, int) {
     static_cast<Successor*>(poll->data)->on_channel_readable();
   });
   log_at(LogLevel::kInfo, "takeover: started the new reactor, pid %d: %s", self->process_.pid,
-         argv[0].c_str());
+         options.argv[0].c_str());
   successor = std::move(self);
   return {};
+}
+
+void Successor::on_exit(int64_t exit_status, int term_signal) {
+  exited_ = true;
+  uv_timer_stop(&ready_timer_);
+  if (closing_) {  // After close(): nobody waits for news of it, and nothing more goes to it.
+    give_up_passing("it exited");
+    close_if_done();
+    return;
+  }
+  if (ready_) {
+    log_at(LogLevel::kError,
+           "takeover: the new reactor (pid %d) exited (status %lld, signal %d); the connections passed to it "
+           "are lost",
+           process_.pid, static_cast<long long>(exit_status), term_signal);
+    give_up_passing("it exited");
+    events_.on_successor_lost(*this);
+    return;
+  }
+  log_at(LogLevel::kError,
+         "takeover: the new reactor (pid %d) exited before it was ready (status %lld, signal %d); this one "
+         "serves on",
+         process_.pid, static_cast<long long>(exit_status), term_signal);
+  fail_unless_ready();
 }
 
 // The successor writes one frame, kTakeoverReady, and nothing else: a read of it cannot block for long.
 void Successor::on_channel_readable() {
   ipc::Message message;
   const std::error_code error = channel_.receive(message);
+  if (error == std::errc::resource_unavailable_try_again) return;  // Not all of it yet.
   if (!error && message.type == ipc::MessageType::kTakeoverReady && !ready_) {
     ready_ = true;
     uv_timer_stop(&ready_timer_);
+    uv_poll_stop(&channel_poll_);  // It says nothing more; the outbox polls for room when it must wait.
     log_at(LogLevel::kInfo, "takeover: the new reactor (pid %d) is ready; passing the connections to it",
            process_.pid);
     events_.on_successor_ready(*this);
     return;
   }
   uv_poll_stop(&channel_poll_);
-  if (ready_) return;  // It closed the channel after it was ready: what was sent is its; it serves on.
+  if (ready_) return;
   log_at(LogLevel::kError, "takeover: the new reactor (pid %d) closed the channel before it was ready: %s",
          process_.pid, error ? error.message().c_str() : "an unexpected frame");
   fail_unless_ready();
 }
 
 void Successor::fail_unless_ready() {
-  if (ready_ || failed_) return;
+  if (ready_ || failed_ || closing_) return;
   failed_ = true;
   events_.on_successor_failed(*this);
 }
 
 void Successor::stop() {
-  if (!ready_ && !failed_) uv_process_kill(&process_, SIGTERM);
+  if (!ready_ && !failed_ && !exited_) uv_process_kill(&process_, SIGTERM);
 }
 
-std::error_code Successor::send_connection(int socket, uint64_t bytes_sent, std::string bytes,
-                                           uint32_t flags) {
-  if (send_failed_) return std::make_error_code(std::errc::broken_pipe);
+void Successor::pass(PassedConnection connection) {
+  if (send_failed_) return;  // Logged when it failed; the socket closes here.
+  // The first frame holds the Progress and as much of the bytes as fits; kTakeoverBytes frames the rest.
+  const ipc::Progress progress{.bytes_written = connection.bytes_sent,
+                               .status = 0,
+                               .reserved16 = 0,
+                               .request_age_ms = connection.request_age_ms};
+  std::string_view rest(connection.bytes);
+  const std::string_view first = rest.substr(0, ipc::kMaxPayloadBytes - sizeof(progress));
+  rest.remove_prefix(first.size());
+  const uint64_t id = ++passed_;
   ipc::Message message{.type = ipc::MessageType::kTakeoverConnection,
-                       .flags = flags,
-                       .payload = ipc::progress_payload(bytes_sent, 0, bytes)};
-  message.descriptor.reset(::fcntl(socket, F_DUPFD_CLOEXEC, 0));
-  if (!message.descriptor) return failed("dup of a connection");
-  if (auto error = channel_.send(message)) {
-    send_failed_ = true;
-    log_at(LogLevel::kError,
-           "takeover: passing a connection to the new reactor (pid %d): %s; the connections still here close",
-           process_.pid, error.message().c_str());
-    return error;
+                       .connection_id = id,
+                       .flags = connection.flags | (rest.empty() ? 0 : ipc::kFlagMoreBytes)};
+  message.payload.assign(reinterpret_cast<const char*>(&progress), sizeof(progress));
+  message.payload.append(first);
+  message.descriptor = std::move(connection.socket);
+  queue(std::move(message));
+  while (!rest.empty()) {
+    const std::string_view piece = rest.substr(0, ipc::kMaxPayloadBytes);
+    rest.remove_prefix(piece.size());
+    queue({.type = ipc::MessageType::kTakeoverBytes,
+           .connection_id = id,
+           .flags = rest.empty() ? 0 : ipc::kFlagMoreBytes,
+           .payload = std::string(piece)});
   }
-  return {};
+  flush();
+}
+
+void Successor::queue(ipc::Message message) {
+  outbox_.push_back({.frame = ipc::encode(message), .descriptor = std::move(message.descriptor)});
+}
+
+// Writes as much of the outbox as the channel takes now; polls for room when it takes no more.
+void Successor::flush() {
+  bool progressed = false;
+  while (!outbox_.empty() && !send_failed_) {
+    Outgoing& next = outbox_.front();
+    const ipc::IoResult result =
+        ipc::send_with_descriptor(channel_.fd(), std::span<const char>(next.frame).subspan(next.sent),
+                                  next.sent == 0 ? next.descriptor.get() : -1);
+    if (result.would_block()) break;
+    if (result.error) return give_up_passing(result.error.message());
+    progressed = true;
+    next.sent += result.bytes;
+    next.descriptor.reset();  // It went with the first byte: the successor holds it now.
+    if (next.sent == next.frame.size()) outbox_.pop_front();
+  }
+  if (send_failed_) return;
+  if (outbox_.empty()) {
+    uv_timer_stop(&stall_timer_);
+    uv_poll_stop(&channel_poll_);
+    close_if_done();
+    return;
+  }
+  if (progressed || !uv_is_active(as_handle(&stall_timer_))) {
+    uv_timer_start(
+        &stall_timer_,
+        [](uv_timer_t* timer) {
+          auto* self = static_cast<Successor*>(timer->data);
+          self->give_up_passing("it took nothing for --shutdown-timeout");
+        },
+        static_cast<uint64_t>(stall_timeout_.count()), 0);
+  }
+  uv_poll_start(&channel_poll_, UV_WRITABLE,
+                [](uv_poll_t* poll, int, int) { static_cast<Successor*>(poll->data)->flush(); });
+}
+
+// The connections in the outbox close (their descriptors with it); nothing more is sent.
+void Successor::give_up_passing(const std::string& why) {
+  if (send_failed_) return;
+  send_failed_ = true;
+  size_t lost = 0;
+  for (const Outgoing& frame : outbox_) lost += frame.descriptor && frame.sent == 0;
+  if (!outbox_.empty()) {
+    log_at(
+        LogLevel::kError,
+        "takeover: passing connections to the new reactor (pid %d): %s; the %zu connections not passed yet "
+        "close",
+        process_.pid, why.c_str(), lost);
+  }
+  outbox_.clear();
+  uv_timer_stop(&stall_timer_);
+  if (polling_) uv_poll_stop(&channel_poll_);
+  close_if_done();
 }
 
 void Successor::finish() {
-  if (!send_failed_) (void)channel_.send({.type = ipc::MessageType::kTakeoverEnd});
-  if (polling_) uv_poll_stop(&channel_poll_);
+  if (send_failed_) return;
+  queue({.type = ipc::MessageType::kTakeoverEnd});
+  flush();
 }
 
 void Successor::close() {
+  closing_ = true;
+  // One that never got ready holds no connection: it is killed, and reaped before the handles close.
+  if (spawned_ && !exited_ && !ready_) uv_process_kill(&process_, SIGKILL);
+  close_if_done();
+}
+
+void Successor::close_if_done() {
+  if (!closing_ || handles_closing_) return;
+  if (spawned_ && !exited_ && !ready_) return;    // Its exit comes.
+  if (!outbox_.empty() && !send_failed_) return;  // The outbox empties, or is given up.
+  handles_closing_ = true;
   CloseOnLoop::close_then_delete(
       this, {polling_ ? as_handle(&channel_poll_) : nullptr, spawned_ ? as_handle(&process_) : nullptr,
-             polling_ ? as_handle(&ready_timer_) : nullptr});
+             polling_ ? as_handle(&ready_timer_) : nullptr, polling_ ? as_handle(&stall_timer_) : nullptr});
 }
 
 // --- The new reactor's end ---
@@ -192,6 +291,22 @@ std::optional<ipc::UniqueFd> Predecessor::channel_from_environment() {
     return ipc::UniqueFd();
   }
   return ipc::UniqueFd(descriptor);
+}
+
+std::optional<unsigned> Predecessor::pool_size_from_environment(unsigned max) {
+  const char* value = std::getenv(kTakeoverHandlersVariable);
+  if (value == nullptr) return std::nullopt;
+  const std::string text(value);
+  ::unsetenv(kTakeoverHandlersVariable);
+  unsigned size = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), size);
+  if (error != std::errc() || end != text.data() + text.size() || size < 1 || size > max) {
+    log_at(LogLevel::kWarn,
+           "takeover: %s=%s is not a pool size from 1 to --max-handlers (%u); --handlers holds",
+           kTakeoverHandlersVariable, text.c_str(), max);
+    return std::nullopt;
+  }
+  return size;
 }
 
 std::error_code Predecessor::receive_listeners(ipc::BlockingChannel& channel, ListenSockets& sockets) {
@@ -246,20 +361,38 @@ void Predecessor::on_channel_readable() {
       log_at(LogLevel::kError, "takeover: reading from the old reactor: %s", error.message().c_str());
       return end("the channel broke");
     }
-    if (message.type == ipc::MessageType::kTakeoverEnd) return end("every connection came");
-    if (message.type != ipc::MessageType::kTakeoverConnection) {
-      log_at(LogLevel::kError, "takeover: an unexpected frame (type %d) from the old reactor",
-             static_cast<int>(message.type));
-      return end("the channel broke");
-    }
+    if (message.type == ipc::MessageType::kTakeoverEnd && !arriving_) return end("every connection came");
+    if (!take(std::move(message))) return end("the channel broke");
+  }
+}
+
+bool Predecessor::take(ipc::Message message) {
+  if (message.type == ipc::MessageType::kTakeoverConnection && !arriving_) {
     ipc::Progress sent{};
     if (!ipc::split_progress_payload(message.payload, sent)) {
       log_at(LogLevel::kError, "takeover: a connection frame too short for its byte count");
-      return end("the channel broke");
+      return false;
     }
-    ++adopted_;
-    adopt_(std::move(message.descriptor), sent.bytes_written, std::move(message.payload), message.flags);
+    arriving_ = PassedConnection{.socket = std::move(message.descriptor),
+                                 .bytes_sent = sent.bytes_written,
+                                 .request_age_ms = sent.request_age_ms,
+                                 .bytes = std::move(message.payload),
+                                 .flags = message.flags & ~ipc::kFlagMoreBytes};
+    arriving_id_ = message.connection_id;
+  } else if (message.type == ipc::MessageType::kTakeoverBytes && arriving_ &&
+             message.connection_id == arriving_id_) {
+    arriving_->bytes += message.payload;
+  } else {
+    log_at(LogLevel::kError, "takeover: an unexpected frame (type %d) from the old reactor",
+           static_cast<int>(message.type));
+    return false;
   }
+  if ((message.flags & ipc::kFlagMoreBytes) != 0) return true;
+  ++adopted_;
+  PassedConnection connection = std::move(*arriving_);
+  arriving_.reset();
+  adopt_(std::move(connection));
+  return true;
 }
 
 // The channel closes here: an old reactor that still writes learns at once that nothing more is taken.

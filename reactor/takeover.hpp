@@ -9,17 +9,24 @@
 //      keeps accepting on them too.
 //   2. The successor starts its handlers. Once they are ready it accepts on those sockets, and says so
 //      (kTakeoverReady). Until then it accepts nothing, so that one which fails costs no connection.
-//   3. The old reactor stops accepting and sends every connection no handler holds, with the bytes it read of
-//      it that no handler took (kTakeoverConnection); the successor reads each on from there. A connection
-//      that a handler serves follows once the handler is done with it.
-//   4. With no connection left, the old reactor says kTakeoverEnd, and exits once its handlers have.
+//   3. The old reactor stops accepting and passes every connection no handler holds, with the bytes it read
+//      of it that no handler took (kTakeoverConnection, then kTakeoverBytes for what does not fit in one
+//      frame); the successor reads each on from there. A connection that a handler serves follows once the
+//      handler is done with it. The frames wait in an outbox and go out as the channel takes them: the old
+//      reactor's loop never waits for the successor, and serves the connections not passed yet meanwhile.
+//   4. With no connection left, the old reactor says kTakeoverEnd, and exits once its handlers have and the
+//      outbox is empty.
 //
 // A successor that fails before it is ready (it cannot start, its handlers do not, or it is not ready in
-// time) leaves the old reactor as it was: it never stopped accepting. One that dies after it was ready loses
-// the connections passed to it; the old reactor then serves on with the rest.
+// time) leaves the old reactor as it was: it never stopped accepting; it is killed and reaped. One that dies
+// after it was ready loses the connections passed to it; the old reactor then serves on with the rest. What
+// bounds a hand-over: --shutdown-timeout from the successor's readiness for the requests in progress (then
+// they are cut off, as at a stop), and a successor that takes no byte of the outbox for --shutdown-timeout
+// is given up: the connections still in the outbox close.
 
 #include <uv.h>
 
+#include <deque>
 #include <functional>
 #include <optional>
 #include <string>
@@ -31,11 +38,15 @@
 #include "reactor/config.hpp"
 #include "reactor/listener.hpp"
 #include "reactor/loop_owned.hpp"
+#include "reactor/passed_connection.hpp"
 
 namespace handoff::reactor {
 
 // The environment variable in which a reactor tells its successor the descriptor of their channel.
 inline constexpr const char* kTakeoverFdVariable = "HANDOFF_TAKEOVER_FD";
+// And the one in which it tells the size of its pool: the successor keeps the size in force (POST /pool,
+// SIGTTIN), not --handlers.
+inline constexpr const char* kTakeoverHandlersVariable = "HANDOFF_TAKEOVER_HANDLERS";
 
 // The old reactor's end: the successor process and the channel to it.
 class Successor {
@@ -53,54 +64,84 @@ class Successor {
     ~Events() = default;
   };
 
-  // Sends the listening sockets (borrowed; admin may be -1), then starts argv[0] with argv, the successor.
-  // One that is not ready within ready_timeout is killed (it holds no connection yet). The failed call is
-  // logged.
-  static std::error_code start(uv_loop_t* loop, const std::vector<std::string>& argv, int serve, int admin,
-                               Milliseconds ready_timeout, Events& events, LoopOwned<Successor>& successor);
+  struct Options {
+    std::vector<std::string> argv;  // argv[0] is started: the binary now at the reactor's path.
+    int serve = -1;                 // The listening sockets, borrowed; admin may be -1.
+    int admin = -1;
+    unsigned pool_size = 0;        // The handlers the successor starts.
+    Milliseconds ready_timeout{};  // One not ready this long after its start is killed.
+    Milliseconds stall_timeout{};  // One that takes nothing of the outbox this long is given up.
+  };
+
+  // Sends the listening sockets, then starts the successor. One that is not ready in time is killed (it
+  // holds no connection yet). The failed call is logged.
+  static std::error_code start(uv_loop_t* loop, Options options, Events& events,
+                               LoopOwned<Successor>& successor);
 
   int pid() const { return process_.pid; }
   bool ready() const { return ready_; }
 
-  // Sends a client connection (socket borrowed: the caller closes its copy), with the bytes the socket has
-  // sent so far and those read of it; flags as kTakeoverConnection's. A successor that does not take it
-  // within kSendTimeoutSeconds, or is gone, is an error (logged once).
-  std::error_code send_connection(int socket, uint64_t bytes_sent, std::string bytes, uint32_t flags);
+  // Passes a client connection on: its frames join the outbox, and go out as the channel takes them. The
+  // socket is the successor's from now on (this reactor keeps no copy). Once passing failed (the successor
+  // is gone, or took nothing for the stall timeout; logged once), the connection closes here.
+  void pass(PassedConnection connection);
   // A stop began before the successor was ready: it is asked to stop too (SIGTERM); it holds no connection.
   void stop();
-  // Every connection has been sent: kTakeoverEnd, and the channel closes.
+  // Every connection has been passed: kTakeoverEnd follows them.
   void finish();
 
-  void close();  // Lets the successor be (it runs on); the object deletes itself once libuv is done.
+  // Lets the successor be (it runs on); what the outbox holds is sent first, and one that never got ready is
+  // killed and reaped first. The object deletes itself once that is done and libuv is done with it.
+  void close();
 
  private:
   friend struct CloseOnLoop;
-  Successor(ipc::UniqueFd channel, Events& events);
+  Successor(ipc::UniqueFd channel, Events& events, Milliseconds stall_timeout);
   ~Successor() = default;
 
+  // A frame in the outbox, and how much of it the channel took (its descriptor goes with its first byte).
+  struct Outgoing {
+    std::string frame;
+    ipc::UniqueFd descriptor;
+    size_t sent = 0;
+  };
+  void queue(ipc::Message message);
+  void flush();
+  void give_up_passing(const std::string& why);
   void on_channel_readable();
+  void on_exit(int64_t exit_status, int term_signal);
   void fail_unless_ready();
+  void close_if_done();
 
-  static constexpr int kSendTimeoutSeconds = 5;
-  ipc::BlockingChannel channel_;  // Blocking, with a send timeout: the successor reads it on its loop.
+  ipc::BlockingChannel channel_;  // Blocking until the successor runs, then non-blocking (uv_poll).
   Events& events_;
+  const Milliseconds stall_timeout_;
+  std::deque<Outgoing> outbox_;
+  uint64_t passed_ = 0;  // Connections passed: the connection_id of their frames.
   uv_process_t process_{};
   uv_poll_t channel_poll_{};
   uv_timer_t ready_timer_{};
+  uv_timer_t
+      stall_timer_{};  // Runs while the outbox waits for room; restarts whenever the channel takes some.
   bool spawned_ = false;
+  bool exited_ = false;
   bool polling_ = false;
   bool ready_ = false;
   bool failed_ = false;
   bool send_failed_ = false;
+  bool closing_ = false;          // close() was called: no event is reported any more.
+  bool handles_closing_ = false;  // The object deletes itself in their close callbacks.
 };
 
 // The new reactor's end: the channel from the reactor it takes over from.
 class Predecessor {
  public:
-  // Receives each connection the old reactor sends: the socket (non-blocking, close-on-exec), what it has
-  // sent so far, the bytes read of it, and kTakeoverConnection's flags.
-  using AdoptCallback =
-      std::function<void(ipc::UniqueFd socket, uint64_t bytes_sent, std::string bytes, uint32_t flags)>;
+  // Receives each connection the old reactor passes: the socket (non-blocking, close-on-exec) and the rest.
+  using AdoptCallback = std::function<void(PassedConnection connection)>;
+
+  // The pool size the old reactor had (HANDOFF_TAKEOVER_HANDLERS), within 1..max; nullopt when none is given
+  // or it is out of range (logged). The variable is unset.
+  static std::optional<unsigned> pool_size_from_environment(unsigned max);
 
   // The channel named in HANDOFF_TAKEOVER_FD: nullopt when this reactor was not started to take over. The
   // variable is unset, so that no handler takes it for its own.
@@ -122,11 +163,15 @@ class Predecessor {
   ~Predecessor() = default;
 
   void on_channel_readable();
+  // Takes one kTakeoverConnection or kTakeoverBytes frame; false when it breaks the order of those frames.
+  bool take(ipc::Message message);
   void end(const char* how);
 
   static constexpr int kListenersTimeoutSeconds = 10;
   ipc::BlockingChannel channel_;  // Non-blocking once ready: receive says "try again" mid-frame.
   AdoptCallback adopt_;
+  std::optional<PassedConnection> arriving_;  // Its kTakeoverBytes frames are still to come.
+  uint64_t arriving_id_ = 0;
   uv_poll_t channel_poll_{};
   size_t adopted_ = 0;
   bool finished_ = false;

@@ -160,5 +160,49 @@ TEST(AdminPort, OutOfDescriptorsTheAdminPortStillAnswers) {
   EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
 }
 
+// Reproduces: uploads that stall just short of their end, holding all of --max-buffered-bytes, kept every
+// other client waiting: a fresh client's 7-byte "fib 10" was not read until --read-timeout refused a stalled
+// one (8 to 10 s), and an upload that kept moving timed out behind them. Now small requests read from a
+// reserve kept for them, and while connections wait for room, an upload that stalled for a second gives way.
+TEST(SlowUploads, StalledUploadsHoldingTheBudgetStarveNeitherShortRequestsNorMovingUploads) {
+  ReactorProcess reactor({"--handlers", "2", "--max-buffered-bytes", "8m", "--max-request-bytes", "1m",
+                          "--read-timeout", "30s"});
+  constexpr size_t kBody = 1u << 20;
+  const std::string head =
+      "POST /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " + std::to_string(kBody) + "\r\n\r\n";
+  // Ten clients send all but the last byte of their body, then stall: 10 MiB asked of an 8 MiB budget.
+  std::vector<Client> stalled;
+  for (int i = 0; i < 10; ++i) stalled.emplace_back(reactor.host(), reactor.port());
+  std::vector<std::thread> senders;
+  for (Client& client : stalled) {
+    senders.emplace_back([&client, &head] { client.send(head + std::string(kBody - 1, 'x')); });
+  }
+  ASSERT_TRUE(wait_until([&] { return reactor.stat("pool.paused_connections") > 0; }, 20s));
+
+  // A short request on a fresh connection is read and answered at once, however the budget is used.
+  for (int probe = 0; probe < 5; ++probe) {
+    Client client(reactor.host(), reactor.port());
+    ASSERT_TRUE(client.send("fib 10\n"));
+    EXPECT_EQ(client.read_line(2s), "55") << "probe " << probe;
+  }
+
+  // An upload that keeps moving gets its room: the stalled ones give way.
+  Client moving(reactor.host(), reactor.port());
+  std::thread mover([&] {
+    moving.send(head);
+    for (size_t sent = 0; sent < kBody; sent += 64 * 1024) {
+      if (!moving.send(std::string(64 * 1024, 'y'))) return;
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+  const HttpResponse answer = read_response(moving);
+  mover.join();
+  EXPECT_EQ(answer.status, 200);
+  EXPECT_EQ(answer.body, "pong\n");
+  EXPECT_GE(reactor.stat("counters.errors.read_timeout"), 1);  // Those that gave way.
+  for (Client& client : stalled) ::shutdown(client.fd(), SHUT_RDWR);  // A sender still blocked returns.
+  for (std::thread& sender : senders) sender.join();
+}
+
 }  // namespace
 }  // namespace handoff::testing

@@ -3,6 +3,7 @@
 // the handler pids that answer. Real reactors, real clients, real wrk, on loopback.
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -197,6 +198,159 @@ TEST(Takeover, ASuccessorThatDiesDuringTheHandOverLeavesTheOldOneServing) {
   EXPECT_TRUE(is_handler_of(reactor, busy.read_line()));  // Still the old reactor's.
   EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
   EXPECT_EQ(reactor.stat("pid"), old_pid);  // Its admin port is back too.
+}
+
+// The pid of the new reactor that the old one (whose log this is) started last.
+pid_t successor_pid(const ReactorProcess& reactor) {
+  const std::string log = reactor.stderr_text();
+  std::smatch started;
+  std::string::const_iterator from = log.begin();
+  pid_t last = -1;
+  while (std::regex_search(from, log.end(), started, std::regex(R"(started the new reactor, pid (\d+))"))) {
+    last = std::stoi(started[1]);
+    from = started[0].second;
+  }
+  return last;
+}
+
+// Stops the new reactor for a second as soon as the old one begins passing connections to it: on a loaded
+// machine it reads its channel slower than the old reactor writes, and the channel's buffer fills.
+void pause_the_successor_as_the_pass_begins(const ReactorProcess& reactor) {
+  ASSERT_TRUE(reactor.wait_for_log("is ready; passing", 20s)) << reactor.stderr_text();
+  const pid_t successor = successor_pid(reactor);
+  ASSERT_GT(successor, 0);
+  ASSERT_EQ(::kill(successor, SIGSTOP), 0);
+  std::this_thread::sleep_for(1s);
+  ASSERT_EQ(::kill(successor, SIGCONT), 0);
+}
+
+// Each client asks ping once, a few hundred at a time (fewer than --max-queue): how many got pong.
+size_t pings_answered(std::vector<Client>& clients) {
+  constexpr size_t kAtOnce = 500;
+  size_t answered = 0;
+  for (size_t first = 0; first < clients.size(); first += kAtOnce) {
+    const size_t end = std::min(first + kAtOnce, clients.size());
+    for (size_t i = first; i < end; ++i) clients[i].send("ping\n");
+    for (size_t i = first; i < end; ++i) answered += clients[i].read_line() == "pong";
+  }
+  return answered;
+}
+
+void raise_descriptor_limit() {
+  rlimit limit{};
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  limit.rlim_cur = limit.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &limit);
+}
+
+// Reproduces: a takeover closed most connections once a few hundred were open ("passing a connection to the
+// new reactor: Resource temporarily unavailable"): the pass wrote a non-blocking channel as if it blocked.
+TEST(Takeover, TenThousandIdleAndAHundredHalfReadConnectionsMovePastAPausedSuccessor) {
+  raise_descriptor_limit();
+  constexpr size_t kIdle = 10'000, kHalfRead = 100, kHalfBody = 20'000;
+  ReactorProcess reactor({"--handlers", "2"});
+  std::vector<Client> idle;
+  idle.reserve(kIdle);
+  for (size_t i = 0; i < kIdle; ++i) idle.emplace_back(reactor.host(), reactor.port());
+  ASSERT_EQ(pings_answered(idle), kIdle);
+  const std::string head =
+      "POST /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " + std::to_string(2 * kHalfBody) +
+      "\r\n\r\n";
+  std::vector<Client> half_read;
+  for (size_t i = 0; i < kHalfRead; ++i) {
+    half_read.emplace_back(reactor.host(), reactor.port());
+    ASSERT_TRUE(half_read.back().send(head + std::string(kHalfBody, 'x')));
+  }
+  ASSERT_TRUE(wait_until(
+      [&] { return reactor.stat("pool.buffered_bytes") >= static_cast<int64_t>(kHalfRead * kHalfBody); },
+      10s));
+
+  ASSERT_EQ(reactor.take_over(60s, [&](pid_t) { pause_the_successor_as_the_pass_begins(reactor); }), 0)
+      << reactor.stderr_text().substr(0, 4000);
+  EXPECT_EQ(reactor.stat("counters.taken_over"), static_cast<int64_t>(kIdle + kHalfRead));
+  for (Client& client : half_read) ASSERT_TRUE(client.send(std::string(kHalfBody, 'y')));
+  size_t answered = 0;
+  for (Client& client : half_read) answered += read_response(client).status == 200;
+  EXPECT_EQ(answered, kHalfRead);
+  EXPECT_EQ(pings_answered(idle), kIdle) << reactor.stderr_text().substr(0, 6000);
+}
+
+// Reproduces: the old reactor aborted (an assertion in ipc's encode) passing a queued request of 16 MiB or
+// more: a frame's payload is at most 16 MiB, and the request went in one frame with its byte count. Every
+// connection was lost, the two in-flight clients' too.
+TEST(Takeover, AQueuedRequestLargerThanAFrameMovesInPieces) {
+  ReactorProcess reactor({"--handlers", "2", "--max-request-bytes", "40m", "--max-buffered-bytes", "100m",
+                          "--send-ahead", "off"});
+  std::vector<Client> busy;
+  for (int i = 0; i < 2; ++i) {
+    busy.emplace_back(reactor.host(), reactor.port());
+    ASSERT_TRUE(busy.back().send("spin 1500\n"));
+  }
+  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 2; }, 10s));
+  constexpr size_t kBody = 20u << 20, kSentBefore = 17u << 20;
+  Client upload(reactor.host(), reactor.port());
+  ASSERT_TRUE(upload.send("POST /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " +
+                          std::to_string(kBody) + "\r\n\r\n" + std::string(kSentBefore, 'x')));
+  // The reactor reads a queued request up to a frame's payload (16 MiB), and the handler reads the rest.
+  ASSERT_TRUE(wait_until([&] { return reactor.stat("pool.buffered_bytes") >= int64_t{16} << 20; }, 20s));
+  ASSERT_EQ(reactor.take_over(60s), 0) << reactor.stderr_text();
+  for (Client& client : busy) EXPECT_EQ(client.read_line(30s), "spun 1500");
+  ASSERT_TRUE(upload.send(std::string(kBody - kSentBefore, 'y')));
+  const HttpResponse answer = read_response(upload);
+  EXPECT_EQ(answer.status, 200);
+  EXPECT_EQ(answer.body, "pong\n");
+}
+
+// Reproduces: a stop of the old reactor during the hand-over, then of the new one (systemctl stop during an
+// upgrade), and the old reactor died of SIGSEGV once its last request was answered (it told a successor that
+// was gone already that every connection had been passed).
+TEST(Takeover, AStopOfBothReactorsDuringTheHandOverEndsTheOldOneCleanly) {
+  ReactorProcess reactor({"--handlers", "1"});
+  Client busy(reactor.host(), reactor.port());
+  ASSERT_TRUE(busy.send("spin 1000\n"));
+  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 5s));
+  const int status = reactor.take_over(30s, [&](pid_t old) {
+    ASSERT_TRUE(reactor.wait_for_log("is ready; passing", 20s)) << reactor.stderr_text();
+    ::kill(old, SIGTERM);
+    const pid_t successor = successor_pid(reactor);
+    ASSERT_GT(successor, 0);
+    ::kill(successor, SIGTERM);
+  });
+  EXPECT_EQ(busy.read_line(), "spun 1000");
+  EXPECT_EQ(status, 0) << reactor.stderr_text();
+}
+
+// Reproduces: at --max-connections, the listener's hold served both the cap and the takeover; the first close
+// during the hand-over lifted both, and the old reactor accepted newcomers, never passed its idle connections
+// and exited 1 at --shutdown-timeout.
+TEST(Takeover, AtTheConnectionCapACloseDuringTheHandOverDoesNotReopenTheOldListener) {
+  ReactorProcess reactor(
+      {"--handlers", "2", "--max-connections", "3", "--linger", "0", "--shutdown-timeout", "20s"});
+  const pid_t old_pid = reactor.pid();
+  // The first client's handler is held (stopped) until the hand-over has begun: it answers then, and closes
+  // the connection as asked, in the old reactor, during the hand-over.
+  Client quits(reactor.host(), reactor.port());
+  ASSERT_TRUE(quits.send("pid\nspin 200\nquit\n"));
+  const pid_t held = std::stoi(quits.read_line());
+  ASSERT_EQ(::kill(held, SIGSTOP), 0);
+  Client busy(reactor.host(), reactor.port());
+  ASSERT_TRUE(busy.send("spin 1500\n"));
+  Client idle(reactor.host(), reactor.port());
+  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 2; }, 5s));
+  std::vector<std::string> newcomers;
+  const int status = reactor.take_over(30s, [&](pid_t) {
+    ASSERT_TRUE(reactor.wait_for_log("is ready; passing", 20s)) << reactor.stderr_text();
+    ::kill(held, SIGCONT);
+    EXPECT_EQ(quits.read_line(), "spun 200");
+    EXPECT_TRUE(quits.wait_closed(5s));
+    for (int i = 0; i < 6; ++i) newcomers.push_back(ask(reactor.host(), reactor.port(), "pid"));
+  });
+  EXPECT_EQ(status, 0) << reactor.stderr_text();
+  EXPECT_EQ(busy.read_line(), "spun 1500");
+  ASSERT_TRUE(idle.send("pid\n"));
+  EXPECT_TRUE(is_handler_of(reactor, idle.read_line()));
+  for (const std::string& pid : newcomers) EXPECT_TRUE(is_handler_of(reactor, pid)) << pid;
+  EXPECT_NE(reactor.pid(), old_pid);
 }
 
 // The reactor started from a copy of its binary, replaced for the upgrade as a package manager replaces a

@@ -512,19 +512,22 @@ TEST(RequestFraming, ContinueIsDueOnceWhenABodyIsAwaited) {
   EXPECT_FALSE(framing.head_complete());
 }
 
+// A connection that holds this much reads past the reserve kept for small requests no more.
+constexpr size_t kLarge = ReadBudget::kSmallRequestBytes;
+
 TEST(ReadBudget, PausesReadersWhenSpentAndResumesThemLongestPausedFirst) {
   std::vector<ConnectionId> resumed;
   ReadBudget budget(100, 10, [&](ConnectionId id) {
     resumed.push_back(id);
     return id != 3;  // Connection 3 is gone by the time it is resumed.
   });
-  EXPECT_TRUE(budget.may_read(1));
+  EXPECT_TRUE(budget.may_read(1, kLarge));
   budget.update(0, 60);
-  budget.update(0, 50);              // Connection 2 holds 50: spent.
-  EXPECT_TRUE(budget.may_read(1));   // The first to ask may read on past the limit...
-  EXPECT_FALSE(budget.may_read(3));  // ...the others wait.
-  EXPECT_FALSE(budget.may_read(4));
-  EXPECT_FALSE(budget.may_read(5));
+  budget.update(0, 50);                      // Connection 2 holds 50: spent.
+  EXPECT_TRUE(budget.may_read(1, kLarge));   // The first to ask may read on past the limit...
+  EXPECT_FALSE(budget.may_read(3, kLarge));  // ...the others wait.
+  EXPECT_FALSE(budget.may_read(4, kLarge));
+  EXPECT_FALSE(budget.may_read(5, kLarge));
   EXPECT_EQ(budget.paused(), 3u);
   budget.cancel_pause();  // Connection 3 closes while it waits.
   budget.update(60, 0);   // Connection 1 handed its request off: 50 held, room for 5 chunks.
@@ -540,14 +543,29 @@ TEST(ReadBudget, TheReaderPastTheLimitPassesItsTurnOnWhenItStops) {
     return true;
   });
   budget.update(0, 100);
-  EXPECT_TRUE(budget.may_read(1));
-  EXPECT_FALSE(budget.may_read(2));
+  EXPECT_TRUE(budget.may_read(1, kLarge));
+  EXPECT_FALSE(budget.may_read(2, kLarge));
   budget.update(0, 50);  // Connection 1 read past the limit: 150 held, nobody resumed.
   EXPECT_TRUE(resumed.empty());
   budget.stop_reading(1);  // Its request is ready: connection 2 may read past the limit now.
   EXPECT_EQ(resumed, (std::vector<ConnectionId>{2}));
-  EXPECT_TRUE(budget.may_read(2));
-  EXPECT_FALSE(budget.may_read(3));
+  EXPECT_TRUE(budget.may_read(2, kLarge));
+  EXPECT_FALSE(budget.may_read(3, kLarge));
+}
+
+// Reproduces: stalled uploads that held the whole budget kept a 7-byte request on a fresh connection from
+// being read at all. An eighth of the limit is kept for connections that hold less than a small request.
+TEST(ReadBudget, SmallRequestsReadFromTheReserveWhileLargeOnesWait) {
+  ReadBudget budget(100, 10, [](ConnectionId) { return true; });
+  budget.update(0, 90);  // Large requests hold 90 of 100: spent for them, the reserve (12) aside.
+  EXPECT_TRUE(budget.may_read(1, kLarge));   // The one past the limit.
+  EXPECT_FALSE(budget.may_read(2, kLarge));  // Waits.
+  EXPECT_TRUE(budget.pressure());
+  EXPECT_TRUE(budget.may_read(3, 0));  // A fresh connection reads from the reserve...
+  EXPECT_TRUE(budget.may_read(3, kLarge - 1));
+  budget.update(0, 10);  // ...until the whole limit is spent.
+  EXPECT_FALSE(budget.may_read(4, 0));
+  EXPECT_EQ(budget.paused(), 2u);
 }
 
 TEST(Protocol, RefusalsSpeakTheClientsProtocol) {
