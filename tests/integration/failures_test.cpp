@@ -18,6 +18,7 @@
 
 #include "tests/support/client.hpp"
 #include "tests/support/reactor_process.hpp"
+#include "tests/support/temporary_folder.hpp"
 #include "tests/support/wait.hpp"
 
 namespace handoff::testing {
@@ -369,6 +370,30 @@ TEST(Failures, SighupReplacesEveryHandlerWithoutFailingARequest) {
   for (pid_t handler : reactor.handler_pids()) {
     EXPECT_EQ(std::find(old_handlers.begin(), old_handlers.end(), handler), old_handlers.end()) << handler;
   }
+}
+
+// Reproduces: a handler whose command forked a child (fork without exec, as multiprocessing's fork start
+// method does) left the connection open for as long as the child lived, after the client's quit: only the
+// crash path ended the connection for the client, by shutting it down.
+TEST(Failures, AConnectionTheHandlerClosesEndsEvenIfAForkedChildHoldsTheSocket) {
+  TemporaryFolder folder;
+  const std::string script = folder.file("forks.py",
+                                         "import os, time\n"
+                                         "from handoff_handler import Handler, Reply\n"
+                                         "handler = Handler()\n"
+                                         "@handler.command('fork')\n"
+                                         "def fork(request):\n"
+                                         "    if os.fork() == 0:\n"
+                                         "        time.sleep(20)\n"
+                                         "        os._exit(0)\n"
+                                         "    return Reply.text('forked')\n"
+                                         "handler.run()\n");
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", "python3 " + script});
+  Client client(reactor.host(), reactor.port());
+  ASSERT_TRUE(client.send("fork\n"));
+  ASSERT_EQ(client.read_line(), "forked");
+  ASSERT_TRUE(client.send("quit\n"));
+  EXPECT_TRUE(client.wait_closed(5s));
 }
 
 }  // namespace

@@ -353,6 +353,48 @@ TEST(Takeover, AtTheConnectionCapACloseDuringTheHandOverDoesNotReopenTheOldListe
   EXPECT_NE(reactor.pid(), old_pid);
 }
 
+// Reproduces: a takeover reverted the pool to --handlers (POST /pool?size=3, SIGUSR2: 2 handlers again).
+TEST(Takeover, TheNewReactorKeepsThePoolSizeInForce) {
+  ReactorProcess reactor({"--handlers", "2"});
+  ASSERT_EQ(reactor.admin("POST", "/pool?size=3").status, 200);
+  ASSERT_TRUE(reactor.wait_for_handlers(3, 20s));
+  ASSERT_EQ(reactor.take_over(30s), 0) << reactor.stderr_text();
+  EXPECT_EQ(reactor.stat("pool.target"), 3);
+  EXPECT_TRUE(reactor.wait_for_handlers(3, 20s));
+}
+
+// Reproduces: the new reactor answered a half-read request's "Expect: 100-continue" a second time, and the
+// client read the second "100 Continue" as the answer to its request.
+TEST(Takeover, A100ContinueAlreadySentIsNotSentAgain) {
+  ReactorProcess reactor({"--handlers", "1"});
+  Client client(reactor.host(), reactor.port());
+  ASSERT_TRUE(client.send(
+      "POST /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"));
+  EXPECT_EQ(client.read_line(), "HTTP/1.1 100 Continue\r");
+  EXPECT_EQ(client.read_line(), "\r");
+  ASSERT_EQ(reactor.take_over(30s), 0) << reactor.stderr_text();
+  ASSERT_TRUE(client.send("body"));
+  const HttpResponse answer = read_response(client);
+  EXPECT_EQ(answer.status, 200);
+  EXPECT_EQ(answer.body, "pong\n");
+}
+
+// Reproduces: a half-read request's --read-timeout started over in each new reactor (a slowloris with a 4 s
+// timeout kept its connection for 9 s across 6 takeovers). It counts from the request's first byte.
+TEST(Takeover, TheReadTimeoutOfAHalfReadRequestCountsOnAcrossTakeovers) {
+  ReactorProcess reactor({"--handlers", "1", "--read-timeout", "3s"});
+  Client slow(reactor.host(), reactor.port());
+  const auto began = std::chrono::steady_clock::now();
+  ASSERT_TRUE(slow.send("GET /ping HTTP/1.1\r\n"));
+  ASSERT_EQ(reactor.take_over(30s), 0) << reactor.stderr_text();
+  std::this_thread::sleep_until(began + 2500ms);
+  ASSERT_EQ(reactor.take_over(30s), 0) << reactor.stderr_text();
+  const HttpResponse answer = read_response(slow);
+  EXPECT_EQ(answer.status, 408);
+  // Started over, it would have come 3 s after the second takeover, 5.5 s or more after the first byte.
+  EXPECT_LT(std::chrono::steady_clock::now() - began, 5s);
+}
+
 // The reactor started from a copy of its binary, replaced for the upgrade as a package manager replaces a
 // file: the new one is written beside it and renamed over it.
 class TakeoverOfACopy : public ::testing::Test {
@@ -376,6 +418,39 @@ class TakeoverOfACopy : public ::testing::Test {
   std::string binary_;
   std::string previous_;
 };
+
+// Reproduces: each abandoned takeover left a zombie: a successor that closed the channel before it was ready
+// and exited later was never reaped.
+TEST_F(TakeoverOfACopy, AnAbandonedSuccessorIsReaped) {
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", environment("HANDOFF_HANDLER")});
+  install(folder_.file("closes", "#!/bin/sh\nexec 3>&-\nsleep 1\nexit 3\n", true));
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    ::kill(reactor.pid(), SIGUSR2);
+    ASSERT_TRUE(wait_until(
+        [&] {
+          const std::string log = reactor.stderr_text();
+          size_t abandoned = 0;
+          for (size_t at = log.find("takeover abandoned"); at != std::string::npos;
+               at = log.find("takeover abandoned", at + 1))
+            ++abandoned;
+          return abandoned == static_cast<size_t>(attempt);
+        },
+        10s))
+        << reactor.stderr_text();
+  }
+  // Each successor is reaped: gone from /proc (a zombie stays there until its parent waits for it).
+  const std::string log = reactor.stderr_text();
+  const std::regex started(R"(started the new reactor, pid (\d+))");
+  size_t successors = 0;
+  for (auto match = std::sregex_iterator(log.begin(), log.end(), started); match != std::sregex_iterator();
+       ++match, ++successors) {
+    const std::string proc = "/proc/" + (*match)[1].str();
+    EXPECT_TRUE(wait_until([&] { return !std::filesystem::exists(proc); }, 5s)) << proc;
+  }
+  EXPECT_EQ(successors, 3u);
+  EXPECT_TRUE(wait_until([&] { return reactor.handler_pids().size() == 1; }, 5s));
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
+}
 
 TEST_F(TakeoverOfACopy, ABrokenNewBinaryIsAbandonedAndAFixedOneGoesLive) {
   ReactorProcess reactor({"--handlers", "1", "--handler-cmd", environment("HANDOFF_HANDLER")});
