@@ -33,6 +33,9 @@ class AdminConnection {
   AdminConnection(uv_loop_t* loop, uint64_t id, ipc::UniqueFd socket, const AdminRoute& route,
                   const std::string& token, const FinishedCallback& on_finished);
 
+  // It has not received its whole request yet (idle, or sending it): closing it now loses no answer.
+  bool waiting_for_request() const { return step_ == Step::kReading; }
+
   void close();
 
  private:

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <cxxopts.hpp>
 #include <fstream>
@@ -114,13 +115,34 @@ std::optional<std::vector<std::string>> split_command(std::string_view text) {
   return words;
 }
 
+std::string command_text(const std::vector<std::string>& words) {
+  std::string text;
+  for (const std::string& word : words) {
+    if (!text.empty()) text += ' ';
+    const bool plain = !word.empty() && std::all_of(word.begin(), word.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) ||
+             (c != '\0' && std::strchr("_-./:=@%+,", c) != nullptr);
+    });
+    if (plain) {
+      text += word;
+      continue;
+    }
+    // In single quotes every character stands for itself but the quote, which closes, escapes and reopens.
+    text += '\'';
+    for (const char c : word) text += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    text += '\'';
+  }
+  return text;
+}
+
 namespace {
 
 // Reads option name (given as text) into value, checking it lies within [min, max]; an EarlyExit that says
-// what is wrong otherwise.
+// what is wrong otherwise. An option without a default value that is not given leaves value as it is.
 template <typename T, typename Parse>
 std::optional<EarlyExit> read_option(const cxxopts::ParseResult& result, const char* name, Parse parse, T min,
                                      T max, const std::string& expected, T& value) {
+  if (result.count(name) == 0 && !result[name].has_default()) return std::nullopt;
   const std::string text = result[name].as<std::string>();
   const std::optional<T> parsed = parse(text);
   if (!parsed || *parsed < min || *parsed > max) {
@@ -193,7 +215,11 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
                "Prints 'listening on HOST:PORT' once ready", text(config.listen.to_string()), "HOST:PORT")
     ("reuse-port", "several reactors may listen on the same port of one host: the kernel spreads new "
                    "connections among them (SO_REUSEPORT)")
-    ("handlers", "number of handler processes; the default is one per core", text(std::to_string(cores)), "N")
+    // The defaults of --handlers and --handler-cmd depend on the machine and on where the reactor is
+    // installed: the help names them by what they are, never by their value here, since the man page is made
+    // from it on the build machine (reactor/meson.build).
+    ("handlers", "number of handler processes (default: one per core, at most --max-handlers)",
+     cxxopts::value<std::string>(), "N")
     ("max-handlers", "the largest pool that --handlers, POST /pool or SIGTTIN may ask for (at most 1024)",
      text("64"), "N")
     ("linger", "after an answer, while no request waits and another handler is idle, the handler waits this "
@@ -211,7 +237,9 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
     ("handler-nice", "handlers run this much nicer than the reactor, 0 to 19: a smaller share of the CPU when "
                      "other programs compete for it too", text("0"), "N")
     ("handler-cmd", "handler command line (split like a shell, no expansions); the handler gets its channel at "
-                    "descriptor 3 (HANDOFF_IPC_FD=3)", text(default_handler), "'PATH ARGS...'")
+                    "descriptor 3 (HANDOFF_IPC_FD=3). Default: handoff-handler beside the reactor, in the folder "
+                    "of its own executable (in a build tree, ../handler/handoff-handler from that folder)",
+     cxxopts::value<std::string>(), "'PATH ARGS...'")
     ("max-head-bytes", "longest HTTP request head; longer gets 431", text("64k"), "BYTES")
     ("max-request-bytes", "longest request line or HTTP body; longer gets 'ERR request too large' or 413. The "
                           "reactor reads each whole request before a handler gets it", text("2m"), "BYTES")
@@ -269,6 +297,10 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
     if (result.count("version")) return EarlyExit{0, std::string(kVersion) + "\n"};
     if (!result.unmatched().empty())
       return usage_error("unexpected argument '" + result.unmatched()[0] + "'");
+    // cxxopts keeps the last of an option given twice: the first would be dropped without a word.
+    for (const cxxopts::KeyValue& argument : result.arguments()) {
+      if (result.count(argument.key()) > 1) return usage_error("--" + argument.key() + " is given twice");
+    }
 
     const std::string listen = result["listen"].as<std::string>();
     const std::optional<ListenAddress> address = parse_listen_address(listen);
@@ -280,20 +312,23 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
     config.listen_given = result.count("listen") > 0;
     config.reuse_port = result.count("reuse-port") > 0;
 
-    const std::string command = result["handler-cmd"].as<std::string>();
+    const std::string command =
+        result.count("handler-cmd") ? result["handler-cmd"].as<std::string>() : default_handler;
     std::optional<std::vector<std::string>> words = split_command(command);
     if (!words) return usage_error("--handler-cmd has an unterminated quote: " + command);
     if (words->empty()) return usage_error("--handler-cmd is empty");
     config.handler_command = std::move(*words);
 
-    size_t handlers = 0, max_handlers = 0, handler_nice = 0;
+    size_t max_handlers = 0, handler_nice = 0;
     const Milliseconds ms(1), day(24 * 3600 * 1000);
-    std::optional<EarlyExit> error;
-    (error = read_option(result, "max-handlers", parse_count, size_t{1}, size_t{kMaxHandlers},
-                         "a whole number from 1 to 1024", max_handlers)) ||
-        (error = read_option(result, "handlers", parse_count, size_t{1}, max_handlers,
-                             "a whole number from 1 to --max-handlers (" + std::to_string(max_handlers) + ")",
-                             handlers)) ||
+    std::optional<EarlyExit> error =
+        read_option(result, "max-handlers", parse_count, size_t{1}, size_t{kMaxHandlers},
+                    "a whole number from 1 to 1024", max_handlers);
+    if (error) return *error;
+    size_t handlers = std::min<size_t>(cores, max_handlers);  // One per core, unless --handlers says.
+    (error = read_option(result, "handlers", parse_count, size_t{1}, max_handlers,
+                         "a whole number from 1 to --max-handlers (" + std::to_string(max_handlers) + ")",
+                         handlers)) ||
         (error = read_option(result, "max-head-bytes", parse_size, kMinHeadBytes, kMaxHeadBytes,
                              "a size from 16 to 1m", config.max_head_bytes)) ||
         (error = read_option(result, "max-request-bytes", parse_size, size_t{1}, kMaxRequestBytesLimit,
@@ -392,11 +427,24 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
       const std::string path = result["admin-token-file"].as<std::string>();
       std::ifstream file(path);
       if (!file) return usage_error("--admin-token-file '" + path + "' cannot be read");
-      std::getline(file, config.admin_token);
-      // Header values lose their trailing blanks in the parser, so the token does too.
-      while (!config.admin_token.empty() &&
-             std::isspace(static_cast<unsigned char>(config.admin_token.back()))) {
-        config.admin_token.pop_back();
+      std::string line;
+      std::getline(file, line);
+      // A header's value loses the blanks around it in the parser (and a CRLF file leaves a CR), so the token
+      // does too; a control character left inside could never arrive in a header: refused, not kept to fail
+      // every request.
+      const auto blank = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
+      const auto first = std::find_if_not(line.begin(), line.end(), blank);
+      const auto last = std::find_if_not(line.rbegin(), line.rend(), blank).base();
+      config.admin_token = first < last ? std::string(first, last) : std::string();
+      const auto control = std::find_if(config.admin_token.begin(), config.admin_token.end(), [](char c) {
+        return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+      });
+      if (control != config.admin_token.end()) {
+        char code[8];
+        std::snprintf(code, sizeof(code), "0x%02x", static_cast<unsigned char>(*control));
+        return usage_error("--admin-token-file '" + path + "': its token holds a control character (" + code +
+                           ", character " + std::to_string(control - config.admin_token.begin() + 1) +
+                           "), which no Authorization header can carry");
       }
       if (config.admin_token.size() < 16) {
         return usage_error("--admin-token-file '" + path +

@@ -113,5 +113,7 @@ std::optional<Microseconds> parse_short_duration(std::string_view text);
 // Splits a command line into words as a POSIX shell would for plain words, 'single' and "double" quotes and
 // backslash escapes (no expansions). nullopt for an unterminated quote.
 std::optional<std::vector<std::string>> split_command(std::string_view text);
+// The other way: words as one line that split_command splits back into them, quoted only where they must be.
+std::string command_text(const std::vector<std::string>& words);
 
 }  // namespace handoff::reactor

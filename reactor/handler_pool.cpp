@@ -207,7 +207,8 @@ void HandlerPool::on_handler_exited(HandlerProcess& handler, int64_t exit_status
   }
 }
 
-// One log line per handler death, with its cause.
+// One log line per handler death, with its cause: at info when the reactor retired or stopped it, or it
+// exited by itself with status 0; at warn when it died unexpectedly or was killed for what it did.
 void HandlerPool::log_exit(const HandlerProcess& handler, int64_t exit_status, int term_signal) const {
   const std::string how = term_signal != 0 ? "was killed by signal " + std::to_string(term_signal) + " (" +
                                                  strsignal(term_signal) + ")"
@@ -215,12 +216,20 @@ void HandlerPool::log_exit(const HandlerProcess& handler, int64_t exit_status, i
   const bool expected = handler.retiring() || handler.cancelled() || phase_ != Phase::kServing;
   if (!handler.kill_reason().empty()) {
     log_at(expected ? LogLevel::kInfo : LogLevel::kWarn, "handler %d %s: %s", handler.pid(), how.c_str(),
+  const uint64_t served = handler.requests_served();
+  const std::string after = " after " + std::to_string(served) + (served == 1 ? " request" : " requests") +
+                            (handler.said_hello() ? "" : " before it said hello");
            handler.kill_reason().c_str());
-  } else if (term_signal != 0 || exit_status != 0 || !expected) {
+  const bool clean = term_signal == 0 && exit_status == 0;
+  } else if (clean && handler.retiring()) {
+    log_at(LogLevel::kInfo, "handler %d retired%s", handler.pid(), after.c_str());
+  } else if ((clean && phase_ != Phase::kServing) || (term_signal == SIGKILL && phase_ == Phase::kStopping)) {
+    log_at(LogLevel::kInfo, "handler %d stopped by the reactor%s", handler.pid(), after.c_str());
+  } else if (clean) {
+    log_at(LogLevel::kInfo, "handler %d exited by itself with status 0%s", handler.pid(), after.c_str());
+  } else {
     log_at(LogLevel::kWarn, "handler %d %s%s", handler.pid(), how.c_str(),
            handler.said_hello() ? "" : " before it said hello");
-  } else {
-    log_at(LogLevel::kDebug, "handler %d %s", handler.pid(), how.c_str());
   }
 }
 
@@ -405,9 +414,12 @@ void HandlerPool::abandon_reload(const HandlerProcess& failed, const std::string
   last_reload_ = {.state = "abandoned",
                   .error = "a new handler (pid " + std::to_string(failed.pid()) + ") did not start: " + why,
                   .at_unix = static_cast<double>(std::time(nullptr))};
-  log_at(LogLevel::kError,
-         "reload abandoned: %s; stopped %zu other new handlers; %zu old handlers keep serving",
-         last_reload_.error.c_str(), stopped, serving_count());
+  // The new handler that failed may not be reaped yet: it is no old handler, and neither is a retiring one.
+  const size_t old = std::count_if(handlers_.begin(), handlers_.end(), [this](const auto& entry) {
+    return !entry.second->exited() && !entry.second->retiring() && !replacing_.contains(entry.first);
+  });
+  log_at(LogLevel::kError, "reload abandoned: %s; stopped %zu other new handler%s; %zu old handler%s serving",
+         last_reload_.error.c_str(), stopped, stopped == 1 ? "" : "s", old, old == 1 ? " keeps" : "s keep");
 }
 
 // --- Winding down ---

@@ -33,8 +33,9 @@ std::error_code errno_code(int value) {
 
 HandlerProcess::HandlerProcess(uv_loop_t* loop, HandlerId id, const Config& config, Events& events)
     : loop_(loop), id_(id), config_(config), events_(events) {
-  process_.data = channel_poll_.data = request_timer_.data = this;
+  process_.data = channel_poll_.data = request_timer_.data = exit_timer_.data = this;
   uv_timer_init(loop_, &request_timer_);
+  uv_timer_init(loop_, &exit_timer_);
 }
 
 std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
@@ -457,7 +458,16 @@ void HandlerProcess::break_off(std::string why) {
   broken_ = true;
   update_polling();
   if (why.empty()) {
-    kill(SIGKILL);
+    uv_timer_start(
+        &exit_timer_,
+        [](uv_timer_t* timer) {
+          auto* self = static_cast<HandlerProcess*>(timer->data);
+          if (!self->exited_) {
+            self->kill_for("it had not exited " + std::to_string(kExitGraceMs) +
+                           " ms after its channel closed");
+          }
+        },
+        kExitGraceMs, 0);
   } else {
     kill_for("it broke the ipc protocol: " + why);
   }
@@ -486,9 +496,9 @@ void HandlerProcess::kill(int signal) {
 }
 
 void HandlerProcess::close() {
-  CloseOnLoop::close_then_delete(
-      this, {channel_polled_ ? as_handle(&channel_poll_) : nullptr,
-             process_.loop != nullptr ? as_handle(&process_) : nullptr, as_handle(&request_timer_)});
+  CloseOnLoop::close_then_delete(this, {channel_polled_ ? as_handle(&channel_poll_) : nullptr,
+                                        process_.loop != nullptr ? as_handle(&process_) : nullptr,
+                                        as_handle(&request_timer_), as_handle(&exit_timer_)});
 }
 
 }  // namespace handoff::reactor

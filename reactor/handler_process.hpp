@@ -166,7 +166,8 @@ class HandlerProcess {
   void read_rest_of_channel();
   void flush_outbox();
   void start_start_timer();
-  // Stops reading the channel and kills the handler; why is empty when the handler itself closed it.
+  // Stops reading the channel and kills the handler for why. Empty why: its channel closed (it exits, or the
+  // reactor ended the channel), and it is killed only if it has not exited kExitGraceMs later.
   void break_off(std::string why);
   void update_polling();
   void lower_priority();
@@ -182,6 +183,10 @@ class HandlerProcess {
   uv_process_t process_{};
   uv_poll_t channel_poll_{};
   uv_timer_t request_timer_{};
+  // Runs once its channel closed (break_off without a reason): it is exiting, and is killed only if it has
+  // not exited kExitGraceMs later. A SIGKILL at once would race its own exit and hide how it ended.
+  uv_timer_t exit_timer_{};
+  static constexpr uint64_t kExitGraceMs = 2000;
   ipc::UniqueFd channel_;
   ipc::AnswerRecord answer_record_;  // Inherited by the child at kHandlerRecordFd.
   ipc::FrameDecoder decoder_;

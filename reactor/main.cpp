@@ -14,6 +14,7 @@
 #include <string>
 #include <variant>
 
+#include "reactor/admin_server.hpp"
 #include "reactor/config.hpp"
 #include "reactor/log.hpp"
 #include "reactor/privileges.hpp"
@@ -31,8 +32,9 @@ std::string own_path() {
 
 // Every idle connection costs a descriptor: the soft limit is raised to the hard one, and --max-connections,
 // unless given, leaves room below it for the reactor's own descriptors: two per handler (its channel and its
-// answer record), twice that while a reload or a recycling runs old and new side by side, the listeners, the
-// loop's, admin connections, connections lingering at close, and a margin.
+// answer record), twice that while a reload or a recycling runs old and new side by side, the admin
+// connections (AdminServer holds at most kMaxConnections), the listeners, the loop's, connections lingering
+// at close, and a margin.
 void use_every_descriptor(handoff::reactor::Config& config) {
   using handoff::reactor::LogLevel;
   rlimit files{};
@@ -47,7 +49,8 @@ void use_every_descriptor(handoff::reactor::Config& config) {
     files.rlim_cur = files.rlim_max;
     if (::setrlimit(RLIMIT_NOFILE, &files) != 0) files.rlim_cur = before;
   }
-  const rlim_t reserved = 64 + 4 * static_cast<rlim_t>(config.max_handlers);
+  const rlim_t reserved =
+      32 + handoff::reactor::AdminServer::kMaxConnections + 4 * static_cast<rlim_t>(config.max_handlers);
   if (config.max_connections == 0) {
     config.max_connections = files.rlim_cur > reserved + 16 ? files.rlim_cur - reserved : 16;
   }
@@ -60,12 +63,13 @@ void use_every_descriptor(handoff::reactor::Config& config) {
 }
 
 // The built-in handler: installed beside the reactor (bin/handoff-handler next to bin/handoff), or in the
-// build tree (build/handler/handoff-handler next to build/reactor/handoff).
+// build tree (build/handler/handoff-handler next to build/reactor/handoff); as a --handler-cmd, quoted where
+// the path needs it.
 std::string default_handler_command(const std::string& self) {
   const std::string folder = self.substr(0, self.rfind('/'));
   const std::string beside = folder + "/handoff-handler";
-  if (::access(beside.c_str(), X_OK) == 0) return beside;
-  return folder.substr(0, folder.rfind('/')) + "/handler/handoff-handler";
+  if (::access(beside.c_str(), X_OK) == 0) return handoff::reactor::command_text({beside});
+  return handoff::reactor::command_text({folder.substr(0, folder.rfind('/')) + "/handler/handoff-handler"});
 }
 
 }  // namespace

@@ -123,7 +123,8 @@ void Server::on_pool_ready() {
   std::printf("listening on %s\n", frontend_.local_address().to_string().c_str());
   if (admin_) std::printf("admin listening on %s\n", admin_->local_address().to_string().c_str());
   std::fflush(stdout);
-  log_at(LogLevel::kInfo, "serving with %u handlers: %s", pool_.target(), config_.handler_command[0].c_str());
+  log_at(LogLevel::kInfo, "serving with %u handler%s: %s", pool_.target(), pool_.target() == 1 ? "" : "s",
+         command_text(config_.handler_command).c_str());
   // systemd follows a reactor that takes over first (MAINPID), and then the old one lets go.
   notify_ready(taking_over);
   if (!taking_over) return;
@@ -194,8 +195,8 @@ void Server::on_successor_lost(Successor&) {
 
 // Every connection is the successor's: the handlers finish and this reactor exits.
 void Server::handed_over() {
-  log_at(LogLevel::kInfo, "takeover: every connection is passed on to pid %d; exiting", successor_->pid());
   assert(successor_ != nullptr);  // Lost, it ended the hand-over (on_successor_lost).
+  log_at(LogLevel::kInfo, "takeover: every connection is passed on to pid %d; exiting", successor_->pid());
   successor_->finish();
   admin_socket_kept_.reset();
   if (phase_ != Phase::kHandingOver) return;  // A stop signal came meanwhile, and winds the reactor down.

@@ -5,11 +5,14 @@
 #include <sys/stat.h>
 
 #include <gtest/gtest.h>
+#include <atomic>
 #include <filesystem>
 #include <thread>
 
 #include "tests/support/client.hpp"
+#include "tests/support/python_spin_handler.hpp"
 #include "tests/support/reactor_process.hpp"
+#include "tests/support/temporary_folder.hpp"
 #include "tests/support/wait.hpp"
 
 namespace handoff::testing {
@@ -26,6 +29,12 @@ std::string python(const std::string& script, const std::string& input) {
   const ProgramResult result = run_program({"python3", "-c", script}, input, 30s);
   EXPECT_EQ(result.status, 0) << result.err;
   return result.out;
+}
+
+size_t occurrences(const std::string& text, const std::string& part) {
+  size_t count = 0;
+  for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++count;
+  return count;
 }
 
 std::string artifacts_folder() {
@@ -231,7 +240,7 @@ TEST(Admin, JsonLogsAndAnAccessLineForEveryRequest) {
       "access = [r for r in records if r.get('type') == 'access']\n"
       "print(len(access), [(r['protocol'], r['request'], r['outcome']) for r in access])\n"
       "print(all(set(r) >= {'time', 'peer', 'queue_ms', 'service_ms', 'handler_pid'} for r in access))\n"
-      "print(any('serving with 1 handlers' in r.get('message', '') for r in records))",
+      "print(any('serving with 1 handler: ' in r.get('message', '') for r in records))",
       reactor->stderr_text());
   EXPECT_EQ(lines, "2 [('line', 'fib 10', '200'), ('http', 'GET /nothing HTTP/1.1', '404')]\nTrue\nTrue\n");
 }
@@ -249,6 +258,120 @@ TEST(Admin, TheJsonAccessLogIsValidUtf8WhateverTheClientSends) {
       "print(ascii([r['request'] for r in records if r.get('type') == 'access']))",
       reactor->stderr_text());
   EXPECT_EQ(requests, "['fib \\ufffd\\ufffd caf\\xe9']\n");
+}
+
+// --- Log lines that tell the truth ---
+
+// Under load, handlers the reactor retired (--max-requests, a reload) were logged at warn as "killed by
+// signal 9 (Killed)": it SIGKILLed each one whose channel it read the end of, though it had ended that
+// channel itself to let the handler exit, and the kill raced the exit.
+TEST(Admin, RetiredHandlersAreLoggedAsRetiredNotAsKilled) {
+  ReactorProcess reactor({"--handlers", "2", "--max-requests", "50"});
+  constexpr int kClients = 8, kRequests = 300;
+  std::atomic<int> answered{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&] {
+      Client client(reactor.host(), reactor.port());
+      for (int i = 0; i < kRequests && client.send("fib 10\n") && client.read_line() == "55"; ++i) ++answered;
+    });
+  }
+  // A reload in the middle retires busy handlers too.
+  wait_until([&] { return answered > kClients * kRequests / 3; }, 30s);
+  ::kill(reactor.pid(), SIGHUP);
+  for (std::thread& client : clients) client.join();
+  EXPECT_EQ(answered, kClients * kRequests);
+  ASSERT_TRUE(wait_until([&] { return reactor.stat("counters.handler_exits") >= 20; }, 10s))
+      << reactor.stats();
+  const int64_t exits = reactor.stat("counters.handler_exits");
+  const std::string log = reactor.stderr_text();
+  EXPECT_EQ(log.find(" warn: "), std::string::npos) << log;
+  EXPECT_EQ(log.find("(Killed)\n"), std::string::npos) << log;  // A kill the line gives no reason for.
+  // Each exit has its line: retired, or (a replacement still starting when the reload came) killed by it.
+  const size_t retired = occurrences(log, " retired after "),
+               superseded = occurrences(log, " (Killed): a newer reload replaces it\n");
+  EXPECT_GE(retired + superseded, static_cast<size_t>(exits)) << log;
+  EXPECT_EQ(occurrences(log, " info: handler "), retired + superseded) << log;
+}
+
+// A handler that chose to exit (sys.exit(0)) was logged as killed by signal 9: the reactor read the EOF of
+// its channel and SIGKILLed it before it was gone.
+TEST(Admin, AHandlerThatExitsByItselfIsLoggedSo) {
+  TemporaryFolder folder;
+  const std::string script = folder.file("leaving.py",
+                                         "import sys\n"
+                                         "from handoff_handler import Handler, Reply\n"
+                                         "handler = Handler()\n"
+                                         "@handler.command('leave')\n"
+                                         "def leave(request):\n"
+                                         "    sys.exit(0)\n"
+                                         "handler.run()\n");
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", "python3 " + script});
+  for (int i = 0; i < 3; ++i) {
+    Client client(reactor.host(), reactor.port());
+    ASSERT_TRUE(client.send("leave\n"));
+    client.wait_closed(5s);
+    ASSERT_TRUE(wait_until([&] { return reactor.stat("counters.handler_exits") == i + 1; }, 10s));
+    ASSERT_TRUE(reactor.wait_for_handlers(1, 10s));
+  }
+  const std::string log = reactor.stderr_text();
+  EXPECT_EQ(log.find("killed by signal"), std::string::npos) << log;
+  EXPECT_EQ(occurrences(log, "info: handler "), 3u) << log;
+  EXPECT_EQ(occurrences(log, " exited by itself with status 0 after 0 requests\n"), 3u) << log;
+}
+
+// A pool of 2 whose reload failed said "3 old handlers keep serving": the new handler that failed counted.
+TEST(Admin, AnAbandonedReloadCountsTheOldHandlersThatServeOn) {
+  TemporaryFolder folder;
+  const std::string broken = folder.path("broken");
+  ReactorProcess reactor(
+      {"--handlers", "2", "--handler-cmd",
+       "sh -c 'test -e " + broken + " && exit 1; exec " + environment("HANDOFF_HANDLER") + "'"});
+  folder.file("broken", "");
+  ::kill(reactor.pid(), SIGHUP);
+  ASSERT_TRUE(reactor.wait_for_log("reload abandoned", 10s)) << reactor.stderr_text();
+  ASSERT_TRUE(wait_until([&] { return reactor.handler_pids().size() == 2; }, 10s));
+  const std::string log = reactor.stderr_text();
+  EXPECT_NE(log.find("; 2 old handlers keep serving"), std::string::npos) << log;
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "fib 10"), "55");
+}
+
+// "serving with 1 handlers: python3" named the interpreter only.
+TEST(Admin, TheStartLineNamesTheWholeHandlerCommand) {
+  TemporaryFolder folder;
+  const std::string command = python_spin_handler(folder);
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", command});
+  EXPECT_TRUE(reactor.wait_for_log("info: serving with 1 handler: " + command + "\n", 5s))
+      << reactor.stderr_text();
+}
+
+// --- The admin port's share of the descriptors ---
+
+// With 256 descriptors, 400 idle admin connections took them all: the service port stopped accepting and
+// /healthz took 4.5 s. The admin port holds a bounded number of connections; at the bound the oldest that has
+// not sent a request makes room, so a scraper or a health checker is answered however many idle ones come.
+TEST(Admin, IdleAdminConnectionsLeaveTheServicePortAndHealthzTheirRoom) {
+  ReactorProcess reactor({"--handlers", "1"}, 256);
+  std::vector<Client> idle;
+  for (int i = 0; i < 400; ++i) idle.emplace_back(reactor.host(), reactor.admin_port());
+  // The reactor has taken from its backlog what it will take.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const size_t before = reactor.open_descriptors();
+        std::this_thread::sleep_for(100ms);
+        return reactor.open_descriptors() == before;
+      },
+      10s));
+
+  Client service(reactor.host(), reactor.port());
+  ASSERT_TRUE(service.send("fib 10\n"));
+  EXPECT_EQ(service.read_line(5s), "55");
+  for (int i = 0; i < 5; ++i) {
+    const Clock::time_point start = Clock::now();
+    EXPECT_EQ(admin(reactor, "GET", "/healthz").status, 200);
+    EXPECT_LT(Clock::now() - start, 500ms);
+    EXPECT_EQ(admin(reactor, "GET", "/metrics").status, 200);
+  }
 }
 
 TEST(Admin, TheLogLevelFilters) {

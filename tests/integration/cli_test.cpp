@@ -6,9 +6,12 @@
 
 #include <gtest/gtest.h>
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
+#include <thread>
 
 #include "tests/support/reactor_process.hpp"
+#include "tests/support/temporary_folder.hpp"
 
 namespace handoff::testing {
 namespace {
@@ -38,6 +41,68 @@ TEST(Cli, ABadOptionIsOneClearLineAndStatus2) {
     EXPECT_EQ(result.status, 2) << arguments[0];
     EXPECT_EQ(result.err.rfind("handoff: ", 0), 0u) << result.err;
     EXPECT_EQ(result.out, "");
+  }
+}
+
+// The man page is help2man's rendering of --help in the build tree, installed on other machines: the build
+// tree's paths and this machine's core count would be wrong there.
+TEST(Cli, HelpStatesDefaultsTrueWhereverTheBinaryIsInstalled) {
+  const ProgramResult help = reactor({"--help"});
+  ASSERT_EQ(help.status, 0);
+  // The help's lines are wrapped: its words are compared with one space between them.
+  std::string text;
+  for (const char c : help.out) {
+    if (!std::isspace(static_cast<unsigned char>(c))) {
+      text += c;
+    } else if (!text.empty() && text.back() != ' ') {
+      text += ' ';
+    }
+  }
+  const std::string reactor_file = reactor_path();
+  const std::string build_tree = reactor_file.substr(0, reactor_file.rfind("/reactor/"));
+  EXPECT_EQ(text.find(build_tree), std::string::npos) << help.out;
+  EXPECT_NE(text.find("Default: handoff-handler beside the reactor"), std::string::npos) << help.out;
+  const size_t at = text.find("--handlers N ");
+  ASSERT_NE(at, std::string::npos) << help.out;
+  const std::string handlers = text.substr(at, text.find(" --max-handlers N ", at) - at);
+  EXPECT_NE(handlers.find("(default: one per core"), std::string::npos) << handlers;
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  EXPECT_EQ(handlers.find("(default: " + std::to_string(cores) + ")"), std::string::npos) << handlers;
+}
+
+// One --listen silently dropped for the other would leave the operator believing the reactor listens on both.
+TEST(Cli, AnOptionGivenTwiceIsRefused) {
+  for (const std::vector<std::string>& arguments :
+       {std::vector<std::string>{"--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"},
+        {"--admin", "off", "--admin", "127.0.0.1:0"},
+        {"--handlers", "1", "--handlers", "2"}}) {
+    const ProgramResult result = reactor(arguments);
+    EXPECT_EQ(result.status, 2) << arguments[0];
+    EXPECT_EQ(result.err.rfind("handoff: " + arguments[0] + " is given twice", 0), 0u) << result.err;
+  }
+}
+
+// A token is compared with the header's value, which loses its blanks around it: the file's token must too,
+// or no request could ever carry it.
+TEST(Cli, ATokenFileWithBlanksAroundTheTokenIsTrimmed) {
+  TemporaryFolder folder;
+  const std::string token = "s3cret-token-of-the-operator";
+  ReactorProcess reactor(
+      {"--handlers", "1", "--admin-token-file", folder.file("token", " \t" + token + " \r\nsecond line\n")});
+  Client client(reactor.host(), reactor.admin_port());
+  client.send("POST /pool?size=2 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + token + "\r\n\r\n");
+  EXPECT_EQ(read_response(client).status, 200);
+}
+
+// A token no header can carry (a NUL, a control character) is refused at start-up, with the reason.
+TEST(Cli, ATokenWithAControlCharacterIsRefusedAtStartUp) {
+  TemporaryFolder folder;
+  for (const std::string& token :
+       {std::string("s3cret-token\0of-the-operator", 28), std::string("s3cret-token\x01of-the-operator")}) {
+    const ProgramResult result = reactor({"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--handlers",
+                                          "1", "--admin-token-file", folder.file("token", token + "\n")});
+    EXPECT_EQ(result.status, 2) << result.err;
+    EXPECT_NE(result.err.find("control character"), std::string::npos) << result.err;
   }
 }
 

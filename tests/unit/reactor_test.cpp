@@ -48,6 +48,30 @@ TEST(SplitCommand, SplitsLikeAShell) {
   EXPECT_FALSE(split_command("a 'b"));
 }
 
+// The start line names the handler command as split_command would read it back.
+TEST(SplitCommand, CommandTextSplitsBackIntoTheSameWords) {
+  EXPECT_EQ(command_text({"python3", "/srv/handler.py", "--x=1"}), "python3 /srv/handler.py --x=1");
+  for (const std::vector<std::string>& words :
+       {std::vector<std::string>{"sh", "-c", "test -e 'x' && exit 1"},
+        {"my handler", "", "it's", "\"quoted\"", "back\\slash", "tab\there", "$HOME"}}) {
+    EXPECT_EQ(split_command(command_text(words)), words) << command_text(words);
+  }
+}
+
+TEST(CommandLine, AnOptionGivenTwiceIsRefused) {
+  const auto parsed = parse({"--listen", "127.0.0.1:1", "--listen", "127.0.0.1:2"});
+  ASSERT_TRUE(std::holds_alternative<EarlyExit>(parsed));
+  EXPECT_EQ(std::get<EarlyExit>(parsed).status, 2);
+  EXPECT_EQ(std::get<EarlyExit>(parsed).text, "handoff: --listen is given twice\n(see handoff --help)\n");
+}
+
+// One per core, but never more than --max-handlers allows: a machine with more cores is no usage error.
+TEST(CommandLine, HandlersDefaultToOnePerCoreWithinMaxHandlers) {
+  const auto parsed = parse({"--max-handlers", "1"});
+  ASSERT_TRUE(std::holds_alternative<Config>(parsed));
+  EXPECT_EQ(std::get<Config>(parsed).handlers, 1u);
+}
+
 TEST(CommandLine, DefaultsAreSane) {
   const auto parsed = parse({});
   ASSERT_TRUE(std::holds_alternative<Config>(parsed));
