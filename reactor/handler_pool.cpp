@@ -179,7 +179,8 @@ void HandlerPool::on_handler_exited(HandlerProcess& handler, int64_t exit_status
     replacing_.erase(pending);
     if (for_reload && phase_ == Phase::kServing && last_reload_.state == "in progress") {
       abandon_reload(
-          handler, handler.kill_reason().empty() ? "it exited before it said hello" : handler.kill_reason());
+          "a new handler (pid " + std::to_string(handler.pid()) + ") did not start: " +
+          (handler.kill_reason().empty() ? "it exited before it said hello" : handler.kill_reason()));
     }
     ++early_exits_in_a_row_;
     handlers_.erase(id);
@@ -213,14 +214,14 @@ void HandlerPool::log_exit(const HandlerProcess& handler, int64_t exit_status, i
   const std::string how = term_signal != 0 ? "was killed by signal " + std::to_string(term_signal) + " (" +
                                                  strsignal(term_signal) + ")"
                                            : "exited with status " + std::to_string(exit_status);
-  const bool expected = handler.retiring() || handler.cancelled() || phase_ != Phase::kServing;
-  if (!handler.kill_reason().empty()) {
-    log_at(expected ? LogLevel::kInfo : LogLevel::kWarn, "handler %d %s: %s", handler.pid(), how.c_str(),
   const uint64_t served = handler.requests_served();
   const std::string after = " after " + std::to_string(served) + (served == 1 ? " request" : " requests") +
                             (handler.said_hello() ? "" : " before it said hello");
-           handler.kill_reason().c_str());
+  const bool expected = handler.retiring() || handler.cancelled() || phase_ != Phase::kServing;
   const bool clean = term_signal == 0 && exit_status == 0;
+  if (!handler.kill_reason().empty()) {
+    log_at(expected ? LogLevel::kInfo : LogLevel::kWarn, "handler %d %s: %s", handler.pid(), how.c_str(),
+           handler.kill_reason().c_str());
   } else if (clean && handler.retiring()) {
     log_at(LogLevel::kInfo, "handler %d retired%s", handler.pid(), after.c_str());
   } else if ((clean && phase_ != Phase::kServing) || (term_signal == SIGKILL && phase_ == Phase::kStopping)) {
@@ -278,7 +279,7 @@ void HandlerPool::schedule_respawn(bool started_badly) {
   early_exits_in_a_row_ = started_badly ? early_exits_in_a_row_ + 1 : 0;
   if (!any_handler_ready_ && early_exits_in_a_row_ >= kBadStartsBeforeGivingUp) {
     log_at(LogLevel::kError, "handler command '%s' failed %u times in a row before it was ready; giving up",
-           config_.handler_command[0].c_str(), early_exits_in_a_row_);
+           command_text(config_.handler_command).c_str(), early_exits_in_a_row_);
     events_.on_pool_failed();
     return;
   }
@@ -382,14 +383,14 @@ void HandlerPool::reload() {
   }
   log_at(LogLevel::kInfo,
          "SIGHUP: starting %zu fresh processes of '%s'; the old handlers serve until they are ready",
-         old.size(), config_.handler_command[0].c_str());
+         old.size(), command_text(config_.handler_command).c_str());
   last_reload_ = {.state = "in progress", .at_unix = static_cast<double>(std::time(nullptr))};
   early_exits_in_a_row_ = 0;
   uv_timer_stop(&respawn_timer_);
   for (const HandlerId id : old) {
     if (auto error = spawn(id, true)) {
-      abandon_reload(*handlers_.at(id),
-                     "cannot start '" + config_.handler_command[0] + "': " + error.message());
+      abandon_reload("a new handler could not be started ('" + config_.handler_command[0] +
+                     "'): " + error.message());
       return;
     }
   }
@@ -397,7 +398,7 @@ void HandlerPool::reload() {
 }
 
 // The reload's new handlers still starting are stopped; the old handlers keep serving.
-void HandlerPool::abandon_reload(const HandlerProcess& failed, const std::string& why) {
+void HandlerPool::abandon_reload(const std::string& what_failed) {
   size_t stopped = 0;
   for (auto it = replacing_.begin(); it != replacing_.end();) {
     if (!it->second.for_reload) {
@@ -411,9 +412,8 @@ void HandlerPool::abandon_reload(const HandlerProcess& failed, const std::string
     ++stopped;
   }
   ++metrics_.counters.failed_reloads;
-  last_reload_ = {.state = "abandoned",
-                  .error = "a new handler (pid " + std::to_string(failed.pid()) + ") did not start: " + why,
-                  .at_unix = static_cast<double>(std::time(nullptr))};
+  last_reload_ = {
+      .state = "abandoned", .error = what_failed, .at_unix = static_cast<double>(std::time(nullptr))};
   // The new handler that failed may not be reaped yet: it is no old handler, and neither is a retiring one.
   const size_t old = std::count_if(handlers_.begin(), handlers_.end(), [this](const auto& entry) {
     return !entry.second->exited() && !entry.second->retiring() && !replacing_.contains(entry.first);

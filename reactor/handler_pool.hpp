@@ -129,7 +129,7 @@ class HandlerPool final : HandlerProcess::Events {
   void spawn_missing();
   void take_over(HandlerProcess& replacement);
   void retire(HandlerProcess& handler);
-  void abandon_reload(const HandlerProcess& failed, const std::string& why);
+  void abandon_reload(const std::string& what_failed);
   void log_exit(const HandlerProcess& handler, int64_t exit_status, int term_signal) const;
   void schedule_respawn(bool started_badly);
   // The handler can take work: offered to the connections, or told to exit when it is retiring or nothing
