@@ -44,10 +44,12 @@ ReadStatus read_some(int client_fd, std::string& into, size_t max_bytes, std::ch
 }
 
 std::error_code write_all(int client_fd, std::string_view bytes, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!bytes.empty()) {
     const ssize_t sent = ::send(client_fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
     if (sent >= 0) {
+      // The client takes the answer: the clock starts over.
+      if (sent > 0) deadline = std::chrono::steady_clock::now() + timeout;
       bytes.remove_prefix(sent);
       continue;
     }

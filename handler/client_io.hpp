@@ -16,9 +16,12 @@ enum class ReadStatus { kData, kEndOfInput, kTimedOut, kFailed };
 // Appends up to max_bytes read from client_fd to into, waiting at most timeout for the first byte.
 ReadStatus read_some(int client_fd, std::string& into, size_t max_bytes, std::chrono::milliseconds timeout);
 
-// Writes all of bytes within timeout in all, however slowly the client reads: a client that does not take
-// its answer must not hold the handler longer (std::errc::timed_out then). Fails (without SIGPIPE) when the
-// client is gone.
+// Writes all of bytes, and gives up (std::errc::timed_out) when the client takes none of them for timeout: a
+// client that stops reading must not hold the handler longer. The clock starts over whenever some bytes go
+// out, as nginx's send_timeout does, so a client that keeps reading gets a whole answer however long it
+// takes. Progress is seen when the kernel says the socket is writable again, which is once a part of
+// its send buffer is free (for TCP, a third), not at every byte the client reads. Fails (without SIGPIPE)
+// when the client is gone.
 std::error_code write_all(int client_fd, std::string_view bytes, std::chrono::milliseconds timeout);
 
 }  // namespace handoff::handler

@@ -39,7 +39,7 @@ constexpr const char* kUsage =
     "  HANDOFF_MAX_REQUEST_BYTES  longest request line or HTTP body it accepts (default 2097152)\n"
     "  HANDOFF_MAX_HEAD_BYTES     longest HTTP request head it accepts (default 65536)\n"
     "  HANDOFF_READ_TIMEOUT_MS    how long it waits on a stalled client (default 10000)\n"
-    "  HANDOFF_WRITE_TIMEOUT_MS   how long one answer may take to be written (default 5000)\n"
+    "  HANDOFF_WRITE_TIMEOUT_MS   how long a client may take none of an answer (default 5000)\n"
     "  HANDOFF_REACTOR_PID        its reactor; it exits when that is no longer its parent\n"
     "  HANDOFF_STATE_FD           the reactor's state page, shared by all handlers (always 4)\n"
     "  HANDOFF_RECORD_FD          this handler's answer record, read by the reactor if it dies (always 5)\n"
@@ -84,6 +84,35 @@ bool follow_the_reactor() {
   }
   const long long reactor = setting("HANDOFF_REACTOR_PID", 0);
   return reactor == 0 || ::getppid() == reactor;
+}
+
+// Whether a value for a header field holds CR, LF or NUL. CR and LF end the field: what follows would be read
+// as headers of the value's making, or after an empty line as a second response (response splitting). RFC
+// 9110 section 5.5 calls the three "invalid and dangerous" in a field value.
+bool breaks_a_field(std::string_view value) {
+  return value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
+}
+
+// A value fit for one log line: control bytes escaped, and at most kMaxLoggedBytes of it.
+std::string loggable(std::string_view value) {
+  constexpr size_t kMaxLoggedBytes = 200;
+  std::string out;
+  for (const char c : value.substr(0, kMaxLoggedBytes)) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (byte < 0x20 || byte == 0x7f) {
+      char escape[8];
+      std::snprintf(escape, sizeof(escape), "\\x%02x", byte);
+      out += escape;
+    } else {
+      out += c;
+    }
+  }
+  if (value.size() > kMaxLoggedBytes) out += "...";
+  return out;
 }
 
 }  // namespace
@@ -132,6 +161,16 @@ Reply Handler::execute(const Request& request) const {
                      "handler[%d]: command '%s' replied with status %d, which is not a final status\n",
                      getpid(), command.c_str(), reply.status);
         return Reply::error("internal error: the handler replied with status " + std::to_string(reply.status),
+                            500);
+      }
+      if (breaks_a_field(reply.content_type)) {
+        std::fprintf(
+            stderr,
+            "handler[%d]: command '%s' replied with a content type holding CR, LF or NUL (\"%s\"), "
+            "refused: it would end the Content-Type header and write headers or a response of its own "
+            "(RFC 9110 section 5.5); answered 500\n",
+            getpid(), command.c_str(), loggable(reply.content_type).c_str());
+        return Reply::error("internal error: the handler replied with a content type holding CR, LF or NUL",
                             500);
       }
       return reply;

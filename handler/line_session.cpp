@@ -39,8 +39,21 @@ std::string printable(std::string_view word) {
   return out;
 }
 
+// An answer as the one line it must be: a client reads one answer per line, and a pipelining one would take a
+// second line for the answer to its next request. The line end the text may end in ("\n" or "\r\n") goes,
+// each CR, LF and NUL left becomes a space, and "\n" ends the line. Redis does the same to the text of an
+// error reply (addReplyErrorFormat in networking.c); RFC 9110 section 5.5 lets a recipient do it in a field
+// value.
+std::string one_line(std::string_view text) {
+  if (text.ends_with('\n')) text.remove_suffix(text.ends_with("\r\n") ? 2 : 1);
+  std::string line(text);
+  std::replace_if(
+      line.begin(), line.end(), [](char c) { return c == '\r' || c == '\n' || c == '\0'; }, ' ');
+  return line + '\n';
+}
+
 std::string error_line(std::string_view reason) {
-  return "ERR " + std::string(reason) + "\n";
+  return one_line("ERR " + std::string(reason));
 }
 
 std::string_view without_line_end(std::string_view line) {
@@ -153,8 +166,7 @@ LineAnswer answer_line(const Handler& handler, std::string_view line) {
                                        .arguments = std::vector(words.begin() + 1, words.end()),
                                        .protocol = Protocol::kLine});
   if (reply.status >= 400) return {error_line(reply.body), false, reply.status};
-  if (!reply.body.empty() && reply.body.back() == '\n') return {reply.body, false, reply.status};
-  return {reply.body + "\n", false, reply.status};
+  return {one_line(reply.body), false, reply.status};
 }
 
 SessionOutcome serve_lines(const Handler& handler, int client_fd, std::string received, uint32_t flags,

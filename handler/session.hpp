@@ -24,7 +24,7 @@ struct Limits {
   size_t max_request_bytes = 2u << 20;            // The longest request (a line; an HTTP body).
   size_t max_head_bytes = 64u << 10;              // The longest HTTP request head.
   std::chrono::milliseconds io_timeout{10000};    // How long the reads of a hand-off may wait for the client.
-  std::chrono::milliseconds write_timeout{5000};  // How long one answer may take to be written.
+  std::chrono::milliseconds write_timeout{5000};  // How long a client may take none of an answer.
 };
 
 // Where a session starts within its hand-off.
@@ -40,7 +40,7 @@ struct SessionOutcome {
   std::string unconsumed;        // Bytes of an incomplete next request, handed back to the reactor.
   uint64_t bytes_written = 0;    // Bytes written to the client in this hand-off.
   int status = 0;                // Of the request answered last, if not reported yet (ipc Progress).
-  bool write_timed_out = false;  // The client did not take an answer within the write timeout.
+  bool write_timed_out = false;  // The client took none of an answer for the write timeout.
 };
 
 // Called between two requests of one hand-off, once the first one's answer is written, with the bytes written

@@ -260,8 +260,8 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
                             "retire at once", text("0"), "N")
     ("read-timeout", "a client must send a whole request within this; else 'ERR read timeout'", text("10s"),
      "TIME")
-    ("write-timeout", "a handler gives up on a client that has not taken an answer this long after it "
-                      "began writing it, and closes the connection", text("5s"), "TIME")
+    ("write-timeout", "a handler gives up on a client that takes none of an answer for this long (the clock "
+                      "starts over whenever some bytes go out), and closes the connection", text("5s"), "TIME")
     ("idle-timeout", "a connection with no request for this long is closed", text("60s"), "TIME")
     ("handler-start-timeout", "a handler that has not said hello this long after its start is killed; a "
                               "reload whose new handlers do not is abandoned", text("10s"), "TIME")

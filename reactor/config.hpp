@@ -66,7 +66,8 @@ struct Config {
   uint64_t max_requests = 0;                  // A handler retires after this many requests; 0: never.
   uint64_t max_requests_jitter = 0;           // Each handler's limit is raised by a random 0..jitter.
   Milliseconds read_timeout{10000};           // A started request must be complete within this.
-  Milliseconds write_timeout{5000};           // A handler gives up on a client that takes an answer slower.
+  Milliseconds write_timeout{5000};           // A handler gives up on a client that takes none of an answer
+                                              // this long.
   Milliseconds idle_timeout{60000};           // A connection with no request for this long is closed.
   Milliseconds handler_start_timeout{10000};  // A handler without hello this long after its start is killed.
   Milliseconds shutdown_timeout{30000};       // On SIGTERM, work still running after this is cut off.

@@ -191,7 +191,8 @@ void Successor::pass(PassedConnection connection) {
            .flags = rest.empty() ? 0 : ipc::kFlagMoreBytes,
            .payload = std::string(piece)});
   }
-  flush();
+  // While the outbox waits for room, the poll says when there is some: a write now would only block.
+  if (!uv_is_active(as_handle(&channel_poll_))) flush();
 }
 
 void Successor::queue(ipc::Message message) {
@@ -255,7 +256,7 @@ void Successor::give_up_passing(const std::string& why) {
 void Successor::finish() {
   if (send_failed_) return;
   queue({.type = ipc::MessageType::kTakeoverEnd});
-  flush();
+  if (!uv_is_active(as_handle(&channel_poll_))) flush();
 }
 
 void Successor::close() {

@@ -171,7 +171,10 @@ def _percent_decode(text, plus_is_space=False):
 
 
 class Reply:
-    """What a command answers: text, bytes with a content type, or an error with a reason."""
+    """What a command answers: text, bytes with a content type, or an error with a reason. On the line protocol
+    an answer is one line whatever it holds: the line end it may end in goes, and each CR, LF and NUL left in it
+    becomes a space. The content type is written into the HTTP head: one holding CR, LF or NUL is refused (the
+    client gets a 500, and the handler logs it)."""
 
     def __init__(self, status=200, body=b"", content_type="text/plain; charset=utf-8"):
         # The HTTP status, sent with its standard reason phrase (201 Created); 400 and above is an error: "ERR
@@ -188,7 +191,7 @@ class Reply:
 
     @staticmethod
     def bytes(data, content_type="application/octet-stream"):
-        """Bytes with a content type of their own (HTTP); sent raw, with a newline after them, on a line."""
+        """Bytes with a content type of their own (HTTP); on a line, as one line (CR, LF and NUL as spaces)."""
         return Reply(body=bytes(data), content_type=content_type)
 
     @staticmethod
@@ -206,7 +209,7 @@ class _ClientGone(Exception):
 
 
 class _WriteTimedOut(_ClientGone):
-    """The client did not take an answer within the write timeout."""
+    """The client took none of an answer for the write timeout."""
 
 
 class _Stream:
@@ -269,7 +272,8 @@ class _Stream:
         self._write(data)
 
     def _write(self, data):
-        """Writes all of data within the write timeout in all, however slowly the client reads."""
+        """Writes all of data; gives up when the client takes none of it for the write timeout. The clock starts
+        over whenever some bytes go out, as nginx's send_timeout does (handler/client_io.hpp: write_all)."""
         deadline = time.monotonic() + self.write_timeout
         view = memoryview(data)
         while view:
@@ -281,6 +285,8 @@ class _Stream:
                 continue
             except OSError:
                 raise _ClientGone()
+            if sent:
+                deadline = time.monotonic() + self.write_timeout
             self.written += sent
             view = view[sent:]
 
@@ -1631,6 +1637,14 @@ class Handler:
                 sys.stderr.write("handler[%d]: command '%s' replied with status %d, which is not a final status\n"
                                  % (os.getpid(), request.command, reply.status))
                 return Reply.error("internal error: the handler replied with status %d" % reply.status, 500)
+            if _breaks_a_field(reply.content_type):
+                # Written into the head, it would write headers or a response of its own (response splitting).
+                sys.stderr.write("handler[%d]: command '%s' replied with a content type holding CR, LF or NUL "
+                                 "(\"%s\"), refused: it would end the Content-Type header and write headers or a "
+                                 "response of its own (RFC 9110 section 5.5); answered 500\n"
+                                 % (os.getpid(), request.command, _loggable(reply.content_type)))
+                return Reply.error("internal error: the handler replied with a content type holding CR, LF or NUL",
+                                   500)
             return reply
         except Exception as error:  # User code must not take the handler down.
             # The handler's own error, not the client's: logged (with the pid, to find the handler) and
@@ -1747,12 +1761,12 @@ class Handler:
             return (b"ERR quit takes no argument\n", False, 400) if len(words) > 1 else (b"", True, 0)
         if words[0] not in self._commands:
             name = "".join(c if c.isprintable() else "?" for c in words[0][:40])
-            return ("ERR unknown command '%s' (commands: %s, quit)\n" %
-                    (name, ", ".join(self._commands))).encode(), False, 404
+            return _one_line(("ERR unknown command '%s' (commands: %s, quit)" %
+                              (name, ", ".join(self._commands))).encode()), False, 404
         reply = self.execute(Request(words[0], words[1:]))
         if reply.status >= 400:
-            return b"ERR " + reply.body + b"\n", False, reply.status
-        return (reply.body if reply.body.endswith(b"\n") else reply.body + b"\n"), False, reply.status
+            return _one_line(b"ERR " + reply.body), False, reply.status
+        return _one_line(reply.body), False, reply.status
 
     def _serve_lines(self, stream, answered):
         must_finish = stream.head_truncated
@@ -1888,6 +1902,33 @@ class Handler:
         text += extra + connection + "\r\n"
         with_body = head.method != "HEAD" and not no_content
         stream.answer(text.encode("latin-1", "replace") + (body if with_body else b""), status, close)
+
+
+_LINE_BREAKS_TO_SPACES = bytes.maketrans(b"\r\n\0", b"   ")
+
+
+def _one_line(text):
+    """An answer as the one line it must be (handler/line_session.cpp: one_line): a client reads one answer per
+    line, and a pipelining one would take a second line for the answer to its next request. The line end it may
+    end in (b"\n" or b"\r\n") goes, each CR, LF and NUL left becomes a space, and b"\n" ends the line."""
+    text = text[:-2] if text.endswith(b"\r\n") else text[:-1] if text.endswith(b"\n") else text
+    return text.translate(_LINE_BREAKS_TO_SPACES) + b"\n"
+
+
+def _breaks_a_field(value):
+    """Whether a value for a header field holds CR, LF or NUL (handler/handler.cpp: breaks_a_field): CR and LF
+    end the field, and what follows would be read as headers of the value's making, or as a second response
+    (response splitting). RFC 9110 section 5.5 calls the three "invalid and dangerous" in a field value."""
+    return any(c in str(value) for c in "\r\n\0")
+
+
+def _loggable(value):
+    """A value fit for one log line, as the C++ library writes it: control characters escaped, and at most 200
+    characters of it."""
+    text = str(value)
+    escapes = {"\r": "\\r", "\n": "\\n"}
+    out = "".join(escapes.get(c) or ("\\x%02x" % ord(c) if ord(c) < 0x20 or c == "\x7f" else c) for c in text[:200])
+    return out + ("..." if len(text) > 200 else "")
 
 
 _TEXT_PLAIN = "text/plain; charset=utf-8"

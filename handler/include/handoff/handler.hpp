@@ -47,16 +47,21 @@ struct Request {
   std::optional<std::string> query_parameter(std::string_view name) const;
 };
 
-// What a command answers. On the line protocol a reply is one line: a text reply is sent as is (ending in a
-// newline), an error as "ERR <reason>". Over HTTP it is the response body, with its status.
+// What a command answers. On the line protocol a reply is one line whatever it holds, since a client reads
+// one answer per line: the body (an error as "ERR <reason>") without the line end it may end in ("\n" or
+// "\r\n"), each CR, LF and NUL left in it made a space, then "\n". Over HTTP it is the response body, with
+// its status.
 struct Reply {
   int status = 200;  // The HTTP status, sent with its standard reason phrase; 400 and above is an error.
   std::string body;
-  std::string content_type = "text/plain; charset=utf-8";  // Over HTTP, for every status.
+  // Over HTTP, for every status. It is written into the response head, so it must hold no CR, LF or NUL (RFC
+  // 9110 section 5.5): a reply with one, which would write headers or a response of its own, is refused like
+  // a status outside 200-599: the client gets a 500, and the handler logs what was refused on stderr.
+  std::string content_type = "text/plain; charset=utf-8";
 
   // A text answer; a newline is added when it has none.
   static Reply text(std::string text);
-  // Bytes with a content type of their own (HTTP); sent raw, with a newline after them, on the line protocol.
+  // Bytes with a content type of their own (HTTP); on the line protocol, one line as above.
   static Reply bytes(std::string data, std::string content_type = "application/octet-stream");
   // A request that cannot be served: "ERR <reason>" on a line, the status (400 unless said) over HTTP.
   static Reply error(std::string reason, int status = 400);
@@ -75,7 +80,8 @@ class Handler {
   // for main. Started by hand (no HANDOFF_IPC_FD), it explains itself and returns 2; with --help, 0.
   int run(int argc, char** argv);
 
-  // Answers one request as the handler would (for tests of your commands).
+  // Answers one request as the handler would (for tests of your commands): a reply whose status or content
+  // type cannot be sent is a 500 here too.
   Reply execute(const Request& request) const;
 
   // The registered command names, comma-separated, for error messages.
