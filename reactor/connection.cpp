@@ -11,6 +11,7 @@
 #include "http/response.hpp"
 #include "ipc/wire.hpp"
 #include "reactor/bytes_sent.hpp"
+#include "reactor/log.hpp"
 
 namespace handoff::reactor {
 namespace {
@@ -334,10 +335,24 @@ Connection::Resume Connection::resume(std::string unconsumed) {
 
 Connection::Sent Connection::sent_after(uint64_t answered_bytes, uint64_t noted_end) const {
   const std::optional<uint64_t> sent = bytes_sent(socket_.get());
-  if (!sent) return Sent::kPartOfAnAnswer;
-  if (*sent == bytes_written_ + answered_bytes) return Sent::kReported;
-  if (noted_end > answered_bytes && *sent == bytes_written_ + noted_end) return Sent::kNotedAnswer;
-  return Sent::kPartOfAnAnswer;
+  Sent verdict = Sent::kPartOfAnAnswer;
+  if (sent && *sent == bytes_written_ + answered_bytes) {
+    verdict = Sent::kReported;
+  } else if (sent && noted_end > answered_bytes && *sent == bytes_written_ + noted_end) {
+    verdict = Sent::kNotedAnswer;
+  }
+  // What a dead handler's connection is judged by: a close without a word to the client (a cut answer, or
+  // after a noted answer that ended the connection) can be checked against these numbers.
+  log_at(LogLevel::kDebug,
+         "connection %llu: the socket sent %lld bytes; %llu before this hand-off, %llu reported in it, "
+         "noted answer ends at %llu: %s",
+         static_cast<unsigned long long>(id_), sent ? static_cast<long long>(*sent) : -1LL,
+         static_cast<unsigned long long>(bytes_written_), static_cast<unsigned long long>(answered_bytes),
+         static_cast<unsigned long long>(noted_end),
+         verdict == Sent::kReported      ? "nothing unreported"
+         : verdict == Sent::kNotedAnswer ? "the noted answer, whole"
+                                         : "part of an answer, or not known");
+  return verdict;
 }
 
 void Connection::refuse(Refusal refusal) {

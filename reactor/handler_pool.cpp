@@ -105,7 +105,9 @@ void HandlerPool::take_over(HandlerProcess& replacement) {
 }
 
 void HandlerPool::offer(HandlerProcess& handler) {
-  if (handler.exited()) return;  // Its last reports were read after its exit; on_handler_exited follows.
+  // Its last reports were read after its exit, or after its channel broke with its exit on the way: it takes
+  // nothing more, and on_handler_exited follows.
+  if (handler.exited() || handler.broken()) return;
   if (!handler.retiring()) events_.on_handler_free(handler);
   const bool nothing_left = phase_ != Phase::kServing && !dispatcher_.connection_of(handler.id());
   if (handler.retiring() || nothing_left) {

@@ -133,10 +133,15 @@ void HandlerProcess::update_polling() {
 
 void HandlerProcess::send_connection(ConnectionId connection, int client_socket, std::string bytes,
                                      uint32_t flags) {
-  if (broken_) return;  // Its exit is on the way; the Server answers the connection then.
+  // The hand-off begins in the reactor's books even when the handler's channel has broken (a send found it
+  // gone, while its last reports are still read, and one made it free): the Server answers the connection
+  // at its exit by what the socket sent in this hand-off, and the bytes reported of the connection before
+  // it, still in answered_bytes_, would make a socket that sent nothing of this one look like a cut answer,
+  // closed with no word to the client (issue 28, item 8).
   answer_record_.begin(connection);
   begin_hand_off(connection);
   begun_offer_.reset();
+  if (broken_) return;  // Its exit is on the way; the Server answers the connection then.
   flags |= keep_flags(connection, client_socket);
   queue_frame({.type = ipc::MessageType::kConnection,
                .connection_id = connection,

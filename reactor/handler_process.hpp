@@ -92,6 +92,8 @@ class HandlerProcess {
   // A retiring handler gets no more work; it is told to exit once it is idle (the Server decides when).
   bool retiring() const { return retiring_; }
   bool exited() const { return exited_; }
+  // Its channel broke (a send found it gone, or it broke the protocol): its exit is on the way.
+  bool broken() const { return broken_; }
   void set_retiring() { retiring_ = true; }
 
   // Hands a client socket to the handler, with the bytes read from it so far (ipc kConnection). The handler
