@@ -233,7 +233,8 @@ class Connection final : SocketPoller::Watcher {
   std::string request_line_ = "-";
   uint64_t ready_at_ns_ = 0;
   uint64_t request_began_ns_ = 0;
-  uint64_t last_input_ns_ = 0;  // uv_hrtime() of its last read that got bytes, or of its last resume.  // uv_hrtime() of the first byte of the request being read; 0: none yet.
+  uint64_t last_input_ns_ = 0;  // uv_hrtime() of its last read that got bytes, or of its last resume.  //
+                                // uv_hrtime() of the first byte of the request being read; 0: none yet.
   double queue_wait_ms_ = 0;
   Protocol protocol_ = Protocol::kUnknown;  // Decided by the first bytes, then kept.
   bool watching_ = false;

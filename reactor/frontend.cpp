@@ -35,7 +35,8 @@ Frontend::Frontend(uv_loop_t* loop, const Config& config, Dispatcher& dispatcher
   budget_.on_pressure([this] {
     if (uv_is_active(as_handle(&stall_timer_))) return;
     uv_timer_start(
-        &stall_timer_, [](uv_timer_t* timer) { static_cast<Frontend*>(timer->data)->check_stalled_uploads(); },
+        &stall_timer_,
+        [](uv_timer_t* timer) { static_cast<Frontend*>(timer->data)->check_stalled_uploads(); },
         kStallCheckMs, kStallCheckMs);
   });
 }
@@ -436,10 +437,11 @@ void Frontend::check_stalled_uploads() {
     if (connection->stalled_upload(since)) stalled.push_back(id);
   }
   if (stalled.empty()) return;
-  log_at(LogLevel::kInfo,
-         "%zu uploads stalled for %llu ms while %zu connections wait for room (--max-buffered-bytes): refused "
-         "as read timeouts",
-         stalled.size(), static_cast<unsigned long long>(kStalledAfterNs / 1'000'000), budget_.paused());
+  log_at(
+      LogLevel::kInfo,
+      "%zu uploads stalled for %llu ms while %zu connections wait for room (--max-buffered-bytes): refused "
+      "as read timeouts",
+      stalled.size(), static_cast<unsigned long long>(kStalledAfterNs / 1'000'000), budget_.paused());
   for (const ConnectionId id : stalled) refuse(*connections_.at(id), Refusal::kReadTimeout);
 }
 
