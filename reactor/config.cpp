@@ -244,7 +244,8 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
     ("max-request-bytes", "longest request line or HTTP body; longer gets 'ERR request too large' or 413. The "
                           "reactor reads each whole request before a handler gets it", text("2m"), "BYTES")
     ("max-buffered-bytes", "bytes of unfinished requests the reactor holds in all; beyond it, it stops "
-                           "reading until handlers take requests (at least the largest request)",
+                           "reading until handlers take requests (at least the largest request). An eighth is "
+                           "kept for requests under 16k, and under pressure an upload silent for 1s gives way",
      text("64m"), "BYTES")
     ("max-connections", "client connections open at once; more wait in the listen backlog until one closes. "
                         "0 derives it from the descriptor limit", text("0"), "N")
