@@ -89,13 +89,16 @@ void Connection::hear_input_again() {
 void Connection::watch() {
   hear_input_again();
   watching_ = true;
+  const uint64_t now = uv_hrtime();
+  last_input_ns_ =
+      now;  // Bytes it did not read itself (taken over, or a handler's leftovers) are not a stall.
   if (received_.empty()) {
     expire_after(config_.idle_timeout, Expiry::kIdle);
     return;
   }
-  // A request begun: --read-timeout counts from its first byte, in this reactor or the one before.
-  const uint64_t now = uv_hrtime();
-  if (request_began_ns_ == 0) request_began_ns_ = now;
+  // A request begun: --read-timeout counts from its first byte, in this reactor or the one before. One
+  // complete already (taken over whole) is looked at in the next turn of the loop, before any timeout.
+  if (request_began_ns_ == 0 || request_ready()) request_began_ns_ = now;
   const Milliseconds reading((now - request_began_ns_) / 1'000'000);
   expire_after(std::max(config_.read_timeout - reading, Milliseconds(1)), Expiry::kRead);
 }

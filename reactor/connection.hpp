@@ -117,10 +117,10 @@ class Connection final : SocketPoller::Watcher {
 
   // The budget has room again: read on, if the connection is still paused (else false).
   bool resume_reading();
-  // Reading a request of which it holds more than a small one (ReadBudget::kSmallRequestBytes), and no byte
+  // Reading a request of which it holds more than a small one (ReadBudget::small_request_bytes), and no byte
   // came since since_ns, while it was free to read: an upload that stalled.
   bool stalled_upload(uint64_t since_ns) const {
-    return watching_ && !paused_ && received_.size() >= ReadBudget::kSmallRequestBytes &&
+    return watching_ && !paused_ && received_.size() >= budget_.small_request_bytes() &&
            last_input_ns_ < since_ns;
   }
 

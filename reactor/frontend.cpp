@@ -68,6 +68,14 @@ void Frontend::start_accepting() {
 
 void Frontend::adopt(PassedConnection connection) {
   ++metrics_.counters.taken_over;
+  accept_passed(std::move(connection));
+}
+
+void Frontend::take_back_unpassed(PassedConnection connection) {
+  accept_passed(std::move(connection));
+}
+
+void Frontend::accept_passed(PassedConnection connection) {
   const uint32_t flags = connection.flags;
   const Protocol protocol = (flags & ipc::kFlagHttp) != 0           ? Protocol::kHttp
                             : (flags & ipc::kFlagLineProtocol) != 0 ? Protocol::kLine
@@ -88,6 +96,10 @@ void Frontend::accept(ipc::UniqueFd client, ConnectionStart start) {
   if (!connection->polled()) return;  // Logged; the client sees the connection close.
   if (config_.access_log) connection->set_peer(peer);
   connections_.emplace(id, std::move(connection));
+  hold_at_capacity();
+}
+
+void Frontend::hold_at_capacity() {
   if (config_.max_connections != 0 && connections_.size() >= config_.max_connections && listener_) {
     // More clients wait in the listen backlog (TCP holds them, at no cost to the reactor) until one closes.
     // Said when it first happens and then at most every 10 s: under overload it happens at every accept.
@@ -106,11 +118,15 @@ void Frontend::close_connection(ConnectionId id) {
   kept_requests_.erase(id);
   if (const auto it = connections_.find(id); it != connections_.end()) forget_kept_copy(*it->second);
   connections_.erase(id);
+  release_below_capacity();
+  report_if_all_passed();
+}
+
+void Frontend::release_below_capacity() {
   if (at_capacity_ && connections_.size() < config_.max_connections && listener_) {
     at_capacity_ = false;
     listener_->release(Listener::Hold::kCapacity);
   }
-  report_if_all_passed();
 }
 
 void Frontend::forget_kept_copy(Connection& connection) {
@@ -533,6 +549,7 @@ void Frontend::pass_on(ConnectionId id, std::string unconsumed) {
   Connection* connection = it->second.release();  // It deletes itself once handed over.
   forget_kept_copy(*connection);
   connections_.erase(it);
+  release_below_capacity();  // Should the successor die, this reactor accepts again up to the cap.
   pass_(connection->hand_over(std::move(bytes)));
   ++metrics_.counters.handed_over;
   report_if_all_passed();

@@ -49,6 +49,8 @@ class Frontend final : Connection::Events {
 
   // A connection the reactor this one takes over from passed on: read on from where that one stopped.
   void adopt(PassedConnection connection);
+  // A connection passed to a successor that died before it took it: served here again, as it was.
+  void take_back_unpassed(PassedConnection connection);
   // The takeover (reactor/takeover.hpp): stops accepting; from now on every connection goes to pass as soon
   // as no handler holds it, with the bytes read of it; the others close as they would. all_passed is called
   // once no connection is left.
@@ -88,6 +90,10 @@ class Frontend final : Connection::Events {
 
  private:
   void accept(ipc::UniqueFd client, ConnectionStart start = {});
+  void accept_passed(PassedConnection connection);
+  // --max-connections: holds the listener at the cap, and lets it go below.
+  void hold_at_capacity();
+  void release_below_capacity();
   // Passes the connection to the reactor that takes over, with the request kept for it, if any, then
   // unconsumed.
   void pass_on(ConnectionId id, std::string unconsumed);

@@ -104,6 +104,13 @@ void HandlerPool::take_over(HandlerProcess& replacement) {
   }
 }
 
+// An idle handler whose channel broke leaves the idle handlers at once: a request given to it would only get
+// "ERR handler crashed" at its exit, while another handler could serve it. A busy one's connections are
+// answered or queued again at its exit (on_handler_exited).
+void HandlerPool::on_handler_broken(HandlerProcess& handler) {
+  if (!dispatcher_.connection_of(handler.id())) (void)dispatcher_.handler_gone(handler.id());
+}
+
 void HandlerPool::offer(HandlerProcess& handler) {
   // Its last reports were read after its exit, or after its channel broke with its exit on the way: it takes
   // nothing more, and on_handler_exited follows.

@@ -122,6 +122,7 @@ class HandlerPool final : HandlerProcess::Events {
   void on_request_answered(HandlerProcess& handler, int status, double service_ms,
                            bool more_follows) override;
   void on_handler_done(HandlerProcess& handler, ipc::Message done) override;
+  void on_handler_broken(HandlerProcess& handler) override;
   void on_handler_exited(HandlerProcess& handler, int64_t exit_status, int term_signal) override;
 
   // Starts a handler; with replaces, as the replacement of that handler (for a reload when for_reload).

@@ -476,6 +476,7 @@ void HandlerProcess::break_off(std::string why) {
   } else {
     kill_for("it broke the ipc protocol: " + why);
   }
+  events_.on_handler_broken(*this);
 }
 
 void HandlerProcess::cancel() {

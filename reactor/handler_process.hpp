@@ -38,6 +38,8 @@ class HandlerProcess {
                                      bool more_follows) = 0;
     // The handler reported it is done with a connection.
     virtual void on_handler_done(HandlerProcess& handler, ipc::Message done) = 0;
+    // Its channel broke (it is gone, or broke the protocol): it takes no more work, and its exit follows.
+    virtual void on_handler_broken(HandlerProcess& handler) = 0;
     // The process exited and was reaped: drop the HandlerProcess now.
     virtual void on_handler_exited(HandlerProcess& handler, int64_t exit_status, int term_signal) = 0;
 

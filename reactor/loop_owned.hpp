@@ -30,8 +30,9 @@ struct CloseOnLoop {
   }
 
   // Closes every handle given (a null one is skipped: never initialised) and deletes owner in the close
-  // callback of the last. After uv_close libuv calls nothing but the close callback, so each handle's data is
-  // taken over for the count of handles still closing.
+  // callback of the last. After uv_close libuv calls nothing but the close callback (a process handle's exit
+  // callback is cleared for that), so each handle's data is taken over for the count of handles still
+  // closing.
   template <typename T>
   static void close_then_delete(T* owner, std::initializer_list<uv_handle_t*> handles) {
     struct Closing {
@@ -47,6 +48,10 @@ struct CloseOnLoop {
     }
     for (uv_handle_t* handle : handles) {
       if (handle == nullptr) continue;
+      // A process handle closed inside another's exit callback may still get its own in the same pass of
+      // libuv's SIGCHLD handling (uv__chld takes the next pending handle before it calls the current one's
+      // callback): with no exit callback, libuv skips it.
+      if (handle->type == UV_PROCESS) reinterpret_cast<uv_process_t*>(handle)->exit_cb = nullptr;
       handle->data = closing;
       uv_close(handle, [](uv_handle_t* closed) {
         auto* state = static_cast<Closing*>(closed->data);

@@ -3,8 +3,7 @@
 namespace handoff::reactor {
 
 bool ReadBudget::may_read(ConnectionId id, size_t holding) {
-  if (!spent() || past_limit_ == id) return true;
-  if (holding < kSmallRequestBytes && !spent_whole()) return true;  // From the reserve.
+  if (room_for(holding) || past_limit_ == id) return true;
   if (past_limit_ == 0) {
     past_limit_ = id;
     return true;
@@ -15,12 +14,16 @@ bool ReadBudget::may_read(ConnectionId id, size_t holding) {
 }
 
 void ReadBudget::update(size_t before, size_t after) {
-  held_ = held_ - before + after;
-  if (after >= before || spent_whole()) return;
+  // A connection's bytes count where their size puts them: before was counted as after was, the last time.
+  (small(before) ? held_small_ : held_large_) -= before;
+  (small(after) ? held_small_ : held_large_) += after;
+  held_ = held_small_ + held_large_;
+  if (after >= before) return;
   // Each resumed connection may read one chunk before it asks again: resume as many as the room takes, and
   // at least one. One that still may not read (a large request while only the reserve has room) waits again.
-  for (size_t room = limit_ - held_; resume_next() != 0 && room > read_chunk_bytes_;)
-    room -= read_chunk_bytes_;
+  const size_t room = limit_ > held_ ? limit_ - held_ : reserve_ > held_small_ ? reserve_ - held_small_ : 0;
+  if (room == 0) return;
+  for (size_t left = room; resume_next() != 0 && left > read_chunk_bytes_;) left -= read_chunk_bytes_;
 }
 
 void ReadBudget::stop_reading(ConnectionId id) {

@@ -10,12 +10,14 @@
 // a time may read on past the limit, until it stops reading (its request is complete, or it times out). The
 // reactor so holds at most the limit plus one request, plus a read chunk for each connection just resumed.
 //
-// An eighth of the limit is kept for small requests: a connection that holds less than kSmallRequestBytes
-// (a head, a line, a small body) may read until the whole limit is spent, a larger one only until seven
-// eighths are. Uploads that stall with the budget in their hands so cannot keep a short request on a fresh
-// connection from being read; and while connections wait for room (pressure()), the Frontend makes those
-// that stalled give way (reactor/frontend.hpp).
+// Small requests have a reserve of their own, an eighth of the limit: a connection that holds less than one
+// read chunk (a head, a line, a small body) may read while small ones hold less than the reserve, or the
+// limit has room; larger ones leave the reserve to them, and so does the one reading past the limit. Uploads
+// that stall with the budget in their hands so cannot keep a short request on a fresh connection from being
+// read; and while connections wait for room (pressure()), the Frontend makes those that stalled give way
+// (reactor/frontend.hpp).
 
+#include <algorithm>
 #include <cstddef>
 #include <deque>
 #include <functional>
@@ -34,8 +36,8 @@ class ReadBudget {
   // Called when a connection is paused while none was: the pressure begins.
   void on_pressure(std::function<void()> callback) { on_pressure_ = std::move(callback); }
 
-  // A connection holding less than this reads from the reserve too.
-  static constexpr size_t kSmallRequestBytes = 16 * 1024;
+  // A connection holding less than this is a small request, which may read from the reserve.
+  size_t small_request_bytes() const { return read_chunk_bytes_; }
   ReadBudget(const ReadBudget&) = delete;
   ReadBudget& operator=(const ReadBudget&) = delete;
 
@@ -56,18 +58,23 @@ class ReadBudget {
   void cancel_pause() { --paused_count_; }
 
  private:
-  // Spent for large requests (the reserve aside), or spent whole.
-  bool spent() const { return held_ + reserve_ >= limit_; }
-  bool spent_whole() const { return held_ >= limit_; }
+  bool small(size_t holding) const { return holding < read_chunk_bytes_; }
+  // Whether a small or a large request may read without being the one past the limit.
+  bool room_for(size_t holding) const {
+    if (small(holding)) return held_small_ < reserve_ || held_ < limit_;
+    return held_large_ + std::max(held_small_, reserve_) < limit_;
+  }
   // Resumes the longest paused connection that still waits; 0 when none does.
   ConnectionId resume_next();
 
   const size_t limit_;
-  const size_t reserve_;  // Of the limit, for connections that hold less than kSmallRequestBytes.
+  const size_t reserve_;  // Of the limit, for small requests (less than a read chunk held).
   const size_t read_chunk_bytes_;
   const std::function<bool(ConnectionId)> resume_;
   std::function<void()> on_pressure_;
   size_t held_ = 0;
+  size_t held_small_ = 0;  // Of held_, by connections holding less than a read chunk.
+  size_t held_large_ = 0;
   std::deque<ConnectionId> paused_;  // May hold ids that stopped waiting: resume_ skips those.
   size_t paused_count_ = 0;
   ConnectionId past_limit_ = 0;  // The one connection that may read while the budget is spent; 0: none.

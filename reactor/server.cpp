@@ -171,7 +171,7 @@ void Server::on_successor_ready(Successor& successor) {
   // A handler lingering on a client that keeps sending in time would otherwise keep the connection here.
   pool_.end_hand_offs_soon();
   frontend_.hand_over([&successor](PassedConnection connection) { successor.pass(std::move(connection)); },
-                      [this] { handed_over(); });
+                      [this] { every_connection_passed(); });
 }
 
 void Server::on_successor_failed(Successor&) {
@@ -179,25 +179,33 @@ void Server::on_successor_failed(Successor&) {
   log_at(LogLevel::kWarn, "takeover abandoned: this reactor serves on");
 }
 
-void Server::on_successor_lost(Successor&) {
+void Server::on_successor_lost(Successor&, std::vector<PassedConnection> unpassed) {
   successor_.reset();
   // Nothing more goes to it: a stop that began during the hand-over closes what is left as any stop does.
   frontend_.end_hand_over();
   if (phase_ != Phase::kHandingOver) return;
+  const size_t given_back = unpassed.size();
+  for (PassedConnection& connection : unpassed) frontend_.take_back_unpassed(std::move(connection));
   log_at(LogLevel::kWarn,
-         "takeover abandoned during the hand-over: this reactor serves on with %zu connections",
-         frontend_.open_connections());
+         "takeover abandoned during the hand-over: this reactor serves on with %zu connections (%zu of them "
+         "given back unpassed)",
+         frontend_.open_connections(), given_back);
   phase_ = Phase::kServing;
   uv_timer_stop(&shutdown_timer_);
   frontend_.start_accepting();
   if (admin_socket_kept_) start_admin(std::move(admin_socket_kept_));
 }
 
-// Every connection is the successor's: the handlers finish and this reactor exits.
-void Server::handed_over() {
+// Every connection is in the successor's outbox: kTakeoverEnd follows them.
+void Server::every_connection_passed() {
   assert(successor_ != nullptr);  // Lost, it ended the hand-over (on_successor_lost).
-  log_at(LogLevel::kInfo, "takeover: every connection is passed on to pid %d; exiting", successor_->pid());
   successor_->finish();
+}
+
+// The successor took every connection: the handlers finish and this reactor exits.
+void Server::on_successor_took_all(Successor& successor) {
+  log_at(LogLevel::kInfo, "takeover: the new reactor (pid %d) took every connection; exiting",
+         successor.pid());
   admin_socket_kept_.reset();
   if (phase_ != Phase::kHandingOver) return;  // A stop signal came meanwhile, and winds the reactor down.
   phase_ = Phase::kDraining;
@@ -290,6 +298,8 @@ void Server::bound_the_wind_down() {
       &shutdown_timer_,
       [](uv_timer_t* timer) {
         auto* self = static_cast<Server*>(timer->data);
+        // In a hand-over with no request in progress, only the outbox is left: the Successor bounds it.
+        if (self->phase_ == Phase::kHandingOver && self->dispatcher_.busy_handlers() == 0) return;
         log_at(LogLevel::kWarn,
                "--shutdown-timeout (%lld ms) reached with %zu requests in progress; stopping them",
                static_cast<long long>(self->config_.shutdown_timeout.count()),

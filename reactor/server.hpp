@@ -62,13 +62,14 @@ class Server final : HandlerPool::Events, Successor::Events {
   // Successor::Events: a takeover of this reactor (SIGUSR2).
   void on_successor_ready(Successor& successor) override;
   void on_successor_failed(Successor& successor) override;
-  void on_successor_lost(Successor& successor) override;
+  void on_successor_took_all(Successor& successor) override;
+  void on_successor_lost(Successor& successor, std::vector<PassedConnection> unpassed) override;
   void start_admin(ipc::UniqueFd socket);
 
   // The listening sockets: from the reactor this one takes over from, from systemd, or bound here.
   std::error_code open_listen_sockets(ListenSockets& sockets);
   void begin_takeover();
-  void handed_over();
+  void every_connection_passed();
   void start_watchers();
   void close_watchers();
   void on_signal(int signal_number);

@@ -114,17 +114,21 @@ void Successor::on_exit(int64_t exit_status, int term_signal) {
   exited_ = true;
   uv_timer_stop(&ready_timer_);
   if (closing_) {  // After close(): nobody waits for news of it, and nothing more goes to it.
-    give_up_passing("it exited");
+    send_failed_ = true;
+    outbox_.clear();
     close_if_done();
     return;
   }
   if (ready_) {
+    std::vector<PassedConnection> unpassed = take_back_unpassed();
     log_at(LogLevel::kError,
-           "takeover: the new reactor (pid %d) exited (status %lld, signal %d); the connections passed to it "
-           "are lost",
-           process_.pid, static_cast<long long>(exit_status), term_signal);
-    give_up_passing("it exited");
-    events_.on_successor_lost(*this);
+           "takeover: the new reactor (pid %d) exited (status %lld, signal %d); the connections it took are "
+           "lost, %zu not taken come back",
+           process_.pid, static_cast<long long>(exit_status), term_signal, unpassed.size());
+    send_failed_ = true;
+    uv_timer_stop(&stall_timer_);
+    uv_poll_stop(&channel_poll_);
+    events_.on_successor_lost(*this, std::move(unpassed));
     return;
   }
   log_at(LogLevel::kError,
@@ -162,11 +166,12 @@ void Successor::fail_unless_ready() {
 }
 
 void Successor::stop() {
-  if (!ready_ && !failed_ && !exited_) uv_process_kill(&process_, SIGTERM);
+  if (ready_ || failed_ || exited_) return;
+  asked_to_stop_ = true;
+  uv_process_kill(&process_, SIGTERM);
 }
 
 void Successor::pass(PassedConnection connection) {
-  if (send_failed_) return;  // Logged when it failed; the socket closes here.
   // The first frame holds the Progress and as much of the bytes as fits; kTakeoverBytes frames the rest.
   const ipc::Progress progress{.bytes_written = connection.bytes_sent,
                                .status = 0,
@@ -191,8 +196,9 @@ void Successor::pass(PassedConnection connection) {
            .flags = rest.empty() ? 0 : ipc::kFlagMoreBytes,
            .payload = std::string(piece)});
   }
-  // While the outbox waits for room, the poll says when there is some: a write now would only block.
-  if (!uv_is_active(as_handle(&channel_poll_))) flush();
+  // While the outbox waits for room, the poll says when there is some: a write now would only block. Once
+  // passing failed, the outbox waits for the successor's exit, which gives it back.
+  if (!send_failed_ && !uv_is_active(as_handle(&channel_poll_))) flush();
 }
 
 void Successor::queue(ipc::Message message) {
@@ -211,13 +217,16 @@ void Successor::flush() {
     if (result.error) return give_up_passing(result.error.message());
     progressed = true;
     next.sent += result.bytes;
-    next.descriptor.reset();  // It went with the first byte: the successor holds it now.
-    if (next.sent == next.frame.size()) outbox_.pop_front();
+    if (next.sent == next.frame.size()) outbox_.pop_front();  // Its descriptor is the successor's now.
   }
   if (send_failed_) return;
   if (outbox_.empty()) {
     uv_timer_stop(&stall_timer_);
     uv_poll_stop(&channel_poll_);
+    if (finishing_) {
+      finishing_ = false;
+      if (!closing_) events_.on_successor_took_all(*this);
+    }
     close_if_done();
     return;
   }
@@ -234,35 +243,72 @@ void Successor::flush() {
                 [](uv_poll_t* poll, int, int) { static_cast<Successor*>(poll->data)->flush(); });
 }
 
-// The connections in the outbox close (their descriptors with it); nothing more is sent.
+// A successor that breaks the channel or stalls is not taking over: it is killed, so that this reactor serves
+// on (on_successor_lost) with its connections and those still in the outbox. After close(), nobody serves
+// them: they close.
 void Successor::give_up_passing(const std::string& why) {
   if (send_failed_) return;
   send_failed_ = true;
-  size_t lost = 0;
-  for (const Outgoing& frame : outbox_) lost += frame.descriptor && frame.sent == 0;
-  if (!outbox_.empty()) {
-    log_at(
-        LogLevel::kError,
-        "takeover: passing connections to the new reactor (pid %d): %s; the %zu connections not passed yet "
-        "close",
-        process_.pid, why.c_str(), lost);
-  }
-  outbox_.clear();
   uv_timer_stop(&stall_timer_);
   if (polling_) uv_poll_stop(&channel_poll_);
-  close_if_done();
+  if (closing_) {
+    log_at(LogLevel::kError,
+           "takeover: passing connections to the new reactor (pid %d): %s; %zu frames not sent", process_.pid,
+           why.c_str(), outbox_.size());
+    outbox_.clear();
+    close_if_done();
+    return;
+  }
+  log_at(LogLevel::kError, "takeover: passing connections to the new reactor (pid %d): %s; killing it",
+         process_.pid, why.c_str());
+  if (!exited_) uv_process_kill(&process_, SIGKILL);  // Its exit gives the outbox back.
+}
+
+std::vector<PassedConnection> Successor::take_back_unpassed() {
+  std::vector<PassedConnection> unpassed;
+  size_t lost = 0;
+  std::optional<uint64_t> current;  // The connection whose kTakeoverBytes frames are being taken back.
+  for (Outgoing& outgoing : outbox_) {
+    ipc::Header header;
+    std::memcpy(&header, outgoing.frame.data(), sizeof(header));
+    std::string payload = outgoing.frame.substr(sizeof(header));
+    const auto type = static_cast<ipc::MessageType>(header.type);
+    if (type == ipc::MessageType::kTakeoverConnection && outgoing.descriptor) {
+      ipc::Progress progress{};
+      (void)ipc::split_progress_payload(payload, progress);  // Written here: it holds one.
+      unpassed.push_back({.socket = std::move(outgoing.descriptor),
+                          .bytes_sent = progress.bytes_written,
+                          .request_age_ms = progress.request_age_ms,
+                          .bytes = std::move(payload),
+                          .flags = header.flags & ~ipc::kFlagMoreBytes});
+      current = header.connection_id;
+    } else if (type == ipc::MessageType::kTakeoverBytes && current == header.connection_id) {
+      unpassed.back().bytes += payload;
+    } else if (type == ipc::MessageType::kTakeoverBytes && outgoing.sent == 0) {
+      ++lost;  // The rest of a connection whose first frame the successor took: it went with it.
+      current.reset();
+    }
+  }
+  if (lost > 0) {
+    log_at(LogLevel::kError,
+           "takeover: %zu connections were lost with the new reactor in the middle of their bytes", lost);
+  }
+  outbox_.clear();
+  return unpassed;
 }
 
 void Successor::finish() {
-  if (send_failed_) return;
+  finishing_ = true;
   queue({.type = ipc::MessageType::kTakeoverEnd});
-  if (!uv_is_active(as_handle(&channel_poll_))) flush();
+  if (!send_failed_ && !uv_is_active(as_handle(&channel_poll_))) flush();
 }
 
 void Successor::close() {
   closing_ = true;
-  // One that never got ready holds no connection: it is killed, and reaped before the handles close.
-  if (spawned_ && !exited_ && !ready_) uv_process_kill(&process_, SIGKILL);
+  // One that never got ready holds no connection: it is killed (or, asked to stop, exits by itself, within
+  // the ready timeout), and reaped before the handles close.
+  if (spawned_ && !exited_ && !ready_ && !asked_to_stop_) uv_process_kill(&process_, SIGKILL);
+  if (send_failed_) outbox_.clear();
   close_if_done();
 }
 
@@ -299,6 +345,7 @@ std::optional<unsigned> Predecessor::pool_size_from_environment(unsigned max) {
   if (value == nullptr) return std::nullopt;
   const std::string text(value);
   ::unsetenv(kTakeoverHandlersVariable);
+  if (std::getenv(kTakeoverFdVariable) == nullptr) return std::nullopt;  // A leftover: not taking over.
   unsigned size = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), size);
   if (error != std::errc() || end != text.data() + text.size() || size < 1 || size > max) {
@@ -398,6 +445,12 @@ bool Predecessor::take(ipc::Message message) {
 
 // The channel closes here: an old reactor that still writes learns at once that nothing more is taken.
 void Predecessor::end(const char* how) {
+  if (arriving_) {
+    // Its bytes stopped in the middle: nobody can read on from there. The client is told by the close.
+    log_at(LogLevel::kError, "takeover: a connection's bytes ended in the middle (%s); it closes", how);
+    (void)::shutdown(arriving_->socket.get(), SHUT_RDWR);
+    arriving_.reset();
+  }
   log_at(LogLevel::kInfo, "takeover: done, %zu connections taken over (%s)", adopted_, how);
   uv_poll_stop(&channel_poll_);
   channel_ = ipc::BlockingChannel(ipc::UniqueFd());

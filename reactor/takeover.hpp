@@ -19,10 +19,10 @@
 //
 // A successor that fails before it is ready (it cannot start, its handlers do not, or it is not ready in
 // time) leaves the old reactor as it was: it never stopped accepting; it is killed and reaped. One that dies
-// after it was ready loses the connections passed to it; the old reactor then serves on with the rest. What
-// bounds a hand-over: --shutdown-timeout from the successor's readiness for the requests in progress (then
-// they are cut off, as at a stop), and a successor that takes no byte of the outbox for --shutdown-timeout
-// is given up: the connections still in the outbox close.
+// after it was ready loses the connections it took; the old reactor then serves on with the rest, those
+// still in the outbox included. What bounds a hand-over: --shutdown-timeout from the successor's readiness
+// for the requests in progress (then they are cut off, as at a stop), and a successor that takes no byte of
+// the outbox for --shutdown-timeout, or breaks the channel, is killed.
 
 #include <uv.h>
 
@@ -57,8 +57,11 @@ class Successor {
     virtual void on_successor_ready(Successor& successor) = 0;
     // It exited, or closed the channel, before it was ready.
     virtual void on_successor_failed(Successor& successor) = 0;
-    // It exited after it was ready: the connections passed to it are lost, the others are still here.
-    virtual void on_successor_lost(Successor& successor) = 0;
+    // It took every connection passed to it, and kTakeoverEnd.
+    virtual void on_successor_took_all(Successor& successor) = 0;
+    // It exited after it was ready: the connections it took are lost; unpassed are those passed to it whose
+    // first frame it had not taken whole (their sockets come back), and the others are still here.
+    virtual void on_successor_lost(Successor& successor, std::vector<PassedConnection> unpassed) = 0;
 
    protected:
     ~Events() = default;
@@ -70,7 +73,7 @@ class Successor {
     int admin = -1;
     unsigned pool_size = 0;        // The handlers the successor starts.
     Milliseconds ready_timeout{};  // One not ready this long after its start is killed.
-    Milliseconds stall_timeout{};  // One that takes nothing of the outbox this long is given up.
+    Milliseconds stall_timeout{};  // One that takes nothing of the outbox this long is killed.
   };
 
   // Sends the listening sockets, then starts the successor. One that is not ready in time is killed (it
@@ -82,16 +85,18 @@ class Successor {
   bool ready() const { return ready_; }
 
   // Passes a client connection on: its frames join the outbox, and go out as the channel takes them. The
-  // socket is the successor's from now on (this reactor keeps no copy). Once passing failed (the successor
-  // is gone, or took nothing for the stall timeout; logged once), the connection closes here.
+  // outbox owns the socket until its first frame is taken whole; then the successor does. A successor that
+  // breaks the channel or takes nothing for the stall timeout is killed (logged): its exit gives the
+  // connections not taken back (on_successor_lost).
   void pass(PassedConnection connection);
   // A stop began before the successor was ready: it is asked to stop too (SIGTERM); it holds no connection.
   void stop();
-  // Every connection has been passed: kTakeoverEnd follows them.
+  // Every connection has been passed: kTakeoverEnd follows them, and on_successor_took_all once it is taken.
   void finish();
 
   // Lets the successor be (it runs on); what the outbox holds is sent first, and one that never got ready is
-  // killed and reaped first. The object deletes itself once that is done and libuv is done with it.
+  // killed (unless a stop asked it to exit) and reaped first. The object deletes itself once that is done
+  // and libuv is done with it.
   void close();
 
  private:
@@ -99,7 +104,8 @@ class Successor {
   Successor(ipc::UniqueFd channel, Events& events, Milliseconds stall_timeout);
   ~Successor() = default;
 
-  // A frame in the outbox, and how much of it the channel took (its descriptor goes with its first byte).
+  // A frame in the outbox, and how much of it the channel took. Its descriptor goes with its first byte, and
+  // is kept until the frame is taken whole: a successor that dies before that never had the connection.
   struct Outgoing {
     std::string frame;
     ipc::UniqueFd descriptor;
@@ -107,7 +113,10 @@ class Successor {
   };
   void queue(ipc::Message message);
   void flush();
+  // The channel broke or stalled: the successor is killed, and the outbox kept for its exit.
   void give_up_passing(const std::string& why);
+  // The connections of the outbox whose first frame was not taken whole; the outbox is emptied.
+  std::vector<PassedConnection> take_back_unpassed();
   void on_channel_readable();
   void on_exit(int64_t exit_status, int term_signal);
   void fail_unless_ready();
@@ -129,6 +138,8 @@ class Successor {
   bool ready_ = false;
   bool failed_ = false;
   bool send_failed_ = false;
+  bool asked_to_stop_ = false;    // stop() sent SIGTERM: close() lets it exit by itself.
+  bool finishing_ = false;        // kTakeoverEnd is in the outbox.
   bool closing_ = false;          // close() was called: no event is reported any more.
   bool handles_closing_ = false;  // The object deletes itself in their close callbacks.
 };
@@ -139,8 +150,9 @@ class Predecessor {
   // Receives each connection the old reactor passes: the socket (non-blocking, close-on-exec) and the rest.
   using AdoptCallback = std::function<void(PassedConnection connection)>;
 
-  // The pool size the old reactor had (HANDOFF_TAKEOVER_HANDLERS), within 1..max; nullopt when none is given
-  // or it is out of range (logged). The variable is unset.
+  // The pool size the old reactor had (HANDOFF_TAKEOVER_HANDLERS), within 1..max, for a reactor started to
+  // take over (HANDOFF_TAKEOVER_FD set); nullopt when none is given or it is out of range (logged). The
+  // variable is unset.
   static std::optional<unsigned> pool_size_from_environment(unsigned max);
 
   // The channel named in HANDOFF_TAKEOVER_FD: nullopt when this reactor was not started to take over. The

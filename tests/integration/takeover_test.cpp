@@ -452,6 +452,51 @@ TEST_F(TakeoverOfACopy, AnAbandonedSuccessorIsReaped) {
   EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
 }
 
+// A new reactor that says it is ready and then reads nothing of the channel (wedged, or stopped): the
+// connections wait in the old reactor's outbox, and the old one serves on while it waits. After
+// --shutdown-timeout with nothing taken it gives the new one up, kills it, and serves again every connection
+// it did not take. Those the channel had taken (in its buffer, never read) are lost with it.
+TEST_F(TakeoverOfACopy, ASuccessorThatTakesNothingIsGivenUpAndItsConnectionsAreServedHere) {
+  raise_descriptor_limit();
+  ReactorProcess reactor(
+      {"--handlers", "2", "--handler-cmd", environment("HANDOFF_HANDLER"), "--shutdown-timeout", "2s"});
+  const pid_t old_pid = reactor.pid();
+  constexpr size_t kIdle = 2000;
+  std::vector<Client> idle;
+  for (size_t i = 0; i < kIdle; ++i) idle.emplace_back(reactor.host(), reactor.port());
+  ASSERT_EQ(pings_answered(idle), kIdle);
+  // Reads the listening sockets, says kTakeoverReady (the wire format of docs/architecture.md), then nothing.
+  install(folder_.file("wedged",
+                       "#!/usr/bin/env python3\n"
+                       "import socket, struct, time\n"
+                       "channel = socket.socket(fileno=3)\n"
+                       "while True:\n"
+                       "    header, fds, _, _ = socket.recv_fds(channel, 24, 1)\n"
+                       "    if struct.unpack('=IHHQII', header)[4] & 2: break\n"
+                       "channel.sendall(struct.pack('=IHHQII', 0x46444e48, 1, 7, 0, 0, 0))\n"
+                       "time.sleep(60)\n",
+                       true));
+  ::kill(old_pid, SIGUSR2);
+  ASSERT_TRUE(reactor.wait_for_log("killing it", 20s)) << reactor.stderr_text();
+  ASSERT_TRUE(reactor.wait_for_log("takeover abandoned during the hand-over", 10s)) << reactor.stderr_text();
+  std::smatch given_back;
+  const std::string log = reactor.stderr_text();
+  ASSERT_TRUE(std::regex_search(log, given_back, std::regex(R"((\d+) of them given back unpassed)"))) << log;
+  EXPECT_GT(std::stoul(given_back[1]), kIdle / 2);
+  // Each connection given back answers here; each the channel had taken is closed: none hangs.
+  size_t answered = 0, closed = 0;
+  for (Client& client : idle) {
+    client.send("ping\n");
+    const std::string line = client.read_line();
+    answered += line == "pong";
+    closed += line == "<closed>";
+  }
+  EXPECT_EQ(answered, std::stoul(given_back[1]));
+  EXPECT_EQ(answered + closed, kIdle);
+  EXPECT_EQ(reactor.pid(), old_pid);
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");  // It accepts again.
+}
+
 TEST_F(TakeoverOfACopy, ABrokenNewBinaryIsAbandonedAndAFixedOneGoesLive) {
   ReactorProcess reactor({"--handlers", "1", "--handler-cmd", environment("HANDOFF_HANDLER")});
   const pid_t old_pid = reactor.pid();

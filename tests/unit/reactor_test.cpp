@@ -536,8 +536,9 @@ TEST(RequestFraming, ContinueIsDueOnceWhenABodyIsAwaited) {
   EXPECT_FALSE(framing.head_complete());
 }
 
-// A connection that holds this much reads past the reserve kept for small requests no more.
-constexpr size_t kLarge = ReadBudget::kSmallRequestBytes;
+// With a read chunk of 10 bytes, a connection that holds this much is a large request: the reserve is not
+// its.
+constexpr size_t kLarge = 10;
 
 TEST(ReadBudget, PausesReadersWhenSpentAndResumesThemLongestPausedFirst) {
   std::vector<ConnectionId> resumed;
@@ -582,12 +583,14 @@ TEST(ReadBudget, TheReaderPastTheLimitPassesItsTurnOnWhenItStops) {
 TEST(ReadBudget, SmallRequestsReadFromTheReserveWhileLargeOnesWait) {
   ReadBudget budget(100, 10, [](ConnectionId) { return true; });
   budget.update(0, 90);  // Large requests hold 90 of 100: spent for them, the reserve (12) aside.
-  EXPECT_TRUE(budget.may_read(1, kLarge));   // The one past the limit.
+  EXPECT_TRUE(budget.may_read(1, kLarge));   // The one past the limit...
+  budget.update(0, 50);                      // ...reads on, past the whole limit.
   EXPECT_FALSE(budget.may_read(2, kLarge));  // Waits.
   EXPECT_TRUE(budget.pressure());
-  EXPECT_TRUE(budget.may_read(3, 0));  // A fresh connection reads from the reserve...
-  EXPECT_TRUE(budget.may_read(3, kLarge - 1));
-  budget.update(0, 10);  // ...until the whole limit is spent.
+  EXPECT_TRUE(
+      budget.may_read(3, 0));  // A fresh connection reads from the reserve, which no large one took...
+  budget.update(0, 9);
+  budget.update(0, 9);  // ...until small requests hold all of it.
   EXPECT_FALSE(budget.may_read(4, 0));
   EXPECT_EQ(budget.paused(), 2u);
 }
