@@ -281,7 +281,9 @@ TEST(Admin, RetiredHandlersAreLoggedAsRetiredNotAsKilled) {
   ::kill(reactor.pid(), SIGHUP);
   for (std::thread& client : clients) client.join();
   EXPECT_EQ(answered, kClients * kRequests);
-  ASSERT_TRUE(wait_until([&] { return reactor.stat("counters.handler_exits") >= 20; }, 10s))
+  // The reload alone retires both handlers; --max-requests more, as many as the hand-offs allow (the fewer,
+  // the more requests a kept connection's handler serves in one).
+  ASSERT_TRUE(wait_until([&] { return reactor.stat("counters.handler_exits") >= 4; }, 10s))
       << reactor.stats();
   const int64_t exits = reactor.stat("counters.handler_exits");
   const std::string log = reactor.stderr_text();
