@@ -57,7 +57,7 @@ wait_for "$work/notifications" '^READY=1'
 kill -USR2 "$pid"
 wait_for "$work/notifications" '^MAINPID='
 successor=$(sed -n 's/^MAINPID=//p' "$work/notifications" | tail -n 1)
-wait_for "$work/stderr" 'every connection is passed on'
+wait_for "$work/stderr" 'took every connection'
 for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 wait "$pid" && status=0 || status=$?
 pid=$successor  # Not a child of this shell: stopped by its pid, and waited for below.
