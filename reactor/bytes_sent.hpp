@@ -9,8 +9,9 @@
 
 namespace handoff::reactor {
 
-// Acknowledged bytes (tcpi_bytes_acked, Linux 4.1) plus those still in the send queue (SIOCOUTQ); nullopt for
-// a socket that is not TCP or a kernel that does not say.
+// Acknowledged bytes (tcpi_bytes_acked, Linux 4.1) plus those still in the send queue (SIOCOUTQ), read as one
+// consistent pair; nullopt for a socket that is not TCP, a kernel that does not say, or acknowledgements that
+// keep arriving between the reads.
 std::optional<uint64_t> bytes_sent(int tcp_socket);
 
 }  // namespace handoff::reactor
