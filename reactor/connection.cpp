@@ -48,8 +48,7 @@ Connection::Connection(uv_loop_t* loop, ConnectionId id, ipc::UniqueFd socket, c
   received_ = std::move(start.already_read);
   protocol_ = start.protocol;
   bytes_written_ = start.bytes_sent;
-  if (!received_.empty())
-    request_began_ns_ = uv_hrtime() - static_cast<uint64_t>(start.request_age.count()) * 1'000'000;
+  if (!received_.empty()) request_began_ms_ = uv_now(loop) - static_cast<uint64_t>(start.request_age.count());
   if (start.continue_sent) framing_.assume_continue_answered();
   if (protocol_ == Protocol::kUnknown && !received_.empty()) protocol_ = detect_protocol(received_);
   account_received();
@@ -89,17 +88,16 @@ void Connection::hear_input_again() {
 void Connection::watch() {
   hear_input_again();
   watching_ = true;
-  const uint64_t now = uv_hrtime();
-  last_input_ns_ =
-      now;  // Bytes it did not read itself (taken over, or a handler's leftovers) are not a stall.
+  const uint64_t now = uv_now(timer_.loop);
+  last_input_ms_ = now;
   if (received_.empty()) {
     expire_after(config_.idle_timeout, Expiry::kIdle);
     return;
   }
   // A request begun: --read-timeout counts from its first byte, in this reactor or the one before. One
   // complete already (taken over whole) is looked at in the next turn of the loop, before any timeout.
-  if (request_began_ns_ == 0 || request_ready()) request_began_ns_ = now;
-  const Milliseconds reading((now - request_began_ns_) / 1'000'000);
+  if (request_began_ms_ == 0 || request_ready()) request_began_ms_ = now;
+  const Milliseconds reading(now - request_began_ms_);
   expire_after(std::max(config_.read_timeout - reading, Milliseconds(1)), Expiry::kRead);
 }
 
@@ -170,7 +168,7 @@ void Connection::account_received() {
 bool Connection::resume_reading() {
   if (!paused_) return false;
   paused_ = false;
-  last_input_ns_ = uv_hrtime();  // Paused, it could send nothing: its stall counts from now.
+  last_input_ms_ = uv_now(timer_.loop);  // Paused, it could send nothing: its stall counts from now.
   poller_.look_again(key_);
   return true;
 }
@@ -226,7 +224,7 @@ Connection::Input Connection::read_available() {
     // follow, wait for the client's next bytes. HTTP clients send none, and telnet only for a Synch.)
     may_have_input_ = static_cast<size_t>(got) == room;
     const bool first_bytes = received_.empty();
-    last_input_ns_ = uv_hrtime();
+    last_input_ms_ = uv_now(timer_.loop);
     received_.append(chunk, got);
     account_received();
     if (protocol_ == Protocol::kUnknown) protocol_ = detect_protocol(received_);
@@ -234,7 +232,7 @@ Connection::Input Connection::read_available() {
     if (request_ready()) return Input::kReady;
     // A request has begun: from now on the client has --read-timeout to finish it.
     if (first_bytes) {
-      request_began_ns_ = uv_hrtime();
+      request_began_ms_ = last_input_ms_;
       expire_after(config_.read_timeout, Expiry::kRead);
     }
   }
@@ -304,7 +302,7 @@ Connection::Request Connection::take_request() {
     flags |= ipc::kFlagHeadTruncated;  // Cut at the cap: the handler refuses it or reads the rest.
   }
   Request request{std::exchange(received_, std::string()), flags};
-  request_began_ns_ = 0;
+  request_began_ms_ = 0;
   framing_.reset();
   framed_bytes_ = 0;
   account_received();
@@ -314,7 +312,7 @@ Connection::Request Connection::take_request() {
 Connection::Resume Connection::resume(std::string unconsumed) {
   stop_watching_for_leaving();
   received_ = std::move(unconsumed);
-  request_began_ns_ = 0;  // What a handler read and did not use began just now, as far as the reactor knows.
+  request_began_ms_ = 0;  // What a handler read and did not use began just now, as far as the reactor knows.
   account_received();
   frame_received();
   if (!received_.empty() && (request_ready() || input_closed_)) {
@@ -390,7 +388,7 @@ std::string Connection::end_waits() {
 }
 
 PassedConnection Connection::hand_over(std::string before) {
-  const uint64_t began = request_began_ns_;
+  const uint64_t began = request_began_ms_;
   before += end_waits();
   if (polled_) poller_.forget_passed(socket_.get(), key_);
   polled_ = false;
@@ -398,7 +396,7 @@ PassedConnection Connection::hand_over(std::string before) {
                    : protocol_ == Protocol::kLine ? ipc::kFlagLineProtocol
                                                   : 0u;
   if (framing_.continue_answered()) flags |= ipc::kFlagContinueSent;
-  const uint64_t age_ms = began == 0 || before.empty() ? 0 : (uv_hrtime() - began) / 1'000'000;
+  const uint64_t age_ms = began == 0 || before.empty() ? 0 : uv_now(timer_.loop) - began;
   PassedConnection passed{.socket = std::move(socket_),
                           .bytes_sent = bytes_written_,
                           .request_age_ms = static_cast<uint32_t>(std::min<uint64_t>(age_ms, UINT32_MAX)),

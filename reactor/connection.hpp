@@ -118,10 +118,10 @@ class Connection final : SocketPoller::Watcher {
   // The budget has room again: read on, if the connection is still paused (else false).
   bool resume_reading();
   // Reading a request of which it holds more than a small one (ReadBudget::small_request_bytes), and no byte
-  // came since since_ns, while it was free to read: an upload that stalled.
-  bool stalled_upload(uint64_t since_ns) const {
+  // came since since_ms (the loop's clock), while it was free to read: an upload that stalled.
+  bool stalled_upload(uint64_t since_ms) const {
     return watching_ && !paused_ && received_.size() >= budget_.small_request_bytes() &&
-           last_input_ns_ < since_ns;
+           last_input_ms_ < since_ms;
   }
 
   // Takes the request for a handler.
@@ -232,9 +232,11 @@ class Connection final : SocketPoller::Watcher {
   std::string peer_ = "-";
   std::string request_line_ = "-";
   uint64_t ready_at_ns_ = 0;
-  uint64_t request_began_ns_ = 0;
-  uint64_t last_input_ns_ = 0;  // uv_hrtime() of its last read that got bytes, or of its last resume.  //
-                                // uv_hrtime() of the first byte of the request being read; 0: none yet.
+  // On the loop's clock (uv_now, milliseconds: no clock read of its own on the hot path). When the first byte
+  // of the request being read came (0: none yet); and its last read that got bytes, or the start of its
+  // watch or of a resume (bytes it did not read itself are no stall).
+  uint64_t request_began_ms_ = 0;
+  uint64_t last_input_ms_ = 0;
   double queue_wait_ms_ = 0;
   Protocol protocol_ = Protocol::kUnknown;  // Decided by the first bytes, then kept.
   bool watching_ = false;

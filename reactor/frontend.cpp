@@ -71,10 +71,6 @@ void Frontend::adopt(PassedConnection connection) {
   accept_passed(std::move(connection));
 }
 
-void Frontend::take_back_unpassed(PassedConnection connection) {
-  accept_passed(std::move(connection));
-}
-
 void Frontend::accept_passed(PassedConnection connection) {
   const uint32_t flags = connection.flags;
   const Protocol protocol = (flags & ipc::kFlagHttp) != 0           ? Protocol::kHttp
@@ -447,7 +443,7 @@ void Frontend::check_stalled_uploads() {
     uv_timer_stop(&stall_timer_);
     return;
   }
-  const uint64_t since = uv_hrtime() - kStalledAfterNs;
+  const uint64_t since = uv_now(loop_) - kStalledAfterMs;
   std::vector<ConnectionId> stalled;
   for (const auto& [id, connection] : connections_) {
     if (connection->stalled_upload(since)) stalled.push_back(id);
@@ -457,7 +453,7 @@ void Frontend::check_stalled_uploads() {
       LogLevel::kInfo,
       "%zu uploads stalled for %llu ms while %zu connections wait for room (--max-buffered-bytes): refused "
       "as read timeouts",
-      stalled.size(), static_cast<unsigned long long>(kStalledAfterNs / 1'000'000), budget_.paused());
+      stalled.size(), static_cast<unsigned long long>(kStalledAfterMs), budget_.paused());
   for (const ConnectionId id : stalled) refuse(*connections_.at(id), Refusal::kReadTimeout);
 }
 
@@ -511,8 +507,8 @@ void Frontend::hand_over(PassCallback pass, std::function<void()> all_passed) {
   phase_ = Phase::kHandingOver;
   pass_ = std::move(pass);
   all_passed_ = std::move(all_passed);
-  listener_->hold(
-      Listener::Hold::kTakeover);  // Kept, should the successor die before every connection is its.
+  // Kept, should the successor die before every connection is its.
+  listener_->hold(Listener::Hold::kTakeover);
   std::vector<ConnectionId> ids;
   for (const auto& entry : connections_) ids.push_back(entry.first);
   for (const ConnectionId id : ids) {

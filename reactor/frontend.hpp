@@ -47,10 +47,12 @@ class Frontend final : Connection::Events {
   ListenAddress local_address() const { return listener_->local_address(); }
   int listening_socket() const { return listener_->socket(); }  // Borrowed: a takeover passes it on.
 
-  // A connection the reactor this one takes over from passed on: read on from where that one stopped.
+  // A connection the reactor this one takes over from passed on: read on from where that one stopped
+  // (counted as taken over).
   void adopt(PassedConnection connection);
-  // A connection passed to a successor that died before it took it: served here again, as it was.
-  void take_back_unpassed(PassedConnection connection);
+  // A passed connection served from where it was: adopted, or given back by a successor that died before it
+  // took it.
+  void accept_passed(PassedConnection connection);
   // The takeover (reactor/takeover.hpp): stops accepting; from now on every connection goes to pass as soon
   // as no handler holds it, with the bytes read of it; the others close as they would. all_passed is called
   // once no connection is left.
@@ -90,7 +92,6 @@ class Frontend final : Connection::Events {
 
  private:
   void accept(ipc::UniqueFd client, ConnectionStart start = {});
-  void accept_passed(PassedConnection connection);
   // --max-connections: holds the listener at the cap, and lets it go below.
   void hold_at_capacity();
   void release_below_capacity();
@@ -140,11 +141,11 @@ class Frontend final : Connection::Events {
   // Counts an answer to connection (null when it is closed already) and writes its access log line.
   void record_answer(Connection* connection, const HandlerProcess& handler, int status, double service_ms);
   // While connections wait for room in the read budget, every kStallCheckMs: an upload whose bytes stopped
-  // coming for kStalledAfterNs gives way. It is refused (a read timeout) and its bytes go to those that move,
+  // coming for kStalledAfterMs gives way. It is refused (a read timeout) and its bytes go to those that move,
   // as Apache's mod_reqtimeout enforces a minimum body rate; without pressure, --read-timeout alone holds.
   void check_stalled_uploads();
   static constexpr uint64_t kStallCheckMs = 250;
-  static constexpr uint64_t kStalledAfterNs = 1'000'000'000;
+  static constexpr uint64_t kStalledAfterMs = 1000;
   void refuse(Connection& connection, Refusal refusal);
   void count_refusal(const Connection& connection, Refusal refusal, int handler_pid);
   void log_refusal(const Connection& connection, const std::string& outcome, int handler_pid);

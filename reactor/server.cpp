@@ -185,7 +185,7 @@ void Server::on_successor_lost(Successor&, std::vector<PassedConnection> unpasse
   frontend_.end_hand_over();
   if (phase_ != Phase::kHandingOver) return;
   const size_t given_back = unpassed.size();
-  for (PassedConnection& connection : unpassed) frontend_.take_back_unpassed(std::move(connection));
+  for (PassedConnection& connection : unpassed) frontend_.accept_passed(std::move(connection));
   log_at(LogLevel::kWarn,
          "takeover abandoned during the hand-over: this reactor serves on with %zu connections (%zu of them "
          "given back unpassed)",

@@ -37,6 +37,19 @@ std::error_code set_timeout(int socket, int option, int seconds) {
   return {};
 }
 
+// The connection a kTakeoverConnection frame begins: its payload is a Progress, then the first of its bytes.
+// nullopt when the payload is too short to hold the Progress.
+std::optional<PassedConnection> connection_begun_by(ipc::UniqueFd socket, uint32_t flags,
+                                                    std::string payload) {
+  ipc::Progress progress{};
+  if (!ipc::split_progress_payload(payload, progress)) return std::nullopt;
+  return PassedConnection{.socket = std::move(socket),
+                          .bytes_sent = progress.bytes_written,
+                          .request_age_ms = progress.request_age_ms,
+                          .bytes = std::move(payload),
+                          .flags = flags & ~ipc::kFlagMoreBytes};
+}
+
 }  // namespace
 
 // --- The old reactor's end ---
@@ -196,8 +209,12 @@ void Successor::pass(PassedConnection connection) {
            .flags = rest.empty() ? 0 : ipc::kFlagMoreBytes,
            .payload = std::string(piece)});
   }
-  // While the outbox waits for room, the poll says when there is some: a write now would only block. Once
-  // passing failed, the outbox waits for the successor's exit, which gives it back.
+  flush_unless_waiting();
+}
+
+// While the outbox waits for room, the poll says when there is some: a write now would only block. Once
+// passing failed, the outbox waits for the successor's exit, which gives it back.
+void Successor::flush_unless_waiting() {
   if (!send_failed_ && !uv_is_active(as_handle(&channel_poll_))) flush();
 }
 
@@ -274,13 +291,9 @@ std::vector<PassedConnection> Successor::take_back_unpassed() {
     std::string payload = outgoing.frame.substr(sizeof(header));
     const auto type = static_cast<ipc::MessageType>(header.type);
     if (type == ipc::MessageType::kTakeoverConnection && outgoing.descriptor) {
-      ipc::Progress progress{};
-      (void)ipc::split_progress_payload(payload, progress);  // Written here: it holds one.
-      unpassed.push_back({.socket = std::move(outgoing.descriptor),
-                          .bytes_sent = progress.bytes_written,
-                          .request_age_ms = progress.request_age_ms,
-                          .bytes = std::move(payload),
-                          .flags = header.flags & ~ipc::kFlagMoreBytes});
+      // Written here, by pass(): the payload holds its Progress.
+      unpassed.push_back(
+          *connection_begun_by(std::move(outgoing.descriptor), header.flags, std::move(payload)));
       current = header.connection_id;
     } else if (type == ipc::MessageType::kTakeoverBytes && current == header.connection_id) {
       unpassed.back().bytes += payload;
@@ -300,7 +313,7 @@ std::vector<PassedConnection> Successor::take_back_unpassed() {
 void Successor::finish() {
   finishing_ = true;
   queue({.type = ipc::MessageType::kTakeoverEnd});
-  if (!send_failed_ && !uv_is_active(as_handle(&channel_poll_))) flush();
+  flush_unless_waiting();
 }
 
 void Successor::close() {
@@ -416,16 +429,11 @@ void Predecessor::on_channel_readable() {
 
 bool Predecessor::take(ipc::Message message) {
   if (message.type == ipc::MessageType::kTakeoverConnection && !arriving_) {
-    ipc::Progress sent{};
-    if (!ipc::split_progress_payload(message.payload, sent)) {
+    arriving_ = connection_begun_by(std::move(message.descriptor), message.flags, std::move(message.payload));
+    if (!arriving_) {
       log_at(LogLevel::kError, "takeover: a connection frame too short for its byte count");
       return false;
     }
-    arriving_ = PassedConnection{.socket = std::move(message.descriptor),
-                                 .bytes_sent = sent.bytes_written,
-                                 .request_age_ms = sent.request_age_ms,
-                                 .bytes = std::move(message.payload),
-                                 .flags = message.flags & ~ipc::kFlagMoreBytes};
     arriving_id_ = message.connection_id;
   } else if (message.type == ipc::MessageType::kTakeoverBytes && arriving_ &&
              message.connection_id == arriving_id_) {

@@ -113,6 +113,7 @@ class Successor {
   };
   void queue(ipc::Message message);
   void flush();
+  void flush_unless_waiting();
   // The channel broke or stalled: the successor is killed, and the outbox kept for its exit.
   void give_up_passing(const std::string& why);
   // The connections of the outbox whose first frame was not taken whole; the outbox is emptied.
