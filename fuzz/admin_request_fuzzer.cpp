@@ -1,7 +1,8 @@
-// Fuzz target: the admin port's request reader, reactor::AdminConnection (reactor/admin_connection.hpp),
-// which reads one request with the strict parser (http/request_parser.hpp) on the event loop and judges it
-// (reactor/admin_guard.hpp: a host name over loopback, a cross-origin POST, a POST without the token, which
-// half the inputs have configured) with the --listen address parser. The input
+// Fuzz target: the admin port's request reader, reactor::AdminConnection
+// (reactor/admin/admin_connection.hpp), which reads one request with the strict parser
+// (http/request_parser.hpp) on the event loop and judges it (reactor/admin/admin_guard.hpp: a host name over
+// loopback, a cross-origin POST, a POST without the token, which half the inputs have configured) with the
+// --listen address parser. The input
 // is what a client sends over a real loopback TCP connection, so that the connection is a loopback one, in
 // pieces the bytes seed, each followed by a turn of the loop; then the client shuts down writing. The route
 // is a stand-in that answers 200 (the real routes read the pool; they parse nothing but ?size=N). Checked:
@@ -19,7 +20,7 @@
 
 #include "fuzz/fuzz_support.hpp"
 #include "http/response.hpp"
-#include "reactor/admin_connection.hpp"
+#include "reactor/admin/admin_connection.hpp"
 #include "reactor/loop_owned.hpp"
 
 namespace handoff::fuzz {

@@ -1,6 +1,7 @@
 #pragma once
 
-// The reactor's configuration, and how it is read from the command line.
+// The reactor's configuration, and how its values are read from text (reactor/command_line.hpp reads the
+// command line with them).
 
 #include <chrono>
 #include <cstddef>
@@ -8,7 +9,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <variant>
 #include <vector>
 
 #include "reactor/log.hpp"
@@ -92,15 +92,10 @@ struct Config {
   bool access_log = false;
 };
 
-// What main should do instead of running: print text (to stdout for --help/--version, else stderr) and exit.
-struct EarlyExit {
-  int status;
-  std::string text;
-};
-
-// Parses argv. default_handler is the handler command used when --handler-cmd is not given.
-std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* argv,
-                                                   const std::string& default_handler);
+// A size such as 65536, 64k, 2m or 1g; nullopt when malformed or too large.
+std::optional<size_t> parse_size(std::string_view text);
+// A whole number, digits only; nullopt when malformed or too large.
+std::optional<size_t> parse_count(std::string_view text);
 
 // "127.0.0.1:8888", "[::1]:0", "localhost:80"; nullopt when malformed. The host must be an IP literal or
 // "localhost" (which means 127.0.0.1).

@@ -14,7 +14,8 @@
 #include <string>
 #include <variant>
 
-#include "reactor/admin_server.hpp"
+#include "reactor/admin/admin_server.hpp"
+#include "reactor/command_line.hpp"
 #include "reactor/config.hpp"
 #include "reactor/log.hpp"
 #include "reactor/privileges.hpp"

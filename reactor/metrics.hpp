@@ -1,12 +1,19 @@
 #pragma once
 
-// Internal to the reactor. What the reactor counts while it serves, and the snapshot of it that /stats and
-// /metrics render (reactor/stats_report.hpp). docs/operations.md explains every field.
+// Internal to the reactor. What the reactor measures while it serves (its counters, reactor/counters.hpp, and
+// its latency histograms), and the snapshot of it that /stats and /metrics render
+// (reactor/admin/stats_report.hpp), with the tables that name the pool's figures and the histograms in both.
+// docs/operations.md explains every field; a unit test checks that it lists every row.
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
+
+#include "reactor/counters.hpp"
 
 namespace handoff::reactor {
 
@@ -25,33 +32,6 @@ class LatencyHistogram {
   std::array<uint64_t, kBoundsSeconds.size() + 1> buckets_{};
   uint64_t count_ = 0;
   double sum_ = 0;
-};
-
-struct Counters {
-  uint64_t accepted = 0;        // Connections accepted.
-  uint64_t requests = 0;        // Requests answered by handlers, whatever the status.
-  uint64_t bad_requests = 0;    // ... of them answered with a 4xx status (or an ERR line).
-  uint64_t handler_errors = 0;  // ... of them answered with a 5xx status (an exception in the handler).
-  uint64_t busy = 0;            // Refused by the reactor: queue full or waited too long.
-  uint64_t timeouts = 0;        // Killed for exceeding --request-timeout.
-  uint64_t crashed = 0;         // Lost with a handler that died.
-  uint64_t read_timeouts = 0;   // Clients that did not finish a request in time.
-  uint64_t write_timeouts = 0;  // Clients that did not take an answer in time (--write-timeout).
-  uint64_t shutting_down = 0;   // Cut off by a stop.
-  uint64_t respawns = 0;        // Handlers started to replace ones that exited.
-  uint64_t handler_exits = 0;   // Handlers that exited, for any reason.
-  uint64_t failed_reloads = 0;  // Reloads abandoned because the new handlers did not start.
-  uint64_t abandoned = 0;       // Requests dropped from the queue because their client left.
-  uint64_t cancelled = 0;       // Running requests whose client left: their handler was replaced.
-  uint64_t rss_recycles = 0;    // Handlers replaced for growing past --handler-max-rss.
-  uint64_t hand_offs = 0;       // Connections passed to a handler (a request each, or more when it lingers).
-  uint64_t kept = 0;            // Of those, to the handler that kept the socket: no descriptor passed.
-  uint64_t batched = 0;         // Of those, in one write with a frame before them (kFlagTakesBatches).
-  uint64_t reclaims = 0;        // Lingering handlers taken back for a request that waited (--linger).
-  uint64_t sent_ahead = 0;      // Hand-offs sent to a busy handler, to take once done (--send-ahead).
-  uint64_t withdrawn = 0;       // Of those, taken back before the handler began them.
-  uint64_t taken_over = 0;      // Connections passed from the reactor this one took over from (SIGUSR2).
-  uint64_t handed_over = 0;     // Connections passed to the reactor that took over from this one.
 };
 
 struct Metrics {
@@ -80,16 +60,58 @@ struct ReloadReport {
 struct StatsSnapshot {
   std::string status;  // "serving", "leaving" (POST /drain), "handing over", "draining", "stopping"
   double uptime_seconds;
-  unsigned target_handlers;
+  size_t target_handlers;
   size_t idle, busy, starting, retiring;
   size_t queue_length;
+  size_t longest_queue;
   size_t open_connections;
   size_t buffered_bytes;      // Of requests read and not handed off yet.
   size_t paused_connections;  // Not read from: buffered_bytes is at --max-buffered-bytes.
+  // The open connections by state (Connection::state_name, count), in the states' order.
+  std::vector<std::pair<const char*, size_t>> connections_by_state;
   const Metrics* metrics;
   const ReloadReport* reload;
   std::vector<HandlerSnapshot> handlers;
 };
+
+// The pool's figures: in /stats, "pool": {KEY: n}; in Prometheus a gauge of its own, or for a handler state a
+// sample of kHandlersByState.
+inline constexpr LabelledMetric kHandlersByState = {"handoff_handlers", "state",
+                                                    "Handler processes by state."};
+
+using PoolRow = FigureRow<StatsSnapshot, size_t>;
+
+// In the order /stats and /metrics show them.
+// clang-format off
+inline constexpr std::array kPoolTable = std::to_array<PoolRow>({
+  {&StatsSnapshot::target_handlers, "target", "handoff_handlers_target", "The pool size the reactor keeps."},
+  {&StatsSnapshot::idle, "idle", kHandlersByState.metric, "Handlers waiting for a request."},
+  {&StatsSnapshot::busy, "busy", kHandlersByState.metric,
+   "Handlers serving a connection, lingering on one included."},
+  {&StatsSnapshot::starting, "starting", kHandlersByState.metric,
+   "Handlers that have not said hello yet."},
+  {&StatsSnapshot::retiring, "retiring", kHandlersByState.metric,
+   "Handlers replaced, which exit once idle."},
+  {&StatsSnapshot::queue_length, "queue_length", "handoff_queue_length", "Requests waiting for a handler."},
+  {&StatsSnapshot::longest_queue, "longest_queue", "handoff_queue_length_max",
+   "The longest the queue has been."},
+  {&StatsSnapshot::open_connections, "open_connections", "handoff_open_connections",
+   "Client connections open now."},
+  {&StatsSnapshot::buffered_bytes, "buffered_bytes", "handoff_buffered_bytes",
+   "Bytes of requests read and not handed off yet."},
+  {&StatsSnapshot::paused_connections, "paused_connections", "handoff_paused_connections",
+   "Connections not read from because --max-buffered-bytes is reached."},
+});
+// clang-format on
+
+// The latency histograms: in /stats, "histograms": {KEY: {...}}; in Prometheus a histogram of its own.
+using HistogramRow = FigureRow<Metrics, LatencyHistogram>;
+
+inline constexpr std::array kHistogramTable = std::to_array<HistogramRow>({
+    {&Metrics::queue_wait, "queue_wait", "handoff_queue_wait_seconds",
+     "Time a complete request waited for a handler."},
+    {&Metrics::service, "service", "handoff_service_seconds", "Time a handler worked on a request."},
+});
 
 // The resident memory of a process, from /proc/PID/statm; 0 when it cannot be read.
 uint64_t resident_bytes(int pid);

@@ -6,10 +6,11 @@ set -euo pipefail
 HANDOFF_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # Packages for building: the toolchain (gcc for llhttp's C sources), libuv, cxxopts, llhttp's sources (Node's
-# HTTP parser, node-llhttp), libsystemd (socket activation, readiness), GoogleTest (meson.build wants it),
-# help2man (the reactor's man page, from its --help) and Debian's python3 (the module is installed for it).
+# HTTP parser, node-llhttp), libsystemd (socket activation, readiness), nlohmann-json (the admin port's /stats),
+# GoogleTest (meson.build wants it), help2man (the reactor's man page, from its --help) and Debian's python3 (the
+# module is installed for it; the build embeds the status page with it).
 HANDOFF_BUILD_PACKAGES=(gcc g++ meson ninja-build pkg-config libuv1-dev libcxxopts-dev node-llhttp libsystemd-dev
-  libgtest-dev help2man python3)
+  nlohmann-json3-dev libgtest-dev help2man python3)
 # And for testing: the real clients the integration tests drive (nc, curl, wrk), what they run handlers with
 # (python3), check metrics with (promtool, from prometheus), load the status page in (chromium), and the
 # formatter every C++ file must satisfy (clang-format).

@@ -2,14 +2,20 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
 #include <unordered_map>
 
-#include "reactor/admin_guard.hpp"
+#include "reactor/admin/admin_guard.hpp"
+#include "reactor/command_line.hpp"
 #include "reactor/config.hpp"
 #include "reactor/dispatcher.hpp"
+#include "reactor/metrics.hpp"
 #include "reactor/protocol.hpp"
 #include "reactor/read_budget.hpp"
 #include "reactor/request_framing.hpp"
+#include "reactor/version.hpp"
 
 namespace handoff::reactor {
 namespace {
@@ -249,7 +255,40 @@ TEST(CommandLine, HelpAndVersionExitWithStatus0) {
   }
   const auto version = std::get<EarlyExit>(parse({"--version"}));
   EXPECT_EQ(version.status, 0);
-  EXPECT_NE(version.text.find("handoff"), std::string::npos);
+  EXPECT_EQ(version.text, "handoff " + std::string(kVersion) + " (the reactor; ipc protocol 1)\n");
+}
+
+// Every figure /stats and /metrics report is in docs/operations.md's table of metrics, by its metric (`NAME`,
+// or `NAME{label}` for a family) and its /stats key (`KEY` or `object.KEY`) on one row: a counter added to
+// the code and not to the docs fails here, by name.
+TEST(CounterTable, TheDocsListEveryFigureByBothItsNames) {
+  const char* docs = std::getenv("HANDOFF_DOCS");
+  ASSERT_NE(docs, nullptr) << "HANDOFF_DOCS names the docs folder (tests/meson.build sets it)";
+  const std::string path = std::string(docs) + "/operations.md";
+  std::ifstream file(path);
+  ASSERT_TRUE(file) << path << " cannot be read";
+  std::vector<std::string> rows;
+  for (std::string line; std::getline(file, line);) {
+    if (line.starts_with("|")) rows.push_back(line);
+  }
+  const auto listed = [&](std::string_view metric, std::string_view key) {
+    const std::string name(metric), word(key);
+    return std::any_of(rows.begin(), rows.end(), [&](const std::string& row) {
+      const bool names_metric =
+          row.find("`" + name + "`") != std::string::npos || row.find("`" + name + "{") != std::string::npos;
+      const bool names_key =
+          row.find("`" + word + "`") != std::string::npos || row.find("." + word + "`") != std::string::npos;
+      return names_metric && names_key;
+    });
+  };
+  std::string missing;
+  const auto check = [&](std::string_view metric, std::string_view key) {
+    if (!listed(metric, key)) missing += "\n  " + std::string(metric) + " (/stats: " + std::string(key) + ")";
+  };
+  for (const CounterRow& row : kCounterTable) check(row.metric, row.key);
+  for (const PoolRow& row : kPoolTable) check(row.metric, row.key);
+  for (const HistogramRow& row : kHistogramTable) check(row.metric, row.key);
+  EXPECT_TRUE(missing.empty()) << path << " has no table row for:" << missing;
 }
 
 TEST(Dispatcher, IdleHandlersAndWaitingConnectionsAreServedInFifoOrder) {
@@ -307,8 +346,8 @@ TEST(Dispatcher, OnlyARequestThatWouldWaitGoesAheadAndTheQueueStaysFirstComeFirs
   Dispatcher dispatcher;
   dispatcher.handler_idle(1);
   dispatcher.handler_idle(2);
-  dispatcher.take_ahead(1, 1);
-  dispatcher.take_ahead(2, 1);
+  dispatcher.set_ahead_depth(1, 1);
+  dispatcher.set_ahead_depth(2, 1);
   EXPECT_FALSE(dispatcher.connection_ready(100)->ahead);  // Idle handlers first.
   EXPECT_FALSE(dispatcher.connection_ready(101)->ahead);
   const auto ahead = dispatcher.connection_ready(102, {.preferred = 2});
@@ -356,8 +395,8 @@ TEST(Dispatcher, AHandlerHoldsUpToItsDepthAheadInOrderAndTheFewestTakesTheNext) 
   Dispatcher dispatcher;
   dispatcher.handler_idle(1);
   dispatcher.handler_idle(2);
-  dispatcher.take_ahead(1, 2);
-  dispatcher.take_ahead(2, 2);
+  dispatcher.set_ahead_depth(1, 2);
+  dispatcher.set_ahead_depth(2, 2);
   EXPECT_EQ(dispatcher.connection_ready(100)->handler, 1u);
   EXPECT_EQ(dispatcher.connection_ready(101)->handler, 2u);
   const HandlerId first = dispatcher.connection_ready(102)->handler;
@@ -397,8 +436,8 @@ TEST(Dispatcher, NothingGoesAheadToAHandlerThatDoesNotTakeIt) {
   dispatcher.handler_idle(1);
   dispatcher.connection_ready(100);
   EXPECT_FALSE(dispatcher.connection_ready(101));
-  dispatcher.take_ahead(1, 1);
-  dispatcher.take_ahead(1, 0);  // Retiring.
+  dispatcher.set_ahead_depth(1, 1);
+  dispatcher.set_ahead_depth(1, 0);  // Retiring.
   EXPECT_FALSE(dispatcher.next_ahead(1));
   EXPECT_EQ(dispatcher.handler_done(1, 100), Dispatcher::Done::kFree);
 }

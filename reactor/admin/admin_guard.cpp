@@ -1,4 +1,4 @@
-#include "reactor/admin_guard.hpp"
+#include "reactor/admin/admin_guard.hpp"
 
 #include <algorithm>
 #include <cctype>

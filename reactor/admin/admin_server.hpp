@@ -2,7 +2,8 @@
 
 // Internal to the reactor. AdminServer: the operators' HTTP port (--admin), served by the reactor itself on
 // its event loop, so it answers in milliseconds however busy the handlers are. It accepts connections and
-// keeps each AdminConnection until it has answered; the route (reactor/admin_routes.hpp) says what to answer.
+// keeps each AdminConnection until it has answered; the route (reactor/admin/admin_routes.hpp) says what to
+// answer.
 //
 // It holds a bounded number of connections, so that the admin port can never take the descriptors the service
 // port needs (Config::max_connections leaves room for them). At the bound a newcomer takes the place of the
@@ -17,7 +18,7 @@
 #include <map>
 
 #include "ipc/unique_fd.hpp"
-#include "reactor/admin_connection.hpp"
+#include "reactor/admin/admin_connection.hpp"
 #include "reactor/config.hpp"
 #include "reactor/listener.hpp"
 #include "reactor/loop_owned.hpp"

@@ -1,7 +1,8 @@
 #pragma once
 
 // Internal to the reactor. The admin endpoints' renderings of a StatsSnapshot: JSON for /stats and the
-// Prometheus text exposition format (version 0.0.4) for /metrics.
+// Prometheus text exposition format (version 0.0.4) for /metrics, both from the tables that name each figure
+// (kCounterTable in reactor/counters.hpp, kPoolTable and kHistogramTable in reactor/metrics.hpp).
 
 #include <string>
 

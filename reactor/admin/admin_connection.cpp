@@ -1,4 +1,4 @@
-#include "reactor/admin_connection.hpp"
+#include "reactor/admin/admin_connection.hpp"
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "reactor/admin_guard.hpp"
+#include "reactor/admin/admin_guard.hpp"
 #include "reactor/config.hpp"
 #include "reactor/listener.hpp"
 

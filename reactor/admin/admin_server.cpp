@@ -1,4 +1,4 @@
-#include "reactor/admin_server.hpp"
+#include "reactor/admin/admin_server.hpp"
 
 #include <sys/resource.h>
 

@@ -1,4 +1,4 @@
-#include "reactor/admin_routes.hpp"
+#include "reactor/admin/admin_routes.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -6,9 +6,9 @@
 #include <optional>
 #include <string>
 
+#include "reactor/admin/stats_report.hpp"
+#include "reactor/admin/status_page.hpp"
 #include "reactor/log.hpp"
-#include "reactor/stats_report.hpp"
-#include "reactor/status_page.hpp"
 
 namespace handoff::reactor {
 namespace {
@@ -116,9 +116,16 @@ StatsSnapshot AdminRoutes::snapshot() const {
   s.uptime_seconds = (now_ns - started_ns_) / 1e9;
   s.target_handlers = pool_.target();
   s.queue_length = dispatcher_.waiting_connections();
+  s.longest_queue = metrics_.longest_queue;
   s.open_connections = frontend_.open_connections();
   s.buffered_bytes = frontend_.buffered_bytes();
   s.paused_connections = frontend_.paused_connections();
+  const auto by_state = frontend_.connections_by_state();
+  for (size_t index = 0; index < by_state.size(); ++index) {
+    const auto state = static_cast<Connection::State>(index);
+    if (state == Connection::State::kClosed) continue;  // A closed connection is no longer open.
+    s.connections_by_state.emplace_back(Connection::state_name(state), by_state[index]);
+  }
   s.metrics = &metrics_;
   s.reload = &pool_.last_reload();
   const double wall_now = static_cast<double>(std::time(nullptr));
