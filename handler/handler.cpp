@@ -186,6 +186,136 @@ Reply Handler::execute(const Request& request) const {
   return Reply::error("unknown command", 404);
 }
 
+namespace {
+
+// What a handler started by the reactor gets from it beside its channel: limits, the state page it reads the
+// queue from (lingering), and its answer record (offers of connections sent ahead, and its notes).
+struct ReactorLink {
+  Limits limits;
+  std::chrono::microseconds linger_time{0};
+  ipc::SharedState state;
+  ipc::AnswerRecord answer_record;
+};
+
+// Reads the limits the reactor set in the environment and maps what it passed. False (logged) on failure.
+bool attach_to_reactor(int channel_fd, ReactorLink& link) {
+  link.limits = {
+      .max_request_bytes = static_cast<size_t>(setting("HANDOFF_MAX_REQUEST_BYTES", 2 << 20)),
+      .max_head_bytes = static_cast<size_t>(setting("HANDOFF_MAX_HEAD_BYTES", 64 << 10)),
+      .io_timeout = std::chrono::milliseconds(setting("HANDOFF_READ_TIMEOUT_MS", 10000)),
+      .write_timeout = std::chrono::milliseconds(setting("HANDOFF_WRITE_TIMEOUT_MS", 5000)),
+  };
+  link.linger_time = std::chrono::microseconds(setting("HANDOFF_LINGER_US", 0));
+  if (!follow_the_reactor()) return false;  // The reactor is gone already.
+  if (const long long state_fd = setting(ipc::kStateFdVariable, -1); state_fd >= 0) {
+    if (auto error = ipc::SharedState::map_read_only(ipc::UniqueFd(static_cast<int>(state_fd)), link.state)) {
+      std::fprintf(stderr, "handler[%d]: mapping the reactor's state page: %s\n", getpid(),
+                   error.message().c_str());
+      return false;
+    }
+    link.limits.reactor_state = &link.state;
+  }
+  if (const long long record_fd = setting(ipc::kRecordFdVariable, -1); record_fd >= 0) {
+    if (auto error = ipc::AnswerRecord::map(ipc::UniqueFd(static_cast<int>(record_fd)), link.answer_record)) {
+      std::fprintf(stderr, "handler[%d]: mapping its answer record: %s\n", getpid(), error.message().c_str());
+      return false;
+    }
+    link.limits.answer_record = &link.answer_record;
+  }
+  // Processes that the handler's code starts must not hold the channel open (they would keep the reactor
+  // from seeing this handler exit). Client sockets arrive close-on-exec (MSG_CMSG_CLOEXEC).
+  if (::fcntl(channel_fd, F_SETFD, FD_CLOEXEC) != 0) {
+    std::fprintf(stderr, "handler[%d]: fcntl(F_SETFD, FD_CLOEXEC) on the channel: %s\n", getpid(),
+                 std::strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+// Its copies of keep-alive connections the reactor asked it to keep (ipc::kFlagKeep), by connection id:
+// their next requests come without a descriptor (ipc::kFlagKept).
+using KeptSockets = std::unordered_map<uint64_t, ipc::UniqueFd>;
+
+// What the next frame from the reactor asks: serve the connection in it, nothing (a frame of bookkeeping, or
+// an offer another handler took), or exit with the code given.
+struct Next {
+  enum class Action { kServe, kNothing, kExit } action;
+  int exit_code = 0;
+};
+
+Next receive_connection(ipc::BlockingChannel& channel, KeptSockets& kept, ipc::AnswerRecord& answer_record,
+                        ipc::Message& request) {
+  if (auto error = channel.receive(request)) {
+    if (error == ipc::Errc::kPeerClosed) return {Next::Action::kExit, 0};  // The reactor is done with it.
+    log_channel_error("receiving from the reactor", error);
+    return {Next::Action::kExit, 1};
+  }
+  if (request.type == ipc::MessageType::kReclaim) return {Next::Action::kNothing};  // A hand-off that ended.
+  if (request.type == ipc::MessageType::kForget) {
+    kept.erase(request.connection_id);
+    return {Next::Action::kNothing};
+  }
+  if (request.type != ipc::MessageType::kConnection) {
+    std::fprintf(stderr, "handler[%d]: unexpected frame type %u from the reactor\n", getpid(),
+                 static_cast<unsigned>(request.type));
+    return {Next::Action::kExit, 1};
+  }
+  // A frame with a descriptor brings a newer copy of the socket than one kept, if any.
+  if ((request.flags & ipc::kFlagKept) == 0) kept.erase(request.connection_id);
+  // One sent ahead may have gone to another handler meanwhile: then its copy closes, unused.
+  if ((request.flags & ipc::kFlagAhead) != 0 &&
+      !answer_record.take(ipc::ahead_slot(request.flags),
+                          ipc::offer_word(request.connection_id, request.flags >> ipc::kAheadOfferShift),
+                          request.connection_id)) {
+    return {Next::Action::kNothing};
+  }
+  if ((request.flags & ipc::kFlagKept) != 0) {
+    const auto copy = kept.find(request.connection_id);
+    if (copy == kept.end()) {
+      std::fprintf(stderr, "handler[%d]: the reactor sent connection %llu as kept, and it was not\n",
+                   getpid(), static_cast<unsigned long long>(request.connection_id));
+      return {Next::Action::kExit, 1};
+    }
+    request.descriptor = std::move(copy->second);
+    kept.erase(copy);
+  }
+  return {Next::Action::kServe};
+}
+
+// Serves the requests of the connection in request; while no other connection waits, the client's next
+// request is served in this hand-off too if it comes soon (lingering).
+SessionOutcome serve_connection(const Handler& handler, ipc::Message& request, ReactorLink& link,
+                                ipc::BlockingChannel& channel) {
+  const auto report_answered = [&](uint64_t bytes_written, int status) {
+    const ipc::Message answered{.type = ipc::MessageType::kAnswered,
+                                .connection_id = request.connection_id,
+                                .payload = ipc::progress_payload(bytes_written, status)};
+    if (auto error = channel.send(answered)) {
+      log_channel_error("reporting an answer to the reactor", error);
+      std::exit(1);
+    }
+  };
+  const auto serve = (request.flags & ipc::kFlagHttp) ? handler::serve_http : handler::serve_lines;
+  const int client = request.descriptor.get();
+  SessionOutcome outcome =
+      serve(handler, client, std::move(request.payload), request.flags, link.limits, report_answered, {});
+  while (outcome.keep_open && outcome.unconsumed.empty() && link.linger_time.count() > 0 &&
+         handler::begin_lingering(link.state, link.answer_record)) {
+    if (outcome.status != 0) report_answered(outcome.bytes_written, std::exchange(outcome.status, 0));
+    handler::Lingered lingered = handler::linger(client, channel.fd(), link.linger_time, link.answer_record);
+    if (lingered.outcome == handler::Lingered::Outcome::kHandBack) break;
+    if (lingered.outcome == handler::Lingered::Outcome::kClientGone) {
+      outcome.keep_open = false;
+      break;
+    }
+    outcome = serve(handler, client, std::move(lingered.received), 0, link.limits, report_answered,
+                    {.bytes_written = outcome.bytes_written, .lingered = true});
+  }
+  return outcome;
+}
+
+}  // namespace
+
 int Handler::run(int argc, char** argv) {
   const char* self = argc > 0 ? argv[0] : "handler";
   const long long channel_fd = setting(ipc::kChannelFdVariable, -1);
@@ -199,117 +329,28 @@ int Handler::run(int argc, char** argv) {
     std::fprintf(help ? stdout : stderr, kUsage, self, self, command_names().c_str());
     return help ? 0 : 2;
   }
-  Limits limits{
-      .max_request_bytes = static_cast<size_t>(setting("HANDOFF_MAX_REQUEST_BYTES", 2 << 20)),
-      .max_head_bytes = static_cast<size_t>(setting("HANDOFF_MAX_HEAD_BYTES", 64 << 10)),
-      .io_timeout = std::chrono::milliseconds(setting("HANDOFF_READ_TIMEOUT_MS", 10000)),
-      .write_timeout = std::chrono::milliseconds(setting("HANDOFF_WRITE_TIMEOUT_MS", 5000)),
-  };
-  const std::chrono::microseconds linger_time(setting("HANDOFF_LINGER_US", 0));
-  if (!follow_the_reactor()) return 1;  // The reactor is gone already.
-  ipc::SharedState reactor_state;
-  if (const long long state_fd = setting(ipc::kStateFdVariable, -1); state_fd >= 0) {
-    if (auto error =
-            ipc::SharedState::map_read_only(ipc::UniqueFd(static_cast<int>(state_fd)), reactor_state)) {
-      std::fprintf(stderr, "handler[%d]: mapping the reactor's state page: %s\n", getpid(),
-                   error.message().c_str());
-      return 1;
-    }
-    limits.reactor_state = &reactor_state;
-  }
-  ipc::AnswerRecord answer_record;
-  if (const long long record_fd = setting(ipc::kRecordFdVariable, -1); record_fd >= 0) {
-    if (auto error = ipc::AnswerRecord::map(ipc::UniqueFd(static_cast<int>(record_fd)), answer_record)) {
-      std::fprintf(stderr, "handler[%d]: mapping its answer record: %s\n", getpid(), error.message().c_str());
-      return 1;
-    }
-    limits.answer_record = &answer_record;
-  }
-  // Processes that the handler's code starts must not hold the channel open (they would keep the reactor
-  // from seeing this handler exit). Client sockets arrive close-on-exec (MSG_CMSG_CLOEXEC).
-  if (::fcntl(static_cast<int>(channel_fd), F_SETFD, FD_CLOEXEC) != 0) {
-    std::fprintf(stderr, "handler[%d]: fcntl(F_SETFD, FD_CLOEXEC) on the channel: %s\n", getpid(),
-                 std::strerror(errno));
-    return 1;
-  }
+  ReactorLink link;
+  if (!attach_to_reactor(static_cast<int>(channel_fd), link)) return 1;
 
   ipc::BlockingChannel channel{ipc::UniqueFd(static_cast<int>(channel_fd))};
   channel.wait_in_poll();
   // With its answer record, it can take connections sent ahead while it is busy (ipc::kFlagAhead).
   const ipc::Message hello{
       .type = ipc::MessageType::kHello,
-      .flags = (answer_record.valid() ? ipc::kFlagTakesAhead | ipc::kFlagTakesAheadDeep : 0u) |
+      .flags = (link.answer_record.valid() ? ipc::kFlagTakesAhead | ipc::kFlagTakesAheadDeep : 0u) |
                ipc::kFlagKeepsConnections | ipc::kFlagTakesBatches};
-  // Its copies of keep-alive connections the reactor asked it to keep (ipc::kFlagKeep), by connection id:
-  // their next requests come without a descriptor (ipc::kFlagKept).
-  std::unordered_map<uint64_t, ipc::UniqueFd> kept;
   if (auto error = channel.send(hello)) {
     log_channel_error("sending hello to the reactor", error);
     return 1;
   }
 
+  KeptSockets kept;
   for (;;) {
     ipc::Message request;
-    if (auto error = channel.receive(request)) {
-      if (error == ipc::Errc::kPeerClosed) return 0;  // The reactor is done with this handler.
-      log_channel_error("receiving from the reactor", error);
-      return 1;
-    }
-    if (request.type == ipc::MessageType::kReclaim) continue;  // For a hand-off that has ended already.
-    if (request.type == ipc::MessageType::kForget) {
-      kept.erase(request.connection_id);
-      continue;
-    }
-    if (request.type != ipc::MessageType::kConnection) {
-      std::fprintf(stderr, "handler[%d]: unexpected frame type %u from the reactor\n", getpid(),
-                   static_cast<unsigned>(request.type));
-      return 1;
-    }
-    // A frame with a descriptor brings a newer copy of the socket than one kept, if any.
-    if ((request.flags & ipc::kFlagKept) == 0) kept.erase(request.connection_id);
-    // One sent ahead may have gone to another handler meanwhile: then its copy closes, unused.
-    if ((request.flags & ipc::kFlagAhead) != 0 &&
-        !answer_record.take(ipc::ahead_slot(request.flags),
-                            ipc::offer_word(request.connection_id, request.flags >> ipc::kAheadOfferShift),
-                            request.connection_id)) {
-      continue;
-    }
-    if ((request.flags & ipc::kFlagKept) != 0) {
-      const auto copy = kept.find(request.connection_id);
-      if (copy == kept.end()) {
-        std::fprintf(stderr, "handler[%d]: the reactor sent connection %llu as kept, and it was not\n",
-                     getpid(), static_cast<unsigned long long>(request.connection_id));
-        return 1;
-      }
-      request.descriptor = std::move(copy->second);
-      kept.erase(copy);
-    }
-    const auto report_answered = [&](uint64_t bytes_written, int status) {
-      const ipc::Message answered{.type = ipc::MessageType::kAnswered,
-                                  .connection_id = request.connection_id,
-                                  .payload = ipc::progress_payload(bytes_written, status)};
-      if (auto error = channel.send(answered)) {
-        log_channel_error("reporting an answer to the reactor", error);
-        std::exit(1);
-      }
-    };
-    const auto serve = (request.flags & ipc::kFlagHttp) ? handler::serve_http : handler::serve_lines;
-    const int client = request.descriptor.get();
-    SessionOutcome outcome =
-        serve(*this, client, std::move(request.payload), request.flags, limits, report_answered, {});
-    // While no other connection waits, the client's next request is served in this hand-off if it comes soon.
-    while (outcome.keep_open && outcome.unconsumed.empty() && linger_time.count() > 0 &&
-           handler::begin_lingering(reactor_state, answer_record)) {
-      if (outcome.status != 0) report_answered(outcome.bytes_written, std::exchange(outcome.status, 0));
-      handler::Lingered lingered = handler::linger(client, channel.fd(), linger_time, answer_record);
-      if (lingered.outcome == handler::Lingered::Outcome::kHandBack) break;
-      if (lingered.outcome == handler::Lingered::Outcome::kClientGone) {
-        outcome.keep_open = false;
-        break;
-      }
-      outcome = serve(*this, client, std::move(lingered.received), 0, limits, report_answered,
-                      {.bytes_written = outcome.bytes_written, .lingered = true});
-    }
+    const Next next = receive_connection(channel, kept, link.answer_record, request);
+    if (next.action == Next::Action::kExit) return next.exit_code;
+    if (next.action == Next::Action::kNothing) continue;
+    const SessionOutcome outcome = serve_connection(*this, request, link, channel);
     // This process's copy of the client socket is closed before reporting, unless the reactor asked to keep
     // it: the reactor decides what happens next.
     const bool keep = outcome.keep_open && (request.flags & ipc::kFlagKeep) != 0;
@@ -318,7 +359,6 @@ int Handler::run(int argc, char** argv) {
     } else {
       request.descriptor.reset();
     }
-
     const ipc::Message done{
         .type = ipc::MessageType::kDone,
         .connection_id = request.connection_id,

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 
 #include "http/response.hpp"
@@ -66,13 +67,30 @@ Connection::Connection(uv_loop_t* loop, ConnectionId id, ipc::UniqueFd socket, c
 void Connection::on_socket_event(uint32_t events) {
   if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) hangup_seen_ = true;
   if ((events & EPOLLIN) != 0) may_have_input_ = true;
-  if (draining_) {
-    drain_and_close();
-  } else if (watching_) {
-    if (!paused_) read_request();
-  } else if (watching_for_leaving_ && hangup_seen_) {
-    check_client_left();
+  switch (state_) {
+    case State::kReading: read_request(); break;
+    case State::kQueued:
+    case State::kServed:
+      if (!leaving_checked_ && hangup_seen_) check_client_left();
+      break;
+    case State::kDraining: drain_and_close(); break;
+    case State::kPaused:
+    case State::kStopped:
+    case State::kClosed: break;
   }
+}
+
+const char* Connection::state_name(State state) {
+  switch (state) {
+    case State::kReading: return "reading";
+    case State::kPaused: return "paused";
+    case State::kStopped: return "stopped";
+    case State::kQueued: return "queued";
+    case State::kServed: return "served";
+    case State::kDraining: return "draining";
+    case State::kClosed: return "closed";
+  }
+  return "?";
 }
 
 void Connection::quiet_input_while_served() {
@@ -87,7 +105,7 @@ void Connection::hear_input_again() {
 
 void Connection::watch() {
   hear_input_again();
-  watching_ = true;
+  state_ = State::kReading;
   const uint64_t now = uv_now(timer_.loop);
   last_input_ms_ = now;
   if (received_.empty()) {
@@ -102,8 +120,9 @@ void Connection::watch() {
 }
 
 void Connection::unwatch() {
-  if (paused_) budget_.cancel_pause();
-  watching_ = paused_ = false;
+  assert(reading());
+  if (state_ == State::kPaused) budget_.cancel_pause();
+  state_ = State::kStopped;
   budget_.stop_reading(id_);
   stop_timer();
 }
@@ -114,7 +133,7 @@ void Connection::expire_after(Milliseconds timeout, Expiry expiry) {
       &timer_,
       [](uv_timer_t* timer) {
         auto* self = static_cast<Connection*>(timer->data);
-        if (self->watching_) self->unwatch();
+        if (self->reading()) self->unwatch();
         self->events_.on_expired(*self, self->pending_expiry_);
       },
       static_cast<uint64_t>(timeout.count()), 0);
@@ -166,8 +185,8 @@ void Connection::account_received() {
 // The edge of the bytes that waited meanwhile may be spent: the read happens in a later turn of the loop
 // (a look again), never inside the budget's bookkeeping that called this.
 bool Connection::resume_reading() {
-  if (!paused_) return false;
-  paused_ = false;
+  if (state_ != State::kPaused) return false;
+  state_ = State::kReading;
   last_input_ms_ = uv_now(timer_.loop);  // Paused, it could send nothing: its stall counts from now.
   poller_.look_again(key_);
   return true;
@@ -197,7 +216,7 @@ Connection::Input Connection::read_available() {
   for (;;) {
     if (!budget_.may_read(id_, received_.size())) {
       // Back-pressure: no reading until handlers take requests and free bytes. The timer runs on.
-      paused_ = true;
+      state_ = State::kPaused;
       return Input::kPaused;
     }
     char chunk[kReadChunkBytes];
@@ -249,28 +268,26 @@ std::string Connection::take_request_line() {
 // --queue-timeout counts from when the request became complete: a request sent ahead and taken back waits
 // again for what is left of it, not for all of it.
 void Connection::wait_in_queue() {
+  assert(!reading() && state_ != State::kDraining && state_ != State::kClosed);
   const Milliseconds waited((uv_hrtime() - ready_at_ns_) / 1'000'000);
   expire_after(std::max(config_.queue_timeout - waited, Milliseconds(1)), Expiry::kQueue);
-  watch_for_leaving();
+  watch_for_leaving(State::kQueued);
 }
 
 // The queue's timer (a request sent ahead waited with one) ends where the service begins.
 void Connection::watch_while_served() {
+  assert(!reading() && state_ != State::kDraining && state_ != State::kClosed);
   stop_timer();
-  watch_for_leaving();
+  watch_for_leaving(State::kServed);
 }
 
 // Only the client's end counts (EPOLLRDHUP, EPOLLHUP, EPOLLERR): bytes the client sends meanwhile are
 // pipelined, and a handler may be reading them. An end that came with the request's last bytes had its edge
 // while the request was read, so it is looked at again now.
-void Connection::watch_for_leaving() {
-  if (input_closed_) return;
-  watching_for_leaving_ = true;
-  if (hangup_seen_) poller_.look_again(key_);
-}
-
-void Connection::stop_watching_for_leaving() {
-  watching_for_leaving_ = false;
+void Connection::watch_for_leaving(State state) {
+  state_ = state;
+  leaving_checked_ = input_closed_;
+  if (!leaving_checked_ && hangup_seen_) poller_.look_again(key_);
 }
 
 // A reset or an error means the client is gone. EOF means it sends nothing more: over HTTP a client that
@@ -281,7 +298,7 @@ void Connection::check_client_left() {
   char byte;
   const ssize_t got = ::recv(socket_.get(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   const bool nothing_yet = got < 0 && (errno == EAGAIN || errno == EINTR);
-  stop_watching_for_leaving();
+  leaving_checked_ = true;
   if (got > 0 || nothing_yet) return;
   input_closed_ = true;
   if (got == 0 && protocol_ != Protocol::kHttp) return;
@@ -290,8 +307,8 @@ void Connection::check_client_left() {
 }
 
 Connection::Request Connection::take_request() {
-  if (watching_) unwatch();
-  stop_watching_for_leaving();
+  if (reading()) unwatch();
+  state_ = State::kStopped;
   stop_timer();
   if (protocol_ == Protocol::kUnknown) protocol_ = Protocol::kLine;         // A short request cut by EOF.
   if (config_.access_log) request_line_ = printable_first_line(received_);  // Only the access log wants it.
@@ -310,7 +327,8 @@ Connection::Request Connection::take_request() {
 }
 
 Connection::Resume Connection::resume(std::string unconsumed) {
-  stop_watching_for_leaving();
+  assert(!reading() && state_ != State::kDraining && state_ != State::kClosed);
+  state_ = State::kStopped;
   received_ = std::move(unconsumed);
   request_began_ms_ = 0;  // What a handler read and did not use began just now, as far as the reactor knows.
   account_received();
@@ -345,11 +363,11 @@ Connection::Sent Connection::sent_after(uint64_t answered_bytes, uint64_t noted_
   // What a dead handler's connection is judged by: a close without a word to the client (a cut answer, or
   // after a noted answer that ended the connection) can be checked against these numbers.
   log_at(LogLevel::kDebug,
-         "connection %llu: the socket sent %lld bytes; %llu before this hand-off, %llu reported in it, "
+         "connection %llu (%s): the socket sent %lld bytes; %llu before this hand-off, %llu reported in it, "
          "noted answer ends at %llu: %s",
-         static_cast<unsigned long long>(id_), sent ? static_cast<long long>(*sent) : -1LL,
-         static_cast<unsigned long long>(bytes_written_), static_cast<unsigned long long>(answered_bytes),
-         static_cast<unsigned long long>(noted_end),
+         static_cast<unsigned long long>(id_), state_name(state_),
+         sent ? static_cast<long long>(*sent) : -1LL, static_cast<unsigned long long>(bytes_written_),
+         static_cast<unsigned long long>(answered_bytes), static_cast<unsigned long long>(noted_end),
          verdict == Sent::kReported      ? "nothing unreported"
          : verdict == Sent::kNotedAnswer ? "the noted answer, whole"
                                          : "part of an answer, or not known");
@@ -378,8 +396,8 @@ void Connection::send_refusal(const std::string& message) {
 
 // Here, not in the destructor: the budget may be gone by the time that runs.
 std::string Connection::end_waits() {
-  if (watching_) unwatch();
-  stop_watching_for_leaving();
+  if (reading()) unwatch();
+  state_ = State::kStopped;
   stop_timer();
   std::string held = std::exchange(received_, std::string());
   account_received();
@@ -387,7 +405,7 @@ std::string Connection::end_waits() {
   return held;
 }
 
-PassedConnection Connection::hand_over(std::string before) {
+PassedConnection Connection::release_to_successor(std::string before) {
   const uint64_t began = request_began_ms_;
   before += end_waits();
   if (polled_) poller_.forget_passed(socket_.get(), key_);
@@ -415,7 +433,7 @@ void Connection::close() {
     close_handles();
     return;
   }
-  draining_ = true;
+  state_ = State::kDraining;
   hear_input_again();
   uv_timer_start(
       &timer_, [](uv_timer_t* timer) { static_cast<Connection*>(timer->data)->close_handles(); }, kLingerMs,
@@ -452,6 +470,7 @@ void Connection::close_handles() {
     poller_.forget(key_);
   }
   polled_ = false;
+  state_ = State::kClosed;
   CloseOnLoop::close_then_delete(this, {as_handle(&timer_)});
 }
 

@@ -84,10 +84,26 @@ class Connection final : SocketPoller::Watcher {
 
   bool polled() const { return polled_; }
 
+  // Where the connection is in its life; what a socket event means depends on it (on_socket_event).
+  enum class State {
+    kReading,   // Reads its next request (or waits for it, idle).
+    kPaused,    // Reading, but the read budget is spent: resume_reading says when to read on.
+    kStopped,   // Neither reads nor watches: its request is ready and not queued or served yet, or it ends.
+    kQueued,    // Its request waits for a handler (in the queue, or sent ahead): only its client leaving
+                // counts.
+    kServed,    // A handler serves it: only its client leaving counts.
+    kDraining,  // Closing: what the client still sends is read and dropped, for a moment (close).
+    kClosed,    // Its handles close, or it went to the reactor that takes over.
+  };
+  static constexpr size_t kStates = 7;
+  State state() const { return state_; }
+  static const char* state_name(State state);
+
   ConnectionId id() const { return id_; }
   // The socket, borrowed: it is sent to a handler, and the reactor keeps its own copy here.
   int socket() const { return socket_.get(); }
-  bool watching() const { return watching_; }
+  // Whether it reads (or waits for) its next request.
+  bool reading() const { return state_ == State::kReading || state_ == State::kPaused; }
 
   // The request waits for a handler from now on, for at most --queue-timeout; a client that leaves
   // meanwhile is reported (on_client_left).
@@ -120,7 +136,7 @@ class Connection final : SocketPoller::Watcher {
   // Reading a request of which it holds more than a small one (ReadBudget::small_request_bytes), and no byte
   // came since since_ms (the loop's clock), while it was free to read: an upload that stalled.
   bool stalled_upload(uint64_t since_ms) const {
-    return watching_ && !paused_ && received_.size() >= budget_.small_request_bytes() &&
+    return state_ == State::kReading && received_.size() >= budget_.small_request_bytes() &&
            last_input_ms_ < since_ms;
   }
 
@@ -171,7 +187,7 @@ class Connection final : SocketPoller::Watcher {
   // Gives the socket up to the reactor that takes over, with what was read of it that no handler took; before
   // (a request kept, or what a handler read and did not use) comes first in the bytes. Deletes itself
   // afterwards.
-  PassedConnection hand_over(std::string before);
+  PassedConnection release_to_successor(std::string before);
 
   // Closes the reactor's copy. When the client sent input that nobody read (it is still sending a request
   // that was refused), the socket is shut down for writing and that input drained for a moment first: closing
@@ -197,13 +213,13 @@ class Connection final : SocketPoller::Watcher {
   void unwatch();
   void read_request();
   Input read_available();
-  void watch_for_leaving();
-  void stop_watching_for_leaving();
+  // Enters state (kQueued or kServed), in which only the client's end is watched.
+  void watch_for_leaving(State state);
   void check_client_left();
   // Input edges back on after quiet_input_while_served; the caller reads first (the edge contract).
   void hear_input_again();
-  // What close and hand_over begin with: every wait ends, and the bytes held of a request go back to the
-  // budget; returns them.
+  // What close and release_to_successor begin with: every wait ends, and the bytes held of a request go back
+  // to the budget; returns them.
   std::string end_waits();
   void expire_after(Milliseconds timeout, Expiry expiry);
   void stop_timer();
@@ -239,15 +255,15 @@ class Connection final : SocketPoller::Watcher {
   uint64_t last_input_ms_ = 0;
   double queue_wait_ms_ = 0;
   Protocol protocol_ = Protocol::kUnknown;  // Decided by the first bytes, then kept.
-  bool watching_ = false;
-  bool paused_ = false;                // Watching, but not reading: the budget is spent.
-  bool watching_for_leaving_ = false;  // Only for the client leaving, while the request waits or runs.
-  bool hangup_seen_ = false;           // An edge said EPOLLRDHUP, EPOLLHUP or EPOLLERR (it will not again).
-  bool copy_in_flight_ = false;        // set_copy_in_flight: a handler may hold a copy.
+  State state_ = State::kStopped;
+  // In kQueued and kServed: the client's end was looked at (or its input had closed) and is not again, until
+  // the state is entered anew.
+  bool leaving_checked_ = false;
+  bool hangup_seen_ = false;     // An edge said EPOLLRDHUP, EPOLLHUP or EPOLLERR (it will not again).
+  bool copy_in_flight_ = false;  // set_copy_in_flight: a handler may hold a copy.
   std::optional<HandlerId> kept_by_;
   bool input_closed_ = false;  // The client sent EOF (or reset the connection).
   bool polled_ = false;        // The socket is in poller_.
-  bool draining_ = false;      // Closing: what the client still sends is read and dropped.
   bool input_quiet_ = false;   // The poller reports no input edges (quiet_input_while_served).
   // The socket may hold bytes the reactor has not read: an input edge came since its last read that drained
   // it (a short read, or one that would block), or that read did not drain it (a full chunk). Resuming a

@@ -80,7 +80,7 @@ ConnectionId Dispatcher::take_waiting(HandlerId handler) {
   return connection;
 }
 
-void Dispatcher::take_ahead(HandlerId handler, unsigned depth) {
+void Dispatcher::set_ahead_depth(HandlerId handler, unsigned depth) {
   if (depth > 0) {
     ahead_depth_[handler] = depth;
   } else {

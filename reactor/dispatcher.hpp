@@ -1,9 +1,10 @@
 #pragma once
 
-// Dispatcher: who holds which connection. The one place that knows the idle handlers (a FIFO, so load
-// spreads), the connections with a complete request waiting for a handler (a FIFO, so no request starves),
-// and which handler is busy with which connection. It holds ids only and does no I/O; the Server acts on its
-// answers. Node's cluster round-robin handle (lib/internal/cluster/round_robin_handle.js) is the model.
+// Internal to the reactor. Dispatcher: who holds which connection. The one place that knows the idle handlers
+// (a FIFO, so load spreads), the connections with a complete request waiting for a handler (a FIFO, so no
+// request starves), and which handler is busy with which connection. It holds ids only and does no I/O; the
+// Frontend acts on its answers, and the HandlerPool tells it of handlers that come and go. Node's cluster
+// round-robin handle (lib/internal/cluster/round_robin_handle.js) is the model.
 //
 // A busy handler that takes connections ahead may also hold connections sent ahead, up to its depth: its
 // next ones, already in its channel when it finishes the current one, so that it goes on without waiting for
@@ -62,7 +63,7 @@ class Dispatcher {
 
   // How many connections handler may hold sent ahead at once: 0 unless it said in its hello that it takes
   // them, and 0 once it retires.
-  void take_ahead(HandlerId handler, unsigned depth);
+  void set_ahead_depth(HandlerId handler, unsigned depth);
 
   enum class Done {
     kNotHeld,     // It does not hold that connection: a broken handler.

@@ -60,28 +60,17 @@ std::error_code Frontend::listen(ipc::UniqueFd socket, DescriptorReserve& reserv
   return {};
 }
 
+std::array<size_t, Connection::kStates> Frontend::connections_by_state() const {
+  std::array<size_t, Connection::kStates> counts{};
+  for (const auto& [id, connection] : connections_) ++counts.at(static_cast<size_t>(connection->state()));
+  return counts;
+}
+
 void Frontend::start_accepting() {
   if (listener_) listener_->release(Listener::Hold::kTakeover);
 }
 
 // --- The life of one connection: accept, request ready, dispatch, hand-off, done ---
-
-void Frontend::adopt(PassedConnection connection) {
-  ++metrics_.counters.taken_over;
-  accept_passed(std::move(connection));
-}
-
-void Frontend::accept_passed(PassedConnection connection) {
-  const uint32_t flags = connection.flags;
-  const Protocol protocol = (flags & ipc::kFlagHttp) != 0           ? Protocol::kHttp
-                            : (flags & ipc::kFlagLineProtocol) != 0 ? Protocol::kLine
-                                                                    : Protocol::kUnknown;
-  accept(std::move(connection.socket), {.already_read = std::move(connection.bytes),
-                                        .protocol = protocol,
-                                        .bytes_sent = connection.bytes_sent,
-                                        .request_age = Milliseconds(connection.request_age_ms),
-                                        .continue_sent = (flags & ipc::kFlagContinueSent) != 0});
-}
 
 void Frontend::accept(ipc::UniqueFd client, ConnectionStart start) {
   const ConnectionId id = next_id_++;
@@ -155,7 +144,7 @@ void Frontend::on_request_ready(Connection& connection) {
   if (auto assignment = dispatcher_.connection_ready(connection.id(),
                                                      {.may_go_ahead = !queue_full, .preferred = lingering})) {
     if (assignment->ahead && assignment->handler == lingering) ++metrics_.counters.reclaims;
-    hand_off(*assignment);
+    send_to_handler(*assignment);
   } else {
     connection.wait_in_queue();
     metrics_.longest_queue = std::max(metrics_.longest_queue, dispatcher_.waiting_connections());
@@ -163,50 +152,20 @@ void Frontend::on_request_ready(Connection& connection) {
   }
 }
 
-void Frontend::offer(HandlerProcess& handler) {
+void Frontend::on_handler_free(HandlerProcess& handler) {
   // A request sent ahead to a handler stuck on a long one is older than the whole queue.
   requeue_stuck_ahead(handler.id());
   if (auto assignment = dispatcher_.handler_idle(handler.id())) {
-    hand_off(*assignment);
+    send_to_handler(*assignment);
     // More wait: the next go ahead, so that the handler need not wait for the reactor after this one.
     send_aheads(handler.id());
     return;
   }
   // Nothing queued: the oldest request sent ahead is this one's, unless its handler took it already.
-  take_ahead_from(dispatcher_.oldest_ahead(handler.id(), [](HandlerId) { return true; }));
+  requeue_if_withdrawn(dispatcher_.oldest_ahead(handler.id(), [](HandlerId) { return true; }));
 }
 
-void Frontend::requeue_stuck_ahead(HandlerId taker) {
-  const uint64_t now = uv_hrtime();
-  take_ahead_from(dispatcher_.oldest_ahead(taker, [&](HandlerId holder) {
-    return now - pool_.at(holder).request_started_ns() >= kAheadPatienceNs;
-  }));
-}
-
-void Frontend::take_ahead_from(std::optional<Assignment> ahead) {
-  if (!ahead) return;
-  if (pool_.withdraw_ahead(pool_.at(ahead->handler), ahead->connection)) hand_on(ahead->connection);
-}
-
-void Frontend::hand_on(ConnectionId id) {
-  Connection& connection = *connections_.at(id);
-  connection.set_copy_in_flight();
-  if (auto assignment = dispatcher_.connection_ready(id, {.first_in_line = true, .may_go_ahead = false})) {
-    hand_off(*assignment);
-  } else {
-    connection.wait_in_queue();
-  }
-}
-
-Connection::Request Frontend::take_request(Connection& connection) {
-  const auto kept = kept_requests_.find(connection.id());
-  if (kept == kept_requests_.end()) return connection.take_request();
-  Connection::Request request = std::move(kept->second);
-  kept_requests_.erase(kept);
-  return request;
-}
-
-void Frontend::hand_off(Assignment assignment) {
+void Frontend::send_to_handler(Assignment assignment) {
   Connection& connection = *connections_.at(assignment.connection);
   Connection::Request request = take_request(connection);
   ++metrics_.counters.hand_offs;
@@ -214,7 +173,7 @@ void Frontend::hand_off(Assignment assignment) {
   // Another handler kept a copy: it closes it, and this one gets the socket (and may keep it in turn).
   if (connection.kept_by() != assignment.handler) forget_kept_copy(connection);
   if (handler.keeps(connection.id())) ++metrics_.counters.kept;
-  if (handler.gathering_batch()) ++metrics_.counters.batched;
+  if (handler.joins_batch()) ++metrics_.counters.batched;
   if (assignment.ahead) {
     // It still waits, and may come back until its handler takes it.
     ++metrics_.counters.sent_ahead;
@@ -234,37 +193,8 @@ void Frontend::observe_queue_wait(Connection& connection) {
   connection.set_queue_wait_ms(waited_seconds * 1e3);
 }
 
-void Frontend::send_next_ahead(HandlerProcess& handler) {
-  Connection& connection = *connections_.at(*dispatcher_.connection_of(handler.id()));
-  observe_queue_wait(connection);
-  connection.watch_while_served();
-  if (handler.exited()) return;  // Its last reports are read after its exit: it takes nothing more.
-  requeue_stuck_ahead(handler.id());
-  send_aheads(handler.id());
-}
-
-void Frontend::send_aheads(HandlerId handler) {
-  while (auto assignment = dispatcher_.next_ahead(handler)) hand_off(*assignment);
-}
-
-void Frontend::take_back_ahead(ConnectionId id) {
-  if (phase_ == Phase::kStopping) {
-    refuse(*connections_.at(id), Refusal::kShuttingDown);
-  } else if (phase_ == Phase::kHandingOver) {
-    pass_on(id, {});
-  } else {
-    hand_on(id);
-  }
-}
-
-bool Frontend::withdraw_ahead(ConnectionId id) {
-  const std::optional<HandlerId> holder = dispatcher_.ahead_holder(id);
-  if (!holder || !pool_.withdraw_ahead(pool_.at(*holder), id)) return false;
-  connections_.at(id)->set_copy_in_flight();
-  return true;
-}
-
-void Frontend::count_answer(const HandlerProcess& handler, int status, double service_ms, bool more_follows) {
+void Frontend::on_request_answered(HandlerProcess& handler, int status, double service_ms,
+                                   bool more_follows) {
   const std::optional<ConnectionId> id = dispatcher_.connection_of(handler.id());
   if (id) kept_requests_.erase(*id);  // Begun: it cannot come back.
   Connection* connection = id ? connections_.at(*id).get() : nullptr;
@@ -292,7 +222,8 @@ void Frontend::record_answer(Connection* connection, const HandlerProcess& handl
   connection->set_queue_wait_ms(0);  // Pipelined requests after the first did not wait in the queue.
 }
 
-void Frontend::take_back(const HandlerProcess& handler, ipc::Message done, uint64_t answered_bytes) {
+void Frontend::on_connection_returned(const HandlerProcess& handler, ipc::Message done,
+                                      uint64_t answered_bytes) {
   kept_requests_.erase(done.connection_id);
   const auto it = connections_.find(done.connection_id);
   it->second->set_kept_by(handler.keeps(done.connection_id) ? std::optional(handler.id()) : std::nullopt);
@@ -314,7 +245,7 @@ void Frontend::take_back(const HandlerProcess& handler, ipc::Message done, uint6
 
 void Frontend::resume(Connection& connection, std::string unconsumed) {
   if (phase_ == Phase::kHandingOver) {
-    pass_on(connection.id(), std::move(unconsumed));
+    pass_to_successor(connection.id(), std::move(unconsumed));
     return;
   }
   switch (connection.resume(std::move(unconsumed))) {
@@ -349,7 +280,7 @@ void Frontend::cancel_unanswered(HandlerProcess& handler, Connection& connection
 // the reactor answers the request itself. Exactly the answer the handler noted in its answer record: that
 // answer went out whole, and the connection goes on as the handler would have let it. Anything else is part
 // of an answer, and an error after it would be worse than none, so the connection is only closed.
-void Frontend::answer_orphan(ConnectionId id, const HandlerProcess& handler) {
+void Frontend::on_connection_orphaned(ConnectionId id, const HandlerProcess& handler) {
   Connection& connection = *connections_.at(id);
   kept_requests_.erase(id);   // Sent ahead and taken: it was begun.
   if (handler.cancelled()) {  // Its client is gone.
@@ -503,60 +434,12 @@ void Frontend::log_refusal(const Connection& connection, const std::string& outc
 
 // --- Winding down ---
 
-void Frontend::hand_over(PassCallback pass, std::function<void()> all_passed) {
-  phase_ = Phase::kHandingOver;
-  pass_ = std::move(pass);
-  all_passed_ = std::move(all_passed);
-  // Kept, should the successor die before every connection is its.
-  listener_->hold(Listener::Hold::kTakeover);
-  std::vector<ConnectionId> ids;
-  for (const auto& entry : connections_) ids.push_back(entry.first);
-  for (const ConnectionId id : ids) {
-    // A connection a handler serves follows once the handler is done with it (resume); so does one sent
-    // ahead that its handler took already.
-    if (dispatcher_.is_being_served(id)) continue;
-    if (dispatcher_.ahead_holder(id) && !withdraw_ahead(id)) continue;
-    dispatcher_.connection_gone(id);  // It waited in the queue, or was sent ahead and withdrawn.
-    pass_on(id, {});
-  }
-  report_if_all_passed();
-}
-
-void Frontend::end_hand_over() {
-  pass_ = nullptr;
-  all_passed_ = nullptr;
-  // Every connection still here is a handler's (the others were passed at once): each is watched again
-  // once its handler is done with it, as before the takeover.
-  if (phase_ == Phase::kHandingOver) phase_ = Phase::kServing;
-}
-
-void Frontend::report_if_all_passed() {
-  if (all_passed_ && connections_.empty()) std::exchange(all_passed_, nullptr)();
-}
-
-void Frontend::pass_on(ConnectionId id, std::string unconsumed) {
-  std::string bytes;
-  if (const auto kept = kept_requests_.find(id); kept != kept_requests_.end()) {
-    bytes = std::move(kept->second.bytes);
-    kept_requests_.erase(kept);
-  }
-  bytes += unconsumed;
-  const auto it = connections_.find(id);
-  Connection* connection = it->second.release();  // It deletes itself once handed over.
-  forget_kept_copy(*connection);
-  connections_.erase(it);
-  release_below_capacity();  // Should the successor die, this reactor accepts again up to the cap.
-  pass_(connection->hand_over(std::move(bytes)));
-  ++metrics_.counters.handed_over;
-  report_if_all_passed();
-}
-
 void Frontend::drain() {
   phase_ = Phase::kDraining;
   listener_.reset();
   // Connections between requests (or in the middle of sending one) are closed; those waiting for a handler
   // or being served are finished first.
-  std::erase_if(connections_, [](const auto& entry) { return entry.second->watching(); });
+  std::erase_if(connections_, [](const auto& entry) { return entry.second->reading(); });
 }
 
 void Frontend::finish() {

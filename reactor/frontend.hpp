@@ -3,7 +3,10 @@
 // Internal to the reactor. Frontend: the life of every client connection. It accepts, lets each Connection
 // read its whole request, asks the Dispatcher who serves it, hands the socket to that handler, takes the
 // connection back when the handler is done, and answers the client itself when no handler can (queue full,
-// timeouts, a handler that died, a stop). It learns about handlers only through what the pool reports.
+// timeouts, a handler that died, a stop). It hears of handlers through the pool's reports
+// (HandlerPool::ConnectionEvents), and uses a HandlerProcess only for what concerns a connection: sending it,
+// withdrawing one sent ahead, asking a lingering handler for it back, and what the handler reported of it.
+// The pool alone starts, retires and stops handlers.
 //
 // Ownership: connections_ owns every open client socket (the reactor's copy), also while a handler serves it,
 // so that the reactor can still answer a client whose handler died. The Dispatcher knows who holds what, by
@@ -11,6 +14,7 @@
 
 #include <uv.h>
 
+#include <array>
 #include <functional>
 #include <string>
 #include <system_error>
@@ -33,7 +37,7 @@
 
 namespace handoff::reactor {
 
-class Frontend final : Connection::Events {
+class Frontend final : public HandlerPool::ConnectionEvents, Connection::Events {
  public:
   Frontend(uv_loop_t* loop, const Config& config, Dispatcher& dispatcher, HandlerPool& pool,
            Metrics& metrics);
@@ -47,6 +51,7 @@ class Frontend final : Connection::Events {
   ListenAddress local_address() const { return listener_->local_address(); }
   int listening_socket() const { return listener_->socket(); }  // Borrowed: a takeover passes it on.
 
+  // A takeover (reactor/frontend_takeover.cpp).
   // A connection the reactor this one takes over from passed on: read on from where that one stopped
   // (counted as taken over).
   void adopt(PassedConnection connection);
@@ -57,31 +62,16 @@ class Frontend final : Connection::Events {
   // as no handler holds it, with the bytes read of it; the others close as they would. all_passed is called
   // once no connection is left.
   using PassCallback = std::function<void(PassedConnection connection)>;
-  void hand_over(PassCallback pass, std::function<void()> all_passed);
+  void pass_all_to_successor(PassCallback pass, std::function<void()> all_passed);
   // The successor died: nothing more is passed. During the hand-over the connections still here are served
   // here again (start_accepting follows); after a stop began they close as at any stop.
-  void end_hand_over();
+  void stop_passing();
   size_t open_connections() const { return connections_.size(); }
+  // How many open connections are in each Connection::State, indexed by it (for /stats).
+  std::array<size_t, Connection::kStates> connections_by_state() const;
   // Bytes of requests read and not handed off yet, and the connections paused because that is at its limit.
   size_t buffered_bytes() const { return budget_.held(); }
   size_t paused_connections() const { return budget_.paused(); }
-
-  // What the pool reports (HandlerPool::Events, passed on by the Server).
-  // The handler takes the longest waiting connection, or joins the idle handlers.
-  void offer(HandlerProcess& handler);
-  // The handler went on with the connection sent ahead to it: that one is served now, and the handler gets
-  // its next one ahead if a request waits.
-  void send_next_ahead(HandlerProcess& handler);
-  // A connection sent ahead comes back unserved: it goes to a handler again, before every other.
-  void take_back_ahead(ConnectionId id);
-  // The handler is done with the connection: watch it for the next request, or close it.
-  void take_back(const HandlerProcess& handler, ipc::Message done, uint64_t answered_bytes);
-  // The handler that held the connection is dead and reaped: answer the client, unless an answer was cut;
-  // go on with the connection when the handler died right after an answer it had not reported yet.
-  void answer_orphan(ConnectionId id, const HandlerProcess& handler);
-  // Counts the answer of the handler's current connection, and writes the access log line. more_follows: the
-  // handler goes on with the connection, reading its next requests itself.
-  void count_answer(const HandlerProcess& handler, int status, double service_ms, bool more_follows);
 
   // Stops accepting; connections between requests close, the others once their request is answered.
   void drain();
@@ -96,19 +86,40 @@ class Frontend final : Connection::Events {
   void hold_at_capacity();
   void release_below_capacity();
   // Passes the connection to the reactor that takes over, with the request kept for it, if any, then
-  // unconsumed.
-  void pass_on(ConnectionId id, std::string unconsumed);
-  // Once hand_over has passed or closed every connection: all_passed, once.
+  // unconsumed (reactor/frontend_takeover.cpp).
+  void pass_to_successor(ConnectionId id, std::string unconsumed);
+  // Once pass_all_to_successor has passed or closed every connection: all_passed, once.
   void report_if_all_passed();
   // Whether connections that may send more are kept, or go to the reactor that takes over: not once a
   // drain or a stop began.
   bool keeps_connections() const { return phase_ == Phase::kServing || phase_ == Phase::kHandingOver; }
+  // HandlerPool::ConnectionEvents: what the pool reports of handlers and the connections they hold.
+  // The handler takes the longest waiting connection, or joins the idle handlers.
+  void on_handler_free(HandlerProcess& handler) override;
+  // The handler went on with the connection sent ahead to it: that one is served now, and the handler gets
+  // its next one ahead if a request waits.
+  void on_handler_goes_on(HandlerProcess& handler) override;
+  // A connection sent ahead comes back unserved: it goes to a handler again, before every other.
+  void on_ahead_returned(ConnectionId id) override;
+  // The handler is done with the connection: watch it for the next request, or close it.
+  void on_connection_returned(const HandlerProcess& handler, ipc::Message done,
+                              uint64_t answered_bytes) override;
+  // The handler that held the connection is dead and reaped: answer the client, unless an answer was cut;
+  // go on with the connection when the handler died right after an answer it had not reported yet.
+  void on_connection_orphaned(ConnectionId id, const HandlerProcess& handler) override;
+  // Counts the answer of the handler's current connection, and writes the access log line. more_follows: the
+  // handler goes on with the connection, reading its next requests itself.
+  void on_request_answered(HandlerProcess& handler, int status, double service_ms,
+                           bool more_follows) override;
   // Connection::Events.
   void on_request_ready(Connection& connection) override;
   void on_client_left(Connection& connection) override;
   void on_expired(Connection& connection, Connection::Expiry expiry) override;
 
-  void hand_off(Assignment assignment);
+  // Sends the connection's request to the handler the Dispatcher assigned, now or ahead.
+  void send_to_handler(Assignment assignment);
+
+  // Send-ahead (reactor/send_ahead.cpp).
   // The connection's request for a handler: the one kept when it was sent ahead and came back, or the
   // connection's next.
   Connection::Request take_request(Connection& connection);
@@ -120,13 +131,15 @@ class Frontend final : Connection::Events {
   // Past this, a request sent ahead waits no more for its handler's current request: a short request on a
   // handler stuck on a long one would otherwise wait for it, while newer ones pass by on the others.
   static constexpr uint64_t kAheadPatienceNs = 1'000'000;
-  // Takes back the connection sent ahead that ahead names, if its handler has not taken it, and hands it on.
-  void take_ahead_from(std::optional<Assignment> ahead);
+  // Takes back the connection sent ahead that ahead names, if its handler has not taken it, and dispatches
+  // it first in line.
+  void requeue_if_withdrawn(std::optional<Assignment> ahead);
   // A connection taken back from the handler it was sent ahead to: to a handler, first in line.
-  void hand_on(ConnectionId id);
+  void dispatch_first_in_line(ConnectionId id);
   // The connection was sent ahead and its client left, or its wait in the queue expired: withdrawn (true)
   // unless its handler took it already.
   bool withdraw_ahead(ConnectionId id);
+
   void resume(Connection& connection, std::string unconsumed);
   // How long the connection's request waited for the handler that begins it now (a histogram, and the
   // access log).
@@ -163,8 +176,8 @@ class Frontend final : Connection::Events {
   // The requests of connections sent ahead and not begun yet, which may come back (and those that did).
   std::unordered_map<ConnectionId, Connection::Request> kept_requests_;
   uv_timer_t stall_timer_{};          // Runs check_stalled_uploads under pressure; closed by finish().
-  PassCallback pass_;                 // Set by hand_over.
-  std::function<void()> all_passed_;  // Set by hand_over, until no connection is left.
+  PassCallback pass_;                 // Set by pass_all_to_successor.
+  std::function<void()> all_passed_;  // Set by pass_all_to_successor, until no connection is left.
   ConnectionId next_id_ = 1;
   bool at_capacity_ = false;  // --max-connections are open: the listener is held.
   static constexpr uint64_t kCapacityReportIntervalNs = 10'000'000'000;

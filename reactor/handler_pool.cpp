@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cassert>
 #include <cstring>
 #include <ctime>
 
@@ -24,13 +25,14 @@ constexpr unsigned kSpawnsPerLoopTurn = 4;
 }  // namespace
 
 HandlerPool::HandlerPool(uv_loop_t* loop, const Config& config, const ipc::SharedState& state_page,
-                         Dispatcher& dispatcher, Metrics& metrics, Events& events)
+                         Dispatcher& dispatcher, Metrics& metrics, LifeEvents& life_events)
     : loop_(loop),
       config_(config),
       state_page_(state_page),
       dispatcher_(dispatcher),
       metrics_(metrics),
-      events_(events),
+      life_events_(life_events),
+      batches_(loop),
       environment_{
           std::string(ipc::kChannelFdVariable) + "=" + std::to_string(ipc::kHandlerChannelFd),
           std::string(ipc::kStateFdVariable) + "=" + std::to_string(ipc::kHandlerStateFd),
@@ -51,6 +53,7 @@ HandlerPool::HandlerPool(uv_loop_t* loop, const Config& config, const ipc::Share
 }
 
 std::error_code HandlerPool::start() {
+  assert(connection_events_ != nullptr && "the pool started before the connection side listens");
   for (unsigned i = 0; i < target_; ++i) {
     if (auto error = spawn()) return error;
   }
@@ -61,8 +64,8 @@ std::error_code HandlerPool::start() {
 
 std::error_code HandlerPool::spawn(std::optional<HandlerId> replaces, bool for_reload) {
   const HandlerId id = next_id_++;
-  auto handler =
-      make_loop_owned<HandlerProcess>(loop_, id, config_, static_cast<HandlerProcess::Events&>(*this));
+  auto handler = make_loop_owned<HandlerProcess>(loop_, id, config_, batches_,
+                                                 static_cast<HandlerProcess::Events&>(*this));
   if (auto error = handler->spawn(config_.handler_command, environment_, state_page_.descriptor()))
     return error;
   if (config_.max_requests > 0) {
@@ -76,20 +79,29 @@ std::error_code HandlerPool::spawn(std::optional<HandlerId> replaces, bool for_r
   return {};
 }
 
+// The handler's own books and the Dispatcher's agree: it is busy exactly when the Dispatcher has a connection
+// for it.
+void HandlerPool::check_books(const HandlerProcess& handler) const {
+  assert(handler.busy() == dispatcher_.connection_of(handler.id()).has_value() &&
+         "a handler's busy state and the Dispatcher's books disagree");
+  (void)handler;
+}
+
 void HandlerPool::on_handler_ready(HandlerProcess& handler) {
   if (handler.exited()) return;  // A hello read after its exit: on_handler_exited follows.
+  check_books(handler);
   any_handler_ready_ = true;
   set_ahead_depth(handler, 0);
-  if (replacing_.contains(handler.id())) take_over(handler);
+  if (replacing_.contains(handler.id())) promote_replacement(handler);
   offer(handler);
   if (!announced_ready_ && ready_count() >= target_) {
     announced_ready_ = true;
-    events_.on_pool_ready();
+    life_events_.on_pool_ready();
   }
 }
 
 // A replacement said hello: the handler it replaces retires now, so the pool's size holds throughout.
-void HandlerPool::take_over(HandlerProcess& replacement) {
+void HandlerPool::promote_replacement(HandlerProcess& replacement) {
   const Replacement replaced = replacing_.at(replacement.id());
   replacing_.erase(replacement.id());
   if (const auto old = handlers_.find(replaced.old); old != handlers_.end() && !old->second->retiring()) {
@@ -115,7 +127,7 @@ void HandlerPool::offer(HandlerProcess& handler) {
   // Its last reports were read after its exit, or after its channel broke with its exit on the way: it takes
   // nothing more, and on_handler_exited follows.
   if (handler.exited() || handler.broken()) return;
-  if (!handler.retiring()) events_.on_handler_free(handler);
+  if (!handler.retiring()) connection_events_->on_handler_free(handler);
   const bool nothing_left = phase_ != Phase::kServing && !dispatcher_.connection_of(handler.id());
   if (handler.retiring() || nothing_left) {
     dispatcher_.handler_gone(handler.id());  // Withdrawn from the idle handlers, if it was one.
@@ -125,7 +137,8 @@ void HandlerPool::offer(HandlerProcess& handler) {
 
 void HandlerPool::on_request_answered(HandlerProcess& handler, int status, double service_ms,
                                       bool more_follows) {
-  events_.on_request_answered(handler, status, service_ms, more_follows);
+  check_books(handler);
+  connection_events_->on_request_answered(handler, status, service_ms, more_follows);
   if (!more_follows) return;  // kDone follows, which checks the rest.
   may_linger_.insert(handler.id());
   // A hand-off may go on for many requests (the handler lingers): the limits on a handler's life are checked
@@ -146,20 +159,15 @@ void HandlerPool::on_handler_done(HandlerProcess& handler, ipc::Message done) {
   const uint64_t answered_bytes = handler.answered_bytes();
   if (!handler.retiring()) set_ahead_depth(handler, handler.answer_interval_ns());
   if (outcome == Dispatcher::Done::kGoesOnAhead) {
-    handler.begin_ahead(*dispatcher_.connection_of(handler.id()));
+    handler.begin_offered(*dispatcher_.connection_of(handler.id()));
+    check_books(handler);
     retire_if_worn(handler);
-    events_.on_handler_goes_on(handler);  // (A retiring one is sent nothing more ahead.)
+    connection_events_->on_handler_goes_on(handler);  // (A retiring one is sent nothing more ahead.)
   } else {
     retire_if_worn(handler);
     offer(handler);
   }
-  events_.on_connection_returned(handler, std::move(done), answered_bytes);
-}
-
-void HandlerPool::set_ahead_depth(const HandlerProcess& handler, uint64_t answer_interval_ns) {
-  const unsigned depth = std::min(handler.ahead_capacity(), config_.send_ahead);
-  dispatcher_.take_ahead(handler.id(),
-                         answer_interval_ns < kShortAnswerIntervalNs ? depth : std::min(depth, 1u));
+  connection_events_->on_connection_returned(handler, std::move(done), answered_bytes);
 }
 
 void HandlerPool::on_handler_exited(HandlerProcess& handler, int64_t exit_status, int term_signal) {
@@ -173,12 +181,12 @@ void HandlerPool::on_handler_exited(HandlerProcess& handler, int64_t exit_status
   const Dispatcher::Held held = dispatcher_.handler_gone(id);
   if (held.current && handler.withdraw_unbegun(*held.current)) {
     ++metrics_.counters.withdrawn;
-    events_.on_ahead_returned(*held.current);
+    connection_events_->on_ahead_returned(*held.current);
   } else if (held.current) {
-    events_.on_connection_orphaned(*held.current, handler);
+    connection_events_->on_connection_orphaned(*held.current, handler);
   }
-  for (const ConnectionId ahead : held.aheads) events_.on_connection_orphaned(ahead, handler);
-  for (const ConnectionId ahead : returned) events_.on_ahead_returned(ahead);
+  for (const ConnectionId ahead : held.aheads) connection_events_->on_connection_orphaned(ahead, handler);
+  for (const ConnectionId ahead : returned) connection_events_->on_ahead_returned(ahead);
   ++metrics_.counters.handler_exits;
 
   // A replacement that died before its hello replaces nothing: the handler it was to replace serves on, and
@@ -289,7 +297,7 @@ void HandlerPool::schedule_respawn(bool started_badly) {
   if (!any_handler_ready_ && early_exits_in_a_row_ >= kBadStartsBeforeGivingUp) {
     log_at(LogLevel::kError, "handler command '%s' failed %u times in a row before it was ready; giving up",
            command_text(config_.handler_command).c_str(), early_exits_in_a_row_);
-    events_.on_pool_failed();
+    life_events_.on_pool_failed();
     return;
   }
   if (early_exits_in_a_row_ == 0) {
@@ -338,9 +346,9 @@ void HandlerPool::retire_if_worn(HandlerProcess& handler) {
 // The handler takes no new work: it exits once idle (at once when it is idle now).
 void HandlerPool::retire(HandlerProcess& handler) {
   handler.set_retiring();
-  dispatcher_.take_ahead(handler.id(), 0);
+  dispatcher_.set_ahead_depth(handler.id(), 0);
   // Connections sent ahead go to other handlers, unless this one took them already.
-  for (const ConnectionId ahead : withdraw_aheads(handler)) events_.on_ahead_returned(ahead);
+  for (const ConnectionId ahead : withdraw_aheads(handler)) connection_events_->on_ahead_returned(ahead);
   if (handler.said_hello() && !dispatcher_.connection_of(handler.id())) {
     dispatcher_.handler_gone(handler.id());  // Withdrawn from the idle handlers.
     handler.end_channel();
@@ -460,62 +468,13 @@ void HandlerPool::stop() {
   finish_if_empty();
 }
 
-// The waiting request is published (Dispatcher); the fence orders that before the handlers' words are read,
-// as handler/linger.cpp orders its word before it reads the waiting count. A handler says it lingers just
-// before its kAnswered goes out; one whose kAnswered is read after the request was queued is looked at then
-// (on_request_answered).
-bool HandlerPool::reclaim_lingering() {
-  if (may_linger_.empty()) return false;
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  return std::any_of(may_linger_.begin(), may_linger_.end(),
-                     [this](HandlerId id) { return reclaim_if_lingering(id); });
-}
-
-std::optional<HandlerId> HandlerPool::lingering_handler() {
-  if (may_linger_.empty()) return std::nullopt;
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  for (const HandlerId id : may_linger_) {
-    if (handlers_.at(id)->lingering()) return id;
-  }
-  return std::nullopt;
-}
-
-bool HandlerPool::withdraw_ahead(HandlerProcess& holder, ConnectionId connection) {
-  if (!holder.withdraw_ahead(connection)) return false;
-  ++metrics_.counters.withdrawn;
-  dispatcher_.ahead_withdrawn(holder.id(), connection);
-  return true;
-}
-
-std::vector<ConnectionId> HandlerPool::withdraw_aheads(HandlerProcess& holder) {
-  std::vector<ConnectionId> withdrawn;
-  for (const ConnectionId ahead : dispatcher_.aheads_of(holder.id())) {
-    if (withdraw_ahead(holder, ahead)) withdrawn.push_back(ahead);
-  }
-  return withdrawn;
-}
-
-bool HandlerPool::reclaim_any_lingering() {
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  return std::any_of(handlers_.begin(), handlers_.end(),
-                     [this](const auto& entry) { return reclaim_if_lingering(entry.first); });
-}
-
-bool HandlerPool::reclaim_if_lingering(HandlerId id) {
-  HandlerProcess& handler = *handlers_.at(id);
-  if (!handler.lingering()) return false;
-  const std::optional<ConnectionId> connection = dispatcher_.connection_of(id);
-  if (!connection || !handler.reclaim(*connection)) return false;
-  ++metrics_.counters.reclaims;
-  return true;
-}
-
 void HandlerPool::finish_if_empty() {
   if (phase_ == Phase::kServing || !handlers_.empty() || finished_) return;
   finished_ = true;
   uv_close(as_handle(&respawn_timer_), nullptr);
   uv_close(as_handle(&spawn_turn_), nullptr);
-  events_.on_pool_empty();
+  batches_.close();
+  life_events_.on_pool_empty();
 }
 
 }  // namespace handoff::reactor

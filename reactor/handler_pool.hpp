@@ -26,6 +26,7 @@
 #include "ipc/wire.hpp"
 #include "reactor/config.hpp"
 #include "reactor/dispatcher.hpp"
+#include "reactor/handler_channel.hpp"
 #include "reactor/handler_process.hpp"
 #include "reactor/loop_owned.hpp"
 #include "reactor/metrics.hpp"
@@ -35,7 +36,8 @@ namespace handoff::reactor {
 
 class HandlerPool final : HandlerProcess::Events {
  public:
-  class Events {
+  // What the pool tells the connection side (the Frontend) about the connections handlers hold.
+  class ConnectionEvents {
    public:
     // The handler said hello, or finished a connection, and can take work now.
     virtual void on_handler_free(HandlerProcess& handler) = 0;
@@ -54,6 +56,14 @@ class HandlerPool final : HandlerProcess::Events {
     // The handler answered a request (status as HTTP says it), having worked on it for service_ms.
     virtual void on_request_answered(HandlerProcess& handler, int status, double service_ms,
                                      bool more_follows) = 0;
+
+   protected:
+    ~ConnectionEvents() = default;
+  };
+
+  // What the pool tells the Server about its own life.
+  class LifeEvents {
+   public:
     // The handler command failed again and again before any handler was ready: the pool cannot serve.
     virtual void on_pool_failed() = 0;
     // The first time as many handlers as the pool's size have said hello: the server is ready.
@@ -62,13 +72,15 @@ class HandlerPool final : HandlerProcess::Events {
     virtual void on_pool_empty() = 0;
 
    protected:
-    ~Events() = default;
+    ~LifeEvents() = default;
   };
 
   // The dispatcher is shared with the connection side: the pool withdraws handlers from it and checks kDone
-  // reports against it. Every handler inherits the shared state page.
+  // reports against it. Every handler inherits the shared state page. The connection side listens from
+  // set_connection_events on, before start.
   HandlerPool(uv_loop_t* loop, const Config& config, const ipc::SharedState& state_page,
-              Dispatcher& dispatcher, Metrics& metrics, Events& events);
+              Dispatcher& dispatcher, Metrics& metrics, LifeEvents& life_events);
+  void set_connection_events(ConnectionEvents& events) { connection_events_ = &events; }
 
   // Starts --handlers processes. The failed spawn is logged.
   std::error_code start();
@@ -91,6 +103,7 @@ class HandlerPool final : HandlerProcess::Events {
     const auto it = handlers_.find(id);
     return it == handlers_.end() ? nullptr : it->second.get();
   }
+  // Lingering (reactor/lingering.cpp).
   // A request waits and no handler is idle: one handler lingering on its connection, if any, is asked to end
   // its hand-off (it then takes the longest waiting request). True when one was asked.
   bool reclaim_lingering();
@@ -99,6 +112,7 @@ class HandlerPool final : HandlerProcess::Events {
   bool reclaim_any_lingering();
   // A handler lingering on its connection, if one is (a connection sent ahead to it ends its linger).
   std::optional<HandlerId> lingering_handler();
+  // Send-ahead (reactor/send_ahead.cpp).
   // Takes back connection, sent ahead to holder, unless holder took it already: true when taken back
   // (counted; the caller hands it on or closes it).
   bool withdraw_ahead(HandlerProcess& holder, ConnectionId connection);
@@ -128,7 +142,8 @@ class HandlerPool final : HandlerProcess::Events {
   // Starts a handler; with replaces, as the replacement of that handler (for a reload when for_reload).
   std::error_code spawn(std::optional<HandlerId> replaces = std::nullopt, bool for_reload = false);
   void spawn_missing();
-  void take_over(HandlerProcess& replacement);
+  // A replacement said hello: the handler it replaces retires now.
+  void promote_replacement(HandlerProcess& replacement);
   void retire(HandlerProcess& handler);
   void abandon_reload(const std::string& what_failed);
   void log_exit(const HandlerProcess& handler, int64_t exit_status, int term_signal) const;
@@ -147,6 +162,8 @@ class HandlerPool final : HandlerProcess::Events {
   size_t serving_count() const;
   size_t ready_count() const;
   void finish_if_empty();
+  // Asserts that the handler is busy exactly when the Dispatcher has a connection for it.
+  void check_books(const HandlerProcess& handler) const;
   bool reclaim_if_lingering(HandlerId id);
 
   uv_loop_t* loop_;
@@ -154,7 +171,10 @@ class HandlerPool final : HandlerProcess::Events {
   const ipc::SharedState& state_page_;
   Dispatcher& dispatcher_;
   Metrics& metrics_;
-  Events& events_;
+  LifeEvents& life_events_;
+  ConnectionEvents* connection_events_ = nullptr;  // Set before start.
+  // Frames for handlers gathered in a loop turn, sent before the loop goes on; closed with the pool.
+  WriteBatches batches_;
   const std::vector<std::string> environment_;  // What handlers get beside the reactor's environment.
   Phase phase_ = Phase::kServing;
   unsigned target_;  // --handlers, changed by SIGTTIN, SIGTTOU and POST /pool.

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -19,11 +20,7 @@
 #include "reactor/log.hpp"
 
 namespace handoff::reactor {
-static_assert(kMaxSendAhead == ipc::kOfferSlots - 1, "a slot for each request ahead, and one");
 namespace {
-
-constexpr size_t kChannelReadBytes = 64 * 1024;
-constexpr int kMaxChannelReadsPerWakeup = 16;
 
 std::error_code errno_code(int value) {
   return {value, std::system_category()};
@@ -31,9 +28,10 @@ std::error_code errno_code(int value) {
 
 }  // namespace
 
-HandlerProcess::HandlerProcess(uv_loop_t* loop, HandlerId id, const Config& config, Events& events)
-    : loop_(loop), id_(id), config_(config), events_(events) {
-  process_.data = channel_poll_.data = request_timer_.data = exit_timer_.data = this;
+HandlerProcess::HandlerProcess(uv_loop_t* loop, HandlerId id, const Config& config, WriteBatches& batches,
+                               Events& events)
+    : loop_(loop), id_(id), config_(config), events_(events), channel_(loop, batches, *this) {
+  process_.data = request_timer_.data = exit_timer_.data = this;
   uv_timer_init(loop_, &request_timer_);
   uv_timer_init(loop_, &exit_timer_);
 }
@@ -46,7 +44,7 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
     log_at(LogLevel::kError, "socketpair for a handler channel: %s", std::strerror(error));
     return errno_code(error);
   }
-  channel_.reset(ends[0]);
+  ipc::UniqueFd reactor_end(ends[0]);
   const ipc::UniqueFd child_end(ends[1]);
   if (auto error = ipc::AnswerRecord::create(answer_record_)) {
     log_at(LogLevel::kError, "creating a handler's answer record (memfd_create, mmap): %s",
@@ -66,7 +64,7 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
     self->exited_ = true;
     // The exit may be noticed before the last frames the handler sent: a handler that reported its answer
     // and then died has answered, and that report must count before the connection is judged orphaned.
-    self->read_rest_of_channel();
+    self->channel_.read_rest();
     self->events_.on_handler_exited(*self, exit_status, term_signal);
   };
   const uv_process_options_t options = command.options(on_exit);
@@ -76,17 +74,11 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
   if (const int error = uv_spawn(loop_, &process_, &options); error < 0) {
     exited_ = true;
     log_at(LogLevel::kError, "cannot start handler '%s': %s", argv[0].c_str(), uv_strerror(error));
-    channel_.reset();
     return errno_code(-error);
   }
 
   lower_priority();
-  if (const int error = uv_poll_init(loop_, &channel_poll_, channel_.get()); error < 0) {
-    log_at(LogLevel::kError, "uv_poll_init on a handler channel: %s", uv_strerror(error));
-    return errno_code(-error);
-  }
-  channel_polled_ = true;
-  update_polling();
+  if (auto error = channel_.start(std::move(reactor_end))) return error;
   start_start_timer();
   return {};
 }
@@ -115,113 +107,68 @@ void HandlerProcess::lower_priority() {
   }
 }
 
-// Each change of the polled events costs an epoll_ctl, so the events are changed only when they must be: on
-// the hot path (a frame out, a frame in) they stay UV_READABLE.
-void HandlerProcess::update_polling() {
-  if (!channel_polled_) return;
-  const int events = (broken_ || channel_ended_) ? 0 : UV_READABLE | (outbox_.empty() ? 0 : UV_WRITABLE);
-  if (events == polled_events_) return;
-  polled_events_ = events;
-  if (events == 0) {
-    uv_poll_stop(&channel_poll_);
-    return;
-  }
-  uv_poll_start(&channel_poll_, events, [](uv_poll_t* poll, int status, int events) {
-    static_cast<HandlerProcess*>(poll->data)->on_channel_event(status, events);
-  });
-}
-
 void HandlerProcess::send_connection(ConnectionId connection, int client_socket, std::string bytes,
                                      uint32_t flags) {
   // The hand-off begins in the reactor's books even when the handler's channel has broken (a send found it
-  // gone, while its last reports are still read, and one made it free): the Server answers the connection
-  // at its exit by what the socket sent in this hand-off, and the bytes reported of the connection before
-  // it, still in answered_bytes_, would make a socket that sent nothing of this one look like a cut answer,
-  // closed with no word to the client (issue 28, item 8).
+  // gone, while its last reports are still read, and one made it free): the Frontend answers the connection
+  // at its exit by what the socket sent in this hand-off, and the bytes reported of the connection before it,
+  // still in answered_bytes_, would make a socket that sent nothing of this one look like a cut answer,
+  // closed with no word to the client.
+  assert(!busy_ && "a connection sent to a handler that serves one");
   answer_record_.begin(connection);
   begin_hand_off(connection);
-  begun_offer_.reset();
-  if (broken_) return;  // Its exit is on the way; the Server answers the connection then.
-  flags |= keep_flags(connection, client_socket);
-  queue_frame({.type = ipc::MessageType::kConnection,
-               .connection_id = connection,
-               .flags = flags,
-               .payload = std::move(bytes)},
-              client_socket);
+  offers_.begin_directly();
+  if (broken_) return;  // Its exit is on the way; the Frontend answers the connection then.
+  const KeptCopies::Sending kept = kept_.sending(connection);
+  send_frame({.type = ipc::MessageType::kConnection,
+              .connection_id = connection,
+              .flags = flags | kept.flags,
+              .payload = std::move(bytes)},
+             kept.without_descriptor ? -1 : client_socket);
 }
 
 void HandlerProcess::send_ahead(ConnectionId connection, int client_socket, std::string bytes,
                                 uint32_t flags) {
-  // The one it goes on with may not be taken yet, though the reactor has seen its handler report the
-  // connection before it: a slot is reused only once its offer is taken or withdrawn, and there is one more
-  // slot than connections it holds ahead.
-  last_offer_number_ = (last_offer_number_ + 1) & 0xffff;
-  const Offer offer{.connection = connection,
-                    .slot = answer_record_.free_offer_slot(ahead_capacity() + 1),
-                    .number = last_offer_number_};
-  answer_record_.offer(offer.slot, ipc::offer_word(connection, offer.number));
-  offers_.push_back(offer);
+  assert(busy_ && "a connection sent ahead to a handler that serves none");
+  const uint32_t offer_flags = offers_.offer(connection);
   if (broken_) return;  // Its exit is on the way; the connection is withdrawn then, and waits again.
-  flags |= keep_flags(connection, client_socket);
-  queue_frame({.type = ipc::MessageType::kConnection,
-               .connection_id = connection,
-               .flags = flags | ipc::kFlagAhead | ipc::ahead_slot_flags(offer.slot) |
-                        (offer.number << ipc::kAheadOfferShift),
-               .payload = std::move(bytes)},
-              client_socket);
+  const KeptCopies::Sending kept = kept_.sending(connection);
+  send_frame({.type = ipc::MessageType::kConnection,
+              .connection_id = connection,
+              .flags = flags | kept.flags | offer_flags,
+              .payload = std::move(bytes)},
+             kept.without_descriptor ? -1 : client_socket);
 }
 
 bool HandlerProcess::withdraw_ahead(ConnectionId connection) {
-  send_batch();  // The caller may close the connection once it is withdrawn: its descriptor is borrowed.
-  const auto offer = std::find_if(offers_.begin(), offers_.end(),
-                                  [connection](const Offer& each) { return each.connection == connection; });
-  if (offer == offers_.end() ||
-      !answer_record_.withdraw(offer->slot, ipc::offer_word(connection, offer->number))) {
-    return false;
-  }
-  offers_.erase(offer);
-  return true;
-}
-
-unsigned HandlerProcess::ahead_capacity() const {
-  if (!takes_ahead_) return 0;
-  return takes_ahead_deep_ ? ipc::kOfferSlots - 1 : 1;
-}
-
-uint32_t HandlerProcess::keep_flags(ConnectionId connection, int& client_socket) {
-  if (!keeps_connections_) return 0;
-  if (kept_.contains(connection)) {
-    client_socket = -1;
-    return ipc::kFlagKept | ipc::kFlagKeep;
-  }
-  // A frame with a descriptor replaces any copy the handler still holds: a forget for it would close the
-  // new one.
-  std::erase(forgets_, connection);
-  return kept_.size() < kMaxKeptConnections ? ipc::kFlagKeep : 0u;
+  // The caller may close the connection once it is withdrawn: a batch borrows its descriptor.
+  channel_.send_batch_now();
+  return offers_.withdraw(connection);
 }
 
 void HandlerProcess::forget(ConnectionId connection) {
-  if (kept_.erase(connection) == 0) return;
-  if (broken_ || exited_ || channel_ended_) return;  // Its copies close as it exits.
-  forgets_.push_back(connection);
+  if (!kept_.forget(connection)) return;
+  if (broken_ || exited_ || !channel_.sends()) {
+    (void)kept_.take_forgets();  // Its copies close as it exits.
+    return;
+  }
   if (!busy_) send_forgets();
 }
 
-void HandlerProcess::send_forgets() {
-  if (forgets_.empty() || broken_) return;
-  const ConnectionId first = forgets_.back();
-  forgets_.pop_back();
-  queue_frame({.type = ipc::MessageType::kForget, .connection_id = first}, -1);  // The rest go with it.
+void HandlerProcess::send_frame(const ipc::Message& message, int client_socket) {
+  channel_.send(message, client_socket);
+  send_forgets();  // After the frame: a descriptor travels with a write's first byte.
 }
 
-void HandlerProcess::begin_ahead(ConnectionId connection) {
-  begin_hand_off(connection);
-  // The oldest offer not withdrawn: the handler reads its frames in the order they were sent.
-  begun_offer_.reset();
-  if (!offers_.empty() && offers_.front().connection == connection) {
-    begun_offer_ = offers_.front();
-    offers_.pop_front();
+void HandlerProcess::send_forgets() {
+  for (const ConnectionId forgotten : kept_.take_forgets()) {
+    channel_.send({.type = ipc::MessageType::kForget, .connection_id = forgotten});
   }
+}
+
+void HandlerProcess::begin_offered(ConnectionId connection) {
+  begin_hand_off(connection);
+  offers_.begin(connection);
 }
 
 void HandlerProcess::begin_hand_off(ConnectionId connection) {
@@ -236,200 +183,56 @@ void HandlerProcess::begin_hand_off(ConnectionId connection) {
 bool HandlerProcess::reclaim(ConnectionId connection) {
   if (broken_ || reclaimed_ || !busy_) return false;
   reclaimed_ = true;
-  queue_frame({.type = ipc::MessageType::kReclaim, .connection_id = connection}, -1);
+  send_frame({.type = ipc::MessageType::kReclaim, .connection_id = connection}, -1);
   return true;
 }
 
-void HandlerProcess::queue_frame(const ipc::Message& message, int descriptor) {
-  if (broken_) return;  // Its exit is on the way.
-  std::string bytes = ipc::encode(message);
-  // Kept copies to close go along, after the frame: its descriptor travels with the write's first byte.
-  for (const ConnectionId forgotten : forgets_) {
-    bytes += ipc::encode({.type = ipc::MessageType::kForget, .connection_id = forgotten});
-  }
-  forgets_.clear();
-  const std::span<const int> descriptors =
-      descriptor >= 0 ? std::span<const int>(&descriptor, 1) : std::span<const int>();
-  if (batching()) {
-    if (batch_descriptors_.size() + descriptors.size() > ipc::kMaxDescriptorsPerWrite) send_batch();
-    if (batching() && !broken_) {
-      batch_ += bytes;
-      batch_descriptors_.insert(batch_descriptors_.end(), descriptors.begin(), descriptors.end());
-      return;
-    }
-  }
-  size_t sent = 0;
-  if (outbox_.empty()) {
-    sent = send_now(bytes, descriptors);
-    if (broken_ || sent == bytes.size()) return;
-  }
-  keep_unsent(std::string_view(bytes).substr(sent), descriptors, sent > 0);
-}
+// --- What the handler says ---
 
-void HandlerProcess::send_batch() {
-  if (batch_.empty()) return;
-  if (!broken_) {
-    const size_t sent = send_now(batch_, batch_descriptors_);
-    if (!broken_ && sent < batch_.size()) {
-      keep_unsent(std::string_view(batch_).substr(sent), batch_descriptors_, sent > 0);
-    }
-  }
-  batch_.clear();
-  batch_descriptors_.clear();
-}
-
-void HandlerProcess::keep_unsent(std::string_view rest, std::span<const int> descriptors, bool any_sent) {
-  Outgoing write{.bytes = std::string(rest), .descriptors = {}};
-  // The write waits for room in the channel, and a connection may be closed meanwhile (one sent ahead can be
-  // taken back and its client leave): it keeps copies of the descriptors of its own, never numbers that may
-  // come to name other sockets. Those that went with its first byte need none.
-  for (const int descriptor : any_sent ? std::span<const int>() : descriptors) {
-    ipc::UniqueFd copy(::fcntl(descriptor, F_DUPFD_CLOEXEC, 0));
-    if (!copy) {
-      break_off(std::string("cannot keep a copy of a client socket for it: ") + std::strerror(errno));
-      return;
-    }
-    write.descriptors.push_back(std::move(copy));
-  }
-  outbox_.push_back(std::move(write));
-  update_polling();
-}
-
-size_t HandlerProcess::send_now(std::string_view bytes, std::span<const int> descriptors) {
-  size_t sent = 0;
-  while (sent < bytes.size()) {
-    const ipc::IoResult result = ipc::send_with_descriptors(channel_.get(), bytes.substr(sent),
-                                                            sent == 0 ? descriptors : std::span<const int>());
-    if (result.would_block()) break;
-    if (result.error) {
-      // EPIPE: the handler is gone (its exit tells why); anything else is the reactor's or the kernel's.
-      gone_with_reports_ = result.error == std::errc::broken_pipe;
-      break_off(gone_with_reports_ ? "" : "sendmsg to it failed: " + result.error.message());
-      break;
-    }
-    sent += result.bytes;
-  }
-  return sent;
-}
-
-void HandlerProcess::flush_outbox() {
-  while (!outbox_.empty() && !broken_) {
-    Outgoing& write = outbox_.front();
-    std::vector<int> descriptors;
-    for (const ipc::UniqueFd& descriptor : write.descriptors) descriptors.push_back(descriptor.get());
-    const size_t sent = send_now(write.bytes, descriptors);
-    if (sent > 0) write.descriptors.clear();
-    if (sent < write.bytes.size()) {
-      write.bytes.erase(0, sent);
-      break;  // The channel is full: the rest goes when it is writable.
-    }
-    outbox_.pop_front();
-  }
-  update_polling();
-}
-
-void HandlerProcess::on_channel_event(int status, int events) {
-  if (status < 0) {
-    // libuv reports POLLERR as UV_EBADF (src/unix/poll.c); on a Unix socket that is the peer gone with
-    // frames of ours unread. What it sent before it went is still to be read.
-    read_rest_of_channel();
-    break_off("");
-    return;
-  }
-  if (events & UV_WRITABLE) flush_outbox();
-  if (!broken_ && (events & UV_READABLE)) read_channel(kMaxChannelReadsPerWakeup);
-}
-
-void HandlerProcess::read_channel(int max_reads) {
-  const bool was_corked = std::exchange(corked_, true);
-  read_frames(max_reads);
-  corked_ = was_corked;
-  if (!corked_) send_batch();
-}
-
-void HandlerProcess::read_frames(int max_reads) {
-  char buffer[kChannelReadBytes];
-  for (int i = 0; i < max_reads && (!broken_ || gone_with_reports_); ++i) {
-    std::vector<ipc::UniqueFd> descriptors;  // Handlers never send any; whatever arrives is closed here.
-    const ipc::IoResult received = ipc::receive_with_descriptors(channel_.get(), buffer, descriptors);
-    if (received.would_block()) return;
-    if (received.error) {
-      // ECONNRESET: the handler died with frames of ours unread; its exit tells why.
-      break_off(received.error == std::errc::connection_reset
-                    ? ""
-                    : "recvmsg from it failed: " + received.error.message());
-      return;
-    }
-    if (!descriptors.empty()) {
-      break_off("it sent a descriptor, which handlers never do");
-      return;
-    }
-    if (received.bytes == 0) {
-      break_off("");  // It closed its channel: it is exiting, and its exit status tells why.
-      return;
-    }
-    decoder_.append(std::span(buffer, received.bytes));
-    const bool drained = received.bytes < sizeof(buffer);  // Level-triggered polling reports any rest.
-
-    std::error_code error;
-    while (std::optional<ipc::Message> message = decoder_.next(error)) {
-      on_message(std::move(*message));
-      if (broken_ && !gone_with_reports_) return;
-    }
-    if (error) {
-      break_off("it sent a bad frame: " + error.message());
-      return;
-    }
-    if (drained) return;
-  }
-}
-
-void HandlerProcess::read_rest_of_channel() {
-  if (channel_ && (!broken_ || gone_with_reports_) && !channel_ended_) {
-    read_channel(std::numeric_limits<int>::max());
-  }
-}
-
-void HandlerProcess::on_message(ipc::Message message) {
+void HandlerProcess::on_frame(ipc::Message message) {
   ipc::Progress progress{};
+  const bool report = message.type == ipc::MessageType::kAnswered || message.type == ipc::MessageType::kDone;
   if (message.type == ipc::MessageType::kHello && !said_hello_) {
-    said_hello_ = true;
-    takes_ahead_ = (message.flags & ipc::kFlagTakesAhead) != 0;
-    takes_ahead_deep_ = (message.flags & ipc::kFlagTakesAheadDeep) != 0;
-    keeps_connections_ = (message.flags & ipc::kFlagKeepsConnections) != 0;
-    takes_batches_ = (message.flags & ipc::kFlagTakesBatches) != 0;
-    uv_timer_stop(&request_timer_);  // The start timer.
-    events_.on_handler_ready(*this);
-  } else if ((message.type == ipc::MessageType::kAnswered || message.type == ipc::MessageType::kDone) &&
-             said_hello_ && ipc::split_progress_payload(message.payload, progress)) {
-    answered_bytes_ = progress.bytes_written;
-    if (progress.status != 0) {
-      ++requests_served_;
-      const uint64_t now = uv_hrtime();
-      answer_interval_ns_ = now - last_answer_ns_;
-      last_answer_ns_ = now;
-      events_.on_request_answered(*this, progress.status, (now - request_started_ns_) / 1e6,
-                                  message.type == ipc::MessageType::kAnswered);
-      request_started_ns_ = now;
-    }
-    if (message.type == ipc::MessageType::kAnswered) {
-      start_request_timer();  // The next request of this hand-off gets its own --request-timeout.
-    } else {
-      uv_timer_stop(&request_timer_);
-      busy_ = false;
-      // Before the report is acted on: the connection's next request may go to this handler at once.
-      if ((message.flags & ipc::kFlagKept) != 0 && keeps_connections_) {
-        kept_.insert(message.connection_id);
-      } else {
-        kept_.erase(message.connection_id);
-      }
-      events_.on_handler_done(*this, std::move(message));
-      if (!busy_) send_forgets();
-    }
+    on_hello(message);
+  } else if (report && said_hello_ && ipc::split_progress_payload(message.payload, progress)) {
+    on_progress(std::move(message), progress);
   } else {
     break_off("it sent an unexpected frame (type " + std::to_string(static_cast<unsigned>(message.type)) +
               ", " + std::to_string(message.payload.size()) + " bytes)");
   }
+}
+
+void HandlerProcess::on_hello(const ipc::Message& hello) {
+  said_hello_ = true;
+  offers_.set_capability((hello.flags & ipc::kFlagTakesAhead) != 0,
+                         (hello.flags & ipc::kFlagTakesAheadDeep) != 0);
+  kept_.set_capability((hello.flags & ipc::kFlagKeepsConnections) != 0);
+  if ((hello.flags & ipc::kFlagTakesBatches) != 0) channel_.take_batches();
+  uv_timer_stop(&request_timer_);  // The start timer.
+  events_.on_handler_ready(*this);
+}
+
+void HandlerProcess::on_progress(ipc::Message message, const ipc::Progress& progress) {
+  answered_bytes_ = progress.bytes_written;
+  if (progress.status != 0) {
+    ++requests_served_;
+    const uint64_t now = uv_hrtime();
+    answer_interval_ns_ = now - last_answer_ns_;
+    last_answer_ns_ = now;
+    events_.on_request_answered(*this, progress.status, (now - request_started_ns_) / 1e6,
+                                message.type == ipc::MessageType::kAnswered);
+    request_started_ns_ = now;
+  }
+  if (message.type == ipc::MessageType::kAnswered) {
+    start_request_timer();  // The next request of this hand-off gets its own --request-timeout.
+    return;
+  }
+  uv_timer_stop(&request_timer_);
+  busy_ = false;
+  // Before the report is acted on: the connection's next request may go to this handler at once.
+  kept_.reported(message.connection_id, (message.flags & ipc::kFlagKept) != 0);
+  events_.on_handler_done(*this, std::move(message));
+  if (!busy_) send_forgets();
 }
 
 void HandlerProcess::start_request_timer() {
@@ -461,7 +264,9 @@ void HandlerProcess::start_start_timer() {
 void HandlerProcess::break_off(std::string why) {
   if (broken_) return;
   broken_ = true;
-  update_polling();
+  // A channel that broke by itself has stopped already; one the handler went away from (kGone) is still read
+  // at its exit, for the reports it sent before.
+  if (!why.empty()) channel_.stop();
   if (why.empty()) {
     uv_timer_start(
         &exit_timer_,
@@ -489,22 +294,15 @@ void HandlerProcess::kill_for(std::string reason) {
   kill(SIGKILL);
 }
 
-void HandlerProcess::end_channel() {
-  if (channel_ended_ || !channel_) return;
-  send_batch();
-  channel_ended_ = true;
-  update_polling();
-  ::shutdown(channel_.get(), SHUT_RDWR);
-}
-
 void HandlerProcess::kill(int signal) {
   if (!exited_) uv_process_kill(&process_, signal);
 }
 
 void HandlerProcess::close() {
-  CloseOnLoop::close_then_delete(this, {channel_polled_ ? as_handle(&channel_poll_) : nullptr,
-                                        process_.loop != nullptr ? as_handle(&process_) : nullptr,
-                                        as_handle(&request_timer_), as_handle(&exit_timer_)});
+  channel_.stop();  // Nothing more goes out, and it leaves the batches waiting.
+  CloseOnLoop::close_then_delete(
+      this, {channel_.handle(), process_.loop != nullptr ? as_handle(&process_) : nullptr,
+             as_handle(&request_timer_), as_handle(&exit_timer_)});
 }
 
 }  // namespace handoff::reactor

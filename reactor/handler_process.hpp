@@ -1,32 +1,32 @@
 #pragma once
 
-// Internal to the reactor. HandlerProcess: one handler child and the reactor's end of its channel. It starts
-// the child with the channel at descriptor 3, sends it connections, decodes its reports, and is told when it
-// exits (libuv reaps it). It never decides what to hand out: the Server and its Dispatcher do.
+// Internal to the reactor. HandlerProcess: one handler child. It starts the child with its channel at
+// descriptor 3, speaks the handler protocol over that channel (a HandlerChannel moves the frames), times its
+// requests, and is told when it exits (libuv reaps it). What was sent ahead to it is kept by AheadOffers, the
+// sockets it keeps between hand-offs by KeptCopies. It never decides what to hand out: the Frontend and the
+// Dispatcher do, and the HandlerPool decides its life.
 
 #include <uv.h>
 
 #include <cstdint>
-#include <deque>
 #include <optional>
-#include <span>
 #include <string>
-#include <string_view>
 #include <system_error>
-#include <unordered_set>
 #include <vector>
 
 #include "ipc/answer_record.hpp"
-#include "ipc/frame_decoder.hpp"
 #include "ipc/unique_fd.hpp"
 #include "ipc/wire.hpp"
 #include "reactor/config.hpp"
 #include "reactor/dispatcher.hpp"
+#include "reactor/handler_channel.hpp"
+#include "reactor/kept_copies.hpp"
 #include "reactor/loop_owned.hpp"
+#include "reactor/send_ahead.hpp"
 
 namespace handoff::reactor {
 
-class HandlerProcess {
+class HandlerProcess final : HandlerChannel::Events {
  public:
   class Events {
    public:
@@ -47,13 +47,12 @@ class HandlerProcess {
     ~Events() = default;
   };
 
-  // Create with make_loop_owned (reactor/loop_owned.hpp), then spawn.
-  HandlerProcess(uv_loop_t* loop, HandlerId id, const Config& config, Events& events);
+  // Create with make_loop_owned (reactor/loop_owned.hpp), then spawn. batches (borrowed) outlives it.
+  HandlerProcess(uv_loop_t* loop, HandlerId id, const Config& config, WriteBatches& batches, Events& events);
 
   // Starts the child: argv[0] is its executable, environment extends the reactor's own, and it inherits
   // state_page (borrowed; ipc/shared_state.hpp) at kHandlerStateFd and an answer record of its own at
-  // kHandlerRecordFd. The failed call is logged; after a
-  // failure the object only needs closing.
+  // kHandlerRecordFd. The failed call is logged; after a failure the object only needs closing.
   std::error_code spawn(const std::vector<std::string>& argv, const std::vector<std::string>& environment,
                         int state_page);
 
@@ -91,7 +90,7 @@ class HandlerProcess {
   // Whether the process was killed for exceeding --request-timeout.
   bool timed_out() const { return timed_out_; }
 
-  // A retiring handler gets no more work; it is told to exit once it is idle (the Server decides when).
+  // A retiring handler gets no more work; it is told to exit once it is idle (the pool decides when).
   bool retiring() const { return retiring_; }
   bool exited() const { return exited_; }
   // Its channel broke (a send found it gone, or it broke the protocol): its exit is on the way.
@@ -106,38 +105,29 @@ class HandlerProcess {
   // connection, unless withdraw_ahead succeeds first. The caller keeps client_socket open and the request's
   // bytes at hand until it knows which.
   void send_ahead(ConnectionId connection, int client_socket, std::string bytes, uint32_t flags);
-  // Whether a frame queued now goes in one write with a frame queued before it: a batch is being gathered
-  // (the reactor reads this handler's reports) and has room.
-  bool gathering_batch() const {
-    return batching() && !batch_.empty() && batch_descriptors_.size() < ipc::kMaxDescriptorsPerWrite;
-  }
+  // Whether a frame sent to it now goes in one write with a frame sent before it.
+  bool joins_batch() const { return channel_.joins_batch(); }
   // Takes back a connection sent ahead to it: true when this handler will not serve it (it had not taken it
   // yet).
   bool withdraw_ahead(ConnectionId connection);
   // It reported its current connection done and goes on with connection, the oldest one sent ahead: from
   // now on that is its current connection, and its request timer runs.
-  void begin_ahead(ConnectionId connection);
+  void begin_offered(ConnectionId connection);
   // For a handler that died: true when its current connection came ahead and it had not taken it yet (then
   // nothing of it was begun, and it is withdrawn now).
-  bool withdraw_unbegun(ConnectionId connection) {
-    return begun_offer_ && begun_offer_->connection == connection &&
-           answer_record_.withdraw(begun_offer_->slot, ipc::offer_word(connection, begun_offer_->number));
-  }
-  // How many connections it can hold sent ahead at once, as it said in its hello: 0 (it takes none), 1, or
-  // one less than the answer record's offer slots (kFlagTakesAheadDeep).
-  unsigned ahead_capacity() const;
+  bool withdraw_unbegun(ConnectionId connection) { return offers_.withdraw_unbegun(connection); }
+  // How many connections it can hold sent ahead at once, as it said in its hello.
+  unsigned ahead_capacity() const { return offers_.capacity(); }
 
   // Whether it kept its copy of connection's socket when it last reported the connection done (ipc
-  // kFlagKept): then the connection goes to it again without a descriptor. It keeps at most
-  // kMaxKeptConnections, and only if it said in its hello that it can.
+  // kFlagKept): then the connection goes to it again without a descriptor.
   bool keeps(ConnectionId connection) const { return kept_.contains(connection); }
-  static constexpr size_t kMaxKeptConnections = 256;
   // Asks it to close its kept copy of connection (ipc kForget): the connection closes, or another handler
   // serves it. Sent now when the handler is idle, otherwise with the next frame or once it reports.
   void forget(ConnectionId connection);
 
   // Closes the reactor's end of the channel: the handler reads EOF when it next waits for work, and exits.
-  void end_channel();
+  void end_channel() { channel_.end(); }
 
   void kill(int signal);
   // Kills the handler with SIGKILL for a reason of the reactor's, which kill_reason() keeps (the first given)
@@ -157,109 +147,55 @@ class HandlerProcess {
   friend struct CloseOnLoop;
   ~HandlerProcess() = default;
 
+  // HandlerChannel::Events.
+  void on_frame(ipc::Message message) override;
+  void on_channel_broken(std::string why) override { break_off(std::move(why)); }
+
+  void on_hello(const ipc::Message& hello);
+  void on_progress(ipc::Message message, const ipc::Progress& progress);
   // From now on it serves connection: its bookkeeping and its request timer start.
   void begin_hand_off(ConnectionId connection);
-  void on_message(ipc::Message message);
+  // Sends message, with client_socket (borrowed, -1 for none), and the kForget frames due after it.
+  void send_frame(const ipc::Message& message, int client_socket);
+  // The kForget frames due, now.
+  void send_forgets();
   void start_request_timer();
   void on_request_timeout();
-  void on_channel_event(int status, int events);
-  // Reads up to max_reads times and acts on each frame; what that sends the handler goes in one write.
-  void read_channel(int max_reads);
-  void read_frames(int max_reads);
-  // Reads every frame still in the channel: the handler is gone or going.
-  void read_rest_of_channel();
-  void flush_outbox();
   void start_start_timer();
   // Stops reading the channel and kills the handler for why. Empty why: its channel closed (it exits, or the
   // reactor ended the channel), and it is killed only if it has not exited kExitGraceMs later.
   void break_off(std::string why);
-  void update_polling();
   void lower_priority();
-  // The flags and descriptor of a kConnection frame for connection: without a descriptor when the handler
-  // kept its copy, and asking it to keep its copy when it can.
-  uint32_t keep_flags(ConnectionId connection, int& client_socket);
-  void send_forgets();
 
   uv_loop_t* loop_;
   const HandlerId id_;
   const Config& config_;
   Events& events_;
   uv_process_t process_{};
-  uv_poll_t channel_poll_{};
   uv_timer_t request_timer_{};
   // Runs once its channel closed (break_off without a reason): it is exiting, and is killed only if it has
   // not exited kExitGraceMs later. A SIGKILL at once would race its own exit and hide how it ended.
   uv_timer_t exit_timer_{};
   static constexpr uint64_t kExitGraceMs = 2000;
-  ipc::UniqueFd channel_;
   ipc::AnswerRecord answer_record_;  // Inherited by the child at kHandlerRecordFd.
-  ipc::FrameDecoder decoder_;
-  // Writes not yet taken by the channel, each with copies of the descriptors that go with its first byte,
-  // until that byte is sent.
-  struct Outgoing {
-    std::string bytes;
-    std::vector<ipc::UniqueFd> descriptors;
-  };
-  // Sends the frame now as far as the channel takes it, with descriptor (borrowed; -1 for none) attached to
-  // its first byte; the rest waits in the outbox. While the channel is read (corked_), a handler that takes
-  // batches gets it in the batch instead.
-  void queue_frame(const ipc::Message& message, int descriptor);
-  // Sends the batch as one write, as far as the channel takes it; the rest waits in the outbox.
-  void send_batch();
-  // As much of bytes as the channel takes now, descriptors attached to the first byte; breaks off on an
-  // error.
-  size_t send_now(std::string_view bytes, std::span<const int> descriptors);
-  // Puts what the channel did not take of a write in the outbox: with copies of its descriptors of the
-  // outbox's own when none of it was sent (their connections may close before it goes).
-  void keep_unsent(std::string_view rest, std::span<const int> descriptors, bool any_sent);
-  std::deque<Outgoing> outbox_;
-  // Frames queued while its reports are read, sent in one write once they are: the requests their answers
-  // make room for (kFlagTakesBatches). The descriptors are borrowed: a Connection closes its socket in a
-  // libuv close callback, after the callback that read the reports has sent the batch; the one close that is
-  // at once (a connection passed to a new reactor) takes only a connection just reported or withdrawn, and a
-  // withdrawal sends the batch first.
-  bool corked_ = false;
-  bool takes_batches_ = false;
-  // Frames queued now go in the batch: its reports are being read, and nothing waits in the outbox.
-  bool batching() const { return corked_ && takes_batches_ && outbox_.empty(); }
-  std::string batch_;
-  std::vector<int> batch_descriptors_;
-  bool said_hello_ = false;
-  bool takes_ahead_ = false;
-  // (kFlagTakesAheadDeep)
-  bool keeps_connections_ = false;
-  std::unordered_set<ConnectionId> kept_;  // The connections it holds a copy of between hand-offs.
-  std::vector<ConnectionId> forgets_;      // Of those, the ones it is to close: sent with the next frame.
-  bool takes_ahead_deep_ = false;
-  // A connection sent ahead: the slot of the answer record its offer is in, and the offer's number.
-  struct Offer {
-    ConnectionId connection;
-    unsigned slot;
-    uint32_t number;
-  };
-  std::deque<Offer> offers_;  // Sent ahead and not begun (nor withdrawn), oldest first.
-  uint32_t last_offer_number_ = 0;
-  std::optional<Offer> begun_offer_;  // The current connection's, when it came ahead.
+  HandlerChannel channel_;
+  AheadOffers offers_{answer_record_};
+  KeptCopies kept_;
   uint64_t started_at_ = 0;
   uint64_t requests_served_ = 0;
   uint64_t answered_bytes_ = 0;
   uint64_t request_started_ns_ = 0;
   uint64_t last_answer_ns_ = 0;
   uint64_t answer_interval_ns_ = 0;
-  bool busy_ = false;
   ConnectionId current_ = 0;  // While busy_.
-  bool reclaimed_ = false;    // kReclaim was sent in this hand-off.
+  bool said_hello_ = false;
+  bool busy_ = false;
+  bool reclaimed_ = false;  // kReclaim was sent in this hand-off.
   bool timed_out_ = false;
   bool cancelled_ = false;
   bool retiring_ = false;
   bool broken_ = false;
-  // It was found gone by a send (EPIPE): what it wrote before it died is still read at its exit, since a
-  // report may be on its way while the reactor sends ahead.
-  bool gone_with_reports_ = false;
   bool exited_ = false;
-  bool channel_polled_ = false;  // channel_poll_ is initialised.
-  int polled_events_ = 0;        // The events channel_poll_ watches now.
-  bool channel_ended_ = false;
   std::string kill_reason_;
   uint64_t request_limit_ = 0;
 };

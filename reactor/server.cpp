@@ -31,7 +31,9 @@ Server::Server(uv_loop_t* loop, Config config)
       config_(with_inherited_pool_size(std::move(config))),
       pool_(loop, config_, state_page_, dispatcher_, metrics_, *this),
       frontend_(loop, config_, dispatcher_, pool_, metrics_),
-      admin_routes_(loop, pool_, frontend_, dispatcher_, metrics_, state_page_) {}
+      admin_routes_(loop, pool_, frontend_, dispatcher_, metrics_, state_page_) {
+  pool_.set_connection_events(frontend_);
+}
 
 std::error_code Server::start() {
   start_watchers();
@@ -170,8 +172,9 @@ void Server::on_successor_ready(Successor& successor) {
   }
   // A handler lingering on a client that keeps sending in time would otherwise keep the connection here.
   pool_.end_hand_offs_soon();
-  frontend_.hand_over([&successor](PassedConnection connection) { successor.pass(std::move(connection)); },
-                      [this] { every_connection_passed(); });
+  frontend_.pass_all_to_successor(
+      [&successor](PassedConnection connection) { successor.pass(std::move(connection)); },
+      [this] { every_connection_passed(); });
 }
 
 void Server::on_successor_failed(Successor&) {
@@ -182,7 +185,7 @@ void Server::on_successor_failed(Successor&) {
 void Server::on_successor_lost(Successor&, std::vector<PassedConnection> unpassed) {
   successor_.reset();
   // Nothing more goes to it: a stop that began during the hand-over closes what is left as any stop does.
-  frontend_.end_hand_over();
+  frontend_.stop_passing();
   if (phase_ != Phase::kHandingOver) return;
   const size_t given_back = unpassed.size();
   for (PassedConnection& connection : unpassed) frontend_.accept_passed(std::move(connection));

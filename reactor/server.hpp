@@ -2,8 +2,8 @@
 
 // Internal to the reactor. Server: the wiring. It owns the parts — the Frontend (every client connection),
 // the HandlerPool (every handler process), the Dispatcher between them, the counters and the admin port —
-// passes the pool's reports to the connection side, and runs the reactor's life: start, the signals, a
-// graceful drain and a stop.
+// and runs the reactor's life: start, the signals, a graceful drain, a takeover and a stop. The pool reports
+// handlers and their connections to the Frontend directly.
 
 #include <uv.h>
 
@@ -11,8 +11,8 @@
 #include <optional>
 #include <system_error>
 
-#include "reactor/admin_routes.hpp"
-#include "reactor/admin_server.hpp"
+#include "reactor/admin/admin_routes.hpp"
+#include "reactor/admin/admin_server.hpp"
 #include "reactor/config.hpp"
 #include "reactor/descriptor_reserve.hpp"
 #include "reactor/dispatcher.hpp"
@@ -24,7 +24,7 @@
 
 namespace handoff::reactor {
 
-class Server final : HandlerPool::Events, Successor::Events {
+class Server final : HandlerPool::LifeEvents, Successor::Events {
  public:
   Server(uv_loop_t* loop, Config config);
 
@@ -41,21 +41,7 @@ class Server final : HandlerPool::Events, Successor::Events {
   int exit_status() const { return exit_status_; }
 
  private:
-  // HandlerPool::Events: the pool's reports, mostly for the connection side.
-  void on_handler_free(HandlerProcess& handler) override { frontend_.offer(handler); }
-  void on_connection_returned(const HandlerProcess& handler, ipc::Message done,
-                              uint64_t answered_bytes) override {
-    frontend_.take_back(handler, std::move(done), answered_bytes);
-  }
-  void on_connection_orphaned(ConnectionId connection, const HandlerProcess& handler) override {
-    frontend_.answer_orphan(connection, handler);
-  }
-  void on_handler_goes_on(HandlerProcess& handler) override { frontend_.send_next_ahead(handler); }
-  void on_ahead_returned(ConnectionId connection) override { frontend_.take_back_ahead(connection); }
-  void on_request_answered(HandlerProcess& handler, int status, double service_ms,
-                           bool more_follows) override {
-    frontend_.count_answer(handler, status, service_ms, more_follows);
-  }
+  // HandlerPool::LifeEvents.
   void on_pool_failed() override;
   void on_pool_ready() override;
   void on_pool_empty() override;
