@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "tests/support/client.hpp"
-#include "tests/support/python_spin_handler.hpp"
+#include "tests/support/handler_scripts.hpp"
 #include "tests/support/reactor_process.hpp"
 #include "tests/support/temporary_folder.hpp"
 #include "tests/support/wait.hpp"
@@ -126,6 +126,27 @@ TEST(Admin, HealthzAnswersAtOnceWhileEveryHandlerIsBusy) {
       "print(h['state'], h['current_request_seconds'] > 0.1, s['pool']['queue_length'])",
       admin(reactor, "GET", "/stats").body);
   EXPECT_EQ(busy, "busy True 2\n");
+  for (std::thread& thread : load) thread.join();
+}
+
+// Each open connection is counted in the one state it is in: an idle client reading, a request a handler
+// serves, and requests waiting for it (one of them may be sent ahead to it: it waits all the same).
+TEST(Admin, StatsCountTheConnectionsByState) {
+  ReactorProcess reactor({"--handlers", "1"});
+  Client idle(reactor.host(), reactor.port());
+  std::vector<std::thread> load;
+  for (int i = 0; i < 3; ++i) {
+    load.emplace_back([&] { ask(reactor.host(), reactor.port(), "spin 1500"); });
+  }
+  ASSERT_TRUE(wait_until([&] { return reactor.queue_length() == 2; }, 10s)) << reactor.stats();
+  const std::string by_state = python(
+      "import json, sys\n"
+      "c = json.load(sys.stdin)['connections']\n"
+      "print(c['reading'], c['served'], c['queued'], c['paused'], c['stopped'], c['draining'])",
+      admin(reactor, "GET", "/stats").body);
+  EXPECT_EQ(by_state, "1 1 2 0 0 0\n");
+  const std::string metrics = admin(reactor, "GET", "/metrics").body;
+  EXPECT_NE(metrics.find("handoff_connections{state=\"queued\"} 2\n"), std::string::npos) << metrics;
   for (std::thread& thread : load) thread.join();
 }
 

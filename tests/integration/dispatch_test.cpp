@@ -1,24 +1,31 @@
-// Integration tests of the dispatch fast paths (issue "Hand-off at the speed of a prefork server"): a handler
-// lingering on a keep-alive connection serves its client's next requests without a hand-off, and gives none
-// of handoff's promises away for it — a request that waits takes the handler back at once, a handler killed
-// while it lingers loses nothing, a client that leaves costs no handler.
+// Integration tests of the dispatch fast paths (docs/architecture.md, "Lingering", "Sending ahead", "Kept
+// connections", batches), each of which must give none of handoff's promises away: a handler lingering on a
+// keep-alive connection serves its client's next requests without a hand-off, and a request that waits takes
+// it back at once; a request sent ahead to a busy handler is still served by whichever handler comes free
+// first, and is lost by no kill, reload or queue timeout; a handler keeps a keep-alive connection's socket
+// for its next request, and closes its copy once the connection closes or moves. Where a test must know that
+// a handler is still busy, it stops that handler (tests/support/stopped_process.hpp) instead of racing a
+// wall-clock deadline against its CPU work.
 
 #include <signal.h>
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
-#include <fstream>
 #include <functional>
 #include <initializer_list>
-#include <sstream>
+#include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "tests/support/client.hpp"
-#include "tests/support/python_spin_handler.hpp"
+#include "tests/support/handler_scripts.hpp"
 #include "tests/support/reactor_process.hpp"
+#include "tests/support/stopped_process.hpp"
+#include "tests/support/temporary_folder.hpp"
 #include "tests/support/wait.hpp"
 
 namespace handoff::testing {
@@ -47,6 +54,8 @@ int right_fib_answers(const ReactorProcess& reactor, int clients, int requests,
   for (std::thread& thread : threads) thread.join();
   return right;
 }
+
+// --- Lingering ---
 
 // A linger far longer than any test step: what the test sees is the reclaim, never the linger running out.
 const std::vector<std::string> kLongLinger = {"--handlers", "2", "--linger", "1s"};
@@ -207,134 +216,143 @@ TEST(Linger, AClientThatLeavesWhileItsHandlerLingersCostsNoHandler) {
 
 // --- A busy handler is sent its next request ahead ---
 
-// Both handlers of a --handlers 2 reactor compute: first_ms, then (on the other) second_ms.
-struct BothHandlersCompute {
-  BothHandlersCompute(const ReactorProcess& reactor, int first_ms, int second_ms)
-      : first_ms(first_ms),
-        second_ms(second_ms),
-        first(reactor.host(), reactor.port()),
-        second(reactor.host(), reactor.port()) {
-    EXPECT_TRUE(first.send("spin " + std::to_string(first_ms) + "\n"));
-    EXPECT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 5s));
-    EXPECT_TRUE(second.send("spin " + std::to_string(second_ms) + "\n"));
-    EXPECT_TRUE(wait_until([&] { return reactor.idle_handlers() == 0; }, 5s));
-  }
-  // Both computations are answered in full.
-  void expect_answered() {
-    EXPECT_EQ(first.read_line(), "spun " + std::to_string(first_ms));
-    EXPECT_EQ(second.read_line(), "spun " + std::to_string(second_ms));
-  }
-  int first_ms, second_ms;
-  Client first, second;
-};
-
 const std::vector<std::string> kTwoHandlers = {"--handlers", "2", "--linger", "0"};
 
+// Both handlers of a --handlers 2 reactor, each stopped in the middle of a request that lasts a second at
+// least: nothing is answered by them while they are stuck, and nothing sent ahead to them is begun, on a
+// quiet machine and on a loaded one alike. The kept client's connection is kept by one of them, the keeper
+// (it served that client's `pid` before its own job), so that the client's next request goes ahead to the
+// keeper (docs/architecture.md, "Kept connections"); the other is the other one.
+struct StuckHandlers {
+  explicit StuckHandlers(const ReactorProcess& reactor) : kept(reactor.host(), reactor.port()) {
+    EXPECT_TRUE(kept.send("pid\n"));
+    const std::string keeper_pid = kept.read_line();
+    for (int i = 0; i < 2; ++i) {
+      jobs.emplace_back(reactor.host(), reactor.port());
+      // The second job finds the first one's handler busy: each handler gets one.
+      EXPECT_TRUE(jobs.back().send("pid\nspin 1000\n"));
+      const std::string pid = jobs.back().read_line();
+      std::optional<StoppedProcess>& stuck = pid == keeper_pid ? keeper : other;
+      stuck.emplace(std::stoi(pid));
+      EXPECT_TRUE(stuck->stopped()) << pid;
+    }
+    EXPECT_TRUE(keeper && other) << "the kept client's handler took no job";
+  }
+  std::string keeper_pid() const { return std::to_string(keeper->pid()); }
+  std::string other_pid() const { return std::to_string(other->pid()); }
+  // Lets both run again; both jobs are answered.
+  void expect_answered() {
+    keeper->resume();
+    other->resume();
+    for (Client& job : jobs) EXPECT_EQ(job.read_line(), "spun 1000");
+  }
+  Client kept;
+  std::vector<Client> jobs;
+  std::optional<StoppedProcess> keeper, other;
+};
+
 // A request that would wait goes ahead to a busy handler; it must still be served by whichever handler comes
-// free first (FIFO: a cheap request under saturation waits only its turn). Each way round once, so that one
-// of the two rounds sends it ahead to the handler that computes for long.
+// free first (FIFO: a cheap request under saturation waits only its turn). Here it goes ahead to the keeper,
+// which stays stuck, and the other handler, let run, serves it.
 TEST(SendAhead, ARequestSentAheadGoesToTheHandlerThatComesFreeFirst) {
   ReactorProcess reactor(kTwoHandlers);
-  for (const auto& [first_ms, second_ms] : {std::pair{2000, 200}, std::pair{200, 2000}}) {
-    BothHandlersCompute computing(reactor, first_ms, second_ms);
-    Client cheap(reactor.host(), reactor.port());
-    ASSERT_TRUE(cheap.send("ping\n"));
-    EXPECT_EQ(cheap.read_line(1500ms), "pong") << first_ms << " then " << second_ms;
-    computing.expect_answered();
-  }
-  EXPECT_EQ(reactor.stat("counters.sent_ahead"), 2);
-  EXPECT_GE(reactor.stat("counters.withdrawn"), 1);
+  StuckHandlers stuck(reactor);
+  ASSERT_TRUE(stuck.kept.send("pid\n"));
+  ASSERT_TRUE(wait_until([&] { return reactor.stat("counters.sent_ahead") == 1; }, 10s)) << reactor.stats();
+  stuck.other->resume();
+  EXPECT_EQ(stuck.kept.read_line(), stuck.other_pid());
+  EXPECT_EQ(reactor.stat("counters.withdrawn"), 1);
+  stuck.expect_answered();
   EXPECT_EQ(reactor.stat("counters.handler_exits"), 0);
 }
 
-// Requests keep coming while one handler is stuck on a long request: one sent ahead to it must not wait
-// for it while newer ones pass by on the other handler (it goes to that one, before the queue). The stuck
-// handler is the one that became busy last, which is where the dispatcher sends the next request ahead; the
-// first version left it there for the 2 s.
+// Requests keep coming while one handler is stuck on a long request: one sent ahead to it must not wait for
+// it while newer ones pass by on the other handler (it goes to that one, before the queue); left there, it
+// would wait as long as the stuck handler computes. Three clients keep the other handler busy and the queue
+// never empty for long; the request ahead is served while the keeper is still stopped, after a handful of
+// theirs at most (those that went ahead before it was taken back).
 TEST(SendAhead, ARequestAheadOnAStuckHandlerIsNotPassedByNewerOnes) {
   ReactorProcess reactor(kTwoHandlers);
-  BothHandlersCompute computing(reactor, 300, 2000);
-  Client cheap(reactor.host(), reactor.port());
-  ASSERT_TRUE(cheap.send("ping\n"));
-  ASSERT_TRUE(wait_until([&] { return reactor.stat("counters.sent_ahead") == 1; }, 5s));
-  // Three clients keep the other handler busy, and the queue never empty for long.
+  StuckHandlers stuck(reactor);
+  ASSERT_TRUE(stuck.kept.send("pid\n"));
+  ASSERT_TRUE(wait_until([&] { return reactor.stat("counters.sent_ahead") == 1; }, 10s)) << reactor.stats();
   std::atomic<bool> streaming{true};
+  std::atomic<int> streamed{0};
   std::vector<std::thread> stream;
   for (int c = 0; c < 3; ++c) {
     stream.emplace_back([&] {
       Client client(reactor.host(), reactor.port());
-      while (streaming && client.send("spin 20\n") && client.read_line() == "spun 20") {
-      }
+      while (streaming && client.send("spin 20\n") && client.read_line() == "spun 20") ++streamed;
     });
   }
-  EXPECT_EQ(cheap.read_line(1000ms), "pong");
+  ASSERT_TRUE(wait_until([&] { return reactor.queue_length() >= 3; }, 10s)) << reactor.stats();
+  stuck.other->resume();
+  EXPECT_EQ(stuck.kept.read_line(), stuck.other_pid());
+  const int passed_by = streamed;
   streaming = false;
   for (std::thread& client : stream) client.join();
-  computing.expect_answered();
+  EXPECT_LE(passed_by, 10) << "newer requests passed the one sent ahead to the stuck handler";
+  EXPECT_GE(reactor.stat("counters.withdrawn"), 1);
+  stuck.expect_answered();
   EXPECT_EQ(reactor.stat("counters.handler_exits"), 0);
 }
 
 // --queue-timeout is for waiting, not for being served: a request sent ahead that its handler serves for
-// longer than the timeout is answered, not refused (the first version refused it in the middle of its
-// answer, and then the reactor failed on the handler's report).
+// longer than the timeout is answered, not refused (a refusal would land in the middle of its answer, and the
+// handler's report would then find no request). Both handlers are stopped before their first requests come,
+// so that the request goes ahead, and it is begun as soon as they run again: it waits a moment, and is served
+// for a second and a half at least.
 TEST(SendAhead, AQueueTimeoutDoesNotCutARequestThatCameAhead) {
-  ReactorProcess reactor(plus(kTwoHandlers, {"--queue-timeout", "300ms"}));
-  BothHandlersCompute computing(reactor, 1000, 100);
+  ReactorProcess reactor(plus(kTwoHandlers, {"--queue-timeout", "1s"}));
+  ASSERT_TRUE(wait_until([&] { return reactor.idle_handlers() == 2; }, 10s));
+  std::vector<std::unique_ptr<StoppedProcess>> stopped;
+  for (const pid_t handler : reactor.handler_pids()) {
+    stopped.push_back(std::make_unique<StoppedProcess>(handler));
+    ASSERT_TRUE(stopped.back()->stopped());
+  }
+  std::vector<Client> first;
+  for (int i = 0; i < 2; ++i) {
+    first.emplace_back(reactor.host(), reactor.port());
+    ASSERT_TRUE(first.back().send("ping\n"));
+  }
+  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 2; }, 10s));
   Client ahead(reactor.host(), reactor.port());
-  ASSERT_TRUE(ahead.send("spin 700\n"));
-  EXPECT_EQ(ahead.read_line(), "spun 700");
-  computing.expect_answered();
+  ASSERT_TRUE(ahead.send("spin 1500\n"));
+  ASSERT_TRUE(wait_until([&] { return reactor.stat("counters.sent_ahead") == 1; }, 10s)) << reactor.stats();
+  for (auto& handler : stopped) handler->resume();
+  EXPECT_EQ(ahead.read_line(), "spun 1500");
+  for (Client& client : first) EXPECT_EQ(client.read_line(), "pong");
   EXPECT_EQ(reactor.stat("counters.sent_ahead"), 1);
   EXPECT_EQ(reactor.stat("counters.errors.busy"), 0);
 }
 
 TEST(SendAhead, AHandlerKilledWhileItHoldsOneLosesNothingOfIt) {
   ReactorProcess reactor(kTwoHandlers);
-  BothHandlersCompute computing(reactor, 5000, 5000);
-  Client cheap(reactor.host(), reactor.port());
-  ASSERT_TRUE(cheap.send("ping\n"));
-  ASSERT_TRUE(wait_until([&] { return reactor.stat("counters.sent_ahead") == 1; }, 5s));
-  for (const pid_t handler : reactor.handler_pids()) ASSERT_EQ(::kill(handler, SIGKILL), 0);
+  StuckHandlers stuck(reactor);
+  ASSERT_TRUE(stuck.kept.send("ping\n"));
+  ASSERT_TRUE(wait_until([&] { return reactor.stat("counters.sent_ahead") == 1; }, 10s)) << reactor.stats();
+  ASSERT_EQ(::kill(stuck.keeper->pid(), SIGKILL), 0);
+  ASSERT_EQ(::kill(stuck.other->pid(), SIGKILL), 0);
   // The requests they computed fail clearly; the one sent ahead had not begun, and is served by another.
-  EXPECT_EQ(computing.first.read_line(), "ERR handler crashed");
-  EXPECT_EQ(computing.second.read_line(), "ERR handler crashed");
-  EXPECT_EQ(cheap.read_line(), "pong");
+  for (Client& job : stuck.jobs) EXPECT_EQ(job.read_line(), "ERR handler crashed");
+  EXPECT_EQ(stuck.kept.read_line(), "pong");
   EXPECT_EQ(reactor.stat("counters.errors.crashed"), 2);
 }
 
-// Over HTTP a client that closes has left (nginx's rule): its request is dropped unserved, and the handler it
-// was sent ahead to skips it.
-TEST(SendAhead, AClientThatLeavesWhileItsRequestIsAheadCostsNothing) {
-  ReactorProcess reactor(kTwoHandlers);
-  BothHandlersCompute computing(reactor, 1000, 1000);
-  {
-    Client leaving(reactor.host(), reactor.port());
-    ASSERT_TRUE(leaving.send("GET /fib/20 HTTP/1.1\r\nHost: t\r\n\r\n"));
-    ASSERT_TRUE(wait_until([&] { return reactor.stat("counters.sent_ahead") == 1; }, 5s));
-  }
-  ASSERT_TRUE(wait_until([&] { return reactor.stat("counters.abandoned") == 1; }, 5s));
-  computing.expect_answered();
-  ASSERT_TRUE(wait_until([&] { return reactor.idle_handlers() == 2; }, 5s));
-  EXPECT_EQ(reactor.stat("counters.withdrawn"), 1);
-  EXPECT_EQ(reactor.stat("counters.requests"), 2);
-  EXPECT_EQ(reactor.stat("counters.cancelled"), 0);
-  EXPECT_EQ(reactor.stat("counters.handler_exits"), 0);
-  EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
-}
-
-// A reload must not leave a request on an old handler that computes for long: the new handlers take it.
+// A reload must not leave a request on an old handler that computes for long: a new handler takes it, while
+// both old ones are still stuck.
 TEST(SendAhead, AReloadHandsOneSentAheadToANewHandler) {
   ReactorProcess reactor(kTwoHandlers);
-  const std::vector<pid_t> old = reactor.handler_pids();
-  BothHandlersCompute computing(reactor, 3000, 3000);
-  Client cheap(reactor.host(), reactor.port());
-  ASSERT_TRUE(cheap.send("pid\n"));
-  ASSERT_TRUE(wait_until([&] { return reactor.stat("counters.sent_ahead") == 1; }, 5s));
+  StuckHandlers stuck(reactor);
+  ASSERT_TRUE(stuck.kept.send("pid\n"));
+  ASSERT_TRUE(wait_until([&] { return reactor.stat("counters.sent_ahead") == 1; }, 10s)) << reactor.stats();
   ASSERT_EQ(::kill(reactor.pid(), SIGHUP), 0);
-  const std::string pid = cheap.read_line(2500ms);
-  ASSERT_FALSE(pid.empty());
-  for (const pid_t handler : old) EXPECT_NE(pid, std::to_string(handler));
-  computing.expect_answered();
+  const std::string pid = stuck.kept.read_line();
+  EXPECT_NE(pid, stuck.keeper_pid());
+  EXPECT_NE(pid, stuck.other_pid());
+  const std::vector<pid_t> handlers = reactor.handler_pids();
+  EXPECT_NE(std::find(handlers.begin(), handlers.end(), std::atoi(pid.c_str())), handlers.end()) << pid;
+  stuck.expect_answered();
 }
 
 // The Python library does not take connections ahead (its hello says so): a busy Python handler is sent
@@ -342,28 +360,32 @@ TEST(SendAhead, AReloadHandsOneSentAheadToANewHandler) {
 TEST(SendAhead, NothingGoesAheadToAPythonHandler) {
   const TemporaryFolder folder;
   ReactorProcess reactor(plus(kTwoHandlers, {"--handler-cmd", python_spin_handler(folder)}));
-  BothHandlersCompute computing(reactor, 300, 300);
+  StuckHandlers stuck(reactor);
   Client waiting(reactor.host(), reactor.port());
   ASSERT_TRUE(waiting.send("spin 1\n"));
+  ASSERT_TRUE(wait_until([&] { return reactor.queue_length() == 1; }, 10s)) << reactor.stats();
+  EXPECT_EQ(reactor.stat("counters.sent_ahead"), 0);
+  stuck.expect_answered();
   EXPECT_EQ(waiting.read_line(), "spun 1");
-  computing.expect_answered();
   EXPECT_EQ(reactor.stat("counters.sent_ahead"), 0);
   EXPECT_EQ(reactor.stat("counters.batched"), 0);  // Nor are frames batched: its hello does not ask for it.
 }
 
 TEST(SendAhead, OffSendsNothingAhead) {
   ReactorProcess reactor(plus(kTwoHandlers, {"--send-ahead", "off"}));
-  BothHandlersCompute computing(reactor, 300, 300);
-  Client cheap(reactor.host(), reactor.port());
-  ASSERT_TRUE(cheap.send("ping\n"));
-  EXPECT_EQ(cheap.read_line(), "pong");
+  StuckHandlers stuck(reactor);
+  ASSERT_TRUE(stuck.kept.send("ping\n"));
+  ASSERT_TRUE(wait_until([&] { return reactor.queue_length() == 1; }, 10s)) << reactor.stats();
+  EXPECT_EQ(reactor.stat("counters.sent_ahead"), 0);
+  stuck.expect_answered();
+  EXPECT_EQ(stuck.kept.read_line(), "pong");
   EXPECT_EQ(reactor.stat("counters.sent_ahead"), 0);
 }
 
 // Keep-alive clients at once, more than the handlers, with work of varied length: requests go ahead, and are
 // taken back for a handler that comes free first, and every answer is the right one for its request. With
 // as few clients as here a connection often goes ahead to the handler that still holds its withdrawn frame
-// from before; the first version took that stale frame for the new offer and answered an old request again.
+// from before; a handler that took that stale frame for the new offer would answer an old request again.
 TEST(SendAhead, UnderLoadEveryAnswerIsRight) {
   ReactorProcess reactor(kTwoHandlers);
   constexpr int kClients = 4, kRequests = 2500;
@@ -394,40 +416,7 @@ TEST(Batches, UnderLoadSeveralHandOffsShareAWriteAndEveryAnswerIsRight) {
   }
 }
 
-// --- The reactor comes first on the CPU ---
-
-// Field number field (1-based, as proc(5) counts) of /proc/PID/stat.
-long proc_stat_field(pid_t pid, int field) {
-  std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
-  std::string text;
-  std::getline(file, text);
-  std::istringstream rest(text.substr(text.rfind(')') + 2));  // After "pid (comm) ": field 3 on.
-  std::string value;
-  for (int i = 3; i <= field && rest >> value; ++i) {
-  }
-  return std::stol(value);
-}
-constexpr int kNiceField = 19, kPolicyField = 41;
-constexpr long kSchedBatch = 3, kSchedOther = 0;
-
-TEST(HandlerPriority, HandlersAreBatchJobsAndAsNiceAsAsked) {
-  ReactorProcess reactor({"--handlers", "2", "--handler-nice", "3"});
-  const long reactor_nice = proc_stat_field(reactor.pid(), kNiceField);
-  EXPECT_EQ(proc_stat_field(reactor.pid(), kPolicyField), kSchedOther);
-  for (const pid_t handler : reactor.handler_pids()) {
-    EXPECT_EQ(proc_stat_field(handler, kPolicyField), kSchedBatch) << handler;
-    EXPECT_EQ(proc_stat_field(handler, kNiceField), std::min(reactor_nice + 3, 19L)) << handler;
-  }
-  EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
-}
-
-TEST(HandlerPriority, NormalLeavesHandlersAsTheReactor) {
-  ReactorProcess reactor({"--handlers", "1", "--handler-sched", "normal"});
-  for (const pid_t handler : reactor.handler_pids()) {
-    EXPECT_EQ(proc_stat_field(handler, kPolicyField), kSchedOther);
-    EXPECT_EQ(proc_stat_field(handler, kNiceField), proc_stat_field(reactor.pid(), kNiceField));
-  }
-}
+// --- Kept connections ---
 
 const std::vector<std::string> kOneHandlerNoLinger = {"--handlers", "1", "--linger", "0"};
 
@@ -483,9 +472,10 @@ TEST(KeptConnections, AConnectionTheReactorClosesEndsWhileItsHandlerIsBusy) {
   Client busy(reactor.host(), reactor.port());
   ASSERT_TRUE(busy.send("spin 2000\n"));
   ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 5s));
+  // `spin 2000` lasts two seconds at least: a close within 1.5 s of its start did not wait for it.
   EXPECT_TRUE(kept.wait_closed(1500ms));
   EXPECT_EQ(busy.read_line(), "spun 2000");
-  EXPECT_TRUE(busy.wait_closed(3s));  // The idle timeout again.
+  EXPECT_TRUE(busy.wait_closed(10s));  // The idle timeout again.
   EXPECT_TRUE(wait_until([&] { return count_descriptors(handler) == before; }, 5s))
       << count_descriptors(handler);
 }

@@ -1,10 +1,16 @@
-// Integration tests of handlers written by users: the C++ and Python wordcount and greet examples behind the
-// real reactor, over both protocols, with exceptions, in parallel, and with what HTTP gives them (query
-// parameters, percent-decoded path arguments).
+// Integration tests of handlers written by users, through the handler libraries (docs/handlers.md): the C++
+// and Python examples behind the real reactor, over both protocols, with exceptions, in parallel, with what
+// HTTP gives them (query parameters, percent-decoded path arguments), with their own arguments and no
+// descriptor of the reactor's; and what the libraries refuse to write for their user: a content type that
+// would split an HTTP response in two, a line answer of several lines. Raw bytes on a socket.
 
 #include <gtest/gtest.h>
+
+#include <algorithm>
 #include <set>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "tests/support/client.hpp"
 #include "tests/support/reactor_process.hpp"
@@ -14,11 +20,24 @@
 namespace handoff::testing {
 namespace {
 
-// The handler commands under test: the C++ example binary, and the Python example through python3.
-std::vector<std::string> handler_commands() {
-  return {environment("HANDOFF_WORDCOUNT"),
-          "python3 " + environment("HANDOFF_EXAMPLES_SOURCE") + "/wordcount.py"};
+using namespace std::string_literals;
+
+// The handler under test in each language: the C++ example binary, and the Python example through python3.
+std::vector<std::string> commands_of(const char* binary_variable, const std::string& script) {
+  return {environment(binary_variable), "python3 " + environment("HANDOFF_EXAMPLES_SOURCE") + "/" + script};
 }
+
+std::string language(const ::testing::TestParamInfo<std::string>& info) {
+  return info.index == 0 ? "Cpp" : "Python";
+}
+
+size_t occurrences(const std::string& text, const std::string& what) {
+  size_t count = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++count;
+  return count;
+}
+
+// --- Users' handlers: the examples in both languages ---
 
 class Wordcount : public ::testing::TestWithParam<std::string> {};
 
@@ -77,8 +96,8 @@ TEST_P(Wordcount, ConcurrentRequestsRunInParallelOnDifferentHandlers) {
     clients[i] = std::thread([&, i] {
       Client client(reactor.host(), reactor.port());
       client.send("wordcount" + words + "\npid\n");
-      counts[i] = client.read_line(60s);
-      pids[i] = client.read_line(60s);
+      counts[i] = client.read_line();
+      pids[i] = client.read_line();
     });
   }
   for (std::thread& client : clients) client.join();
@@ -90,17 +109,19 @@ TEST_P(Wordcount, ConcurrentRequestsRunInParallelOnDifferentHandlers) {
   }
 }
 
-TEST_P(Wordcount, TheSameAnswersInBothLanguages) {
-  ReactorProcess cpp({"--handlers", "1", "--handler-cmd", handler_commands()[0]});
-  ReactorProcess python({"--handlers", "1", "--handler-cmd", handler_commands()[1]});
+INSTANTIATE_TEST_SUITE_P(Languages, Wordcount,
+                         ::testing::ValuesIn(commands_of("HANDOFF_WORDCOUNT", "wordcount.py")), language);
+
+// The C++ and the Python example count alike, whatever the case of the words or their letters.
+TEST(BothLanguages, WordcountGivesTheSameAnswers) {
+  ReactorProcess cpp(
+      {"--handlers", "1", "--handler-cmd", commands_of("HANDOFF_WORDCOUNT", "wordcount.py")[0]});
+  ReactorProcess python(
+      {"--handlers", "1", "--handler-cmd", commands_of("HANDOFF_WORDCOUNT", "wordcount.py")[1]});
   for (const char* line : {"wordcount Z z Y y y x", "wordcount a1 a1 B2 b2 c3", "wordcount ÄÖ ab ab"}) {
     EXPECT_EQ(ask(cpp.host(), cpp.port(), line), ask(python.host(), python.port(), line)) << line;
   }
 }
-
-INSTANTIATE_TEST_SUITE_P(Languages, Wordcount, ::testing::ValuesIn(handler_commands()), [](const auto& info) {
-  return info.index == 0 ? std::string("Cpp") : std::string("Python");
-});
 
 class Greet : public ::testing::TestWithParam<std::string> {};
 
@@ -125,12 +146,130 @@ TEST_P(Greet, ReadsQueryParametersAndPercentDecodedArguments) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Languages, Greet,
-                         ::testing::Values(environment("HANDOFF_GREET"),
-                                           "python3 " + environment("HANDOFF_EXAMPLES_SOURCE") + "/greet.py"),
-                         [](const auto& info) {
-                           return info.index == 0 ? std::string("Cpp") : std::string("Python");
-                         });
+INSTANTIATE_TEST_SUITE_P(Languages, Greet, ::testing::ValuesIn(commands_of("HANDOFF_GREET", "greet.py")),
+                         language);
+
+// --- What the libraries give a handler ---
+
+TEST(HandlerLibraries, TheCppHandlerKeepsItsOwnArguments) {
+  ReactorProcess reactor(
+      {"--handlers", "1", "--handler-cmd", environment("HANDOFF_WORDCOUNT") + " --config x"});
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "wordcount to be or not to be"), "be=2 to=2 not=1 or=1");
+}
+
+TEST(HandlerLibraries, ProgramsAPythonHandlerStartsInheritNoDescriptorOfTheReactor) {
+  TemporaryFolder folder;
+  const std::string script =
+      folder.file("fds.py",
+                  "import subprocess\n"
+                  "from handoff_handler import Handler, Reply\n"
+                  "handler = Handler()\n"
+                  "@handler.command('fds')\n"
+                  "def fds(request):\n"
+                  "    listing = subprocess.run(['ls', '/proc/self/fd'], close_fds=False,\n"
+                  "                             capture_output=True, text=True).stdout\n"
+                  "    return Reply.text(' '.join(sorted(listing.split(), key=int)))\n"
+                  "handler.run()\n");
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", "python3 " + script});
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "fds"), "0 1 2 3");  // 3: the directory ls reads.
+}
+
+// --- What the libraries refuse to write ---
+
+// The bytes example answers the N bytes of GET /bytes/N with the content type ?type= names.
+class ResponseSplitting : public ::testing::TestWithParam<std::string> {};
+
+// A handler that took its content type from the request wrote it into the head verbatim: this type, from
+// issue 28, gave the client a Set-Cookie and then a second response of its own on the keep-alive connection.
+// CR, LF and NUL in anything the library writes into a head are refused now: the client gets a 500, and the
+// handler says why on stderr, once.
+TEST_P(ResponseSplitting, AContentTypeFromTheRequestWritesNoHeaderAndNoResponseOfItsOwn) {
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", GetParam()});
+  Client client(reactor.host(), reactor.port());
+  ASSERT_TRUE(client.send(
+      "GET /bytes/5?type=text/html%0d%0aSet-Cookie:%20session=attacker%0d%0aContent-Length:%200%0d%0a%0d%0a"
+      "HTTP/1.1%20200%20OK HTTP/1.1\r\nHost: a\r\n\r\n"
+      "GET /bytes/3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"));
+  std::string written;
+  ASSERT_TRUE(client.wait_closed(10s, &written));
+  EXPECT_EQ(written.find("Set-Cookie"), std::string::npos) << written;
+  // Two requests, two responses: the refused one, then the next one's.
+  EXPECT_EQ(occurrences(written, "HTTP/1.1 "), 2u) << written;
+  EXPECT_TRUE(written.starts_with("HTTP/1.1 500 Internal Server Error\r\n")) << written;
+  EXPECT_TRUE(written.ends_with("\r\n\r\nabc")) << written;
+  ASSERT_TRUE(reactor.wait_for_log("a content type holding CR, LF or NUL", 5s)) << reactor.stderr_text();
+  EXPECT_EQ(occurrences(reactor.stderr_text(), "a content type holding CR, LF or NUL"), 1u)
+      << reactor.stderr_text();
+}
+
+TEST_P(ResponseSplitting, ALoneLineFeedCarriageReturnOrNulInTheTypeIsRefusedToo) {
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", GetParam()});
+  Client client(reactor.host(), reactor.port());
+  for (const char* type : {"text/plain%0aX-Injected:%201", "text/plain%0dX-Injected:%201", "text/plain%00"}) {
+    ASSERT_TRUE(client.send("GET /bytes/5?type=" + std::string(type) + " HTTP/1.1\r\nHost: a\r\n\r\n"));
+    const HttpResponse response = read_response(client);
+    EXPECT_EQ(response.status, 500) << type;
+    EXPECT_EQ(response.headers.find("X-Injected"), std::string::npos) << response.headers;
+  }
+  // A type without them goes out as given, on the same connection.
+  ASSERT_TRUE(client.send("GET /bytes/5?type=text/x-letters;%20a=b HTTP/1.1\r\nHost: a\r\n\r\n"));
+  const HttpResponse response = read_response(client);
+  EXPECT_EQ(response.status, 200);
+  EXPECT_TRUE(response.has_header("Content-Type: text/x-letters; a=b")) << response.headers;
+  EXPECT_EQ(response.body, "abcde");
+}
+
+INSTANTIATE_TEST_SUITE_P(Languages, ResponseSplitting,
+                         ::testing::ValuesIn(commands_of("HANDOFF_BYTES", "bytes.py")), language);
+
+class LineAnswers : public ::testing::TestWithParam<std::string> {};
+
+// The greet example echoes the words of its line, and a word may hold a CR or a NUL (only LF ends a line):
+// the answer held them as sent, and a client that reads CR as a line end took "ERR fake answer" for the
+// answer to its next request. An answer is one line whatever it holds: CR, LF and NUL become spaces.
+TEST_P(LineAnswers, ACarriageReturnOrNulInAnAnswerIsASpace) {
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", GetParam()});
+  Client client(reactor.host(), reactor.port());
+  ASSERT_TRUE(client.send("greet Ada\rERR fake answer\ngreet Bob\0Eve\ngreet Cy\n"s));
+  EXPECT_EQ(client.read_line(), "hello Ada ERR fake answer");
+  EXPECT_EQ(client.read_line(), "hello Bob Eve");
+  EXPECT_EQ(client.read_line(), "hello Cy");
+}
+
+INSTANTIATE_TEST_SUITE_P(Languages, LineAnswers,
+                         ::testing::ValuesIn(commands_of("HANDOFF_GREET", "greet.py")), language);
+
+// An error or an exception whose text held a line break became several answer lines, and a client that
+// pipelines took "fake answer" for the answer to its next request (issue 28). The C++ library's answers are
+// checked over a socket in tests/unit/handler_test.cpp; this is the Python one's, through the reactor.
+TEST(LineAnswers, AnErrorOrAnExceptionWithALineBreakIsOneAnswerLineInPython) {
+  TemporaryFolder folder;
+  const std::string script = folder.file("breaks.py",
+                                         "from handoff_handler import Handler, Reply\n"
+                                         "handler = Handler()\n"
+                                         "@handler.command('raise')\n"
+                                         "def fail(request):\n"
+                                         "    raise ValueError('no such record\\nfake answer')\n"
+                                         "@handler.command('refuse')\n"
+                                         "def refuse(request):\n"
+                                         "    return Reply.error('no\\r\\nfake answer\\x00.\\n')\n"
+                                         "@handler.command('lines')\n"
+                                         "def lines(request):\n"
+                                         "    return Reply.text('one\\ntwo\\r\\n')\n"
+                                         "@handler.command('ping')\n"
+                                         "def ping(request):\n"
+                                         "    return Reply.text('pong')\n"
+                                         "handler.run()\n");
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", "python3 " + script});
+  Client client(reactor.host(), reactor.port());
+  ASSERT_TRUE(client.send("raise\nping\nrefuse\nping\nlines\nping\n"));
+  EXPECT_EQ(client.read_line(), "ERR internal error: no such record fake answer");
+  EXPECT_EQ(client.read_line(), "pong");
+  EXPECT_EQ(client.read_line(), "ERR no  fake answer .");
+  EXPECT_EQ(client.read_line(), "pong");
+  EXPECT_EQ(client.read_line(), "one two");
+  EXPECT_EQ(client.read_line(), "pong");
+}
 
 }  // namespace
 }  // namespace handoff::testing

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <future>
+#include <memory>
 #include <regex>
 #include <string>
 #include <thread>
@@ -21,6 +22,7 @@
 
 #include "tests/support/client.hpp"
 #include "tests/support/reactor_process.hpp"
+#include "tests/support/stopped_process.hpp"
 #include "tests/support/temporary_folder.hpp"
 #include "tests/support/wait.hpp"
 
@@ -74,15 +76,23 @@ TEST(Takeover, IdleConnectionsAndTheBytesReadOfThemMoveToTheNewReactor) {
   // Half a request: the old reactor has read it, and the new one must read on from there.
   Client half(reactor.host(), reactor.port());
   ASSERT_TRUE(half.send("GET /fib/20 HTTP/1.1\r\nHo"));
-  // A request in progress: it finishes in the old reactor, and its connection follows.
+  // A request in progress: it finishes in the old reactor, and its connection follows. Its handler is stopped
+  // until the hand-over has begun, so that it is still in progress then, however long the takeover takes.
   Client busy(reactor.host(), reactor.port());
-  ASSERT_TRUE(busy.send("spin 400\n"));
-  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 5s));
+  ASSERT_TRUE(busy.send("pid\nspin 1000\n"));
+  StoppedProcess handler(std::stoi(busy.read_line()));
+  ASSERT_TRUE(handler.stopped());
 
-  ASSERT_EQ(reactor.take_over(15s), 0) << reactor.stderr_text();
+  ASSERT_EQ(reactor.take_over(60s,
+                              [&](pid_t) {
+                                EXPECT_TRUE(reactor.wait_for_log("passing the connections", 20s));
+                                handler.resume();
+                              }),
+            0)
+      << reactor.stderr_text();
   ASSERT_GT(reactor.pid(), 0);
   EXPECT_NE(reactor.pid(), old_pid);
-  EXPECT_EQ(busy.read_line(), "spun 400");
+  EXPECT_EQ(busy.read_line(), "spun 1000");
   ASSERT_TRUE(half.send("st: 127.0.0.1\r\n\r\n"));
   const HttpResponse fib = read_response(half);
   EXPECT_EQ(fib.status, 200);
@@ -105,7 +115,7 @@ TEST(Takeover, UnderLoadWithIdleConnectionsNothingFails) {
   });
   ASSERT_TRUE(wait_until(
       [&] { return reactor.requests_answered() > static_cast<int64_t>(kIdleConnections) + 500; }, 10s));
-  ASSERT_EQ(reactor.take_over(15s), 0) << reactor.stderr_text();
+  ASSERT_EQ(reactor.take_over(60s), 0) << reactor.stderr_text();
   // Any failed, reset or timed-out request shows as socket errors or non-2xx answers.
   expect_clean_wrk_run(load.get(), 1000);
   EXPECT_GE(reactor.stat("counters.taken_over"), static_cast<int64_t>(kIdleConnections));
@@ -119,16 +129,20 @@ TEST(Takeover, AStopSignalDuringTheHandOverEndsTheOldReactorCleanly) {
   Client idle(reactor.host(), reactor.port());
   ASSERT_TRUE(idle.send("ping\n"));
   ASSERT_EQ(idle.read_line(), "pong");
+  // Its handler is stopped until the stop signal, so that the request is still in progress then.
   Client busy(reactor.host(), reactor.port());
   ASSERT_TRUE(busy.send("spin 1000\n"));
-  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 5s));
-  const int status = reactor.take_over(15s, [&](pid_t old) {
-    ASSERT_TRUE(reactor.wait_for_log("passing the connections", 10s)) << reactor.stderr_text();
+  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 10s));
+  StoppedProcess handler(reactor.handler_pids().at(0));
+  ASSERT_TRUE(handler.stopped());
+  const int status = reactor.take_over(60s, [&](pid_t old) {
+    EXPECT_TRUE(reactor.wait_for_log("passing the connections", 20s)) << reactor.stderr_text();
     ::kill(old, SIGTERM);
+    handler.resume();
   });
   EXPECT_EQ(status, 0) << reactor.stderr_text();
   EXPECT_EQ(busy.read_line(), "spun 1000");
-  EXPECT_TRUE(busy.wait_closed(5s));
+  EXPECT_TRUE(busy.wait_closed(10s));
   ASSERT_TRUE(idle.send("pid\n"));
   EXPECT_TRUE(is_handler_of(reactor, idle.read_line()));
   // The old reactor still told the new one that nothing more comes.
@@ -144,23 +158,65 @@ TEST(Takeover, AConnectionAHandlerLingersOnMovesToo) {
   std::atomic<int> answered = 0, failed = 0;
   std::thread pinger([&] {
     while (!done) {
-      const bool ok = steady.send("ping\n") && steady.read_line(5s) == "pong";
+      const bool ok = steady.send("ping\n") && steady.read_line() == "pong";
       ++(ok ? answered : failed);
       std::this_thread::sleep_for(50ms);
     }
   });
-  ASSERT_TRUE(wait_until([&] { return answered > 5; }, 5s));
+  ASSERT_TRUE(wait_until([&] { return answered > 5; }, 10s));
   const auto started = std::chrono::steady_clock::now();
-  const int status = reactor.take_over(15s);
+  const int status = reactor.take_over(60s);
   const auto took = std::chrono::steady_clock::now() - started;
-  ASSERT_TRUE(wait_until([&] { return answered > 20; }, 5s));
+  ASSERT_TRUE(wait_until([&] { return answered > 20; }, 20s));
   done = true;
   pinger.join();
   EXPECT_EQ(status, 0) << reactor.stderr_text();
-  EXPECT_LT(took, 5s) << "the old reactor waited for the lingering handler";
+  // Waiting for the lingering handler, the old reactor would have held the connection until
+  // --shutdown-timeout (20 s).
+  EXPECT_LT(took, 15s) << "the old reactor waited for the lingering handler";
   EXPECT_EQ(failed, 0);
   ASSERT_TRUE(steady.send("pid\n"));
   EXPECT_TRUE(is_handler_of(reactor, steady.read_line()));
+}
+
+// Requests sent ahead to the old reactor's busy handlers, and not begun yet, are taken back and move with
+// their connections, as does any still queued: handlers of the new reactor answer all three while the old
+// handlers are still stuck (stopped mid-request, so that what went ahead stays unbegun however long the
+// takeover takes), and the requests those were computing finish in the old reactor. None is lost.
+TEST(Takeover, RequestsSentAheadAndNotBegunMoveToTheNewReactor) {
+  ReactorProcess reactor({"--handlers", "2", "--linger", "0"});
+  std::vector<Client> busy;
+  for (int i = 0; i < 2; ++i) {
+    busy.emplace_back(reactor.host(), reactor.port());
+    ASSERT_TRUE(busy.back().send("spin 1000\n"));
+  }
+  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 2; }, 10s));
+  std::vector<std::unique_ptr<StoppedProcess>> stopped;
+  for (const pid_t handler : reactor.handler_pids()) {
+    stopped.push_back(std::make_unique<StoppedProcess>(handler));
+    ASSERT_TRUE(stopped.back()->stopped());
+  }
+  std::vector<Client> waiting;
+  for (int i = 0; i < 3; ++i) {
+    waiting.emplace_back(reactor.host(), reactor.port());
+    ASSERT_TRUE(waiting.back().send("pid\n"));
+  }
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const std::string json = reactor.stats();
+        return stat_in(json, "counters.sent_ahead") >= 2 && stat_in(json, "pool.queue_length") == 3;
+      },
+      10s))
+      << reactor.stats();
+  std::vector<std::string> answers;
+  const int status = reactor.take_over(60s, [&](pid_t) {
+    for (Client& client : waiting) answers.push_back(client.read_line());
+    for (auto& handler : stopped) handler->resume();
+  });
+  EXPECT_EQ(status, 0) << reactor.stderr_text();
+  for (Client& client : busy) EXPECT_EQ(client.read_line(), "spun 1000");
+  for (const std::string& pid : answers) EXPECT_TRUE(is_handler_of(reactor, pid)) << pid;
+  EXPECT_EQ(reactor.stat("counters.taken_over"), 5);
 }
 
 // The new reactor judges a dead handler's answer by all the socket has sent, answers of the old reactor's
@@ -170,7 +226,7 @@ TEST(Takeover, AConnectionTakenOverStillGetsTheCrashAnswer) {
   Client client(reactor.host(), reactor.port());
   ASSERT_TRUE(client.send("ping\n"));
   ASSERT_EQ(client.read_line(), "pong");
-  ASSERT_EQ(reactor.take_over(15s), 0) << reactor.stderr_text();
+  ASSERT_EQ(reactor.take_over(60s), 0) << reactor.stderr_text();
   ASSERT_TRUE(client.send("pid\nspin 20000\n"));
   const pid_t serving = std::stoi(client.read_line());
   ASSERT_TRUE(wait_until([&] { return reactor.requests_answered() == 1; }, 10s));  // The spin runs.
@@ -180,20 +236,24 @@ TEST(Takeover, AConnectionTakenOverStillGetsTheCrashAnswer) {
 
 // A successor that dies after it was ready, while a request still runs in the old reactor: the old one
 // serves on, with that connection and its ports.
+// (Its handler is stopped meanwhile, so that the request still runs however long the takeover takes.)
 TEST(Takeover, ASuccessorThatDiesDuringTheHandOverLeavesTheOldOneServing) {
   ReactorProcess reactor({"--handlers", "1"});
   const pid_t old_pid = reactor.pid();
   Client busy(reactor.host(), reactor.port());
-  ASSERT_TRUE(busy.send("spin 1500\n"));
-  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 5s));
+  ASSERT_TRUE(busy.send("spin 1000\n"));
+  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 10s));
+  StoppedProcess handler(reactor.handler_pids().at(0));
+  ASSERT_TRUE(handler.stopped());
   ::kill(old_pid, SIGUSR2);
-  ASSERT_TRUE(reactor.wait_for_log("passing the connections", 10s)) << reactor.stderr_text();
+  ASSERT_TRUE(reactor.wait_for_log("passing the connections", 20s)) << reactor.stderr_text();
   std::smatch started;
   const std::string log = reactor.stderr_text();
   ASSERT_TRUE(std::regex_search(log, started, std::regex(R"(started the new reactor, pid (\d+))"))) << log;
   ::kill(std::stoi(started[1]), SIGKILL);
   ASSERT_TRUE(reactor.wait_for_log("takeover abandoned during the hand-over", 10s)) << reactor.stderr_text();
-  EXPECT_EQ(busy.read_line(), "spun 1500");
+  handler.resume();
+  EXPECT_EQ(busy.read_line(), "spun 1000");
   ASSERT_TRUE(busy.send("pid\n"));
   EXPECT_TRUE(is_handler_of(reactor, busy.read_line()));  // Still the old reactor's.
   EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
@@ -284,17 +344,29 @@ TEST(Takeover, AQueuedRequestLargerThanAFrameMovesInPieces) {
   std::vector<Client> busy;
   for (int i = 0; i < 2; ++i) {
     busy.emplace_back(reactor.host(), reactor.port());
-    ASSERT_TRUE(busy.back().send("spin 1500\n"));
+    ASSERT_TRUE(busy.back().send("spin 1000\n"));
   }
   ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 2; }, 10s));
+  // Both handlers stay busy until the hand-over has begun: the upload waits in the queue until then.
+  std::vector<std::unique_ptr<StoppedProcess>> stopped;
+  for (const pid_t handler : reactor.handler_pids()) {
+    stopped.push_back(std::make_unique<StoppedProcess>(handler));
+    ASSERT_TRUE(stopped.back()->stopped());
+  }
   constexpr size_t kBody = 20u << 20, kSentBefore = 17u << 20;
   Client upload(reactor.host(), reactor.port());
   ASSERT_TRUE(upload.send("POST /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " +
                           std::to_string(kBody) + "\r\n\r\n" + std::string(kSentBefore, 'x')));
   // The reactor reads a queued request up to a frame's payload (16 MiB), and the handler reads the rest.
   ASSERT_TRUE(wait_until([&] { return reactor.stat("pool.buffered_bytes") >= int64_t{16} << 20; }, 20s));
-  ASSERT_EQ(reactor.take_over(60s), 0) << reactor.stderr_text();
-  for (Client& client : busy) EXPECT_EQ(client.read_line(30s), "spun 1500");
+  ASSERT_EQ(reactor.take_over(60s,
+                              [&](pid_t) {
+                                EXPECT_TRUE(reactor.wait_for_log("is ready; passing", 20s));
+                                for (auto& handler : stopped) handler->resume();
+                              }),
+            0)
+      << reactor.stderr_text();
+  for (Client& client : busy) EXPECT_EQ(client.read_line(), "spun 1000");
   ASSERT_TRUE(upload.send(std::string(kBody - kSentBefore, 'y')));
   const HttpResponse answer = read_response(upload);
   EXPECT_EQ(answer.status, 200);
@@ -304,18 +376,25 @@ TEST(Takeover, AQueuedRequestLargerThanAFrameMovesInPieces) {
 // Reproduces: a stop of the old reactor during the hand-over, then of the new one (systemctl stop during an
 // upgrade), and the old reactor died of SIGSEGV once its last request was answered (it told a successor that
 // was gone already that every connection had been passed).
+// (Its handler is stopped until both were signalled, so that its last answer comes after that.)
 TEST(Takeover, AStopOfBothReactorsDuringTheHandOverEndsTheOldOneCleanly) {
   ReactorProcess reactor({"--handlers", "1"});
   Client busy(reactor.host(), reactor.port());
   ASSERT_TRUE(busy.send("spin 1000\n"));
-  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 5s));
-  const int status = reactor.take_over(30s, [&](pid_t old) {
+  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 10s));
+  StoppedProcess handler(reactor.handler_pids().at(0));
+  ASSERT_TRUE(handler.stopped());
+  const int status = reactor.take_over(60s, [&](pid_t old) {
     ASSERT_TRUE(reactor.wait_for_log("is ready; passing", 20s)) << reactor.stderr_text();
     ::kill(old, SIGTERM);
     const pid_t successor = successor_pid(reactor);
     ASSERT_GT(successor, 0);
     ::kill(successor, SIGTERM);
+    EXPECT_TRUE(
+        wait_until([&] { return !std::filesystem::exists("/proc/" + std::to_string(successor)); }, 20s));
+    handler.resume();
   });
+  handler.resume();
   EXPECT_EQ(busy.read_line(), "spun 1000");
   EXPECT_EQ(status, 0) << reactor.stderr_text();
 }
@@ -338,7 +417,7 @@ TEST(Takeover, AtTheConnectionCapACloseDuringTheHandOverDoesNotReopenTheOldListe
   Client idle(reactor.host(), reactor.port());
   ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 2; }, 5s));
   std::vector<std::string> newcomers;
-  const int status = reactor.take_over(30s, [&](pid_t) {
+  const int status = reactor.take_over(60s, [&](pid_t) {
     ASSERT_TRUE(reactor.wait_for_log("is ready; passing", 20s)) << reactor.stderr_text();
     ::kill(held, SIGCONT);
     EXPECT_EQ(quits.read_line(), "spun 200");
@@ -358,7 +437,7 @@ TEST(Takeover, TheNewReactorKeepsThePoolSizeInForce) {
   ReactorProcess reactor({"--handlers", "2"});
   ASSERT_EQ(reactor.admin("POST", "/pool?size=3").status, 200);
   ASSERT_TRUE(reactor.wait_for_handlers(3, 20s));
-  ASSERT_EQ(reactor.take_over(30s), 0) << reactor.stderr_text();
+  ASSERT_EQ(reactor.take_over(60s), 0) << reactor.stderr_text();
   EXPECT_EQ(reactor.stat("pool.target"), 3);
   EXPECT_TRUE(reactor.wait_for_handlers(3, 20s));
 }
@@ -372,7 +451,7 @@ TEST(Takeover, A100ContinueAlreadySentIsNotSentAgain) {
       "POST /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"));
   EXPECT_EQ(client.read_line(), "HTTP/1.1 100 Continue\r");
   EXPECT_EQ(client.read_line(), "\r");
-  ASSERT_EQ(reactor.take_over(30s), 0) << reactor.stderr_text();
+  ASSERT_EQ(reactor.take_over(60s), 0) << reactor.stderr_text();
   ASSERT_TRUE(client.send("body"));
   const HttpResponse answer = read_response(client);
   EXPECT_EQ(answer.status, 200);
@@ -386,9 +465,9 @@ TEST(Takeover, TheReadTimeoutOfAHalfReadRequestCountsOnAcrossTakeovers) {
   Client slow(reactor.host(), reactor.port());
   const auto began = std::chrono::steady_clock::now();
   ASSERT_TRUE(slow.send("GET /ping HTTP/1.1\r\n"));
-  ASSERT_EQ(reactor.take_over(30s), 0) << reactor.stderr_text();
+  ASSERT_EQ(reactor.take_over(60s), 0) << reactor.stderr_text();
   std::this_thread::sleep_until(began + 2500ms);
-  ASSERT_EQ(reactor.take_over(30s), 0) << reactor.stderr_text();
+  ASSERT_EQ(reactor.take_over(60s), 0) << reactor.stderr_text();
   const auto taken_over = std::chrono::steady_clock::now();
   const HttpResponse answer = read_response(slow);
   EXPECT_EQ(answer.status, 408);
@@ -515,7 +594,7 @@ TEST_F(TakeoverOfACopy, ABrokenNewBinaryIsAbandonedAndAFixedOneGoesLive) {
   EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");  // It still accepts.
 
   install(previous_);
-  ASSERT_EQ(reactor.take_over(15s), 0) << reactor.stderr_text();
+  ASSERT_EQ(reactor.take_over(60s), 0) << reactor.stderr_text();
   EXPECT_NE(reactor.pid(), old_pid);
   ASSERT_TRUE(client.send("pid\n"));
   EXPECT_TRUE(is_handler_of(reactor, client.read_line()));

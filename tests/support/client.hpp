@@ -10,6 +10,12 @@ namespace handoff::testing {
 
 using namespace std::chrono_literals;
 
+// How long a test waits for an answer that must come: a guard against a hang, never a bound on the work.
+// `spin N` burns N ms of CPU time, which lasts at least N ms on the wall clock and, on a machine whose cores
+// other programs load, several times that; so a test may take spin N for a lower bound of a wait, never for
+// an upper one (an order, a counter or a stopped handler says what came first instead).
+inline constexpr std::chrono::milliseconds kAnswerTimeout = 60s;
+
 class Client {
  public:
   // Connects to host:port (IPv4 or IPv6 literal). Throws std::runtime_error on failure.
@@ -26,9 +32,9 @@ class Client {
   // Shuts down the sending side (the server reads EOF).
   void finish_sending();
   // The next line without its "\n"; "<timeout>" or "<closed>" when none comes.
-  std::string read_line(std::chrono::milliseconds timeout = 10s);
+  std::string read_line(std::chrono::milliseconds timeout = kAnswerTimeout);
   // Exactly count bytes; fewer when the server closes or the time runs out.
-  std::string read_bytes(size_t count, std::chrono::milliseconds timeout = 10s);
+  std::string read_bytes(size_t count, std::chrono::milliseconds timeout = kAnswerTimeout);
   // Reads until the server closes the connection; false on timeout. The bytes read are appended to rest.
   bool wait_closed(std::chrono::milliseconds timeout, std::string* rest = nullptr);
 

@@ -189,7 +189,9 @@ ReactorProcess::~ReactorProcess() {
   // Every reactor a test starts must stop cleanly, and neither it nor its handlers may have tripped a
   // sanitizer (in the sanitized build, a leak at exit fails the exit status).
   if (pid_ > 0) {
-    const int status = signal_and_wait(SIGTERM, std::chrono::seconds(15));
+    // Longer than --shutdown-timeout's default (30 s): a reactor still finishing requests on a loaded machine
+    // is let finish, and one that cannot is told by its own exit status (1), not by this wait.
+    const int status = signal_and_wait(SIGTERM, std::chrono::seconds(40));
     if (status != 0) {
       // The end of its stderr says why (an abort's message, the last warnings).
       const std::string errors = stderr_text();

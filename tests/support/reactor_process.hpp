@@ -9,8 +9,8 @@
 #include <cstdint>
 #include <functional>
 #include <string>
-
 #include <vector>
+
 #include "tests/support/client.hpp"
 
 namespace handoff::testing {
@@ -22,7 +22,7 @@ class ReactorProcess {
   // RLIMIT_NOFILE, soft and hard (it raises its soft limit to the hard one itself). Throws
   // std::runtime_error, with its stderr, when they do not come.
   explicit ReactorProcess(std::vector<std::string> arguments = {}, unsigned max_descriptors = 0);
-  ~ReactorProcess();  // SIGTERM, then SIGKILL if it does not exit in time.
+  ~ReactorProcess();  // SIGTERM, then SIGKILL if it does not exit in time (40 s).
 
   ReactorProcess(const ReactorProcess&) = delete;
   ReactorProcess& operator=(const ReactorProcess&) = delete;
@@ -57,10 +57,10 @@ class ReactorProcess {
 
   // GET /stats on the admin port: the JSON body, or "" when it cannot be had (admin off, reactor gone).
   std::string stats() const;
-  // One number of /stats, named by its path of keys ("pool.busy", "counters.errors.timeout"); -1 when the
-  // stats or the key are missing.
   // One request to the admin port on a fresh connection (Host: 127.0.0.1); throws when it cannot connect.
   HttpResponse admin(const std::string& method, const std::string& target) const;
+  // One number of /stats, named by its path of keys ("pool.busy", "counters.errors.timeout"); -1 when the
+  // stats or the key are missing.
   int64_t stat(const std::string& path) const;
   // The same for a number that need not be whole ("uptime_seconds"); NaN when missing.
   double stat_real(const std::string& path) const;

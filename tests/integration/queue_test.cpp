@@ -1,0 +1,235 @@
+// Integration tests of waiting for a handler and of the time limits on it (docs/operations.md, "What the
+// client sees"): a request that finds every handler busy waits its turn and is served; a full queue and a
+// queue timeout answer "ERR busy", a request timeout "ERR timeout"; a client that leaves while its request
+// waits or runs costs nothing, one that only half-closes is still answered; no request waits behind another
+// connection's pipeline. Where a test must know that a handler has not finished yet, it stops that handler
+// (tests/support/stopped_process.hpp) rather than race a deadline against its CPU work.
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tests/support/client.hpp"
+#include "tests/support/reactor_process.hpp"
+#include "tests/support/stopped_process.hpp"
+#include "tests/support/wait.hpp"
+
+namespace handoff::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+pid_t pid_of(Client& client) {
+  client.send("pid\n");
+  return std::stoi(client.read_line());
+}
+
+// The only handler of a --handlers 1 reactor, stopped in the middle of a request that lasts a second at least
+// (so it cannot have finished before it was stopped), and the client that waits for that request's answer.
+struct StuckHandler {
+  explicit StuckHandler(const ReactorProcess& reactor) : client(reactor.host(), reactor.port()) {
+    EXPECT_TRUE(client.send("spin 1000\n"));
+    EXPECT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 10s));
+    stopped.emplace(reactor.handler_pids().at(0));
+    EXPECT_TRUE(stopped->stopped());
+  }
+  // Lets the handler finish; its client gets its answer.
+  void expect_answered() {
+    stopped->resume();
+    EXPECT_EQ(client.read_line(), "spun 1000");
+  }
+  Client client;
+  std::optional<StoppedProcess> stopped;
+};
+
+// Every handler is busy: a newcomer waits (the reactor counts it as queued while both spin), and is served
+// once one of them is done.
+TEST(Queue, AClientArrivingWhileAllHandlersAreBusyWaitsAndIsServed) {
+  ReactorProcess reactor({"--handlers", "2"});
+  std::vector<Client> busy;
+  for (int i = 0; i < 2; ++i) {
+    busy.emplace_back(reactor.host(), reactor.port());
+    ASSERT_TRUE(busy.back().send("spin 1500\n"));
+  }
+  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 2; }, 10s));
+  Client third(reactor.host(), reactor.port());
+  ASSERT_TRUE(third.send("ping\n"));
+  EXPECT_TRUE(wait_until(
+      [&] {
+        const std::string json = reactor.stats();
+        return stat_in(json, "pool.queue_length") == 1 && stat_in(json, "counters.requests") == 0;
+      },
+      10s))
+      << reactor.stats();
+  EXPECT_EQ(third.read_line(), "pong");
+  for (Client& client : busy) EXPECT_EQ(client.read_line(), "spun 1500");
+}
+
+// The only handler is stuck and one request waits: one more is refused at once, not after a wait.
+TEST(Queue, AFullQueueAnswersErrBusyAtOnceAndAcceptingGoesOn) {
+  ReactorProcess reactor({"--handlers", "1", "--max-queue", "1"});
+  StuckHandler stuck(reactor);
+  Client queued(reactor.host(), reactor.port());
+  ASSERT_TRUE(queued.send("ping\n"));
+  ASSERT_TRUE(wait_until([&] { return reactor.queue_length() == 1; }, 10s));
+  Client refused(reactor.host(), reactor.port());
+  ASSERT_TRUE(refused.send("ping\n"));
+  EXPECT_EQ(refused.read_line(), "ERR busy");
+  EXPECT_TRUE(refused.wait_closed(10s));
+  EXPECT_EQ(reactor.stat("counters.errors.busy"), 1);
+  stuck.expect_answered();
+  EXPECT_EQ(queued.read_line(), "pong");
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
+}
+
+// While the only handler is stuck, a waiting request is refused once it has waited --queue-timeout.
+TEST(Queue, ARequestThatWaitsTooLongGetsErrBusy) {
+  ReactorProcess reactor({"--handlers", "1", "--queue-timeout", "300ms"});
+  StuckHandler stuck(reactor);
+  Client waiting(reactor.host(), reactor.port());
+  const Clock::time_point sent = Clock::now();
+  ASSERT_TRUE(waiting.send("ping\n"));
+  EXPECT_EQ(waiting.read_line(), "ERR busy");
+  EXPECT_GE(Clock::now() - sent, 300ms);
+  EXPECT_TRUE(waiting.wait_closed(10s));
+  stuck.expect_answered();
+}
+
+// `spin 10000` lasts at least 10 s: an "ERR timeout" read within 5 s is the timeout's.
+TEST(Queue, ARequestOverTheTimeoutGetsErrTimeoutAndAFreshHandler) {
+  ReactorProcess reactor({"--handlers", "1", "--request-timeout", "400ms"});
+  Client client(reactor.host(), reactor.port());
+  const pid_t before = pid_of(client);
+  ASSERT_TRUE(client.send("spin 10000\nping\n"));
+  EXPECT_EQ(client.read_line(5s), "ERR timeout");
+  // The connection is closed, so the pipelined ping can never receive the late answer of the spin.
+  std::string rest;
+  EXPECT_TRUE(client.wait_closed(10s, &rest));
+  EXPECT_EQ(rest, "");
+  Client next(reactor.host(), reactor.port());
+  EXPECT_NE(pid_of(next), before);
+  EXPECT_NE(reactor.stderr_text().find("exceeded --request-timeout"), std::string::npos);
+}
+
+// --- A client that leaves while its request waits ---
+
+class LeavingWhileWaiting : public ::testing::TestWithParam<std::string> {};
+
+// Over HTTP a client that closes has left (nginx's rule): its request is dropped at once, while the only
+// handler is still stuck, and never computed; sent ahead to that handler (--send-ahead on), it is withdrawn,
+// and the handler skips it.
+TEST_P(LeavingWhileWaiting, AnHttpClientThatLeavesIsDroppedAtOnceAndNeverComputed) {
+  const bool ahead = GetParam() == "on";
+  ReactorProcess reactor({"--handlers", "1", "--send-ahead", GetParam()});
+  StuckHandler stuck(reactor);
+  {
+    Client leaving(reactor.host(), reactor.port());
+    ASSERT_TRUE(leaving.send("GET /spin/2000 HTTP/1.1\r\nHost: a\r\n\r\n"));
+    ASSERT_TRUE(wait_until([&] { return reactor.queue_length() == 1; }, 10s));
+    EXPECT_EQ(reactor.stat("counters.sent_ahead"), ahead ? 1 : 0);
+  }
+  EXPECT_TRUE(wait_until([&] { return reactor.queue_length() == 0; }, 10s)) << reactor.stats();
+  EXPECT_EQ(reactor.stat("counters.abandoned"), 1) << reactor.stats();
+  EXPECT_EQ(reactor.stat("counters.withdrawn"), ahead ? 1 : 0) << reactor.stats();
+  stuck.expect_answered();
+  ASSERT_TRUE(wait_until([&] { return reactor.idle_handlers() == 1; }, 10s));
+  EXPECT_EQ(reactor.requests_answered(), 1);  // The spin only.
+  EXPECT_EQ(reactor.stat("counters.cancelled"), 0);
+  EXPECT_EQ(reactor.stat("counters.handler_exits"), 0);
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
+}
+
+INSTANTIATE_TEST_SUITE_P(SendAhead, LeavingWhileWaiting, ::testing::Values("on", "off"),
+                         [](const auto& info) { return "SendAhead_" + info.param; });
+
+// `printf 'fib 20\n' | nc -N` sends its request, then EOF, and waits for the answer: on the line protocol EOF
+// is no sign that the client left, whether its request runs or waits.
+TEST(Queue, LineClientsThatOnlyHalfCloseAreStillAnsweredRunningOrWaiting) {
+  ReactorProcess reactor({"--handlers", "1"});
+  StuckHandler running(reactor);
+  running.client.finish_sending();
+  Client waiting(reactor.host(), reactor.port());
+  ASSERT_TRUE(waiting.send("fib 20\n"));
+  ASSERT_TRUE(wait_until([&] { return reactor.queue_length() == 1; }, 10s));
+  waiting.finish_sending();
+  running.expect_answered();
+  EXPECT_TRUE(running.client.wait_closed(10s));
+  EXPECT_EQ(waiting.read_line(), "6765");
+  EXPECT_TRUE(waiting.wait_closed(10s));
+  EXPECT_EQ(reactor.stat("counters.abandoned"), 0);
+  EXPECT_EQ(reactor.stat("counters.cancelled"), 0);
+}
+
+// --- A client that leaves while its request runs ---
+
+// Requests whose clients had left were computed anyway: two fire-and-forget `fib 92` held both handlers until
+// --request-timeout. A running request whose client has gone (over HTTP, EOF; on either protocol, a reset)
+// is cancelled now: its handler is replaced at once, and the cancel counted.
+TEST(Cancel, AnHttpClientThatLeavesWhileItsRequestRunsCancelsIt) {
+  ReactorProcess reactor({"--handlers", "1"});
+  {
+    Client leaving(reactor.host(), reactor.port());
+    ASSERT_TRUE(leaving.send("GET /spin/20000 HTTP/1.1\r\nHost: a\r\n\r\n"));
+    ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 10s));
+  }
+  EXPECT_TRUE(wait_until([&] { return reactor.stat("counters.cancelled") == 1; }, 10s)) << reactor.stats();
+  EXPECT_TRUE(reactor.wait_for_handlers(1, 10s));
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "fib 20"), "6765");
+  EXPECT_EQ(reactor.stat("counters.errors.crashed"), 0);
+}
+
+TEST(Cancel, ALineClientThatResetsWhileItsRequestRunsCancelsIt) {
+  ReactorProcess reactor({"--handlers", "1"});
+  {
+    Client leaving(reactor.host(), reactor.port());
+    ASSERT_TRUE(leaving.send("spin 20000\n"));
+    ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 10s));
+    const linger reset_on_close{.l_onoff = 1, .l_linger = 0};
+    ASSERT_EQ(::setsockopt(leaving.fd(), SOL_SOCKET, SO_LINGER, &reset_on_close, sizeof(reset_on_close)), 0);
+  }
+  EXPECT_TRUE(wait_until([&] { return reactor.stat("counters.cancelled") == 1; }, 10s)) << reactor.stats();
+  EXPECT_TRUE(reactor.wait_for_handlers(1, 10s));
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "fib 20"), "6765");
+}
+
+// A client that reads its answer and closes at once must not get its handler killed as if it had left early:
+// the handler is about to report the answer it wrote.
+TEST(Cancel, ClientsThatCloseRightAfterTheirAnswerCancelNothing) {
+  ReactorProcess reactor({"--handlers", "2"});
+  for (int i = 0; i < 200; ++i) {
+    Client client(reactor.host(), reactor.port());
+    ASSERT_TRUE(client.send("GET /fib/15 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"));
+    ASSERT_EQ(read_response(client).status, 200);
+  }
+  EXPECT_TRUE(wait_until([&] { return reactor.requests_answered() == 200; }, 10s)) << reactor.stats();
+  EXPECT_EQ(reactor.stat("counters.cancelled"), 0) << reactor.stats();
+  EXPECT_EQ(reactor.stat("counters.handler_exits"), 0) << reactor.stats();
+}
+
+// --- No request waits behind another connection's pipeline ---
+
+TEST(Pipelining, AnotherClientIsServedBetweenTheRequestsOfAPipeline) {
+  ReactorProcess reactor({"--handlers", "1"});
+  Client hog(reactor.host(), reactor.port());
+  ASSERT_TRUE(hog.send("spin 1000\nspin 1000\nspin 1000\nspin 1000\n"));
+  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 10s));
+  Client other(reactor.host(), reactor.port());
+  ASSERT_TRUE(other.send("ping\n"));
+  EXPECT_EQ(other.read_line(), "pong");
+  // Each spin's answer is written the moment it is done, and the next spin lasts a second at least: when the
+  // pong arrives, the hog has at most the answer of the one spin that was running. Two would mean the ping
+  // waited. (What this reads is only what has come already, so a loaded machine can only make it fewer.)
+  int spun_before_pong = 0;
+  while (hog.read_line(50ms) == "spun 1000") ++spun_before_pong;
+  EXPECT_LE(spun_before_pong, 1) << "the ping waited behind more than one spin of the pipeline";
+  for (int i = spun_before_pong; i < 4; ++i) EXPECT_EQ(hog.read_line(), "spun 1000") << i;
+}
+
+}  // namespace
+}  // namespace handoff::testing
