@@ -40,7 +40,7 @@ uint64_t fibonacci(unsigned n) {
 enum class ClientKind { kOneLinePerConnection, kKeepAliveLines, kKeepAliveHttp };
 
 // A request whose connection closed before a single byte of its answer came: the client cannot tell a
-// crash from a lost request, and must not be left so (issue 28, item 8).
+// crash from a lost request, and must not be left so.
 constexpr const char* kBareEof = "FAILED: bare EOF";
 
 // What the client of a connection that closed mid-answer was left with: kBareEof when no byte of the answer
@@ -151,10 +151,10 @@ TEST(Chaos, EveryRequestIsAnsweredOrGetsAnErrorWhileHandlersDie) {
 //
 // A handler killed before any byte of its answer went out leaves the reactor to answer "ERR handler crashed"
 // (502 over HTTP); one killed after its whole answer went out leaves the connection open. What must never
-// happen is a close with no byte of the answer at all. Such closes came about once in a few hundred kills
-// (issue 28, item 8: a connection handed to a handler found dead, but not yet reaped, was judged by the bytes
-// its previous hand-off had reported), so these runs kill a handler every 25 ms, and count, rather than time,
-// what the clients got: no deadline here is set against the CPU work.
+// happen is a close with no byte of the answer at all. A connection handed to a handler found dead, but not
+// yet reaped, and judged by the bytes its previous hand-off reported, would close so about once in a few
+// hundred kills; these runs kill a handler every 25 ms, and count, rather than time, what the clients got: no
+// deadline here is set against the CPU work.
 
 enum class Asking { kFreshConnections, kKeepAlive };
 
@@ -253,9 +253,9 @@ void print_judgements(const ReactorProcess& reactor) {
   }
 }
 
-// Issue 28, item 8: 24 keep-alive clients, a handler killed every 100 ms for 55 s: 6 bare EOFs, on the 2nd to
-// 5th request of a connection and on the first answer of a pipelined batch; with --linger 0 --send-ahead off,
-// 2 of 198 on the line protocol. Both settings, half the time each.
+// Keep-alive clients while handlers die: a bare EOF would come on a connection's later requests and on the
+// first answer of a pipelined batch, with lingering and sending ahead or without. Both settings, half the
+// time each.
 TEST(Chaos, KeepAliveRequestsGetNoBareEofWhileHandlersDie) {
   for (const std::vector<std::string>& settings :
        {std::vector<std::string>{}, std::vector<std::string>{"--linger", "0", "--send-ahead", "off"}}) {
@@ -271,8 +271,8 @@ TEST(Chaos, KeepAliveRequestsGetNoBareEofWhileHandlersDie) {
   }
 }
 
-// Issue 28, item 8: 50 clients asking fib 10..fib 21 on a new connection per request, a handler killed every
-// 100 ms: 1 or 2 of 2,000 requests got a bare EOF 10 ms after sending.
+// 50 clients asking fib 10..fib 21 on a new connection per request while handlers die: a bare EOF would come
+// right after a request is sent, to a handler already dead.
 TEST(Chaos, FreshConnectionsGetNoBareEofWhileHandlersDie) {
   ReactorProcess reactor({"--handlers", std::to_string(kHandlers), "--log-level", "debug"});
   ASSERT_TRUE(reactor.wait_for_handlers(kHandlers, 10s));

@@ -305,16 +305,9 @@ TEST(SendAhead, ARequestAheadOnAStuckHandlerIsNotPassedByNewerOnes) {
 TEST(SendAhead, AQueueTimeoutDoesNotCutARequestThatCameAhead) {
   ReactorProcess reactor(plus(kTwoHandlers, {"--queue-timeout", "1s"}));
   ASSERT_TRUE(wait_until([&] { return reactor.idle_handlers() == 2; }, 10s));
-  std::vector<std::unique_ptr<StoppedProcess>> stopped;
-  for (const pid_t handler : reactor.handler_pids()) {
-    stopped.push_back(std::make_unique<StoppedProcess>(handler));
-    ASSERT_TRUE(stopped.back()->stopped());
-  }
-  std::vector<Client> first;
-  for (int i = 0; i < 2; ++i) {
-    first.emplace_back(reactor.host(), reactor.port());
-    ASSERT_TRUE(first.back().send("ping\n"));
-  }
+  const StoppedProcesses stopped = stop_each(reactor.handler_pids());
+  ASSERT_TRUE(all_stopped(stopped));
+  std::vector<Client> first = connect_each_sending(reactor.host(), reactor.port(), 2, "ping\n");
   ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 2; }, 10s));
   Client ahead(reactor.host(), reactor.port());
   ASSERT_TRUE(ahead.send("spin 1500\n"));

@@ -179,10 +179,10 @@ TEST(HandlerLibraries, ProgramsAPythonHandlerStartsInheritNoDescriptorOfTheReact
 // The bytes example answers the N bytes of GET /bytes/N with the content type ?type= names.
 class ResponseSplitting : public ::testing::TestWithParam<std::string> {};
 
-// A handler that took its content type from the request wrote it into the head verbatim: this type, from
-// issue 28, gave the client a Set-Cookie and then a second response of its own on the keep-alive connection.
-// CR, LF and NUL in anything the library writes into a head are refused now: the client gets a 500, and the
-// handler says why on stderr, once.
+// A handler that takes its content type from the request must not write it into the head verbatim: this type
+// would give the client a Set-Cookie and then a second response of its own on the keep-alive connection. CR,
+// LF and NUL in anything the library writes into a head are refused: the client gets a 500, and the handler
+// says why on stderr, once.
 TEST_P(ResponseSplitting, AContentTypeFromTheRequestWritesNoHeaderAndNoResponseOfItsOwn) {
   ReactorProcess reactor({"--handlers", "1", "--handler-cmd", GetParam()});
   Client client(reactor.host(), reactor.port());
@@ -239,8 +239,8 @@ TEST_P(LineAnswers, ACarriageReturnOrNulInAnAnswerIsASpace) {
 INSTANTIATE_TEST_SUITE_P(Languages, LineAnswers,
                          ::testing::ValuesIn(commands_of("HANDOFF_GREET", "greet.py")), language);
 
-// An error or an exception whose text held a line break became several answer lines, and a client that
-// pipelines took "fake answer" for the answer to its next request (issue 28). The C++ library's answers are
+// An error or an exception whose text holds a line break must stay one answer line: as several, a client that
+// pipelines would take "fake answer" for the answer to its next request. The C++ library's answers are
 // checked over a socket in tests/unit/handler_test.cpp; this is the Python one's, through the reactor.
 TEST(LineAnswers, AnErrorOrAnExceptionWithALineBreakIsOneAnswerLineInPython) {
   TemporaryFolder folder;

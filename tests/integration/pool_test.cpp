@@ -216,7 +216,7 @@ TEST(Recycling, HandlersRetireAfterMaxRequestsWithoutFailingOrDelayingARequest) 
   EXPECT_TRUE(reactor.wait_for_handlers(1, 10s));
 }
 
-// A leaking user function used to grow its handler without bound. Past --handler-max-rss the handler is
+// A leaking user function would grow its handler without bound. Past --handler-max-rss the handler is
 // replaced once the request it serves is answered.
 TEST(Recycling, AHandlerGrownPastMaxRssIsReplacedAfterItsRequest) {
   TemporaryFolder folder;

@@ -52,11 +52,7 @@ struct StuckHandler {
 // once one of them is done.
 TEST(Queue, AClientArrivingWhileAllHandlersAreBusyWaitsAndIsServed) {
   ReactorProcess reactor({"--handlers", "2"});
-  std::vector<Client> busy;
-  for (int i = 0; i < 2; ++i) {
-    busy.emplace_back(reactor.host(), reactor.port());
-    ASSERT_TRUE(busy.back().send("spin 1500\n"));
-  }
+  std::vector<Client> busy = connect_each_sending(reactor.host(), reactor.port(), 2, "spin 1500\n");
   ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 2; }, 10s));
   Client third(reactor.host(), reactor.port());
   ASSERT_TRUE(third.send("ping\n"));

@@ -91,9 +91,9 @@ TEST(LeastPrivilege, UserRootStillNeedsAllowRootHandlers) {
 
 // --- Bounded connections ---
 
-// With a low descriptor limit, the reactor used to run into EMFILE and pause and retry its accepts ten times
-// a second. Past --max-connections it stops accepting instead: the clients beyond wait in the listen backlog,
-// the reactor does nothing for them, and they are served as soon as others leave.
+// With a low descriptor limit, a reactor that accepted on would run into EMFILE and pause and retry its
+// accepts ten times a second. Past --max-connections it stops accepting instead: the clients beyond wait in
+// the listen backlog, the reactor does nothing for them, and they are served as soon as others leave.
 TEST(Limits, PastMaxConnectionsClientsWaitInTheBacklogWhileTheReactorIdles) {
   ReactorProcess reactor({"--handlers", "1", "--max-connections", "10"}, 64);
   std::vector<Client> first;

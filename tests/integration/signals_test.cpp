@@ -51,9 +51,9 @@ class GracefulStop : public ::testing::TestWithParam<std::string> {};
 
 // SIGTERM while a request runs and two wait: sent ahead to the busy handler (--send-ahead on), or in the
 // reactor's own queue (off). Every one of them is answered, the HTTP one with Connection: close; the idle
-// keep-alive connection is closed; the handlers exit and the reactor exits 0. The handler is idle again before
-// the first request (no linger, and its report of the ping read): a request sent to a busy one would go ahead,
-// and how many went ahead would depend on timing.
+// keep-alive connection is closed; the handlers exit and the reactor exits 0. The handler is idle again
+// before the first request (no linger, and its report of the ping read): a request sent to a busy one would
+// go ahead, and how many went ahead would depend on timing.
 TEST_P(GracefulStop, FinishesTheRunningAndTheWaitingRequestsClosesIdleConnectionsAndExitsWith0) {
   ReactorProcess reactor({"--handlers", "1", "--send-ahead", GetParam(), "--linger", "0"});
   ASSERT_TRUE(reactor.wait_for_handlers(1, 10s));
@@ -97,7 +97,7 @@ struct GroupSignal {
 class SignalToTheProcessGroup : public ::testing::TestWithParam<GroupSignal> {};
 
 // Ctrl-C in a terminal sends SIGINT to the whole foreground process group; `timeout` and systemd's
-// KillMode=control-group send SIGTERM to every process. The handlers used to die of it mid-request.
+// KillMode=control-group send SIGTERM to every process. A handler must not die of it mid-request.
 TEST_P(SignalToTheProcessGroup, DrainsTheRunningRequestAndExitsWith0) {
   TemporaryFolder folder;
   ReactorProcess reactor(spin_handler_arguments(GetParam().handler, 1, folder));
@@ -258,8 +258,8 @@ bool all_new(std::vector<pid_t> pids, const std::vector<pid_t>& old) {
 }
 
 // SIGHUP replaces every handler while clients keep asking: the request in progress finishes on its old
-// handler, no request fails, and none waits for a replacement to start, though each takes 2 s (the old
-// handlers used to leave before their replacements were ready, and a request waited 2.8 s).
+// handler, no request fails, and none waits for a replacement to start, though each takes 2 s (old handlers
+// that left before their replacements were ready would make a request wait for one).
 TEST(Reload, ReplacesEveryHandlerWithoutFailingOrDelayingARequest) {
   TemporaryFolder folder;
   ReactorProcess reactor({"--handlers", "2", "--handler-cmd", switchable_handler(folder)});

@@ -185,22 +185,11 @@ TEST(Takeover, AConnectionAHandlerLingersOnMovesToo) {
 // takeover takes), and the requests those were computing finish in the old reactor. None is lost.
 TEST(Takeover, RequestsSentAheadAndNotBegunMoveToTheNewReactor) {
   ReactorProcess reactor({"--handlers", "2", "--linger", "0"});
-  std::vector<Client> busy;
-  for (int i = 0; i < 2; ++i) {
-    busy.emplace_back(reactor.host(), reactor.port());
-    ASSERT_TRUE(busy.back().send("spin 1000\n"));
-  }
+  std::vector<Client> busy = connect_each_sending(reactor.host(), reactor.port(), 2, "spin 1000\n");
   ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 2; }, 10s));
-  std::vector<std::unique_ptr<StoppedProcess>> stopped;
-  for (const pid_t handler : reactor.handler_pids()) {
-    stopped.push_back(std::make_unique<StoppedProcess>(handler));
-    ASSERT_TRUE(stopped.back()->stopped());
-  }
-  std::vector<Client> waiting;
-  for (int i = 0; i < 3; ++i) {
-    waiting.emplace_back(reactor.host(), reactor.port());
-    ASSERT_TRUE(waiting.back().send("pid\n"));
-  }
+  const StoppedProcesses stopped = stop_each(reactor.handler_pids());
+  ASSERT_TRUE(all_stopped(stopped));
+  std::vector<Client> waiting = connect_each_sending(reactor.host(), reactor.port(), 3, "pid\n");
   ASSERT_TRUE(wait_until(
       [&] {
         const std::string json = reactor.stats();
@@ -341,18 +330,11 @@ TEST(Takeover, TenThousandIdleAndAHundredHalfReadConnectionsMovePastAPausedSucce
 TEST(Takeover, AQueuedRequestLargerThanAFrameMovesInPieces) {
   ReactorProcess reactor({"--handlers", "2", "--max-request-bytes", "40m", "--max-buffered-bytes", "100m",
                           "--send-ahead", "off"});
-  std::vector<Client> busy;
-  for (int i = 0; i < 2; ++i) {
-    busy.emplace_back(reactor.host(), reactor.port());
-    ASSERT_TRUE(busy.back().send("spin 1000\n"));
-  }
+  std::vector<Client> busy = connect_each_sending(reactor.host(), reactor.port(), 2, "spin 1000\n");
   ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 2; }, 10s));
   // Both handlers stay busy until the hand-over has begun: the upload waits in the queue until then.
-  std::vector<std::unique_ptr<StoppedProcess>> stopped;
-  for (const pid_t handler : reactor.handler_pids()) {
-    stopped.push_back(std::make_unique<StoppedProcess>(handler));
-    ASSERT_TRUE(stopped.back()->stopped());
-  }
+  const StoppedProcesses stopped = stop_each(reactor.handler_pids());
+  ASSERT_TRUE(all_stopped(stopped));
   constexpr size_t kBody = 20u << 20, kSentBefore = 17u << 20;
   Client upload(reactor.host(), reactor.port());
   ASSERT_TRUE(upload.send("POST /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " +

@@ -1,5 +1,7 @@
 #include "tests/support/client.hpp"
 
+#include <gtest/gtest.h>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -138,6 +140,16 @@ std::string ask(const std::string& host, uint16_t port, const std::string& line)
   Client client(host, port);
   client.send(line + "\n");
   return client.read_line();
+}
+
+std::vector<Client> connect_each_sending(const std::string& host, uint16_t port, int count,
+                                         const std::string& bytes) {
+  std::vector<Client> clients;
+  for (int i = 0; i < count; ++i) {
+    clients.emplace_back(host, port);
+    EXPECT_TRUE(clients.back().send(bytes)) << "client " << i << " could not send";
+  }
+  return clients;
 }
 
 }  // namespace handoff::testing

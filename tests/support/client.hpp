@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace handoff::testing {
 
@@ -42,6 +43,11 @@ class Client {
   int fd_ = -1;
   std::string buffer_;
 };
+
+// count fresh connections to host:port, each having sent bytes (the sends are checked: a failed one fails the
+// test).
+std::vector<Client> connect_each_sending(const std::string& host, uint16_t port, int count,
+                                         const std::string& bytes);
 
 // An HTTP response as read by read_response.
 struct HttpResponse {

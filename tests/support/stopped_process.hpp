@@ -10,7 +10,9 @@
 #include <sys/types.h>
 
 #include <fstream>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "tests/support/wait.hpp"
 
@@ -53,5 +55,19 @@ class StoppedProcess {
   bool signalled_ = false;  // SIGSTOP sent, and no SIGCONT since.
   bool reached_ = false;    // The kernel said it was stopped.
 };
+
+// Stops each of pids; all_stopped says whether every one is held.
+using StoppedProcesses = std::vector<std::unique_ptr<StoppedProcess>>;
+inline StoppedProcesses stop_each(const std::vector<pid_t>& pids) {
+  StoppedProcesses stopped;
+  for (const pid_t pid : pids) stopped.push_back(std::make_unique<StoppedProcess>(pid));
+  return stopped;
+}
+inline bool all_stopped(const StoppedProcesses& stopped) {
+  for (const auto& process : stopped) {
+    if (!process->stopped()) return false;
+  }
+  return true;
+}
 
 }  // namespace handoff::testing
