@@ -321,15 +321,9 @@ TEST(Admin, RetiredHandlersAreLoggedAsRetiredNotAsKilled) {
 // its channel and SIGKILLed it before it was gone.
 TEST(Admin, AHandlerThatExitsByItselfIsLoggedSo) {
   TemporaryFolder folder;
-  const std::string script = folder.file("leaving.py",
-                                         "import sys\n"
-                                         "from handoff_handler import Handler, Reply\n"
-                                         "handler = Handler()\n"
-                                         "@handler.command('leave')\n"
-                                         "def leave(request):\n"
-                                         "    sys.exit(0)\n"
-                                         "handler.run()\n");
-  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", "python3 " + script});
+  const std::string command =
+      python_handler(folder, "leaving.py", "import sys\n", python_command("leave", {"sys.exit(0)"}));
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", command});
   for (int i = 0; i < 3; ++i) {
     Client client(reactor.host(), reactor.port());
     ASSERT_TRUE(client.send("leave\n"));

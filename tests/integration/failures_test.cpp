@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "tests/support/client.hpp"
+#include "tests/support/handler_scripts.hpp"
 #include "tests/support/reactor_process.hpp"
 #include "tests/support/temporary_folder.hpp"
 #include "tests/support/wait.hpp"
@@ -140,24 +141,17 @@ INSTANTIATE_TEST_SUITE_P(Protocols, CutAnswer,
 // its answer record and written, before it is reported: the moment of a kill that once cost the client its
 // connection (docs/architecture.md, "The answer record").
 std::string dies_after_its_answer(const TemporaryFolder& folder) {
-  return "python3 " + folder.file("dies.py",
-                                  "import os, signal\n"
-                                  "import handoff_handler\n"
-                                  "from handoff_handler import Handler, Reply\n"
-                                  "answer = handoff_handler._Stream.answer\n"
-                                  "def answer_then_die(stream, data, status, ends_connection=False):\n"
-                                  "    answer(stream, data, status, ends_connection)\n"
-                                  "    if b'last words' in bytes(data):\n"
-                                  "        os.kill(os.getpid(), signal.SIGKILL)\n"
-                                  "handoff_handler._Stream.answer = answer_then_die\n"
-                                  "handler = Handler()\n"
-                                  "@handler.command('die')\n"
-                                  "def die(request):\n"
-                                  "    return Reply.text('last words')\n"
-                                  "@handler.command('ping')\n"
-                                  "def ping(request):\n"
-                                  "    return Reply.text('pong')\n"
-                                  "handler.run()\n");
+  return python_handler(folder, "dies.py",
+                        "import os, signal\n"
+                        "import handoff_handler\n"
+                        "answer = handoff_handler._Stream.answer\n"
+                        "def answer_then_die(stream, data, status, ends_connection=False):\n"
+                        "    answer(stream, data, status, ends_connection)\n"
+                        "    if b'last words' in bytes(data):\n"
+                        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+                        "handoff_handler._Stream.answer = answer_then_die\n",
+                        python_command("die", {"return Reply.text('last words')"}) +
+                            python_command("ping", {"return Reply.text('pong')"}));
 }
 
 // A handler killed right after it wrote an answer, before it reported it: the client keeps the answer and its
@@ -196,18 +190,11 @@ TEST(HandlerDeaths, AfterANotedAnswerTheConnectionGoesOnAndAHeldPipelinedRequest
 // crashed" but its connection stayed open for as long as the child lived.
 TEST(HandlerDeaths, ACrashedHandlersChildDoesNotKeepTheConnectionOpen) {
   TemporaryFolder folder;
-  const std::string script = folder.file("forky.py",
-                                         "import os, time\n"
-                                         "from handoff_handler import Handler, Reply\n"
-                                         "handler = Handler()\n"
-                                         "@handler.command('forky')\n"
-                                         "def forky(request):\n"
-                                         "    if os.fork() == 0:\n"
-                                         "        time.sleep(3)  # Holds the client socket, then goes.\n"
-                                         "        os._exit(0)\n"
-                                         "    os._exit(3)  # The handler dies.\n"
-                                         "handler.run()\n");
-  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", "python3 " + script});
+  const std::string command = python_handler(
+      folder, "forky.py", "import os, time\n",
+      python_command("forky", {"if os.fork() == 0:", "    time.sleep(3)  # Holds the client socket.",
+                               "    os._exit(0)", "os._exit(3)  # The handler dies."}));
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", command});
   Client client(reactor.host(), reactor.port());
   ASSERT_TRUE(client.send("forky\n"));
   EXPECT_EQ(client.read_line(), "ERR handler crashed");
@@ -219,18 +206,11 @@ TEST(HandlerDeaths, ACrashedHandlersChildDoesNotKeepTheConnectionOpen) {
 // crash path ended the connection for the client, by shutting it down.
 TEST(HandlerDeaths, AConnectionTheHandlerClosesEndsEvenIfAForkedChildHoldsTheSocket) {
   TemporaryFolder folder;
-  const std::string script = folder.file("forks.py",
-                                         "import os, time\n"
-                                         "from handoff_handler import Handler, Reply\n"
-                                         "handler = Handler()\n"
-                                         "@handler.command('fork')\n"
-                                         "def fork(request):\n"
-                                         "    if os.fork() == 0:\n"
-                                         "        time.sleep(20)\n"
-                                         "        os._exit(0)\n"
-                                         "    return Reply.text('forked')\n"
-                                         "handler.run()\n");
-  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", "python3 " + script});
+  const std::string command =
+      python_handler(folder, "forks.py", "import os, time\n",
+                     python_command("fork", {"if os.fork() == 0:", "    time.sleep(20)", "    os._exit(0)",
+                                             "return Reply.text('forked')"}));
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", command});
   Client client(reactor.host(), reactor.port());
   ASSERT_TRUE(client.send("fork\n"));
   ASSERT_EQ(client.read_line(), "forked");

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "tests/support/client.hpp"
+#include "tests/support/handler_scripts.hpp"
 #include "tests/support/reactor_process.hpp"
 #include "tests/support/temporary_folder.hpp"
 #include "tests/support/wait.hpp"
@@ -159,18 +160,12 @@ TEST(HandlerLibraries, TheCppHandlerKeepsItsOwnArguments) {
 
 TEST(HandlerLibraries, ProgramsAPythonHandlerStartsInheritNoDescriptorOfTheReactor) {
   TemporaryFolder folder;
-  const std::string script =
-      folder.file("fds.py",
-                  "import subprocess\n"
-                  "from handoff_handler import Handler, Reply\n"
-                  "handler = Handler()\n"
-                  "@handler.command('fds')\n"
-                  "def fds(request):\n"
-                  "    listing = subprocess.run(['ls', '/proc/self/fd'], close_fds=False,\n"
-                  "                             capture_output=True, text=True).stdout\n"
-                  "    return Reply.text(' '.join(sorted(listing.split(), key=int)))\n"
-                  "handler.run()\n");
-  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", "python3 " + script});
+  const std::string command = python_handler(
+      folder, "fds.py", "import subprocess\n",
+      python_command("fds", {"listing = subprocess.run(['ls', '/proc/self/fd'], close_fds=False,",
+                             "                         capture_output=True, text=True).stdout",
+                             "return Reply.text(' '.join(sorted(listing.split(), key=int)))"}));
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", command});
   EXPECT_EQ(ask(reactor.host(), reactor.port(), "fds"), "0 1 2 3");  // 3: the directory ls reads.
 }
 
@@ -244,23 +239,13 @@ INSTANTIATE_TEST_SUITE_P(Languages, LineAnswers,
 // checked over a socket in tests/unit/handler_test.cpp; this is the Python one's, through the reactor.
 TEST(LineAnswers, AnErrorOrAnExceptionWithALineBreakIsOneAnswerLineInPython) {
   TemporaryFolder folder;
-  const std::string script = folder.file("breaks.py",
-                                         "from handoff_handler import Handler, Reply\n"
-                                         "handler = Handler()\n"
-                                         "@handler.command('raise')\n"
-                                         "def fail(request):\n"
-                                         "    raise ValueError('no such record\\nfake answer')\n"
-                                         "@handler.command('refuse')\n"
-                                         "def refuse(request):\n"
-                                         "    return Reply.error('no\\r\\nfake answer\\x00.\\n')\n"
-                                         "@handler.command('lines')\n"
-                                         "def lines(request):\n"
-                                         "    return Reply.text('one\\ntwo\\r\\n')\n"
-                                         "@handler.command('ping')\n"
-                                         "def ping(request):\n"
-                                         "    return Reply.text('pong')\n"
-                                         "handler.run()\n");
-  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", "python3 " + script});
+  const std::string command =
+      python_handler(folder, "breaks.py", "",
+                     python_command("raise", {"raise ValueError('no such record\\nfake answer')"}) +
+                         python_command("refuse", {"return Reply.error('no\\r\\nfake answer\\x00.\\n')"}) +
+                         python_command("lines", {"return Reply.text('one\\ntwo\\r\\n')"}) +
+                         python_command("ping", {"return Reply.text('pong')"}));
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", command});
   Client client(reactor.host(), reactor.port());
   ASSERT_TRUE(client.send("raise\nping\nrefuse\nping\nlines\nping\n"));
   EXPECT_EQ(client.read_line(), "ERR internal error: no such record fake answer");

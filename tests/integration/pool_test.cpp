@@ -220,18 +220,11 @@ TEST(Recycling, HandlersRetireAfterMaxRequestsWithoutFailingOrDelayingARequest) 
 // replaced once the request it serves is answered.
 TEST(Recycling, AHandlerGrownPastMaxRssIsReplacedAfterItsRequest) {
   TemporaryFolder folder;
-  const std::string script = folder.file("leak.py",
-                                         "import os\n"
-                                         "from handoff_handler import Handler, Reply\n"
-                                         "handler = Handler()\n"
-                                         "kept = []\n"
-                                         "@handler.command('leak')\n"
-                                         "def leak(request):\n"
-                                         "    kept.append(b'x' * (40 << 20))  # Written, so resident.\n"
-                                         "    return Reply.text(str(os.getpid()))\n"
-                                         "handler.run()\n");
-  ReactorProcess reactor(
-      {"--handlers", "1", "--handler-max-rss", "100m", "--handler-cmd", "python3 " + script});
+  const std::string command =
+      python_handler(folder, "leak.py", "import os\nkept = []\n",
+                     python_command("leak", {"kept.append(b'x' * (40 << 20))  # Written: resident.",
+                                             "return Reply.text(str(os.getpid()))"}));
+  ReactorProcess reactor({"--handlers", "1", "--handler-max-rss", "100m", "--handler-cmd", command});
   ASSERT_TRUE(reactor.wait_for_handlers(1, 10s));
   const std::string first = ask(reactor.host(), reactor.port(), "leak");
   EXPECT_EQ(ask(reactor.host(), reactor.port(), "leak"), first);  // ~80 MiB: still under the limit.
