@@ -153,7 +153,7 @@ void HandlerPool::on_handler_done(HandlerProcess& handler, ipc::Message done) {
   may_linger_.erase(handler.id());
   const Dispatcher::Done outcome = dispatcher_.handler_done(handler.id(), done.connection_id);
   if (outcome == Dispatcher::Done::kNotHeld) {
-    handler.kill_for("it reported a connection it was not given");
+    handler.reject("it reported a connection it was not given");
     return;
   }
   const uint64_t answered_bytes = handler.answered_bytes();

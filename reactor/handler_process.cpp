@@ -262,11 +262,12 @@ void HandlerProcess::start_start_timer() {
 }
 
 void HandlerProcess::break_off(std::string why) {
+  // A handler that broke the protocol is read no more, also when its channel was found gone before (a report
+  // after a broken one would meet books it no longer matches). One the handler went away from (kGone) is
+  // still read at its exit, for the reports it sent before.
+  if (!why.empty()) channel_.stop();
   if (broken_) return;
   broken_ = true;
-  // A channel that broke by itself has stopped already; one the handler went away from (kGone) is still read
-  // at its exit, for the reports it sent before.
-  if (!why.empty()) channel_.stop();
   if (why.empty()) {
     uv_timer_start(
         &exit_timer_,

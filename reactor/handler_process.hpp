@@ -130,6 +130,9 @@ class HandlerProcess final : HandlerChannel::Events {
   void end_channel() { channel_.end(); }
 
   void kill(int signal);
+  // The handler said something its books refute (a report of a connection it was not given): nothing more of
+  // it is read, and it is killed (counted as broken).
+  void reject(std::string why) { break_off(std::move(why)); }
   // Kills the handler with SIGKILL for a reason of the reactor's, which kill_reason() keeps (the first given)
   // for the one log line of its exit.
   void kill_for(std::string reason);

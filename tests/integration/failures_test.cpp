@@ -266,6 +266,36 @@ TEST(BrokenHandlers, AHandlerSendingGarbageIsKilledAndReplaced) {
       10s));
 }
 
+// A handler that reports done with a connection it was not given, then an answer of the one it was: the
+// reactor reads nothing more of it (its books and the handler's disagree), kills it and answers the client
+// itself. Were the answer read, it would meet a handler the reactor holds idle, with a connection it holds
+// busy.
+TEST(BrokenHandlers, AHandlerReportingAConnectionItWasNotGivenIsKilledAndItsClientAnswered) {
+  TemporaryFolder folder;
+  const std::string liar = folder.file(
+      "liar.py",
+      "import os, socket, struct, time\n"
+      "header = struct.Struct('=IHHQII')  # magic, version, type, connection, flags, payload size\n"
+      "progress = struct.Struct('=QHHI')\n"
+      "channel = socket.socket(fileno=3)\n"
+      "def frame(kind, connection, payload=b''):\n"
+      "    return header.pack(0x46444E48, 1, kind, connection, 0, len(payload)) + payload\n"
+      "if os.path.exists(os.path.join(os.path.dirname(__file__), 'lied')):\n"
+      "    os.execv(os.environ['HANDOFF_HANDLER'], [os.environ['HANDOFF_HANDLER']])\n"
+      "open(os.path.join(os.path.dirname(__file__), 'lied'), 'w').close()\n"
+      "channel.sendall(frame(1, 0))\n"
+      "given = header.unpack(channel.recv(header.size, socket.MSG_WAITALL))[3]\n"
+      "channel.sendall(frame(3, given + 1000, progress.pack(0, 200, 0, 0)) +\n"
+      "                frame(4, given, progress.pack(0, 200, 0, 0)))\n"
+      "time.sleep(30)\n");
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", "python3 " + liar});
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "ERR handler crashed");
+  EXPECT_TRUE(reactor.wait_for_log("it reported a connection it was not given", 10s))
+      << reactor.stderr_text();
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"),
+            "pong");  // The reactor lives on, and so does a pool.
+}
+
 TEST(BrokenHandlers, AHandlerOfAnotherProtocolVersionIsKilledAndReplaced) {
   TemporaryFolder folder;
   // A kHello header with version 2: magic "HNDF", version, type 1, then zeros.
