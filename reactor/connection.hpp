@@ -95,7 +95,7 @@ class Connection final : SocketPoller::Watcher {
     kDraining,  // Closing: what the client still sends is read and dropped, for a moment (close).
     kClosed,    // Its handles close, or it went to the reactor that takes over.
   };
-  static constexpr size_t kStates = 7;
+  static constexpr size_t kStates = static_cast<size_t>(State::kClosed) + 1;  // kClosed is the last.
   State state() const { return state_; }
   static const char* state_name(State state);
 

@@ -40,6 +40,7 @@ void WriteBatches::add(HandlerChannel& channel) {
 
 void WriteBatches::remove(HandlerChannel& channel) {
   std::erase(waiting_, &channel);
+  std::replace(sending_.begin(), sending_.end(), &channel, static_cast<HandlerChannel*>(nullptr));
   if (waiting_.empty()) {
     uv_check_stop(&after_io_);
     uv_prepare_stop(&before_sleep_);
@@ -47,12 +48,16 @@ void WriteBatches::remove(HandlerChannel& channel) {
 }
 
 void WriteBatches::send_all() {
-  // Each send removes its channel from the list (and a send that breaks a channel calls out): the list is
-  // taken first.
-  const std::vector<HandlerChannel*> waiting = waiting_;
-  for (HandlerChannel* channel : waiting) {
-    if (std::find(waiting_.begin(), waiting_.end(), channel) != waiting_.end()) channel->send_batch_now();
+  // The list is taken first (a send that breaks a channel calls out, and a frame sent meanwhile lists its
+  // channel again, for the next flush); sending_ keeps its capacity, so a turn allocates nothing. A channel
+  // whose batch went meanwhile (withdrawn, stopped) has none left to send.
+  sending_.swap(waiting_);
+  uv_check_stop(&after_io_);
+  uv_prepare_stop(&before_sleep_);
+  for (HandlerChannel* channel : sending_) {
+    if (channel != nullptr) channel->send_batch_now();
   }
+  sending_.clear();
 }
 
 void WriteBatches::close() {
@@ -264,14 +269,16 @@ void HandlerChannel::break_with(State state, std::string why) {
     return;  // Said once.
   }
   state_ = state;
-  forget_batch();
-  outbox_.clear();
-  update_polling();
+  stop_sending();
   events_.on_channel_broken(std::move(why));
 }
 
 void HandlerChannel::stop() {
   state_ = State::kBroken;
+  stop_sending();
+}
+
+void HandlerChannel::stop_sending() {
   forget_batch();
   outbox_.clear();
   update_polling();

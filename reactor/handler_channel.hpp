@@ -55,6 +55,7 @@ class WriteBatches {
   uv_check_t after_io_{};
   uv_prepare_t before_sleep_{};
   std::vector<HandlerChannel*> waiting_;  // Borrowed: each removes itself as it goes.
+  std::vector<HandlerChannel*> sending_;  // What send_all sends now; a channel removed meanwhile is null.
 };
 
 class HandlerChannel {
@@ -134,6 +135,8 @@ class HandlerChannel {
   // Each change of the polled events costs an epoll_ctl: they change only when they must.
   void update_polling();
   void break_with(State state, std::string why);
+  // Drops the batch and the outbox, and polls for nothing more: what ends every state that sends.
+  void stop_sending();
 
   uv_loop_t* loop_;
   ipc::UniqueFd socket_;
