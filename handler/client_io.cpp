@@ -22,27 +22,6 @@ bool wait_for(int fd, short events, std::chrono::milliseconds timeout) {
 
 }  // namespace
 
-ReadStatus read_some(int client_fd, std::string& into, size_t max_bytes, std::chrono::milliseconds timeout) {
-  const size_t old_size = into.size();
-  into.resize(old_size + max_bytes);
-  for (;;) {
-    const ssize_t got = ::read(client_fd, into.data() + old_size, max_bytes);
-    if (got > 0) {
-      into.resize(old_size + got);
-      return ReadStatus::kData;
-    }
-    into.resize(old_size);
-    if (got == 0) return ReadStatus::kEndOfInput;
-    if (errno == EINTR) {
-      into.resize(old_size + max_bytes);
-      continue;
-    }
-    if (errno != EAGAIN && errno != EWOULDBLOCK) return ReadStatus::kFailed;
-    if (!wait_for(client_fd, POLLIN, timeout)) return ReadStatus::kTimedOut;
-    into.resize(old_size + max_bytes);
-  }
-}
-
 std::error_code write_all(int client_fd, std::string_view bytes, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!bytes.empty()) {

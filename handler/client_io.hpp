@@ -1,6 +1,6 @@
 #pragma once
 
-// Reading and writing a client socket that the handler borrows from the reactor. The socket shares its open
+// Writing to a client socket that the handler borrows from the reactor. The socket shares its open
 // file description with the reactor's copy, so it is non-blocking (O_NONBLOCK is per description) and stays
 // so: every wait is a poll(2) with a deadline, which is also how a stalled client is given up on.
 
@@ -10,11 +10,6 @@
 #include <system_error>
 
 namespace handoff::handler {
-
-enum class ReadStatus { kData, kEndOfInput, kTimedOut, kFailed };
-
-// Appends up to max_bytes read from client_fd to into, waiting at most timeout for the first byte.
-ReadStatus read_some(int client_fd, std::string& into, size_t max_bytes, std::chrono::milliseconds timeout);
 
 // Writes all of bytes, and gives up (std::errc::timed_out) when the client takes none of them for timeout: a
 // client that stops reading must not hold the handler longer. The clock starts over whenever some bytes go

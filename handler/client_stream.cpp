@@ -10,23 +10,7 @@ ClientStream::ClientStream(int client_fd, std::string received, uint32_t flags, 
       limits_(limits),
       buffer_(std::move(received)),
       input_closed_((flags & ipc::kFlagInputClosed) != 0),
-      head_truncated_((flags & ipc::kFlagHeadTruncated) != 0),
       bytes_written_(bytes_written) {}
-
-ReadStatus ClientStream::read_more(size_t max_bytes) {
-  // Drop what is used, so that a long session does not keep every byte it ever read.
-  if (consumed_ > 0) {
-    buffer_.erase(0, consumed_);
-    consumed_ = 0;
-  }
-  const auto now = std::chrono::steady_clock::now();
-  if (!read_deadline_) read_deadline_ = now + limits_.io_timeout;
-  if (now >= *read_deadline_) return ReadStatus::kTimedOut;
-  const auto left = std::chrono::ceil<std::chrono::milliseconds>(*read_deadline_ - now);
-  const ReadStatus status = read_some(client_fd_, buffer_, max_bytes, left);
-  if (status == ReadStatus::kEndOfInput) input_closed_ = true;
-  return status;
-}
 
 bool ClientStream::flush(bool ends_connection) {
   if (pending_output_.empty()) return true;

@@ -1,8 +1,9 @@
 #pragma once
 
 // ClientStream: the handler's side of one hand-off of a client connection, whatever its protocol. It holds
-// the bytes received so far (starting with those the reactor read), how far the session has used them, and
-// the answers queued and written. It borrows the socket; the hand-off's message owns it.
+// the bytes it has of the connection (those the reactor read past the request, or those read while
+// lingering), how far the session has used them, and the answers queued and written. It never reads: the
+// reactor reads every request whole. It borrows the socket; the hand-off's message owns it.
 
 #include <chrono>
 #include <cstdint>
@@ -27,13 +28,6 @@ class ClientStream {
   void consume(size_t bytes) { consumed_ += bytes; }
 
   bool input_closed() const { return input_closed_; }
-  // The reactor cut the request head at its cap (--max-head-bytes).
-  bool head_truncated() const { return head_truncated_; }
-
-  // Reads up to max_bytes more from the client. All the reads of a hand-off share one deadline, the read
-  // timeout after the first: only a hand-off's first request is read from the socket here (the reactor reads
-  // the others), and a client that trickles its bytes must not restart the clock at every one.
-  ReadStatus read_more(size_t max_bytes);
 
   void queue(std::string_view bytes) { pending_output_ += bytes; }
   // Sends what is queued; false when the client is gone or stopped reading. ends_connection: nothing
@@ -69,8 +63,6 @@ class ClientStream {
   std::string buffer_;
   size_t consumed_ = 0;
   bool input_closed_;
-  bool head_truncated_;
-  std::optional<std::chrono::steady_clock::time_point> read_deadline_;
   std::string pending_output_;
   uint64_t bytes_written_ = 0;
   int status_ = 0;

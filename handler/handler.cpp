@@ -22,6 +22,7 @@
 #include "handler/linger.hpp"
 #include "handoff/handler.hpp"
 #include "ipc/blocking_channel.hpp"
+#include "ipc/request_record.hpp"
 #include "ipc/wire.hpp"
 
 namespace handoff {
@@ -36,14 +37,15 @@ constexpr const char* kUsage =
     "A handoff handler process. The reactor starts it (reactor --handler-cmd %s); it is not meant to be\n"
     "run by hand. It reads its settings from the environment the reactor gives it:\n"
     "  HANDOFF_IPC_FD             descriptor of its channel to the reactor (always 3)\n"
-    "  HANDOFF_MAX_REQUEST_BYTES  longest request line or HTTP body it accepts (default 2097152)\n"
-    "  HANDOFF_MAX_HEAD_BYTES     longest HTTP request head it accepts (default 65536)\n"
-    "  HANDOFF_READ_TIMEOUT_MS    how long it waits on a stalled client (default 10000)\n"
+    "  HANDOFF_MAX_REQUEST_BYTES  longest request line or HTTP body it serves of those it reads itself\n"
+    "                             (default 2097152); the reactor reads and judges every other\n"
+    "  HANDOFF_MAX_HEAD_BYTES     longest HTTP request head it serves of those (default 65536)\n"
     "  HANDOFF_WRITE_TIMEOUT_MS   how long a client may take none of an answer (default 5000)\n"
     "  HANDOFF_REACTOR_PID        its reactor; it exits when that is no longer its parent\n"
     "  HANDOFF_STATE_FD           the reactor's state page, shared by all handlers (always 4)\n"
     "  HANDOFF_RECORD_FD          this handler's answer record, read by the reactor if it dies (always 5)\n"
     "  HANDOFF_LINGER_US          how long it waits on a connection for its next request (default 0)\n"
+    "  HANDOFF_EXPOSE_ERRORS      1: an exception's text goes to the client in the 500 (--expose-errors)\n"
     "It ignores SIGINT, SIGTERM, SIGHUP and SIGUSR2: it exits when the reactor closes its channel, or dies\n"
     "with it.\n"
     "Commands: %s\n";
@@ -86,105 +88,7 @@ bool follow_the_reactor() {
   return reactor == 0 || ::getppid() == reactor;
 }
 
-// Whether a value for a header field holds CR, LF or NUL. CR and LF end the field: what follows would be read
-// as headers of the value's making, or after an empty line as a second response (response splitting). RFC
-// 9110 section 5.5 calls the three "invalid and dangerous" in a field value.
-bool breaks_a_field(std::string_view value) {
-  return value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
-}
-
-// A value fit for one log line: control bytes escaped, and at most kMaxLoggedBytes of it.
-std::string loggable(std::string_view value) {
-  constexpr size_t kMaxLoggedBytes = 200;
-  std::string out;
-  for (const char c : value.substr(0, kMaxLoggedBytes)) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (c == '\r') {
-      out += "\\r";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (byte < 0x20 || byte == 0x7f) {
-      char escape[8];
-      std::snprintf(escape, sizeof(escape), "\\x%02x", byte);
-      out += escape;
-    } else {
-      out += c;
-    }
-  }
-  if (value.size() > kMaxLoggedBytes) out += "...";
-  return out;
-}
-
 }  // namespace
-
-Reply Reply::text(std::string text) {
-  if (text.empty() || text.back() != '\n') text += '\n';
-  return {.body = std::move(text)};
-}
-
-Reply Reply::bytes(std::string data, std::string content_type) {
-  return {.body = std::move(data), .content_type = std::move(content_type)};
-}
-
-Reply Reply::error(std::string reason, int status) {
-  return {.status = status, .body = std::move(reason)};
-}
-
-Handler& Handler::command(std::string name, Command function) {
-  commands_.emplace_back(std::move(name), std::move(function));
-  return *this;
-}
-
-bool Handler::has_command(std::string_view name) const {
-  for (const auto& [command, function] : commands_) {
-    if (command == name) return true;
-  }
-  return false;
-}
-
-std::string Handler::command_names() const {
-  std::string names;
-  for (const auto& [command, function] : commands_) names += (names.empty() ? "" : ", ") + command;
-  return names;
-}
-
-Reply Handler::execute(const Request& request) const {
-  for (const auto& [command, function] : commands_) {
-    if (command != request.command) continue;
-    // An exception is the handler's own error, not the client's: logged (with the pid, to find the handler)
-    // and answered 500; the handler serves on.
-    try {
-      Reply reply = function(request);
-      if (reply.status < 200 || reply.status > 599) {
-        // A 1xx would leave the client waiting for a final answer; anything else is no status at all.
-        std::fprintf(stderr,
-                     "handler[%d]: command '%s' replied with status %d, which is not a final status\n",
-                     getpid(), command.c_str(), reply.status);
-        return Reply::error("internal error: the handler replied with status " + std::to_string(reply.status),
-                            500);
-      }
-      if (breaks_a_field(reply.content_type)) {
-        std::fprintf(
-            stderr,
-            "handler[%d]: command '%s' replied with a content type holding CR, LF or NUL (\"%s\"), "
-            "refused: it would end the Content-Type header and write headers or a response of its own "
-            "(RFC 9110 section 5.5); answered 500\n",
-            getpid(), command.c_str(), loggable(reply.content_type).c_str());
-        return Reply::error("internal error: the handler replied with a content type holding CR, LF or NUL",
-                            500);
-      }
-      return reply;
-    } catch (const std::exception& error) {
-      std::fprintf(stderr, "handler[%d]: command '%s' threw: %s\n", getpid(), command.c_str(), error.what());
-      return Reply::error(std::string("internal error: ") + error.what(), 500);
-    } catch (...) {
-      std::fprintf(stderr, "handler[%d]: command '%s' threw something that is not a std::exception\n",
-                   getpid(), command.c_str());
-      return Reply::error("internal error", 500);
-    }
-  }
-  return Reply::error("unknown command", 404);
-}
 
 namespace {
 
@@ -202,7 +106,6 @@ bool attach_to_reactor(int channel_fd, ReactorLink& link) {
   link.limits = {
       .max_request_bytes = static_cast<size_t>(setting("HANDOFF_MAX_REQUEST_BYTES", 2 << 20)),
       .max_head_bytes = static_cast<size_t>(setting("HANDOFF_MAX_HEAD_BYTES", 64 << 10)),
-      .io_timeout = std::chrono::milliseconds(setting("HANDOFF_READ_TIMEOUT_MS", 10000)),
       .write_timeout = std::chrono::milliseconds(setting("HANDOFF_WRITE_TIMEOUT_MS", 5000)),
   };
   link.linger_time = std::chrono::microseconds(setting("HANDOFF_LINGER_US", 0));
@@ -297,8 +200,16 @@ SessionOutcome serve_connection(const Handler& handler, ipc::Message& request, R
   };
   const auto serve = (request.flags & ipc::kFlagHttp) ? handler::serve_http : handler::serve_lines;
   const int client = request.descriptor.get();
-  SessionOutcome outcome =
-      serve(handler, client, std::move(request.payload), request.flags, link.limits, report_answered, {});
+  ipc::RequestView record;
+  if (!ipc::decode_request_record(request.payload, record)) {
+    std::fprintf(stderr, "handler[%d]: the reactor sent connection %llu with a malformed request record\n",
+                 getpid(), static_cast<unsigned long long>(request.connection_id));
+    std::exit(1);
+  }
+  const handler::SessionStart start{.client_address = record.client_address,
+                                    .client_port = record.client_port};
+  SessionOutcome outcome = serve(handler, client, &record, std::string(record.rest), request.flags,
+                                 link.limits, report_answered, start);
   while (outcome.keep_open && outcome.unconsumed.empty() && link.linger_time.count() > 0 &&
          handler::begin_lingering(link.state, link.answer_record)) {
     if (outcome.status != 0) report_answered(outcome.bytes_written, std::exchange(outcome.status, 0));
@@ -308,8 +219,10 @@ SessionOutcome serve_connection(const Handler& handler, ipc::Message& request, R
       outcome.keep_open = false;
       break;
     }
-    outcome = serve(handler, client, std::move(lingered.received), 0, link.limits, report_answered,
-                    {.bytes_written = outcome.bytes_written, .lingered = true});
+    outcome = serve(handler, client, nullptr, std::move(lingered.received), 0, link.limits, report_answered,
+                    {.bytes_written = outcome.bytes_written,
+                     .client_address = start.client_address,
+                     .client_port = start.client_port});
   }
   return outcome;
 }
@@ -337,8 +250,7 @@ int Handler::run(int argc, char** argv) {
   // With its answer record, it can take connections sent ahead while it is busy (ipc::kFlagAhead).
   const ipc::Message hello{
       .type = ipc::MessageType::kHello,
-      .flags = (link.answer_record.valid() ? ipc::kFlagTakesAhead | ipc::kFlagTakesAheadDeep : 0u) |
-               ipc::kFlagKeepsConnections | ipc::kFlagTakesBatches};
+      .flags = (link.answer_record.valid() ? ipc::kCanTakeAhead : 0u) | ipc::kCanKeep | ipc::kCanTakeBatches};
   if (auto error = channel.send(hello)) {
     log_channel_error("sending hello to the reactor", error);
     return 1;
@@ -362,8 +274,8 @@ int Handler::run(int argc, char** argv) {
     const ipc::Message done{
         .type = ipc::MessageType::kDone,
         .connection_id = request.connection_id,
-        .flags = (outcome.keep_open ? ipc::kFlagKeepOpen : 0u) | (keep ? ipc::kFlagKept : 0u) |
-                 (outcome.write_timed_out ? ipc::kFlagWriteTimedOut : 0u),
+        .flags = (outcome.keep_open ? ipc::kDoneKeepOpen : 0u) | (keep ? ipc::kDoneKept : 0u) |
+                 (outcome.write_timed_out ? ipc::kDoneWriteTimedOut : 0u),
         .payload = ipc::progress_payload(outcome.bytes_written, outcome.status, outcome.unconsumed),
     };
     if (auto error = channel.send(done)) {

@@ -2,14 +2,13 @@
 
 #include <algorithm>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "handler/protocol_session.hpp"
 
 namespace handoff::handler {
 namespace {
-
-constexpr size_t kReadChunkBytes = 64 * 1024;
 
 constexpr size_t kMaxEchoedCommandBytes = 40;
 
@@ -64,35 +63,29 @@ std::string_view without_line_end(std::string_view line) {
 class LineSession : ProtocolSession {
  public:
   LineSession(const Handler& handler, int client_fd, std::string received, uint32_t flags,
-              const Limits& limits, const AnsweredCallback& on_answered, SessionStart start)
+              const Limits& limits, const AnsweredCallback& on_answered, SessionStart start,
+              uint64_t first_id)
       : ProtocolSession(handler, client_fd, std::move(received), flags, limits, on_answered, start),
-        must_finish_first_line_(stream_.head_truncated()) {}
+        first_id_(first_id) {}
 
   SessionOutcome run() {
-    for (;;) {
-      if (answer_complete_lines()) return stream_.close();
-      if (yielded_) return stream_.flush() ? stream_.keep_open() : stream_.closed();
-      const std::string_view partial = stream_.unused();
-      if (partial.size() > limits_.max_request_bytes) return fail("request too large", 413);
-      if (stream_.input_closed()) {
-        // The client will send nothing more: a last line without its line end is still a request.
-        if (!partial.empty()) {
-          const std::string line(partial);
-          stream_.consume(partial.size());
-          answer(line);
-        }
-        return stream_.close();
+    if (answer_complete_lines()) return stream_.close();
+    if (yielded_) return stream_.flush() ? stream_.keep_open() : stream_.closed();
+    const std::string_view partial = stream_.unused();
+    if (stream_.input_closed() && partial.size() <= limits_.max_request_bytes) {
+      // The client will send nothing more: a last line without its line end is still a request.
+      if (!partial.empty()) {
+        if (!stream_.flush()) return stream_.closed();
+        // The answer before it is reported first: one report per answer.
+        if (const int status = stream_.take_status(); status != 0)
+          on_answered_(stream_.bytes_written(), status);
+        const std::string line(partial);
+        stream_.consume(partial.size());
+        answer(line);
       }
-      if (!must_finish_first_line_ || partial.empty()) break;
-      if (!stream_.flush()) return stream_.closed();
-      const size_t room = limits_.max_request_bytes + 2 - partial.size();
-      switch (stream_.read_more(std::min(kReadChunkBytes, room))) {
-        case ReadStatus::kData:
-        case ReadStatus::kEndOfInput: break;
-        case ReadStatus::kTimedOut: return fail("read timeout", 408);
-        case ReadStatus::kFailed: return stream_.closed();
-      }
+      return stream_.close();
     }
+    // The start of the next line (or one too long, which the reactor refuses) goes back to the reactor.
     if (!stream_.flush()) return stream_.closed();
     return stream_.keep_open();
   }
@@ -105,14 +98,13 @@ class LineSession : ProtocolSession {
       const std::string_view unused = stream_.unused();
       const size_t end = unused.find('\n');
       if (end == std::string_view::npos) return false;
-      const std::string line(without_line_end(unused.substr(0, end)));
-      stream_.consume(end + 1);
-      must_finish_first_line_ = false;
-      if (line.size() > limits_.max_request_bytes) {
-        stream_.queue("ERR request too large\n");
-        stream_.answered(413);
-        return true;
+      const std::string_view whole = without_line_end(unused.substr(0, end));
+      if (whole.size() > limits_.max_request_bytes) {
+        yielded_ = true;  // The reactor, the judge of requests, refuses it: it goes back unanswered.
+        return false;
       }
+      const std::string line(whole);
+      stream_.consume(end + 1);
       if (answer(line)) return true;
       // Each answer goes out before the next request runs, so a slow request never holds back an earlier
       // answer that is ready.
@@ -129,27 +121,24 @@ class LineSession : ProtocolSession {
 
   // Executes one line and queues its reply; true when the client asked to close.
   bool answer(std::string_view line) {
-    const LineAnswer answer = answer_line(handler_, line);
+    const LineAnswer answer = answer_line(
+        handler_, line,
+        {.client_address = start_.client_address, .client_port = start_.client_port, .id = next_id()});
     stream_.queue(answer.text);
     if (answer.status != 0) stream_.answered(answer.status);
     return answer.close;
   }
 
-  SessionOutcome fail(std::string_view what, int status) {
-    stream_.queue("ERR ");
-    stream_.queue(what);
-    stream_.queue("\n");
-    stream_.answered(status);
-    return stream_.close();
-  }
+  // The record's line has the reactor's number; those after it, which the handler read itself, have none (0).
+  uint64_t next_id() { return std::exchange(first_id_, 0); }
 
-  bool must_finish_first_line_;
+  uint64_t first_id_;
   bool yielded_ = false;  // Complete lines are left for a later hand-off: others wait.
 };
 
 }  // namespace
 
-LineAnswer answer_line(const Handler& handler, std::string_view line) {
+LineAnswer answer_line(const Handler& handler, std::string_view line, Request request) {
   const std::vector<std::string_view> words = split_words(line);
   if (words.empty()) return {error_line("empty request"), false, 400};
   const std::string_view command = words[0];
@@ -162,16 +151,29 @@ LineAnswer answer_line(const Handler& handler, std::string_view line) {
                        ", quit)"),
             false, 404};
   }
-  const Reply reply = handler.execute({.command = command,
-                                       .arguments = std::vector(words.begin() + 1, words.end()),
-                                       .protocol = Protocol::kLine});
+  request.command = command;
+  request.arguments.assign(words.begin() + 1, words.end());
+  request.protocol = Protocol::kLine;
+  request.target = line;
+  const Reply reply = handler.execute(request);
   if (reply.status >= 400) return {error_line(reply.body), false, reply.status};
   return {one_line(reply.body), false, reply.status};
 }
 
-SessionOutcome serve_lines(const Handler& handler, int client_fd, std::string received, uint32_t flags,
-                           const Limits& limits, const AnsweredCallback& on_answered, SessionStart start) {
-  return LineSession(handler, client_fd, std::move(received), flags, limits, on_answered, start).run();
+SessionOutcome serve_lines(const Handler& handler, int client_fd, const ipc::RequestView* first,
+                           std::string received, uint32_t flags, const Limits& limits,
+                           const AnsweredCallback& on_answered, SessionStart start) {
+  if (first != nullptr) {
+    // The record's line, then the bytes after it: the session answers lines as it finds them.
+    std::string lines;
+    lines.reserve(first->target.size() + 1 + received.size());
+    (lines += first->target) += '\n';
+    lines += received;
+    received = std::move(lines);
+  }
+  return LineSession(handler, client_fd, std::move(received), flags, limits, on_answered, start,
+                     first != nullptr ? first->request_id : 0)
+      .run();
 }
 
 }  // namespace handoff::handler

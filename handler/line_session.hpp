@@ -1,7 +1,7 @@
 #pragma once
 
-// Serving one hand-off of a line-protocol connection: answer every complete line the handler has, read more
-// from the socket only to finish a line whose head the reactor cut at its cap, and give the rest back.
+// Serving one hand-off of a line-protocol connection: answer the record's line and every complete line the
+// handler has after it, and give the rest back.
 
 #include <cstdint>
 #include <string>
@@ -9,6 +9,7 @@
 
 #include "handler/session.hpp"
 #include "handoff/handler.hpp"
+#include "ipc/request_record.hpp"
 
 namespace handoff::handler {
 
@@ -18,11 +19,13 @@ struct LineAnswer {
   bool close = false;  // The client said quit.
   int status = 200;    // 200, or the error's status (as HTTP would say it); 0 for quit.
 };
-LineAnswer answer_line(const Handler& handler, std::string_view line);
+// request: what is known of it beside the line (client, id).
+LineAnswer answer_line(const Handler& handler, std::string_view line, Request request = {});
 
-// received: the bytes the reactor read; flags: the kConnection frame's flags (ipc/wire.hpp).
-SessionOutcome serve_lines(const Handler& handler, int client_fd, std::string received, uint32_t flags,
-                           const Limits& limits, const AnsweredCallback& on_answered,
-                           SessionStart start = {});
+// first: the hand-off's request record (its target is the line), or null when the session serves bytes read
+// while lingering; received: the bytes after it; flags: the kConnection frame's flags (ipc/wire.hpp).
+SessionOutcome serve_lines(const Handler& handler, int client_fd, const ipc::RequestView* first,
+                           std::string received, uint32_t flags, const Limits& limits,
+                           const AnsweredCallback& on_answered, SessionStart start = {});
 
 }  // namespace handoff::handler

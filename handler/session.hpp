@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include "ipc/answer_record.hpp"
 #include "ipc/shared_state.hpp"
@@ -21,18 +22,19 @@ struct Limits {
   // This handler's answer record (ipc/answer_record.hpp): each answer is noted there before it is written, so
   // that the reactor can tell a whole answer from a cut one if the handler dies. Null: nothing is noted.
   ipc::AnswerRecord* answer_record = nullptr;
+  // For the requests a handler reads itself (pipelined behind the first, or while lingering): the longest it
+  // serves; a longer one goes back to the reactor, which refuses it.
   size_t max_request_bytes = 2u << 20;            // The longest request (a line; an HTTP body).
   size_t max_head_bytes = 64u << 10;              // The longest HTTP request head.
-  std::chrono::milliseconds io_timeout{10000};    // How long the reads of a hand-off may wait for the client.
   std::chrono::milliseconds write_timeout{5000};  // How long a client may take none of an answer.
 };
 
 // Where a session starts within its hand-off.
 struct SessionStart {
   uint64_t bytes_written = 0;  // Written to the client earlier in the hand-off: reports and notes count on.
-  // The handler read the received bytes itself, after lingering on the connection: a request not complete in
-  // them goes back to the reactor, which waits for the rest without holding a handler.
-  bool lingered = false;
+  // The client, as the hand-off's request record gave it: the requests the handler reads itself come from it.
+  std::string_view client_address;
+  uint16_t client_port = 0;
 };
 
 struct SessionOutcome {

@@ -2,6 +2,10 @@
 
 #include <strings.h>
 
+// The rules below were written against llhttp 8.1 (http/meson.build stops the build on another version).
+static_assert(LLHTTP_VERSION_MAJOR == 8 && LLHTTP_VERSION_MINOR == 1,
+              "http/request_parser.cpp was written against llhttp 8.1: review its rules for this version");
+
 #include <algorithm>
 #include <cctype>
 

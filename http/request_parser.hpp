@@ -66,8 +66,8 @@ class RequestParser {
     kRefused,   // The request is not acceptable: refusal_status() and refusal_reason() say why.
   };
 
-  // keep_fields: whether head().headers and body() are filled in (the handler library), or the request is
-  // only checked and measured (the reactor, which hands the bytes on).
+  // keep_fields: whether head().headers and body() are filled in (the reactor, which hands the request over
+  // parsed, the admin port and the handler library), or the request is only checked and measured.
   explicit RequestParser(RequestLimits limits, bool keep_fields = true);
   RequestParser(const RequestParser&) = delete;
   RequestParser& operator=(const RequestParser&) = delete;

@@ -95,7 +95,13 @@ std::string serialize(const Response& response, bool head_request) {
   out += std::to_string(response.status);
   out += ' ';
   out += reason_phrase(response.status);
-  out += "\r\nServer: handoff\r\nDate: ";
+  out += "\r\n";
+  if (!response.server.empty()) {
+    out += "Server: ";
+    out += response.server;
+    out += "\r\n";
+  }
+  out += "Date: ";
   out += date_now();
   out += "\r\nContent-Type: ";
   out += response.content_type;

@@ -20,7 +20,8 @@ struct Response {
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
-  std::string extra_headers;  // Each ends in "\r\n".
+  std::string extra_headers;       // Each ends in "\r\n".
+  std::string server = "handoff";  // The Server header's value; empty: none.
   ConnectionHeader connection = ConnectionHeader::kNone;
 };
 

@@ -40,11 +40,9 @@ struct AnswerRecordLayout {
                            // (ipc::ahead_slot), until taken: offer_word(connection id, the offer's number);
                            // with kOfferTaken once the handler took one, 0 once withdrawn. One slot more than
                            // a handler may hold sent ahead: the one it goes on with may still be untaken when
-                           // the reactor sends the next. Only handlers that take connections ahead use them;
-                           // those that hold one at most (no kFlagTakesAheadDeep), the first two only.
+                           // the reactor sends the next. Only handlers that take connections ahead use them.
 };
-inline constexpr uint32_t kAnswerRecordVersion = 1;  // The slots past the first two came later, unversioned:
-                                                     // a handler that knows only two is never given more.
+inline constexpr uint32_t kAnswerRecordVersion = 2;
 inline constexpr unsigned kOfferSlots = 8;
 static_assert(sizeof(AnswerRecordLayout) == 96, "part of the handler interface");
 inline constexpr uint64_t kOfferTaken = uint64_t{1} << 63;

@@ -3,7 +3,7 @@
 // BlockingChannel: one end of a reactor<->handler channel used with blocking calls, as a handler uses it.
 // It reads as much as is there (one recvmsg for all the frames of a write in the common case). Descriptors
 // travel with the first byte of the write that carries their frames, in the order of those frames (several
-// frames to a handler that says ipc::kFlagTakesBatches), and recvmsg stops after the bytes of a write that
+// frames to a handler that says ipc::kCanTakeBatches), and recvmsg stops after the bytes of a write that
 // carried any, so a descriptor belongs to the first frame that carries one (kConnection) among the frames not
 // returned yet: frames without one may come before it in the same read (a late kReclaim, then the next
 // kConnection), and the next frame's descriptor may come with the end of a long one (a connection sent ahead
@@ -48,7 +48,7 @@ class BlockingChannel {
   // Reads until inbox_ holds size bytes, keeping descriptors that come in pending_descriptors_.
   std::error_code fill_to(size_t size);
 
-  // Two writes' worth (the reactor batches frames, ipc::kFlagTakesBatches): frames sent ahead and withdrawn
+  // Two writes' worth (the reactor batches frames, ipc::kCanTakeBatches): frames sent ahead and withdrawn
   // that it has not read past yet (7 at most), and the next write's (8 at most).
   static constexpr size_t kMaxPendingDescriptors = 2 * kMaxDescriptorsPerWrite;
 

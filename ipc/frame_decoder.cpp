@@ -11,6 +11,12 @@ std::optional<Message> FrameDecoder::next(std::error_code& error) {
   Header header;
   std::memcpy(&header, buffer_.data() + consumed_, sizeof(header));
   if ((error = check_header(header))) return std::nullopt;
+  // Only a request (kConnection, to a handler) may be larger than kMaxPayloadBytes, and no request travels
+  // the way this decoder reads: a peer does not make the reactor hold more than a frame's worth.
+  if (header.payload_size > kMaxPayloadBytes) {
+    error = Errc::kFrameTooLarge;
+    return std::nullopt;
+  }
   if (carries_descriptor(static_cast<MessageType>(header.type), header.flags)) {
     error = Errc::kMissingDescriptor;
     return std::nullopt;

@@ -53,7 +53,8 @@ std::error_code check_header(const Header& header) {
     case MessageType::kTakeoverBytes: break;
     default: return Errc::kUnknownType;
   }
-  if (header.payload_size > kMaxPayloadBytes) return Errc::kFrameTooLarge;
+  if (header.payload_size > max_payload_bytes(static_cast<MessageType>(header.type)))
+    return Errc::kFrameTooLarge;
   return {};
 }
 
@@ -63,7 +64,7 @@ bool carries_descriptor(MessageType type, uint32_t flags) {
 }
 
 std::string encode(const Message& message) {
-  assert(message.payload.size() <= kMaxPayloadBytes);
+  assert(message.payload.size() <= max_payload_bytes(message.type));
   const Header header{
       .magic = kMagic,
       .version = kVersion,

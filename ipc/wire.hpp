@@ -19,8 +19,11 @@
 namespace handoff::ipc {
 
 inline constexpr uint32_t kMagic = 0x46444e48;  // The bytes "HNDF" read as a little-endian integer.
-inline constexpr uint16_t kVersion = 1;
+inline constexpr uint16_t kVersion = 2;
 inline constexpr uint32_t kMaxPayloadBytes = 16u << 20;
+// A kConnection frame carries a whole request, whose body may be as large as --max-request-bytes allows (1
+// GiB) and its head --max-head-bytes (1 MiB): its payload may be larger than other frames'.
+inline constexpr uint32_t kMaxRequestPayloadBytes = 3u << 30;
 
 // The environment variable in which the reactor tells a handler the number of its channel descriptor.
 inline constexpr const char* kChannelFdVariable = "HANDOFF_IPC_FD";
@@ -29,27 +32,33 @@ inline constexpr int kHandlerChannelFd = 3;
 
 enum class MessageType : uint16_t {
   kHello = 1,       // handler -> reactor, its first frame: it speaks this version and is ready for work.
-  kConnection = 2,  // reactor -> handler: a client socket (attached) and the bytes the reactor read from it.
+  kConnection = 2,  // reactor -> handler: a client socket (attached) and its request, read whole and parsed:
+                    // a request record (ipc/request_record.hpp).
   kDone = 3,      // handler -> reactor: finished with the connection; payload: a Progress, then the bytes it
-                  // read but did not use.
+                  // has of the connection and did not use (of the record's rest, or read itself).
   kAnswered = 4,  // handler -> reactor: an answer is complete and another request of the same hand-off
                   // follows; payload: a Progress.
-  kReclaim = 5,   // reactor -> handler: a request waits; a handler lingering on its connection (noted in its
-                  // answer record) ends the hand-off now. Sent at most once a hand-off; one that comes after
-                  // the hand-off ended is skipped.
+  kReclaim = 5,   // reactor -> handler: a request waits, or the handler is to retire; a handler lingering on
+                  // its connection (noted in its answer record) ends the hand-off now, any other skips it.
+                  // Sent at most once a hand-off; one that comes after the hand-off ended is skipped.
   // Between an old reactor and the new one that takes over from it:
   kTakeoverListener = 6,    // old -> new: a listening socket (attached); flags: kFlagAdminPort, kFlagLast.
   kTakeoverReady = 7,       // new -> old: its handlers are ready, and it accepts on the sockets.
   kTakeoverConnection = 8,  // old -> new: a client connection (attached); payload: a Progress (the bytes the
                             // socket has sent so far, and the age of the request being read), then the bytes
-                            // the old one read of it that no handler took; flags: kFlagHttp or
-                            // kFlagLineProtocol, its protocol if known; kFlagContinueSent; kFlagMoreBytes.
+                            // the old one read of it that no handler took; flags: kTakenHttp or
+                            // kTakenLineProtocol, its protocol if known; kFlagContinueSent; kFlagMoreBytes.
   kTakeoverEnd = 9,         // old -> new: every connection has been sent.
   kForget = 10,  // reactor -> handler: close the copy of the connection's socket kept for it (kFlagKept).
   kTakeoverBytes =
       11,  // old -> new: more of the bytes of the connection the frame before it began (same
            // connection_id), which said kFlagMoreBytes; flags: kFlagMoreBytes when yet more follow.
 };
+
+// The most payload a frame of that type may carry.
+constexpr uint32_t max_payload_bytes(MessageType type) {
+  return type == MessageType::kConnection ? kMaxRequestPayloadBytes : kMaxPayloadBytes;
+}
 
 // The start of the payload of kAnswered and kDone frames.
 struct Progress {
@@ -68,58 +77,61 @@ std::string progress_payload(uint64_t bytes_written, int status, std::string_vie
 // Splits such a payload; false when it is too short to hold a Progress.
 bool split_progress_payload(std::string& payload, Progress& progress);
 
-// Flags of a kConnection frame.
-inline constexpr uint32_t kFlagHeadTruncated = 1u << 0;  // The request reached a cap: refuse or read on.
-inline constexpr uint32_t kFlagInputClosed = 1u << 1;    // The client sent EOF after these bytes.
-inline constexpr uint32_t kFlagHttp = 1u << 2;  // The connection speaks HTTP/1.x, not the line protocol.
+// Flags are numbered per frame type: the same bit means different things in different frames.
+//
+// Flags of a kConnection frame. Its payload is the request record (ipc/request_record.hpp).
+inline constexpr uint32_t kFlagHttp = 1u << 0;  // The connection speaks HTTP/1.x, not the line protocol.
+inline constexpr uint32_t kFlagInputClosed = 1u
+                                             << 1;  // The client sent EOF after the bytes the reactor read.
 // Sent ahead, while the handler is busy: it is the handler's only if it takes it in its answer record
-// (ipc/answer_record.hpp); otherwise the reactor withdrew it, and the descriptor is closed unused.
-inline constexpr uint32_t kFlagAhead = 1u << 3;
-// With kFlagAhead, its claim's slot in the answer record is bits 8-10 of the flags; slot 1 also sets
-// kFlagAheadSlot, which a handler that holds one ahead at most may read alone (it is given slots 0 and 1).
-inline constexpr uint32_t kFlagAheadSlot = 1u << 4;
+// (ipc/answer_record.hpp); otherwise the reactor withdrew it, and the descriptor is closed unused. Its
+// claim's slot in the answer record is bits 8-10 of the flags, and bits 16-31 number the offer (one
+// connection may be sent ahead to the same handler again while its earlier, withdrawn frame is still unread
+// there): the claim is for this one only.
+inline constexpr uint32_t kFlagAhead = 1u << 2;
+// Keeping a connection (the handler's copy of a keep-alive socket, so that its next request needs no
+// SCM_RIGHTS, no descriptor install and no close): kFlagKeep asks the handler to keep its copy if the
+// connection stays open, and kFlagKept says no descriptor is attached: the handler serves the copy it kept.
+inline constexpr uint32_t kFlagKeep = 1u << 3;
+inline constexpr uint32_t kFlagKept = 1u << 4;
 inline constexpr unsigned kAheadSlotShift = 8;
 inline constexpr uint32_t kAheadSlotMask = 7u << kAheadSlotShift;
+inline constexpr unsigned kAheadOfferShift = 16;
 constexpr uint32_t ahead_slot_flags(unsigned slot) {
-  return ((slot << kAheadSlotShift) & kAheadSlotMask) | (slot == 1 ? kFlagAheadSlot : 0u);
+  return (slot << kAheadSlotShift) & kAheadSlotMask;
 }
 constexpr unsigned ahead_slot(uint32_t flags) {
   return (flags & kAheadSlotMask) >> kAheadSlotShift;
 }
-// With kFlagAhead, bits 16-31 of the flags number the offer (one connection may be sent ahead to the same
-// handler again while its earlier, withdrawn frame is still unread there): the claim is for this one only.
-inline constexpr unsigned kAheadOfferShift = 16;
-// Keeping a connection (the handler's copy of a keep-alive socket, so that its next request needs no
-// SCM_RIGHTS, no descriptor install and no close): in a kConnection frame, kFlagKeep asks the handler to keep
-// its copy if the connection stays open, and kFlagKept says no descriptor is attached: the handler serves
-// the copy it kept. A kDone frame with kFlagKept says the handler kept its copy, until a kForget or the next
-// kConnection frame of the connection that carries a descriptor.
-inline constexpr uint32_t kFlagKeep = 1u << 6;
-inline constexpr uint32_t kFlagKept = 1u << 7;
-// Flags of a kHello frame.
-inline constexpr uint32_t kFlagTakesAhead = 1u << 0;        // It may be sent connections ahead (kFlagAhead).
-inline constexpr uint32_t kFlagKeepsConnections = 1u << 1;  // It may be asked to keep them (kFlagKeep).
-// It reads the slot of an offer from ipc::ahead_slot, so it may hold several connections sent ahead.
-inline constexpr uint32_t kFlagTakesAheadDeep = 1u << 2;
+
+// Flags of a kHello frame: the handler's capabilities, one word.
+inline constexpr uint32_t kCanTakeAhead = 1u << 0;  // It may be sent connections ahead (kFlagAhead).
+inline constexpr uint32_t kCanKeep = 1u << 1;       // It may be asked to keep them (kFlagKeep).
 // It takes several frames in one write, the descriptors of all of them attached to its first byte, in the
 // order of the frames that carry one (ipc::BlockingChannel does): the reactor then sends the frames it has
 // for it in one turn of its loop with one sendmsg.
-inline constexpr uint32_t kFlagTakesBatches = 1u << 3;
+inline constexpr uint32_t kCanTakeBatches = 1u << 2;
 // The most descriptors one write carries (SCM_RIGHTS allows 253): a connection and all those ahead of it.
 inline constexpr size_t kMaxDescriptorsPerWrite = 8;
-// Flags of a kTakeoverConnection frame: kFlagHttp, or this one, when the connection's protocol is known.
-inline constexpr uint32_t kFlagLineProtocol = 1u << 5;
-// The old reactor answered the request's "Expect: 100-continue" already: the new one does not again.
-inline constexpr uint32_t kFlagContinueSent = 1u << 8;
-// A kTakeoverConnection or kTakeoverBytes frame whose bytes go on in a kTakeoverBytes frame: a request read
-// up to the frame limit does not fit in one frame with its Progress.
-inline constexpr uint32_t kFlagMoreBytes = 1u << 9;
+
+// Flags of a kDone frame.
+inline constexpr uint32_t kDoneKeepOpen = 1u << 0;  // The client may send more: watch the connection again.
+inline constexpr uint32_t kDoneWriteTimedOut = 1u << 1;  // The client did not take an answer in time.
+// The handler kept its copy of the socket (it was asked to, kFlagKeep), until a kForget or the next
+// kConnection frame of the connection that carries a descriptor.
+inline constexpr uint32_t kDoneKept = 1u << 2;
+
 // Flags of a kTakeoverListener frame.
 inline constexpr uint32_t kFlagAdminPort = 1u << 0;  // The admin port's, not the service port's.
 inline constexpr uint32_t kFlagLast = 1u << 1;       // No other listening socket follows.
-// Flags of a kDone frame, and kFlagKept.
-inline constexpr uint32_t kFlagKeepOpen = 1u << 0;  // The client may send more: watch the connection again.
-inline constexpr uint32_t kFlagWriteTimedOut = 1u << 1;  // The client did not take an answer in time.
+// Flags of a kTakeoverConnection frame: its protocol, when known (neither: not yet decided).
+inline constexpr uint32_t kTakenHttp = 1u << 0;
+inline constexpr uint32_t kTakenLineProtocol = 1u << 1;
+// The old reactor answered the request's "Expect: 100-continue" already: the new one does not again.
+inline constexpr uint32_t kFlagContinueSent = 1u << 2;
+// A kTakeoverConnection or kTakeoverBytes frame whose bytes go on in a kTakeoverBytes frame: a request read
+// up to the frame limit does not fit in one frame with its Progress.
+inline constexpr uint32_t kFlagMoreBytes = 1u << 3;
 
 // All fields are in host byte order: both ends of a channel run on the same machine.
 struct Header {

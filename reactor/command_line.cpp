@@ -148,8 +148,7 @@ std::optional<std::string> store_max_buffered_bytes(Config& config, const std::s
   static const Store read =
       within(&Config::max_buffered_bytes, parse_size, size_t{1}, size_t{1} << 40, "a size from 1 to 1024g");
   if (std::optional<std::string> error = read(config, name, option)) return error;
-  const size_t largest_request =
-      std::min<size_t>(config.max_head_bytes + config.max_request_bytes + 2, ipc::kMaxPayloadBytes);
+  const size_t largest_request = config.max_head_bytes + config.max_request_bytes + 2;
   if (config.max_buffered_bytes >= largest_request) return std::nullopt;
   if (option.given) {
     return "--max-buffered-bytes must be at least the largest request the reactor reads (" +
@@ -251,6 +250,10 @@ std::vector<OptionRow> option_table(const std::string& default_handler) {
     {"", "handler-nice", "N", "handlers run this much nicer than the reactor, 0 to 19: a smaller share of "
      "the CPU when other programs compete for it too", "0",
      within(&Config::handler_nice, parse_count, size_t{0}, size_t{19}, "a whole number from 0 to 19")},
+    {"", "expose-errors", "", "handlers put the text of an exception in user code into the 500 (or 'ERR "
+     "internal error: ...') the client gets; for development only: such text carries paths, SQL and keys. "
+     "Without it the client gets 'internal error', and the handler's log has the whole story", "",
+     flag(&Config::expose_errors)},
     {"", "handler-cmd", "'PATH ARGS...'", "handler command line (split like a shell, no expansions); the "
      "handler gets its channel at descriptor 3 (HANDOFF_IPC_FD=3). Default: handoff-handler beside the "
      "reactor, in the folder of its own executable (in a build tree, ../handler/handoff-handler from that "

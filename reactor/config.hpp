@@ -53,6 +53,8 @@ struct Config {
   // CPU first when they wake, even while every handler computes; and this much nicer than the reactor
   // (setpriority(2)).
   bool handler_batch = true;
+  // Handlers put an exception's text in the 500 they answer (HANDOFF_EXPOSE_ERRORS=1): development only.
+  bool expose_errors = false;
   // A busy handler that takes connections ahead (the C++ library does) is sent up to this many of the next
   // waiting requests before it reports (--send-ahead), so that it goes on without waiting for the reactor;
   // a handler that comes free first takes them instead. 0: none.

@@ -10,6 +10,7 @@
 #include <cerrno>
 
 #include "http/response.hpp"
+#include "ipc/request_record.hpp"
 #include "ipc/wire.hpp"
 #include "reactor/bytes_sent.hpp"
 #include "reactor/log.hpp"
@@ -144,30 +145,32 @@ void Connection::stop_timer() {
 }
 
 // The most the reactor holds of one request: a line up to --max-request-bytes (and its line end), an HTTP
-// head up to --max-head-bytes with a body up to --max-request-bytes, all within one ipc frame. A request
-// longer than that is handed off unfinished, and the handler refuses it or reads the rest itself.
+// head up to --max-head-bytes with a body up to --max-request-bytes on the wire. The framing refuses a longer
+// one before this is reached; a request that reaches it all the same is refused as too large: a handler gets
+// whole requests only.
 size_t Connection::read_cap() const {
   switch (protocol_) {
-    case Protocol::kLine: return std::min<size_t>(config_.max_request_bytes + 2, ipc::kMaxPayloadBytes);
+    case Protocol::kLine: return config_.max_request_bytes + 2;
     case Protocol::kHttp:
-      return std::min<size_t>(
-          config_.max_head_bytes + http::RequestLimits::body_phase_bytes(config_.max_request_bytes),
-          ipc::kMaxPayloadBytes);
+      return config_.max_head_bytes + http::RequestLimits::body_phase_bytes(config_.max_request_bytes) + 1;
     case Protocol::kUnknown: break;
   }
   return config_.max_head_bytes;
 }
 
 bool Connection::request_ready() const {
-  // The parser refuses an HTTP head over --max-head-bytes itself; the line protocol's cap is the line's.
-  return framing_.ready() || received_.size() >= read_cap();
+  return framing_.ready();
 }
 
 // Feeds framing_ what it has not seen (all of it, once the protocol is known).
 void Connection::frame_received() {
-  if (protocol_ == Protocol::kUnknown) return;
+  if (protocol_ == Protocol::kUnknown) {
+    if (received_.size() < read_cap()) return;
+    protocol_ = Protocol::kLine;  // A long first line that has not said what it is: no HTTP request line.
+  }
   framing_.feed(protocol_, std::string_view(received_).substr(framed_bytes_));
   framed_bytes_ = received_.size();
+  if (received_.size() >= read_cap()) framing_.refuse_as_too_large();
   if (framing_.take_continue()) {
     // The client waits for this before it sends the body (curl gives up waiting after 1 s).
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -175,6 +178,16 @@ void Connection::frame_received() {
         ::send(socket_.get(), kContinue.data(), kContinue.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (sent > 0) bytes_written_ += static_cast<uint64_t>(sent);
   }
+}
+
+// The client sends nothing more: a last line without its line end is still a request (one that has not said
+// what it is, a line), unless it is too long; an HTTP request cut short is refused (400).
+void Connection::finish_framing() {
+  if (protocol_ == Protocol::kUnknown) {
+    protocol_ = Protocol::kLine;
+    frame_received();
+  }
+  framing_.finish(protocol_);
 }
 
 void Connection::account_received() {
@@ -234,8 +247,7 @@ Connection::Input Connection::read_available() {
     if (got == 0) {
       input_closed_ = true;
       if (received_.empty()) return Input::kLeft;
-      // A last line without its line end is still a request; an HTTP request cut short is refused (400).
-      if (protocol_ == Protocol::kHttp) framing_.finish();
+      finish_framing();
       return Input::kReady;
     }
     // A short read took all there was, and what comes later brings an edge of its own. (tcp_recvmsg stops
@@ -306,24 +318,46 @@ void Connection::check_client_left() {
   events_.on_client_left(*this);
 }
 
-Connection::Request Connection::take_request() {
+Connection::Request Connection::take_request(uint64_t request_id) {
   if (reading()) unwatch();
   state_ = State::kStopped;
   stop_timer();
   if (protocol_ == Protocol::kUnknown) protocol_ = Protocol::kLine;         // A short request cut by EOF.
   if (config_.access_log) request_line_ = printable_first_line(received_);  // Only the access log wants it.
-  uint32_t flags = protocol_ == Protocol::kHttp ? ipc::kFlagHttp : 0;
-  if (input_closed_) {
-    flags |= ipc::kFlagInputClosed;
-  } else if (!framing_.ready()) {
-    flags |= ipc::kFlagHeadTruncated;  // Cut at the cap: the handler refuses it or reads the rest.
-  }
-  Request request{std::exchange(received_, std::string()), flags};
+  Request request{.flags = (protocol_ == Protocol::kHttp ? ipc::kFlagHttp : 0u) |
+                           (input_closed_ ? ipc::kFlagInputClosed : 0u)};
+  request.raw = std::exchange(received_, std::string());
+  write_record(request_id, request.raw, request.record);
   request_began_ms_ = 0;
   framing_.reset();
   framed_bytes_ = 0;
   account_received();
   return request;
+}
+
+// The record of the request at the start of raw (ipc/request_record.hpp), as the framing read it: an HTTP
+// request parsed, or a line (one cut by EOF is all of raw).
+void Connection::write_record(uint64_t request_id, std::string_view raw, std::string& record) {
+  if (!client_) client_ = socket_address(socket_.get(), true).value_or(ListenAddress{});
+  ipc::RequestFields fields{
+      .request_id = request_id, .client_address = client_->host, .client_port = client_->port};
+  if (protocol_ == Protocol::kHttp) {
+    const http::RequestHead& head = framing_.head();
+    fields.http_minor = head.version_minor;
+    fields.keep_alive = head.keep_alive;
+    fields.method = head.method;
+    fields.target = head.target;
+    fields.body = framing_.body();
+    fields.rest = raw.substr(std::min(framing_.request_bytes(), raw.size()));
+    ipc::append_request_record(record, fields, head.headers);
+    return;
+  }
+  const size_t end = framing_.complete() ? framing_.request_bytes() : raw.size();
+  std::string_view line = raw.substr(0, end);
+  if (line.ends_with('\n')) line.remove_suffix(line.ends_with("\r\n") ? 2 : 1);
+  fields.target = line;
+  fields.rest = raw.substr(end);
+  ipc::append_request_record(record, fields, std::vector<http::HeaderField>());
 }
 
 Connection::Resume Connection::resume(std::string unconsumed) {
@@ -333,6 +367,7 @@ Connection::Resume Connection::resume(std::string unconsumed) {
   request_began_ms_ = 0;  // What a handler read and did not use began just now, as far as the reactor knows.
   account_received();
   frame_received();
+  if (input_closed_ && !received_.empty()) finish_framing();
   if (!received_.empty() && (request_ready() || input_closed_)) {
     ready_at_ns_ = uv_hrtime();
     return Resume::kReady;
@@ -379,6 +414,10 @@ void Connection::refuse(Refusal refusal) {
 }
 
 void Connection::refuse_request() {
+  if (protocol_ != Protocol::kHttp) {
+    send_refusal("ERR " + framing_.refusal_reason() + "\n");
+    return;
+  }
   send_refusal(http::serialize({.status = framing_.refusal_status(),
                                 .body = framing_.refusal_reason() + "\n",
                                 .connection = http::ConnectionHeader::kClose},
@@ -410,8 +449,8 @@ PassedConnection Connection::release_to_successor(std::string before) {
   before += end_waits();
   if (polled_) poller_.forget_passed(socket_.get(), key_);
   polled_ = false;
-  uint32_t flags = protocol_ == Protocol::kHttp   ? ipc::kFlagHttp
-                   : protocol_ == Protocol::kLine ? ipc::kFlagLineProtocol
+  uint32_t flags = protocol_ == Protocol::kHttp   ? ipc::kTakenHttp
+                   : protocol_ == Protocol::kLine ? ipc::kTakenLineProtocol
                                                   : 0u;
   if (framing_.continue_answered()) flags |= ipc::kFlagContinueSent;
   const uint64_t age_ms = began == 0 || before.empty() ? 0 : uv_now(timer_.loop) - began;

@@ -21,6 +21,7 @@
 #include "ipc/unique_fd.hpp"
 #include "reactor/config.hpp"
 #include "reactor/dispatcher.hpp"
+#include "reactor/listener.hpp"
 #include "reactor/loop_owned.hpp"
 #include "reactor/passed_connection.hpp"
 #include "reactor/protocol.hpp"
@@ -51,8 +52,8 @@ class Connection final : SocketPoller::Watcher {
 
   class Events {
    public:
-    // The connection holds a complete request (or one the handler must refuse, or as much as the cap
-    // allows); it stopped watching.
+    // The connection holds a complete request, or one the reactor refuses (request_refused()); it stopped
+    // watching.
     virtual void on_request_ready(Connection& connection) = 0;
     // The client left while the reactor watched it: EOF with nothing pending, or a reset, while it read a
     // request; while the request waited in the queue or a handler served it, a reset, or EOF over HTTP (see
@@ -68,9 +69,11 @@ class Connection final : SocketPoller::Watcher {
   // The most the connection reads at once.
   static constexpr size_t kReadChunkBytes = 16 * 1024;
 
-  // What a handler receives: the bytes read so far and the kConnection flags that describe them.
+  // What a handler receives: the request record (ipc/request_record.hpp) and the kConnection flags; and the
+  // bytes it was read from, which a takeover passes on when the request goes to no handler.
   struct Request {
-    std::string bytes;
+    std::string record;
+    std::string raw;
     uint32_t flags;
   };
 
@@ -140,8 +143,8 @@ class Connection final : SocketPoller::Watcher {
            last_input_ms_ < since_ms;
   }
 
-  // Takes the request for a handler.
-  Request take_request();
+  // Takes the request for a handler; request_id: the reactor's number for it.
+  Request take_request(uint64_t request_id);
 
   // A handler finished its turn with the connection, having written bytes_written to it.
   void count_handler_bytes(uint64_t bytes_written) { bytes_written_ += bytes_written; }
@@ -203,7 +206,7 @@ class Connection final : SocketPoller::Watcher {
   enum class Input {
     kWouldBlock,  // All read; the next edge says when there is more.
     kPaused,      // The budget is spent: resume_reading says when to read on.
-    kReady,       // A request is ready (complete, cut at the cap, or ended by EOF).
+    kReady,       // A request is ready (complete, a line ended by EOF, or refused).
     kLeft,        // EOF before any byte of a request, or an error: the client is gone.
   };
 
@@ -225,6 +228,8 @@ class Connection final : SocketPoller::Watcher {
   void stop_timer();
   bool request_ready() const;
   size_t read_cap() const;
+  void write_record(uint64_t request_id, std::string_view raw, std::string& record);
+  void finish_framing();
   void frame_received();
   void account_received();
   bool has_unread_input() const;
@@ -246,6 +251,7 @@ class Connection final : SocketPoller::Watcher {
   size_t budgeted_bytes_ = 0;  // Of received_, how many budget_ counts.
   ReadBudget& budget_;
   std::string peer_ = "-";
+  std::optional<ListenAddress> client_;  // The client's address and port, once a request needed them.
   std::string request_line_ = "-";
   uint64_t ready_at_ns_ = 0;
   // On the loop's clock (uv_now, milliseconds: no clock read of its own on the hot path). When the first byte

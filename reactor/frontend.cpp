@@ -178,12 +178,12 @@ void Frontend::send_to_handler(Assignment assignment) {
     // It still waits, and may come back until its handler takes it.
     ++metrics_.counters.sent_ahead;
     kept_requests_.emplace(connection.id(), request);
-    handler.send_ahead(connection.id(), connection.socket(), std::move(request.bytes), request.flags);
+    handler.send_ahead(connection.id(), connection.socket(), std::move(request.record), request.flags);
     connection.wait_in_queue();
     return;
   }
   observe_queue_wait(connection);
-  handler.send_connection(connection.id(), connection.socket(), std::move(request.bytes), request.flags);
+  handler.send_connection(connection.id(), connection.socket(), std::move(request.record), request.flags);
   connection.watch_while_served();
 }
 
@@ -228,8 +228,8 @@ void Frontend::on_connection_returned(const HandlerProcess& handler, ipc::Messag
   const auto it = connections_.find(done.connection_id);
   it->second->set_kept_by(handler.keeps(done.connection_id) ? std::optional(handler.id()) : std::nullopt);
   it->second->count_handler_bytes(answered_bytes);
-  if ((done.flags & ipc::kFlagWriteTimedOut) != 0) ++metrics_.counters.write_timeouts;
-  if ((done.flags & ipc::kFlagKeepOpen) == 0) {
+  if ((done.flags & ipc::kDoneWriteTimedOut) != 0) ++metrics_.counters.write_timeouts;
+  if ((done.flags & ipc::kDoneKeepOpen) == 0) {
     // The handler ended the connection: a child it forked (not exec'd) may still hold a copy of the socket,
     // and closing ours and the handler's would not end it for the client then. A FIN does, whoever holds it.
     it->second->end_output();

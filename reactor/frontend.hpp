@@ -175,6 +175,7 @@ class Frontend final : public HandlerPool::ConnectionEvents, Connection::Events 
   std::unordered_map<ConnectionId, LoopOwned<Connection>> connections_;
   // The requests of connections sent ahead and not begun yet, which may come back (and those that did).
   std::unordered_map<ConnectionId, Connection::Request> kept_requests_;
+  uint64_t next_request_id_ = 1;      // The number of the next request handed to a handler (its record's id).
   uv_timer_t stall_timer_{};          // Runs check_stalled_uploads under pressure; closed by finish().
   PassCallback pass_;                 // Set by pass_all_to_successor.
   std::function<void()> all_passed_;  // Set by pass_all_to_successor, until no connection is left.

@@ -13,9 +13,9 @@ void Frontend::adopt(PassedConnection connection) {
 
 void Frontend::accept_passed(PassedConnection connection) {
   const uint32_t flags = connection.flags;
-  const Protocol protocol = (flags & ipc::kFlagHttp) != 0           ? Protocol::kHttp
-                            : (flags & ipc::kFlagLineProtocol) != 0 ? Protocol::kLine
-                                                                    : Protocol::kUnknown;
+  const Protocol protocol = (flags & ipc::kTakenHttp) != 0           ? Protocol::kHttp
+                            : (flags & ipc::kTakenLineProtocol) != 0 ? Protocol::kLine
+                                                                     : Protocol::kUnknown;
   accept(std::move(connection.socket), {.already_read = std::move(connection.bytes),
                                         .protocol = protocol,
                                         .bytes_sent = connection.bytes_sent,
@@ -57,7 +57,7 @@ void Frontend::report_if_all_passed() {
 void Frontend::pass_to_successor(ConnectionId id, std::string unconsumed) {
   std::string bytes;
   if (const auto kept = kept_requests_.find(id); kept != kept_requests_.end()) {
-    bytes = std::move(kept->second.bytes);
+    bytes = std::move(kept->second.raw);
     kept_requests_.erase(kept);
   }
   bytes += unconsumed;

@@ -7,7 +7,7 @@
 // errors, descriptors the handler should never send, a frame the decoder refuses).
 //
 // A write the socket does not take whole waits in an outbox with copies of its descriptors, and goes out
-// when the socket is writable. A handler that takes batches (ipc kFlagTakesBatches) gets the frames of one
+// when the socket is writable. A handler that takes batches (ipc kCanTakeBatches) gets the frames of one
 // loop turn in one write: they gather in a batch that WriteBatches sends before the loop goes on.
 //
 // WriteBatches: the channels with a batch waiting, sent after the turn's I/O callbacks (a check handle) and
@@ -90,7 +90,7 @@ class HandlerChannel {
   State state() const { return state_; }
   bool sends() const { return state_ == State::kOpen; }
 
-  // From now on frames of one loop turn go in one write (the handler said kFlagTakesBatches).
+  // From now on frames of one loop turn go in one write (the handler said kCanTakeBatches).
   void take_batches() { takes_batches_ = true; }
   // Sends message, with descriptor (borrowed; -1 for none) attached to its first byte: now as far as the
   // socket takes it, or in the turn's batch; what the socket does not take waits in the outbox. Nothing is

@@ -39,12 +39,12 @@ HandlerPool::HandlerPool(uv_loop_t* loop, const Config& config, const ipc::Share
           std::string(ipc::kRecordFdVariable) + "=" + std::to_string(ipc::kHandlerRecordFd),
           "HANDOFF_MAX_REQUEST_BYTES=" + std::to_string(config.max_request_bytes),
           "HANDOFF_MAX_HEAD_BYTES=" + std::to_string(config.max_head_bytes),
-          "HANDOFF_READ_TIMEOUT_MS=" + std::to_string(config.read_timeout.count()),
           "HANDOFF_WRITE_TIMEOUT_MS=" + std::to_string(config.write_timeout.count()),
           // A linger as long as --request-timeout would be killed as a request that hangs.
           "HANDOFF_LINGER_US=" +
               std::to_string(std::min(config.linger, Microseconds(config.request_timeout) / 2).count()),
           "HANDOFF_REACTOR_PID=" + std::to_string(uv_os_getpid()),
+          std::string("HANDOFF_EXPOSE_ERRORS=") + (config.expose_errors ? "1" : "0"),
       },
       target_(config.handlers) {
   uv_timer_init(loop_, &respawn_timer_);

@@ -204,10 +204,9 @@ void HandlerProcess::on_frame(ipc::Message message) {
 
 void HandlerProcess::on_hello(const ipc::Message& hello) {
   said_hello_ = true;
-  offers_.set_capability((hello.flags & ipc::kFlagTakesAhead) != 0,
-                         (hello.flags & ipc::kFlagTakesAheadDeep) != 0);
-  kept_.set_capability((hello.flags & ipc::kFlagKeepsConnections) != 0);
-  if ((hello.flags & ipc::kFlagTakesBatches) != 0) channel_.take_batches();
+  offers_.set_capability((hello.flags & ipc::kCanTakeAhead) != 0);
+  kept_.set_capability((hello.flags & ipc::kCanKeep) != 0);
+  if ((hello.flags & ipc::kCanTakeBatches) != 0) channel_.take_batches();
   uv_timer_stop(&request_timer_);  // The start timer.
   events_.on_handler_ready(*this);
 }
@@ -230,7 +229,7 @@ void HandlerProcess::on_progress(ipc::Message message, const ipc::Progress& prog
   uv_timer_stop(&request_timer_);
   busy_ = false;
   // Before the report is acted on: the connection's next request may go to this handler at once.
-  kept_.reported(message.connection_id, (message.flags & ipc::kFlagKept) != 0);
+  kept_.reported(message.connection_id, (message.flags & ipc::kDoneKept) != 0);
   events_.on_handler_done(*this, std::move(message));
   if (!busy_) send_forgets();
 }

@@ -16,7 +16,7 @@ struct PassedConnection {
   uint64_t bytes_sent = 0;  // All the socket has sent: the new reactor judges a dead handler's answer by it.
   uint32_t request_age_ms = 0;  // How long ago the request being read began (--read-timeout); 0: none has.
   std::string bytes;            // Read of it and taken by no handler: the new reactor reads on from there.
-  uint32_t flags = 0;  // kTakeoverConnection's: ipc::kFlagHttp or kFlagLineProtocol, kFlagContinueSent.
+  uint32_t flags = 0;  // kTakeoverConnection's: ipc::kTakenHttp or kTakenLineProtocol, kFlagContinueSent.
 };
 
 }  // namespace handoff::reactor

@@ -16,7 +16,8 @@ namespace handoff::reactor {
 
 class RequestFraming {
  public:
-  explicit RequestFraming(http::RequestLimits limits) : parser_(limits, /*keep_fields=*/false) {}
+  explicit RequestFraming(http::RequestLimits limits)
+      : parser_(limits), max_line_bytes_(limits.max_body_bytes) {}
 
   // Starts over, for the next request.
   void reset();
@@ -24,18 +25,28 @@ class RequestFraming {
   // Takes the bytes received after those fed before (the connection feeds each byte once, in order).
   void feed(Protocol protocol, std::string_view bytes);
 
-  // The client sent EOF on an HTTP connection: a request cut short is refused.
-  void finish() { parser_.finish(); }
+  // The client sent EOF: an HTTP request cut short is refused; a line without its line end is a request,
+  // unless it is too long.
+  void finish(Protocol protocol);
+  // The connection read as much as it holds of one request, and it is not complete: refused as too large.
+  void refuse_as_too_large();
 
   // The handler should have the connection now, or the reactor must refuse the request.
   bool ready() const { return complete_ || refused(); }
-  // The whole request is there: the handler need not read from the socket for it.
+  // The whole request is there, parsed (a line: its end found).
   bool complete() const { return complete_; }
   bool head_complete() const { return complete_ || parser_.head_complete(); }
-  // The HTTP request is not acceptable: answer refusal_status() with refusal_reason() and close.
-  bool refused() const { return parser_.state() == http::RequestParser::State::kRefused; }
-  int refusal_status() const { return parser_.refusal_status(); }
-  const std::string& refusal_reason() const { return parser_.refusal_reason(); }
+  // The request is not acceptable: answer refusal_status() with refusal_reason() and close.
+  bool refused() const { return too_large_ || parser_.state() == http::RequestParser::State::kRefused; }
+  int refusal_status() const { return too_large_ ? 413 : parser_.refusal_status(); }
+  const std::string& refusal_reason() const { return too_large_ ? kTooLarge : parser_.refusal_reason(); }
+
+  // Of the bytes fed, how many the complete request takes (its line end included); what follows is the next
+  // request's.
+  size_t request_bytes() const { return request_bytes_; }
+  // The complete HTTP request's head and body (de-chunked).
+  const http::RequestHead& head() const { return parser_.head(); }
+  const std::string& body() const { return parser_.body(); }
   // The request is a HEAD: its answer, a refusal too, carries no body (RFC 9110 section 9.3.2).
   bool head_request() const { return parser_.head().method == "HEAD"; }
 
@@ -48,7 +59,13 @@ class RequestFraming {
   void assume_continue_answered() { continue_answered_ = true; }
 
  private:
+  static inline const std::string kTooLarge = "request too large";
+
   http::RequestParser parser_;
+  const size_t max_line_bytes_;
+  size_t request_bytes_ = 0;  // Fed so far (HTTP: taken by the parser), or the whole request once complete.
+  bool too_large_ = false;
+  bool ended_in_cr_ = false;  // The line protocol: the last byte fed was a CR.
   bool complete_ = false;
   bool continue_answered_ = false;
 };

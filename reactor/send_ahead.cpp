@@ -81,7 +81,7 @@ void Frontend::dispatch_first_in_line(ConnectionId id) {
 
 Connection::Request Frontend::take_request(Connection& connection) {
   const auto kept = kept_requests_.find(connection.id());
-  if (kept == kept_requests_.end()) return connection.take_request();
+  if (kept == kept_requests_.end()) return connection.take_request(next_request_id_++);
   Connection::Request request = std::move(kept->second);
   kept_requests_.erase(kept);
   return request;

@@ -24,11 +24,10 @@ class AheadOffers {
   // record (borrowed) is the handler's answer record, which outlives this.
   explicit AheadOffers(ipc::AnswerRecord& record) : record_(record) {}
 
-  // What the handler said in its hello: whether it takes connections ahead, and more than one
-  // (kFlagTakesAheadDeep).
-  void set_capability(bool takes_ahead, bool deep) { capacity_ = !takes_ahead ? 0 : deep ? kDeep : 1; }
-  // How many connections it can hold ahead at once: 0 (it takes none), 1, or one less than the answer
-  // record's offer slots.
+  // What the handler said in its hello: whether it takes connections ahead (ipc::kCanTakeAhead).
+  void set_capability(bool takes_ahead) { capacity_ = takes_ahead ? kDeep : 0; }
+  // How many connections it can hold ahead at once: 0 (it takes none), or one less than the answer record's
+  // offer slots.
   unsigned capacity() const { return capacity_; }
   size_t size() const { return offers_.size(); }
 

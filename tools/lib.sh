@@ -12,11 +12,13 @@ HANDOFF_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HANDOFF_BUILD_PACKAGES=(gcc g++ meson ninja-build pkg-config libuv1-dev libcxxopts-dev node-llhttp libsystemd-dev
   nlohmann-json3-dev libgtest-dev help2man python3)
 # And for testing: the real clients the integration tests drive (nc, curl, wrk), what they run handlers with
-# (python3), check metrics with (promtool, from prometheus), load the status page in (chromium), and the
-# formatter every C++ file must satisfy (clang-format).
+# (python3, and ruby for handler/examples/hello.rb, a handler that speaks the wire protocol itself), check
+# metrics with (promtool, from prometheus), load the status page in (chromium), and the formatter every C++ file
+# must satisfy (clang-format).
 # systemd-socket-activate (from systemd) starts the reactor as systemd's socket activation would; haproxy
 # balances several reactors in the deployment test.
-HANDOFF_TEST_PACKAGES=(python3 netcat-openbsd curl wrk procps prometheus chromium clang-format systemd haproxy man-db)
+HANDOFF_TEST_PACKAGES=(python3 ruby netcat-openbsd curl wrk procps prometheus chromium clang-format systemd haproxy
+  man-db)
 # And for building the Debian packages (debian/, tests/deploy/package_test.sh).
 HANDOFF_PACKAGE_PACKAGES=(dpkg-dev debhelper)
 # And for fuzzing (tools/fuzz, fuzz/): clang with its libFuzzer and sanitizer runtimes.

@@ -80,7 +80,7 @@ void BM_DispatchRoundAcrossProcesses(benchmark::State& state) {
       if (channel.receive(message)) ::_exit(0);
       message.descriptor.reset();
       if (channel.send(
-              {.type = MessageType::kDone, .connection_id = message.connection_id, .flags = kFlagKeepOpen})) {
+              {.type = MessageType::kDone, .connection_id = message.connection_id, .flags = kDoneKeepOpen})) {
         ::_exit(1);
       }
     }

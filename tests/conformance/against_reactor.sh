@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs the conformance corpus through a reactor started here: against_reactor.sh REACTOR [HANDLER_COMMAND].
 # The reactor listens on a free loopback port; it is stopped (by its pid) when the corpus is done. The corpus
-# runs twice: as it is (the reactor, which reads every first request whole, judges most cases itself), and
-# with every case pipelined behind a valid request (then the handler's parser judges it). Exits non-zero when
-# a case failed.
+# runs twice: as it is, and with every case pipelined behind a valid request (which a handler may serve in the
+# same hand-off: it hands back whatever it would not serve, and the reactor judges it). The reactor is the one
+# judge of every request. Exits non-zero when a case failed.
 set -euo pipefail
 reactor=$1
 here=$(cd "$(dirname "$0")" && pwd)

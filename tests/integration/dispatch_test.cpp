@@ -390,7 +390,7 @@ TEST(SendAhead, UnderLoadEveryAnswerIsRight) {
 }
 
 // Many keep-alive clients, two handlers: a handler's reports make room for the requests that wait, and those
-// go to it several in one write (kFlagTakesBatches), each with its own socket or kept copy. Every answer is
+// go to it several in one write (kCanTakeBatches), each with its own socket or kept copy. Every answer is
 // the right one, and no descriptor is left over in a handler.
 TEST(Batches, UnderLoadSeveralHandOffsShareAWriteAndEveryAnswerIsRight) {
   ReactorProcess reactor(kTwoHandlers);

@@ -144,12 +144,12 @@ std::string dies_after_its_answer(const TemporaryFolder& folder) {
   return python_handler(folder, "dies.py",
                         "import os, signal\n"
                         "import handoff_handler\n"
-                        "answer = handoff_handler._Stream.answer\n"
-                        "def answer_then_die(stream, data, status, ends_connection=False):\n"
-                        "    answer(stream, data, status, ends_connection)\n"
-                        "    if b'last words' in bytes(data):\n"
+                        "answer = handoff_handler._HandOff.answer\n"
+                        "def answer_then_die(hand_off, head, body, status, ends_connection, input_pending):\n"
+                        "    answer(hand_off, head, body, status, ends_connection, input_pending)\n"
+                        "    if b'last words' in bytes(head) + bytes(body):\n"
                         "        os.kill(os.getpid(), signal.SIGKILL)\n"
-                        "handoff_handler._Stream.answer = answer_then_die\n",
+                        "handoff_handler._HandOff.answer = answer_then_die\n",
                         python_command("die", {"return Reply.text('last words')"}) +
                             python_command("ping", {"return Reply.text('pong')"}));
 }
@@ -279,7 +279,7 @@ TEST(BrokenHandlers, AHandlerReportingAConnectionItWasNotGivenIsKilledAndItsClie
       "progress = struct.Struct('=QHHI')\n"
       "channel = socket.socket(fileno=3)\n"
       "def frame(kind, connection, payload=b''):\n"
-      "    return header.pack(0x46444E48, 1, kind, connection, 0, len(payload)) + payload\n"
+      "    return header.pack(0x46444E48, 2, kind, connection, 0, len(payload)) + payload\n"
       "if os.path.exists(os.path.join(os.path.dirname(__file__), 'lied')):\n"
       "    os.execv(os.environ['HANDOFF_HANDLER'], [os.environ['HANDOFF_HANDLER']])\n"
       "open(os.path.join(os.path.dirname(__file__), 'lied'), 'w').close()\n"
@@ -298,12 +298,12 @@ TEST(BrokenHandlers, AHandlerReportingAConnectionItWasNotGivenIsKilledAndItsClie
 
 TEST(BrokenHandlers, AHandlerOfAnotherProtocolVersionIsKilledAndReplaced) {
   TemporaryFolder folder;
-  // A kHello header with version 2: magic "HNDF", version, type 1, then zeros.
+  // A kHello header with version 3: magic "HNDF", version, type 1, then zeros.
   ReactorProcess reactor(
       {"--handlers", "1", "--handler-cmd",
        first_start_misbehaves(
            folder,
-           "printf 'HNDF\\002\\000\\001\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000"
+           "printf 'HNDF\\003\\000\\001\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000"
            "\\000\\000\\000\\000\\000\\000' >&3; sleep 30")});
   EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
   EXPECT_NE(reactor.stderr_text().find("another ipc protocol version"), std::string::npos)

@@ -62,8 +62,10 @@ TEST_P(Wordcount, CountsWordsOnALineAndInAPostedBody) {
   EXPECT_EQ(read_response(client).status, 404);
 }
 
+// --expose-errors: a developer sees the exception's text in the answer (docs/handlers.md; without it the
+// client gets "internal error", tests/integration/web_api_test.cpp).
 TEST_P(Wordcount, AnExceptionInUserCodeIsAnErrorReplyAndTheHandlerLivesOn) {
-  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", GetParam()});
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", GetParam(), "--expose-errors"});
   Client client(reactor.host(), reactor.port());
   client.send("pid\nwordcount\npid\n");
   const std::string before = client.read_line();
@@ -245,7 +247,7 @@ TEST(LineAnswers, AnErrorOrAnExceptionWithALineBreakIsOneAnswerLineInPython) {
                          python_command("refuse", {"return Reply.error('no\\r\\nfake answer\\x00.\\n')"}) +
                          python_command("lines", {"return Reply.text('one\\ntwo\\r\\n')"}) +
                          python_command("ping", {"return Reply.text('pong')"}));
-  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", command});
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", command, "--expose-errors"});
   Client client(reactor.host(), reactor.port());
   ASSERT_TRUE(client.send("raise\nping\nrefuse\nping\nlines\nping\n"));
   EXPECT_EQ(client.read_line(), "ERR internal error: no such record fake answer");

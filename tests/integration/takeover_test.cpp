@@ -339,7 +339,7 @@ TEST(Takeover, AQueuedRequestLargerThanAFrameMovesInPieces) {
   Client upload(reactor.host(), reactor.port());
   ASSERT_TRUE(upload.send("POST /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " +
                           std::to_string(kBody) + "\r\n\r\n" + std::string(kSentBefore, 'x')));
-  // The reactor reads a queued request up to a frame's payload (16 MiB), and the handler reads the rest.
+  // The reactor reads the queued request (all it has of it is more than one frame of a takeover holds).
   ASSERT_TRUE(wait_until([&] { return reactor.stat("pool.buffered_bytes") >= int64_t{16} << 20; }, 20s));
   ASSERT_EQ(reactor.take_over(60s,
                               [&](pid_t) {
@@ -536,7 +536,7 @@ TEST_F(TakeoverOfACopy, ASuccessorThatTakesNothingIsGivenUpAndItsConnectionsAreS
                        "while True:\n"
                        "    header, fds, _, _ = socket.recv_fds(channel, 24, 1)\n"
                        "    if struct.unpack('=IHHQII', header)[4] & 2: break\n"
-                       "channel.sendall(struct.pack('=IHHQII', 0x46444e48, 1, 7, 0, 0, 0))\n"
+                       "channel.sendall(struct.pack('=IHHQII', 0x46444e48, 2, 7, 0, 0, 0))\n"
                        "time.sleep(60)\n",
                        true));
   ::kill(old_pid, SIGUSR2);

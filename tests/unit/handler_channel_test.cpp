@@ -170,7 +170,7 @@ TEST_F(HandlerChannelTest, WhatTheSocketDoesNotTakeWaitsInTheOutboxInOrder) {
 
 TEST_F(HandlerChannelTest, FramesFromTheHandlerArriveAndItsCloseBreaksTheChannelWithNoReason) {
   ipc::BlockingChannel handler(std::move(handler_end_));
-  ASSERT_FALSE(handler.send({.type = ipc::MessageType::kHello, .flags = ipc::kFlagTakesBatches}));
+  ASSERT_FALSE(handler.send({.type = ipc::MessageType::kHello, .flags = ipc::kCanTakeBatches}));
   ASSERT_FALSE(handler.send(
       {.type = ipc::MessageType::kDone, .connection_id = 9, .payload = ipc::progress_payload(120, 200)}));
   turn();

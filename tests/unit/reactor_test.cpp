@@ -255,7 +255,7 @@ TEST(CommandLine, HelpAndVersionExitWithStatus0) {
   }
   const auto version = std::get<EarlyExit>(parse({"--version"}));
   EXPECT_EQ(version.status, 0);
-  EXPECT_EQ(version.text, "handoff " + std::string(kVersion) + " (the reactor; ipc protocol 1)\n");
+  EXPECT_EQ(version.text, "handoff " + std::string(kVersion) + " (the reactor; ipc protocol 2)\n");
 }
 
 // Every figure /stats and /metrics report is in docs/operations.md's table of metrics, by its metric (`NAME`,

@@ -17,6 +17,7 @@
 // Build it with `pkg-config --cflags --libs handoff-handler`, start it with
 // `reactor --handler-cmd ./square`. docs/handlers.md has the whole story.
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -28,41 +29,68 @@ namespace handoff {
 
 enum class Protocol { kLine, kHttp };
 
-// One request, whichever protocol it came in. The views are valid during the call only.
+// One request, whichever protocol it came in: the reactor read it whole and parsed it (the handler library
+// parses nothing the reactor did not judge first). The views are valid during the call only.
 struct Request {
-  std::string_view command;                 // "fib" for the line "fib 30" and for GET /fib/30.
-  std::vector<std::string_view> arguments;  // {"30"}: the words after the command, or the path segments
-                                            // after it, percent-decoded ("/say/a%20b" gives {"a b"}).
-  std::string_view body;                    // An HTTP request's body (POST); empty on the line protocol.
+  // Commands (Handler::command): "fib" for the line "fib 30" and for GET /fib/30, and {"30"}: the words after
+  // the command, or the path segments after it, percent-decoded ("/say/a%20b" gives {"a b"}). Empty for a
+  // route or the fallback.
+  std::string_view command;
+  std::vector<std::string_view> arguments;
   Protocol protocol = Protocol::kLine;
-  // HTTP only (empty on the line protocol): the method ("GET", "HEAD", "POST"), the query string as sent
-  // (after the '?', not decoded) and the header fields as sent (names in any case).
-  std::string_view method;
-  std::string_view query;
-  std::vector<std::pair<std::string_view, std::string_view>> headers;
+  std::string_view method;  // "GET", "PUT", ...; empty on the line protocol.
+  // HTTP: the request-target as sent ("/a%2Fb/?x=1"); the line protocol: the line, without its line end.
+  std::string_view target;
+  std::string_view path;   // The target's path, not decoded ("/a%2Fb/"); an absolute-form target's too.
+  std::string_view query;  // After the '?', not decoded; empty when none.
+  std::vector<std::pair<std::string_view, std::string_view>> headers;  // As sent, in order.
+  std::string_view body;            // Chunked framing removed; empty on the line protocol.
+  std::string_view client_address;  // "203.0.113.7", "2001:db8::1".
+  uint16_t client_port = 0;
+  std::string_view version;  // "HTTP/1.1" or "HTTP/1.0"; empty on the line protocol.
+  uint64_t id = 0;           // The reactor's number for the request, unique within its run.
+  // A route's {name} segments, percent-decoded ("/files/{name}" and /files/a%2Fb give name = "a/b").
+  std::vector<std::pair<std::string_view, std::string>> path_parameters;
 
   // The value of the first header field of that name (compared without regard to case); nullopt if none.
   std::optional<std::string_view> header(std::string_view name) const;
+  // The values of every field of that name, in order.
+  std::vector<std::string_view> header_values(std::string_view name) const;
   // The first query parameter of that name, percent-decoded ('+' is a space); nullopt if none.
   std::optional<std::string> query_parameter(std::string_view name) const;
+  // Every value of the query parameter of that name, in order.
+  std::vector<std::string> query_parameters(std::string_view name) const;
+  // The route's parameter of that name; nullopt if the route has none.
+  std::optional<std::string_view> path_parameter(std::string_view name) const;
 };
 
-// What a command answers. On the line protocol a reply is one line whatever it holds, since a client reads
-// one answer per line: the body (an error as "ERR <reason>") without the line end it may end in ("\n" or
-// "\r\n"), each CR, LF and NUL left in it made a space, then "\n". Over HTTP it is the response body, with
-// its status.
+// What a command or route answers. On the line protocol a reply is one line whatever it holds, since a
+// client reads one answer per line: the body (an error as "ERR <reason>") without the line end it may end in
+// ("\n" or "\r\n"), each CR, LF and NUL left in it made a space, then "\n". Over HTTP it is the response:
+// status, headers and body.
 struct Reply {
   int status = 200;  // The HTTP status, sent with its standard reason phrase; 400 and above is an error.
-  std::string body;
-  // Over HTTP, for every status. It is written into the response head, so it must hold no CR, LF or NUL (RFC
-  // 9110 section 5.5): a reply with one, which would write headers or a response of its own, is refused like
-  // a status outside 200-599: the client gets a 500, and the handler logs what was refused on stderr.
+  std::string body;  // Bytes; text is UTF-8.
   std::string content_type = "text/plain; charset=utf-8";
+  // More header fields, in order (several Set-Cookie are fine). A Content-Type here replaces content_type, a
+  // Server replaces "Server: handoff". The server owns Content-Length, Transfer-Encoding, Connection and
+  // Date: a reply that sets one is refused, as is a name that is not a token (RFC 9110 section 5.1) or a
+  // name, value or content type holding CR, LF or NUL, which would write headers or a response of its own
+  // (RFC 9110 section 5.5): the client gets a 500, and the handler logs what was refused on stderr. So is a
+  // status outside 200-599.
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  // Adds a header field; returns the reply, for chaining.
+  Reply& header(std::string name, std::string value);
 
   // A text answer; a newline is added when it has none.
-  static Reply text(std::string text);
+  static Reply text(std::string text, int status = 200);
   // Bytes with a content type of their own (HTTP); on the line protocol, one line as above.
   static Reply bytes(std::string data, std::string content_type = "application/octet-stream");
+  // JSON text you serialized (application/json).
+  static Reply json(std::string json_text, int status = 200);
+  // A redirect to location (302 Found unless said: 301, 303, 307, 308).
+  static Reply redirect(std::string location, int status = 302);
   // A request that cannot be served: "ERR <reason>" on a line, the status (400 unless said) over HTTP.
   static Reply error(std::string reason, int status = 400);
 };
@@ -72,16 +100,31 @@ using Command = std::function<Reply(const Request&)>;
 class Handler {
  public:
   // Registers a command: reachable as the line "NAME ARG..." and as GET, HEAD or POST /NAME/ARG/... over
-  // HTTP. An exception thrown by it becomes an error reply ("ERR internal error: ..." / 500); the handler
-  // keeps serving. A crash is answered by the reactor ("ERR handler crashed" / 502) and the handler replaced.
+  // HTTP.
   Handler& command(std::string name, Command function);
+
+  // Registers a route: method ("GET", "PUT", any method token; a GET route answers HEAD too) and a path
+  // pattern ("/", "/items/{id}", "/files/{name}/meta"): each {name} takes one whole, non-empty segment of
+  // the path as sent, percent-decoded into Request::path_parameters. Segments are compared as sent, so a
+  // trailing slash counts. A path some route matches, requested with a method none of them takes, gets 405
+  // with Allow. Routes are tried before commands.
+  Handler& route(std::string method, std::string pattern, Command function);
+
+  // Receives every HTTP request no route and no command took (a framework's adapter). Without it, 404.
+  Handler& fallback(Command function);
+
+  // Whatever a command, route or fallback throws, or a reply that cannot be sent, becomes a 500 ("ERR
+  // internal error" on a line), logged on stderr with the request; the handler keeps serving. The client sees
+  // the exception's text only when the reactor runs with --expose-errors (HANDOFF_EXPOSE_ERRORS=1, for
+  // development). A crash is answered by the reactor ("ERR handler crashed" / 502) and the handler replaced.
 
   // Serves the requests the reactor hands over until the reactor closes the channel; returns the exit status
   // for main. Started by hand (no HANDOFF_IPC_FD), it explains itself and returns 2; with --help, 0.
   int run(int argc, char** argv);
 
-  // Answers one request as the handler would (for tests of your commands): a reply whose status or content
-  // type cannot be sent is a 500 here too.
+  // Answers one request as the handler would (for tests of your code): routes, commands, the fallback, and
+  // a reply that cannot be sent is a 500 here too. request.command and arguments are filled in from the path
+  // for an HTTP request.
   Reply execute(const Request& request) const;
 
   // The registered command names, comma-separated, for error messages.
@@ -89,7 +132,17 @@ class Handler {
   bool has_command(std::string_view name) const;
 
  private:
+  struct Route {
+    std::string method;
+    std::vector<std::string> segments;  // "{name}" for a parameter.
+    Command function;
+  };
+  Reply answer_http(Request request) const;
+  Reply call(const Command& function, const Request& request) const;
+
   std::vector<std::pair<std::string, Command>> commands_;
+  std::vector<Route> routes_;
+  Command fallback_;
 };
 
 }  // namespace handoff
