@@ -2,8 +2,9 @@
 // reactor. A handler is another program (--handler-cmd), so its bytes are peer bytes. The first input byte
 // seeds where the rest is cut into the pieces the decoder is given, as recvmsg cuts a stream. Checked: every
 // frame returned agrees with its header read independently of the decoder, no frame carries a descriptor or
-// more than the payload limit, the decoder accounts for every byte, and the cut changes nothing.
+// more than its type's payload limit, the decoder accounts for every byte, and the cut changes nothing.
 
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -48,7 +49,9 @@ Decoded decode(std::string_view stream, const std::vector<std::string_view>& pie
       ipc::Header header;
       std::memcpy(&header, stream.data() + returned, sizeof(header));
       FUZZ_CHECK(!ipc::check_header(header));
-      FUZZ_CHECK(header.payload_size <= ipc::kMaxPayloadBytes);
+      FUZZ_CHECK(header.payload_size <= ipc::max_payload_bytes(message->type));
+      FUZZ_CHECK(message->type == ipc::MessageType::kConnection ||
+                 header.payload_size <= ipc::kMaxPayloadBytes);
       FUZZ_CHECK(static_cast<uint16_t>(message->type) == header.type);
       FUZZ_CHECK(!ipc::carries_descriptor(message->type, message->flags));
       FUZZ_CHECK(message->connection_id == header.connection_id && message->flags == header.flags);
@@ -66,6 +69,13 @@ Decoded decode(std::string_view stream, const std::vector<std::string_view>& pie
     }
     if (decoded.error) break;  // The reactor closes the channel: nothing more is decoded.
     FUZZ_CHECK(decoder.buffered() == appended - returned);
+    if (decoder.buffered() >= sizeof(ipc::Header)) {
+      // The decoder waits for no payload over kMaxPayloadBytes, whatever its type (a kConnection, which may
+      // be larger, never travels the way it reads).
+      ipc::Header header;
+      std::memcpy(&header, stream.data() + returned, sizeof(header));
+      FUZZ_CHECK(header.payload_size <= ipc::kMaxPayloadBytes);
+    }
   }
   decoded.buffered = decoder.buffered();
   return decoded;

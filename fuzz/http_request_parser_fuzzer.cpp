@@ -1,11 +1,12 @@
 // Fuzz target: http::RequestParser, the one HTTP/1.x request parser of handoff (reactor, admin port and
 // handler library), over a client's bytes as a pipeline: request after request until the input ends (the
 // client's EOF) or one is refused. Each input is parsed three ways, with the default limits and with small
-// ones: in one piece keeping the fields (the handler library), in pieces the bytes seed without keeping them
-// (the reactor), and a byte at a time keeping them. Checked: the three agree on every request (its verdict,
-// its length and what its head says), the parser takes every byte it is given unless the request ends in
-// them, nothing is taken after the end, and each complete request obeys the rules the parser promises (one
-// Host in HTTP/1.1, a body of its Content-Length within the limit, a known version).
+// ones: in one piece keeping the fields (the handler library, for pipelined requests), in pieces the bytes
+// seed keeping them (the reactor, which writes them into the request record), a byte at a time keeping them,
+// and in the seeded pieces without keeping them. Checked: all agree on every request (its verdict, its length
+// and what its head says; its header fields and body where kept), the parser takes every byte it is given
+// unless the request ends in them, nothing is taken after the end, and each complete request obeys the rules
+// the parser promises (one Host in HTTP/1.1, a body of its Content-Length within the limit, a known version).
 
 #include <cctype>
 #include <cstdlib>
@@ -32,7 +33,8 @@ struct Verdict {
   bool keep_alive;
   bool expect_continue;
   bool body_follows;
-  std::string body;  // Only when the fields are kept.
+  std::string body;                                          // Only when the fields are kept.
+  std::vector<std::pair<std::string, std::string>> headers;  // Only when the fields are kept.
 
   // A refused request is judged by its verdict alone: the connection closes, and what the parser took of it
   // or had read of its head by then depends on where the bytes were cut. So does its status, for now, when
@@ -126,6 +128,8 @@ std::vector<Verdict> parse(std::string_view input, const http::RequestLimits& li
                         .expect_continue = head.expect_continue,
                         .body_follows = head.body_follows,
                         .body = parser.body()});
+    for (const http::HeaderField& field : head.headers)
+      verdicts.back().headers.emplace_back(field.name, field.value);
     if (parser.state() == State::kRefused) {
       const int status = parser.refusal_status();
       FUZZ_CHECK(status == 400 || status == 413 || status == 414 || status == 431 || status == 501 ||
@@ -149,17 +153,23 @@ void print(const char* who, const std::vector<Verdict>& verdicts) {
 
 void check_agreement(std::string_view input, const http::RequestLimits& limits) {
   const std::vector<Verdict> handler = parse(input, limits, true, Cut::kWhole);
-  const std::vector<Verdict> reactor = parse(input, limits, false, Cut::kSeeded);
+  const std::vector<Verdict> reactor = parse(input, limits, true, Cut::kSeeded);
   const std::vector<Verdict> trickled = parse(input, limits, true, Cut::kBytes);
-  bool agree = handler.size() == reactor.size() && handler.size() == trickled.size();
+  const std::vector<Verdict> unkept = parse(input, limits, false, Cut::kSeeded);
+  bool agree = handler.size() == reactor.size() && handler.size() == trickled.size() &&
+               handler.size() == unkept.size();
   for (size_t i = 0; agree && i < handler.size(); ++i) {
     agree = handler[i].same_head(reactor[i]) && handler[i].same_head(trickled[i]) &&
-            (handler[i].state == State::kRefused || handler[i].body == trickled[i].body);
+            handler[i].same_head(unkept[i]) &&
+            (handler[i].state == State::kRefused ||
+             (handler[i].body == reactor[i].body && handler[i].body == trickled[i].body &&
+              handler[i].headers == reactor[i].headers && handler[i].headers == trickled[i].headers));
   }
   if (!agree) {
     print("in one piece", handler);
     print("in pieces (reactor)", reactor);
     print("a byte at a time", trickled);
+    print("in pieces without fields", unkept);
   }
   FUZZ_CHECK(agree);
 }

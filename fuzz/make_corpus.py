@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed inputs of fuzz/corpus/ (fuzz/README.md): the HTTP conformance cases as raw requests,
-lines of the line protocol, and ipc frames built from the header of ipc/wire.hpp.
+lines of the line protocol, ipc frames built from the header of ipc/wire.hpp, and request records built
+from the layout of ipc/request_record.hpp.
 
     fuzz/make_corpus.py
 
@@ -21,8 +22,14 @@ CORPUS = os.path.join(ROOT, "fuzz", "corpus")
 LONGEST_HTTP_SEED = 16 * 1024  # The cases past this test 64 KiB limits, which the targets reach with small ones.
 
 # ipc/wire.hpp: magic, version, type, connection_id, flags, payload_size; host byte order (little-endian here).
-MAGIC, VERSION = 0x46444E48, 1
+MAGIC, VERSION = 0x46444E48, 2
 HELLO, CONNECTION, DONE, ANSWERED = 1, 2, 3, 4
+FLAG_HTTP, FLAG_KEPT = 1 << 0, 1 << 4  # Of a kConnection frame.
+DONE_KEEP_OPEN, DONE_KEPT = 1 << 0, 1 << 2  # Of a kDone frame.
+MAX_REQUEST_PAYLOAD = 3 << 30  # A kConnection frame's (ipc::kMaxRequestPayloadBytes); others' 16 MiB.
+
+# fuzz/session_driver.hpp, byte 0 of a session target's input.
+OTHERS_WAITING, INPUT_CLOSED, SMALL_LIMITS, LINGERED, DRAINING = 1, 2, 4, 8, 16
 
 
 def frame(kind, payload=b"", connection_id=0, flags=0, magic=MAGIC, version=VERSION, size=None):
@@ -32,6 +39,37 @@ def frame(kind, payload=b"", connection_id=0, flags=0, magic=MAGIC, version=VERS
 
 def progress(bytes_written, status, unconsumed=b""):
     return struct.pack("<QHHI", bytes_written, status, 0, 0) + unconsumed
+
+
+def split_target(target):
+    """ipc::split_target: the path and query of a request-target."""
+    if not target.startswith(b"/"):
+        scheme = target.find(b"://")
+        if scheme < 0:
+            return target, b""  # "*", or the authority form.
+        ends = [i for i in (target.find(c, scheme + 3) for c in (b"/", b"?", b"#")) if i >= 0]
+        if not ends:
+            return b"/", b""
+        target = target[min(ends):]
+        if not target.startswith(b"/"):
+            return b"/", target[1:]
+    path, question, query = target.partition(b"?")
+    return path, query
+
+
+def record(method=b"", target=b"", headers=(), body=b"", rest=b"", request_id=1, address=b"203.0.113.7",
+           port=40000, minor=1, keep_alive=True, path=None, query=None, flags=None, field_count=None):
+    """A request record (ipc/request_record.hpp): a 48-byte header of sizes, then the parts in order. path,
+    query, flags and field_count, given, replace what the reactor would write (for malformed seeds)."""
+    computed = split_target(target) if method else (b"", b"")
+    path = computed[0] if path is None else path
+    query = computed[1] if query is None else query
+    flags = (1 if keep_alive else 0) if flags is None else flags
+    fields = b"".join(struct.pack("<II", len(n), len(v)) + n + v for n, v in headers)
+    head = struct.pack("<QHBBIIIIIIIII", request_id, port, minor, flags,
+                       len(headers) if field_count is None else field_count, len(address), len(method),
+                       len(target), len(path), len(query), len(fields), len(body), len(rest))
+    return head + address + method + target + path + query + fields + body + rest
 
 
 def write(target, name, data):
@@ -59,17 +97,83 @@ LINES = {
     "long-line": b"echo " + b"x" * 3000 + b"\n",
 }
 
+# The payloads of kConnection frames, and the inputs of request_record: records as the reactor writes them,
+# and a few it never would.
+PING_RECORD = record(b"GET", b"/ping", [(b"Host", b"a")])
+RECORDS = {
+    "line": record(target=b"fib 30", minor=0),
+    "line-pipelined": record(target=b"ping", rest=b"echo a b\nfib 2\nhal", minor=0, request_id=2),
+    "get": PING_RECORD,
+    "get-query-headers": record(b"GET", b"/query?q=a%20b&x=1", [(b"Host", b"a:8080"), (b"X-Fuzz", b"v"),
+                                                                  (b"Accept", b"")], request_id=99),
+    "post-body-pipelined": record(b"POST", b"/echo", [(b"Host", b"a"), (b"Transfer-Encoding", b"chunked")],
+                                  body=b"hello", rest=b"GET /ping HTTP/1.1\r\nHost: a\r\n\r\nGET /p"),
+    "absolute-form": record(b"GET", b"http://a.example:8/b/c?d=e#f", [(b"Host", b"a.example:8")]),
+    "absolute-form-no-path": record(b"GET", b"http://a.example?x", [(b"Host", b"a.example")]),
+    "options-star": record(b"OPTIONS", b"*", [(b"Host", b"a")]),
+    "connect-authority": record(b"CONNECT", b"a.example:443", [(b"Host", b"a.example:443")]),
+    "http10-ipv6": record(b"HEAD", b"/pid", address=b"2001:db8::1", port=65535, minor=0, keep_alive=False),
+    "no-address": record(b"DELETE", b"/items/7", [(b"Host", b"a")], address=b"", port=0),
+    # Not the reactor's: path and query that are not the target's, unknown flag bits, sizes that do not add up.
+    "path-not-target": record(b"GET", b"/a?b", [(b"Host", b"a")], path=b"/x", query=b"y"),
+    "unknown-flags": record(b"GET", b"/ping", [(b"Host", b"a")], flags=0xff),
+    "field-count-too-large": record(b"GET", b"/ping", [(b"Host", b"a")], field_count=0xffffffff),
+    "field-count-short": record(b"GET", b"/ping", [(b"Host", b"a"), (b"X", b"y")], field_count=1),
+    "trailing-byte": PING_RECORD + b"\x00",
+    "cut-short": PING_RECORD[:-1],
+    "header-only": PING_RECORD[:48],
+}
+
 FRAMES = {
     "hello": frame(HELLO),
-    "answered-then-done": frame(ANSWERED, progress(5, 200), 7) + frame(DONE, progress(8, 404, b"fib 2"), 7, 1),
-    "done-keep-open": frame(DONE, progress(120, 200), 3, 1),
+    "answered-then-done": frame(ANSWERED, progress(5, 200), 7) + frame(DONE, progress(8, 404, b"fib 2"), 7,
+                                                                         DONE_KEEP_OPEN),
+    "done-keep-open": frame(DONE, progress(120, 200), 3, DONE_KEEP_OPEN),
+    "done-kept": frame(DONE, progress(120, 200), 3, DONE_KEEP_OPEN | DONE_KEPT),
     "done-short-progress": frame(DONE, b"\x01\x02", 3),
-    "connection": frame(CONNECTION, b"GET /ping HTTP/1.1\r\nHost: a\r\n\r\n", 9, 4),
+    "connection": frame(CONNECTION, PING_RECORD, 9, FLAG_HTTP),
+    "connection-kept": frame(CONNECTION, RECORDS["line-pipelined"], 9, FLAG_KEPT),
+    "connection-too-large": frame(CONNECTION, connection_id=9, flags=FLAG_KEPT, size=MAX_REQUEST_PAYLOAD + 1),
     "bad-magic": frame(HELLO, magic=0x46444E49),
-    "bad-version": frame(HELLO, version=2),
-    "unknown-type": frame(9),
+    "bad-version": frame(HELLO, version=1),
+    "unknown-type": frame(12),
     "too-large": frame(DONE, size=(16 << 20) + 1),
     "truncated": frame(DONE, progress(1, 200, b"abc"))[:-2],
+}
+
+# fuzz/session_driver.hpp: byte 0 the driver's bits, byte 1 how much the reactor read past the first request,
+# then the client's bytes.
+HTTP_SESSIONS = {
+    "half-read": (0, 0x80, b"GET /echo/a%20b?q=1 HTTP/1.1\r\nHost: a\r\n\r\nGET /ping HTTP/1.1\r\nHost: a\r\n\r\n"),
+    "input-closed-small-limits": (INPUT_CLOSED | SMALL_LIMITS, 0xFF,
+                                  b"POST /blob HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"),
+    "rest-in-socket": (0, 0x40, b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
+                                b"GET /ping HTTP/1.1\r\nHost: a\r\n\r\n"),
+    "others-waiting": (OTHERS_WAITING, 0xFF, b"GET /ping HTTP/1.1\r\nHost: a\r\n\r\n" * 3),
+    "draining": (DRAINING, 0xFF, b"GET /ping HTTP/1.1\r\nHost: a\r\n\r\n" * 2),
+    "lingered": (LINGERED, 0xFF, b"GET /ping HTTP/1.1\r\nHost: a\r\n\r\nGET /pi"),
+    "pipelined-then-refused": (0, 0xFF, b"GET /ping HTTP/1.1\r\nHost: a\r\n\r\nHEAD /query?q=1 HTTP/1.1\r\n"
+                                        b"Host: a\r\n\r\nGET / HTTP/1.2\r\nHost: a\r\n\r\n"),
+    "routes-and-headers": (0, 0xFF, b"PUT /items/a%2Fb HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx"
+                                    b"GET /files/c/meta HTTP/1.1\r\nHost: a\r\n\r\n"
+                                    b"POST /items/a HTTP/1.1\r\nHost: a\r\n\r\n"
+                                    b"GET /header/X-A/b HTTP/1.1\r\nHost: a\r\n\r\n"
+                                    b"GET /header/X-A/b%0d%0aX-B:%20c HTTP/1.1\r\nHost: a\r\n\r\n"
+                                    b"GET /header/Content-Length/5 HTTP/1.1\r\nHost: a\r\n\r\n"
+                                    b"GET /status/204 HTTP/1.1\r\nHost: a\r\n\r\n"
+                                    b"HEAD /status/304 HTTP/1.1\r\nHost: a\r\n\r\n"
+                                    b"GET /status/99 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+                                    b"GET /throw HTTP/1.0\r\n\r\n"),
+}
+
+LINE_SESSIONS = {
+    "others-waiting": (OTHERS_WAITING, 0xFF, b"ping\necho a\nfail\n"),
+    "rest-in-socket": (0, 0x20, b"echo " + b"y" * 300 + b"\nping\n"),
+    "small-limits": (SMALL_LIMITS, 0xFF, LINES["long-line"]),
+    "small-limits-pipelined": (SMALL_LIMITS, 0xFF, b"ping\n" + LINES["long-line"]),
+    "lingered": (LINGERED, 0xFF, b"ping\r\nquit\nping\n"),
+    "input-closed-last-line": (INPUT_CLOSED, 0xFF, b"ping\necho half"),
+    "input-closed-cut-line": (INPUT_CLOSED, 0xFF, b"echo cut"),
 }
 
 
@@ -77,16 +181,15 @@ def main():
     for name, request in http_cases():
         for target in ("http_request_parser", "request_framing", "admin_request"):
             write(target, name, request)
-        # fuzz/session_driver.hpp: flags (none), all of it read by the reactor, then the client's bytes.
+        # fuzz/session_driver.hpp: no bits, all of it read by the reactor, then the client's bytes.
         write("http_session", name, b"\x00\xff" + request)
-    write("http_session", "head-truncated-half-read", b"\x01\x80GET /echo/a%20b?q=1 HTTP/1.1\r\nHost: a\r\n\r\n")
-    write("http_session", "input-closed-small-limits", b"\x06\xffPOST /blob HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc")
-    write("http_session", "read-on", b"\x00\x40POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello")
+    for name, (bits, read, client) in HTTP_SESSIONS.items():
+        write("http_session", name, bytes([bits, read]) + client)
     for name, lines in LINES.items():
         write("line_session", name, b"\x00\xff" + lines)
         write("request_framing", "line-" + name, lines)
-    write("line_session", "head-truncated-read-on", b"\x01\x20echo " + b"y" * 300 + b"\n")
-    write("line_session", "small-limits", b"\x04\xff" + LINES["long-line"])
+    for name, (bits, read, client) in LINE_SESSIONS.items():
+        write("line_session", name, bytes([bits, read]) + client)
     for name, frames in FRAMES.items():
         # frame_decoder: byte 0 seeds the cut. channel_receive: byte 0 the descriptors, bytes 1-2 where.
         write("frame_decoder", name, b"\x00" + frames)
@@ -95,6 +198,8 @@ def main():
     write("channel_receive", "two-descriptors", b"\x02\x00\x00" + FRAMES["connection"])
     write("channel_receive", "descriptor-on-second-frame", b"\x04\x00\x80" + FRAMES["connection"] * 2)
     write("channel_receive", "too-many-descriptors", b"\x03\x00\x00" + FRAMES["connection"])
+    for name, payload in RECORDS.items():
+        write("request_record", name, payload)
 
 
 if __name__ == "__main__":
