@@ -149,7 +149,7 @@ inline std::optional<std::string> reactor_record(reactor::Protocol protocol, std
   reactor::RequestFraming framing(
       {.max_head_bytes = limits.max_head_bytes, .max_body_bytes = limits.max_request_bytes});
   framing.feed(protocol, client);
-  if (protocol == reactor::Protocol::kHttp && input_closed) framing.finish();
+  if (input_closed) framing.finish(protocol);
   ipc::RequestFields fields{
       .request_id = kRequestId, .client_address = kClientAddress, .client_port = kClientPort};
   std::string record;
