@@ -3,8 +3,8 @@
 One file, standard library only (Python 3.9+). The reactor reads every request whole and parses it (it is
 handoff's only HTTP parser: this module has none), then hands the client socket over with the request already
 parsed. This module runs your function, writes the answer on the socket and gives the connection back. It
-speaks the reactor's ipc protocol, version 2 (docs/architecture.md), on descriptor 3. One process per handler,
-so Python functions run on every core at once (no GIL in the way) behind one port.
+speaks the reactor's ipc protocol, version 2 (docs/protocol.md, "The handler channel"), on descriptor 3. One
+process per handler, so Python functions run on every core at once (no GIL in the way) behind one port.
 
     from handoff_handler import Handler, Reply
 
@@ -55,15 +55,16 @@ _VERSION = 2
 _HELLO, _CONNECTION, _DONE, _ANSWERED, _RECLAIM, _FORGET = 1, 2, 3, 4, 5, 10
 _MAX_PAYLOAD_OF_TYPE = {_CONNECTION: 3 << 30}  # A kConnection frame carries a whole request, body and all.
 _MAX_OTHER_PAYLOAD = 16 << 20
-# Flags are numbered per frame type. A kConnection frame's (kFlagKeep, 8, asks a handler that keeps sockets to
-# keep this one: never sent to this one, and harmless if it were):
-_FLAG_HTTP, _FLAG_INPUT_CLOSED, _FLAG_AHEAD, _FLAG_KEPT = 1, 2, 4, 16
+# Flags are numbered per frame type. A kConnection frame's:
+_FLAG_HTTP, _FLAG_INPUT_CLOSED, _FLAG_AHEAD, _FLAG_KEEP, _FLAG_KEPT = 1, 2, 4, 8, 16
 # A kDone frame's:
-_DONE_KEEP_OPEN, _DONE_WRITE_TIMED_OUT = 1, 2
-# A kHello frame's flags are the handler's capabilities: this one has none. It takes no connection sent ahead
-# (so it is sent work only when idle), keeps no socket between requests (every request comes with its
-# socket), and takes one frame per write.
-_CAPABILITIES = 0
+_DONE_KEEP_OPEN, _DONE_WRITE_TIMED_OUT, _DONE_KEPT = 1, 2, 4
+# A kHello frame's flags are the handler's capabilities. This one keeps the socket of a keep-alive connection
+# when asked (kCanKeep, 2): the connection's next request to it comes without a descriptor, so neither side
+# passes, installs or closes one. It takes no connection sent ahead (so it is sent work only when idle), and
+# one frame per write.
+_CAN_KEEP = 2
+_CAPABILITIES = _CAN_KEEP
 _PROGRESS = struct.Struct("=QHHI")  # bytes written in the hand-off, status of the last answer (0: none), 0, 0
 _READ_CHUNK = 64 * 1024
 _FD_SIZE = struct.calcsize("i")  # A descriptor in an SCM_RIGHTS message.
@@ -339,6 +340,7 @@ class Handler:
         self._routes_by_length = {}  # Segment count -> the routes of that many segments, in the order registered.
         self._fallback = None
         self._state = None  # The reactor's state page, once run() mapped it.
+        self._kept = {}  # Connection id -> the descriptor of its socket, kept for its next request (kFlagKeep).
         self._max_line_bytes = 2 << 20
         self._write_timeout = 5.0
 
@@ -499,10 +501,13 @@ class Handler:
                     break  # The reactor closed the channel: it is done with this handler.
                 kind, connection_id, flags, payload, client = frame
                 # kReclaim asks a handler that lingers on its connection to give it back: this one never
-                # lingers (it is done with each connection before it reads the next frame). kForget names a
-                # socket kept for the reactor: this one keeps none.
+                # lingers (it is done with each connection before it reads the next frame), and skips it.
                 if kind == _CONNECTION:
                     self._serve_connection(channel, connection_id, flags, payload, client, record)
+                elif kind == _FORGET:  # Another handler serves the connection now: its copy here goes.
+                    kept = self._kept.pop(connection_id, None)
+                    if kept is not None:
+                        os.close(kept)
         except _ChannelError as error:
             sys.stderr.write("handler[%d]: %s\n" % (os.getpid(), error))
             sys.exit(1)
@@ -519,12 +524,22 @@ class Handler:
         return "; ".join(parts) or "nothing registered"
 
     def _serve_connection(self, channel, connection_id, flags, payload, client, record):
-        """Answers the request of one kConnection frame on its socket, closes the socket and reports kDone."""
-        if flags & (_FLAG_AHEAD | _FLAG_KEPT):
+        """Answers the request of one kConnection frame on its socket, closes the socket (or keeps it, when
+        asked and the connection stays open) and reports kDone."""
+        if flags & _FLAG_AHEAD:
             # Only sent to a handler whose hello says it takes them; this one's says it does not.
             if client is not None:
                 os.close(client)
             raise _ChannelError("a connection frame with flags %#x, which this handler never asked for" % flags)
+        if flags & _FLAG_KEPT:  # Its socket is the copy kept here.
+            client = self._kept.pop(connection_id, None)
+            if client is None:
+                raise _ChannelError("the reactor sent connection %d as kept, and it was not" % connection_id)
+        else:  # A frame with a descriptor brings a newer copy than one kept, if any.
+            kept = self._kept.pop(connection_id, None)
+            if kept is not None:
+                os.close(kept)
+        keep_open = False
         hand_off = _HandOff(client, record, self._write_timeout)
         try:
             request, keep_alive, rest = _request_of_record(payload, flags & _FLAG_HTTP)
@@ -538,11 +553,17 @@ class Handler:
                                                       answered)
             done_flags = _DONE_KEEP_OPEN if keep_open else 0
         except _WriteTimedOut:
-            done_flags, unused = _DONE_WRITE_TIMED_OUT, b""
+            keep_open, done_flags, unused = False, _DONE_WRITE_TIMED_OUT, b""
         except _ClientGone:
-            done_flags, unused = 0, b""
+            keep_open, done_flags, unused = False, 0, b""
         finally:
-            os.close(client)  # Before the report: the reactor decides what happens next.
+            # Before the report: the reactor decides what happens next.
+            if keep_open and flags & _FLAG_KEEP:
+                self._kept[connection_id] = client
+            else:
+                os.close(client)
+        if keep_open and flags & _FLAG_KEEP:
+            done_flags |= _DONE_KEPT
         channel.send(_DONE, connection_id, done_flags, hand_off.progress() + unused)
 
     def _others_waiting(self):
