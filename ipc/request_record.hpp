@@ -48,28 +48,7 @@ static_assert(std::is_trivially_copyable_v<RequestRecordHeader>);
 // "Connection: keep-alive"; always on the line protocol).
 inline constexpr uint8_t kRecordKeepAlive = 1u << 0;
 
-// A request record read back: views into the payload it was decoded from.
-struct RequestView {
-  uint64_t request_id = 0;
-  std::string_view client_address;
-  uint16_t client_port = 0;
-  int http_minor = 0;
-  bool keep_alive = true;
-  std::string_view method;
-  std::string_view target;
-  std::string_view path;
-  std::string_view query;
-  std::vector<std::pair<std::string_view, std::string_view>> headers;
-  std::string_view body;
-  std::string_view rest;
-};
-
-// The path and query of a request-target (RFC 9112 section 3.2): the origin form "/a/b?x" gives "/a/b" and
-// "x"; the absolute form "http://host:8/a?x" the same from its first '/' (or "/" when it has none); "*" and
-// the authority form are their own path.
-std::pair<std::string_view, std::string_view> split_target(std::string_view target);
-
-// What the reactor knows of a request, to be written as its record.
+// What the reactor knows of a request, to be written as its record (the views need last only until then).
 struct RequestFields {
   uint64_t request_id = 0;
   std::string_view client_address;
@@ -81,6 +60,19 @@ struct RequestFields {
   std::string_view body;
   std::string_view rest;
 };
+
+// A request record read back: views into the payload it was decoded from, with the target's path and query
+// and the header fields.
+struct RequestView : RequestFields {
+  std::string_view path;
+  std::string_view query;
+  std::vector<std::pair<std::string_view, std::string_view>> headers;
+};
+
+// The path and query of a request-target (RFC 9112 section 3.2): the origin form "/a/b?x" gives "/a/b" and
+// "x"; the absolute form "http://host:8/a?x" the same from its first '/' (or "/" when it has none); "*" and
+// the authority form are their own path.
+std::pair<std::string_view, std::string_view> split_target(std::string_view target);
 
 // Appends the record of a request to out (a frame being built); fields: its header fields in order, each
 // with .name and .value (http::HeaderField).
