@@ -153,6 +153,36 @@ INSTANTIATE_TEST_SUITE_P(Languages, WebApi,
                            return std::string(info.index == 0 ? "Cpp" : "Python");
                          });
 
+// What a Python function returns, whatever it is: Reply(200, "text") (a str body) crashed the handler after
+// the function returned (the client got 502, the log "killed by signal 9"), and a dict or None went out as
+// their repr. A str is text, a dict JSON; anything else is a 500, logged, and the handler serves on.
+TEST(PythonHandler, EveryReturnValueIsAnAnswerAndNoneKillsNothing) {
+  TemporaryFolder folder;
+  const std::string command = python_handler(
+      folder, "returns.py", "import os\n",
+      python_command("reply_str", {"return Reply(200, 'text')"}) +
+          python_command("plain_str", {"return 'plain'"}) +
+          python_command("a_dict", {"return {'a': 1, 'b': [True, None]}"}) +
+          python_command("nothing", {"return None"}) + python_command("a_number", {"return 42"}) +
+          python_command("pid", {"return Reply.text(str(os.getpid()))"}));
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", command});
+  Client client(reactor.host(), reactor.port());
+  const std::string pid = round_trip(client, get("/pid")).body;
+  EXPECT_EQ(round_trip(client, get("/reply_str")).body, "text");
+  EXPECT_EQ(round_trip(client, get("/plain_str")).body, "plain\n");
+  const HttpResponse json = round_trip(client, get("/a_dict"));
+  EXPECT_TRUE(json.has_header("Content-Type: application/json")) << json.headers;
+  EXPECT_EQ(json.body, "{\"a\": 1, \"b\": [true, null]}");
+  for (const std::string path : {"/nothing", "/a_number"}) {
+    const HttpResponse wrong = round_trip(client, get(path));
+    EXPECT_EQ(wrong.status, 500) << path;
+    EXPECT_EQ(wrong.body, "internal error\n") << path;
+  }
+  EXPECT_TRUE(reactor.wait_for_log("returned", 10s)) << reactor.stderr_text();
+  EXPECT_EQ(round_trip(client, get("/pid")).body, pid);  // The same process served every one.
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "nothing"), "ERR internal error");
+}
+
 // Every retirement of a busy Python handler (SIGHUP, a smaller pool, --max-requests, a takeover) sends it a
 // kReclaim, which it read as "unexpected frame type 5" and exited with status 1: an operator read crashes.
 TEST(PythonHandler, RetiredWhileBusyByAReloadItLogsNoFailure) {
