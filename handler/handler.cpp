@@ -88,10 +88,6 @@ bool follow_the_reactor() {
   return reactor == 0 || ::getppid() == reactor;
 }
 
-}  // namespace
-
-namespace {
-
 // What a handler started by the reactor gets from it beside its channel: limits, the state page it reads the
 // queue from (lingering), and its answer record (offers of connections sent ahead, and its notes).
 struct ReactorLink {
