@@ -192,6 +192,12 @@ TEST(HandlerApi, RoutesTakeAnyMethodAndPathParameters) {
   EXPECT_EQ(handler.execute(http_request("GET", "/fib/5")).body, "5\n");
   EXPECT_EQ(handler.execute(http_request("PUT", "/fib/5")).status, 405);
   EXPECT_EQ(handler.execute(http_request("GET", "/nothing")).status, 404);
+  // A route no request could reach is a mistake of the program's, said at its start.
+  const Command any = [](const Request&) { return Reply::text("x"); };
+  EXPECT_THROW(handler.route("GET", "items/{id}", any), std::invalid_argument);
+  EXPECT_THROW(handler.route("GET", "", any), std::invalid_argument);
+  EXPECT_THROW(handler.route("G T", "/", any), std::invalid_argument);
+  EXPECT_THROW(handler.route("", "/", any), std::invalid_argument);
   handler.fallback(
       [](const Request& request) { return Reply::text("fallback " + std::string(request.target)); });
   EXPECT_EQ(handler.execute(http_request("PATCH", "/nothing/%2F")).body, "fallback /nothing/%2F\n");
