@@ -140,8 +140,9 @@ using Serve = handler::SessionOutcome (*)(const Handler&, int, const ipc::Reques
                                           handler::SessionStart);
 
 // The client's first request as the reactor reads it (reactor/connection.cpp): complete and accepted by its
-// framing, and written as a record (Connection::write_record) with rest as the bytes after it. The bytes it
-// takes of client go to *taken. nullopt: the reactor would not hand this over (it waits, or refuses).
+// framing, and written as a record as the reactor writes it (RequestFraming::append_record), with rest the
+// bytes of client it read after it. The bytes the request takes of client go to *taken. nullopt: the reactor
+// would not hand this over (it waits, or refuses).
 inline std::optional<std::string> reactor_record(reactor::Protocol protocol, std::string_view client,
                                                  const handler::Limits& limits, bool input_closed,
                                                  uint8_t read_fraction, size_t* taken) {
@@ -162,21 +163,7 @@ inline std::optional<std::string> reactor_record(reactor::Protocol protocol, std
     return std::nullopt;
   }
   const size_t read = *taken + (client.size() - *taken) * read_fraction / 255;
-  fields.rest = client.substr(*taken, read - *taken);
-  if (protocol == reactor::Protocol::kHttp) {
-    const http::RequestHead& head = framing.head();
-    fields.http_minor = head.version_minor;
-    fields.keep_alive = head.keep_alive;
-    fields.method = head.method;
-    fields.target = head.target;
-    fields.body = framing.body();
-    ipc::append_request_record(record, fields, head.headers);
-  } else {
-    std::string_view line = client.substr(0, *taken);
-    if (line.ends_with('\n')) line.remove_suffix(line.ends_with("\r\n") ? 2 : 1);
-    fields.target = line;
-    ipc::append_request_record(record, fields, std::vector<http::HeaderField>());
-  }
+  framing.append_record(protocol, client.substr(0, read), fields, record);
   return record;
 }
 

@@ -5,9 +5,7 @@
 // lingering), how far the session has used them, and the answers queued and written. It never reads: the
 // reactor reads every request whole. It borrows the socket; the hand-off's message owns it.
 
-#include <chrono>
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>

@@ -51,9 +51,10 @@ class HttpSession : ProtocolSession {
       }
       // Whether the reactor drains is read once the answer is made: a stop that came while it was computed
       // ends the connection with it.
-      http::Response response = make_response(request);
+      const bool head_request = request.method == "HEAD";
+      http::Response response = make_response(std::move(request));
       const bool close = !keep_alive || reactor_draining();
-      write(std::move(response), request.method == "HEAD", close, minor);
+      write(std::move(response), head_request, close, minor);
       if (close) return stream_.close();
       if (!stream_.flush()) return stream_.closed();
       if (stream_.unused().empty() || others_waiting()) return stream_.keep_open();
@@ -85,8 +86,8 @@ class HttpSession : ProtocolSession {
     request.version = version_text(head.version_minor);
   }
 
-  http::Response make_response(const Request& request) const {
-    http::Response response = http_response(handler_.execute(request));
+  http::Response make_response(Request request) const {
+    http::Response response = http_response(handler_.execute(std::move(request)));
     if (response.status >= 400 && (response.body.empty() || response.body.back() != '\n')) {
       response.body += '\n';
     }

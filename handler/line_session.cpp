@@ -155,7 +155,7 @@ LineAnswer answer_line(const Handler& handler, std::string_view line, Request re
   request.arguments.assign(words.begin() + 1, words.end());
   request.protocol = Protocol::kLine;
   request.target = line;
-  const Reply reply = handler.execute(request);
+  const Reply reply = handler.execute(std::move(request));
   if (reply.status >= 400) return {error_line(reply.body), false, reply.status};
   return {one_line(reply.body), false, reply.status};
 }

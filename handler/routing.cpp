@@ -139,12 +139,11 @@ std::string Handler::command_names() const {
   return names;
 }
 
-Reply Handler::execute(const Request& request) const {
+Reply Handler::execute(Request request) const {
   if (request.protocol == Protocol::kHttp) {
-    if (!request.path.empty() || request.target.empty()) return answer_http(request);
-    Request with_path = request;  // A test that gave the target alone.
-    std::tie(with_path.path, with_path.query) = ipc::split_target(request.target);
-    return answer_http(std::move(with_path));
+    // A request made by hand (a test) may give the target alone.
+    if (request.path.empty()) std::tie(request.path, request.query) = ipc::split_target(request.target);
+    return answer_http(std::move(request));
   }
   for (const auto& [command, function] : commands_) {
     if (command == request.command) return call(function, request);

@@ -335,29 +335,12 @@ Connection::Request Connection::take_request(uint64_t request_id) {
   return request;
 }
 
-// The record of the request at the start of raw (ipc/request_record.hpp), as the framing read it: an HTTP
-// request parsed, or a line (one cut by EOF is all of raw).
+// The record of the request at the start of raw (ipc/request_record.hpp), as the framing read it.
 void Connection::write_record(uint64_t request_id, std::string_view raw, std::string& record) {
   if (!client_) client_ = socket_address(socket_.get(), true).value_or(ListenAddress{});
-  ipc::RequestFields fields{
-      .request_id = request_id, .client_address = client_->host, .client_port = client_->port};
-  if (protocol_ == Protocol::kHttp) {
-    const http::RequestHead& head = framing_.head();
-    fields.http_minor = head.version_minor;
-    fields.keep_alive = head.keep_alive;
-    fields.method = head.method;
-    fields.target = head.target;
-    fields.body = framing_.body();
-    fields.rest = raw.substr(std::min(framing_.request_bytes(), raw.size()));
-    ipc::append_request_record(record, fields, head.headers);
-    return;
-  }
-  const size_t end = framing_.complete() ? framing_.request_bytes() : raw.size();
-  std::string_view line = raw.substr(0, end);
-  if (line.ends_with('\n')) line.remove_suffix(line.ends_with("\r\n") ? 2 : 1);
-  fields.target = line;
-  fields.rest = raw.substr(end);
-  ipc::append_request_record(record, fields, std::vector<http::HeaderField>());
+  framing_.append_record(
+      protocol_, raw,
+      {.request_id = request_id, .client_address = client_->host, .client_port = client_->port}, record);
 }
 
 Connection::Resume Connection::resume(std::string unconsumed) {

@@ -7,9 +7,11 @@
 // the handler reads the same way; one the parser refuses is answered by the reactor itself.
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 #include "http/request_parser.hpp"
+#include "ipc/request_record.hpp"
 #include "reactor/protocol.hpp"
 
 namespace handoff::reactor {
@@ -47,6 +49,12 @@ class RequestFraming {
   // The complete HTTP request's head and body (de-chunked).
   const http::RequestHead& head() const { return parser_.head(); }
   const std::string& body() const { return parser_.body(); }
+
+  // Appends the record of the request at the start of raw (the bytes fed) to record (ipc/request_record.hpp),
+  // with the bytes after it as its rest: an HTTP request as parsed, or a line (one cut by EOF is all of raw).
+  // known: what the framing does not know of it (its id, the client).
+  void append_record(Protocol protocol, std::string_view raw, ipc::RequestFields known,
+                     std::string& record) const;
   // The request is a HEAD: its answer, a refusal too, carries no body (RFC 9110 section 9.3.2).
   bool head_request() const { return parser_.head().method == "HEAD"; }
 
@@ -65,7 +73,7 @@ class RequestFraming {
   const size_t max_line_bytes_;
   size_t request_bytes_ = 0;  // Fed so far (HTTP: taken by the parser), or the whole request once complete.
   bool too_large_ = false;
-  bool ended_in_cr_ = false;  // The line protocol: the last byte fed was a CR.
+  bool ended_in_cr_ = false;  // The line protocol: a CR ends what was fed of the line (before its LF).
   bool complete_ = false;
   bool continue_answered_ = false;
 };

@@ -558,13 +558,12 @@ class Handler:
             keep_open, done_flags, unused = False, 0, b""
         finally:
             # Before the report: the reactor decides what happens next.
-            if keep_open and flags & _FLAG_KEEP:
+            kept = keep_open and flags & _FLAG_KEEP
+            if kept:
                 self._kept[connection_id] = client
             else:
                 os.close(client)
-        if keep_open and flags & _FLAG_KEEP:
-            done_flags |= _DONE_KEPT
-        channel.send(_DONE, connection_id, done_flags, hand_off.progress() + unused)
+        channel.send(_DONE, connection_id, done_flags | (_DONE_KEPT if kept else 0), hand_off.progress() + unused)
 
     def _others_waiting(self):
         """Whether other connections wait for a handler (the reactor's state page)."""

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -187,14 +188,31 @@ TEST(PythonHandler, EveryReturnValueIsAnAnswerAndNoneKillsNothing) {
 // kReclaim, which it read as "unexpected frame type 5" and exited with status 1: an operator read crashes.
 TEST(PythonHandler, RetiredWhileBusyByAReloadItLogsNoFailure) {
   TemporaryFolder folder;
-  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", python_spin_handler(folder)});
+  // Its request holds it until the test opens the gate: busy for as long as the test needs, however loaded
+  // the machine.
+  const std::string gate = folder.path("gate");
+  const std::string command = python_handler(
+      folder, "held.py", "import os, time\ngate = '" + gate + "'\n",
+      python_command(
+          "hold", {"while not os.path.exists(gate):", "    time.sleep(0.01)", "return Reply.text('held')"}));
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", command});
   ASSERT_TRUE(reactor.wait_for_handlers(1, 10s));
   const std::vector<pid_t> old = reactor.handler_pids();
   Client busy(reactor.host(), reactor.port());
-  ASSERT_TRUE(busy.send("spin 500\n"));
+  ASSERT_TRUE(busy.send("hold\n"));
   ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 10s)) << reactor.stats();
   ASSERT_EQ(::kill(reactor.pid(), SIGHUP), 0);
-  EXPECT_EQ(busy.read_line(), "spun 500");
+  // Once its replacement is ready, the busy handler is retired: it has its kReclaim before it answers.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const std::vector<pid_t> now = reactor.handler_pids();
+        return std::any_of(now.begin(), now.end(),
+                           [&](pid_t pid) { return std::find(old.begin(), old.end(), pid) == old.end(); });
+      },
+      30s))
+      << reactor.stats();
+  folder.file("gate", "");
+  EXPECT_EQ(busy.read_line(), "held");
   EXPECT_TRUE(wait_until([&] { return reactor.reload_state() == "done"; }, 30s)) << reactor.stats();
   ASSERT_TRUE(reactor.wait_for_handlers(1, 10s));
   EXPECT_NE(reactor.handler_pids(), old);

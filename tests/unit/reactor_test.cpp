@@ -1,6 +1,7 @@
 // Unit tests of the reactor's pieces that do no I/O: the command line and the Dispatcher.
 
 #include <gtest/gtest.h>
+#include <memory>
 
 #include <algorithm>
 #include <cstdlib>
@@ -551,6 +552,29 @@ TEST(RequestFraming, WhatTheParserRefusesIsReadyAtOnceWithItsStatus) {
     EXPECT_TRUE(framing.refused()) << request;
     EXPECT_FALSE(framing.complete()) << request;
     EXPECT_EQ(framing.refusal_status(), status) << request << framing.refusal_reason();
+  }
+}
+
+// The reactor judges a line's length itself (413, "request too large"): by the line without its end, a CR
+// before the LF not counted even when the two come in different reads, and a line with no end yet refused as
+// soon as it is too long to become one that fits.
+TEST(RequestFraming, ALineIsMeasuredWithoutItsEnd) {
+  const auto lined = [](std::initializer_list<std::string_view> pieces) {
+    auto framing = std::make_unique<RequestFraming>(http::RequestLimits{.max_body_bytes = 4});
+    for (const std::string_view piece : pieces) framing->feed(Protocol::kLine, piece);
+    return framing;
+  };
+  EXPECT_TRUE(lined({"abcd\n"})->complete());
+  EXPECT_EQ(lined({"abcd\nping\n"})->request_bytes(), 5u);
+  EXPECT_TRUE(lined({"abcd\r\n"})->complete());
+  EXPECT_TRUE(lined({"abcd\r", "\n"})->complete());
+  EXPECT_TRUE(lined({"ab", "cd", "\r\nx"})->complete());
+  EXPECT_FALSE(lined({"abcd\r"})->ready());  // Its LF may come next.
+  for (const auto& too_long :
+       {lined({"abcde\n"}), lined({"abcde"}), lined({"abc", "de"}), lined({"abcd\rx"})}) {
+    EXPECT_TRUE(too_long->refused());
+    EXPECT_EQ(too_long->refusal_status(), 413);
+    EXPECT_EQ(too_long->refusal_reason(), "request too large");
   }
 }
 

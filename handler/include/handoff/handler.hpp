@@ -125,7 +125,7 @@ class Handler {
   // Answers one request as the handler would (for tests of your code): routes, commands, the fallback, and
   // a reply that cannot be sent is a 500 here too. request.command and arguments are filled in from the path
   // for an HTTP request.
-  Reply execute(const Request& request) const;
+  Reply execute(Request request) const;
 
   // The registered command names, comma-separated, for error messages.
   std::string command_names() const;
