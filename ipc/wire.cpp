@@ -50,7 +50,11 @@ std::error_code check_header(const Header& header) {
     case MessageType::kTakeoverConnection:
     case MessageType::kTakeoverEnd:
     case MessageType::kForget:
-    case MessageType::kTakeoverBytes: break;
+    case MessageType::kTakeoverBytes:
+    case MessageType::kForkChannel:
+    case MessageType::kForkRecord:
+    case MessageType::kHandlerForked:
+    case MessageType::kHandlerExited: break;
     default: return Errc::kUnknownType;
   }
   if (header.payload_size > max_payload_bytes(static_cast<MessageType>(header.type)))
@@ -60,7 +64,8 @@ std::error_code check_header(const Header& header) {
 
 bool carries_descriptor(MessageType type, uint32_t flags) {
   return (type == MessageType::kConnection && (flags & kFlagKept) == 0) ||
-         type == MessageType::kTakeoverListener || type == MessageType::kTakeoverConnection;
+         type == MessageType::kTakeoverListener || type == MessageType::kTakeoverConnection ||
+         type == MessageType::kForkChannel || type == MessageType::kForkRecord;
 }
 
 std::string encode(const Message& message) {

@@ -3,7 +3,8 @@
 // The ipc wire format between the reactor and its handlers: every frame is one fixed-size Header followed by
 // payload_size bytes of payload. A frame of type kConnection carries exactly one descriptor (SCM_RIGHTS),
 // attached to the first byte of its header, unless its flags say the handler holds the socket already
-// (kFlagKept); no other frame between a reactor and its handlers carries one.
+// (kFlagKept); no other frame between a reactor and its handlers carries one. kForkChannel and kForkRecord,
+// from the reactor to a template, carry one each.
 // The same frames carry a takeover between two reactors (reactor/takeover.hpp), where kTakeoverListener and
 // kTakeoverConnection carry one each. docs/architecture.md describes it.
 
@@ -29,6 +30,9 @@ inline constexpr uint32_t kMaxRequestPayloadBytes = 3u << 30;
 inline constexpr const char* kChannelFdVariable = "HANDOFF_IPC_FD";
 // The descriptor number at which every handler inherits its channel to the reactor.
 inline constexpr int kHandlerChannelFd = 3;
+// Set to 1 for a template (--preload): the handler command is to load its code, say hello with kIsTemplate
+// and fork handlers when asked, rather than serve. A handler it forks must not see it set.
+inline constexpr const char* kTemplateVariable = "HANDOFF_TEMPLATE";
 
 enum class MessageType : uint16_t {
   kHello = 1,       // handler -> reactor, its first frame: it speaks this version and is ready for work.
@@ -53,6 +57,14 @@ enum class MessageType : uint16_t {
   kTakeoverBytes =
       11,  // old -> new: more of the bytes of the connection the frame before it began (same
            // connection_id), which said kFlagMoreBytes; flags: kFlagMoreBytes when yet more follow.
+  // Between the reactor and a template (--preload: the handler command started once, which forks handlers;
+  // it said hello with kIsTemplate). connection_id is the handler's number, chosen by the reactor.
+  kForkChannel =
+      12,  // reactor -> template: fork a handler; attached: the handler's channel, its kHandlerChannelFd.
+  kForkRecord = 13,     // reactor -> template, right after kForkChannel: attached, its answer record.
+  kHandlerForked = 14,  // template -> reactor: payload: a Forked. A failed fork: pid 0, then what failed.
+  kHandlerExited =
+      15,  // template -> reactor: the handler exited and the template reaped it; payload: an Exit.
 };
 
 // The most payload a frame of that type may carry.
@@ -111,6 +123,8 @@ inline constexpr uint32_t kCanKeep = 1u << 1;       // It may be asked to keep t
 // order of the frames that carry one (ipc::BlockingChannel does): the reactor then sends the frames it has
 // for it in one turn of its loop with one sendmsg.
 inline constexpr uint32_t kCanTakeBatches = 1u << 2;
+// Said by a template, never by a handler: it forks handlers when asked (kForkChannel) and serves no request.
+inline constexpr uint32_t kIsTemplate = 1u << 3;
 // The most descriptors one write carries (SCM_RIGHTS allows 253): a connection and all those ahead of it.
 inline constexpr size_t kMaxDescriptorsPerWrite = 8;
 
@@ -132,6 +146,17 @@ inline constexpr uint32_t kFlagContinueSent = 1u << 2;
 // A kTakeoverConnection or kTakeoverBytes frame whose bytes go on in a kTakeoverBytes frame: a request read
 // up to the frame limit does not fit in one frame with its Progress.
 inline constexpr uint32_t kFlagMoreBytes = 1u << 3;
+
+// The payloads of kHandlerForked and kHandlerExited.
+struct Forked {
+  uint32_t pid;  // 0: the fork failed, and the payload goes on with why, as text.
+};
+static_assert(sizeof(Forked) == 4, "part of the wire format");
+struct Exit {
+  int32_t exit_status;  // As the process exited, or 0 when a signal ended it.
+  int32_t term_signal;  // The signal that ended it, or 0.
+};
+static_assert(sizeof(Exit) == 8, "part of the wire format");
 
 // All fields are in host byte order: both ends of a channel run on the same machine.
 struct Header {

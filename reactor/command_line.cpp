@@ -258,6 +258,11 @@ std::vector<OptionRow> option_table(const std::string& default_handler) {
      "handler gets its channel at descriptor 3 (HANDOFF_IPC_FD=3). Default: handoff-handler beside the "
      "reactor, in the folder of its own executable (in a build tree, ../handler/handoff-handler from that "
      "folder)", "", handler_command(default_handler)},
+    {"", "preload", "", "start --handler-cmd once, as a template that loads the app, and fork every handler "
+     "from it: a handler replaced after a crash, a cancelled request, --max-requests or a resize serves "
+     "within milliseconds, and shares the app's memory copy-on-write. SIGHUP starts a new template, with "
+     "the new code. The handler's library must support it (the Python module does)", "",
+     flag(&Config::preload)},
     {"", "max-head-bytes", "BYTES", "longest HTTP request head; longer gets 431", "64k",
      within(&Config::max_head_bytes, parse_size, kMinHeadBytes, kMaxHeadBytes, "a size from 16 to 1m")},
     {"", "max-request-bytes", "BYTES", "longest request line or HTTP body; longer gets 'ERR request too "

@@ -55,6 +55,9 @@ struct Config {
   bool handler_batch = true;
   // Handlers put an exception's text in the 500 they answer (HANDOFF_EXPOSE_ERRORS=1): development only.
   bool expose_errors = false;
+  // --handler-cmd is started once as a template that loads the app, and handlers are forked from it
+  // (reactor/handler_template.hpp).
+  bool preload = false;
   // A busy handler that takes connections ahead (the C++ library does) is sent up to this many of the next
   // waiting requests before it reports (--send-ahead), so that it goes on without waiting for the reactor;
   // a handler that comes free first takes them instead. 0: none.

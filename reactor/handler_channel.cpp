@@ -293,4 +293,12 @@ void HandlerChannel::end() {
   ::shutdown(socket_.get(), SHUT_RDWR);
 }
 
+void HandlerChannel::end_sending() {
+  if (!sends() || !socket_) return;
+  send_batch_now();
+  if (!sends()) return;
+  sending_ended_ = true;
+  ::shutdown(socket_.get(), SHUT_WR);
+}
+
 }  // namespace handoff::reactor

@@ -88,7 +88,7 @@ class HandlerChannel {
   // Starts reading socket, the reactor's end. The failed call is logged.
   std::error_code start(ipc::UniqueFd socket);
   State state() const { return state_; }
-  bool sends() const { return state_ == State::kOpen; }
+  bool sends() const { return state_ == State::kOpen && !sending_ended_; }
 
   // From now on frames of one loop turn go in one write (the handler said kCanTakeBatches).
   void take_batches() { takes_batches_ = true; }
@@ -109,6 +109,9 @@ class HandlerChannel {
   void stop();
   // Sends what is batched and shuts the socket down: the handler reads EOF when it next waits for work.
   void end();
+  // The same for the sending side only: the peer reads EOF, and what it sends is still read (a template
+  // reports the exits of its handlers until the last is gone).
+  void end_sending();
 
   // For the owner's close: the poll handle, or null when it was never initialised.
   uv_handle_t* handle() { return polled_ ? reinterpret_cast<uv_handle_t*>(&poll_) : nullptr; }
@@ -146,6 +149,7 @@ class HandlerChannel {
   bool polled_ = false;    // poll_ is initialised.
   int polled_events_ = 0;  // The events poll_ watches now.
   State state_ = State::kOpen;
+  bool sending_ended_ = false;  // end_sending() was called.
   ipc::FrameDecoder decoder_;
   std::deque<Outgoing> outbox_;
   bool takes_batches_ = false;

@@ -66,8 +66,13 @@ std::error_code HandlerPool::spawn(std::optional<HandlerId> replaces, bool for_r
   const HandlerId id = next_id_++;
   auto handler = make_loop_owned<HandlerProcess>(loop_, id, config_, batches_,
                                                  static_cast<HandlerProcess::Events&>(*this));
-  if (auto error = handler->spawn(config_.handler_command, environment_, state_page_.descriptor()))
+  if (config_.preload) {
+    HandlerTemplate* from = template_for(for_reload);
+    if (from == nullptr) return std::make_error_code(std::errc::no_child_process);
+    if (auto error = handler->fork_from(*from)) return error;
+  } else if (auto error = handler->spawn(config_.handler_command, environment_, state_page_.descriptor())) {
     return error;
+  }
   if (config_.max_requests > 0) {
     // Drawn once per handler, so that handlers started together retire apart.
     std::uniform_int_distribution<uint64_t> jitter(0, config_.max_requests_jitter);
@@ -196,7 +201,8 @@ void HandlerPool::on_handler_exited(HandlerProcess& handler, int64_t exit_status
     replacing_.erase(pending);
     if (for_reload && phase_ == Phase::kServing && last_reload_.state == "in progress") {
       abandon_reload(
-          "a new handler (pid " + std::to_string(handler.pid()) + ") did not start: " +
+          "a new handler " + (handler.pid() != 0 ? "(pid " + std::to_string(handler.pid()) + ") " : "") +
+          "did not start: " +
           (handler.kill_reason().empty() ? "it exited before it said hello" : handler.kill_reason()));
     }
     ++early_exits_in_a_row_;
@@ -228,15 +234,19 @@ void HandlerPool::on_handler_exited(HandlerProcess& handler, int64_t exit_status
 // One log line per handler death, with its cause: at info when the reactor retired or stopped it, or it
 // exited by itself with status 0; at warn when it died unexpectedly or was killed for what it did.
 void HandlerPool::log_exit(const HandlerProcess& handler, int64_t exit_status, int term_signal) const {
-  const std::string how = term_signal != 0 ? "was killed by signal " + std::to_string(term_signal) + " (" +
-                                                 strsignal(term_signal) + ")"
-                                           : "exited with status " + std::to_string(exit_status);
+  const std::string how = term_signal < 0    ? "exited (how is unknown: the template that forked it is gone)"
+                          : term_signal != 0 ? "was killed by signal " + std::to_string(term_signal) + " (" +
+                                                   strsignal(term_signal) + ")"
+                                             : "exited with status " + std::to_string(exit_status);
   const uint64_t served = handler.requests_served();
   const std::string after = " after " + std::to_string(served) + (served == 1 ? " request" : " requests") +
                             (handler.said_hello() ? "" : " before it said hello");
   const bool expected = handler.retiring() || handler.cancelled() || phase_ != Phase::kServing;
   const bool clean = term_signal == 0 && exit_status == 0;
-  if (!handler.kill_reason().empty()) {
+  if (handler.pid() == 0) {  // Never forked (--preload): its template failed it.
+    log_at(expected ? LogLevel::kInfo : LogLevel::kWarn, "a handler was not forked: %s",
+           handler.kill_reason().c_str());
+  } else if (!handler.kill_reason().empty()) {
     log_at(expected ? LogLevel::kInfo : LogLevel::kWarn, "handler %d %s: %s", handler.pid(), how.c_str(),
            handler.kill_reason().c_str());
   } else if (clean && handler.retiring()) {
@@ -246,8 +256,9 @@ void HandlerPool::log_exit(const HandlerProcess& handler, int64_t exit_status, i
   } else if (clean) {
     log_at(LogLevel::kInfo, "handler %d exited by itself with status 0%s", handler.pid(), after.c_str());
   } else {
-    log_at(LogLevel::kWarn, "handler %d %s%s", handler.pid(), how.c_str(),
-           handler.said_hello() ? "" : " before it said hello");
+    const bool unknown = term_signal < 0;  // It may well have retired or stopped as asked.
+    log_at(unknown && expected ? LogLevel::kInfo : LogLevel::kWarn, "handler %d %s%s", handler.pid(),
+           how.c_str(), handler.said_hello() ? "" : " before it said hello");
   }
 }
 
@@ -399,8 +410,13 @@ void HandlerPool::reload() {
     }
   }
   log_at(LogLevel::kInfo,
-         "SIGHUP: starting %zu fresh processes of '%s'; the old handlers serve until they are ready",
-         old.size(), command_text(config_.handler_command).c_str());
+         "SIGHUP: starting %zu fresh processes of '%s'%s; the old handlers serve until they are ready",
+         old.size(), command_text(config_.handler_command).c_str(),
+         config_.preload ? ", forked from a new template" : "");
+  if (config_.preload && start_template() == nullptr) {
+    abandon_reload("a new template could not be started ('" + config_.handler_command[0] + "')");
+    return;
+  }
   last_reload_ = {.state = "in progress", .at_unix = static_cast<double>(std::time(nullptr))};
   early_exits_in_a_row_ = 0;
   uv_timer_stop(&respawn_timer_);
@@ -465,11 +481,14 @@ void HandlerPool::stop() {
   uv_timer_stop(&respawn_timer_);
   uv_idle_stop(&spawn_turn_);
   for (auto& [id, handler] : handlers_) handler->kill(SIGKILL);
+  for (auto& handler_template : templates_) handler_template->kill(SIGKILL);
   finish_if_empty();
 }
 
 void HandlerPool::finish_if_empty() {
   if (phase_ == Phase::kServing || !handlers_.empty() || finished_) return;
+  end_old_templates(true);
+  if (!templates_.empty()) return;  // Each exits now; the last calls this again.
   finished_ = true;
   uv_close(as_handle(&respawn_timer_), nullptr);
   uv_close(as_handle(&spawn_turn_), nullptr);

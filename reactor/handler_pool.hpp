@@ -10,7 +10,11 @@
 // one only once the new one said hello. Until then the new one is a pending replacement and does not count
 // towards the pool's size. A reload whose new handlers fail to start is abandoned and the old ones serve on.
 //
-// Ownership: handlers_ owns every child process until it has been reaped.
+// With --preload, handlers are forked from a template (reactor/handler_template.hpp; the pool's part is in
+// preload.cpp): a reload starts a new template, and its replacements are forked from that one once it loaded
+// the new code; a template that fails to load abandons the reload. A template that dies is started again.
+//
+// Ownership: handlers_ and templates_ own every child process until it has been reaped.
 
 #include <uv.h>
 
@@ -28,13 +32,14 @@
 #include "reactor/dispatcher.hpp"
 #include "reactor/handler_channel.hpp"
 #include "reactor/handler_process.hpp"
+#include "reactor/handler_template.hpp"
 #include "reactor/loop_owned.hpp"
 #include "reactor/metrics.hpp"
 #include "reactor/phase.hpp"
 
 namespace handoff::reactor {
 
-class HandlerPool final : HandlerProcess::Events {
+class HandlerPool final : HandlerProcess::Events, HandlerTemplate::Events {
  public:
   // What the pool tells the connection side (the Frontend) about the connections handlers hold.
   class ConnectionEvents {
@@ -139,6 +144,17 @@ class HandlerPool final : HandlerProcess::Events {
   void on_handler_broken(HandlerProcess& handler) override;
   void on_handler_exited(HandlerProcess& handler, int64_t exit_status, int term_signal) override;
 
+  // HandlerTemplate::Events (preload.cpp).
+  void on_template_ready(HandlerTemplate& handler_template) override;
+  void on_template_exited(HandlerTemplate& handler_template, int64_t exit_status, int term_signal) override;
+  // The template a new handler is forked from: the newest for a reload, else the newest ready one (the
+  // newest when none is ready yet). One is started when none lives. Null when that fails (logged).
+  HandlerTemplate* template_for(bool for_reload);
+  HandlerTemplate* start_template();
+  // Every template but the newest ready one is ended (all of them when the pool winds down): each exits once
+  // the last handler forked from it is gone.
+  void end_old_templates(bool all);
+
   // Starts a handler; with replaces, as the replacement of that handler (for a reload when for_reload).
   std::error_code spawn(std::optional<HandlerId> replaces = std::nullopt, bool for_reload = false);
   void spawn_missing();
@@ -180,6 +196,7 @@ class HandlerPool final : HandlerProcess::Events {
   unsigned target_;  // --handlers, changed by SIGTTIN, SIGTTOU and POST /pool.
   std::unordered_map<HandlerId, LoopOwned<HandlerProcess>> handlers_;
   HandlerId next_id_ = 1;
+  std::vector<LoopOwned<HandlerTemplate>> templates_;  // --preload: oldest first.
 
   struct Replacement {
     HandlerId old;    // Retires once the replacement said hello.

@@ -30,14 +30,20 @@ std::error_code errno_code(int value) {
 
 HandlerProcess::HandlerProcess(uv_loop_t* loop, HandlerId id, const Config& config, WriteBatches& batches,
                                Events& events)
-    : loop_(loop), id_(id), config_(config), events_(events), channel_(loop, batches, *this) {
+    : loop_(loop),
+      id_(id),
+      config_(config),
+      events_(events),
+      forked_(
+          loop, [this](int) { lower_priority(); },
+          [this](int64_t exit_status, int term_signal) { on_exit(exit_status, term_signal); }),
+      channel_(loop, batches, *this) {
   process_.data = request_timer_.data = exit_timer_.data = this;
   uv_timer_init(loop_, &request_timer_);
   uv_timer_init(loop_, &exit_timer_);
 }
 
-std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
-                                      const std::vector<std::string>& environment, int state_page) {
+std::error_code HandlerProcess::open_channel(ipc::UniqueFd& child_end) {
   int ends[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) != 0) {
     const int error = errno;
@@ -45,13 +51,22 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
     return errno_code(error);
   }
   ipc::UniqueFd reactor_end(ends[0]);
-  const ipc::UniqueFd child_end(ends[1]);
+  child_end = ipc::UniqueFd(ends[1]);
   if (auto error = ipc::AnswerRecord::create(answer_record_)) {
     log_at(LogLevel::kError, "creating a handler's answer record (memfd_create, mmap): %s",
            error.message().c_str());
     return error;
   }
+  return channel_.start(std::move(reactor_end));
+}
 
+std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
+                                      const std::vector<std::string>& environment, int state_page) {
+  ipc::UniqueFd child_end;
+  if (auto error = open_channel(child_end)) {
+    exited_ = true;
+    return error;
+  }
   // The child gets: no stdin, stdout and stderr both on the reactor's stderr (stdout is the reactor's own,
   // for its "listening on" line), the channel at kHandlerChannelFd, the shared state page at kHandlerStateFd
   // and its answer record at kHandlerRecordFd.
@@ -60,12 +75,7 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
       argv, environment,
       {-1, STDERR_FILENO, STDERR_FILENO, child_end.get(), state_page, answer_record_.descriptor()});
   const uv_exit_cb on_exit = [](uv_process_t* process, int64_t exit_status, int term_signal) {
-    auto* self = static_cast<HandlerProcess*>(process->data);
-    self->exited_ = true;
-    // The exit may be noticed before the last frames the handler sent: a handler that reported its answer
-    // and then died has answered, and that report must count before the connection is judged orphaned.
-    self->channel_.read_rest();
-    self->events_.on_handler_exited(*self, exit_status, term_signal);
+    static_cast<HandlerProcess*>(process->data)->on_exit(exit_status, term_signal);
   };
   const uv_process_options_t options = command.options(on_exit);
 
@@ -76,11 +86,31 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
     log_at(LogLevel::kError, "cannot start handler '%s': %s", argv[0].c_str(), uv_strerror(error));
     return errno_code(-error);
   }
-
   lower_priority();
-  if (auto error = channel_.start(std::move(reactor_end))) return error;
   start_start_timer();
   return {};
+}
+
+std::error_code HandlerProcess::fork_from(HandlerTemplate& from) {
+  ipc::UniqueFd child_end;
+  if (auto error = open_channel(child_end)) {
+    exited_ = true;
+    return error;
+  }
+  started_at_ = uv_now(loop_);
+  start_start_timer();
+  // Last: a template that is gone fails the fork at once, and the exit that follows may close this object.
+  forked_.fork_from(from, id_, child_end.get(), answer_record_.descriptor());
+  return {};
+}
+
+void HandlerProcess::on_exit(int64_t exit_status, int term_signal) {
+  exited_ = true;
+  if (kill_reason_.empty() && !forked_.failure().empty()) kill_reason_ = forked_.failure();
+  // The exit may be noticed before the last frames the handler sent: a handler that reported its answer
+  // and then died has answered, and that report must count before the connection is judged orphaned.
+  channel_.read_rest();
+  events_.on_handler_exited(*this, exit_status, term_signal);
 }
 
 // --handler-sched batch: the scheduler always takes handlers for the CPU-bound processes they are and
@@ -91,8 +121,8 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
 void HandlerProcess::lower_priority() {
   if (config_.handler_batch) {
     const sched_param parameters{.sched_priority = 0};
-    if (::sched_setscheduler(process_.pid, SCHED_BATCH, &parameters) != 0) {
-      log_at(LogLevel::kWarn, "sched_setscheduler(SCHED_BATCH) for handler %d: %s", process_.pid,
+    if (::sched_setscheduler(pid(), SCHED_BATCH, &parameters) != 0) {
+      log_at(LogLevel::kWarn, "sched_setscheduler(SCHED_BATCH) for handler %d: %s", pid(),
              std::strerror(errno));
     }
   }
@@ -100,10 +130,9 @@ void HandlerProcess::lower_priority() {
   errno = 0;
   const int own = ::getpriority(PRIO_PROCESS, 0);
   if (own == -1 && errno != 0) return;
-  if (::setpriority(PRIO_PROCESS, static_cast<id_t>(process_.pid),
-                    std::min(own + config_.handler_nice, 19)) != 0) {
-    log_at(LogLevel::kWarn, "setpriority for handler %d (--handler-nice %d): %s", process_.pid,
-           config_.handler_nice, std::strerror(errno));
+  if (::setpriority(PRIO_PROCESS, static_cast<id_t>(pid()), std::min(own + config_.handler_nice, 19)) != 0) {
+    log_at(LogLevel::kWarn, "setpriority for handler %d (--handler-nice %d): %s", pid(), config_.handler_nice,
+           std::strerror(errno));
   }
 }
 
@@ -295,13 +324,18 @@ void HandlerProcess::kill_for(std::string reason) {
 }
 
 void HandlerProcess::kill(int signal) {
-  if (!exited_) uv_process_kill(&process_, signal);
+  if (exited_) return;
+  if (forked_.started()) {
+    forked_.kill(signal);
+  } else if (process_.loop != nullptr) {
+    uv_process_kill(&process_, signal);
+  }
 }
 
 void HandlerProcess::close() {
   channel_.stop();  // Nothing more goes out, and it leaves the batches waiting.
   CloseOnLoop::close_then_delete(
-      this, {channel_.handle(), process_.loop != nullptr ? as_handle(&process_) : nullptr,
+      this, {channel_.handle(), process_.loop != nullptr ? as_handle(&process_) : nullptr, forked_.handle(),
              as_handle(&request_timer_), as_handle(&exit_timer_)});
 }
 

@@ -19,6 +19,7 @@
 #include "ipc/wire.hpp"
 #include "reactor/config.hpp"
 #include "reactor/dispatcher.hpp"
+#include "reactor/forked_process.hpp"
 #include "reactor/handler_channel.hpp"
 #include "reactor/kept_copies.hpp"
 #include "reactor/loop_owned.hpp"
@@ -55,9 +56,13 @@ class HandlerProcess final : HandlerChannel::Events {
   // kHandlerRecordFd. The failed call is logged; after a failure the object only needs closing.
   std::error_code spawn(const std::vector<std::string>& argv, const std::vector<std::string>& environment,
                         int state_page);
+  // The same, forked from a template (--preload) rather than started: it inherited the state page from the
+  // template, and serves once the template forked it and it said hello. A failure shows as its exit.
+  std::error_code fork_from(HandlerTemplate& from);
 
   HandlerId id() const { return id_; }
-  int pid() const { return process_.pid; }
+  // 0 until a template reported the fork of a forked handler.
+  int pid() const { return forked_.started() ? forked_.pid() : process_.pid; }
   bool said_hello() const { return said_hello_; }
   // Milliseconds on the loop's clock when the process was started.
   uint64_t started_at() const { return started_at_; }
@@ -165,6 +170,10 @@ class HandlerProcess final : HandlerChannel::Events {
   void start_request_timer();
   void on_request_timeout();
   void start_start_timer();
+  // The handler's end of a fresh channel, with the reactor's end read from now on, and its answer record.
+  std::error_code open_channel(ipc::UniqueFd& child_end);
+  // The process is gone (libuv or the template reaped it, or it was never forked).
+  void on_exit(int64_t exit_status, int term_signal);
   // Stops reading the channel and kills the handler for why. Empty why: its channel closed (it exits, or the
   // reactor ended the channel), and it is killed only if it has not exited kExitGraceMs later.
   void break_off(std::string why);
@@ -174,7 +183,8 @@ class HandlerProcess final : HandlerChannel::Events {
   const HandlerId id_;
   const Config& config_;
   Events& events_;
-  uv_process_t process_{};
+  uv_process_t process_{};  // Started with uv_spawn; else forked_ is.
+  ForkedProcess forked_;
   uv_timer_t request_timer_{};
   // Runs once its channel closed (break_off without a reason): it is exiting, and is killed only if it has
   // not exited kExitGraceMs later. A SIGKILL at once would race its own exit and hide how it ended.

@@ -16,9 +16,10 @@ HANDOFF_BUILD_PACKAGES=(gcc g++ meson ninja-build pkg-config libuv1-dev libcxxop
 # metrics with (promtool, from prometheus), load the status page in (chromium), and the formatter every C++ file
 # must satisfy (clang-format).
 # systemd-socket-activate (from systemd) starts the reactor as systemd's socket activation would; haproxy
-# balances several reactors in the deployment test.
+# balances several reactors in the deployment test. The WSGI tests serve real apps (Flask, Bottle) under handoff
+# and under gunicorn, and compare the answers.
 HANDOFF_TEST_PACKAGES=(python3 ruby netcat-openbsd curl wrk procps prometheus chromium clang-format systemd haproxy
-  man-db)
+  man-db python3-flask python3-bottle gunicorn)
 # And for building the Debian packages (debian/, tests/deploy/package_test.sh).
 HANDOFF_PACKAGE_PACKAGES=(dpkg-dev debhelper)
 # And for fuzzing (tools/fuzz, fuzz/): clang with its libFuzzer and sanitizer runtimes.

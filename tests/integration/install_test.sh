@@ -42,11 +42,11 @@ check "systemd-analyze verify finds nothing wrong with the units" \
   "$(systemd-analyze verify --man=no "$stage/units/handoff.service" "$stage/units/handoff.socket" 2>&1)" ""
 
 # The Python module, where Debian's python3 looks for modules of this prefix.
-module=$(find "$stage" -name handoff_handler.py | head -n 1)
-module_dir=$(dirname "${module#"$stage"}")
+module=$(find "$stage" -name __init__.py -path "*/handoff_handler/*" | head -n 1)
+module_dir=$(dirname "$(dirname "${module#"$stage"}")")
 check "python3 looks for modules in $module_dir" \
   "$(/usr/bin/python3 -c 'import sys; print(sys.argv[1] in sys.path)' "$module_dir")" True
-PYTHONPATH=$(dirname "$module") start_reactor "$bin/handoff" --handler-cmd "python3 $(dirname "$source")/square.py"
+PYTHONPATH=$(dirname "$(dirname "$module")") start_reactor "$bin/handoff" --handler-cmd "python3 $(dirname "$source")/square.py"
 check "the installed Python module serves GET /square/9" \
   "$(curl --silent --max-time 10 "http://127.0.0.1:$port/square/9")" 81
 stop_reactor

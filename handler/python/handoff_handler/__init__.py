@@ -489,6 +489,9 @@ class Handler:
         self._write_timeout = int(os.environ.get("HANDOFF_WRITE_TIMEOUT_MS", 5000)) / 1000
         if not _follow_the_reactor():
             sys.exit(1)  # The reactor is gone already.
+        if os.environ.get("HANDOFF_TEMPLATE") == "1":  # --preload: the code is loaded; fork the handlers.
+            from . import _template
+            _template.serve(int(fd))  # Returns in a forked handler, which serves from here on.
         os.set_inheritable(int(fd), False)  # Processes the handler's code starts must not hold the channel.
         self._state = _map_reactor_state(os.environ.get("HANDOFF_STATE_FD"))
         record = _map_answer_record(os.environ.get("HANDOFF_RECORD_FD"))
