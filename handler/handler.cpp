@@ -20,6 +20,7 @@
 #include "handler/http_session.hpp"
 #include "handler/line_session.hpp"
 #include "handler/linger.hpp"
+#include "handler/template.hpp"
 #include "handoff/handler.hpp"
 #include "ipc/blocking_channel.hpp"
 #include "ipc/request_record.hpp"
@@ -98,14 +99,15 @@ struct ReactorLink {
 };
 
 // Reads the limits the reactor set in the environment and maps what it passed. False (logged) on failure.
-bool attach_to_reactor(int channel_fd, ReactorLink& link) {
+// A handler forked by a template (--preload) follows the reactor through the template, which did.
+bool attach_to_reactor(int channel_fd, ReactorLink& link, bool forked) {
   link.limits = {
       .max_request_bytes = static_cast<size_t>(setting("HANDOFF_MAX_REQUEST_BYTES", 2 << 20)),
       .max_head_bytes = static_cast<size_t>(setting("HANDOFF_MAX_HEAD_BYTES", 64 << 10)),
       .write_timeout = std::chrono::milliseconds(setting("HANDOFF_WRITE_TIMEOUT_MS", 5000)),
   };
   link.linger_time = std::chrono::microseconds(setting("HANDOFF_LINGER_US", 0));
-  if (!follow_the_reactor()) return false;  // The reactor is gone already.
+  if (!forked && !follow_the_reactor()) return false;  // The reactor is gone already.
   if (const long long state_fd = setting(ipc::kStateFdVariable, -1); state_fd >= 0) {
     if (auto error = ipc::SharedState::map_read_only(ipc::UniqueFd(static_cast<int>(state_fd)), link.state)) {
       std::fprintf(stderr, "handler[%d]: mapping the reactor's state page: %s\n", getpid(),
@@ -238,8 +240,14 @@ int Handler::run(int argc, char** argv) {
     std::fprintf(help ? stdout : stderr, kUsage, self, self, command_names().c_str());
     return help ? 0 : 2;
   }
+  // --preload: what ran before run() is loaded; the template forks the handlers from here.
+  const bool forked = setting(ipc::kTemplateVariable, 0) == 1;
+  if (forked) {
+    if (!follow_the_reactor()) return 1;
+    handler::serve_as_template(static_cast<int>(channel_fd));  // Returns in a forked handler.
+  }
   ReactorLink link;
-  if (!attach_to_reactor(static_cast<int>(channel_fd), link)) return 1;
+  if (!attach_to_reactor(static_cast<int>(channel_fd), link, forked)) return 1;
 
   ipc::BlockingChannel channel{ipc::UniqueFd(static_cast<int>(channel_fd))};
   channel.wait_in_poll();
