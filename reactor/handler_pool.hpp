@@ -124,6 +124,8 @@ class HandlerPool final : HandlerProcess::Events, HandlerTemplate::Events {
   // The same for every connection sent ahead to holder: those taken back, oldest first.
   std::vector<ConnectionId> withdraw_aheads(HandlerProcess& holder);
   const std::unordered_map<HandlerId, LoopOwned<HandlerProcess>>& handlers() const { return handlers_; }
+  // --preload: the templates, oldest first.
+  const std::vector<LoopOwned<HandlerTemplate>>& templates() const { return templates_; }
   unsigned target() const { return target_; }
   // The largest size resize() takes (--max-handlers).
   unsigned max_size() const { return config_.max_handlers; }

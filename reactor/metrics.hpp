@@ -50,6 +50,13 @@ struct HandlerSnapshot {
   uint64_t resident_bytes;
 };
 
+// One --preload template, for /stats.
+struct TemplateSnapshot {
+  int pid;
+  std::string state;  // "loading", "ready", "ending"
+  size_t handlers;    // Forked by it (or asked of it) and not exited.
+};
+
 // How the last SIGHUP reload went.
 struct ReloadReport {
   std::string state = "none";  // "none", "in progress", "done", "abandoned"
@@ -72,6 +79,7 @@ struct StatsSnapshot {
   const Metrics* metrics;
   const ReloadReport* reload;
   std::vector<HandlerSnapshot> handlers;
+  std::vector<TemplateSnapshot> templates;  // Empty without --preload.
 };
 
 // The pool's figures: in /stats, "pool": {KEY: n}; in Prometheus a gauge of its own, or for a handler state a

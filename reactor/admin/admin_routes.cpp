@@ -154,6 +154,13 @@ StatsSnapshot AdminRoutes::snapshot() const {
     }
     s.handlers.push_back(std::move(h));
   }
+  for (const auto& handler_template : pool_.templates()) {
+    s.templates.push_back({.pid = handler_template->pid(),
+                           .state = handler_template->ending()  ? "ending"
+                                    : handler_template->ready() ? "ready"
+                                                                : "loading",
+                           .handlers = handler_template->children()});
+  }
   return s;
 }
 

@@ -53,6 +53,13 @@ Json handlers_json(const std::vector<HandlerSnapshot>& handlers) {
   return json;
 }
 
+Json templates_json(const std::vector<TemplateSnapshot>& templates) {
+  Json json = Json::array();
+  for (const TemplateSnapshot& t : templates)
+    json.push_back({{"pid", t.pid}, {"state", t.state}, {"handlers", t.handlers}});
+  return json;
+}
+
 void metric_header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
   out.append("# HELP ").append(name).append(" ").append(help).append("\n");
   out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
@@ -121,6 +128,7 @@ std::string render_stats_json(const StatsSnapshot& s) {
       {"reload", {{"state", s.reload->state}, {"error", s.reload->error}, {"at", s.reload->at_unix}}},
       {"histograms", std::move(histograms)},
       {"handlers", handlers_json(s.handlers)},
+      {"templates", templates_json(s.templates)},
   };
   // A reload's error may quote bytes from outside (a handler's command line) that are not UTF-8: they are
   // replaced, never thrown about.

@@ -97,7 +97,7 @@ HttpResponse get(const ReactorProcess& reactor, const std::string& target) {
 std::set<pid_t> serving_pids(const ReactorProcess& reactor) {
   const std::string stats = reactor.stats();
   std::set<pid_t> pids;
-  const std::regex pid_field("\"pid\":([0-9]+),\"state\"");
+  const std::regex pid_field("\"pid\":([0-9]+),\"state\":\"[a-z]+\",\"requests\"");
   for (auto it = std::sregex_iterator(stats.begin(), stats.end(), pid_field); it != std::sregex_iterator();
        ++it)
     pids.insert(std::stoi((*it)[1]));
@@ -233,6 +233,12 @@ TEST(Preload, SighupLoadsTheNewCodeInANewTemplate) {
       30s));
   EXPECT_TRUE(reactor.wait_for_log("template " + std::to_string(templates[0]) + " exited with status 0", 10s))
       << reactor.stderr_text();
+  // /stats shows the one template left, and the handlers it forked.
+  const std::string stats = reactor.stats();
+  EXPECT_NE(stats.find("\"templates\":[{\"pid\":" + std::to_string(reactor.handler_pids().at(0)) +
+                       ",\"state\":\"ready\",\"handlers\":2}]"),
+            std::string::npos)
+      << stats;
 }
 
 TEST(Preload, SighupWithASyntaxErrorKeepsTheOldHandlersServing) {
