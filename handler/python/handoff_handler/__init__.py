@@ -343,6 +343,14 @@ class Handler:
         self._kept = {}  # Connection id -> the descriptor of its socket, kept for its next request (kFlagKeep).
         self._max_line_bytes = 2 << 20
         self._write_timeout = 5.0
+        # A server that writes its own HTTP responses, in pieces (handoff_handler.wsgi), in place of the routes,
+        # commands and fallback: responder(request, hand_off, keep_alive, input_pending) answers the request on
+        # the hand-off and returns whether the connection stays open. The library keeps the rest: the reactor
+        # protocol, keep-alive and kept sockets, the line protocol.
+        self._responder = None
+        # When set, the reason every line but quit is refused with ("ERR <reason>"): a handler with no
+        # commands, whose routes only HTTP can reach.
+        self._line_refusal = None
 
     # --- What the handler answers ---
 
@@ -581,6 +589,8 @@ class Handler:
     def _serve_http(self, hand_off, request, keep_alive, rest):
         """Answers the record's request, then gives the connection back with what the reactor read past it
         (the reactor parses that as the next request). (keep open, unused bytes)."""
+        if self._responder is not None:
+            return self._serve_with_responder(hand_off, request, keep_alive, rest)
         answer = self._answer(request)
         # Read once the function is done: the reactor may have begun to drain while it ran.
         keep_alive = keep_alive and not self._reactor_draining()
@@ -592,6 +602,20 @@ class Handler:
             status, head, body, keep_alive = 500, _failed_response_head(), b"", False
         hand_off.answer(head, body, status, not keep_alive, bool(rest))
         return (True, rest) if keep_alive else (False, b"")
+
+    def _serve_with_responder(self, hand_off, request, keep_alive, rest):
+        """_serve_http through the responder, which writes the response itself. (keep open, unused bytes)."""
+        try:
+            keep_open = self._responder(request, hand_off, keep_alive, bool(rest))
+        except _ClientGone:
+            raise
+        except Exception:  # A fault of the library's own: the client gets an answer if none began, else a cut.
+            sys.stderr.write("handler[%d]: %s: writing the response failed\n%s"
+                             % (os.getpid(), _described(request), traceback.format_exc()))
+            if not hand_off.written:
+                hand_off.answer(_failed_response_head(), b"", 500, True, bool(rest))
+            keep_open = False
+        return (True, rest) if keep_open else (False, b"")
 
     # --- The line protocol ---
 
@@ -633,6 +657,8 @@ class Handler:
             if len(words) > 1:
                 return _error_line("quit takes no argument"), False, 400
             return b"", True, 0
+        if words[0] not in self._commands and self._line_refusal is not None:
+            return _error_line(self._line_refusal), False, 400
         if words[0] not in self._commands:
             return _error_line("unknown command '%s' (commands: %s)" % (
                 _printable(words[0]), ", ".join(list(self._commands) + ["quit"]))), False, 404
@@ -1006,6 +1032,7 @@ class _HandOff:
         self._write_timeout = write_timeout
         self.written = 0
         self.status = 0  # Of the last answer not yet reported to the reactor.
+        self._streamed_status = 0  # Of the answer begun with begin_answer.
 
     def progress(self):
         """A Progress for kAnswered or kDone: the bytes written so far, and the status of the answer written
@@ -1022,12 +1049,77 @@ class _HandOff:
         size = len(head) + len(body)
         if not size:
             return
+        self._note(size, status, ends_connection, input_pending)
+        self._write([head, body] if body else [head], size)
+
+    # An answer written in pieces (a streamed WSGI response): begin_answer, any number of write_body and
+    # send_file, then end_answer. Until end_answer, the answer is noted as one that ends the connection where
+    # its head ends: a handler that dies in the middle leaves a cut answer, which only closing the connection
+    # can tell the client about, and a reactor that sees the socket went further than the head takes it for
+    # part of an answer and closes all the same.
+
+    def begin_answer(self, head, body, status, input_pending):
+        """Writes the head of an answer (and body, the first of its body, in the same write) whose end is
+        not known yet."""
+        self.status = self._streamed_status = status
+        self._note(len(head), status, True, input_pending)
+        self._write([head, body] if body else [head], len(head) + len(body))
+
+    def write_body(self, data):
+        """Writes more of the answer begun."""
+        if data:
+            self._write([data], len(data))
+
+    def end_answer(self, last, ends_connection, input_pending):
+        """Writes last, the end of the answer begun (b"" when it is all out), noted first with where the
+        whole answer ends: from then on, a handler that dies leaves an answer the reactor knows is whole."""
+        self._note(len(last), self._streamed_status, ends_connection, input_pending)
+        if last:
+            self._write([last], len(last))
+
+    def send_file(self, file_fd, offset, count):
+        """Writes up to count bytes of the regular file file_fd from offset, with sendfile(2), as more of the
+        answer begun; the bytes written, fewer when the file ends first. An error of the file's is raised as
+        OSError; the client's, as _ClientGone."""
+        sent_in_all = 0
+        deadline = None
+        while sent_in_all < count:
+            try:
+                sent = os.sendfile(self._fd, file_fd, offset + sent_in_all, count - sent_in_all)
+            except BlockingIOError:
+                sent = None
+            except (ConnectionError, TimeoutError):
+                raise _ClientGone() from None
+            if sent == 0:
+                return sent_in_all  # The file ended.
+            if sent:
+                self.written += sent
+                sent_in_all += sent
+                deadline = None
+                continue
+            if deadline is None:
+                deadline = time.monotonic() + self._write_timeout
+            if not self._wait_writable(deadline):
+                raise _WriteTimedOut()
+        return sent_in_all
+
+    def local_address(self):
+        """The socket's own address, (host, port, ...) as getsockname gives it."""
+        view = socket.socket(fileno=self._fd)
+        try:
+            return view.getsockname()
+        finally:
+            view.detach()  # The descriptor stays the hand-off's.
+
+    def _note(self, size, status, ends_connection, input_pending):
+        """Notes in the answer record that the answer being written ends size bytes from here, with its
+        status: if the handler dies after writing it, the reactor can tell from the record that the answer
+        went out whole."""
         if self._record is not None:
             flags = (_ANSWER_ENDS_CONNECTION if ends_connection else 0) | \
                 (_ANSWER_INPUT_PENDING if input_pending else 0)
             _NOTED_FLAGS.pack_into(self._record, 4, flags)
             _NOTED_END_AND_STATUS.pack_into(self._record, 16, self.written + size, status)
-        self._write([head, body] if body else [head], size)
 
     def _write(self, buffers, size):
         """Writes the size bytes of buffers, in one writev as a rule; gives up when the client takes none of
