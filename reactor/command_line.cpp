@@ -125,6 +125,20 @@ Store handler_command(const std::string& default_handler) {
   };
 }
 
+// --wsgi MODULE:APP: the handler command that serves a Python WSGI app, unless --handler-cmd names one.
+Store store_wsgi(const std::string& default_handler) {
+  return [&default_handler](Config& config, const std::string&,
+                            const OptionText& option) -> std::optional<std::string> {
+    if (!option.text) return std::nullopt;
+    if (config.handler_command != split_command(default_handler))
+      return "--wsgi and --handler-cmd both name the handler command: give one";
+    if (option.text->empty() || option.text->find_first_of(" \t'\"") != std::string::npos)
+      return "--wsgi takes MODULE:APP (as gunicorn does), not '" + *option.text + "'";
+    config.handler_command = {"python3", "-m", "handoff_handler.wsgi", *option.text};
+    return std::nullopt;
+  };
+}
+
 // --handlers, within --max-handlers; one per core (as many as --max-handlers allows) when not given.
 std::optional<std::string> store_handlers(Config& config, const std::string& name, const OptionText& option) {
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
@@ -258,6 +272,9 @@ std::vector<OptionRow> option_table(const std::string& default_handler) {
      "handler gets its channel at descriptor 3 (HANDOFF_IPC_FD=3). Default: handoff-handler beside the "
      "reactor, in the folder of its own executable (in a build tree, ../handler/handoff-handler from that "
      "folder)", "", handler_command(default_handler)},
+    {"", "wsgi", "MODULE:APP", "serve a Python WSGI app (Flask, Falcon, Bottle, Django...): the handler command "
+     "becomes 'python3 -m handoff_handler.wsgi MODULE:APP', with the module handoff_handler where python3 finds "
+     "it (installed, or on PYTHONPATH)", "", store_wsgi(default_handler), true},
     {"", "preload", "", "start --handler-cmd once, as a template that loads the app, and fork every handler "
      "from it: a handler replaced after a crash, a cancelled request, --max-requests or a resize serves "
      "within milliseconds, and shares the app's memory copy-on-write. SIGHUP starts a new template, with "

@@ -135,6 +135,8 @@ TEST(CommandLine, BadInputExitsWithStatus2AndSaysWhy) {
       {{"--handler-sched", "fifo"}, "--handler-sched 'fifo' must be batch or normal"},
       {{"--send-ahead", "yes"}, "--send-ahead 'yes' must be on, off or a number of requests from 0 to 7"},
       {{"--send-ahead", "8"}, "--send-ahead '8' must be on, off or a number of requests from 0 to 7"},
+      {{"--wsgi", "app:app", "--handler-cmd", "python3 app.py"}, "--wsgi and --handler-cmd both name"},
+      {{"--wsgi", "app:create_app('x y')"}, "--wsgi takes MODULE:APP"},
   };
   for (const auto& [arguments, expected] : cases) {
     const auto parsed = parse(arguments);
@@ -143,6 +145,15 @@ TEST(CommandLine, BadInputExitsWithStatus2AndSaysWhy) {
     EXPECT_EQ(early.status, 2);
     EXPECT_NE(early.text.find(expected), std::string::npos) << early.text;
   }
+}
+
+// --wsgi is the handler command of the WSGI server; --preload is off unless given.
+TEST(CommandLine, WsgiNamesTheHandlerCommand) {
+  const Config config = std::get<Config>(parse({"--wsgi", "shop.web:app", "--preload"}));
+  EXPECT_EQ(config.handler_command,
+            (std::vector<std::string>{"python3", "-m", "handoff_handler.wsgi", "shop.web:app"}));
+  EXPECT_TRUE(config.preload);
+  EXPECT_FALSE(std::get<Config>(parse({})).preload);
 }
 
 TEST(CommandLine, OperationsOptions) {
