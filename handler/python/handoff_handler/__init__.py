@@ -1097,10 +1097,7 @@ class _HandOff:
                 sent_in_all += sent
                 deadline = None
                 continue
-            if deadline is None:
-                deadline = time.monotonic() + self._write_timeout
-            if not self._wait_writable(deadline):
-                raise _WriteTimedOut()
+            deadline = self._stalled(deadline)
         return sent_in_all
 
     def local_address(self):
@@ -1141,10 +1138,17 @@ class _HandOff:
                 buffers = _after(buffers, sent)
                 deadline = None
                 continue
-            if deadline is None:
-                deadline = time.monotonic() + self._write_timeout
-            if not self._wait_writable(deadline):
-                raise _WriteTimedOut()
+            deadline = self._stalled(deadline)
+
+    def _stalled(self, deadline):
+        """The socket took nothing: waits until it takes more, within the write timeout counted from the
+        first write that sent nothing (deadline, None when this is that write). The deadline to go on with;
+        raises _WriteTimedOut once it passed."""
+        if deadline is None:
+            deadline = time.monotonic() + self._write_timeout
+        if not self._wait_writable(deadline):
+            raise _WriteTimedOut()
+        return deadline
 
     def _wait_writable(self, deadline):
         """Waits until the socket takes more, until deadline; False on timeout."""
