@@ -40,6 +40,11 @@ _HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "prox
 _CONTROL_BUT_TAB = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 _BODILESS_STATUSES = (204, 304)  # RFC 9110 sections 15.3.5 and 15.4.5: never a body.
 _LINE_REFUSAL = "this port serves a WSGI app, over HTTP only"
+# What was found fit to send once needs no second look: statuses as the app gives them -> (status line's text,
+# code); header names -> lowered. Bounded, for an app that makes up names as it goes.
+_CHECKED_STATUSES = {}
+_CHECKED_NAMES = {}
+_MAX_CACHED = 1024
 
 
 class FileWrapper:
@@ -87,6 +92,7 @@ class _Response:
         self.status = None  # The status as the app gave it ("200 OK"), checked.
         self._code = 0
         self._headers = None  # The app's header fields, checked.
+        self._names = None  # Their names, lowered.
         self._length = None  # The app's Content-Length.
         self._wrote = False  # The app called write(): its body's length cannot be known ahead.
         self.head_sent = False
@@ -111,7 +117,7 @@ class _Response:
         elif self.status is not None:
             raise AssertionError("start_response was called a second time without exc_info (PEP 3333)")
         status, code = _checked_status(status)
-        self._headers, self._length = _checked_headers(headers)
+        self._headers, self._length, self._names = _checked_headers(headers)
         self.status, self._code = status, code
         return self.write
 
@@ -240,7 +246,7 @@ class _Response:
             extra.append("Connection: close\r\n")
         elif request.version == "HTTP/1.0":
             extra.append("Connection: keep-alive\r\n")  # HTTP/1.0 closes unless told otherwise.
-        names = set(name.lower() for name, _ in self._headers)
+        names = self._names
         lines = ["HTTP/1.1 %s\r\n" % self.status]
         if "server" not in names:
             lines.append("Server: handoff\r\n")
@@ -291,6 +297,18 @@ class WsgiServer:
         self.app = app
         self.script_name = _script_name(script_name)
         self._handler = None
+        # What every request's environ holds alike, copied for each.
+        self._base = {
+            "SCRIPT_NAME": self.script_name,
+            "SERVER_SOFTWARE": "handoff",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr,  # The reactor collects the handlers' stderr into its log.
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+            "wsgi.file_wrapper": FileWrapper,
+        }
 
     def attach(self, handler):
         """Makes handler answer every HTTP request with the app, and every line with an error."""
@@ -371,30 +389,21 @@ class WsgiServer:
         outside SCRIPT_NAME."""
         # PATH_INFO is the path percent-decoded, its bytes as latin-1 characters (PEP 3333, "Unicode
         # Issues"): the app decodes them as it sees fit (UTF-8, as a rule).
-        path_info = urllib.parse.unquote_to_bytes(request.path.encode("latin-1")).decode("latin-1")
+        path_info = request.path
+        if "%" in path_info:
+            path_info = urllib.parse.unquote_to_bytes(path_info.encode("latin-1")).decode("latin-1")
         script_name = self.script_name
         if script_name:
             if path_info != script_name and not path_info.startswith(script_name + "/"):
                 return None
             path_info = path_info[len(script_name):]
-        environ = {
-            "REQUEST_METHOD": request.method,
-            "SCRIPT_NAME": script_name,
-            "PATH_INFO": path_info,
-            "QUERY_STRING": request.query,
-            "SERVER_PROTOCOL": request.version,
-            "SERVER_SOFTWARE": "handoff",
-            "RAW_URI": request.target,  # As gunicorn (RAW_URI) and uWSGI (REQUEST_URI) give it.
-            "REQUEST_URI": request.target,
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(request.body),
-            "wsgi.errors": sys.stderr,  # The reactor collects the handlers' stderr into its log.
-            "wsgi.multithread": False,
-            "wsgi.multiprocess": True,
-            "wsgi.run_once": False,
-            "wsgi.file_wrapper": FileWrapper,
-        }
+        environ = self._base.copy()
+        environ["REQUEST_METHOD"] = request.method
+        environ["PATH_INFO"] = path_info
+        environ["QUERY_STRING"] = request.query
+        environ["SERVER_PROTOCOL"] = request.version
+        environ["RAW_URI"] = environ["REQUEST_URI"] = request.target  # As gunicorn and uWSGI give it.
+        environ["wsgi.input"] = io.BytesIO(request.body)
         if request.client_address:
             environ["REMOTE_ADDR"] = request.client_address
             environ["REMOTE_PORT"] = str(request.client_port)
@@ -448,6 +457,15 @@ def _server_name_and_port(host, hand_off):
 def _checked_status(status):
     """(status line's text, code) of a status as start_response takes it ("200 OK"; "200" gets its standard
     reason phrase, since the status line needs a space after the code); _Refused otherwise."""
+    checked = _CHECKED_STATUSES.get(status) if type(status) is str else None
+    if checked is None:
+        checked = _check_status(status)
+        if len(_CHECKED_STATUSES) < _MAX_CACHED:
+            _CHECKED_STATUSES[status] = checked
+    return checked
+
+
+def _check_status(status):
     if not isinstance(status, str):
         raise _Refused("the app's status is %s, not str" % type(status).__name__)
     code = status[:3]
@@ -465,30 +483,24 @@ def _checked_status(status):
 
 
 def _checked_headers(headers):
-    """The app's header fields, as a list of (name, value) with the values stripped of blanks, and its
-    Content-Length (None without one); _Refused for a field that cannot be sent."""
+    """The app's header fields, as a list of (name, value) with the values stripped of blanks, its
+    Content-Length (None without one), and the names it gave, lowered; _Refused for a field that cannot be
+    sent. Each name is checked once per process, and a value of visible ASCII characters and spaces at once:
+    this runs for every response."""
     if not isinstance(headers, (list, tuple)):
         raise _Refused("the app's headers are a %s, not a list of (name, value)" % type(headers).__name__)
     checked = []
+    names = set()
     length = None
     for field in headers:
         if not isinstance(field, (tuple, list)) or len(field) != 2:
             raise _Refused("the app gave a header that is not a (name, value) pair: %s" % _loggable(repr(field)))
         name, value = field
-        if not isinstance(name, str) or not name or name.translate(_WITHOUT_TOKEN_CHARACTERS):
-            raise _Refused("the app gave a header name that is not a token: %s" % _quoted(name))
-        if not isinstance(value, str):
-            raise _Refused("the app gave a %s header of type %s, not str" % (name, type(value).__name__))
-        if _CONTROL_BUT_TAB.search(value):
-            raise _Refused("the app gave a %s header holding a control character (%s): CR or LF would write "
-                           "headers or a response of its own (RFC 9110 section 5.5)" % (name, _quoted(value)))
-        if not _is_latin1(value):
-            raise _Refused("the app gave a %s header holding characters latin-1 has not (%s; PEP 3333 wants "
-                           "latin-1 strings)" % (name, _quoted(value)))
-        lowered = name.lower()
-        if lowered in _HOP_BY_HOP:
-            raise _Refused("the app gave a %s header, which belongs to the connection and so to the server "
-                           "(PEP 3333: no hop-by-hop headers)" % name)
+        lowered = _CHECKED_NAMES.get(name) if type(name) is str else None
+        if lowered is None:
+            lowered = _check_name(name)
+        if type(value) is not str or not (value.isascii() and value.isprintable()):
+            _check_value(name, value)
         value = value.strip(" \t")
         if lowered == "content-length":
             if length is not None or not value.isdigit() or not value.isascii():
@@ -496,8 +508,34 @@ def _checked_headers(headers):
                 raise _Refused("the app gave a Content-Length of %s%s" % (
                     _quoted(value), ", and another before it" if length is not None else ""))
             length = int(value)
+        names.add(lowered)
         checked.append((name, value))
-    return checked, length
+    return checked, length, names
+
+
+def _check_name(name):
+    """The name lowered, once it is found fit for a header the app may give (and remembered as such)."""
+    if not isinstance(name, str) or not name or name.translate(_WITHOUT_TOKEN_CHARACTERS):
+        raise _Refused("the app gave a header name that is not a token: %s" % _quoted(name))
+    lowered = name.lower()
+    if lowered in _HOP_BY_HOP:
+        raise _Refused("the app gave a %s header, which belongs to the connection and so to the server "
+                       "(PEP 3333: no hop-by-hop headers)" % name)
+    if len(_CHECKED_NAMES) < _MAX_CACHED:
+        _CHECKED_NAMES[name] = lowered
+    return lowered
+
+
+def _check_value(name, value):
+    """Refuses a header value that cannot be sent: no str, a control character but a tab, beyond latin-1."""
+    if not isinstance(value, str):
+        raise _Refused("the app gave a %s header of type %s, not str" % (name, type(value).__name__))
+    if _CONTROL_BUT_TAB.search(value):
+        raise _Refused("the app gave a %s header holding a control character (%s): CR or LF would write "
+                       "headers or a response of its own (RFC 9110 section 5.5)" % (name, _quoted(value)))
+    if not _is_latin1(value):
+        raise _Refused("the app gave a %s header holding characters latin-1 has not (%s; PEP 3333 wants "
+                       "latin-1 strings)" % (name, _quoted(value)))
 
 
 def _checked_piece(piece):
