@@ -47,6 +47,7 @@ constexpr const char* kUsage =
     "  HANDOFF_RECORD_FD          this handler's answer record, read by the reactor if it dies (always 5)\n"
     "  HANDOFF_LINGER_US          how long it waits on a connection for its next request (default 0)\n"
     "  HANDOFF_EXPOSE_ERRORS      1: an exception's text goes to the client in the 500 (--expose-errors)\n"
+    "  HANDOFF_TEMPLATE           1: it is a --preload template: it forks the handlers, and serves nothing\n"
     "It ignores SIGINT, SIGTERM, SIGHUP and SIGUSR2: it exits when the reactor closes its channel, or dies\n"
     "with it.\n"
     "Commands: %s\n";

@@ -296,6 +296,30 @@ TEST(Preload, ATemplateThatDiesIsStartedAgainAndItsHandlersServeOn) {
   EXPECT_EQ(get(reactor, "/version").status, 200);
 }
 
+// Handlers recycled by --max-requests and added by SIGTTIN are forked too: the app is loaded once in all.
+TEST(Preload, RecycledAndAddedHandlersAreForked) {
+  TemporaryFolder folder;
+  std::vector<std::string> options = arguments(slow_app(folder, "one"), true, 2);
+  options.insert(options.end(), {"--max-requests", "3"});
+  ReactorProcess reactor(options);
+  ASSERT_TRUE(all_ready(reactor, 2)) << reactor.stats();
+  const std::set<pid_t> first = serving_pids(reactor);
+  for (int i = 0; i < 12; ++i) EXPECT_EQ(get(reactor, "/version").status, 200);
+  ASSERT_EQ(::kill(reactor.pid(), SIGTTIN), 0);
+  // Every worn handler gone, its replacement and the one added ready.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return reactor.idle_handlers() == 3 && reactor.stat("pool.retiring") == 0 &&
+               serving_pids(reactor).size() == 3;
+      },
+      30s))
+      << reactor.stats();
+  const std::set<pid_t> now = serving_pids(reactor);
+  EXPECT_EQ(now.size(), 3u);
+  for (const pid_t pid : first) EXPECT_FALSE(now.contains(pid)) << "handler " << pid << " was not recycled";
+  EXPECT_EQ(imports(folder), 1u);
+}
+
 // The C++ library forks handlers from its template too: what ran before Handler::run ran once.
 TEST(Preload, TheCppLibraryForksHandlersToo) {
   ReactorProcess reactor({"--handlers", "2", "--preload"});
