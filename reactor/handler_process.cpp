@@ -99,7 +99,7 @@ std::error_code HandlerProcess::fork_from(HandlerTemplate& from) {
   }
   started_at_ = uv_now(loop_);
   start_start_timer();
-  // Last: a template that is gone fails the fork at once, and the exit that follows may close this object.
+  // Its pid comes later, in the template's report; until then a signal for it waits (ForkedProcess::kill).
   forked_.fork_from(from, id_, child_end.get(), answer_record_.descriptor());
   return {};
 }
