@@ -296,6 +296,28 @@ TEST(Preload, ATemplateThatDiesIsStartedAgainAndItsHandlersServeOn) {
   EXPECT_EQ(get(reactor, "/version").status, 200);
 }
 
+// Six impatient clients leave while their requests run or wait: each running one is cancelled, and its
+// handler replaced by a fork, not by loading the app again (without --preload, each cost a whole import).
+TEST(Preload, CancelledRequestsCostAForkNotAnImport) {
+  TemporaryFolder folder;
+  ReactorProcess reactor(arguments(slow_app(folder, "one"), true, 2));
+  ASSERT_TRUE(all_ready(reactor, 2)) << reactor.stats();
+  {
+    std::vector<Client> impatient;
+    for (int i = 0; i < 6; ++i) {
+      impatient.emplace_back(reactor.host(), reactor.port());
+      ASSERT_TRUE(impatient.back().send("GET /hold HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+    }
+    ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 2 && reactor.queue_length() == 4; }, 10s))
+        << reactor.stats();
+  }  // All six leave.
+  ASSERT_TRUE(wait_until([&] { return reactor.stat("counters.cancelled") == 2; }, 10s)) << reactor.stats();
+  ASSERT_TRUE(wait_until([&] { return reactor.stat("counters.abandoned") == 4; }, 10s)) << reactor.stats();
+  ASSERT_TRUE(all_ready(reactor, 2)) << reactor.stats();
+  EXPECT_EQ(get(reactor, "/version").body, "one\n");
+  EXPECT_EQ(imports(folder), 1u);
+}
+
 // Handlers recycled by --max-requests and added by SIGTTIN are forked too: the app is loaded once in all.
 TEST(Preload, RecycledAndAddedHandlersAreForked) {
   TemporaryFolder folder;
