@@ -172,6 +172,13 @@ std::optional<std::string> store_max_buffered_bytes(Config& config, const std::s
   return std::nullopt;
 }
 
+std::optional<std::string> store_pid_file(Config& config, const std::string&, const OptionText& option) {
+  if (!option.text) return std::nullopt;
+  if (option.text->empty()) return "--pid-file needs a path";
+  config.pid_file = *option.text;
+  return std::nullopt;
+}
+
 std::optional<std::string> store_user(Config& config, const std::string&, const OptionText& option) {
   if (option.text) config.user = *option.text;
   return std::nullopt;
@@ -325,6 +332,9 @@ std::vector<OptionRow> option_table(const std::string& default_handler) {
     {"Operations", "admin", "HOST:PORT|off", "admin HTTP port: /healthz, /stats, /metrics, status page at /, "
      "POST /pool?size=N, POST /drain (out of a balancer's rotation); 'off' to disable. Port 0 picks a free "
      "port and prints 'admin listening on HOST:PORT'", defaults.admin->to_string(), store_admin},
+    {"Operations", "pid-file", "PATH", "write the reactor's pid to PATH once it is ready; the reactor that "
+     "takes over at SIGUSR2 writes its own, and the file is removed at exit. Its folder must let the reactor "
+     "(after --user) create files", "", store_pid_file},
     {"Operations", "log-level", "LEVEL", "error, warn, info or debug", "info",
      one_of(&Config::log_level, {{"error", LogLevel::kError}, {"warn", LogLevel::kWarn},
                                  {"info", LogLevel::kInfo}, {"debug", LogLevel::kDebug}},

@@ -92,6 +92,7 @@ struct Config {
 
   // Operations: docs/operations.md.
   std::optional<ListenAddress> admin = ListenAddress{"127.0.0.1", 8889};  // nullopt: --admin off.
+  std::optional<std::string> pid_file;                                    // --pid-file: reactor/pid_file.hpp.
   LogLevel log_level = LogLevel::kInfo;
   LogFormat log_format = LogFormat::kText;
   bool access_log = false;

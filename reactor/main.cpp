@@ -18,6 +18,7 @@
 #include "reactor/command_line.hpp"
 #include "reactor/config.hpp"
 #include "reactor/log.hpp"
+#include "reactor/pid_file.hpp"
 #include "reactor/privileges.hpp"
 #include "reactor/server.hpp"
 #include "reactor/takeover.hpp"
@@ -110,6 +111,7 @@ int main(int argc, char** argv) {
     uv_run(loop, UV_RUN_DEFAULT);
     status = started ? server.exit_status() : 1;
   }
+  if (config.pid_file) remove_pid_file_if_ours(*config.pid_file);
   uv_loop_close(loop);
   return status;
 }

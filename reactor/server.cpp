@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "reactor/log.hpp"
+#include "reactor/pid_file.hpp"
 #include "reactor/privileges.hpp"
 #include "reactor/systemd.hpp"
 
@@ -76,6 +77,14 @@ std::error_code Server::start() {
   if (run_as && !(taking_over && ::geteuid() == run_as->uid)) {
     if (auto error = drop_privileges(*run_as)) return error;
   }
+  // As the reactor runs from now on: it writes the file once ready, and its successor too.
+  if (config_.pid_file) {
+    if (auto error = check_pid_file(*config_.pid_file)) {
+      log_at(LogLevel::kError, "--pid-file %s: cannot create a file there: %s", config_.pid_file->c_str(),
+             error.message().c_str());
+      return error;
+    }
+  }
   if (auto error = pool_.start()) return error;
   return {};
 }
@@ -125,6 +134,12 @@ void Server::on_pool_ready() {
   std::printf("listening on %s\n", frontend_.local_address().to_string().c_str());
   if (admin_) std::printf("admin listening on %s\n", admin_->local_address().to_string().c_str());
   std::fflush(stdout);
+  if (config_.pid_file) {
+    if (auto error = write_pid_file(*config_.pid_file)) {
+      log_at(LogLevel::kError, "--pid-file %s: writing it: %s", config_.pid_file->c_str(),
+             error.message().c_str());
+    }
+  }
   log_at(LogLevel::kInfo, "serving with %u handler%s: %s", pool_.target(), pool_.target() == 1 ? "" : "s",
          command_text(config_.handler_command).c_str());
   // systemd follows a reactor that takes over first (MAINPID), and then the old one lets go.

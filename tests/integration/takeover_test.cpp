@@ -13,7 +13,9 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <future>
+#include <iterator>
 #include <memory>
 #include <regex>
 #include <string>
@@ -120,6 +122,41 @@ TEST(Takeover, UnderLoadWithIdleConnectionsNothingFails) {
   expect_clean_wrk_run(load.get(), 1000);
   EXPECT_GE(reactor.stat("counters.taken_over"), static_cast<int64_t>(kIdleConnections));
   expect_answered_by(reactor, idle);
+}
+
+// --pid-file follows the server: the reactor's pid once it is ready, the successor's after a takeover (a
+// script that kept $! would lose it), and no file once the server stopped.
+TEST(Takeover, ThePidFileHoldsTheReactorThatServes) {
+  TemporaryFolder folder;
+  const std::string pid_file = folder.path("handoff.pid");
+  const auto pid_in_file = [&] {
+    std::ifstream file(pid_file);
+    std::string text{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
+    return text;
+  };
+  ReactorProcess reactor({"--handlers", "1", "--pid-file", pid_file});
+  EXPECT_EQ(pid_in_file(), std::to_string(reactor.pid()) + "\n");
+  const pid_t old = reactor.pid();
+  ASSERT_EQ(reactor.take_over(60s), 0) << reactor.stderr_text();
+  ASSERT_NE(reactor.pid(), old);
+  EXPECT_EQ(pid_in_file(), std::to_string(reactor.pid()) + "\n");
+  EXPECT_EQ(reactor.signal_and_wait(SIGTERM, 30s), 0);
+  EXPECT_FALSE(std::filesystem::exists(pid_file));
+  EXPECT_TRUE(std::filesystem::is_empty(folder.path(".")));  // No temporary file left either.
+}
+
+// A pid file the reactor cannot write stops it before it serves, with the reason.
+TEST(Takeover, APidFileThatCannotBeWrittenStopsTheStart) {
+  const ProgramResult result =
+      run_program(reactor_command({"--listen", "127.0.0.1:0", "--admin", "off", "--handlers", "1",
+                                   "--pid-file", "/nonexistent/folder/handoff.pid"}),
+                  "", 30s);
+  EXPECT_EQ(result.status, 1);
+  EXPECT_NE(
+      result.err.find("--pid-file /nonexistent/folder/handoff.pid: cannot create a file there: No such file "
+                      "or directory"),
+      std::string::npos)
+      << result.err;
 }
 
 // SIGTERM to the old reactor while it hands its connections over: it finishes the request in progress and
