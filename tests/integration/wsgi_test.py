@@ -127,10 +127,13 @@ class Handoff(Server):
 
     name = "handoff"
 
-    def __init__(self, *arguments, environment=None, reactor_options=()):
+    def __init__(self, *arguments, environment=None, reactor_options=(), short_form=False):
         super().__init__()
-        command = [REACTOR, "--listen", "127.0.0.1:0", "--admin", "off", "--handlers", "2",
-                   "--handler-cmd", shlex.join([PYTHON, "-m", "handoff_handler.wsgi"] + list(arguments))]
+        command = [REACTOR, "--listen", "127.0.0.1:0", "--admin", "off", "--handlers", "2"]
+        if short_form:  # --wsgi MODULE:APP, with the python3 found on PATH.
+            command += ["--wsgi"] + list(arguments)
+        else:
+            command += ["--handler-cmd", shlex.join([PYTHON, "-m", "handoff_handler.wsgi"] + list(arguments))]
         command.extend(reactor_options)
         if os.geteuid() == 0:
             command.append("--allow-root-handlers")  # As root (CI), the handlers run as root too.
@@ -399,6 +402,9 @@ def setUpModule():
         "mounted": Handoff("--script-name", "/mount/", "pep_apps"),
         "mounted-by-env": Handoff("pep_apps:application", environment=child_environment(SCRIPT_NAME="/env")),
         "factory": Handoff("pep_apps:create_app('made by a factory')"),
+        # The reactor's --wsgi, with this test's Python first on PATH as python3.
+        "short-form": Handoff("pep_apps", short_form=True, environment=child_environment(
+            PATH=os.path.dirname(PYTHON) + os.pathsep + os.environ.get("PATH", ""))),
     }
     if reactor_has_option("--preload"):
         started["preloaded"] = Handoff("pep_apps", environment=pep_environment, reactor_options=["--preload"])
@@ -787,6 +793,16 @@ class PepTest(unittest.TestCase):
 
     def test_a_factory(self):
         self.assertEqual(one_request(servers["factory"].port, "GET", "/").body, b"made by a factory\n")
+
+    def test_the_reactors_wsgi_option_serves_the_app(self):
+        """handoff --wsgi MODULE:APP is the command python3 -m handoff_handler.wsgi MODULE:APP."""
+        server = servers["short-form"]
+        for pid in server.children():
+            with open("/proc/%d/cmdline" % pid, "rb") as cmdline:
+                self.assertEqual(cmdline.read().split(b"\0")[1:4], [b"-m", b"handoff_handler.wsgi", b"pep_apps"])
+        answer = one_request(server.port, "GET", "/pid")
+        self.assertEqual(answer.status, 200)
+        self.assertIn(int(answer.body), server.children())
 
     def test_a_body_known_whole_gets_a_content_length(self):
         """PEP 3333, "Handling the Content-Length Header": a list of one item, or an iterable that ended
