@@ -1,6 +1,12 @@
 #include "reactor/child_command.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
 #include <string_view>
+
+#include "reactor/log.hpp"
 
 extern char** environ;
 
@@ -55,6 +61,24 @@ uv_process_options_t ChildCommand::options(uv_exit_cb on_exit) {
   options.stdio = stdio_.data();
   options.exit_cb = on_exit;
   return options;
+}
+
+std::error_code open_channel_pair(ipc::UniqueFd& reactor_end, ipc::UniqueFd& child_end, const char* whose) {
+  int ends[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) != 0) {
+    const int error = errno;
+    log_at(LogLevel::kError, "socketpair for %s channel: %s", whose, std::strerror(error));
+    return {error, std::system_category()};
+  }
+  reactor_end = ipc::UniqueFd(ends[0]);
+  child_end = ipc::UniqueFd(ends[1]);
+  return {};
+}
+
+std::string how_it_ended(int64_t exit_status, int term_signal) {
+  if (term_signal != 0)
+    return "was killed by signal " + std::to_string(term_signal) + " (" + strsignal(term_signal) + ")";
+  return "exited with status " + std::to_string(exit_status);
 }
 
 }  // namespace handoff::reactor

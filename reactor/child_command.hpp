@@ -7,8 +7,12 @@
 
 #include <uv.h>
 
+#include <cstdint>
 #include <string>
+#include <system_error>
 #include <vector>
+
+#include "ipc/unique_fd.hpp"
 
 namespace handoff::reactor {
 
@@ -31,5 +35,13 @@ class ChildCommand {
   std::vector<char*> c_variables_;
   std::vector<uv_stdio_container_t> stdio_;
 };
+
+// A channel for a child (a handler's, a template's): a Unix stream socket pair, both ends close-on-exec (the
+// child gets its end through ChildCommand's inherited, or in a fork frame). The failed call is logged, for
+// whose channel it was.
+std::error_code open_channel_pair(ipc::UniqueFd& reactor_end, ipc::UniqueFd& child_end, const char* whose);
+
+// How a child ended, for a log line: "exited with status 1", "was killed by signal 9 (Killed)".
+std::string how_it_ended(int64_t exit_status, int term_signal);
 
 }  // namespace handoff::reactor

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "reactor/child_command.hpp"
 #include "reactor/log.hpp"
 #include "reactor/metrics.hpp"
 
@@ -234,10 +235,8 @@ void HandlerPool::on_handler_exited(HandlerProcess& handler, int64_t exit_status
 // One log line per handler death, with its cause: at info when the reactor retired or stopped it, or it
 // exited by itself with status 0; at warn when it died unexpectedly or was killed for what it did.
 void HandlerPool::log_exit(const HandlerProcess& handler, int64_t exit_status, int term_signal) const {
-  const std::string how = term_signal < 0    ? "exited (how is unknown: the template that forked it is gone)"
-                          : term_signal != 0 ? "was killed by signal " + std::to_string(term_signal) + " (" +
-                                                   strsignal(term_signal) + ")"
-                                             : "exited with status " + std::to_string(exit_status);
+  const std::string how = term_signal < 0 ? "exited (how is unknown: the template that forked it is gone)"
+                                          : how_it_ended(exit_status, term_signal);
   const uint64_t served = handler.requests_served();
   const std::string after = " after " + std::to_string(served) + (served == 1 ? " request" : " requests") +
                             (handler.said_hello() ? "" : " before it said hello");

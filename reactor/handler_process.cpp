@@ -35,7 +35,7 @@ HandlerProcess::HandlerProcess(uv_loop_t* loop, HandlerId id, const Config& conf
       config_(config),
       events_(events),
       forked_(
-          loop, [this](int) { lower_priority(); },
+          loop, [this](int) { on_forked(); },
           [this](int64_t exit_status, int term_signal) { on_exit(exit_status, term_signal); }),
       channel_(loop, batches, *this) {
   process_.data = request_timer_.data = exit_timer_.data = this;
@@ -44,14 +44,8 @@ HandlerProcess::HandlerProcess(uv_loop_t* loop, HandlerId id, const Config& conf
 }
 
 std::error_code HandlerProcess::open_channel(ipc::UniqueFd& child_end) {
-  int ends[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) != 0) {
-    const int error = errno;
-    log_at(LogLevel::kError, "socketpair for a handler channel: %s", std::strerror(error));
-    return errno_code(error);
-  }
-  ipc::UniqueFd reactor_end(ends[0]);
-  child_end = ipc::UniqueFd(ends[1]);
+  ipc::UniqueFd reactor_end;
+  if (auto error = open_channel_pair(reactor_end, child_end, "a handler's")) return error;
   if (auto error = ipc::AnswerRecord::create(answer_record_)) {
     log_at(LogLevel::kError, "creating a handler's answer record (memfd_create, mmap): %s",
            error.message().c_str());
@@ -102,6 +96,11 @@ std::error_code HandlerProcess::fork_from(HandlerTemplate& from) {
   // Its pid comes later, in the template's report; until then a signal for it waits (ForkedProcess::kill).
   forked_.fork_from(from, id_, child_end.get(), answer_record_.descriptor());
   return {};
+}
+
+void HandlerProcess::on_forked() {
+  lower_priority();
+  if (early_hello_ && !exited_ && !broken_) on_hello(*std::exchange(early_hello_, std::nullopt));
 }
 
 void HandlerProcess::on_exit(int64_t exit_status, int term_signal) {
@@ -221,8 +220,14 @@ bool HandlerProcess::reclaim(ConnectionId connection) {
 void HandlerProcess::on_frame(ipc::Message message) {
   ipc::Progress progress{};
   const bool report = message.type == ipc::MessageType::kAnswered || message.type == ipc::MessageType::kDone;
-  if (message.type == ipc::MessageType::kHello && !said_hello_) {
-    on_hello(message);
+  if (message.type == ipc::MessageType::kHello && !said_hello_ && !early_hello_) {
+    // A forked handler's hello may come before its template's report of the fork: it is ready once its pid
+    // is known too (a handler the reactor cannot signal or name is not one to give work).
+    if (forked_.started() && forked_.pid() == 0) {
+      early_hello_ = message.flags;
+    } else {
+      on_hello(message.flags);
+    }
   } else if (report && said_hello_ && ipc::split_progress_payload(message.payload, progress)) {
     on_progress(std::move(message), progress);
   } else {
@@ -231,11 +236,11 @@ void HandlerProcess::on_frame(ipc::Message message) {
   }
 }
 
-void HandlerProcess::on_hello(const ipc::Message& hello) {
+void HandlerProcess::on_hello(uint32_t capabilities) {
   said_hello_ = true;
-  offers_.set_capability((hello.flags & ipc::kCanTakeAhead) != 0);
-  kept_.set_capability((hello.flags & ipc::kCanKeep) != 0);
-  if ((hello.flags & ipc::kCanTakeBatches) != 0) channel_.take_batches();
+  offers_.set_capability((capabilities & ipc::kCanTakeAhead) != 0);
+  kept_.set_capability((capabilities & ipc::kCanKeep) != 0);
+  if ((capabilities & ipc::kCanTakeBatches) != 0) channel_.take_batches();
   uv_timer_stop(&request_timer_);  // The start timer.
   events_.on_handler_ready(*this);
 }

@@ -159,7 +159,9 @@ class HandlerProcess final : HandlerChannel::Events {
   void on_frame(ipc::Message message) override;
   void on_channel_broken(std::string why) override { break_off(std::move(why)); }
 
-  void on_hello(const ipc::Message& hello);
+  void on_hello(uint32_t capabilities);
+  // Its template reported the fork: its pid is known.
+  void on_forked();
   void on_progress(ipc::Message message, const ipc::Progress& progress);
   // From now on it serves connection: its bookkeeping and its request timer start.
   void begin_hand_off(ConnectionId connection);
@@ -202,6 +204,7 @@ class HandlerProcess final : HandlerChannel::Events {
   uint64_t answer_interval_ns_ = 0;
   ConnectionId current_ = 0;  // While busy_.
   bool said_hello_ = false;
+  std::optional<uint32_t> early_hello_;  // A forked handler's hello, read before its pid was known.
   bool busy_ = false;
   bool reclaimed_ = false;  // kReclaim was sent in this hand-off.
   bool timed_out_ = false;

@@ -1,11 +1,9 @@
 #include "reactor/handler_template.hpp"
 
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cassert>
-#include <cerrno>
 #include <cstring>
 #include <utility>
 
@@ -24,15 +22,11 @@ HandlerTemplate::HandlerTemplate(uv_loop_t* loop, const Config& config, WriteBat
 
 std::error_code HandlerTemplate::spawn(const std::vector<std::string>& argv,
                                        const std::vector<std::string>& environment, int state_page) {
-  int ends[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) != 0) {
-    const int error = errno;
-    log_at(LogLevel::kError, "socketpair for a template's channel: %s", std::strerror(error));
+  ipc::UniqueFd reactor_end, child_end;
+  if (auto error = open_channel_pair(reactor_end, child_end, "a template's")) {
     exited_ = true;
-    return {error, std::system_category()};
+    return error;
   }
-  ipc::UniqueFd reactor_end(ends[0]);
-  const ipc::UniqueFd child_end(ends[1]);
 
   // As a handler's, less the answer record: each handler gets its own with its fork.
   std::vector<std::string> settings = environment;
@@ -45,8 +39,7 @@ std::error_code HandlerTemplate::spawn(const std::vector<std::string>& argv,
     self->channel_.read_rest();  // The exits it reported before its own.
     // Its handlers live on: each one's exit shows on its pidfd from now on; one not forked yet never will be.
     const std::string how = "(pid " + std::to_string(self->pid()) + ") " +
-                            (term_signal != 0 ? "was killed by signal " + std::to_string(term_signal)
-                                              : "exited with status " + std::to_string(exit_status)) +
+                            how_it_ended(exit_status, term_signal) +
                             (self->failure_.empty() ? "" : " (" + self->failure_ + ")");
     for (auto& [id, child] : std::exchange(self->children_, {})) child->on_template_gone(how);
     self->unforked_.clear();

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "reactor/child_command.hpp"
 #include "reactor/handler_pool.hpp"
 #include "reactor/log.hpp"
 
@@ -56,9 +57,7 @@ void HandlerPool::end_old_templates(bool all) {
 
 void HandlerPool::on_template_exited(HandlerTemplate& handler_template, int64_t exit_status,
                                      int term_signal) {
-  const std::string how = term_signal != 0 ? "was killed by signal " + std::to_string(term_signal) + " (" +
-                                                 strsignal(term_signal) + ")"
-                                           : "exited with status " + std::to_string(exit_status);
+  const std::string how = how_it_ended(exit_status, term_signal);
   const bool expected = handler_template.ending() && handler_template.failure().empty();
   if (expected || phase_ != Phase::kServing) {
     log_at(LogLevel::kInfo, "template %d %s: its handlers are gone", handler_template.pid(), how.c_str());

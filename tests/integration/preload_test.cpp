@@ -183,6 +183,7 @@ void kill_a_handler_under_load(bool preload) {
   Load load(reactor, 3);
   ASSERT_TRUE(wait_until([&] { return load.answered() >= 20; }, 30s)) << reactor.stats();
   const Clock::time_point killed = Clock::now();
+  ASSERT_GT(held, 0);  // kill(0) would signal this test's whole process group.
   ASSERT_EQ(::kill(held, SIGKILL), 0);
   EXPECT_EQ(read_response(victim).status, 502);
   ASSERT_TRUE(wait_until([&] { return load.saw_any_of_but(before); }, 30s)) << reactor.stats();
@@ -270,6 +271,10 @@ TEST(Preload, ATemplateThatDiesIsStartedAgainAndItsHandlersServeOn) {
   ReactorProcess reactor(arguments(slow_app(folder, "one"), true, 2));
   ASSERT_TRUE(all_ready(reactor, 2)) << reactor.stats();
   const std::set<pid_t> handlers = serving_pids(reactor);
+  // A ready handler is one whose pid is known, forked or not (its hello may come before its template's
+  // report).
+  ASSERT_EQ(handlers.size(), 2u) << reactor.stats();
+  ASSERT_FALSE(handlers.contains(0)) << reactor.stats();
   const std::vector<pid_t> templates = reactor.handler_pids();
   ASSERT_EQ(templates.size(), 1u);
 
@@ -284,7 +289,7 @@ TEST(Preload, ATemplateThatDiesIsStartedAgainAndItsHandlersServeOn) {
   // The new template loads the app once; a handler replaced from now on is forked from it.
   ASSERT_TRUE(wait_until([&] { return imports(folder) == 2; }, 30s));
   ASSERT_TRUE(reactor.wait_for_log("is ready: handlers are forked from it", 30s));
-  ASSERT_EQ(::kill(*handlers.begin(), SIGKILL), 0);
+  ASSERT_EQ(::kill(*handlers.begin(), SIGKILL), 0);  // Each above 0: checked at the start.
   ASSERT_TRUE(wait_until(
       [&] {
         const std::set<pid_t> now = serving_pids(reactor);
@@ -350,6 +355,7 @@ TEST(Preload, TheCppLibraryForksHandlersToo) {
   ASSERT_EQ(templates.size(), 1u);
   const pid_t first = std::stoi(ask(reactor.host(), reactor.port(), "pid"));
   EXPECT_EQ(parent_of(first), templates[0]);
+  ASSERT_GT(first, 0);
   ASSERT_EQ(::kill(first, SIGKILL), 0);
   ASSERT_TRUE(wait_until(
       [&] {

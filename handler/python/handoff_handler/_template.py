@@ -15,7 +15,7 @@ import socket
 import struct
 import sys
 
-from . import _HEADER, _HELLO, _MAGIC, _VERSION, _FD_SIZE
+from . import _FD_SIZE, _HEADER, _HELLO, _MAGIC, _VERSION, _Channel, _ChannelError
 
 _FORK_CHANNEL, _FORK_RECORD, _HANDLER_FORKED, _HANDLER_EXITED = 12, 13, 14, 15
 _IS_TEMPLATE = 8  # A kHello flag.
@@ -34,7 +34,8 @@ def serve(channel_fd):
 
 class _Template:
     def __init__(self, channel_fd):
-        self._channel = socket.socket(fileno=channel_fd)
+        self._sender = _Channel(channel_fd)  # Frames go out as the library sends them; they come in below.
+        self._channel = self._sender._socket
         self._inbox = b""
         self._descriptors = collections.deque()  # Received, each for the next frame that carries one.
         self._channel_of = {}  # Handler id -> its channel, from kForkChannel until its kForkRecord.
@@ -135,9 +136,9 @@ class _Template:
 
     def _send(self, kind, handler_id, flags, payload=b""):
         try:
-            self._channel.sendall(_HEADER.pack(_MAGIC, _VERSION, kind, handler_id, flags, len(payload)) + payload)
-        except OSError as error:
+            self._sender.send(kind, handler_id, flags, payload)
+        except _ChannelError as error:
             if self._ending:
                 return  # The reactor is gone or stopped reading: the handlers' pidfds tell it their exits.
-            sys.stderr.write("template[%d]: sending to the reactor: %s\n" % (os.getpid(), error.strerror))
+            sys.stderr.write("template[%d]: %s\n" % (os.getpid(), error))
             sys.exit(1)

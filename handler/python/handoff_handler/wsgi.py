@@ -26,7 +26,8 @@ import traceback
 import urllib.parse
 
 from handoff_handler import (Handler, _REASON_PHRASES, _TEXT_PLAIN, _WITHOUT_TOKEN_CHARACTERS, _ClientGone,
-                             _Unsendable, _date_now, _described, _http_response, _internal_error, _loggable)
+                             _Unsendable, _date_now, _described, _http_response, _internal_error, _latin1,
+                             _loggable)
 
 __all__ = ["FileWrapper", "WsgiServer", "main", "serve"]
 
@@ -470,7 +471,7 @@ def _check_status(status):
         raise _Refused("the app's status is %s, not str" % type(status).__name__)
     code = status[:3]
     if len(status) > 3 and status[3] != " " or not code.isdigit() or not code.isascii() or \
-            _CONTROL_BUT_TAB.search(status) or not _is_latin1(status):
+            _CONTROL_BUT_TAB.search(status) or not _latin1(status):
         raise _Refused("the app's status %s is not a code and a reason phrase (\"200 OK\")"
                        % _quoted(status))
     number = int(code)
@@ -533,7 +534,7 @@ def _check_value(name, value):
     if _CONTROL_BUT_TAB.search(value):
         raise _Refused("the app gave a %s header holding a control character (%s): CR or LF would write "
                        "headers or a response of its own (RFC 9110 section 5.5)" % (name, _quoted(value)))
-    if not _is_latin1(value):
+    if not _latin1(value):
         raise _Refused("the app gave a %s header holding characters latin-1 has not (%s; PEP 3333 wants "
                        "latin-1 strings)" % (name, _quoted(value)))
 
@@ -563,10 +564,6 @@ def _regular_file(filelike):
         return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
     except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
         return None
-
-
-def _is_latin1(text):
-    return text.isascii() or all(ord(character) < 256 for character in text)
 
 
 def _quoted(value):
