@@ -131,15 +131,16 @@ void Server::on_pool_ready() {
     frontend_.start_accepting();
     if (admin_socket_kept_) start_admin(std::move(admin_socket_kept_));
   }
-  std::printf("listening on %s\n", frontend_.local_address().to_string().c_str());
-  if (admin_) std::printf("admin listening on %s\n", admin_->local_address().to_string().c_str());
-  std::fflush(stdout);
+  // Before the "listening on" line: whoever waits for that line finds the file written.
   if (config_.pid_file) {
     if (auto error = write_pid_file(*config_.pid_file)) {
       log_at(LogLevel::kError, "--pid-file %s: writing it: %s", config_.pid_file->c_str(),
              error.message().c_str());
     }
   }
+  std::printf("listening on %s\n", frontend_.local_address().to_string().c_str());
+  if (admin_) std::printf("admin listening on %s\n", admin_->local_address().to_string().c_str());
+  std::fflush(stdout);
   log_at(LogLevel::kInfo, "serving with %u handler%s: %s", pool_.target(), pool_.target() == 1 ? "" : "s",
          command_text(config_.handler_command).c_str());
   // systemd follows a reactor that takes over first (MAINPID), and then the old one lets go.
