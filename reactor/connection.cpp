@@ -270,6 +270,7 @@ Connection::Input Connection::read_available() {
 }
 
 std::string Connection::take_request_line() {
+  if (request_line_ == "-" && !received_.empty()) return printable_first_line(received_);
   std::string line = std::move(request_line_);
   request_line_.assign(1, '-');
   return line;
@@ -392,28 +393,26 @@ Connection::Sent Connection::sent_after(uint64_t answered_bytes, uint64_t noted_
   return verdict;
 }
 
-void Connection::refuse(Refusal refusal) {
-  send_refusal(refusal_message(protocol_, refusal));
+uint64_t Connection::refuse(Refusal refusal) {
+  return send_refusal(refusal_message(protocol_, refusal));
 }
 
-void Connection::refuse_request() {
-  if (protocol_ != Protocol::kHttp) {
-    send_refusal("ERR " + framing_.refusal_reason() + "\n");
-    return;
-  }
-  send_refusal(http::serialize({.status = framing_.refusal_status(),
-                                .body = framing_.refusal_reason() + "\n",
-                                .connection = http::ConnectionHeader::kClose},
-                               framing_.head_request()));
+uint64_t Connection::refuse_request() {
+  if (protocol_ != Protocol::kHttp) return send_refusal("ERR " + framing_.refusal_reason() + "\n");
+  return send_refusal(http::serialize({.status = framing_.refusal_status(),
+                                       .body = framing_.refusal_reason() + "\n",
+                                       .connection = http::ConnectionHeader::kClose},
+                                      framing_.head_request()));
 }
 
 void Connection::end_output() {
   (void)::shutdown(socket_.get(), SHUT_WR);
 }
 
-void Connection::send_refusal(const std::string& message) {
+uint64_t Connection::send_refusal(const std::string& message) {
   // A short answer fits the socket buffer of any client that reads; one that does not read loses it.
-  (void)!::send(socket_.get(), message.data(), message.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  const ssize_t sent = ::send(socket_.get(), message.data(), message.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  return sent > 0 ? static_cast<uint64_t>(sent) : 0;
 }
 
 // Here, not in the destructor: the budget may be gone by the time that runs.

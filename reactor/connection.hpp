@@ -128,8 +128,9 @@ class Connection final : SocketPoller::Watcher {
   const char* protocol_name() const { return protocol_ == Protocol::kHttp ? "http" : "line"; }
   // uv_hrtime() when the current request became complete.
   uint64_t ready_at_ns() const { return ready_at_ns_; }
-  // The first line of the request a handler got last, cut short; "-" once it has been logged (the next
-  // answers of the same hand-off are pipelined requests the reactor did not read).
+  // For the access log: the first line of the request a handler got last, cut short; "-" once it has been
+  // logged (the next answers of the same hand-off are pipelined requests the reactor did not read). A request
+  // no handler got yet (refused, timed out in the queue or while read) gives the first line of what was read.
   std::string take_request_line();
   double queue_wait_ms() const { return queue_wait_ms_; }
   void set_queue_wait_ms(double ms) { queue_wait_ms_ = ms; }
@@ -166,13 +167,14 @@ class Connection final : SocketPoller::Watcher {
   Sent sent_after(uint64_t answered_bytes, uint64_t noted_end) const;
 
   // Writes the reactor's own answer to the current request, in the connection's protocol, best effort (the
-  // connection closes next).
-  void refuse(Refusal refusal);
+  // connection closes next); returns the bytes the socket took.
+  uint64_t refuse(Refusal refusal);
   // The HTTP request is not acceptable (malformed, too large, an unknown method or version: the strict
   // parser's verdict); refuse_request() answers it, and the connection closes next.
   bool request_refused() const { return framing_.refused(); }
   int refusal_status() const { return framing_.refusal_status(); }
-  void refuse_request();
+  const std::string& refusal_reason() const { return framing_.refusal_reason(); }
+  uint64_t refuse_request();  // Returns the bytes the socket took.
   // Sends the client a FIN now (shutdown(SHUT_WR)), even if another process still holds the socket.
   void end_output();
   // A copy of the socket was sent ahead to a handler and taken back: it may still wait, unread, in that
@@ -235,7 +237,7 @@ class Connection final : SocketPoller::Watcher {
   bool has_unread_input() const;
   void drain_and_close();
   void close_handles();
-  void send_refusal(const std::string& message);
+  uint64_t send_refusal(const std::string& message);
 
   const ConnectionId id_;
   ipc::UniqueFd socket_;

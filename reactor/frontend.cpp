@@ -125,8 +125,10 @@ void Frontend::on_request_ready(Connection& connection) {
   if (connection.request_refused()) {
     // Malformed or too large: answered here, at no handler's cost, and the same whichever handler runs.
     ++metrics_.counters.bad_requests;
-    if (config_.access_log) log_refusal(connection, std::to_string(connection.refusal_status()), 0);
-    connection.refuse_request();
+    const uint64_t bytes = connection.refuse_request();
+    log_ending(
+        connection,
+        {.status = connection.refusal_status(), .reason = connection.refusal_reason(), .bytes = bytes});
     close_connection(connection.id());
     return;
   }
@@ -135,7 +137,7 @@ void Frontend::on_request_ready(Connection& connection) {
   const bool queue_full =
       dispatcher_.idle_handlers() == 0 && dispatcher_.waiting_connections() >= config_.max_queue;
   if (queue_full && !pool_.reclaim_any_lingering()) {
-    refuse(connection, Refusal::kBusy);
+    refuse(connection, Refusal::kBusy, "busy: the queue is full");
     return;
   }
   // Sent ahead, a request wakes a lingering handler by itself: that one is preferred.
@@ -199,27 +201,42 @@ void Frontend::on_request_answered(HandlerProcess& handler, int status, double s
   if (id) kept_requests_.erase(*id);  // Begun: it cannot come back.
   Connection* connection = id ? connections_.at(*id).get() : nullptr;
   if (connection != nullptr && more_follows) connection->quiet_input_while_served();
-  record_answer(connection, handler, status, service_ms);
+  record_answer(connection, handler, status, service_ms, handler.last_answer_bytes());
 }
 
 void Frontend::record_answer(Connection* connection, const HandlerProcess& handler, int status,
-                             double service_ms) {
+                             double service_ms, uint64_t bytes) {
   Counters& counters = metrics_.counters;
   ++counters.requests;
   if (status >= 400 && status < 500) ++counters.bad_requests;
   if (status >= 500) ++counters.handler_errors;
   metrics_.service.observe(service_ms / 1e3);
-  if (!config_.access_log || connection == nullptr) return;
-  const std::string request = connection->take_request_line();
-  const std::string outcome = std::to_string(status);
-  log_access({.peer = connection->peer(),
-              .protocol = connection->protocol_name(),
+  if (connection == nullptr) return;
+  log_ending(*connection, {.status = status, .handler = &handler, .service_ms = service_ms, .bytes = bytes});
+}
+
+void Frontend::log_ending(Connection& connection, const Ending& ending) {
+  const int pid = ending.handler != nullptr ? ending.handler->pid() : 0;
+  if (!config_.access_log) {
+    // The reactor's own verdicts are still told somewhere: at debug, one line each.
+    if (!ending.reason.empty() && log_enabled(LogLevel::kDebug)) {
+      log_at(LogLevel::kDebug, "%s request from %s: %d (%.*s), handler pid %d", connection.protocol_name(),
+             peer_address(connection.socket()).c_str(), ending.status, static_cast<int>(ending.reason.size()),
+             ending.reason.data(), pid);
+    }
+    return;
+  }
+  const std::string request = connection.take_request_line();
+  log_access({.peer = connection.peer(),
+              .protocol = connection.protocol_name(),
               .request = request,
-              .outcome = outcome,
-              .queue_ms = connection->queue_wait_ms(),
-              .service_ms = service_ms,
-              .handler_pid = handler.pid()});
-  connection->set_queue_wait_ms(0);  // Pipelined requests after the first did not wait in the queue.
+              .status = ending.status,
+              .reason = ending.reason,
+              .queue_ms = connection.queue_wait_ms(),
+              .service_ms = ending.service_ms,
+              .bytes = ending.bytes,
+              .handler_pid = pid});
+  connection.set_queue_wait_ms(0);  // Pipelined requests after the first did not wait in the queue.
 }
 
 void Frontend::on_connection_returned(const HandlerProcess& handler, ipc::Message done,
@@ -272,7 +289,11 @@ void Frontend::cancel_unanswered(HandlerProcess& handler, Connection& connection
   const bool answering = noted && noted->answer_end > handler.answered_bytes();
   if (answering || connection.sent_after(handler.answered_bytes(), 0) != Connection::Sent::kReported) return;
   ++metrics_.counters.cancelled;
-  if (config_.access_log) log_refusal(connection, "cancelled: the client left", handler.pid());
+  log_ending(connection, {.status = kClientLeftStatus,
+                          .reason = "cancelled: the client left",
+                          .handler = &handler,
+                          .service_ms = running_ms(handler),
+                          .bytes = handler.answered_bytes()});
   handler.cancel();
 }
 
@@ -305,13 +326,10 @@ void Frontend::on_connection_orphaned(ConnectionId id, const HandlerProcess& han
                                                        : Refusal::kHandlerCrashed;
   const std::optional<ipc::NotedAnswer> noted = handler.last_noted_answer(id);
   switch (connection.sent_after(handler.answered_bytes(), noted ? noted->answer_end : 0)) {
-    case Connection::Sent::kReported:
-      count_refusal(connection, refusal, handler.pid());
-      connection.refuse(refusal);
-      break;
+    case Connection::Sent::kReported: answer_refusal(connection, refusal, &handler); break;
     case Connection::Sent::kNotedAnswer: {
-      record_answer(&connection, handler, static_cast<int>(noted->status),
-                    (uv_hrtime() - handler.request_started_ns()) / 1e6);
+      record_answer(&connection, handler, static_cast<int>(noted->status), running_ms(handler),
+                    noted->answer_end - std::min(noted->answer_end, handler.answered_bytes()));
       connection.count_handler_bytes(noted->answer_end);
       const bool pending = (noted->flags & ipc::kAnswerInputPending) != 0;
       if ((noted->flags & ipc::kAnswerEndsConnection) == 0 && !pending && keeps_connections()) {
@@ -321,12 +339,20 @@ void Frontend::on_connection_orphaned(ConnectionId id, const HandlerProcess& han
       // The handler held a pipelined request it never answered: it gets the error, then the connection ends.
       // After an answer that ended the connection, nothing more is written.
       if (pending && (noted->flags & ipc::kAnswerEndsConnection) == 0) {
-        count_refusal(connection, refusal, handler.pid());
-        connection.refuse(refusal);
+        answer_refusal(connection, refusal, &handler);
       }
       break;
     }
-    case Connection::Sent::kPartOfAnAnswer: count_refusal(connection, refusal, handler.pid()); break;
+    case Connection::Sent::kPartOfAnAnswer: {
+      // The client got the beginning of an answer, and then the end of the connection.
+      count_refusal(refusal);
+      const std::string reason = std::string(refusal_reason(refusal)) + " after part of the answer";
+      log_ending(connection, {.status = noted ? static_cast<int>(noted->status) : refusal_status(refusal),
+                              .reason = reason,
+                              .handler = &handler,
+                              .service_ms = running_ms(handler)});
+      break;
+    }
   }
   // The dead handler may have left a copy of the socket in a child of its own: closing ours would not end
   // the connection then. Shutting the socket down for writing does, whoever else holds it.
@@ -348,8 +374,12 @@ void Frontend::on_client_left(Connection& connection) {
       return;
     }
     ++metrics_.counters.abandoned;
+    log_abandoned(connection);
   }
-  if (dispatcher_.is_waiting(connection.id())) ++metrics_.counters.abandoned;
+  if (dispatcher_.is_waiting(connection.id())) {
+    ++metrics_.counters.abandoned;
+    log_abandoned(connection);
+  }
   dispatcher_.connection_gone(connection.id());
   close_connection(connection.id());
 }
@@ -357,14 +387,15 @@ void Frontend::on_client_left(Connection& connection) {
 void Frontend::on_expired(Connection& connection, Connection::Expiry expiry) {
   switch (expiry) {
     case Connection::Expiry::kIdle: close_connection(connection.id()); break;
-    case Connection::Expiry::kRead: refuse(connection, Refusal::kReadTimeout); break;
+    case Connection::Expiry::kRead: refuse(connection, Refusal::kReadTimeout, "read timeout"); break;
     case Connection::Expiry::kLeft:
       if (dispatcher_.is_being_served(connection.id())) on_client_left(connection);
       break;
     case Connection::Expiry::kQueue:
       if (dispatcher_.ahead_holder(connection.id()) && !withdraw_ahead(connection.id())) break;  // Taken.
       dispatcher_.connection_gone(connection.id());
-      refuse(connection, Refusal::kBusy);
+      connection.set_queue_wait_ms((uv_hrtime() - connection.ready_at_ns()) / 1e6);
+      refuse(connection, Refusal::kBusy, "busy: waited --queue-timeout");
       break;
   }
 }
@@ -385,51 +416,45 @@ void Frontend::check_stalled_uploads() {
       "%zu uploads stalled for %llu ms while %zu connections wait for room (--max-buffered-bytes): refused "
       "as read timeouts",
       stalled.size(), static_cast<unsigned long long>(kStalledAfterMs), budget_.paused());
-  for (const ConnectionId id : stalled) refuse(*connections_.at(id), Refusal::kReadTimeout);
+  for (const ConnectionId id : stalled) {
+    refuse(*connections_.at(id), Refusal::kReadTimeout, "read timeout: the upload stalled under pressure");
+  }
 }
 
-void Frontend::refuse(Connection& connection, Refusal refusal) {
-  count_refusal(connection, refusal, 0);
-  connection.refuse(refusal);
+void Frontend::refuse(Connection& connection, Refusal refusal, std::string_view reason) {
+  answer_refusal(connection, refusal, nullptr, reason);
   close_connection(connection.id());
 }
 
-void Frontend::count_refusal(const Connection& connection, Refusal refusal, int handler_pid) {
-  Counters& counters = metrics_.counters;
-  const char* outcome = "ERR";
-  switch (refusal) {
-    case Refusal::kBusy:
-      ++counters.busy;
-      outcome = "ERR busy";
-      break;
-    case Refusal::kReadTimeout:
-      ++counters.read_timeouts;
-      outcome = "ERR read timeout";
-      break;
-    case Refusal::kHandlerCrashed:
-      ++counters.crashed;
-      outcome = "ERR handler crashed";
-      break;
-    case Refusal::kTimeout:
-      ++counters.timeouts;
-      outcome = "ERR timeout";
-      break;
-    case Refusal::kShuttingDown:
-      ++counters.shutting_down;
-      outcome = "ERR shutting down";
-      break;
-  }
-  if (config_.access_log) log_refusal(connection, outcome, handler_pid);
+void Frontend::answer_refusal(Connection& connection, Refusal refusal, const HandlerProcess* handler,
+                              std::string_view reason) {
+  count_refusal(refusal);
+  const uint64_t bytes = connection.refuse(refusal);
+  log_ending(connection, {.status = refusal_status(refusal),
+                          .reason = reason.empty() ? refusal_reason(refusal) : reason,
+                          .handler = handler,
+                          .service_ms = handler != nullptr ? running_ms(*handler) : 0,
+                          .bytes = bytes});
 }
 
-void Frontend::log_refusal(const Connection& connection, const std::string& outcome, int handler_pid) {
-  log_access({.peer = connection.peer(),
-              .protocol = connection.protocol_name(),
-              .request = "-",
-              .outcome = outcome,
-              .queue_ms = 0,
-              .service_ms = 0,
-              .handler_pid = handler_pid});
+void Frontend::count_refusal(Refusal refusal) {
+  Counters& counters = metrics_.counters;
+  switch (refusal) {
+    case Refusal::kBusy: ++counters.busy; break;
+    case Refusal::kReadTimeout: ++counters.read_timeouts; break;
+    case Refusal::kHandlerCrashed: ++counters.crashed; break;
+    case Refusal::kTimeout: ++counters.timeouts; break;
+    case Refusal::kShuttingDown: ++counters.shutting_down; break;
+  }
+}
+
+void Frontend::log_abandoned(Connection& connection) {
+  connection.set_queue_wait_ms((uv_hrtime() - connection.ready_at_ns()) / 1e6);
+  log_ending(connection, {.status = kClientLeftStatus, .reason = "the client left while its request waited"});
+}
+
+double Frontend::running_ms(const HandlerProcess& handler) {
+  return (uv_hrtime() - handler.request_started_ns()) / 1e6;
 }
 
 // --- Winding down ---
@@ -453,10 +478,7 @@ void Frontend::stop() {
   std::erase_if(connections_, [this](const auto& entry) {
     if (dispatcher_.is_being_served(entry.first)) return false;
     // A request still waiting for a handler gets a clear answer, never a silent close.
-    if (dispatcher_.is_waiting(entry.first)) {
-      count_refusal(*entry.second, Refusal::kShuttingDown, 0);
-      entry.second->refuse(Refusal::kShuttingDown);
-    }
+    if (dispatcher_.is_waiting(entry.first)) answer_refusal(*entry.second, Refusal::kShuttingDown, nullptr);
     dispatcher_.connection_gone(entry.first);
     return true;
   });

@@ -17,6 +17,7 @@
 #include <array>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <unordered_map>
 
@@ -152,16 +153,37 @@ class Frontend final : public HandlerPool::ConnectionEvents, Connection::Events 
   // How long a request whose client left runs before it is cancelled.
   static constexpr Milliseconds kCancelAfter{20};
   // Counts an answer to connection (null when it is closed already) and writes its access log line.
-  void record_answer(Connection* connection, const HandlerProcess& handler, int status, double service_ms);
+  void record_answer(Connection* connection, const HandlerProcess& handler, int status, double service_ms,
+                     uint64_t bytes);
   // While connections wait for room in the read budget, every kStallCheckMs: an upload whose bytes stopped
   // coming for kStalledAfterMs gives way. It is refused (a read timeout) and its bytes go to those that move,
   // as Apache's mod_reqtimeout enforces a minimum body rate; without pressure, --read-timeout alone holds.
   void check_stalled_uploads();
   static constexpr uint64_t kStallCheckMs = 250;
   static constexpr uint64_t kStalledAfterMs = 1000;
-  void refuse(Connection& connection, Refusal refusal);
-  void count_refusal(const Connection& connection, Refusal refusal, int handler_pid);
-  void log_refusal(const Connection& connection, const std::string& outcome, int handler_pid);
+  // Answers the connection's request with the reactor's refusal and closes it; reason, for the log, says more
+  // than the refusal does when given.
+  void refuse(Connection& connection, Refusal refusal, std::string_view reason = {});
+  // Counts the refusal, writes it to the client and logs it; handler: the one whose request it ends, if any.
+  void answer_refusal(Connection& connection, Refusal refusal, const HandlerProcess* handler,
+                      std::string_view reason = {});
+  void count_refusal(Refusal refusal);
+  // How a request ended, for its access log line: the status the client got and, when the reactor decided
+  // it rather than the handler, why.
+  struct Ending {
+    int status = 0;
+    std::string_view reason;  // Empty when the handler answered.
+    const HandlerProcess* handler = nullptr;
+    double service_ms = 0;
+    uint64_t bytes = 0;
+  };
+  // The access log line (--access-log); without it, a line at debug for the reactor's own verdicts.
+  void log_ending(Connection& connection, const Ending& ending);
+  // The client left while its request waited for a handler.
+  void log_abandoned(Connection& connection);
+  // The status logged for a request whose client left before any answer: nginx's 499.
+  static constexpr int kClientLeftStatus = 499;
+  static double running_ms(const HandlerProcess& handler);
 
   uv_loop_t* loop_;
   const Config& config_;

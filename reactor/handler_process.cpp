@@ -246,6 +246,7 @@ void HandlerProcess::on_hello(uint32_t capabilities) {
 }
 
 void HandlerProcess::on_progress(ipc::Message message, const ipc::Progress& progress) {
+  last_answer_bytes_ = progress.bytes_written - std::min(progress.bytes_written, answered_bytes_);
   answered_bytes_ = progress.bytes_written;
   if (progress.status != 0) {
     ++requests_served_;

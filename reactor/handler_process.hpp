@@ -76,6 +76,8 @@ class HandlerProcess final : HandlerChannel::Events {
   // Bytes written to the current connection in this hand-off, as the handler last reported (kAnswered, or
   // kDone at the end).
   uint64_t answered_bytes() const { return answered_bytes_; }
+  // The bytes of the answer reported last (on_request_answered): what its report added to answered_bytes.
+  uint64_t last_answer_bytes() const { return last_answer_bytes_; }
   // The last answer the handler noted, in its answer record, that it was writing to connection in this
   // hand-off (ipc/answer_record.hpp); read once the handler died without reporting the connection back.
   std::optional<ipc::NotedAnswer> last_noted_answer(ConnectionId connection) const {
@@ -199,6 +201,7 @@ class HandlerProcess final : HandlerChannel::Events {
   uint64_t started_at_ = 0;
   uint64_t requests_served_ = 0;
   uint64_t answered_bytes_ = 0;
+  uint64_t last_answer_bytes_ = 0;
   uint64_t request_started_ns_ = 0;
   uint64_t last_answer_ns_ = 0;
   uint64_t answer_interval_ns_ = 0;

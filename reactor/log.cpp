@@ -107,6 +107,10 @@ std::string json_string(std::string_view s) {
   return out + "\"";
 }
 
+bool log_enabled(LogLevel level) {
+  return level <= g_level;
+}
+
 void log_at(LogLevel level, const char* format, ...) {
   if (level > g_level) return;
   char message[1024];
@@ -125,19 +129,34 @@ void log_at(LogLevel level, const char* format, ...) {
 }
 
 void log_access(const AccessRecord& r) {
-  char timing[96];
+  char figures[160];
   if (g_format == LogFormat::kJson) {
-    std::snprintf(timing, sizeof(timing), "\"queue_ms\":%.3f,\"service_ms\":%.3f,\"handler_pid\":%d",
-                  r.queue_ms, r.service_ms, r.handler_pid);
+    std::snprintf(figures, sizeof(figures),
+                  "\"status\":%d,\"queue_ms\":%.3f,\"service_ms\":%.3f,\"bytes\":%llu,\"handler_pid\":%d",
+                  r.status, r.queue_ms, r.service_ms, static_cast<unsigned long long>(r.bytes),
+                  r.handler_pid);
     emit("{\"time\":\"" + now_text() +
          "\",\"level\":\"info\",\"type\":\"access\",\"peer\":" + json_string(r.peer) +
-         ",\"protocol\":" + json_string(r.protocol) + ",\"request\":" + json_string(r.request) +
-         ",\"outcome\":" + json_string(r.outcome) + "," + timing + "}\n");
+         ",\"protocol\":" + json_string(r.protocol) + ",\"request\":" + json_string(r.request) + "," +
+         figures + (r.reason.empty() ? std::string() : ",\"reason\":" + json_string(r.reason)) + "}\n");
   } else {
-    std::snprintf(timing, sizeof(timing), "queue_ms=%.3f service_ms=%.3f pid=%d", r.queue_ms, r.service_ms,
-                  r.handler_pid);
+    std::snprintf(figures, sizeof(figures), "%d queue_ms=%.3f service_ms=%.3f bytes=%llu pid=%d", r.status,
+                  r.queue_ms, r.service_ms, static_cast<unsigned long long>(r.bytes), r.handler_pid);
     emit(now_text() + " access " + std::string(r.peer) + " " + std::string(r.protocol) + " " +
-         json_string(r.request) + " " + std::string(r.outcome) + " " + timing + "\n");
+         json_string(r.request) + " " + figures +
+         (r.reason.empty() ? std::string() : " reason=" + json_string(r.reason)) + "\n");
+  }
+}
+
+void log_output(const OutputRecord& r) {
+  const std::string pid = r.pid != 0 ? std::to_string(r.pid) : std::string();
+  if (g_format == LogFormat::kJson) {
+    emit("{\"time\":\"" + now_text() + "\",\"level\":\"" + level_name(r.level) + "\"" +
+         (pid.empty() ? "" : ",\"pid\":" + pid) + ",\"source\":" + json_string(r.source) +
+         ",\"message\":" + json_string(r.text) + (r.split ? ",\"split\":true" : "") + "}\n");
+  } else {
+    emit(now_text() + " " + std::string(r.source) + "[" + pid + "] " + level_name(r.level) + ": " +
+         std::string(r.text) + (r.split ? " (split)" : "") + "\n");
   }
 }
 

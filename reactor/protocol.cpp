@@ -84,4 +84,12 @@ std::string refusal_message(Protocol protocol, Refusal refusal) {
                           .connection = http::ConnectionHeader::kClose});
 }
 
+int refusal_status(Refusal refusal) {
+  return text_of(refusal).status;
+}
+
+const char* refusal_reason(Refusal refusal) {
+  return text_of(refusal).line;
+}
+
 }  // namespace handoff::reactor

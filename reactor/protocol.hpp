@@ -29,5 +29,9 @@ enum class Refusal {
 // The refusal as the client's protocol says it: "ERR busy\n", or an HTTP response that closes the connection
 // (503 with Retry-After, 408, 502, 504).
 std::string refusal_message(Protocol protocol, Refusal refusal);
+// Its HTTP status (503, 408, 502, 504), which the access log gives for both protocols, and its reason as the
+// line protocol says it ("busy", "read timeout", ...).
+int refusal_status(Refusal refusal);
+const char* refusal_reason(Refusal refusal);
 
 }  // namespace handoff::reactor

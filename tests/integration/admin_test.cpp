@@ -7,11 +7,13 @@
 #include <gtest/gtest.h>
 #include <atomic>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 #include "tests/support/client.hpp"
 #include "tests/support/handler_scripts.hpp"
 #include "tests/support/reactor_process.hpp"
+#include "tests/support/stopped_process.hpp"
 #include "tests/support/temporary_folder.hpp"
 #include "tests/support/wait.hpp"
 
@@ -259,11 +261,110 @@ TEST(Admin, JsonLogsAndAnAccessLineForEveryRequest) {
       "import json, sys\n"
       "records = [json.loads(line) for line in sys.stdin]\n"
       "access = [r for r in records if r.get('type') == 'access']\n"
-      "print(len(access), [(r['protocol'], r['request'], r['outcome']) for r in access])\n"
-      "print(all(set(r) >= {'time', 'peer', 'queue_ms', 'service_ms', 'handler_pid'} for r in access))\n"
+      "print(len(access), [(r['protocol'], r['request'], r['status']) for r in access])\n"
+      "print(all(set(r) >= {'time', 'peer', 'queue_ms', 'service_ms', 'bytes', 'handler_pid'} for r in "
+      "access))\n"
       "print(any('serving with 1 handler: ' in r.get('message', '') for r in records))",
       reactor->stderr_text());
-  EXPECT_EQ(lines, "2 [('line', 'fib 10', '200'), ('http', 'GET /nothing HTTP/1.1', '404')]\nTrue\nTrue\n");
+  EXPECT_EQ(lines, "2 [('line', 'fib 10', 200), ('http', 'GET /nothing HTTP/1.1', 404)]\nTrue\nTrue\n");
+}
+
+// Whatever ended a request, its access line has the request, the status the client got as a number, the
+// reactor's reason in a field of its own, the time it waited and ran, and the handler's pid. The reactor's
+// verdicts were logged as "ERR timeout" with no request line and no times, and a 400's reason nowhere.
+TEST(Admin, EveryOutcomeHasAnAccessLineWithTheStatusTheClientGotAndTheReactorsReason) {
+  auto reactor = std::make_unique<ReactorProcess>(std::vector<std::string>{
+      "--handlers", "1", "--max-queue", "1", "--queue-timeout", "5s", "--request-timeout", "60s",
+      "--read-timeout", "1s", "--log-format", "json", "--access-log", "on"});
+  const pid_t first_pid = reactor->handler_pids().at(0);
+  {  // 200, and a 400 whose reason the client reads in the body.
+    Client client(reactor->host(), reactor->port());
+    client.send("GET /fib/10 HTTP/1.1\r\nHost: a\r\n\r\n");
+    EXPECT_EQ(read_response(client).status, 200);
+    client.send("POST /fib/10 HTTP/1.1\r\nHost: a\r\nContent-Length: 1x\r\n\r\n");
+    const HttpResponse refused = read_response(client);
+    EXPECT_EQ(refused.status, 400);
+    EXPECT_NE(refused.body.find("Content-Length"), std::string::npos) << refused.body;
+  }
+  {  // 408: a head that never ends.
+    Client client(reactor->host(), reactor->port());
+    client.send("GET /fib/11 HTTP/1.1\r\nHost: a\r\n");
+    EXPECT_EQ(read_response(client).status, 408);
+  }
+  {  // 503 twice: the queue is full, and a request waited --queue-timeout; 499: one whose client left.
+    Client stuck(reactor->host(), reactor->port());
+    stuck.send("spin 1000\n");
+    ASSERT_TRUE(wait_until([&] { return reactor->busy_handlers() == 1; }, 10s));
+    StoppedProcess stopped(first_pid);
+    ASSERT_TRUE(stopped.stopped());
+    Client waiting(reactor->host(), reactor->port());
+    waiting.send("GET /fib/12 HTTP/1.1\r\nHost: a\r\n\r\n");
+    ASSERT_TRUE(wait_until([&] { return reactor->queue_length() == 1; }, 10s));
+    Client turned_away(reactor->host(), reactor->port());
+    turned_away.send("GET /fib/13 HTTP/1.1\r\nHost: a\r\n\r\n");
+    EXPECT_EQ(read_response(turned_away).status, 503);
+    EXPECT_EQ(read_response(waiting).status, 503);  // After --queue-timeout.
+    std::optional<Client> leaving(std::in_place, reactor->host(), reactor->port());
+    leaving->send("GET /fib/14 HTTP/1.1\r\nHost: a\r\n\r\n");
+    ASSERT_TRUE(wait_until([&] { return reactor->queue_length() == 1; }, 10s));
+    leaving.reset();
+    ASSERT_TRUE(wait_until([&] { return reactor->stat("counters.abandoned") == 1; }, 10s));
+    stopped.resume();
+    EXPECT_EQ(stuck.read_line(), "spun 1000");
+  }
+  {  // 499: the client left a request that ran, which was cancelled.
+    std::optional<Client> leaving(std::in_place, reactor->host(), reactor->port());
+    leaving->send("GET /spin/60000 HTTP/1.1\r\nHost: a\r\n\r\n");
+    ASSERT_TRUE(wait_until([&] { return reactor->busy_handlers() == 1; }, 10s));
+    leaving.reset();
+    ASSERT_TRUE(wait_until([&] { return reactor->stat("counters.cancelled") == 1; }, 10s));
+    ASSERT_TRUE(reactor->wait_for_handlers(1, 10s));
+  }
+  {  // 502: the handler died in the middle of a request.
+    Client client(reactor->host(), reactor->port());
+    client.send("GET /spin/60000 HTTP/1.1\r\nHost: a\r\n\r\n");
+    ASSERT_TRUE(wait_until([&] { return reactor->busy_handlers() == 1; }, 10s));
+    reactor->expect_crash_reports();
+    const pid_t victim = reactor->handler_pids().at(0);
+    ASSERT_GT(victim, 0);
+    ::kill(victim, SIGKILL);
+    EXPECT_EQ(read_response(client).status, 502);
+  }
+  EXPECT_EQ(reactor->signal_and_wait(SIGTERM, 10s), 0);
+  const std::string lines = python(
+      "import json, sys\n"
+      "for r in (json.loads(line) for line in sys.stdin):\n"
+      "  if r.get('type') != 'access': continue\n"
+      "  print(r['status'], r['request'], '|', r.get('reason', '-'), '|', r['handler_pid'] > 0,\n"
+      "        r['bytes'] > 0, r['queue_ms'] >= 5000, r['service_ms'] > 0)\n",
+      reactor->stderr_text());
+  // Status, request, reason; a handler's pid, bytes sent, waited --queue-timeout, ran.
+  for (const std::string expected : {
+           "200 GET /fib/10 HTTP/1.1 | - | True True False True\n",
+           "400 POST /fib/10 HTTP/1.1 | malformed request: Invalid character in Content-Length | False True "
+           "False False\n",
+           "408 GET /fib/11 HTTP/1.1 | read timeout | False True False False\n",
+           "200 spin 1000 | - | True True False True\n",
+           "503 GET /fib/13 HTTP/1.1 | busy: the queue is full | False True False False\n",
+           "503 GET /fib/12 HTTP/1.1 | busy: waited --queue-timeout | False True True False\n",
+           "499 GET /fib/14 HTTP/1.1 | the client left while its request waited | False False False False\n",
+           "499 GET /spin/60000 HTTP/1.1 | cancelled: the client left | True False False True\n",
+           "502 GET /spin/60000 HTTP/1.1 | handler crashed | True True False True\n",
+       }) {
+    EXPECT_EQ(occurrences(lines, expected), 1u) << expected << " in\n" << lines;
+  }
+  EXPECT_EQ(occurrences(lines, "\n"), 9u) << lines;
+}
+
+// Without the access log, the reason the reactor refused a request was logged nowhere, not even at debug.
+TEST(Admin, WithoutTheAccessLogARefusalsReasonIsLoggedAtDebug) {
+  ReactorProcess reactor({"--handlers", "1", "--log-level", "debug"});
+  Client client(reactor.host(), reactor.port());
+  client.send("POST /fib/10 HTTP/1.1\r\nHost: a\r\nContent-Length: 1x\r\n\r\n");
+  EXPECT_EQ(read_response(client).status, 400);
+  EXPECT_TRUE(reactor.wait_for_log("debug: http request from 127.0.0.1:", 10s)) << reactor.stderr_text();
+  EXPECT_TRUE(reactor.wait_for_log(": 400 (malformed request: Invalid character in Content-Length)", 10s))
+      << reactor.stderr_text();
 }
 
 // The JSON access log copied invalid UTF-8 from clients, and strict JSON parsers rejected the line.
