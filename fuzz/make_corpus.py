@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed inputs of fuzz/corpus/ (fuzz/README.md): the HTTP conformance cases as raw requests,
-lines of the line protocol, ipc frames built from the header of ipc/wire.hpp, and request records built
-from the layout of ipc/request_record.hpp.
+lines of the line protocol, ipc frames built from the header of ipc/wire.hpp, request records built
+from the layout of ipc/request_record.hpp, and PROXY protocol headers.
 
     fuzz/make_corpus.py
 
@@ -177,6 +177,76 @@ LINE_SESSIONS = {
 }
 
 
+# PROXY protocol headers (HAProxy's doc/proxy-protocol.txt; reactor/proxy_header.hpp), as send-proxy and
+# send-proxy-v2 write them and broken in the ways the decoder refuses, some with a request after them.
+V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+V2_LOCAL, V2_PROXY = 0x20, 0x21  # ver_cmd: version 2, then the command.
+V2_TCP4, V2_UDP4, V2_TCP6, V2_UNIX_STREAM = 0x11, 0x12, 0x21, 0x31  # fam: family, then transport.
+PP2_ALPN, PP2_AUTHORITY, PP2_CRC32C, PP2_NOOP, PP2_UNIQUE_ID, PP2_SSL, PP2_SSL_VERSION, PP2_SSL_CN = (
+    0x01, 0x02, 0x03, 0x04, 0x05, 0x20, 0x21, 0x22)
+PROXIED_REQUEST = b"GET /ping HTTP/1.1\r\nHost: a\r\n\r\n"
+
+
+def v2_header(ver_cmd, fam, after, length=None):
+    return V2_SIGNATURE + struct.pack(">BBH", ver_cmd, fam, len(after) if length is None else length) + after
+
+
+def v2_inet(source, destination, source_port, destination_port):
+    return bytes(source) + bytes(destination) + struct.pack(">HH", source_port, destination_port)
+
+
+def tlv(kind, value):
+    return struct.pack(">BH", kind, len(value)) + value
+
+
+FULL_IPV6 = b"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+V2_TCP4_ADDRESSES = v2_inet([192, 0, 2, 1], [198, 51, 100, 2], 40000, 443)
+IPV6_LOOPBACK = [0] * 15 + [1]
+V2_TCP6_ADDRESSES = v2_inet([0x20, 0x01, 0x0d, 0xb8] + [0] * 11 + [7], IPV6_LOOPBACK, 51234, 8080)
+SSL_TLV_VALUE = b"\x07\x00\x00\x00\x00" + tlv(PP2_SSL_VERSION, b"TLSv1.3") + tlv(PP2_SSL_CN, b"c")
+HAPROXY_TLVS = (tlv(PP2_ALPN, b"h2") + tlv(PP2_AUTHORITY, b"example.com") + tlv(PP2_UNIQUE_ID, b"u" * 32) +
+                tlv(PP2_SSL, SSL_TLV_VALUE) + tlv(PP2_CRC32C, b"\x00\x00\x00\x00") + tlv(PP2_NOOP, b""))
+PROXY_HEADERS = {
+    "v1-tcp4": b"PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n",
+    "v1-tcp4-then-request": b"PROXY TCP4 10.0.0.1 10.0.0.2 1234 80\r\n" + PROXIED_REQUEST,
+    "v1-tcp6": b"PROXY TCP6 2001:db8::1 2001:db8::2 0 65535\r\n",
+    "v1-tcp6-mapped": b"PROXY TCP6 ::ffff:10.1.2.3 ::1 65535 80\r\nping\n",
+    "v1-tcp6-longest": b"PROXY TCP6 " + FULL_IPV6 + b" " + FULL_IPV6 + b" 65535 65535\r\n",
+    "v1-unknown": b"PROXY UNKNOWN\r\n" + PROXIED_REQUEST,
+    "v1-unknown-longest": b"PROXY UNKNOWN " + FULL_IPV6 + b" " + FULL_IPV6 + b" 65535 65535\r\n",
+    "v1-unknown-too-long": b"PROXY UNKNOWN " + FULL_IPV6 + b" " + FULL_IPV6 + b" 65535 65535 \r\n",
+    "v1-two-spaces": b"PROXY TCP4 1.2.3.4  5.6.7.8 1 2\r\n",
+    "v1-leading-zero": b"PROXY TCP4 1.2.3.04 5.6.7.8 1 2\r\n",
+    "v1-port-too-large": b"PROXY TCP4 1.2.3.4 5.6.7.8 65536 2\r\n",
+    "v1-family-mismatch": b"PROXY TCP4 ::1 ::1 1 2\r\n",
+    "v1-bare-lf": b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n",
+    "v1-cr-without-lf": b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\rGET",
+    "v1-cut-short": b"PROXY TCP4 192.168.0.1 19",
+    "v2-tcp4": v2_header(V2_PROXY, V2_TCP4, V2_TCP4_ADDRESSES),
+    "v2-tcp4-then-request": v2_header(V2_PROXY, V2_TCP4, V2_TCP4_ADDRESSES) + PROXIED_REQUEST,
+    "v2-tcp4-haproxy-tlvs": v2_header(V2_PROXY, V2_TCP4, V2_TCP4_ADDRESSES + HAPROXY_TLVS) + b"ping\n",
+    "v2-tcp6": v2_header(V2_PROXY, V2_TCP6, V2_TCP6_ADDRESSES),
+    "v2-tcp6-mapped": v2_header(V2_PROXY, V2_TCP6,
+                                v2_inet([0] * 10 + [0xff, 0xff, 10, 1, 2, 3], IPV6_LOOPBACK, 1, 2)),
+    "v2-udp4": v2_header(V2_PROXY, V2_UDP4, V2_TCP4_ADDRESSES),
+    "v2-unix-stream": v2_header(V2_PROXY, V2_UNIX_STREAM, b"/run/a.sock".ljust(108, b"\x00") * 2),
+    "v2-local": v2_header(V2_LOCAL, 0x00, b"") + PROXIED_REQUEST,
+    "v2-local-tlvs": v2_header(V2_LOCAL, 0x00, tlv(PP2_NOOP, b"\x00" * 5)),
+    "v2-unspecified": v2_header(V2_PROXY, 0x00, b""),
+    "v2-longest": v2_header(V2_PROXY, V2_TCP4, V2_TCP4_ADDRESSES + tlv(PP2_NOOP, b"n" * (4096 - 31))),
+    "v2-too-long": v2_header(V2_PROXY, V2_TCP4, V2_TCP4_ADDRESSES, length=4081),
+    "v2-too-short-for-ipv6": v2_header(V2_PROXY, V2_TCP6, V2_TCP4_ADDRESSES),
+    "v2-version-1": v2_header(0x11, V2_TCP4, V2_TCP4_ADDRESSES),
+    "v2-command-2": v2_header(0x22, V2_TCP4, V2_TCP4_ADDRESSES),
+    "v2-family-4": v2_header(V2_PROXY, 0x41, V2_TCP4_ADDRESSES),
+    "v2-truncated": v2_header(V2_PROXY, V2_TCP6, V2_TCP6_ADDRESSES)[:-3],
+    "v2-signature-only": V2_SIGNATURE,
+    "http-request": PROXIED_REQUEST,
+    "tls-client-hello": b"\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03",
+    "http2-preface": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+}
+
+
 def main():
     for name, request in http_cases():
         for target in ("http_request_parser", "request_framing", "admin_request"):
@@ -200,6 +270,8 @@ def main():
     write("channel_receive", "too-many-descriptors", b"\x03\x00\x00" + FRAMES["connection"])
     for name, payload in RECORDS.items():
         write("request_record", name, payload)
+    for name, header in PROXY_HEADERS.items():
+        write("proxy_header", name, header)
 
 
 if __name__ == "__main__":
