@@ -28,6 +28,7 @@ EarlyExit usage_error(const std::string& what) {
 struct OptionText {
   std::optional<std::string> text;
   bool given = false;
+  std::vector<std::string> every;  // A repeatable option: each value given, in order (text is the last).
 };
 
 // Reads an option into the configuration: nothing, or what is wrong (printed after "handoff: ").
@@ -44,6 +45,7 @@ struct OptionRow {
   Store store;               // Empty for --help and --version, answered before anything is read.
   // Read once every other option is: it is checked against them (--handlers against --max-handlers).
   bool after_others = false;
+  bool repeatable = false;  // It may be given several times (OptionText::every); else twice is an error.
 };
 
 std::string must_be(const std::string& name, const std::string& text, const std::string& expected) {
@@ -93,13 +95,23 @@ std::optional<size_t> parse_send_ahead(std::string_view text) {
 }
 
 std::optional<std::string> store_listen(Config& config, const std::string&, const OptionText& option) {
-  const std::optional<ListenAddress> address = parse_listen_address(*option.text);
-  if (!address) {
-    return "--listen '" + *option.text +
-           "' is not HOST:PORT with an IP address (e.g. 127.0.0.1:8888, [::1]:0)";
+  if (!option.given) return std::nullopt;  // The default of Config.
+  config.listen.clear();
+  for (const std::string& text : option.every) {
+    std::string error;
+    const std::optional<ListenAddress> address = parse_listen_target(text, error);
+    if (!address) return "--listen '" + text + "' " + error;
+    // Port 0 twice is two sockets, each on a free port of its own.
+    const auto same = [&](const ListenAddress& other) {
+      return address->is_unix()
+                 ? other.path == address->path
+                 : address->port != 0 && other.host == address->host && other.port == address->port;
+    };
+    if (std::find_if(config.listen.begin(), config.listen.end(), same) != config.listen.end())
+      return "--listen '" + text + "' is given twice";
+    config.listen.push_back(*address);
   }
-  config.listen = *address;
-  config.listen_given = option.given;
+  config.listen_given = true;
   return std::nullopt;
 }
 
@@ -244,8 +256,10 @@ std::vector<OptionRow> option_table(const std::string& default_handler) {
   const Config defaults;
   // clang-format off
   return {
-    {"", "listen", "HOST:PORT", "address to listen on, HOST:PORT; IPv6 as [::1]:8888; port 0 picks a free "
-     "port. Prints 'listening on HOST:PORT' once ready", defaults.listen.to_string(), store_listen},
+    {"", "listen", "ADDRESS", "address to listen on: HOST:PORT (IPv6 as [::1]:8888; port 0 picks a free port), "
+     "or unix:PATH for a Unix socket (unix:PATH,mode=0660 sets its permissions; default 0666). Give it "
+     "several times to listen on several addresses. Prints 'listening on ADDRESS' for each once ready",
+     defaults.listen.front().to_string(), store_listen, false, true},
     {"", "reuse-port", "", "several reactors may listen on the same port of one host: the kernel spreads new "
      "connections among them (SO_REUSEPORT)", "", flag(&Config::reuse_port)},
     {"", "handlers", "N", "number of handler processes (default: one per core, at most --max-handlers)", "",
@@ -396,6 +410,11 @@ OptionText option_text(const cxxopts::ParseResult& result, const OptionRow& row)
   if (!row.value_name.empty() && (option.given || !row.default_text.empty())) {
     option.text = result[name].as<std::string>();
   }
+  if (row.repeatable) {
+    for (const cxxopts::KeyValue& argument : result.arguments()) {
+      if (argument.key() == name) option.every.push_back(argument.value());
+    }
+  }
   return option;
 }
 
@@ -419,7 +438,11 @@ std::variant<Config, EarlyExit> parse_command_line(int argc, const char* const* 
       return usage_error("unexpected argument '" + result.unmatched()[0] + "'");
     // cxxopts keeps the last of an option given twice: the first would be dropped without a word.
     for (const cxxopts::KeyValue& argument : result.arguments()) {
-      if (result.count(argument.key()) > 1) return usage_error("--" + argument.key() + " is given twice");
+      const auto row = std::find_if(table.begin(), table.end(),
+                                    [&](const OptionRow& row) { return long_name(row) == argument.key(); });
+      const bool repeatable = row != table.end() && row->repeatable;
+      if (!repeatable && result.count(argument.key()) > 1)
+        return usage_error("--" + argument.key() + " is given twice");
     }
     for (const bool after_others : {false, true}) {
       for (const OptionRow& row : table) {

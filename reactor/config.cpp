@@ -44,6 +44,7 @@ std::optional<size_t> parse_count(std::string_view text) {
 }
 
 std::string ListenAddress::to_string() const {
+  if (is_unix()) return "unix:" + path;
   const bool ipv6 = host.find(':') != std::string::npos;
   return (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
@@ -68,7 +69,37 @@ std::optional<ListenAddress> parse_listen_address(std::string_view text) {
       port > 65535) {
     return std::nullopt;
   }
-  return ListenAddress{std::move(host), static_cast<uint16_t>(port)};
+  return ListenAddress{.host = std::move(host), .port = static_cast<uint16_t>(port)};
+}
+
+std::optional<ListenAddress> parse_listen_target(std::string_view text, std::string& error) {
+  constexpr std::string_view kUnix = "unix:";
+  if (!text.starts_with(kUnix)) {
+    std::optional<ListenAddress> address = parse_listen_address(text);
+    if (!address) error = "is not HOST:PORT with an IP address (e.g. 127.0.0.1:8888, [::1]:0), or unix:PATH";
+    return address;
+  }
+  text.remove_prefix(kUnix.size());
+  ListenAddress address;
+  constexpr std::string_view kMode = ",mode=";
+  if (const size_t at = text.rfind(kMode); at != std::string_view::npos) {
+    const std::string_view digits = text.substr(at + kMode.size());
+    unsigned mode = 0;
+    const auto [end, failed] = std::from_chars(digits.data(), digits.data() + digits.size(), mode, 8);
+    if (digits.empty() || failed != std::errc() || end != digits.data() + digits.size() || mode > 0777) {
+      error = "has a mode that is not octal permissions from 0 to 0777 (e.g. mode=0660)";
+      return std::nullopt;
+    }
+    address.mode = mode;
+    text = text.substr(0, at);
+  }
+  // sockaddr_un's sun_path holds 108 bytes, its terminating NUL included (unix(7)).
+  if (!text.starts_with('/') || text.size() > 107) {
+    error = "needs an absolute path of at most 107 bytes after unix:";
+    return std::nullopt;
+  }
+  address.path = std::string(text);
+  return address;
 }
 
 std::optional<std::vector<std::string>> split_command(std::string_view text) {

@@ -15,12 +15,20 @@
 
 namespace handoff::reactor {
 
+// Where the reactor listens, or where a peer is: a TCP address, or a Unix socket's path.
 struct ListenAddress {
   std::string host;  // An IPv4 or IPv6 literal, without brackets.
   uint16_t port = 0;
+  std::string path;  // A Unix socket's path: set for "unix:PATH" (host and port are unused then).
+  // The permissions a Unix socket the reactor binds is given: anyone may connect (as nginx does), unless
+  // "unix:PATH,mode=0660" says otherwise. The folder's permissions apply too.
+  unsigned mode = kDefaultUnixSocketMode;
+  static constexpr unsigned kDefaultUnixSocketMode = 0666;
 
-  // HOST:PORT, with brackets around an IPv6 host.
+  bool is_unix() const { return !path.empty(); }
+  // HOST:PORT, with brackets around an IPv6 host; unix:PATH.
   std::string to_string() const;
+  bool operator==(const ListenAddress&) const = default;
 };
 
 using Milliseconds = std::chrono::milliseconds;
@@ -33,7 +41,8 @@ inline constexpr unsigned kDefaultSendAhead = 4;
 inline constexpr unsigned kMaxSendAhead = 7;
 
 struct Config {
-  ListenAddress listen{"127.0.0.1", 8888};
+  // --listen, each address once, in the order given: the same requests are served on all.
+  std::vector<ListenAddress> listen{ListenAddress{.host = "127.0.0.1", .port = 8888}};
   bool listen_given = false;  // --listen was on the command line (a socket passed by systemd conflicts).
   bool reuse_port = false;    // --reuse-port: the port may be shared with other reactors (SO_REUSEPORT).
   // How this reactor was started: its executable's path as it was then and its arguments. A takeover
@@ -91,8 +100,9 @@ struct Config {
   std::string admin_token;  // From --admin-token-file: POST on the admin port needs it as a Bearer token.
 
   // Operations: docs/operations.md.
-  std::optional<ListenAddress> admin = ListenAddress{"127.0.0.1", 8889};  // nullopt: --admin off.
-  std::optional<std::string> pid_file;                                    // --pid-file: reactor/pid_file.hpp.
+  std::optional<ListenAddress> admin =
+      ListenAddress{.host = "127.0.0.1", .port = 8889};  // nullopt: --admin off.
+  std::optional<std::string> pid_file;                   // --pid-file: reactor/pid_file.hpp.
   LogLevel log_level = LogLevel::kInfo;
   LogFormat log_format = LogFormat::kText;
   bool access_log = false;
@@ -106,6 +116,9 @@ std::optional<size_t> parse_count(std::string_view text);
 // "127.0.0.1:8888", "[::1]:0", "localhost:80"; nullopt when malformed. The host must be an IP literal or
 // "localhost" (which means 127.0.0.1).
 std::optional<ListenAddress> parse_listen_address(std::string_view text);
+// --listen's forms: HOST:PORT as parse_listen_address reads it, or "unix:PATH" with an optional
+// ",mode=OCTAL" (at most 0777); PATH absolute, at most 107 bytes (sockaddr_un). Else error says why.
+std::optional<ListenAddress> parse_listen_target(std::string_view text, std::string& error);
 
 // "30s", "250ms", "2m", or a bare number of seconds; nullopt when malformed.
 std::optional<Milliseconds> parse_duration(std::string_view text);

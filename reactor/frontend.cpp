@@ -49,15 +49,38 @@ Frontend::~Frontend() {
   closing.swap(connections_);
 }
 
-std::error_code Frontend::listen(ipc::UniqueFd socket, DescriptorReserve& reserve, bool accept_now) {
+std::error_code Frontend::listen(std::vector<ipc::UniqueFd> sockets, DescriptorReserve& reserve,
+                                 bool accept_now) {
   if (auto error = SocketPoller::open(loop_, poller_)) return error;
-  listener_ = make_loop_owned<Listener>(loop_, std::move(socket), reserve, Listener::ReserveUse::kTakeBack,
-                                        [this](ipc::UniqueFd client) {
-                                          ++metrics_.counters.accepted;
-                                          accept(std::move(client));
-                                        });
-  if (!accept_now) listener_->hold(Listener::Hold::kTakeover);
+  for (ipc::UniqueFd& socket : sockets) {
+    listeners_.push_back(make_loop_owned<Listener>(
+        loop_, std::move(socket), reserve, Listener::ReserveUse::kTakeBack, [this](ipc::UniqueFd client) {
+          ++metrics_.counters.accepted;
+          accept(std::move(client));
+        }));
+    if (!accept_now) listeners_.back()->hold(Listener::Hold::kTakeover);
+  }
   return {};
+}
+
+std::vector<ListenAddress> Frontend::local_addresses() const {
+  std::vector<ListenAddress> addresses;
+  for (const auto& listener : listeners_) addresses.push_back(listener->local_address());
+  return addresses;
+}
+
+std::vector<int> Frontend::listening_sockets() const {
+  std::vector<int> sockets;
+  for (const auto& listener : listeners_) sockets.push_back(listener->socket());
+  return sockets;
+}
+
+void Frontend::hold_listeners(Listener::Hold reason) {
+  for (auto& listener : listeners_) listener->hold(reason);
+}
+
+void Frontend::release_listeners(Listener::Hold reason) {
+  for (auto& listener : listeners_) listener->release(reason);
 }
 
 std::array<size_t, Connection::kStates> Frontend::connections_by_state() const {
@@ -67,7 +90,7 @@ std::array<size_t, Connection::kStates> Frontend::connections_by_state() const {
 }
 
 void Frontend::start_accepting() {
-  if (listener_) listener_->release(Listener::Hold::kTakeover);
+  release_listeners(Listener::Hold::kTakeover);
 }
 
 // --- The life of one connection: accept, request ready, dispatch, hand-off, done ---
@@ -85,7 +108,7 @@ void Frontend::accept(ipc::UniqueFd client, ConnectionStart start) {
 }
 
 void Frontend::hold_at_capacity() {
-  if (config_.max_connections != 0 && connections_.size() >= config_.max_connections && listener_) {
+  if (config_.max_connections != 0 && connections_.size() >= config_.max_connections && !listeners_.empty()) {
     // More clients wait in the listen backlog (TCP holds them, at no cost to the reactor) until one closes.
     // Said when it first happens and then at most every 10 s: under overload it happens at every accept.
     const uint64_t now = uv_hrtime();
@@ -95,7 +118,7 @@ void Frontend::hold_at_capacity() {
       last_capacity_report_ns_ = now;
     }
     at_capacity_ = true;
-    listener_->hold(Listener::Hold::kCapacity);
+    hold_listeners(Listener::Hold::kCapacity);
   }
 }
 
@@ -108,9 +131,9 @@ void Frontend::close_connection(ConnectionId id) {
 }
 
 void Frontend::release_below_capacity() {
-  if (at_capacity_ && connections_.size() < config_.max_connections && listener_) {
+  if (at_capacity_ && connections_.size() < config_.max_connections && !listeners_.empty()) {
     at_capacity_ = false;
-    listener_->release(Listener::Hold::kCapacity);
+    release_listeners(Listener::Hold::kCapacity);
   }
 }
 
@@ -461,7 +484,7 @@ double Frontend::running_ms(const HandlerProcess& handler) {
 
 void Frontend::drain() {
   phase_ = Phase::kDraining;
-  listener_.reset();
+  listeners_.clear();
   // Connections between requests (or in the middle of sending one) are closed; those waiting for a handler
   // or being served are finished first.
   std::erase_if(connections_, [](const auto& entry) { return entry.second->reading(); });
@@ -474,7 +497,7 @@ void Frontend::finish() {
 
 void Frontend::stop() {
   phase_ = Phase::kStopping;
-  listener_.reset();
+  listeners_.clear();
   std::erase_if(connections_, [this](const auto& entry) {
     if (dispatcher_.is_being_served(entry.first)) return false;
     // A request still waiting for a handler gets a clear answer, never a silent close.

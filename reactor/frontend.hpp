@@ -20,6 +20,7 @@
 #include <string_view>
 #include <system_error>
 #include <unordered_map>
+#include <vector>
 
 #include "ipc/unique_fd.hpp"
 #include "ipc/wire.hpp"
@@ -44,13 +45,14 @@ class Frontend final : public HandlerPool::ConnectionEvents, Connection::Events 
            Metrics& metrics);
   ~Frontend();
 
-  // Accepts on socket (listening, non-blocking), from now on or (accept_now false: a takeover's successor)
+  // Accepts on sockets (listening, non-blocking), from now on or (accept_now false: a takeover's successor)
   // from start_accepting(); reserve (borrowed) is taken back before each accept. The failed call is logged.
-  std::error_code listen(ipc::UniqueFd socket, DescriptorReserve& reserve, bool accept_now);
+  std::error_code listen(std::vector<ipc::UniqueFd> sockets, DescriptorReserve& reserve, bool accept_now);
   // Accepts once the takeover's hold is lifted (and --max-connections allows).
   void start_accepting();
-  ListenAddress local_address() const { return listener_->local_address(); }
-  int listening_socket() const { return listener_->socket(); }  // Borrowed: a takeover passes it on.
+  // The listeners' addresses, and their sockets (borrowed: a takeover passes them on), in listen's order.
+  std::vector<ListenAddress> local_addresses() const;
+  std::vector<int> listening_sockets() const;
 
   // A takeover (reactor/frontend_takeover.cpp).
   // A connection the reactor this one takes over from passed on: read on from where that one stopped
@@ -86,6 +88,9 @@ class Frontend final : public HandlerPool::ConnectionEvents, Connection::Events 
   // --max-connections: holds the listener at the cap, and lets it go below.
   void hold_at_capacity();
   void release_below_capacity();
+  // Every listener is held for reason, or released from it (Listener::Hold).
+  void hold_listeners(Listener::Hold reason);
+  void release_listeners(Listener::Hold reason);
   // Passes the connection to the reactor that takes over, with the request kept for it, if any, then
   // unconsumed (reactor/frontend_takeover.cpp).
   void pass_to_successor(ConnectionId id, std::string unconsumed);
@@ -191,7 +196,7 @@ class Frontend final : public HandlerPool::ConnectionEvents, Connection::Events 
   HandlerPool& pool_;
   Metrics& metrics_;
   Phase phase_ = Phase::kServing;
-  LoopOwned<Listener> listener_;
+  std::vector<LoopOwned<Listener>> listeners_;  // One per --listen address, or per socket passed on.
   LoopOwned<SocketPoller> poller_;  // Before connections_: each forgets its socket when it closes.
   ReadBudget budget_;               // Before connections_: each gives its bytes back when it closes.
   std::unordered_map<ConnectionId, LoopOwned<Connection>> connections_;

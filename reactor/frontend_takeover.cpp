@@ -28,7 +28,7 @@ void Frontend::pass_all_to_successor(PassCallback pass, std::function<void()> al
   pass_ = std::move(pass);
   all_passed_ = std::move(all_passed);
   // Kept, should the successor die before every connection is its.
-  listener_->hold(Listener::Hold::kTakeover);
+  hold_listeners(Listener::Hold::kTakeover);
   std::vector<ConnectionId> ids;
   for (const auto& entry : connections_) ids.push_back(entry.first);
   for (const ConnectionId id : ids) {

@@ -4,6 +4,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -28,7 +30,54 @@ std::error_code failed(const char* call, const std::string& address) {
 
 }  // namespace
 
+namespace {
+
+// A Unix socket file left by a reactor that did not remove it (killed, or a crash) refuses connections; one
+// that a live process listens on accepts them, and is not taken from it. Anything else at the path stays.
+std::error_code clear_stale_socket(const std::string& path, const sockaddr_un& address) {
+  struct stat status;
+  if (::lstat(path.c_str(), &status) != 0) {
+    return errno == ENOENT ? std::error_code() : failed("lstat", path);
+  }
+  if (!S_ISSOCK(status.st_mode)) {
+    log_at(LogLevel::kError, "--listen unix:%s: the path exists and is not a socket", path.c_str());
+    return std::make_error_code(std::errc::file_exists);
+  }
+  ipc::UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!probe) return failed("socket for", path);
+  if (::connect(probe.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) == 0 ||
+      errno == EAGAIN) {
+    log_at(LogLevel::kError, "--listen unix:%s: another process listens on it", path.c_str());
+    return std::make_error_code(std::errc::address_in_use);
+  }
+  if (errno != ECONNREFUSED) return failed("connect to the existing socket", path);
+  log_at(LogLevel::kInfo, "--listen unix:%s: removing the socket file left by a server that is gone",
+         path.c_str());
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return failed("unlink", path);
+  return {};
+}
+
+std::error_code open_unix(const ListenAddress& address, ipc::UniqueFd& socket) {
+  sockaddr_un storage{};
+  storage.sun_family = AF_UNIX;
+  std::memcpy(storage.sun_path, address.path.data(), address.path.size());  // Checked: it fits, with a NUL.
+  const std::string where = address.to_string();
+  ipc::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return failed("socket for", where);
+  if (auto error = clear_stale_socket(address.path, storage)) return error;
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&storage), sizeof(storage)) != 0)
+    return failed("bind", where);
+  // Before listen: no client connects under the umask's permissions in between.
+  if (::chmod(address.path.c_str(), address.mode) != 0) return failed("chmod", where);
+  if (::listen(fd.get(), kBacklog) != 0) return failed("listen", where);
+  socket = std::move(fd);
+  return {};
+}
+
+}  // namespace
+
 std::error_code Listener::open(const ListenAddress& address, bool reuse_port, ipc::UniqueFd& socket) {
+  if (address.is_unix()) return open_unix(address, socket);
   sockaddr_storage storage{};
   socklen_t length;
   int family;
@@ -98,14 +147,21 @@ std::optional<ListenAddress> socket_address(int socket, bool peer) {
   const auto call = peer ? ::getpeername : ::getsockname;
   if (call(socket, reinterpret_cast<sockaddr*>(&storage), &length) != 0) return std::nullopt;
   char host[INET6_ADDRSTRLEN] = "";
+  if (storage.ss_family == AF_UNIX) {
+    const auto* local = reinterpret_cast<const sockaddr_un*>(&storage);
+    const size_t length = ::strnlen(local->sun_path, sizeof(local->sun_path));
+    // A client of a Unix socket has no name of its own: it is told by the socket it came in on.
+    if (length == 0) return peer ? socket_address(socket, false) : std::nullopt;
+    return ListenAddress{.path = std::string(local->sun_path, length)};
+  }
   if (storage.ss_family == AF_INET6) {
     const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&storage);
     inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
-    return ListenAddress{host, ntohs(v6->sin6_port)};
+    return ListenAddress{.host = host, .port = ntohs(v6->sin6_port)};
   }
   const auto* v4 = reinterpret_cast<const sockaddr_in*>(&storage);
   inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
-  return ListenAddress{host, ntohs(v4->sin_port)};
+  return ListenAddress{.host = host, .port = ntohs(v4->sin_port)};
 }
 
 void Listener::accept_pending() {

@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <system_error>
+#include <vector>
 
 #include "ipc/unique_fd.hpp"
 #include "reactor/config.hpp"
@@ -18,8 +19,8 @@ namespace handoff::reactor {
 // The reactor's listening sockets: bound by Listener::open, passed by systemd (reactor/systemd.hpp), or by
 // the reactor this one takes over from (reactor/takeover.hpp).
 struct ListenSockets {
-  ipc::UniqueFd serve;  // The service port (--listen).
-  ipc::UniqueFd admin;  // The admin port (--admin); not set when there is none.
+  std::vector<ipc::UniqueFd> serve;  // The service's (--listen), at least one.
+  ipc::UniqueFd admin;               // The admin port (--admin); not set when there is none.
 };
 
 // The address of a socket (getsockname) or of its peer (getpeername); nullopt when the call fails.
@@ -31,7 +32,8 @@ class Listener {
   using AcceptCallback = std::function<void(ipc::UniqueFd client)>;
 
   // Binds and listens on address; the failed call is logged. reuse_port: other sockets may bind the same
-  // address too (SO_REUSEPORT), and the kernel spreads new connections among them.
+  // address too (SO_REUSEPORT), and the kernel spreads new connections among them. A Unix socket's file
+  // gets address.mode; a socket file already at its path is replaced only when nobody listens on it.
   static std::error_code open(const ListenAddress& address, bool reuse_port, ipc::UniqueFd& socket);
 
   // What the listener does with the reactor's DescriptorReserve (borrowed; it outlives the listener): every

@@ -110,6 +110,7 @@ int main(int argc, char** argv) {
     if (!started) server.stop();
     uv_run(loop, UV_RUN_DEFAULT);
     status = started ? server.exit_status() : 1;
+    server.remove_socket_files();
   }
   if (config.pid_file) remove_pid_file_if_ours(*config.pid_file);
   uv_loop_close(loop);

@@ -4,7 +4,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cassert>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 
@@ -68,6 +70,14 @@ std::error_code Server::start() {
   const bool taking_over = predecessor_channel_.has_value();
   if (auto error = frontend_.listen(std::move(sockets.serve), descriptor_reserve_, !taking_over))
     return error;
+  for (const ListenAddress& address : frontend_.local_addresses()) {
+    if (address.is_unix() && config_.listen_given &&
+        std::find_if(config_.listen.begin(), config_.listen.end(), [&](const ListenAddress& named) {
+          return named.path == address.path;
+        }) != config_.listen.end()) {
+      socket_files_.push_back(address.path);
+    }
+  }
   if (taking_over) {
     admin_socket_kept_ = std::move(sockets.admin);
   } else if (sockets.admin) {
@@ -112,8 +122,11 @@ std::error_code Server::open_listen_sockets(ListenSockets& sockets) {
   }
   if (passed) {
     sockets = std::move(*passed);
-  } else if (auto error = Listener::open(config_.listen, config_.reuse_port, sockets.serve)) {
-    return error;
+  } else {
+    for (const ListenAddress& address : config_.listen) {
+      if (auto error = Listener::open(address, config_.reuse_port, sockets.serve.emplace_back()))
+        return error;
+    }
   }
   // A socket systemd passed as the admin port's is used as that; else --admin is bound.
   if (!sockets.admin && config_.admin) {
@@ -138,7 +151,9 @@ void Server::on_pool_ready() {
              error.message().c_str());
     }
   }
-  std::printf("listening on %s\n", frontend_.local_address().to_string().c_str());
+  for (const ListenAddress& address : frontend_.local_addresses()) {
+    std::printf("listening on %s\n", address.to_string().c_str());
+  }
   if (admin_) std::printf("admin listening on %s\n", admin_->local_address().to_string().c_str());
   std::fflush(stdout);
   log_at(LogLevel::kInfo, "serving with %u handler%s: %s", pool_.target(), pool_.target() == 1 ? "" : "s",
@@ -165,7 +180,7 @@ void Server::begin_takeover() {
   }
   const Successor::Options options{
       .argv = config_.own_command,
-      .serve = frontend_.listening_socket(),
+      .serve = frontend_.listening_sockets(),
       .admin = admin_ ? admin_->listening_socket() : -1,
       .pool_size = pool_.target(),
       // Twice a handler's start timeout: the successor's pool retries a handler that fails to start once.
@@ -226,6 +241,7 @@ void Server::on_successor_took_all(Successor& successor) {
   log_at(LogLevel::kInfo, "takeover: the new reactor (pid %d) took every connection; exiting",
          successor.pid());
   admin_socket_kept_.reset();
+  handed_over_ = true;
   if (phase_ != Phase::kHandingOver) return;  // A stop signal came meanwhile, and winds the reactor down.
   phase_ = Phase::kDraining;
   stop_signal_at_ns_ = 0;  // No stop was asked for: the first signal now is the first.
@@ -347,6 +363,15 @@ void Server::on_pool_empty() {
   predecessor_.reset();
   frontend_.finish();
   close_watchers();
+}
+
+void Server::remove_socket_files() const {
+  if (handed_over_) return;
+  for (const std::string& path : socket_files_) {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      log_at(LogLevel::kWarn, "removing the socket file %s (unlink): %s", path.c_str(), std::strerror(errno));
+    }
+  }
 }
 
 void Server::close_watchers() {

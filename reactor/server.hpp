@@ -39,6 +39,9 @@ class Server final : HandlerPool::LifeEvents, Successor::Events {
 
   // The reactor's exit status once the loop has ended.
   int exit_status() const { return exit_status_; }
+  // Once the loop has ended: removes the files of the Unix sockets --listen named, unless a successor took
+  // them over (systemd's are systemd's to remove). A failure is logged.
+  void remove_socket_files() const;
 
  private:
   // HandlerPool::LifeEvents.
@@ -86,6 +89,8 @@ class Server final : HandlerPool::LifeEvents, Successor::Events {
   // A successor accepts on the admin port only once ready (until then the old reactor answers there), and
   // an old reactor keeps a copy of it through the hand-over, to serve it again if the successor dies.
   ipc::UniqueFd admin_socket_kept_;
+  std::vector<std::string> socket_files_;  // The paths of the Unix sockets of --listen it serves on.
+  bool handed_over_ = false;               // A successor took every connection, and the listeners.
 
   // These handles live as long as the Server, which outlives the loop run; they are closed last.
   uv_signal_t sigint_watcher_{};

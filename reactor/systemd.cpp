@@ -61,19 +61,15 @@ std::error_code take_systemd_sockets(std::optional<ListenSockets>& sockets) {
         error = refuse(descriptor, name, "is a second one named \"admin\"");
       else if (!(error = prepare(descriptor, name)))
         passed.admin = std::move(socket);
-    } else if (passed.serve) {
-      error = refuse(descriptor, name,
-                     "is a second service socket: the reactor serves one (name the admin port's "
-                     "FileDescriptorName=admin)");
     } else if (!(error = prepare(descriptor, name))) {
-      passed.serve = std::move(socket);
+      passed.serve.push_back(std::move(socket));  // Every other one is the service's, as --listen's are.
     }
   }
   for (int i = 0; names && i < count; ++i) std::free(names[i]);
   std::free(names);
   if (error) return error;
   if (count == 0) return {};
-  if (!passed.serve) {
+  if (passed.serve.empty()) {
     log_at(LogLevel::kError, "systemd passed only the admin socket: the service socket is missing");
     return std::make_error_code(std::errc::invalid_argument);
   }

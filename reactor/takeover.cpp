@@ -67,12 +67,13 @@ std::error_code Successor::start(uv_loop_t* loop, Options options, Events& event
   LoopOwned<Successor> self(new Successor(ipc::UniqueFd(ends[0]), events, options.stall_timeout));
   if (auto error = set_timeout(self->channel_.fd(), SO_SNDTIMEO, kListenerSendTimeoutSeconds)) return error;
 
-  // The sockets wait in the channel's buffer until the successor reads them: the service port's, then the
-  // admin port's, if there is one.
-  const uint32_t serve_flags = options.admin < 0 ? ipc::kFlagLast : 0;
-  for (const auto& [socket, flags] : {std::pair{options.serve, serve_flags},
-                                      std::pair{options.admin, ipc::kFlagAdminPort | ipc::kFlagLast}}) {
-    if (socket < 0) continue;
+  // The sockets wait in the channel's buffer until the successor reads them: the service's, in their order,
+  // then the admin port's, if there is one. The last says so.
+  std::vector<std::pair<int, uint32_t>> listeners;
+  for (const int socket : options.serve) listeners.emplace_back(socket, 0);
+  if (options.admin >= 0) listeners.emplace_back(options.admin, ipc::kFlagAdminPort);
+  listeners.back().second |= ipc::kFlagLast;
+  for (const auto& [socket, flags] : listeners) {
     ipc::Message listener{.type = ipc::MessageType::kTakeoverListener, .flags = flags};
     listener.descriptor.reset(::fcntl(socket, F_DUPFD_CLOEXEC, 0));
     if (!listener.descriptor) return failed("dup of a listening socket");
@@ -381,11 +382,14 @@ std::error_code Predecessor::receive_listeners(ipc::BlockingChannel& channel, Li
       break;
     }
     // Non-blocking already: the old reactor's file description, which it made so, is this one's too.
-    const bool admin = (message.flags & ipc::kFlagAdminPort) != 0;
-    (admin ? sockets.admin : sockets.serve) = std::move(message.descriptor);
+    if ((message.flags & ipc::kFlagAdminPort) != 0) {
+      sockets.admin = std::move(message.descriptor);
+    } else {
+      sockets.serve.push_back(std::move(message.descriptor));
+    }
     last = (message.flags & ipc::kFlagLast) != 0;
   }
-  if (!error && !sockets.serve) error = ipc::Errc::kMissingDescriptor;
+  if (!error && sockets.serve.empty()) error = ipc::Errc::kMissingDescriptor;
   if (error) {
     log_at(LogLevel::kError, "takeover: receiving the listening sockets from the old reactor: %s",
            error.message().c_str());

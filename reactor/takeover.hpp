@@ -69,7 +69,7 @@ class Successor {
 
   struct Options {
     std::vector<std::string> argv;  // argv[0] is started: the binary now at the reactor's path.
-    int serve = -1;                 // The listening sockets, borrowed; admin may be -1.
+    std::vector<int> serve;         // The listening sockets, borrowed; admin may be -1.
     int admin = -1;
     unsigned pool_size = 0;        // The handlers the successor starts.
     Milliseconds ready_timeout{};  // One not ready this long after its start is killed.

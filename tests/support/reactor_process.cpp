@@ -104,20 +104,22 @@ std::vector<std::string> reactor_command(std::vector<std::string> arguments) {
 }
 
 ReactorProcess::ReactorProcess(std::vector<std::string> arguments, unsigned max_descriptors) {
-  bool has_listen = false, has_admin = false, admin_off = false, chooses_user = false;
+  bool has_admin = false, admin_off = false, chooses_user = false;
+  size_t listens = 0;
   for (size_t i = 0; i < arguments.size(); ++i) {
     chooses_user = chooses_user || arguments[i] == "--user" || arguments[i] == "--allow-root-handlers";
-    has_listen = has_listen || arguments[i].starts_with("--listen");
+    if (arguments[i].starts_with("--listen")) ++listens;
     has_admin = has_admin || arguments[i].starts_with("--admin");
     admin_off = admin_off ||
                 (arguments[i] == "--admin" && i + 1 < arguments.size() && arguments[i + 1] == "off") ||
                 arguments[i] == "--admin=off";
   }
-  if (!has_listen) arguments.insert(arguments.begin(), {"--listen", "127.0.0.1:0"});
+  if (listens == 0) arguments.insert(arguments.begin(), {"--listen", "127.0.0.1:0"});
+  listens = std::max<size_t>(listens, 1);
   // Tests that run as root (CI does) run their handlers as root, as an operator would have to say.
   if (::geteuid() == 0 && !chooses_user) arguments.insert(arguments.begin(), "--allow-root-handlers");
   if (!has_admin) arguments.insert(arguments.begin(), {"--admin", "127.0.0.1:0"});
-  const size_t lines_expected = admin_off ? 1 : 2;
+  const size_t lines_expected = listens + (admin_off ? 0 : 1);
   arguments.insert(arguments.begin(), reactor_path());
 
   char stderr_template[] = "/tmp/handoff-reactor-stderr-XXXXXX";
@@ -163,7 +165,12 @@ ReactorProcess::ReactorProcess(std::vector<std::string> arguments, unsigned max_
   }
   ::close(out[0]);
   const std::string prefix = "listening on ";
-  const std::string admin_line = line.substr(std::min(line.size(), line.find('\n') + 1));
+  std::string admin_line;
+  for (size_t at = 0, end; (end = line.find('\n', at)) != std::string::npos; at = end + 1) {
+    const std::string one = line.substr(at, end - at);
+    if (one.starts_with(prefix)) listening_.push_back(one.substr(prefix.size()));
+    if (one.starts_with("admin " + prefix)) admin_line = one;
+  }
   line = line.substr(0, line.find('\n'));
   const size_t colon = line.rfind(':');
   if (!line.starts_with(prefix) || colon == std::string::npos) {

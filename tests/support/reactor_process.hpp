@@ -31,6 +31,9 @@ class ReactorProcess {
   uint16_t port() const { return port_; }
   uint16_t admin_port() const { return admin_port_; }  // 0 with --admin off.
   const std::string& host() const { return host_; }
+  // Every "listening on" line's address, in order ("127.0.0.1:40123", "unix:/tmp/x.sock"); host() and port()
+  // are the first's.
+  const std::vector<std::string>& listening() const { return listening_; }
 
   // The live children of the reactor, from /proc.
   std::vector<pid_t> handler_pids() const;
@@ -91,6 +94,7 @@ class ReactorProcess {
   uint16_t port_ = 0;
   uint16_t admin_port_ = 0;
   std::string host_;
+  std::vector<std::string> listening_;
   std::string stderr_path_;
   bool crash_reports_expected_ = false;
 };

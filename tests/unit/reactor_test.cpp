@@ -66,10 +66,50 @@ TEST(SplitCommand, CommandTextSplitsBackIntoTheSameWords) {
 }
 
 TEST(CommandLine, AnOptionGivenTwiceIsRefused) {
-  const auto parsed = parse({"--listen", "127.0.0.1:1", "--listen", "127.0.0.1:2"});
+  const auto parsed = parse({"--handlers", "1", "--handlers", "2"});
   ASSERT_TRUE(std::holds_alternative<EarlyExit>(parsed));
   EXPECT_EQ(std::get<EarlyExit>(parsed).status, 2);
-  EXPECT_EQ(std::get<EarlyExit>(parsed).text, "handoff: --listen is given twice\n(see handoff --help)\n");
+  EXPECT_EQ(std::get<EarlyExit>(parsed).text, "handoff: --handlers is given twice\n(see handoff --help)\n");
+}
+
+// --listen may be given several times: every address is served, in the order given; the same one twice is
+// a mistake (port 0 is not: each picks a free port of its own).
+TEST(CommandLine, ListenTakesSeveralAddressesAndUnixSockets) {
+  const auto parsed = parse({"--listen", "127.0.0.1:1", "--listen", "[::1]:0", "--listen", "[::1]:0",
+                             "--listen", "unix:/run/handoff/http.sock,mode=0660", "--listen", "unix:/tmp/b"});
+  ASSERT_TRUE(std::holds_alternative<Config>(parsed)) << std::get<EarlyExit>(parsed).text;
+  const Config& config = std::get<Config>(parsed);
+  ASSERT_EQ(config.listen.size(), 5u);
+  EXPECT_EQ(config.listen[0].to_string(), "127.0.0.1:1");
+  EXPECT_EQ(config.listen[1].to_string(), "[::1]:0");
+  EXPECT_EQ(config.listen[3].to_string(), "unix:/run/handoff/http.sock");
+  EXPECT_EQ(config.listen[3].mode, 0660u);
+  EXPECT_EQ(config.listen[4].mode, 0666u);
+  EXPECT_TRUE(config.listen_given);
+
+  const auto refusal = [](const std::vector<std::string>& arguments) {
+    std::vector<const char*> words;
+    for (const std::string& argument : arguments) words.push_back(argument.c_str());
+    const auto parsed = parse(words);
+    return std::holds_alternative<EarlyExit>(parsed) ? std::get<EarlyExit>(parsed).text : "accepted";
+  };
+  EXPECT_EQ(refusal({"--listen", "127.0.0.1:1", "--listen", "127.0.0.1:1"}),
+            "handoff: --listen '127.0.0.1:1' is given twice\n(see handoff --help)\n");
+  EXPECT_EQ(refusal({"--listen", "unix:/tmp/a", "--listen", "unix:/tmp/a,mode=0600"}),
+            "handoff: --listen 'unix:/tmp/a,mode=0600' is given twice\n(see handoff --help)\n");
+  EXPECT_EQ(refusal({"--listen", "unix:relative.sock"}),
+            "handoff: --listen 'unix:relative.sock' needs an absolute path of at most 107 bytes after unix:\n"
+            "(see handoff --help)\n");
+  EXPECT_EQ(refusal({"--listen", "unix:/" + std::string(107, 'a')}),
+            "handoff: --listen 'unix:/" + std::string(107, 'a') +
+                "' needs an absolute path of at most 107 bytes after unix:\n(see handoff --help)\n");
+  EXPECT_EQ(
+      refusal({"--listen", "unix:/tmp/a,mode=0999"}),
+      "handoff: --listen 'unix:/tmp/a,mode=0999' has a mode that is not octal permissions from 0 to 0777 "
+      "(e.g. mode=0660)\n(see handoff --help)\n");
+  EXPECT_EQ(refusal({"--listen", "example.com:80"}),
+            "handoff: --listen 'example.com:80' is not HOST:PORT with an IP address (e.g. 127.0.0.1:8888, "
+            "[::1]:0), or unix:PATH\n(see handoff --help)\n");
 }
 
 // One per core, but never more than --max-handlers allows: a machine with more cores is no usage error.
@@ -83,7 +123,7 @@ TEST(CommandLine, DefaultsAreSane) {
   const auto parsed = parse({});
   ASSERT_TRUE(std::holds_alternative<Config>(parsed));
   const Config& config = std::get<Config>(parsed);
-  EXPECT_EQ(config.listen.to_string(), "127.0.0.1:8888");
+  EXPECT_EQ(config.listen.front().to_string(), "127.0.0.1:8888");
   EXPECT_GE(config.handlers, 1u);
   EXPECT_EQ(config.handler_command, std::vector<std::string>{"/opt/handler"});
   EXPECT_EQ(config.max_head_bytes, 64u * 1024);
@@ -95,7 +135,7 @@ TEST(CommandLine, ReadsEveryOption) {
                              "python3 'my handler.py'", "--max-head-bytes", "1k", "--max-request-bytes=3m"});
   ASSERT_TRUE(std::holds_alternative<Config>(parsed));
   const Config& config = std::get<Config>(parsed);
-  EXPECT_EQ(config.listen.host, "::1");
+  EXPECT_EQ(config.listen.front().host, "::1");
   EXPECT_EQ(config.handlers, 3u);
   EXPECT_EQ(config.handler_command, (std::vector<std::string>{"python3", "my handler.py"}));
   EXPECT_EQ(config.max_head_bytes, 1024u);
