@@ -47,6 +47,12 @@ void spin_cpu(unsigned milliseconds) {
 void add_builtin_commands(Handler& handler) {
   handler.command("ping", without_arguments("ping", [] { return "pong"; }));
   handler.command("pid", without_arguments("pid", [] { return std::to_string(getpid()); }));
+  // The client's address as this handler got it: the peer's, or the one a balancer's PROXY header named.
+  handler.command("client", [](const Request& request) {
+    if (!request.arguments.empty()) return Reply::error("client takes no argument");
+    return Reply::text(request.client_address.empty() ? std::string("unknown")
+                                                      : std::string(request.client_address));
+  });
   handler.command("fib", [](const Request& request) {
     const std::optional<unsigned> n = only_number(request, kMaxFibonacciIndex);
     if (!n) return Reply::error("fib takes one whole number from 0 to 92");

@@ -115,6 +115,16 @@ std::optional<std::string> store_listen(Config& config, const std::string&, cons
   return std::nullopt;
 }
 
+std::optional<std::string> store_proxy_protocol_from(Config& config, const std::string&,
+                                                     const OptionText& option) {
+  if (!option.text) return std::nullopt;
+  std::string error;
+  std::optional<std::vector<AddressRange>> ranges = parse_address_ranges(*option.text, error);
+  if (!ranges) return "--proxy-protocol-from: " + error;
+  config.proxy_protocol_from = std::move(*ranges);
+  return std::nullopt;
+}
+
 std::optional<std::string> store_admin(Config& config, const std::string&, const OptionText& option) {
   if (*option.text == "off") {
     config.admin.reset();
@@ -260,6 +270,9 @@ std::vector<OptionRow> option_table(const std::string& default_handler) {
      "or unix:PATH for a Unix socket (unix:PATH,mode=0660 sets its permissions; default 0666). Give it "
      "several times to listen on several addresses. Prints 'listening on ADDRESS' for each once ready",
      defaults.listen.front().to_string(), store_listen, false, true},
+    {"", "proxy-protocol-from", "CIDR,...", "the balancers (addresses, networks, or 'unix' for Unix sockets) "
+     "whose connections begin with a PROXY protocol header, v1 or v2, naming the client: that client is the one "
+     "handlers and the access log see. Their connections without one, and anyone else's with one, are refused", "", store_proxy_protocol_from},
     {"", "reuse-port", "", "several reactors may listen on the same port of one host: the kernel spreads new "
      "connections among them (SO_REUSEPORT)", "", flag(&Config::reuse_port)},
     {"", "handlers", "N", "number of handler processes (default: one per core, at most --max-handlers)", "",

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "reactor/address_range.hpp"
 #include "reactor/log.hpp"
 
 namespace handoff::reactor {
@@ -45,6 +46,9 @@ struct Config {
   std::vector<ListenAddress> listen{ListenAddress{.host = "127.0.0.1", .port = 8888}};
   bool listen_given = false;  // --listen was on the command line (a socket passed by systemd conflicts).
   bool reuse_port = false;    // --reuse-port: the port may be shared with other reactors (SO_REUSEPORT).
+  // --proxy-protocol-from: the peers (balancers) whose connections begin with a PROXY protocol header
+  // naming the client; anyone else's may not (reactor/proxy_header.hpp). Empty: none.
+  std::vector<AddressRange> proxy_protocol_from;
   // How this reactor was started: its executable's path as it was then and its arguments. A takeover
   // (SIGUSR2) starts the successor with it, so that the binary now at that path goes live.
   std::vector<std::string> own_command;

@@ -14,6 +14,7 @@
 #include "ipc/wire.hpp"
 #include "reactor/bytes_sent.hpp"
 #include "reactor/log.hpp"
+#include "reactor/proxy_header.hpp"
 
 namespace handoff::reactor {
 namespace {
@@ -48,13 +49,18 @@ Connection::Connection(uv_loop_t* loop, ConnectionId id, ipc::UniqueFd socket, c
   uv_timer_init(loop, &timer_);
   timer_.data = this;
   received_ = std::move(start.already_read);
+  proxy_rule_ = start.proxy;
+  proxy_peer_trusted_ = start.proxy == ProxyHeaderRule::kRequired;
   protocol_ = start.protocol;
   bytes_written_ = start.bytes_sent;
   if (!received_.empty()) request_began_ms_ = uv_now(loop) - static_cast<uint64_t>(start.request_age.count());
   if (start.continue_sent) framing_.assume_continue_answered();
-  if (protocol_ == Protocol::kUnknown && !received_.empty()) protocol_ = detect_protocol(received_);
+  const bool proxy_header_first = proxy_rule_ != ProxyHeaderRule::kNone;  // Read first: read_available.
+  if (protocol_ == Protocol::kUnknown && !received_.empty() && !proxy_header_first) {
+    protocol_ = detect_protocol(received_);
+  }
   account_received();
-  frame_received();
+  if (!proxy_header_first) frame_received();
   // Added, the socket reports at once the bytes a client sent before it was accepted; the bytes taken over
   // with it are looked at in the next turn of the loop, even if the socket has nothing more.
   polled_ = !poller_.add(socket_.get(), *this, key_);
@@ -149,6 +155,7 @@ void Connection::stop_timer() {
 // one before this is reached; a request that reaches it all the same is refused as too large: a handler gets
 // whole requests only.
 size_t Connection::read_cap() const {
+  if (proxy_rule_ != ProxyHeaderRule::kNone) return std::max(config_.max_head_bytes, kMaxProxyHeaderBytes);
   switch (protocol_) {
     case Protocol::kLine: return config_.max_request_bytes + 2;
     case Protocol::kHttp:
@@ -225,6 +232,14 @@ void Connection::read_request() {
 // Bytes behind a complete request stay in the socket: they are the next request's, and may be the handler's
 // to read. The timer moves from idle to --read-timeout with the first byte of a request.
 Connection::Input Connection::read_available() {
+  if (!received_.empty() && proxy_rule_ != ProxyHeaderRule::kNone) {  // Taken over (Start).
+    if (const std::optional<Input> input = take_proxy_header(); input && *input == Input::kReady)
+      return *input;
+    if (proxy_rule_ == ProxyHeaderRule::kNone && !received_.empty()) {
+      if (protocol_ == Protocol::kUnknown) protocol_ = detect_protocol(received_);
+      frame_received();
+    }
+  }
   if (!received_.empty() && request_ready()) return Input::kReady;  // Taken over whole (Start).
   for (;;) {
     if (!budget_.may_read(id_, received_.size())) {
@@ -246,7 +261,8 @@ Connection::Input Connection::read_available() {
     }
     if (got == 0) {
       input_closed_ = true;
-      if (received_.empty()) return Input::kLeft;
+      // Nothing of a request came, or only part of a PROXY header: nothing to answer.
+      if (received_.empty() || proxy_rule_ == ProxyHeaderRule::kRequired) return Input::kLeft;
       finish_framing();
       return Input::kReady;
     }
@@ -258,6 +274,13 @@ Connection::Input Connection::read_available() {
     last_input_ms_ = uv_now(timer_.loop);
     received_.append(chunk, got);
     account_received();
+    if (proxy_rule_ != ProxyHeaderRule::kNone) {
+      if (const std::optional<Input> input = take_proxy_header()) {
+        if (*input == Input::kReady) return *input;
+        continue;  // The header is not whole yet.
+      }
+      if (received_.empty()) continue;  // The header alone: the connection is still idle.
+    }
     if (protocol_ == Protocol::kUnknown) protocol_ = detect_protocol(received_);
     frame_received();
     if (request_ready()) return Input::kReady;
@@ -267,6 +290,40 @@ Connection::Input Connection::read_available() {
       expire_after(config_.read_timeout, Expiry::kRead);
     }
   }
+}
+
+std::optional<Connection::Input> Connection::take_proxy_header() {
+  const ProxyHeader header = parse_proxy_header(received_);
+  if (header.status == ProxyHeader::Status::kIncomplete) return Input::kWouldBlock;
+  const ProxyHeaderRule rule = std::exchange(proxy_rule_, ProxyHeaderRule::kNone);
+  if (rule == ProxyHeaderRule::kRefused) {
+    if (header.status == ProxyHeader::Status::kInvalid) return std::nullopt;  // No header: as ever.
+    proxy_refusal_ = "a PROXY protocol header from a peer not in --proxy-protocol-from";
+    return Input::kReady;
+  }
+  if (header.status == ProxyHeader::Status::kInvalid) {
+    proxy_refusal_ = "PROXY protocol header: " + header.error;
+    return Input::kReady;
+  }
+  received_.erase(0, header.length);
+  account_received();
+  // A header that names no client (a balancer's own health check: v2 LOCAL, v1 UNKNOWN) leaves the peer's.
+  if (header.source) {
+    client_ = header.source;
+    proxy_named_client_ = true;
+    if (config_.access_log) peer_ = header.source->to_string();
+  }
+  return std::nullopt;
+}
+
+std::string Connection::proxy_header_again() const {
+  if (!proxy_named_client_) return "PROXY UNKNOWN\r\n";
+  const bool v6 = client_->host.find(':') != std::string::npos;
+  const std::string& host = client_->host;
+  const std::string port = std::to_string(client_->port);
+  // The destination is not read: the client's own address stands in for it, of the same family.
+  return std::string(v6 ? "PROXY TCP6 " : "PROXY TCP4 ") + host + " " + host + " " + port + " " + port +
+         "\r\n";
 }
 
 std::string Connection::take_request_line() {
@@ -398,6 +455,7 @@ uint64_t Connection::refuse(Refusal refusal) {
 }
 
 uint64_t Connection::refuse_request() {
+  if (!proxy_refusal_.empty()) return 0;
   if (protocol_ != Protocol::kHttp) return send_refusal("ERR " + framing_.refusal_reason() + "\n");
   return send_refusal(http::serialize({.status = framing_.refusal_status(),
                                        .body = framing_.refusal_reason() + "\n",
@@ -429,6 +487,8 @@ std::string Connection::end_waits() {
 PassedConnection Connection::release_to_successor(std::string before) {
   const uint64_t began = request_began_ms_;
   before += end_waits();
+  // The successor sees the balancer as the peer, trusts it, and reads a header first: the client's again.
+  if (proxy_peer_trusted_ && proxy_rule_ == ProxyHeaderRule::kNone) before.insert(0, proxy_header_again());
   if (polled_) poller_.forget_passed(socket_.get(), key_);
   polled_ = false;
   uint32_t flags = protocol_ == Protocol::kHttp   ? ipc::kTakenHttp

@@ -31,9 +31,18 @@
 
 namespace handoff::reactor {
 
+// What a connection's first bytes may hold before its first request: a PROXY protocol header
+// (reactor/proxy_header.hpp), which a balancer in --proxy-protocol-from must send and anyone else must not.
+enum class ProxyHeaderRule {
+  kNone,      // Not looked for: a connection taken over from a peer not trusted, checked already.
+  kRequired,  // The peer is in --proxy-protocol-from: the header comes first, and names the client.
+  kRefused,   // Any other peer: a connection that begins with one is refused.
+};
+
 // How a connection begins: accepted, or taken over from another reactor with what it had read of the next
 // request (reactor/takeover.hpp), and its protocol, if that one knew it.
 struct ConnectionStart {
+  ProxyHeaderRule proxy = ProxyHeaderRule::kNone;
   std::string already_read;
   Protocol protocol = Protocol::kUnknown;
   uint64_t bytes_sent = 0;  // What the socket sent before: the answers given by the other reactor's handlers.
@@ -122,7 +131,8 @@ class Connection final : SocketPoller::Watcher {
   // The client left while its request runs: on_expired(kLeft) after delay, unless the handler is done first.
   void remind_left_after(Milliseconds delay) { expire_after(delay, Expiry::kLeft); }
 
-  // For the access log and the queue-wait histogram.
+  // For the access log and the queue-wait histogram: the peer's address, or the client's that its PROXY
+  // header named.
   void set_peer(std::string peer) { peer_ = std::move(peer); }
   const std::string& peer() const { return peer_; }
   const char* protocol_name() const { return protocol_ == Protocol::kHttp ? "http" : "line"; }
@@ -170,10 +180,14 @@ class Connection final : SocketPoller::Watcher {
   // connection closes next); returns the bytes the socket took.
   uint64_t refuse(Refusal refusal);
   // The HTTP request is not acceptable (malformed, too large, an unknown method or version: the strict
-  // parser's verdict); refuse_request() answers it, and the connection closes next.
-  bool request_refused() const { return framing_.refused(); }
-  int refusal_status() const { return framing_.refusal_status(); }
-  const std::string& refusal_reason() const { return framing_.refusal_reason(); }
+  // parser's verdict), or the connection's PROXY header is (ProxyHeaderRule); refuse_request() answers the
+  // request (a bad PROXY header gets no answer: the peer speaks no protocol of ours yet), and the connection
+  // closes next.
+  bool request_refused() const { return framing_.refused() || !proxy_refusal_.empty(); }
+  int refusal_status() const { return proxy_refusal_.empty() ? framing_.refusal_status() : 400; }
+  const std::string& refusal_reason() const {
+    return proxy_refusal_.empty() ? framing_.refusal_reason() : proxy_refusal_;
+  }
   uint64_t refuse_request();  // Returns the bytes the socket took.
   // Sends the client a FIN now (shutdown(SHUT_WR)), even if another process still holds the socket.
   void end_output();
@@ -238,6 +252,13 @@ class Connection final : SocketPoller::Watcher {
   void drain_and_close();
   void close_handles();
   uint64_t send_refusal(const std::string& message);
+  // Before the first request, by proxy_rule_: takes the PROXY header off received_ and notes the client it
+  // names, or refuses the connection (proxy_refusal_). kWouldBlock while the header is not whole, kReady
+  // when the connection is refused, nullopt when the request is read as ever.
+  std::optional<Input> take_proxy_header();
+  // The bytes of a PROXY v1 header that name the client the connection's header named, for the reactor
+  // that takes over: it reads the header again, as the balancer sent it.
+  std::string proxy_header_again() const;
 
   const ConnectionId id_;
   ipc::UniqueFd socket_;
@@ -254,6 +275,10 @@ class Connection final : SocketPoller::Watcher {
   ReadBudget& budget_;
   std::string peer_ = "-";
   std::optional<ListenAddress> client_;  // The client's address and port, once a request needed them.
+  ProxyHeaderRule proxy_rule_;           // Until the header is taken (or known absent); then kNone.
+  bool proxy_peer_trusted_ = false;      // It came with ProxyHeaderRule::kRequired.
+  bool proxy_named_client_ = false;      // client_ is what the connection's PROXY header said.
+  std::string proxy_refusal_;            // Why its PROXY header is refused; empty: it is not.
   std::string request_line_ = "-";
   uint64_t ready_at_ns_ = 0;
   // On the loop's clock (uv_now, milliseconds: no clock read of its own on the hot path). When the first byte

@@ -1,5 +1,7 @@
 #include "reactor/frontend.hpp"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 
 #include "reactor/log.hpp"
@@ -56,7 +58,7 @@ std::error_code Frontend::listen(std::vector<ipc::UniqueFd> sockets, DescriptorR
     listeners_.push_back(make_loop_owned<Listener>(
         loop_, std::move(socket), reserve, Listener::ReserveUse::kTakeBack, [this](ipc::UniqueFd client) {
           ++metrics_.counters.accepted;
-          accept(std::move(client));
+          accept(std::move(client), {}, true);
         }));
     if (!accept_now) listeners_.back()->hold(Listener::Hold::kTakeover);
   }
@@ -95,8 +97,9 @@ void Frontend::start_accepting() {
 
 // --- The life of one connection: accept, request ready, dispatch, hand-off, done ---
 
-void Frontend::accept(ipc::UniqueFd client, ConnectionStart start) {
+void Frontend::accept(ipc::UniqueFd client, ConnectionStart start, bool fresh) {
   const ConnectionId id = next_id_++;
+  start.proxy = proxy_header_rule(client.get(), fresh);
   // TCP_NODELAY comes from the listening socket (Listener::open).
   const std::string peer = config_.access_log ? peer_address(client.get()) : std::string();
   auto connection = make_loop_owned<Connection>(loop_, id, std::move(client), config_, budget_, *poller_,
@@ -105,6 +108,19 @@ void Frontend::accept(ipc::UniqueFd client, ConnectionStart start) {
   if (config_.access_log) connection->set_peer(peer);
   connections_.emplace(id, std::move(connection));
   hold_at_capacity();
+}
+
+ProxyHeaderRule Frontend::proxy_header_rule(int client, bool fresh) const {
+  if (!config_.proxy_protocol_from.empty()) {
+    sockaddr_storage peer{};
+    socklen_t length = sizeof(peer);
+    if (::getpeername(client, reinterpret_cast<sockaddr*>(&peer), &length) == 0 &&
+        any_contains(config_.proxy_protocol_from, reinterpret_cast<const sockaddr*>(&peer))) {
+      return ProxyHeaderRule::kRequired;
+    }
+  }
+  // Another peer's header was looked for already when the connection is taken over.
+  return fresh ? ProxyHeaderRule::kRefused : ProxyHeaderRule::kNone;
 }
 
 void Frontend::hold_at_capacity() {

@@ -84,7 +84,11 @@ class Frontend final : public HandlerPool::ConnectionEvents, Connection::Events 
   void finish();
 
  private:
-  void accept(ipc::UniqueFd client, ConnectionStart start = {});
+  // A connection accepted (fresh), or passed on by a takeover.
+  void accept(ipc::UniqueFd client, ConnectionStart start, bool fresh);
+  // Whether the client's connection must, may not, or need not begin with a PROXY header
+  // (--proxy-protocol-from).
+  ProxyHeaderRule proxy_header_rule(int client, bool fresh) const;
   // --max-connections: holds the listener at the cap, and lets it go below.
   void hold_at_capacity();
   void release_below_capacity();

@@ -16,11 +16,13 @@ void Frontend::accept_passed(PassedConnection connection) {
   const Protocol protocol = (flags & ipc::kTakenHttp) != 0           ? Protocol::kHttp
                             : (flags & ipc::kTakenLineProtocol) != 0 ? Protocol::kLine
                                                                      : Protocol::kUnknown;
-  accept(std::move(connection.socket), {.already_read = std::move(connection.bytes),
-                                        .protocol = protocol,
-                                        .bytes_sent = connection.bytes_sent,
-                                        .request_age = Milliseconds(connection.request_age_ms),
-                                        .continue_sent = (flags & ipc::kFlagContinueSent) != 0});
+  accept(std::move(connection.socket),
+         {.already_read = std::move(connection.bytes),
+          .protocol = protocol,
+          .bytes_sent = connection.bytes_sent,
+          .request_age = Milliseconds(connection.request_age_ms),
+          .continue_sent = (flags & ipc::kFlagContinueSent) != 0},
+         false);
 }
 
 void Frontend::pass_all_to_successor(PassCallback pass, std::function<void()> all_passed) {

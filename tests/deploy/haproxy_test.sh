@@ -7,7 +7,10 @@
 # requests that failed meanwhile, and checks that it is marked down in time and that requests succeed after.
 # Each reactor gets its own network namespace, joined to HAProxy's by a veth pair, where `ip netns add` works
 # (root, outside a restricted container); otherwise all run in this one, the reactors on 127.0.0.2, .3 and .4.
-# HANDOFF_TEST_NETNS=off chooses the second way. About 12 s on two busy cores. Usage: haproxy_test.sh REACTOR
+# HANDOFF_TEST_NETNS=off chooses the second way. HAProxy sends each connection's client in a PROXY protocol v2
+# header (send-proxy-v2), which the reactors take from its address: a request from 127.0.0.9 is answered by a
+# handler that says it came from 127.0.0.9 (the built-in `client`), not from HAProxy. About 12 s on two busy
+# cores. Usage: haproxy_test.sh REACTOR
 set -euo pipefail
 reactor=$1
 config=$(cd "$(dirname "$0")/../.." && pwd)/deploy/haproxy.cfg
@@ -97,6 +100,7 @@ PY
 if make_namespaces; then
   echo "network: a namespace per reactor (10.0.0.11-13), joined to HAProxy's by veth pairs"
   addr=([1]=10.0.0.11 [2]=10.0.0.12 [3]=10.0.0.13)
+  balancer=10.0.0.1  # HAProxy's address, as the reactors see it.
   port=8888 admin=8889 front=8080 stats_port=8404  # Fresh namespaces: every port is free, so deploy/'s own.
   in_lb=(ip netns exec "$lb_ns")
 else
@@ -104,6 +108,7 @@ else
   namespaces=()
   echo "network: loopback, the reactors on 127.0.0.2-4 (no network namespaces here)"
   addr=([1]=127.0.0.2 [2]=127.0.0.3 [3]=127.0.0.4)
+  balancer=127.0.0.1  # The source address Linux gives HAProxy's connections to 127.0.0.2-4.
   read -r port admin < <(free_ports 2 127.0.0.2 127.0.0.3 127.0.0.4)
   read -r front stats_port < <(free_ports 2 127.0.0.1)
   in_lb=()
@@ -121,7 +126,8 @@ start_reactor() {
   local -a netns=()
   [ ${#namespaces[@]} -gt 0 ] && netns=(ip netns exec "$prefix-$n")
   "${netns[@]}" "$reactor" --listen "${addr[n]}:$port" --admin "${addr[n]}:$admin" --handlers 1 \
-    --admin-token-file "$work/token" "${as_root[@]}" >"$out" 2>>"$work/reactor$n.log" &
+    --proxy-protocol-from "$balancer" --admin-token-file "$work/token" "${as_root[@]}" >"$out" \
+    2>>"$work/reactor$n.log" &
   reactor_pid[$n]=$!
   for _ in $(seq 100); do
     grep -q '^admin listening on' "$out" 2>/dev/null && return 0
@@ -260,6 +266,10 @@ for n in 1 2 3; do
   [ "$state" = UP ] || die "HAProxy does not report reactor$n UP: $state"
 done
 check "GET /fib/20 through HAProxy" "$(through_haproxy /fib/20)" 6765
+# The handler sees the client's address, from HAProxy's PROXY header: not HAProxy's own.
+check "GET /client from 127.0.0.9 through HAProxy: the handler sees 127.0.0.9" \
+  "$("${in_lb[@]}" curl --silent --max-time 5 --interface 127.0.0.9 "http://127.0.0.1:$front/client" || echo failed)" \
+  127.0.0.9
 
 # --- Drain, stop and restart each reactor under load: no request may fail ---
 

@@ -1,8 +1,11 @@
-// Integration tests of where the reactor listens (docs/operations.md, "Listening"): several --listen
-// addresses served alike, Unix sockets with their permissions (nc -U and curl --unix-socket, as nginx on the
-// same host would connect), the socket file left by a reactor that is gone replaced and a live one not, the
-// file removed at exit, and kept through a takeover.
+// Integration tests of where the reactor listens and whom it serves (docs/operations.md, "Listening" and
+// "Behind a balancer"): several --listen addresses served alike, Unix sockets with their permissions (nc -U
+// and curl --unix-socket, as nginx on the same host would connect), the socket file left by a reactor that is
+// gone replaced and a live one not, the file removed at exit, and kept through a takeover; the PROXY protocol
+// header of a balancer in --proxy-protocol-from, v1 and v2, naming the client a handler sees (the notes
+// example's /whoami says it), and refused from anyone else. deploy/haproxy_test.sh checks it behind HAProxy.
 
+#include <arpa/inet.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -11,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -41,6 +45,36 @@ void leave_stale_socket(const std::string& path) {
   std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
   ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0) << std::strerror(errno);
   ::close(fd);
+}
+
+// The PROXY protocol v2 header HAProxy's send-proxy-v2 sends for a TCP client over IPv6 (proxy-protocol.txt,
+// section 2.2): the signature, version 2 and PROXY, TCP over IPv6, 36 bytes of addresses and ports.
+std::string proxy_v2_tcp6(const std::string& source, uint16_t source_port) {
+  std::string header("\r\n\r\n\0\r\nQUIT\n\x21\x21\x00\x24", 16);
+  unsigned char address[16];
+  EXPECT_EQ(inet_pton(AF_INET6, source.c_str(), address), 1);
+  header.append(reinterpret_cast<const char*>(address), 16);
+  EXPECT_EQ(inet_pton(AF_INET6, "2001:db8::99", address), 1);
+  header.append(reinterpret_cast<const char*>(address), 16);
+  for (const uint16_t port : {source_port, uint16_t{8888}}) {
+    header += static_cast<char>(port >> 8);
+    header += static_cast<char>(port & 0xff);
+  }
+  return header;
+}
+
+// A v2 header with the LOCAL command: a balancer's own connection (its health check), naming no client.
+const std::string kProxyV2Local("\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00", 16);
+
+const std::string kWhoami = "GET /whoami HTTP/1.1\r\nHost: a\r\n\r\n";
+
+// The client address the notes example's /whoami reports.
+std::string client_seen(Client& client) {
+  const HttpResponse response = read_response(client);
+  const std::string key = "\"client\": \"";
+  const size_t at = response.body.find(key);
+  if (response.status != 200 || at == std::string::npos) return "status " + std::to_string(response.status);
+  return response.body.substr(at + key.size(), response.body.find('"', at + key.size()) - at - key.size());
 }
 
 unsigned permissions(const std::string& path) {
@@ -125,6 +159,92 @@ TEST(Listen, ATakeoverKeepsEveryListenerAndTheSocketFile) {
   EXPECT_EQ(kept.read_line(), "pong");
   EXPECT_EQ(reactor.signal_and_wait(SIGTERM, 30s), 0);
   EXPECT_FALSE(std::filesystem::exists(socket_path));
+}
+
+// A balancer named in --proxy-protocol-from: the client its PROXY header names, v1 or v2, whole or in
+// pieces, is the one the handler sees for every request of the connection, and the one the access log
+// names; its own health check (LOCAL) is served as its own; a connection of it without a header is refused.
+TEST(Listen, TheClientAPeerInProxyProtocolFromNamesIsTheOneHandlersSee) {
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", std::getenv("HANDOFF_NOTES"),
+                          "--proxy-protocol-from", "10.0.0.0/8, 127.0.0.1", "--access-log", "on"});
+  {
+    Client client(reactor.host(), reactor.port());
+    ASSERT_TRUE(client.send("PROXY TCP4 203.0.113.7 127.0.0.1 40000 8888\r\n" + kWhoami));
+    EXPECT_EQ(client_seen(client), "203.0.113.7");
+    ASSERT_TRUE(client.send(kWhoami));  // The next request of the connection too.
+    EXPECT_EQ(client_seen(client), "203.0.113.7");
+  }
+  {
+    Client client(reactor.host(), reactor.port());
+    const std::string header = proxy_v2_tcp6("2001:db8::7", 40001);
+    for (const char byte : header) ASSERT_TRUE(client.send(std::string(1, byte)));  // In pieces.
+    ASSERT_TRUE(client.send(kWhoami));
+    EXPECT_EQ(client_seen(client), "2001:db8::7");
+  }
+  {
+    Client client(reactor.host(), reactor.port());
+    ASSERT_TRUE(client.send(kProxyV2Local + kWhoami));
+    EXPECT_EQ(client_seen(client), "127.0.0.1");
+  }
+  {
+    Client client(reactor.host(), reactor.port());
+    ASSERT_TRUE(client.send(kWhoami));
+    std::string rest;
+    EXPECT_TRUE(client.wait_closed(20s, &rest));
+    EXPECT_EQ(rest, "");  // No answer: the peer speaks no protocol of ours before its header.
+  }
+  EXPECT_TRUE(reactor.wait_for_log("access 203.0.113.7:40000 http \"GET /whoami HTTP/1.1\" 200", 10s))
+      << reactor.stderr_text();
+  EXPECT_TRUE(reactor.wait_for_log("access [2001:db8::7]:40001 http", 10s)) << reactor.stderr_text();
+  EXPECT_TRUE(
+      reactor.wait_for_log(" 400 queue_ms=0.000 service_ms=0.000 bytes=0 pid=0 reason=\"PROXY protocol "
+                           "header: not a PROXY protocol "
+                           "header",
+                           10s))
+      << reactor.stderr_text();
+}
+
+// A peer not in --proxy-protocol-from cannot name a client: a connection of it that begins with a PROXY
+// header is refused, whether the option is given or not; its plain requests are served as ever.
+TEST(Listen, APeerNotInProxyProtocolFromCannotSendAProxyHeader) {
+  for (const std::vector<std::string>& options :
+       {std::vector<std::string>{}, std::vector<std::string>{"--proxy-protocol-from", "10.0.0.0/8"}}) {
+    std::vector<std::string> arguments{"--handlers",   "1", "--handler-cmd", std::getenv("HANDOFF_NOTES"),
+                                       "--access-log", "on"};
+    arguments.insert(arguments.end(), options.begin(), options.end());
+    ReactorProcess reactor(arguments);
+    for (const std::string& header :
+         {std::string("PROXY TCP4 203.0.113.7 127.0.0.1 40000 8888\r\n"), proxy_v2_tcp6("2001:db8::7", 1)}) {
+      Client client(reactor.host(), reactor.port());
+      ASSERT_TRUE(client.send(header + kWhoami));
+      std::string rest;
+      EXPECT_TRUE(client.wait_closed(20s, &rest));
+      EXPECT_EQ(rest, "");
+    }
+    Client client(reactor.host(), reactor.port());
+    ASSERT_TRUE(client.send(kWhoami));
+    EXPECT_EQ(client_seen(client), "127.0.0.1");
+    EXPECT_TRUE(reactor.wait_for_log(
+        "reason=\"a PROXY protocol header from a peer not in --proxy-protocol-from\"", 10s))
+        << reactor.stderr_text();
+    EXPECT_EQ(reactor.stat("counters.bad_request"), 2);
+  }
+}
+
+// A takeover passes a balancer's connection on with the client its header named: the new reactor's handler
+// sees the same client.
+TEST(Listen, ATakeoverKeepsTheClientAProxyHeaderNamed) {
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", std::getenv("HANDOFF_NOTES"),
+                          "--proxy-protocol-from", "127.0.0.1"});
+  Client client(reactor.host(), reactor.port());
+  ASSERT_TRUE(client.send("PROXY TCP4 198.51.100.9 127.0.0.1 40000 8888\r\n" + kWhoami));
+  EXPECT_EQ(client_seen(client), "198.51.100.9");
+  const pid_t old = reactor.pid();
+  ASSERT_EQ(reactor.take_over(60s), 0) << reactor.stderr_text();
+  ASSERT_NE(reactor.pid(), old);
+  ASSERT_TRUE(client.send(kWhoami));
+  EXPECT_EQ(client_seen(client), "198.51.100.9");
+  EXPECT_EQ(reactor.stat("counters.taken_over"), 1);
 }
 
 }  // namespace

@@ -53,7 +53,7 @@ TEST(LineProtocol, EveryCommandAndItsErrorsOnOneSession) {
       {"fib 93", "ERR fib takes one whole number from 0 to 92"},
       {"fib -1", "ERR fib takes one whole number from 0 to 92"},
       {"spin forever", "ERR spin takes one whole number of milliseconds from 0 to 600000"},
-      {"hello", "ERR unknown command 'hello' (commands: ping, pid, fib, spin, quit)"},
+      {"hello", "ERR unknown command 'hello' (commands: ping, pid, client, fib, spin, quit)"},
       {"", "ERR empty request"},
       {"ping", "pong"},  // Still usable after errors.
   };

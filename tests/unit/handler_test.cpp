@@ -77,7 +77,7 @@ TEST(Commands, ExplainWhatWasWrong) {
   EXPECT_EQ(answer("quit now"), "ERR quit takes no argument");
   EXPECT_EQ(answer(""), "ERR empty request");
   EXPECT_EQ(answer("   "), "ERR empty request");
-  EXPECT_EQ(answer("PING"), "ERR unknown command 'PING' (commands: ping, pid, fib, spin, quit)");
+  EXPECT_EQ(answer("PING"), "ERR unknown command 'PING' (commands: ping, pid, client, fib, spin, quit)");
   EXPECT_EQ(answer(std::string("a\x01z", 3)).substr(0, 25), "ERR unknown command 'a?z'");
   EXPECT_EQ(answer(std::string(100, 'x')).substr(21, 44), std::string(40, 'x') + "...'");
 }
