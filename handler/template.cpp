@@ -39,8 +39,13 @@ void send(ipc::BlockingChannel& channel, ipc::Message message, bool ending) {
 }
 
 // In the forked handler: channel and record take the places a started handler finds them at. Either may be
-// numbered 3 or 5 already (the template's own channel left 3): both move above those first.
-void take_places(ipc::UniqueFd channel, ipc::UniqueFd record) {
+// numbered 3 or 5 already (the template's own channel left 3): both move above those first. output, when the
+// reactor sent one (kForkOutput), becomes its stdout and stderr first; it may be numbered 3 or 5 too, and is
+// closed before those are taken.
+void take_places(ipc::UniqueFd channel, ipc::UniqueFd record, ipc::UniqueFd output) {
+  if (output && (::dup2(output.get(), STDOUT_FILENO) < 0 || ::dup2(output.get(), STDERR_FILENO) < 0))
+    fail(std::string("moving the handler's output pipe into place: ") + std::strerror(errno));
+  output.reset();
   const ipc::UniqueFd high_channel(::fcntl(channel.get(), F_DUPFD, ipc::kHandlerRecordFd + 1));
   const ipc::UniqueFd high_record(::fcntl(record.get(), F_DUPFD, ipc::kHandlerRecordFd + 1));
   channel.reset();
@@ -63,6 +68,7 @@ void serve_as_template(int channel_fd) {
 
   std::map<int, Child> children;                 // By pidfd (owned: closed as each is reaped).
   std::map<uint64_t, ipc::UniqueFd> channel_of;  // From kForkChannel until its kForkRecord.
+  std::map<uint64_t, ipc::UniqueFd> output_of;   // From kForkOutput, if one comes, until its kForkRecord.
   bool ending = false;
   while (!ending || !children.empty()) {
     std::vector<pollfd> watched;
@@ -101,16 +107,27 @@ void serve_as_template(int channel_fd) {
         channel_of[ask.connection_id] = std::move(ask.descriptor);
         continue;
       }
+      if (ask.type == ipc::MessageType::kForkOutput && channel_of.contains(ask.connection_id)) {
+        output_of[ask.connection_id] = std::move(ask.descriptor);
+        continue;
+      }
       if (ask.type != ipc::MessageType::kForkRecord || !channel_of.contains(ask.connection_id))
         fail("unexpected frame type " + std::to_string(static_cast<unsigned>(ask.type)) +
              " from the reactor");
       ipc::UniqueFd handler_channel = std::move(channel_of.at(ask.connection_id));
       channel_of.erase(ask.connection_id);
+      ipc::UniqueFd output;  // Closed in the template as the fork is reported.
+      if (const auto sent = output_of.find(ask.connection_id); sent != output_of.end()) {
+        output = std::move(sent->second);
+        output_of.erase(sent);
+      }
+      // What the template's own streams hold is written before the fork, or both processes would write it.
+      std::fflush(nullptr);
       const pid_t pid = ::fork();
       if (pid == 0) {
         // The template's descriptors close as this returns: the channel, the pidfds, the channels of others.
         for (const auto& [pidfd, child] : children) ::close(pidfd);
-        take_places(std::move(handler_channel), std::move(ask.descriptor));
+        take_places(std::move(handler_channel), std::move(ask.descriptor), std::move(output));
         return;
       }
       ipc::Forked forked{.pid = pid > 0 ? static_cast<uint32_t>(pid) : 0};

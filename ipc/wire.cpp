@@ -54,7 +54,8 @@ std::error_code check_header(const Header& header) {
     case MessageType::kForkChannel:
     case MessageType::kForkRecord:
     case MessageType::kHandlerForked:
-    case MessageType::kHandlerExited: break;
+    case MessageType::kHandlerExited:
+    case MessageType::kForkOutput: break;
     default: return Errc::kUnknownType;
   }
   if (header.payload_size > max_payload_bytes(static_cast<MessageType>(header.type)))
@@ -65,7 +66,8 @@ std::error_code check_header(const Header& header) {
 bool carries_descriptor(MessageType type, uint32_t flags) {
   return (type == MessageType::kConnection && (flags & kFlagKept) == 0) ||
          type == MessageType::kTakeoverListener || type == MessageType::kTakeoverConnection ||
-         type == MessageType::kForkChannel || type == MessageType::kForkRecord;
+         type == MessageType::kForkChannel || type == MessageType::kForkRecord ||
+         type == MessageType::kForkOutput;
 }
 
 std::string encode(const Message& message) {

@@ -3,8 +3,8 @@
 // The ipc wire format between the reactor and its handlers: every frame is one fixed-size Header followed by
 // payload_size bytes of payload. A frame of type kConnection carries exactly one descriptor (SCM_RIGHTS),
 // attached to the first byte of its header, unless its flags say the handler holds the socket already
-// (kFlagKept); no other frame between a reactor and its handlers carries one. kForkChannel and kForkRecord,
-// from the reactor to a template, carry one each.
+// (kFlagKept); no other frame between a reactor and its handlers carries one. kForkChannel, kForkOutput and
+// kForkRecord, from the reactor to a template, carry one each.
 // The same frames carry a takeover between two reactors (reactor/takeover.hpp), where kTakeoverListener and
 // kTakeoverConnection carry one each. docs/architecture.md describes it.
 
@@ -65,6 +65,10 @@ enum class MessageType : uint16_t {
   kHandlerForked = 14,  // template -> reactor: payload: a Forked. A failed fork: pid 0, then what failed.
   kHandlerExited =
       15,  // template -> reactor: the handler exited and the template reaped it; payload: an Exit.
+  // reactor -> template, with --log-format json only, between the kForkChannel and the kForkRecord of the
+  // same handler: attached, the write end of the handler's output pipe, its descriptors 1 and 2 (without it,
+  // the handler keeps the template's).
+  kForkOutput = 16,
 };
 
 // The most payload a frame of that type may carry.

@@ -34,10 +34,10 @@ ForkedProcess::~ForkedProcess() {
   if (template_ != nullptr) template_->forget(id_);
 }
 
-void ForkedProcess::fork_from(HandlerTemplate& from, uint64_t id, int channel, int record) {
+void ForkedProcess::fork_from(HandlerTemplate& from, uint64_t id, int channel, int record, int output) {
   template_ = &from;
   id_ = id;
-  from.fork(*this, id, channel, record);
+  from.fork(*this, id, channel, record, output);
 }
 
 void ForkedProcess::on_forked(int pid) {

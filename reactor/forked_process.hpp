@@ -31,8 +31,9 @@ class ForkedProcess {
   ~ForkedProcess();
 
   // Asks from to fork it, with channel and record (borrowed; sent before the call returns or copied) at the
-  // handler's descriptors. id names it in the template's reports.
-  void fork_from(HandlerTemplate& from, uint64_t id, int channel, int record);
+  // handler's descriptors, and output (the same; -1 for none) as its stdout and stderr. id names it in the
+  // template's reports.
+  void fork_from(HandlerTemplate& from, uint64_t id, int channel, int record, int output);
 
   // From the template.
   void on_forked(int pid);

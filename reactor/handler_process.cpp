@@ -37,7 +37,8 @@ HandlerProcess::HandlerProcess(uv_loop_t* loop, HandlerId id, const Config& conf
       forked_(
           loop, [this](int) { on_forked(); },
           [this](int64_t exit_status, int term_signal) { on_exit(exit_status, term_signal); }),
-      channel_(loop, batches, *this) {
+      channel_(loop, batches, *this),
+      output_(loop, "handler") {
   process_.data = request_timer_.data = exit_timer_.data = this;
   uv_timer_init(loop_, &request_timer_);
   uv_timer_init(loop_, &exit_timer_);
@@ -61,13 +62,18 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
     exited_ = true;
     return error;
   }
-  // The child gets: no stdin, stdout and stderr both on the reactor's stderr (stdout is the reactor's own,
-  // for its "listening on" line), the channel at kHandlerChannelFd, the shared state page at kHandlerStateFd
-  // and its answer record at kHandlerRecordFd.
+  ipc::UniqueFd output;
+  if (auto error = open_output(output)) {
+    exited_ = true;
+    return error;
+  }
+  // The child gets: no stdin, stdout and stderr both on its output pipe (--log-format json), else on the
+  // reactor's stderr (stdout is the reactor's own, for its "listening on" line), the channel at
+  // kHandlerChannelFd, the shared state page at kHandlerStateFd and its answer record at kHandlerRecordFd.
   static_assert(ipc::kHandlerChannelFd == 3 && ipc::kHandlerStateFd == 4 && ipc::kHandlerRecordFd == 5);
-  ChildCommand command(
-      argv, environment,
-      {-1, STDERR_FILENO, STDERR_FILENO, child_end.get(), state_page, answer_record_.descriptor()});
+  const int output_fd = output ? output.get() : STDERR_FILENO;
+  ChildCommand command(argv, environment,
+                       {-1, output_fd, output_fd, child_end.get(), state_page, answer_record_.descriptor()});
   const uv_exit_cb on_exit = [](uv_process_t* process, int64_t exit_status, int term_signal) {
     static_cast<HandlerProcess*>(process->data)->on_exit(exit_status, term_signal);
   };
@@ -80,6 +86,7 @@ std::error_code HandlerProcess::spawn(const std::vector<std::string>& argv,
     log_at(LogLevel::kError, "cannot start handler '%s': %s", argv[0].c_str(), uv_strerror(error));
     return errno_code(-error);
   }
+  output_.start(process_.pid);
   lower_priority();
   start_start_timer();
   return {};
@@ -91,14 +98,25 @@ std::error_code HandlerProcess::fork_from(HandlerTemplate& from) {
     exited_ = true;
     return error;
   }
+  ipc::UniqueFd output;
+  if (auto error = open_output(output)) {
+    exited_ = true;
+    return error;
+  }
   started_at_ = uv_now(loop_);
   start_start_timer();
-  // Its pid comes later, in the template's report; until then a signal for it waits (ForkedProcess::kill).
-  forked_.fork_from(from, id_, child_end.get(), answer_record_.descriptor());
+  // Its pid comes later, in the template's report; until then a signal for it waits (ForkedProcess::kill),
+  // and what it writes waits in its output pipe.
+  forked_.fork_from(from, id_, child_end.get(), answer_record_.descriptor(), output ? output.get() : -1);
   return {};
 }
 
+std::error_code HandlerProcess::open_output(ipc::UniqueFd& write_end) {
+  return config_.log_format == LogFormat::kJson ? output_.open(write_end) : std::error_code();
+}
+
 void HandlerProcess::on_forked() {
+  output_.start(pid());
   lower_priority();
   if (early_hello_ && !exited_ && !broken_) on_hello(*std::exchange(early_hello_, std::nullopt));
 }
@@ -109,6 +127,8 @@ void HandlerProcess::on_exit(int64_t exit_status, int term_signal) {
   // The exit may be noticed before the last frames the handler sent: a handler that reported its answer
   // and then died has answered, and that report must count before the connection is judged orphaned.
   channel_.read_rest();
+  // Its last words (a traceback before it died) are logged before its exit is.
+  output_.finish();
   events_.on_handler_exited(*this, exit_status, term_signal);
 }
 
@@ -341,8 +361,9 @@ void HandlerProcess::kill(int signal) {
 void HandlerProcess::close() {
   channel_.stop();  // Nothing more goes out, and it leaves the batches waiting.
   CloseOnLoop::close_then_delete(
-      this, {channel_.handle(), process_.loop != nullptr ? as_handle(&process_) : nullptr, forked_.handle(),
-             as_handle(&request_timer_), as_handle(&exit_timer_)});
+      this,
+      {channel_.handle(), process_.loop != nullptr ? as_handle(&process_) : nullptr, forked_.handle(),
+       as_handle(&request_timer_), as_handle(&exit_timer_), output_.poll_handle(), output_.timer_handle()});
 }
 
 }  // namespace handoff::reactor

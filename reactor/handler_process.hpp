@@ -21,6 +21,7 @@
 #include "reactor/dispatcher.hpp"
 #include "reactor/forked_process.hpp"
 #include "reactor/handler_channel.hpp"
+#include "reactor/handler_output.hpp"
 #include "reactor/kept_copies.hpp"
 #include "reactor/loop_owned.hpp"
 #include "reactor/send_ahead.hpp"
@@ -53,11 +54,14 @@ class HandlerProcess final : HandlerChannel::Events {
 
   // Starts the child: argv[0] is its executable, environment extends the reactor's own, and it inherits
   // state_page (borrowed; ipc/shared_state.hpp) at kHandlerStateFd and an answer record of its own at
-  // kHandlerRecordFd. The failed call is logged; after a failure the object only needs closing.
+  // kHandlerRecordFd. Its stdout and stderr are the reactor's stderr, or with --log-format json a pipe of its
+  // own that the reactor logs as JSON records (reactor/handler_output.hpp), read to the end at its exit. The
+  // failed call is logged; after a failure the object only needs closing.
   std::error_code spawn(const std::vector<std::string>& argv, const std::vector<std::string>& environment,
                         int state_page);
   // The same, forked from a template (--preload) rather than started: it inherited the state page from the
-  // template, and serves once the template forked it and it said hello. A failure shows as its exit.
+  // template, and serves once the template forked it and it said hello; with --log-format json the template
+  // gives it its own output pipe, else it writes where the template does. A failure shows as its exit.
   std::error_code fork_from(HandlerTemplate& from);
 
   HandlerId id() const { return id_; }
@@ -176,6 +180,8 @@ class HandlerProcess final : HandlerChannel::Events {
   void start_start_timer();
   // The handler's end of a fresh channel, with the reactor's end read from now on, and its answer record.
   std::error_code open_channel(ipc::UniqueFd& child_end);
+  // With --log-format json, its output pipe, whose write end becomes its stdout and stderr; else nothing.
+  std::error_code open_output(ipc::UniqueFd& write_end);
   // The process is gone (libuv or the template reaped it, or it was never forked).
   void on_exit(int64_t exit_status, int term_signal);
   // Stops reading the channel and kills the handler for why. Empty why: its channel closed (it exits, or the
@@ -196,6 +202,7 @@ class HandlerProcess final : HandlerChannel::Events {
   static constexpr uint64_t kExitGraceMs = 2000;
   ipc::AnswerRecord answer_record_;  // Inherited by the child at kHandlerRecordFd.
   HandlerChannel channel_;
+  HandlerOutput output_;  // Opened with --log-format json only.
   AheadOffers offers_{answer_record_};
   KeptCopies kept_;
   uint64_t started_at_ = 0;

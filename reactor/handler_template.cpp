@@ -15,7 +15,11 @@
 namespace handoff::reactor {
 
 HandlerTemplate::HandlerTemplate(uv_loop_t* loop, const Config& config, WriteBatches& batches, Events& events)
-    : loop_(loop), config_(config), events_(events), channel_(loop, batches, *this) {
+    : loop_(loop),
+      config_(config),
+      events_(events),
+      channel_(loop, batches, *this),
+      output_(loop, "template") {
   process_.data = start_timer_.data = this;
   uv_timer_init(loop_, &start_timer_);
 }
@@ -28,15 +32,24 @@ std::error_code HandlerTemplate::spawn(const std::vector<std::string>& argv,
     return error;
   }
 
+  ipc::UniqueFd output;
+  if (config_.log_format == LogFormat::kJson) {
+    if (auto error = output_.open(output)) {
+      exited_ = true;
+      return error;
+    }
+  }
   // As a handler's, less the answer record: each handler gets its own with its fork.
   std::vector<std::string> settings = environment;
   settings.push_back(std::string(ipc::kTemplateVariable) + "=1");
-  ChildCommand command(argv, settings, {-1, STDERR_FILENO, STDERR_FILENO, child_end.get(), state_page});
+  const int output_fd = output ? output.get() : STDERR_FILENO;
+  ChildCommand command(argv, settings, {-1, output_fd, output_fd, child_end.get(), state_page});
   const uv_exit_cb on_exit = [](uv_process_t* process, int64_t exit_status, int term_signal) {
     auto* self = static_cast<HandlerTemplate*>(process->data);
     self->exited_ = true;
     uv_timer_stop(&self->start_timer_);
     self->channel_.read_rest();  // The exits it reported before its own.
+    self->output_.finish();      // Its last words, before the line of its exit.
     // Its handlers live on: each one's exit shows on its pidfd from now on; one not forked yet never will be.
     const std::string how = "(pid " + std::to_string(self->pid()) + ") " +
                             how_it_ended(exit_status, term_signal) +
@@ -51,6 +64,7 @@ std::error_code HandlerTemplate::spawn(const std::vector<std::string>& argv,
     log_at(LogLevel::kError, "cannot start the template '%s': %s", argv[0].c_str(), uv_strerror(error));
     return {-error, std::system_category()};
   }
+  output_.start(process_.pid);
   if (auto error = channel_.start(std::move(reactor_end))) return error;
   uv_timer_start(
       &start_timer_,
@@ -63,12 +77,13 @@ std::error_code HandlerTemplate::spawn(const std::vector<std::string>& argv,
   return {};
 }
 
-void HandlerTemplate::fork(ForkedProcess& child, uint64_t id, int channel, int record) {
+void HandlerTemplate::fork(ForkedProcess& child, uint64_t id, int channel, int record, int output) {
   assert(!exited_ && "a handler asked of a template that exited");
   // One asked of a template whose channel no longer sends fails at its exit, which is on the way.
   children_.emplace(id, &child);
   unforked_.push_back(id);
   channel_.send({.type = ipc::MessageType::kForkChannel, .connection_id = id}, channel);
+  if (output >= 0) channel_.send({.type = ipc::MessageType::kForkOutput, .connection_id = id}, output);
   channel_.send({.type = ipc::MessageType::kForkRecord, .connection_id = id}, record);
 }
 
@@ -160,7 +175,7 @@ void HandlerTemplate::close() {
   channel_.stop();
   CloseOnLoop::close_then_delete(
       this, {channel_.handle(), process_.loop != nullptr ? as_handle(&process_) : nullptr,
-             as_handle(&start_timer_)});
+             as_handle(&start_timer_), output_.poll_handle(), output_.timer_handle()});
 }
 
 }  // namespace handoff::reactor

@@ -23,6 +23,7 @@
 #include "reactor/config.hpp"
 #include "reactor/forked_process.hpp"
 #include "reactor/handler_channel.hpp"
+#include "reactor/handler_output.hpp"
 
 namespace handoff::reactor {
 
@@ -44,7 +45,8 @@ class HandlerTemplate final : HandlerChannel::Events {
   HandlerTemplate(uv_loop_t* loop, const Config& config, WriteBatches& batches, Events& events);
 
   // Starts the handler command as a template: as a handler is started (reactor/handler_process.hpp), with
-  // HANDOFF_TEMPLATE=1. The failed call is logged; after a failure the object only needs closing.
+  // HANDOFF_TEMPLATE=1; with --log-format json, with an output pipe of its own, whose records say "source":
+  // "template". The failed call is logged; after a failure the object only needs closing.
   std::error_code spawn(const std::vector<std::string>& argv, const std::vector<std::string>& environment,
                         int state_page);
 
@@ -58,9 +60,11 @@ class HandlerTemplate final : HandlerChannel::Events {
   // Handlers asked of it that have not exited yet.
   size_t children() const { return children_.size(); }
 
-  // Asks it to fork child's process; channel and record are the handler's ends (borrowed: sent now, or
-  // copied). Asks made before its hello wait in the channel. Never asked of one that exited.
-  void fork(ForkedProcess& child, uint64_t id, int channel, int record);
+  // Asks it to fork child's process; channel and record are the handler's ends, and output (-1 for none)
+  // the write end of its output pipe, which the handler gets as its stdout and stderr in place of the
+  // template's (all borrowed: sent now, or copied). Asks made before its hello wait in the channel. Never
+  // asked of one that exited.
+  void fork(ForkedProcess& child, uint64_t id, int channel, int record, int output);
   // child is being closed: it hears nothing more.
   void forget(uint64_t id) { children_.erase(id); }
 
@@ -87,6 +91,7 @@ class HandlerTemplate final : HandlerChannel::Events {
   uv_process_t process_{};
   uv_timer_t start_timer_{};
   HandlerChannel channel_;
+  HandlerOutput output_;  // Opened with --log-format json only.
   // Every handler asked of it that has not exited, by id: those not forked yet are also in unforked_, in
   // the order asked (the template forks in that order).
   std::unordered_map<uint64_t, ForkedProcess*> children_;

@@ -34,9 +34,9 @@ std::string own_path() {
 
 // Every idle connection costs a descriptor: the soft limit is raised to the hard one, and --max-connections,
 // unless given, leaves room below it for the reactor's own descriptors: two per handler (its channel and its
-// answer record), twice that while a reload or a recycling runs old and new side by side, the admin
-// connections (AdminServer holds at most kMaxConnections), the listeners, the loop's, connections lingering
-// at close, and a margin.
+// answer record; three with --log-format json, its output pipe too), twice that while a reload or a recycling
+// runs old and new side by side, the admin connections (AdminServer holds at most kMaxConnections), the
+// listeners, the loop's, connections lingering at close, and a margin.
 void use_every_descriptor(handoff::reactor::Config& config) {
   using handoff::reactor::LogLevel;
   rlimit files{};
@@ -51,8 +51,9 @@ void use_every_descriptor(handoff::reactor::Config& config) {
     files.rlim_cur = files.rlim_max;
     if (::setrlimit(RLIMIT_NOFILE, &files) != 0) files.rlim_cur = before;
   }
-  const rlim_t reserved =
-      32 + handoff::reactor::AdminServer::kMaxConnections + 4 * static_cast<rlim_t>(config.max_handlers);
+  const rlim_t per_handler = config.log_format == handoff::reactor::LogFormat::kJson ? 3 : 2;
+  const rlim_t reserved = 32 + handoff::reactor::AdminServer::kMaxConnections +
+                          2 * per_handler * static_cast<rlim_t>(config.max_handlers);
   if (config.max_connections == 0) {
     config.max_connections = files.rlim_cur > reserved + 16 ? files.rlim_cur - reserved : 16;
   }

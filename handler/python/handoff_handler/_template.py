@@ -17,7 +17,7 @@ import sys
 
 from . import _FD_SIZE, _HEADER, _HELLO, _MAGIC, _VERSION, _Channel, _ChannelError
 
-_FORK_CHANNEL, _FORK_RECORD, _HANDLER_FORKED, _HANDLER_EXITED = 12, 13, 14, 15
+_FORK_CHANNEL, _FORK_RECORD, _HANDLER_FORKED, _HANDLER_EXITED, _FORK_OUTPUT = 12, 13, 14, 15, 16
 _IS_TEMPLATE = 8  # A kHello flag.
 _FORKED = struct.Struct("=I")  # The handler's pid (0: the fork failed, and why follows as text).
 _EXIT = struct.Struct("=ii")  # Its exit status, or 0 when a signal ended it; that signal, or 0.
@@ -39,6 +39,7 @@ class _Template:
         self._inbox = b""
         self._descriptors = collections.deque()  # Received, each for the next frame that carries one.
         self._channel_of = {}  # Handler id -> its channel, from kForkChannel until its kForkRecord.
+        self._output_of = {}  # Handler id -> its output pipe, from kForkOutput (if one comes) to its kForkRecord.
         self._children = {}  # pidfd -> (handler id, pid)
         self._poller = select.poll()
         self._ending = False
@@ -73,7 +74,7 @@ class _Template:
         self._inbox += data
         while len(self._inbox) >= _HEADER.size:
             magic, version, kind, handler_id, _, size = _HEADER.unpack_from(self._inbox)
-            if magic != _MAGIC or version != _VERSION or kind not in (_FORK_CHANNEL, _FORK_RECORD):
+            if magic != _MAGIC or version != _VERSION or kind not in (_FORK_CHANNEL, _FORK_OUTPUT, _FORK_RECORD):
                 sys.stderr.write("template[%d]: an unexpected frame from the reactor (type %d, version %d)\n"
                                  % (os.getpid(), kind, version))
                 sys.exit(1)
@@ -86,24 +87,34 @@ class _Template:
             descriptor = self._descriptors.popleft()
             if kind == _FORK_CHANNEL:
                 self._channel_of[handler_id] = descriptor
-            elif self._fork(handler_id, self._channel_of.pop(handler_id), descriptor):
+            elif kind == _FORK_OUTPUT:
+                self._output_of[handler_id] = descriptor
+            elif self._fork(handler_id, self._channel_of.pop(handler_id), descriptor,
+                            self._output_of.pop(handler_id, None)):
                 return True
         return False
 
-    def _fork(self, handler_id, channel, record):
-        """Forks one handler: True in the handler, False in the template (which reported the fork)."""
+    def _fork(self, handler_id, channel, record, output):
+        """Forks one handler: True in the handler, False in the template (which reported the fork). output, the
+        handler's output pipe (kForkOutput) or None, becomes its stdout and stderr."""
+        # What the template's own streams hold is written before the fork, or both processes would write it.
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
         try:
             pid = os.fork()
         except OSError as error:
             self._send(_HANDLER_FORKED, handler_id, 0, _FORKED.pack(0) + str(error).encode())
-            os.close(channel)
-            os.close(record)
+            for fd in (channel, record, output):
+                if fd is not None:
+                    os.close(fd)
             return False
         if pid == 0:
-            self._become_handler(channel, record)
+            self._become_handler(channel, record, output)
             return True
-        os.close(channel)
-        os.close(record)
+        for fd in (channel, record, output):
+            if fd is not None:
+                os.close(fd)
         # Reaped only once the reactor heard of it, so that the pid it is told is still this handler's.
         pidfd = os.pidfd_open(pid)
         self._children[pidfd] = (handler_id, pid)
@@ -111,11 +122,17 @@ class _Template:
         self._poller.register(pidfd, select.POLLIN)
         return False
 
-    def _become_handler(self, channel, record):
+    def _become_handler(self, channel, record, output):
         """In the forked handler: the template's descriptors go, and the handler's take their places."""
         self._channel.detach()  # Descriptor 3 is replaced below, not closed.
-        for fd in list(self._children) + list(self._descriptors) + list(self._channel_of.values()):
+        for fd in (list(self._children) + list(self._descriptors) + list(self._channel_of.values())
+                   + list(self._output_of.values())):
             os.close(fd)
+        if output is not None:
+            # First: it may be numbered 5, which the record takes below (3 is the template's channel still).
+            os.dup2(output, 1)
+            os.dup2(output, 2)
+            os.close(output)
         # The descriptors received may be numbered 5 or 6 already: none is closed that one of them became.
         os.dup2(channel, _CHANNEL_FD)
         if channel != _RECORD_FD:
