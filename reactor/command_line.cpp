@@ -336,6 +336,11 @@ std::vector<OptionRow> option_table(const std::string& default_handler) {
     {"Failures", "max-queue", "N", "requests that may wait for a handler; one more gets 'ERR busy'", "1024",
      within(&Config::max_queue, parse_count, size_t{0}, size_t{1} << 24,
             "a whole number from 0 to 16777216")},
+    {"Failures", "max-queue-per-client", "N", "requests of one client (by address: the one its balancer's PROXY "
+     "header names, with --proxy-protocol-from) that may wait; one more gets 'ERR busy' at once while the "
+     "others' still wait. 0: only --max-queue bounds it. Waiting clients are served in turn either way", "0",
+     within(&Config::max_queue_per_client, parse_count, size_t{0}, size_t{1} << 24,
+            "a whole number from 0 to 16777216")},
     {"Failures", "queue-timeout", "TIME", "a request that waited this long for a handler gets 'ERR busy'",
      "30s", duration(&Config::queue_timeout)},
     {"Failures", "max-requests", "N", "a handler retires after this many requests (0: never)", "0",

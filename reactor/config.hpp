@@ -49,6 +49,9 @@ struct Config {
   // --proxy-protocol-from: the peers (balancers) whose connections begin with a PROXY protocol header
   // naming the client; anyone else's may not (reactor/proxy_header.hpp). Empty: none.
   std::vector<AddressRange> proxy_protocol_from;
+  // --max-queue-per-client: the most requests of one client (by address) that may wait; 0: no limit but
+  // --max-queue.
+  size_t max_queue_per_client = 0;
   // How this reactor was started: its executable's path as it was then and its arguments. A takeover
   // (SIGUSR2) starts the successor with it, so that the binary now at that path goes live.
   std::vector<std::string> own_command;

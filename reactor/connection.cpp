@@ -393,6 +393,11 @@ Connection::Request Connection::take_request(uint64_t request_id) {
   return request;
 }
 
+std::string Connection::client_name() {
+  if (!client_) client_ = socket_address(socket_.get(), true).value_or(ListenAddress{});
+  return client_->is_unix() ? client_->to_string() : client_->host;
+}
+
 // The record of the request at the start of raw (ipc/request_record.hpp), as the framing read it.
 void Connection::write_record(uint64_t request_id, std::string_view raw, std::string& record) {
   if (!client_) client_ = socket_address(socket_.get(), true).value_or(ListenAddress{});

@@ -135,6 +135,9 @@ class Connection final : SocketPoller::Watcher {
   // header named.
   void set_peer(std::string peer) { peer_ = std::move(peer); }
   const std::string& peer() const { return peer_; }
+  // Who the client is, for fair queueing: its address without the port (the one its PROXY header named, if
+  // any), or "unix:PATH" on a Unix socket; "" when the socket cannot tell.
+  std::string client_name();
   const char* protocol_name() const { return protocol_ == Protocol::kHttp ? "http" : "line"; }
   // uv_hrtime() when the current request became complete.
   uint64_t ready_at_ns() const { return ready_at_ns_; }

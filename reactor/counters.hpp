@@ -28,6 +28,7 @@ struct Counters {
   uint64_t handler_exits = 0;
   uint64_t failed_reloads = 0;
   uint64_t abandoned = 0;
+  uint64_t busy_client = 0;
   uint64_t cancelled = 0;
   uint64_t rss_recycles = 0;
   uint64_t hand_offs = 0;
@@ -82,6 +83,8 @@ inline constexpr std::array kCounterTable = std::to_array<CounterRow>({
    "Reloads abandoned because their new handlers did not start."},
   {&Counters::abandoned, "abandoned", "handoff_requests_abandoned_total",
    "Requests dropped from the queue because their client left."},
+  {&Counters::busy_client, "busy_client", "handoff_requests_refused_per_client_total",
+   "Requests refused at once because their client had --max-queue-per-client waiting (also errors busy)."},
   {&Counters::cancelled, "cancelled", "handoff_requests_cancelled_total",
    "Running requests whose client left before any answer; their handler was replaced."},
   {&Counters::rss_recycles, "rss_recycles", "handoff_handler_rss_recycles_total",

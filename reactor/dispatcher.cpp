@@ -45,11 +45,12 @@ std::optional<Assignment> Dispatcher::connection_ready(ConnectionId connection, 
     }
     if (fewest) return give_ahead(fewest_handler, *fewest, connection);
   }
+  std::string client = client_of_ ? client_of_(connection) : std::string();
   if (how.first_in_line) {
-    waiting_.push_front(connection);
+    waiting_.push_first(connection, std::move(client));
     first_passed_ = false;
   } else {
-    waiting_.push_back(connection);
+    waiting_.push(connection, std::move(client));
   }
   publish();
   return std::nullopt;
@@ -69,15 +70,14 @@ std::optional<Assignment> Dispatcher::handler_idle(HandlerId handler) {
 }
 
 ConnectionId Dispatcher::take_waiting(HandlerId handler) {
-  auto chosen = waiting_.begin();
-  if (kept_by_ && !first_passed_ && waiting_.size() > 1 && kept_by_(waiting_[0]) != handler &&
-      kept_by_(waiting_[1]) == handler) {
-    ++chosen;
-  }
-  first_passed_ = chosen != waiting_.begin();
-  const ConnectionId connection = *chosen;
-  waiting_.erase(chosen);
-  return connection;
+  ConnectionId chosen = *waiting_.peek(0);
+  const std::optional<ConnectionId> second = waiting_.peek(1);
+  const bool pass_first =
+      kept_by_ && !first_passed_ && second && kept_by_(chosen) != handler && kept_by_(*second) == handler;
+  if (pass_first) chosen = *second;
+  first_passed_ = pass_first;
+  waiting_.take(chosen);
+  return chosen;
 }
 
 void Dispatcher::set_ahead_depth(HandlerId handler, unsigned depth) {
@@ -144,8 +144,8 @@ Dispatcher::Held Dispatcher::handler_gone(HandlerId handler) {
 }
 
 void Dispatcher::connection_gone(ConnectionId connection) {
-  if (!waiting_.empty() && waiting_.front() == connection) first_passed_ = false;
-  erase_value(waiting_, connection);
+  if (waiting_.peek(0) == connection) first_passed_ = false;
+  waiting_.erase(connection);
   publish();
 }
 
@@ -181,7 +181,7 @@ std::optional<HandlerId> Dispatcher::ahead_holder(ConnectionId connection) const
 }
 
 bool Dispatcher::is_waiting(ConnectionId connection) const {
-  return std::find(waiting_.begin(), waiting_.end(), connection) != waiting_.end();
+  return waiting_.contains(connection);
 }
 
 }  // namespace handoff::reactor

@@ -1,8 +1,9 @@
 #pragma once
 
 // Internal to the reactor. Dispatcher: who holds which connection. The one place that knows the idle handlers
-// (a FIFO, so load spreads), the connections with a complete request waiting for a handler (a FIFO, so no
-// request starves), and which handler is busy with which connection. It holds ids only and does no I/O; the
+// (a FIFO, so load spreads), the connections with a complete request waiting for a handler (a FairQueue: a
+// FIFO per client, the clients served in turn, so that no request starves and no client crowds out the
+// others), and which handler is busy with which connection. It holds ids only and does no I/O; the
 // Frontend acts on its answers, and the HandlerPool tells it of handlers that come and go. Node's cluster
 // round-robin handle (lib/internal/cluster/round_robin_handle.js) is the model.
 //
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "ipc/shared_state.hpp"
+#include "reactor/fair_queue.hpp"
 
 namespace handoff::reactor {
 
@@ -59,6 +61,11 @@ class Dispatcher {
   // needs no descriptor.
   void look_up_kept_by(std::function<std::optional<HandlerId>(ConnectionId)> kept_by) {
     kept_by_ = std::move(kept_by);
+  }
+  // Tells the client of a connection whose request is to wait (its address, without the port): the queue
+  // serves clients in turn. Without it, every connection is one client's, and the queue a plain FIFO.
+  void look_up_client(std::function<std::string(ConnectionId)> client_of) {
+    client_of_ = std::move(client_of);
   }
 
   // How many connections handler may hold sent ahead at once: 0 unless it said in its hello that it takes
@@ -134,6 +141,11 @@ class Dispatcher {
   size_t waiting_connections() const { return waiting_.size() + aheads_; }
   // Of those, the ones queued (not sent ahead): no handler holds them.
   size_t queued_connections() const { return waiting_.size(); }
+  // The queued connections of one client, and the clients with the most queued (for /stats).
+  size_t queued_of(std::string_view client) const { return waiting_.waiting_of(client); }
+  std::vector<std::pair<std::string, size_t>> busiest_clients(size_t count) const {
+    return waiting_.busiest(count);
+  }
 
  private:
   struct Ahead {
@@ -165,9 +177,10 @@ class Dispatcher {
 
   ipc::SharedState* published_ = nullptr;
   std::function<std::optional<HandlerId>(ConnectionId)> kept_by_;
+  std::function<std::string(ConnectionId)> client_of_;
   bool first_passed_ = false;  // The first waiting connection was passed once already.
   std::deque<HandlerId> idle_;
-  std::deque<ConnectionId> waiting_;
+  FairQueue waiting_;
   std::unordered_map<HandlerId, Serving> busy_;
   std::unordered_map<HandlerId, unsigned> ahead_depth_;  // Handlers that take connections ahead.
   size_t aheads_ = 0;

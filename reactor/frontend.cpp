@@ -32,6 +32,10 @@ Frontend::Frontend(uv_loop_t* loop, const Config& config, Dispatcher& dispatcher
     const auto it = connections_.find(id);
     return it != connections_.end() ? it->second->kept_by() : std::nullopt;
   });
+  dispatcher_.look_up_client([this](ConnectionId id) {
+    const auto it = connections_.find(id);
+    return it != connections_.end() ? it->second->client_name() : std::string();
+  });
   uv_timer_init(loop_, &stall_timer_);
   stall_timer_.data = this;
   budget_.on_pressure([this] {
@@ -47,6 +51,7 @@ Frontend::Frontend(uv_loop_t* loop, const Config& config, Dispatcher& dispatcher
 // connections_: the map must not be in the middle of its own destruction then.
 Frontend::~Frontend() {
   dispatcher_.look_up_kept_by(nullptr);
+  dispatcher_.look_up_client(nullptr);
   std::unordered_map<ConnectionId, LoopOwned<Connection>> closing;
   closing.swap(connections_);
 }
@@ -177,6 +182,13 @@ void Frontend::on_request_ready(Connection& connection) {
       dispatcher_.idle_handlers() == 0 && dispatcher_.waiting_connections() >= config_.max_queue;
   if (queue_full && !pool_.reclaim_any_lingering()) {
     refuse(connection, Refusal::kBusy, "busy: the queue is full");
+    return;
+  }
+  // One client may not fill the queue either: its excess is refused at once, and the others' still waits.
+  if (config_.max_queue_per_client != 0 && dispatcher_.idle_handlers() == 0 &&
+      dispatcher_.queued_of(connection.client_name()) >= config_.max_queue_per_client) {
+    ++metrics_.counters.busy_client;
+    refuse(connection, Refusal::kBusy, "busy: the client has --max-queue-per-client requests waiting");
     return;
   }
   // Sent ahead, a request wakes a lingering handler by itself: that one is preferred.

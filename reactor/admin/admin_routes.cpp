@@ -13,6 +13,9 @@
 namespace handoff::reactor {
 namespace {
 
+// The waiting clients /stats lists: enough to tell one client crowding the queue from many.
+constexpr size_t kBusiestClientsShown = 5;
+
 http::Response text(int status, std::string body) {
   return {.status = status, .body = std::move(body)};
 }

@@ -5,6 +5,7 @@
 // (kCounterTable in reactor/counters.hpp, kPoolTable and kHistogramTable in reactor/metrics.hpp).
 
 #include <string>
+#include <utility>
 
 #include "reactor/metrics.hpp"
 

@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdio>
 #include <optional>
 #include <string>
 #include <vector>
@@ -227,6 +229,82 @@ TEST(Pipelining, AnotherClientIsServedBetweenTheRequestsOfAPipeline) {
   while (hog.read_line(50ms) == "spun 1000") ++spun_before_pong;
   EXPECT_LE(spun_before_pong, 1) << "the ping waited behind more than one spin of the pipeline";
   for (int i = spun_before_pong; i < 4; ++i) EXPECT_EQ(hog.read_line(), "spun 1000") << i;
+}
+
+// --- Fair queueing: clients are served in turn ---
+
+// The access log's lines for requests of source (an address, "127.0.0.1:"), up to the first line of
+// until, if given.
+size_t answered_for(const std::string& log, const std::string& source, const std::string& until = "") {
+  size_t count = 0;
+  for (size_t at = 0, end; (end = log.find('\n', at)) != std::string::npos; at = end + 1) {
+    const std::string line = log.substr(at, end - at);
+    if (!until.empty() && line.find(" access " + until) != std::string::npos) break;
+    if (line.find(" access " + source) != std::string::npos) ++count;
+  }
+  return count;
+}
+
+const std::string kSpin50 = "GET /spin/50 HTTP/1.1\r\nHost: a\r\n\r\n";
+
+// One client (127.0.0.1) has 200 requests of 50 ms of CPU each waiting; a second one (127.0.0.2) asks once.
+// It is served in its turn: behind at most the requests the two handlers run and the one each holds sent
+// ahead, not behind the first client's 200. The order is read from the access log, which the reactor writes
+// as answers come: no clock decides it.
+TEST(FairQueue, ASecondClientIsServedWithinTwoServiceTimesNotBehindTheFirstClientsQueue) {
+  ReactorProcess reactor({"--handlers", "2", "--access-log", "on", "--max-queue", "1000", "--queue-timeout",
+                          "600s", "--request-timeout", "600s"});
+  std::vector<Client> crowd = connect_each_sending(reactor.host(), reactor.port(), 200, kSpin50);
+  // The steady state: the first answers set each handler's depth ahead to one (requests longer than
+  // 100 µs), and the aheads sent before that are served.
+  ASSERT_TRUE(wait_until([&] { return reactor.requests_answered() >= 12; }, 120s));
+  const int64_t waiting = reactor.queue_length();
+  ASSERT_GE(waiting, 150);
+  const size_t crowd_before = answered_for(reactor.stderr_text(), "127.0.0.1:");
+  Client second(reactor.host(), reactor.port(), "127.0.0.2");
+  const auto sent_at = std::chrono::steady_clock::now();
+  ASSERT_TRUE(second.send(kSpin50));
+  EXPECT_EQ(read_response(second).status, 200);
+  const auto waited = std::chrono::steady_clock::now() - sent_at;
+  ASSERT_TRUE(reactor.wait_for_log(" access 127.0.0.2:", 10s));
+  const size_t crowd_between = answered_for(reactor.stderr_text(), "127.0.0.1:", "127.0.0.2:") - crowd_before;
+  std::printf(
+      "fairness: with %lld of the first client's requests waiting, the second client's request was "
+      "answered %lld ms after it was sent (50 ms of it its own), behind %zu of them\n",
+      static_cast<long long>(waiting),
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()),
+      crowd_between);
+  // Its turn comes at the second request a handler takes (the first client's turn may be first), and it
+  // waits behind that handler's current one: two service times. Answered meanwhile: each handler's current
+  // and next one (4), the other handler's next while it runs (1), and one the log had not shown yet when it
+  // was read (1). Without turns, it would wait behind the whole queue.
+  EXPECT_LE(crowd_between, 6u);
+  crowd.clear();  // HTTP clients that leave: their queued requests are dropped, the running ones cancelled.
+}
+
+// --max-queue-per-client: one client's excess is refused at once (503), while another client's request
+// still waits and is served.
+TEST(FairQueue, MaxQueuePerClientRefusesOneClientsExcessAtOnce) {
+  ReactorProcess reactor({"--handlers", "2", "--max-queue-per-client", "20", "--queue-timeout", "600s",
+                          "--request-timeout", "600s"});
+  std::vector<Client> crowd = connect_each_sending(reactor.host(), reactor.port(), 100, kSpin50);
+  // Admitted: 20 queued, and at most the two running with up to --send-ahead (4) each sent ahead.
+  ASSERT_TRUE(wait_until([&] { return reactor.stat("counters.busy_client") >= 70; }, 60s))
+      << reactor.stat("counters.busy_client");
+  Client second(reactor.host(), reactor.port(), "127.0.0.2");
+  ASSERT_TRUE(second.send(kSpin50));
+  EXPECT_EQ(read_response(second).status, 200);
+  const int64_t refused = reactor.stat("counters.busy_client");
+  EXPECT_LE(refused, 100 - 20 - 2);
+  EXPECT_EQ(reactor.stat("counters.errors.busy"), refused);
+  size_t busy_answers = 0;
+  for (Client& client : crowd) {
+    const HttpResponse response = read_response(client);
+    if (response.status == 503) ++busy_answers;
+    if (busy_answers == static_cast<size_t>(refused)) break;
+  }
+  EXPECT_EQ(busy_answers, static_cast<size_t>(refused));
+  crowd.clear();
 }
 
 }  // namespace

@@ -15,7 +15,7 @@
 
 namespace handoff::testing {
 
-Client::Client(const std::string& host, uint16_t port) {
+Client::Client(const std::string& host, uint16_t port, const std::string& source) {
   sockaddr_storage storage{};
   socklen_t length;
   if (host.find(':') != std::string::npos) {
@@ -32,7 +32,10 @@ Client::Client(const std::string& host, uint16_t port) {
     length = sizeof(*v4);
   }
   fd_ = ::socket(storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&storage), length) != 0) {
+  sockaddr_in from{.sin_family = AF_INET, .sin_port = 0, .sin_addr = {}, .sin_zero = {}};
+  const bool bound = source.empty() || (inet_pton(AF_INET, source.c_str(), &from.sin_addr) == 1 &&
+                                        ::bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof(from)) == 0);
+  if (fd_ < 0 || !bound || ::connect(fd_, reinterpret_cast<sockaddr*>(&storage), length) != 0) {
     const std::string why = std::strerror(errno);
     if (fd_ >= 0) ::close(fd_);
     throw std::runtime_error("connect to " + host + ":" + std::to_string(port) + ": " + why);

@@ -19,8 +19,9 @@ inline constexpr std::chrono::milliseconds kAnswerTimeout = 60s;
 
 class Client {
  public:
-  // Connects to host:port (IPv4 or IPv6 literal). Throws std::runtime_error on failure.
-  Client(const std::string& host, uint16_t port);
+  // Connects to host:port (IPv4 or IPv6 literal), from the IPv4 address source if given (127.0.0.2: another
+  // client of the same machine, to the reactor). Throws std::runtime_error on failure.
+  Client(const std::string& host, uint16_t port, const std::string& source = "");
   ~Client();
   Client(Client&& other) noexcept;
   Client(const Client&) = delete;

@@ -12,6 +12,7 @@
 #include "reactor/command_line.hpp"
 #include "reactor/config.hpp"
 #include "reactor/dispatcher.hpp"
+#include "reactor/fair_queue.hpp"
 #include "reactor/metrics.hpp"
 #include "reactor/protocol.hpp"
 #include "reactor/read_budget.hpp"
@@ -341,6 +342,78 @@ TEST(CounterTable, TheDocsListEveryFigureByBothItsNames) {
   for (const PoolRow& row : kPoolTable) check(row.metric, row.key);
   for (const HistogramRow& row : kHistogramTable) check(row.metric, row.key);
   EXPECT_TRUE(missing.empty()) << path << " has no table row for:" << missing;
+}
+
+// The order a FairQueue serves in, taking each in turn.
+std::vector<FairQueue::Id> serve_all(FairQueue& queue) {
+  std::vector<FairQueue::Id> order;
+  while (const std::optional<FairQueue::Id> next = queue.peek(0)) {
+    order.push_back(*next);
+    queue.take(*next);
+  }
+  return order;
+}
+
+TEST(FairQueue, ClientsAreServedInTurnEachInItsOwnOrder) {
+  FairQueue queue;
+  for (FairQueue::Id id = 1; id <= 5; ++id) queue.push(id, "a");  // One client's five first.
+  queue.push(10, "b");
+  queue.push(11, "b");
+  queue.push(20, "c");
+  EXPECT_EQ(queue.size(), 8u);
+  EXPECT_EQ(queue.clients(), 3u);
+  EXPECT_EQ(queue.waiting_of("a"), 5u);
+  EXPECT_EQ(queue.busiest(2), (std::vector<std::pair<std::string, size_t>>{{"a", 5}, {"b", 2}}));
+  EXPECT_EQ(serve_all(queue), (std::vector<FairQueue::Id>{1, 10, 20, 2, 11, 3, 4, 5}));
+  EXPECT_TRUE(queue.empty());
+  EXPECT_EQ(queue.clients(), 0u);
+}
+
+TEST(FairQueue, OneClientIsAFifoAndAGivenBackOneGoesFirst) {
+  FairQueue queue;
+  for (FairQueue::Id id = 1; id <= 3; ++id) queue.push(id, "");
+  queue.push_first(9, "b");
+  EXPECT_EQ(queue.peek(0), 9u);
+  EXPECT_EQ(queue.peek(1), 1u);
+  EXPECT_TRUE(queue.contains(9));
+  EXPECT_EQ(serve_all(queue), (std::vector<FairQueue::Id>{9, 1, 2, 3}));
+}
+
+// Taking the second (the Dispatcher passes the first to a handler that kept the second's socket) uses the
+// next client's turn, not the first one's; a connection that leaves uses no turn.
+TEST(FairQueue, TakingTheSecondOrLeavingKeepsTheFirstClientsTurn) {
+  FairQueue queue;
+  queue.push(1, "a");
+  queue.push(2, "a");
+  queue.push(10, "b");
+  queue.push(20, "c");
+  EXPECT_EQ(queue.peek(1), 10u);
+  queue.take(10);
+  EXPECT_EQ(queue.peek(0), 1u);
+  queue.erase(1);  // Its client left: a's turn is not used up.
+  EXPECT_EQ(queue.peek(0), 2u);
+  EXPECT_FALSE(queue.contains(1));
+  EXPECT_EQ(serve_all(queue), (std::vector<FairQueue::Id>{2, 20}));
+  queue.push(30, "d");
+  EXPECT_EQ(queue.peek(1), std::nullopt);
+}
+
+TEST(Dispatcher, WaitingClientsAreServedInTurn) {
+  Dispatcher dispatcher;
+  dispatcher.look_up_client([](ConnectionId id) { return id < 200 ? std::string("a") : std::string("b"); });
+  EXPECT_FALSE(dispatcher.handler_idle(1));
+  ASSERT_TRUE(dispatcher.connection_ready(100));
+  for (ConnectionId id = 101; id <= 105; ++id) EXPECT_FALSE(dispatcher.connection_ready(id));
+  EXPECT_FALSE(dispatcher.connection_ready(200));
+  EXPECT_EQ(dispatcher.queued_of("a"), 5u);
+  EXPECT_EQ(dispatcher.queued_of("b"), 1u);
+  std::vector<ConnectionId> order;
+  for (ConnectionId current = 100; dispatcher.handler_done(1, current) == Dispatcher::Done::kFree;) {
+    const std::optional<Assignment> next = dispatcher.handler_idle(1);
+    if (!next) break;
+    order.push_back(current = next->connection);
+  }
+  EXPECT_EQ(order, (std::vector<ConnectionId>{101, 200, 102, 103, 104, 105}));
 }
 
 TEST(Dispatcher, IdleHandlersAndWaitingConnectionsAreServedInFifoOrder) {
