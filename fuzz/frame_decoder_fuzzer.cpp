@@ -2,7 +2,8 @@
 // reactor. A handler is another program (--handler-cmd), so its bytes are peer bytes. The first input byte
 // seeds where the rest is cut into the pieces the decoder is given, as recvmsg cuts a stream. Checked: every
 // frame returned agrees with its header read independently of the decoder, no frame carries a descriptor or
-// more than its type's payload limit, the decoder accounts for every byte, and the cut changes nothing.
+// more than its type's payload limit, the decoder accounts for every byte, and the cut changes nothing; a
+// payload read as a hello's route table is bounded, and reads back the same once written again.
 
 #include <cstdlib>
 #include <cstring>
@@ -60,6 +61,17 @@ Decoded decode(std::string_view stream, const std::vector<std::string_view>& pie
       returned += sizeof(header) + header.payload_size;
       FUZZ_CHECK(!decoded.error);
       FUZZ_CHECK(decoder.buffered() == appended - returned);
+      // What the reactor does with a hello's route table: bounded, and a table read is the table written.
+      std::vector<ipc::RouteEntry> routes;
+      if (ipc::decode_route_table(message->payload, routes)) {
+        FUZZ_CHECK(routes.size() <= ipc::kMaxRoutes);
+        for (const ipc::RouteEntry& route : routes) FUZZ_CHECK(route.name.size() <= ipc::kMaxRouteNameBytes);
+        std::vector<ipc::RouteEntry> again;
+        FUZZ_CHECK(ipc::decode_route_table(ipc::route_table_payload(routes), again));
+        FUZZ_CHECK(again.size() == routes.size());
+        for (size_t i = 0; i < routes.size(); ++i)
+          FUZZ_CHECK(again[i].name == routes[i].name && again[i].flags == routes[i].flags);
+      }
       // What the reactor does with progress reports.
       ipc::Progress progress;
       if (ipc::split_progress_payload(message->payload, progress)) {

@@ -220,7 +220,7 @@ inline std::optional<SessionRun> run_session(const uint8_t* data, size_t size, S
     run.outcome = serve(
         harmless_handler(), pair.first.get(), run.first ? &*run.first : nullptr, run.received, flags,
         run.limits,
-        [&](uint64_t bytes_written, int status) {
+        [&](uint64_t bytes_written, int status, uint16_t) {
           FUZZ_CHECK(bytes_written >= reported);
           FUZZ_CHECK(status == 0 || (status >= 200 && status <= 599));
           reported = bytes_written;

@@ -45,25 +45,30 @@ void spin_cpu(unsigned milliseconds) {
 }
 
 void add_builtin_commands(Handler& handler) {
-  handler.command("ping", without_arguments("ping", [] { return "pong"; }));
-  handler.command("pid", without_arguments("pid", [] { return std::to_string(getpid()); }));
   // The client's address as this handler got it: the peer's, or the one a balancer's PROXY header named.
-  handler.command("client", [](const Request& request) {
+  const Command client = [](const Request& request) {
     if (!request.arguments.empty()) return Reply::error("client takes no argument");
     return Reply::text(request.client_address.empty() ? std::string("unknown")
                                                       : std::string(request.client_address));
-  });
-  handler.command("fib", [](const Request& request) {
+  };
+  const Command fib = [](const Request& request) {
     const std::optional<unsigned> n = only_number(request, kMaxFibonacciIndex);
     if (!n) return Reply::error("fib takes one whole number from 0 to 92");
     return Reply::text(std::to_string(fibonacci(*n)));
-  });
-  handler.command("spin", [](const Request& request) {
+  };
+  const Command spin = [](const Request& request) {
     const std::optional<unsigned> ms = only_number(request, kMaxSpinMilliseconds);
     if (!ms) return Reply::error("spin takes one whole number of milliseconds from 0 to 600000");
     spin_cpu(*ms);
     return Reply::text("spun " + std::to_string(*ms));
-  });
+  };
+  // Each only computes its answer: one whose handler died may run again on another.
+  constexpr RouteOptions kRetryable{.retryable = true};
+  handler.command("ping", without_arguments("ping", [] { return "pong"; }), kRetryable);
+  handler.command("pid", without_arguments("pid", [] { return std::to_string(getpid()); }), kRetryable);
+  handler.command("client", client, kRetryable);
+  handler.command("fib", fib, kRetryable);
+  handler.command("spin", spin, kRetryable);
 }
 
 }  // namespace handoff::handler

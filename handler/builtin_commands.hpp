@@ -12,7 +12,7 @@ namespace handoff::handler {
 inline constexpr unsigned kMaxFibonacciIndex = 92;  // fib(92) is the largest that fits in 64 bits.
 inline constexpr unsigned kMaxSpinMilliseconds = 600000;
 
-// Registers ping, pid, fib and spin.
+// Registers ping, pid, client, fib and spin, each marked retryable (it only computes its answer).
 void add_builtin_commands(Handler& handler);
 
 // The n-th Fibonacci number by the naive doubly recursive definition: the CPU-bound workload.

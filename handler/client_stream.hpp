@@ -34,16 +34,26 @@ class ClientStream {
   uint64_t bytes_written() const { return bytes_written_; }
 
   // The outcome of a hand-off that ends here: keep-open hands the unused bytes back to the reactor.
-  // Notes the status of the answer just queued (an HTTP status; 200 or the error's for a line).
-  void answered(int status) { status_ = status; }
-  // The status of the last answer not yet reported to the reactor (0: none), which is then reported.
-  int take_status() { return std::exchange(status_, 0); }
+  // Notes the answer just queued: its status (an HTTP status; 200 or the error's for a line), and the number
+  // of the route or command that made it (Handler::execute; 0 for none).
+  void answered(int status, uint16_t route) {
+    status_ = status;
+    route_ = route;
+  }
+  // The last answer not yet reported to the reactor (status 0: none), which is then reported.
+  struct Unreported {
+    int status;
+    uint16_t route;
+  };
+  Unreported take_answer() { return {std::exchange(status_, 0), std::exchange(route_, 0)}; }
 
   SessionOutcome keep_open() {
+    const Unreported answer = take_answer();
     return {.keep_open = true,
             .unconsumed = std::string(unused()),
             .bytes_written = bytes_written_,
-            .status = take_status()};
+            .status = answer.status,
+            .route = answer.route};
   }
   // Sends what is queued (if the client still takes it) and ends the connection.
   SessionOutcome close() {
@@ -52,7 +62,11 @@ class ClientStream {
   }
   // Ends the connection without sending anything more.
   SessionOutcome closed() {
-    return {.bytes_written = bytes_written_, .status = take_status(), .write_timed_out = write_timed_out_};
+    const Unreported answer = take_answer();
+    return {.bytes_written = bytes_written_,
+            .status = answer.status,
+            .route = answer.route,
+            .write_timed_out = write_timed_out_};
   }
 
  private:
@@ -64,6 +78,7 @@ class ClientStream {
   std::string pending_output_;
   uint64_t bytes_written_ = 0;
   int status_ = 0;
+  uint16_t route_ = 0;
   bool write_timed_out_ = false;
 };
 

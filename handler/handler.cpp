@@ -44,7 +44,8 @@ constexpr const char* kUsage =
     "  HANDOFF_WRITE_TIMEOUT_MS   how long a client may take none of an answer (default 5000)\n"
     "  HANDOFF_REACTOR_PID        its reactor; it exits when that is no longer its parent\n"
     "  HANDOFF_STATE_FD           the reactor's state page, shared by all handlers (always 4)\n"
-    "  HANDOFF_RECORD_FD          this handler's answer record, read by the reactor if it dies (always 5)\n"
+    "  HANDOFF_RECORD_FD          this handler's answer record, read by the reactor if it dies, and where\n"
+    "                             the reactor says that a client left (always 5)\n"
     "  HANDOFF_LINGER_US          how long it waits on a connection for its next request (default 0)\n"
     "  HANDOFF_EXPOSE_ERRORS      1: an exception's text goes to the client in the 500 (--expose-errors)\n"
     "  HANDOFF_TEMPLATE           1: it is a --preload template: it forks the handlers, and serves nothing\n"
@@ -188,10 +189,10 @@ Next receive_connection(ipc::BlockingChannel& channel, KeptSockets& kept, ipc::A
 // request is served in this hand-off too if it comes soon (lingering).
 SessionOutcome serve_connection(const Handler& handler, ipc::Message& request, ReactorLink& link,
                                 ipc::BlockingChannel& channel) {
-  const auto report_answered = [&](uint64_t bytes_written, int status) {
+  const auto report_answered = [&](uint64_t bytes_written, int status, uint16_t route) {
     const ipc::Message answered{.type = ipc::MessageType::kAnswered,
                                 .connection_id = request.connection_id,
-                                .payload = ipc::progress_payload(bytes_written, status)};
+                                .payload = ipc::progress_payload(bytes_written, status, {}, route)};
     if (auto error = channel.send(answered)) {
       log_channel_error("reporting an answer to the reactor", error);
       std::exit(1);
@@ -206,12 +207,16 @@ SessionOutcome serve_connection(const Handler& handler, ipc::Message& request, R
     std::exit(1);
   }
   const handler::SessionStart start{.client_address = record.client_address,
-                                    .client_port = record.client_port};
+                                    .client_port = record.client_port,
+                                    .connection_id = request.connection_id};
   SessionOutcome outcome = serve(handler, client, &record, std::string(record.rest), request.flags,
                                  link.limits, report_answered, start);
   while (outcome.keep_open && outcome.unconsumed.empty() && link.linger_time.count() > 0 &&
          handler::begin_lingering(link.state, link.answer_record)) {
-    if (outcome.status != 0) report_answered(outcome.bytes_written, std::exchange(outcome.status, 0));
+    if (outcome.status != 0) {
+      report_answered(outcome.bytes_written, std::exchange(outcome.status, 0),
+                      std::exchange(outcome.route, 0));
+    }
     handler::Lingered lingered = handler::linger(client, channel.fd(), link.linger_time, link.answer_record);
     if (lingered.outcome == handler::Lingered::Outcome::kHandBack) break;
     if (lingered.outcome == handler::Lingered::Outcome::kClientGone) {
@@ -221,7 +226,8 @@ SessionOutcome serve_connection(const Handler& handler, ipc::Message& request, R
     outcome = serve(handler, client, nullptr, std::move(lingered.received), 0, link.limits, report_answered,
                     {.bytes_written = outcome.bytes_written,
                      .client_address = start.client_address,
-                     .client_port = start.client_port});
+                     .client_port = start.client_port,
+                     .connection_id = start.connection_id});
   }
   return outcome;
 }
@@ -253,9 +259,11 @@ int Handler::run(int argc, char** argv) {
   ipc::BlockingChannel channel{ipc::UniqueFd(static_cast<int>(channel_fd))};
   channel.wait_in_poll();
   // With its answer record, it can take connections sent ahead while it is busy (ipc::kFlagAhead).
+  // Its routes and commands go with it: its reports name the route of each answer by its number there.
   const ipc::Message hello{
       .type = ipc::MessageType::kHello,
-      .flags = (link.answer_record.valid() ? ipc::kCanTakeAhead : 0u) | ipc::kCanKeep | ipc::kCanTakeBatches};
+      .flags = (link.answer_record.valid() ? ipc::kCanTakeAhead : 0u) | ipc::kCanKeep | ipc::kCanTakeBatches,
+      .payload = route_table()};
   if (auto error = channel.send(hello)) {
     log_channel_error("sending hello to the reactor", error);
     return 1;
@@ -281,7 +289,8 @@ int Handler::run(int argc, char** argv) {
         .connection_id = request.connection_id,
         .flags = (outcome.keep_open ? ipc::kDoneKeepOpen : 0u) | (keep ? ipc::kDoneKept : 0u) |
                  (outcome.write_timed_out ? ipc::kDoneWriteTimedOut : 0u),
-        .payload = ipc::progress_payload(outcome.bytes_written, outcome.status, outcome.unconsumed),
+        .payload =
+            ipc::progress_payload(outcome.bytes_written, outcome.status, outcome.unconsumed, outcome.route),
     };
     if (auto error = channel.send(done)) {
       log_channel_error("reporting done to the reactor", error);

@@ -29,7 +29,8 @@ class HttpSession : ProtocolSession {
     for (bool from_record = first_ != nullptr;; from_record = false) {
       Request request{.protocol = Protocol::kHttp,
                       .client_address = start_.client_address,
-                      .client_port = start_.client_port};
+                      .client_port = start_.client_port,
+                      .cancel_source = cancel_source()};
       bool keep_alive = true;
       int minor = 1;
       if (from_record) {
@@ -52,13 +53,14 @@ class HttpSession : ProtocolSession {
       // Whether the reactor drains is read once the answer is made: a stop that came while it was computed
       // ends the connection with it.
       const bool head_request = request.method == "HEAD";
-      http::Response response = make_response(std::move(request));
+      uint16_t route = 0;
+      http::Response response = make_response(std::move(request), route);
       const bool close = !keep_alive || reactor_draining();
-      write(std::move(response), head_request, close, minor);
+      write(std::move(response), route, head_request, close, minor);
       if (close) return stream_.close();
       if (!stream_.flush()) return stream_.closed();
       if (stream_.unused().empty() || others_waiting()) return stream_.keep_open();
-      on_answered_(stream_.bytes_written(), stream_.take_status());  // A pipelined request follows.
+      report_answered();  // A pipelined request follows.
     }
   }
 
@@ -86,21 +88,22 @@ class HttpSession : ProtocolSession {
     request.version = version_text(head.version_minor);
   }
 
-  http::Response make_response(Request request) const {
-    http::Response response = http_response(handler_.execute(std::move(request)));
+  // route: set to the number of the route or command that answered (0: none).
+  http::Response make_response(Request request, uint16_t& route) const {
+    http::Response response = http_response(handler_.execute(std::move(request), route));
     if (response.status >= 400 && (response.body.empty() || response.body.back() != '\n')) {
       response.body += '\n';
     }
     return response;
   }
 
-  void write(http::Response response, bool head_request, bool close, int minor) {
+  void write(http::Response response, uint16_t route, bool head_request, bool close, int minor) {
     // HTTP/1.0 closes unless told otherwise.
     response.connection = close        ? ConnectionHeader::kClose
                           : minor == 0 ? ConnectionHeader::kKeepAlive
                                        : ConnectionHeader::kNone;
     stream_.queue(http::serialize(response, head_request));
-    stream_.answered(response.status);
+    stream_.answered(response.status, route);
   }
 
   const ipc::RequestView* first_;

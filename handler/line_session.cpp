@@ -77,8 +77,8 @@ class LineSession : ProtocolSession {
       if (!partial.empty()) {
         if (!stream_.flush()) return stream_.closed();
         // The answer before it is reported first: one report per answer.
-        if (const int status = stream_.take_status(); status != 0)
-          on_answered_(stream_.bytes_written(), status);
+        if (const ClientStream::Unreported answer = stream_.take_answer(); answer.status != 0)
+          on_answered_(stream_.bytes_written(), answer.status, answer.route);
         const std::string line(partial);
         stream_.consume(partial.size());
         answer(line);
@@ -114,18 +114,20 @@ class LineSession : ProtocolSession {
           yielded_ = true;
           return false;
         }
-        on_answered_(stream_.bytes_written(), stream_.take_status());
+        report_answered();
       }
     }
   }
 
   // Executes one line and queues its reply; true when the client asked to close.
   bool answer(std::string_view line) {
-    const LineAnswer answer = answer_line(
-        handler_, line,
-        {.client_address = start_.client_address, .client_port = start_.client_port, .id = next_id()});
+    const LineAnswer answer = answer_line(handler_, line,
+                                          {.client_address = start_.client_address,
+                                           .client_port = start_.client_port,
+                                           .id = next_id(),
+                                           .cancel_source = cancel_source()});
     stream_.queue(answer.text);
-    if (answer.status != 0) stream_.answered(answer.status);
+    if (answer.status != 0) stream_.answered(answer.status, answer.route);
     return answer.close;
   }
 
@@ -155,9 +157,10 @@ LineAnswer answer_line(const Handler& handler, std::string_view line, Request re
   request.arguments.assign(words.begin() + 1, words.end());
   request.protocol = Protocol::kLine;
   request.target = line;
-  const Reply reply = handler.execute(std::move(request));
-  if (reply.status >= 400) return {error_line(reply.body), false, reply.status};
-  return {one_line(reply.body), false, reply.status};
+  uint16_t route = 0;
+  const Reply reply = handler.execute(std::move(request), route);
+  if (reply.status >= 400) return {error_line(reply.body), false, reply.status, route};
+  return {one_line(reply.body), false, reply.status, route};
 }
 
 SessionOutcome serve_lines(const Handler& handler, int client_fd, const ipc::RequestView* first,

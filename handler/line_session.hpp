@@ -18,6 +18,7 @@ struct LineAnswer {
   std::string text;    // The reply, ending in a newline; empty for quit.
   bool close = false;  // The client said quit.
   int status = 200;    // 200, or the error's status (as HTTP would say it); 0 for quit.
+  uint16_t route = 0;  // The number of the command that answered (Handler::execute); 0 for none.
 };
 // request: what is known of it beside the line (client, id).
 LineAnswer answer_line(const Handler& handler, std::string_view line, Request request = {});

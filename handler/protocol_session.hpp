@@ -38,6 +38,17 @@ class ProtocolSession {
     return limits_.reactor_state != nullptr && limits_.reactor_state->draining();
   }
 
+  // What each request served in this session reads to learn that its client left (Request::cancelled()).
+  Request::CancelSource cancel_source() const {
+    return {.answer_record = limits_.answer_record, .connection_id = start_.connection_id};
+  }
+
+  // Reports the answer written last to the reactor (kAnswered): another request of the hand-off follows.
+  void report_answered() {
+    const ClientStream::Unreported answer = stream_.take_answer();
+    on_answered_(stream_.bytes_written(), answer.status, answer.route);
+  }
+
   const Handler& handler_;
   ClientStream stream_;
   const Limits& limits_;

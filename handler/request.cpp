@@ -1,9 +1,10 @@
-// The lookups of handoff::Request (handoff/handler.hpp).
+// The lookups of handoff::Request (handoff/handler.hpp), and whether its client left.
 
 #include <strings.h>
 
 #include "handoff/handler.hpp"
 #include "http/percent_decode.hpp"
+#include "ipc/answer_record.hpp"
 
 namespace handoff {
 namespace {
@@ -73,6 +74,11 @@ std::optional<std::string_view> Request::path_parameter(std::string_view name) c
     if (parameter == name) return std::string_view(value);
   }
   return std::nullopt;
+}
+
+bool Request::cancelled() const {
+  return cancel_source.answer_record != nullptr &&
+         cancel_source.answer_record->client_left(cancel_source.connection_id);
 }
 
 }  // namespace handoff

@@ -16,6 +16,7 @@
 #include "handoff/handler.hpp"
 #include "http/percent_decode.hpp"
 #include "ipc/request_record.hpp"
+#include "ipc/wire.hpp"
 
 namespace handoff {
 namespace {
@@ -101,12 +102,28 @@ Reply Reply::error(std::string reason, int status) {
   return {.status = status, .body = std::move(reason)};
 }
 
-Handler& Handler::command(std::string name, Command function) {
-  commands_.emplace_back(std::move(name), std::move(function));
+uint16_t Handler::number(std::string name, RouteOptions options) {
+  table_.push_back({.name = std::move(name), .retryable = options.retryable});
+  return table_.size() <= UINT16_MAX ? static_cast<uint16_t>(table_.size()) : 0;
+}
+
+std::string Handler::route_table() const {
+  std::vector<ipc::RouteEntry> routes;
+  routes.reserve(std::min(table_.size(), ipc::kMaxRoutes));
+  for (size_t i = 0; i < table_.size() && i < ipc::kMaxRoutes; ++i) {
+    routes.push_back(
+        {.name = table_[i].name, .flags = table_[i].retryable ? ipc::kRouteRetryable : uint8_t{0}});
+  }
+  return ipc::route_table_payload(routes);
+}
+
+Handler& Handler::command(std::string name, Command function, RouteOptions options) {
+  const uint16_t entry = number(name, options);
+  commands_.push_back({.name = std::move(name), .function = std::move(function), .number = entry});
   return *this;
 }
 
-Handler& Handler::route(std::string method, std::string pattern, Command function) {
+Handler& Handler::route(std::string method, std::string pattern, Command function, RouteOptions options) {
   // A mistake here is the program's, found at its start: said at once rather than a route that never matches.
   if (!pattern.starts_with('/')) {
     throw std::invalid_argument("route pattern '" + pattern + "': a pattern is a path, starting with '/'");
@@ -115,7 +132,8 @@ Handler& Handler::route(std::string method, std::string pattern, Command functio
     throw std::invalid_argument("route " + pattern + ": '" + method +
                                 "' is not a method (a token: GET, PUT, ...)");
   }
-  Route route{.method = std::move(method), .function = std::move(function)};
+  Route route{
+      .method = method, .function = std::move(function), .number = number(method + " " + pattern, options)};
   for (const std::string_view segment : raw_segments(pattern)) route.segments.emplace_back(segment);
   routes_.push_back(std::move(route));
   return *this;
@@ -127,33 +145,41 @@ Handler& Handler::fallback(Command function) {
 }
 
 bool Handler::has_command(std::string_view name) const {
-  for (const auto& [command, function] : commands_) {
-    if (command == name) return true;
+  for (const NamedCommand& command : commands_) {
+    if (command.name == name) return true;
   }
   return false;
 }
 
 std::string Handler::command_names() const {
   std::string names;
-  for (const auto& [command, function] : commands_) names += (names.empty() ? "" : ", ") + command;
+  for (const NamedCommand& command : commands_) names += (names.empty() ? "" : ", ") + command.name;
   return names;
 }
 
 Reply Handler::execute(Request request) const {
+  uint16_t route_number = 0;
+  return execute(std::move(request), route_number);
+}
+
+Reply Handler::execute(Request request, uint16_t& route_number) const {
+  route_number = 0;
   if (request.protocol == Protocol::kHttp) {
     // A request made by hand (a test) may give the target alone.
     if (request.path.empty()) std::tie(request.path, request.query) = ipc::split_target(request.target);
-    return answer_http(std::move(request));
+    return answer_http(std::move(request), route_number);
   }
-  for (const auto& [command, function] : commands_) {
-    if (command == request.command) return call(function, request);
+  for (const NamedCommand& command : commands_) {
+    if (command.name != request.command) continue;
+    route_number = command.number;
+    return call(command.function, request);
   }
   return Reply::error("unknown command", 404);
 }
 
 // Routes first (an exact method, then HEAD on a GET route), then commands (GET /fib/30 is the command fib
 // with the argument 30), then the fallback.
-Reply Handler::answer_http(Request request) const {
+Reply Handler::answer_http(Request request, uint16_t& route_number) const {
   const std::vector<std::string_view> segments = raw_segments(request.path);
   std::vector<std::string_view> allowed;
   const Route* chosen = nullptr;
@@ -182,7 +208,10 @@ Reply Handler::answer_http(Request request) const {
       }
       if (exact) allowed.push_back(route.method);
     }
-    if (chosen != nullptr) return call(chosen->function, request);
+    if (chosen != nullptr) {
+      route_number = chosen->number;
+      return call(chosen->function, request);
+    }
   }
   if (!allowed.empty()) {
     Reply refused = Reply::error("method not allowed", 405);
@@ -198,15 +227,16 @@ Reply Handler::answer_http(Request request) const {
       decoded.push_back(std::move(*value));
     }
     if (decoded.size() > 1 && decoded.back().empty()) decoded.pop_back();
-    for (const auto& [command, function] : commands_) {
-      if (command != decoded[0]) continue;
+    for (const NamedCommand& command : commands_) {
+      if (command.name != decoded[0]) continue;
       if (request.method != "GET" && request.method != "HEAD" && request.method != "POST") {
         Reply refused = Reply::error("method not allowed: use GET, HEAD or POST", 405);
         return std::move(refused.header("Allow", "GET, HEAD, POST"));
       }
       request.command = decoded[0];
       request.arguments.assign(decoded.begin() + 1, decoded.end());
-      return call(function, request);
+      route_number = command.number;
+      return call(command.function, request);
     }
   }
   if (fallback_) return call(fallback_, request);

@@ -35,6 +35,8 @@ struct SessionStart {
   // The client, as the hand-off's request record gave it: the requests the handler reads itself come from it.
   std::string_view client_address;
   uint16_t client_port = 0;
+  // The reactor's number for the connection: whether its client left is read by it (Request::cancelled()).
+  uint64_t connection_id = 0;
 };
 
 struct SessionOutcome {
@@ -42,12 +44,13 @@ struct SessionOutcome {
   std::string unconsumed;        // Bytes of an incomplete next request, handed back to the reactor.
   uint64_t bytes_written = 0;    // Bytes written to the client in this hand-off.
   int status = 0;                // Of the request answered last, if not reported yet (ipc Progress).
+  uint16_t route = 0;            // The route or command that made that answer (Handler::execute).
   bool write_timed_out = false;  // The client took none of an answer for the write timeout.
 };
 
 // Called between two requests of one hand-off, once the first one's answer is written, with the bytes written
-// to the client so far and that answer's status (the reactor's kAnswered report: it tells a cut answer from a
-// finished one, and counts the request).
-using AnsweredCallback = std::function<void(uint64_t bytes_written, int status)>;
+// to the client so far, that answer's status and the number of the route or command that made it (the
+// reactor's kAnswered report: it tells a cut answer from a finished one, and counts the request by route).
+using AnsweredCallback = std::function<void(uint64_t bytes_written, int status, uint16_t route)>;
 
 }  // namespace handoff::handler

@@ -61,6 +61,14 @@ bool AnswerRecord::lingering(uint64_t connection_id) const {
   return valid() && load(layout()->connection_id) == connection_id && load(layout()->lingering) == 1;
 }
 
+void AnswerRecord::tell_client_left(uint64_t connection_id) {
+  if (valid()) store(layout()->client_left, connection_id);
+}
+
+bool AnswerRecord::client_left(uint64_t connection_id) const {
+  return valid() && connection_id != 0 && load(layout()->client_left) == connection_id;
+}
+
 void AnswerRecord::note(uint64_t answer_end, uint32_t status, uint32_t flags) {
   if (!valid()) return;
   store(layout()->status, status);

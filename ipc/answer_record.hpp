@@ -8,6 +8,8 @@
 // end noted, the answer went out whole (the handler died between writing it and reporting it) and the
 // connection can go on; otherwise the answer was cut, or never begun. Without the page a handler killed right
 // after writing would cost the client its connection, and its next request an EOF instead of an answer.
+// One word goes the other way: the reactor writes there the connection whose client left, so that the
+// handler's code can stop early (Request::cancelled()) before --cancel-grace runs out.
 //
 // The reactor creates the page (a memfd) for each handler, which inherits it at descriptor 5
 // (HANDOFF_RECORD_FD) and maps it writable. A handler can write nonsense there, but only about its own
@@ -41,10 +43,14 @@ struct AnswerRecordLayout {
                            // with kOfferTaken once the handler took one, 0 once withdrawn. One slot more than
                            // a handler may hold sent ahead: the one it goes on with may still be untaken when
                            // the reactor sends the next. Only handlers that take connections ahead use them.
+  uint64_t client_left;    // The id of the connection whose client the reactor last saw leave while this
+                           // handler served it (0: none yet): a request of that connection is cancelled
+                           // (Request::cancelled()). Written by the reactor only; ids are never reused, so a
+                           // word left from an earlier connection matches no later one.
 };
-inline constexpr uint32_t kAnswerRecordVersion = 2;
+inline constexpr uint32_t kAnswerRecordVersion = 3;
 inline constexpr unsigned kOfferSlots = 8;
-static_assert(sizeof(AnswerRecordLayout) == 96, "part of the handler interface");
+static_assert(sizeof(AnswerRecordLayout) == 104, "part of the handler interface");
 inline constexpr uint64_t kOfferTaken = uint64_t{1} << 63;
 // What a slot holds for the offer numbered offer (the flags' bits above kAheadOfferShift) of a connection.
 constexpr uint64_t offer_word(uint64_t connection_id, uint32_t offer) {
@@ -83,6 +89,12 @@ class AnswerRecord {
   void set_lingering(bool lingering);
   // Whether it lingers on connection_id (a word left from an earlier hand-off does not count).
   bool lingering(uint64_t connection_id) const;
+  // The reactor, when the client of connection_id left while the handler serves it: the handler's code may
+  // stop early (a relaxed store; the handler may see it a little late, never wrongly).
+  void tell_client_left(uint64_t connection_id);
+  // The handler, as often as it likes (one relaxed load): whether the reactor said the client of
+  // connection_id left. False when the page is not mapped.
+  bool client_left(uint64_t connection_id) const;
 
   // A connection sent ahead goes to the handler or back to the reactor, whichever claims it first (a
   // compare-and-swap on its slot of `offered`, so never both). Each call names the offer by its word

@@ -1,5 +1,6 @@
 #include "ipc/wire.hpp"
 
+#include <algorithm>
 #include <cassert>
 #include <cstring>
 
@@ -86,8 +87,10 @@ std::string encode(const Message& message) {
   return frame;
 }
 
-std::string progress_payload(uint64_t bytes_written, int status, std::string_view unconsumed) {
-  const Progress progress{.bytes_written = bytes_written, .status = static_cast<uint16_t>(status)};
+std::string progress_payload(uint64_t bytes_written, int status, std::string_view unconsumed,
+                             uint16_t route) {
+  const Progress progress{
+      .bytes_written = bytes_written, .status = static_cast<uint16_t>(status), .route = route};
   std::string payload(reinterpret_cast<const char*>(&progress), sizeof(progress));
   payload.append(unconsumed);
   return payload;
@@ -97,6 +100,33 @@ bool split_progress_payload(std::string& payload, Progress& progress) {
   if (payload.size() < sizeof(Progress)) return false;
   std::memcpy(&progress, payload.data(), sizeof(progress));
   payload.erase(0, sizeof(progress));
+  return true;
+}
+
+std::string route_table_payload(const std::vector<RouteEntry>& routes) {
+  std::string payload;
+  for (size_t i = 0; i < routes.size() && i < kMaxRoutes; ++i) {
+    const std::string_view name = std::string_view(routes[i].name).substr(0, kMaxRouteNameBytes);
+    const RouteEntryHead head{.name_bytes = static_cast<uint16_t>(name.size()), .flags = routes[i].flags};
+    payload.append(reinterpret_cast<const char*>(&head), sizeof(head));
+    payload.append(name);
+  }
+  return payload;
+}
+
+bool decode_route_table(std::string_view payload, std::vector<RouteEntry>& routes) {
+  routes.clear();
+  while (!payload.empty() && routes.size() < kMaxRoutes) {
+    RouteEntryHead head;
+    if (payload.size() < sizeof(head)) return false;
+    std::memcpy(&head, payload.data(), sizeof(head));
+    payload.remove_prefix(sizeof(head));
+    if (payload.size() < head.name_bytes) return false;
+    routes.push_back(
+        {.name = std::string(payload.substr(0, std::min<size_t>(head.name_bytes, kMaxRouteNameBytes))),
+         .flags = head.flags});
+    payload.remove_prefix(head.name_bytes);
+  }
   return true;
 }
 

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <system_error>
 #include <type_traits>
+#include <vector>
 
 #include "ipc/unique_fd.hpp"
 
@@ -81,7 +82,9 @@ struct Progress {
   uint64_t bytes_written;  // Written to the client in this hand-off so far.
   uint16_t status;         // Of the request answered last (an HTTP status; 200 or the error's for a line);
                            // 0 when no request was answered since the previous report.
-  uint16_t reserved16;
+  uint16_t route;  // The number of the route or command that answered it in the handler's route table (its
+                   // kHello), from 1; 0 for none (an unknown command, a 404, the fallback) and between
+                   // reactors.
   uint32_t
       request_age_ms;  // kTakeoverConnection: how long ago the request being read began (0: none); else 0.
 };
@@ -89,7 +92,8 @@ static_assert(sizeof(Progress) == 16, "part of the wire format");
 static_assert(std::is_trivially_copyable_v<Progress>);
 
 // A kAnswered or kDone payload: progress, then (kDone) the unused bytes.
-std::string progress_payload(uint64_t bytes_written, int status, std::string_view unconsumed = {});
+std::string progress_payload(uint64_t bytes_written, int status, std::string_view unconsumed = {},
+                             uint16_t route = 0);
 // Splits such a payload; false when it is too short to hold a Progress.
 bool split_progress_payload(std::string& payload, Progress& progress);
 
@@ -129,8 +133,39 @@ inline constexpr uint32_t kCanKeep = 1u << 1;       // It may be asked to keep t
 inline constexpr uint32_t kCanTakeBatches = 1u << 2;
 // Said by a template, never by a handler: it forks handlers when asked (kForkChannel) and serves no request.
 inline constexpr uint32_t kIsTemplate = 1u << 3;
+
 // The most descriptors one write carries (SCM_RIGHTS allows 253): a connection and all those ahead of it.
 inline constexpr size_t kMaxDescriptorsPerWrite = 8;
+
+// The payload of a handler's kHello: its route table, one entry per route or command it registered, in the
+// order registered; entry i (from 1) is route number i, which its Progress reports name. Each entry is a
+// RouteEntryHead, then name_bytes bytes of name: "METHOD PATTERN" for an HTTP route as registered ("GET
+// /notes/{id}"), the name for a command ("fib"). An empty payload is an empty table (a handler that numbers
+// nothing, and a template's hello).
+struct RouteEntryHead {
+  uint16_t name_bytes;
+  uint8_t flags;  // kRouteRetryable.
+  uint8_t reserved;
+};
+static_assert(sizeof(RouteEntryHead) == 4, "part of the wire format");
+// The handler says a request of it may be run again, on another handler, when the one that ran it died
+// before it began an answer: it has no effect beyond its answer (a pure computation, a read).
+inline constexpr uint8_t kRouteRetryable = 1u << 0;
+// The most entries a table holds, and the longest name: an encoder leaves out the entries past the first
+// kMaxRoutes and cuts a longer name to its first kMaxRouteNameBytes bytes; a decoder does the same with a
+// table that breaks them, so such entries count as route 0 (or under the cut name).
+inline constexpr size_t kMaxRoutes = 1024;
+inline constexpr size_t kMaxRouteNameBytes = 200;
+
+struct RouteEntry {
+  std::string name;
+  uint8_t flags = 0;
+};
+// The payload of a kHello that names routes, within the bounds above.
+std::string route_table_payload(const std::vector<RouteEntry>& routes);
+// The table of a kHello payload, bounded as above; false when the payload is not a sequence of whole entries
+// (an entry's head or name runs past its end).
+bool decode_route_table(std::string_view payload, std::vector<RouteEntry>& routes);
 
 // Flags of a kDone frame.
 inline constexpr uint32_t kDoneKeepOpen = 1u << 0;  // The client may send more: watch the connection again.

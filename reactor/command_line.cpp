@@ -333,6 +333,16 @@ std::vector<OptionRow> option_table(const std::string& default_handler) {
 
     {"Failures", "request-timeout", "TIME", "a handler still busy with a request after this is killed; the "
      "client gets 'ERR timeout'", "30s", duration(&Config::request_timeout)},
+    {"Failures", "cancel", "on|off", "on: a handler still computing a request whose client left (over HTTP "
+     "it closed, on either protocol it reset) is killed and replaced once --cancel-grace has passed; off: the "
+     "request runs to its end (within --request-timeout), its answer going nowhere. Either way the handler's "
+     "code is told (request.cancelled()) and may stop early", "on",
+     one_of(&Config::cancel, {{"on", true}, {"off", false}}, "on or off")},
+    {"Failures", "cancel-grace", "TIME", "how long a handler whose client left may take to end the request "
+     "itself before it is killed: long enough for code that checks request.cancelled() to stop, and for most "
+     "requests to finish, which costs less than starting a handler again (seconds, for a Python app that "
+     "imports much). 0: at once", "1s",
+     within(&Config::cancel_grace, parse_duration, Milliseconds(0), day, "a duration from 0 to 24h")},
     {"Failures", "max-queue", "N", "requests that may wait for a handler; one more gets 'ERR busy'", "1024",
      within(&Config::max_queue, parse_count, size_t{0}, size_t{1} << 24,
             "a whole number from 0 to 16777216")},
@@ -341,6 +351,9 @@ std::vector<OptionRow> option_table(const std::string& default_handler) {
      "others' still wait. 0: only --max-queue bounds it. Waiting clients are served in turn either way", "0",
      within(&Config::max_queue_per_client, parse_count, size_t{0}, size_t{1} << 24,
             "a whole number from 0 to 16777216")},
+    {"Failures", "retry-crashed", "on|off", "a request whose handler died before any byte of an answer runs once "
+     "more on another handler, if it may run twice: HTTP GET, HEAD, OPTIONS, and line commands the handler marks "
+     "retryable. The client gets one answer", "on", one_of(&Config::retry_crashed, {{"on", true}, {"off", false}}, "on or off")},
     {"Failures", "queue-timeout", "TIME", "a request that waited this long for a handler gets 'ERR busy'",
      "30s", duration(&Config::queue_timeout)},
     {"Failures", "max-requests", "N", "a handler retires after this many requests (0: never)", "0",

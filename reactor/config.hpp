@@ -52,6 +52,9 @@ struct Config {
   // --max-queue-per-client: the most requests of one client (by address) that may wait; 0: no limit but
   // --max-queue.
   size_t max_queue_per_client = 0;
+  // --retry-crashed: a request whose handler died before any answer began runs once more on another handler,
+  // if it may run twice (Frontend::may_run_again).
+  bool retry_crashed = true;
   // How this reactor was started: its executable's path as it was then and its arguments. A takeover
   // (SIGUSR2) starts the successor with it, so that the binary now at that path goes live.
   std::vector<std::string> own_command;
@@ -92,6 +95,11 @@ struct Config {
   Milliseconds idle_timeout{60000};           // A connection with no request for this long is closed.
   Milliseconds handler_start_timeout{10000};  // A handler without hello this long after its start is killed.
   Milliseconds shutdown_timeout{30000};       // On SIGTERM, work still running after this is cut off.
+  // --cancel and --cancel-grace: the handler of a running request whose client left is told at once
+  // (Request::cancelled()) and, with cancel, killed and replaced if still at it cancel_grace later (0: at
+  // once, once the request has run Frontend::kCancelAfter); without, the request runs to its end.
+  bool cancel = true;
+  Milliseconds cancel_grace{1000};
 
   // Bounded resources: docs/operations.md, "Limits and sizing".
   // Client connections open at once. 0 on the command line: derived from the descriptor limit at start

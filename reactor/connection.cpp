@@ -23,7 +23,8 @@ constexpr uint64_t kLingerMs = 2000;
 constexpr int kMaxDrainReadsPerWakeup = 16;  // So that a client that keeps sending cannot hold the loop.
 constexpr size_t kLoggedRequestLineBytes = 100;
 
-// The head's first line, cut short, with control bytes replaced: fit for a log line.
+}  // namespace
+
 std::string printable_first_line(std::string_view head) {
   std::string_view line = head.substr(0, head.find('\n'));
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
@@ -34,8 +35,6 @@ std::string printable_first_line(std::string_view head) {
   if (line.size() > kLoggedRequestLineBytes) out += "...";
   return out;
 }
-
-}  // namespace
 
 Connection::Connection(uv_loop_t* loop, ConnectionId id, ipc::UniqueFd socket, const Config& config,
                        ReadBudget& budget, SocketPoller& poller, Events& events, ConnectionStart start)
@@ -377,6 +376,7 @@ void Connection::check_client_left() {
 }
 
 Connection::Request Connection::take_request(uint64_t request_id) {
+  ran_again_ = false;
   if (reading()) unwatch();
   state_ = State::kStopped;
   stop_timer();

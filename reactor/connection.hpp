@@ -31,6 +31,9 @@
 
 namespace handoff::reactor {
 
+// The first line of a request's bytes, cut at 100 bytes, control bytes replaced: fit for a log line.
+std::string printable_first_line(std::string_view head);
+
 // What a connection's first bytes may hold before its first request: a PROXY protocol header
 // (reactor/proxy_header.hpp), which a balancer in --proxy-protocol-from must send and anyone else must not.
 enum class ProxyHeaderRule {
@@ -159,6 +162,14 @@ class Connection final : SocketPoller::Watcher {
 
   // Takes the request for a handler; request_id: the reactor's number for it.
   Request take_request(uint64_t request_id);
+  // The request it took last was given to a second handler, its first having died (--retry-crashed): it is
+  // not run a third time. Until the next request is taken.
+  bool ran_again() const { return ran_again_; }
+  // It waits for its second handler from now on (--queue-timeout counts from here).
+  void set_ran_again() {
+    ran_again_ = true;
+    ready_at_ns_ = uv_hrtime();
+  }
 
   // A handler finished its turn with the connection, having written bytes_written to it.
   void count_handler_bytes(uint64_t bytes_written) { bytes_written_ += bytes_written; }
@@ -279,9 +290,10 @@ class Connection final : SocketPoller::Watcher {
   std::string peer_ = "-";
   std::optional<ListenAddress> client_;  // The client's address and port, once a request needed them.
   ProxyHeaderRule proxy_rule_;           // Until the header is taken (or known absent); then kNone.
-  bool proxy_peer_trusted_ = false;      // It came with ProxyHeaderRule::kRequired.
-  bool proxy_named_client_ = false;      // client_ is what the connection's PROXY header said.
-  std::string proxy_refusal_;            // Why its PROXY header is refused; empty: it is not.
+  bool proxy_peer_trusted_ = false;
+  bool ran_again_ = false;           // It came with ProxyHeaderRule::kRequired.
+  bool proxy_named_client_ = false;  // client_ is what the connection's PROXY header said.
+  std::string proxy_refusal_;        // Why its PROXY header is refused; empty: it is not.
   std::string request_line_ = "-";
   uint64_t ready_at_ns_ = 0;
   // On the loop's clock (uv_now, milliseconds: no clock read of its own on the hot path). When the first byte

@@ -29,7 +29,9 @@ struct Counters {
   uint64_t failed_reloads = 0;
   uint64_t abandoned = 0;
   uint64_t busy_client = 0;
+  uint64_t retried = 0;
   uint64_t cancelled = 0;
+  uint64_t cancelled_gently = 0;
   uint64_t rss_recycles = 0;
   uint64_t hand_offs = 0;
   uint64_t kept = 0;
@@ -85,8 +87,14 @@ inline constexpr std::array kCounterTable = std::to_array<CounterRow>({
    "Requests dropped from the queue because their client left."},
   {&Counters::busy_client, "busy_client", "handoff_requests_refused_per_client_total",
    "Requests refused at once because their client had --max-queue-per-client waiting (also errors busy)."},
+  {&Counters::retried, "retried", "handoff_requests_retried_total",
+   "Requests run again on another handler because theirs died before any answer began (--retry-crashed)."},
   {&Counters::cancelled, "cancelled", "handoff_requests_cancelled_total",
-   "Running requests whose client left before any answer; their handler was replaced."},
+   "Running requests whose client left before any answer, and whose handler was still at them "
+   "--cancel-grace later: it was killed and replaced."},
+  {&Counters::cancelled_gently, "cancelled_gently", "handoff_requests_cancelled_gently_total",
+   "Running requests whose client left before any answer, ended by their handler itself (within "
+   "--cancel-grace, or at all with --cancel off): nothing was killed."},
   {&Counters::rss_recycles, "rss_recycles", "handoff_handler_rss_recycles_total",
    "Handlers replaced for growing past --handler-max-rss."},
   {&Counters::hand_offs, "hand_offs", "handoff_hand_offs_total",

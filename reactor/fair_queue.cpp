@@ -34,23 +34,20 @@ std::optional<FairQueue::Id> FairQueue::peek(size_t position) const {
 }
 
 void FairQueue::take(Id id) {
-  if (const auto it = std::find(first_.begin(), first_.end(), id); it != first_.end()) {
-    first_.erase(it);
-    client_of_.erase(id);
-    --size_;
-    return;
-  }
-  remove(id, true);
+  if (!remove_first(id)) remove(id, true);
 }
 
 void FairQueue::erase(Id id) {
-  if (const auto it = std::find(first_.begin(), first_.end(), id); it != first_.end()) {
-    first_.erase(it);
-    client_of_.erase(id);
-    --size_;
-    return;
-  }
-  remove(id, false);
+  if (!remove_first(id)) remove(id, false);
+}
+
+bool FairQueue::remove_first(Id id) {
+  const auto it = std::find(first_.begin(), first_.end(), id);
+  if (it == first_.end()) return false;
+  first_.erase(it);
+  client_of_.erase(id);
+  --size_;
+  return true;
 }
 
 void FairQueue::remove(Id id, bool passes_turn) {

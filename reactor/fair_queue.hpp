@@ -55,6 +55,8 @@ class FairQueue {
     std::deque<Id> ids;                     // Oldest first.
     std::list<std::string>::iterator turn;  // Its place in turns_.
   };
+  // Removes id from first_, if it is there (true).
+  bool remove_first(Id id);
   // Removes id from its client's queue; the client leaves the turns when nothing of it waits.
   void remove(Id id, bool passes_turn);
 

@@ -236,8 +236,23 @@ void Frontend::send_to_handler(Assignment assignment) {
     return;
   }
   observe_queue_wait(connection);
+  // Kept until the handler answers, to run it again should the handler die before it does.
+  if (may_run_again(request, handler)) kept_requests_.emplace(connection.id(), request);
   handler.send_connection(connection.id(), connection.socket(), std::move(request.record), request.flags);
   connection.watch_while_served();
+}
+
+bool Frontend::may_run_again(const Connection::Request& request, const HandlerProcess& handler) const {
+  if (!config_.retry_crashed || request.raw.size() > kLongestRetriedRequest) return false;
+  std::string_view raw = request.raw;
+  if ((request.flags & ipc::kFlagHttp) != 0) {
+    // RFC 9110 section 9.2.1: safe methods, which the client expects to change nothing. (Empty lines may
+    // come before a request line: RFC 9112 section 2.2.)
+    raw.remove_prefix(std::min(raw.find_first_not_of("\r\n"), raw.size()));
+    return raw.starts_with("GET ") || raw.starts_with("HEAD ") || raw.starts_with("OPTIONS ");
+  }
+  raw.remove_prefix(std::min(raw.find_first_not_of(" \t"), raw.size()));
+  return handler.retryable_command(raw.substr(0, raw.find_first_of(" \t\r\n")));
 }
 
 void Frontend::observe_queue_wait(Connection& connection) {
@@ -252,7 +267,14 @@ void Frontend::on_request_answered(HandlerProcess& handler, int status, double s
   if (id) kept_requests_.erase(*id);  // Begun: it cannot come back.
   Connection* connection = id ? connections_.at(*id).get() : nullptr;
   if (connection != nullptr && more_follows) connection->quiet_input_while_served();
-  record_answer(connection, handler, status, service_ms, handler.last_answer_bytes());
+  if (handler.client_left_ns() != 0) {
+    record_departed(connection, handler, service_ms);
+  } else {
+    record_answer(connection, handler, status, service_ms, handler.last_answer_bytes());
+  }
+  // Only here: an answer the reactor learns of otherwise (a dead handler's, noted in its answer record) has
+  // no route.
+  metrics_.routes.observe(handler.route_name(handler.last_answer_route()), status, service_ms / 1e3);
 }
 
 void Frontend::record_answer(Connection* connection, const HandlerProcess& handler, int status,
@@ -324,21 +346,33 @@ void Frontend::resume(Connection& connection, std::string unconsumed) {
 }
 
 // The client of a connection that a handler serves has gone: if the handler still computes the answer, nobody
-// will read it, and the handler is replaced rather than left to finish. One that has begun writing an answer
-// (noted in its record, or on the wire) is about to report, and is let be.
+// will read it. The handler is told at once (Request::cancelled()), and its code may end the request early;
+// with --cancel on, one still at it --cancel-grace later is killed and replaced. One that has begun writing
+// an answer (noted in its record, or on the wire) is about to report, and is let be.
 void Frontend::cancel_unanswered(HandlerProcess& handler, Connection& connection) {
-  // A request that ends soon is cheaper to let finish than a handler to start again, and a cancel storm of
-  // short requests must not turn into a storm of process starts: only work that has run a while is cancelled.
-  const auto running = Milliseconds((uv_hrtime() - handler.request_started_ns()) / 1'000'000);
-  if (running < kCancelAfter || handler.lingering()) {
-    // A lingering handler has no request of this client: it sees the client leave itself and hands the
-    // connection back. Looked at again later, in case it began one meanwhile.
-    connection.remind_left_after(running < kCancelAfter ? kCancelAfter - running : kCancelAfter);
+  if (handler.lingering()) {
+    // It has no request of this client: it sees the client leave itself and hands the connection back.
+    // Looked at again later, in case it began one meanwhile.
+    connection.remind_left_after(kCancelAfter);
     return;
   }
   const std::optional<ipc::NotedAnswer> noted = handler.last_noted_answer(connection.id());
   const bool answering = noted && noted->answer_end > handler.answered_bytes();
   if (answering || connection.sent_after(handler.answered_bytes(), 0) != Connection::Sent::kReported) return;
+  handler.tell_client_left(connection.id());
+  if (!config_.cancel) return;  // --cancel off: the request runs to its end.
+  // A request that ends soon is cheaper to let finish than a handler to start again, and a cancel storm of
+  // short requests must not turn into a storm of process starts: only work that has run kCancelAfter, and
+  // has gone on for --cancel-grace since its client left, is cut off.
+  const uint64_t now = uv_hrtime();
+  const uint64_t left_ns = handler.client_left_ns() != 0 ? handler.client_left_ns() : now;
+  const Milliseconds running((now - handler.request_started_ns()) / 1'000'000);
+  const Milliseconds since_left((now - left_ns) / 1'000'000);
+  const Milliseconds wait = std::max(kCancelAfter - running, config_.cancel_grace - since_left);
+  if (wait > Milliseconds(0)) {
+    connection.remind_left_after(wait);
+    return;
+  }
   ++metrics_.counters.cancelled;
   log_ending(connection, {.status = kClientLeftStatus,
                           .reason = "cancelled: the client left",
@@ -348,13 +382,28 @@ void Frontend::cancel_unanswered(HandlerProcess& handler, Connection& connection
   handler.cancel();
 }
 
+// The handler ended a request whose client had left: nobody read its answer, whatever its status, and the
+// request counts as cancelled gently (the handler lives on) rather than as answered. A handler killed for
+// it already (a report read at its exit) had its request's line written then.
+void Frontend::record_departed(Connection* connection, const HandlerProcess& handler, double service_ms) {
+  if (handler.cancelled()) return;
+  ++metrics_.counters.cancelled_gently;
+  if (connection == nullptr) return;
+  log_ending(*connection, {.status = kClientLeftStatus,
+                           .reason = "the client left; its handler ended the request itself",
+                           .handler = &handler,
+                           .service_ms = service_ms,
+                           .bytes = handler.last_answer_bytes()});
+}
+
 // What the client gets depends on what the socket sent after the dead handler's last report. Nothing more:
 // the reactor answers the request itself. Exactly the answer the handler noted in its answer record: that
 // answer went out whole, and the connection goes on as the handler would have let it. Anything else is part
 // of an answer, and an error after it would be worse than none, so the connection is only closed.
 void Frontend::on_connection_orphaned(ConnectionId id, const HandlerProcess& handler) {
   Connection& connection = *connections_.at(id);
-  kept_requests_.erase(id);   // Sent ahead and taken: it was begun.
+  if (run_again(connection, handler)) return;
+  kept_requests_.erase(id);   // Sent ahead and taken, or kept to run again: it was begun.
   if (handler.cancelled()) {  // Its client is gone.
     connection.end_output();
     close_connection(id);
@@ -409,6 +458,27 @@ void Frontend::on_connection_orphaned(ConnectionId id, const HandlerProcess& han
   // the connection then. Shutting the socket down for writing does, whoever else holds it.
   connection.end_output();
   close_connection(id);
+}
+
+// A request is run again, once, on another handler when the one that ran it crashed (not killed for a
+// timeout or a stop, its client still there) before it reported any answer of the hand-off and before any
+// byte of one reached the socket, and the request is one that may run twice (may_run_again kept it). The
+// client sees one answer, the second handler's; HAProxy's retry-on would do it blind to whether an answer had
+// begun.
+bool Frontend::run_again(Connection& connection, const HandlerProcess& handler) {
+  const auto kept = kept_requests_.find(connection.id());
+  if (kept == kept_requests_.end() || connection.ran_again() || phase_ != Phase::kServing ||
+      handler.cancelled() || handler.client_left_ns() != 0 || handler.timed_out() || handler.lingering() ||
+      handler.answered_bytes() != 0 || !may_run_again(kept->second, handler) ||
+      connection.sent_after(0, 0) != Connection::Sent::kReported) {
+    return false;
+  }
+  ++metrics_.counters.retried;
+  log_at(LogLevel::kInfo, "handler %d died before answering '%s': the request runs again on another handler",
+         handler.pid(), printable_first_line(kept->second.raw).c_str());
+  connection.set_ran_again();
+  dispatch_first_in_line(connection.id());
+  return true;
 }
 
 // --- Connections that end without a handler ---

@@ -128,6 +128,13 @@ class Frontend final : public HandlerPool::ConnectionEvents, Connection::Events 
 
   // Sends the connection's request to the handler the Dispatcher assigned, now or ahead.
   void send_to_handler(Assignment assignment);
+  // --retry-crashed: whether request may run on another handler if handler dies before answering it: an
+  // HTTP GET, HEAD or OPTIONS, or a line command handler marked retryable (its hello's route table); not
+  // larger than kLongestRetriedRequest (its bytes are kept meanwhile).
+  bool may_run_again(const Connection::Request& request, const HandlerProcess& handler) const;
+  static constexpr size_t kLongestRetriedRequest = 64 * 1024;
+  // The connection's handler died: its request goes to another handler if it may (true).
+  bool run_again(Connection& connection, const HandlerProcess& handler);
 
   // Send-ahead (reactor/send_ahead.cpp).
   // The connection's request for a handler: the one kept when it was sent ahead and came back, or the
@@ -158,9 +165,14 @@ class Frontend final : public HandlerPool::ConnectionEvents, Connection::Events 
   void close_connection(ConnectionId id);
   // The handler that kept a copy of the connection's socket, if any, is told to close it.
   void forget_kept_copy(Connection& connection);
+  // The client of the connection the handler serves left: the handler is told, and killed once
+  // --cancel-grace has passed (--cancel on) if it has not ended the request.
   void cancel_unanswered(HandlerProcess& handler, Connection& connection);
-  // How long a request whose client left runs before it is cancelled.
+  // The least a request whose client left runs before its handler is killed, whatever --cancel-grace says.
   static constexpr Milliseconds kCancelAfter{20};
+  // Counts an answer to a request whose client had left (connection: null when closed already) as
+  // cancelled gently, and writes its access log line (499).
+  void record_departed(Connection* connection, const HandlerProcess& handler, double service_ms);
   // Counts an answer to connection (null when it is closed already) and writes its access log line.
   void record_answer(Connection* connection, const HandlerProcess& handler, int status, double service_ms,
                      uint64_t bytes);

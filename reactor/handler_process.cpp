@@ -225,6 +225,7 @@ void HandlerProcess::begin_hand_off(ConnectionId connection) {
   current_ = connection;
   reclaimed_ = false;
   request_started_ns_ = uv_hrtime();
+  client_left_ns_ = 0;
   start_request_timer();
 }
 
@@ -244,9 +245,9 @@ void HandlerProcess::on_frame(ipc::Message message) {
     // A forked handler's hello may come before its template's report of the fork: it is ready once its pid
     // is known too (a handler the reactor cannot signal or name is not one to give work).
     if (forked_.started() && forked_.pid() == 0) {
-      early_hello_ = message.flags;
+      early_hello_ = std::move(message);
     } else {
-      on_hello(message.flags);
+      on_hello(std::move(message));
     }
   } else if (report && said_hello_ && ipc::split_progress_payload(message.payload, progress)) {
     on_progress(std::move(message), progress);
@@ -256,7 +257,14 @@ void HandlerProcess::on_frame(ipc::Message message) {
   }
 }
 
-void HandlerProcess::on_hello(uint32_t capabilities) {
+void HandlerProcess::on_hello(ipc::Message hello) {
+  std::shared_ptr<const RouteTable> routes = RouteTable::decode(hello.payload);
+  if (routes == nullptr) {
+    break_off("its hello's route table is malformed (" + std::to_string(hello.payload.size()) + " bytes)");
+    return;
+  }
+  routes_ = std::move(routes);
+  const uint32_t capabilities = hello.flags;
   said_hello_ = true;
   offers_.set_capability((capabilities & ipc::kCanTakeAhead) != 0);
   kept_.set_capability((capabilities & ipc::kCanKeep) != 0);
@@ -268,6 +276,7 @@ void HandlerProcess::on_hello(uint32_t capabilities) {
 void HandlerProcess::on_progress(ipc::Message message, const ipc::Progress& progress) {
   last_answer_bytes_ = progress.bytes_written - std::min(progress.bytes_written, answered_bytes_);
   answered_bytes_ = progress.bytes_written;
+  last_answer_route_ = progress.route;
   if (progress.status != 0) {
     ++requests_served_;
     const uint64_t now = uv_hrtime();
@@ -339,9 +348,15 @@ void HandlerProcess::break_off(std::string why) {
   events_.on_handler_broken(*this);
 }
 
+void HandlerProcess::tell_client_left(ConnectionId connection) {
+  answer_record_.tell_client_left(connection);
+  if (busy_ && connection == current_ && client_left_ns_ == 0) client_left_ns_ = uv_hrtime();
+}
+
 void HandlerProcess::cancel() {
   cancelled_ = true;
-  kill_for("its client left before the answer: the request is cancelled");
+  kill_for("its client left before the answer, and it was still at the request --cancel-grace (" +
+           std::to_string(config_.cancel_grace.count()) + " ms) later: the request is cancelled");
 }
 
 void HandlerProcess::kill_for(std::string reason) {

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -24,6 +25,7 @@
 #include "reactor/handler_output.hpp"
 #include "reactor/kept_copies.hpp"
 #include "reactor/loop_owned.hpp"
+#include "reactor/route_table.hpp"
 #include "reactor/send_ahead.hpp"
 
 namespace handoff::reactor {
@@ -82,6 +84,15 @@ class HandlerProcess final : HandlerChannel::Events {
   uint64_t answered_bytes() const { return answered_bytes_; }
   // The bytes of the answer reported last (on_request_answered): what its report added to answered_bytes.
   uint64_t last_answer_bytes() const { return last_answer_bytes_; }
+  // The number of the route or command that made the answer reported last, in its route table (0: none).
+  uint16_t last_answer_route() const { return last_answer_route_; }
+  // Its route table, from its hello (reactor/route_table.hpp); empty before the hello, and for a handler
+  // that names no routes. The name of a route number: null for 0 and for a number the table does not have.
+  const RouteTable& routes() const { return *routes_; }
+  const std::string* route_name(uint16_t route) const { return routes_->name(route); }
+  // Whether its hello marked name, a line command ("fib" for the line "fib 30"), as safe to run again on
+  // another handler (ipc::kRouteRetryable).
+  bool retryable_command(std::string_view name) const { return routes_->retryable_command(name); }
   // The last answer the handler noted, in its answer record, that it was writing to connection in this
   // hand-off (ipc/answer_record.hpp); read once the handler died without reporting the connection back.
   std::optional<ipc::NotedAnswer> last_noted_answer(ConnectionId connection) const {
@@ -94,8 +105,14 @@ class HandlerProcess final : HandlerChannel::Events {
   // asked already, or when it is not busy.
   bool reclaim(ConnectionId connection);
 
-  // Kills the handler because the client of its request left before any answer began (counted apart from
-  // crashes, and no sign of a bad start).
+  // Tells the handler, in its answer record, that the client of connection left (Request::cancelled()), so
+  // that its code may stop early; the first time in this hand-off, client_left_ns() starts (--cancel-grace).
+  void tell_client_left(ConnectionId connection);
+  // When (uv_hrtime) it was first told, in this hand-off, that its client left; 0: not told. Its answers from
+  // then on go to nobody.
+  uint64_t client_left_ns() const { return client_left_ns_; }
+  // Kills the handler because the client of its request left before any answer began and it did not end the
+  // request within --cancel-grace (counted apart from crashes, and no sign of a bad start).
   void cancel();
   bool cancelled() const { return cancelled_; }
   // Whether the process was killed for exceeding --request-timeout.
@@ -165,7 +182,8 @@ class HandlerProcess final : HandlerChannel::Events {
   void on_frame(ipc::Message message) override;
   void on_channel_broken(std::string why) override { break_off(std::move(why)); }
 
-  void on_hello(uint32_t capabilities);
+  // Its hello: flags, its capabilities; payload, its route table.
+  void on_hello(ipc::Message hello);
   // Its template reported the fork: its pid is known.
   void on_forked();
   void on_progress(ipc::Message message, const ipc::Progress& progress);
@@ -209,12 +227,15 @@ class HandlerProcess final : HandlerChannel::Events {
   uint64_t requests_served_ = 0;
   uint64_t answered_bytes_ = 0;
   uint64_t last_answer_bytes_ = 0;
+  uint16_t last_answer_route_ = 0;
+  std::shared_ptr<const RouteTable> routes_ = std::make_shared<RouteTable>();
   uint64_t request_started_ns_ = 0;
+  uint64_t client_left_ns_ = 0;  // In this hand-off; see client_left_ns().
   uint64_t last_answer_ns_ = 0;
   uint64_t answer_interval_ns_ = 0;
   ConnectionId current_ = 0;  // While busy_.
   bool said_hello_ = false;
-  std::optional<uint32_t> early_hello_;  // A forked handler's hello, read before its pid was known.
+  std::optional<ipc::Message> early_hello_;  // A forked handler's hello, read before its pid was known.
   bool busy_ = false;
   bool reclaimed_ = false;  // kReclaim was sent in this hand-off.
   bool timed_out_ = false;

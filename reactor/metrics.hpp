@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -27,6 +28,9 @@ class LatencyHistogram {
   std::array<uint64_t, kBoundsSeconds.size() + 1> cumulative() const;
   uint64_t count() const { return count_; }
   double sum_seconds() const { return sum_; }
+  // The q-quantile (0 < q < 1) as Prometheus's histogram_quantile estimates it: linear within the bucket it
+  // falls in; the largest bound when it falls past it; 0 with no observation.
+  double quantile(double q) const;
 
  private:
   std::array<uint64_t, kBoundsSeconds.size() + 1> buckets_{};
@@ -34,11 +38,43 @@ class LatencyHistogram {
   double sum_ = 0;
 };
 
+// The requests handlers answered, by the route or command that answered each — its name in the handler's
+// route table (reactor/route_table.hpp), never the request's path, so that there are as many figures as
+// routes — and by status class, with a service-time histogram per route. The requests the reactor answers
+// itself (refusals, a crashed handler's) are counted elsewhere, and not here.
+class RouteMetrics {
+ public:
+  // The most route names kept. A reload may bring names of its own, and old ones stay; past this many, the
+  // requests of a route not counted yet count under kOtherRoutes.
+  static constexpr size_t kMaxRoutes = 256;
+  static constexpr std::string_view kNoRoute = "(none)";  // Route 0: an unknown command, a 404, a fallback.
+  static constexpr std::string_view kOtherRoutes = "(other)";
+  // Status classes: below 300 counts as 2xx, 600 and above as 5xx (a handler of one's own may say anything).
+  static constexpr std::array<std::string_view, 4> kClassNames = {"2xx", "3xx", "4xx", "5xx"};
+  static size_t status_class(int status);
+
+  struct Route {
+    std::array<uint64_t, kClassNames.size()> by_class{};
+    LatencyHistogram service;
+    uint64_t requests() const;
+  };
+
+  // Counts an answer of route (its name; null for none) with status, after service_seconds of work.
+  void observe(const std::string* route, int status, double service_seconds);
+  // The routes counted, by name, in no order.
+  const std::unordered_map<std::string, Route>& routes() const { return routes_; }
+
+ private:
+  std::unordered_map<std::string, Route> routes_;
+  size_t named_ = 0;  // Routes in routes_ counted by their own name: all but kNoRoute and kOtherRoutes.
+};
+
 struct Metrics {
   Counters counters;
   size_t longest_queue = 0;
   LatencyHistogram queue_wait;  // From a complete request head to its hand-off.
   LatencyHistogram service;     // From the hand-off (or the previous answer) to the handler's answer.
+  RouteMetrics routes;
 };
 
 struct HandlerSnapshot {
@@ -80,6 +116,8 @@ struct StatsSnapshot {
   const ReloadReport* reload;
   std::vector<HandlerSnapshot> handlers;
   std::vector<TemplateSnapshot> templates;  // Empty without --preload.
+  // The clients with the most requests queued, most first (fair queueing: Dispatcher::busiest_clients).
+  std::vector<std::pair<std::string, size_t>> busiest_clients;
 };
 
 // The pool's figures: in /stats, "pool": {KEY: n}; in Prometheus a gauge of its own, or for a handler state a
@@ -120,6 +158,18 @@ inline constexpr std::array kHistogramTable = std::to_array<HistogramRow>({
      "Time a complete request waited for a handler."},
     {&Metrics::service, "service", "handoff_service_seconds", "Time a handler worked on a request."},
 });
+
+// The per-route figures (RouteMetrics): in /stats, "routes": [{"route": NAME, KEY: ...}]; in Prometheus, a
+// metric of its own, labelled route="NAME" (and class="2xx" for requests).
+struct RouteFigure {
+  std::string_view key;
+  std::string_view metric;
+  std::string_view help;
+};
+inline constexpr RouteFigure kRouteRequests = {"by_class", "handoff_route_requests_total",
+                                               "Requests answered by handlers, by route and status class."};
+inline constexpr RouteFigure kRouteService = {"p50_seconds", "handoff_route_service_seconds",
+                                              "Time a handler worked on a request, by route."};
 
 // The resident memory of a process, from /proc/PID/statm; 0 when it cannot be read.
 uint64_t resident_bytes(int pid);

@@ -189,7 +189,7 @@ void Successor::pass(PassedConnection connection) {
   // The first frame holds the Progress and as much of the bytes as fits; kTakeoverBytes frames the rest.
   const ipc::Progress progress{.bytes_written = connection.bytes_sent,
                                .status = 0,
-                               .reserved16 = 0,
+                               .route = 0,
                                .request_age_ms = connection.request_age_ms};
   std::string_view rest(connection.bytes);
   const std::string_view first = rest.substr(0, ipc::kMaxPayloadBytes - sizeof(progress));

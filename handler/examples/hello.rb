@@ -10,7 +10,7 @@ require "time"
 MAGIC, VERSION = 0x46444e48, 2 # MAGIC: the bytes "HNDF"
 HEADER = "L S S Q L L"         # magic, version, type, connection_id, flags, payload_size: 24 bytes, host order
 RECORD = "Q S C C L9"          # the request record's fixed part: 48 bytes
-PROGRESS = "Q S S L"           # bytes_written, status, reserved, request_age_ms: 16 bytes
+PROGRESS = "Q S S L"           # bytes_written, status, route (0: it names none), request_age_ms: 16 bytes
 HELLO, CONNECTION, DONE, RECLAIM, FORGET = 1, 2, 3, 5, 10
 FLAG_HTTP = 1 << 0             # kConnection: the connection speaks HTTP/1.x
 FLAG_KEPT = 1 << 4             # kConnection: no descriptor (only to handlers that said kCanKeep)

@@ -119,6 +119,7 @@ StatsSnapshot AdminRoutes::snapshot() const {
   s.uptime_seconds = (now_ns - started_ns_) / 1e9;
   s.target_handlers = pool_.target();
   s.queue_length = dispatcher_.waiting_connections();
+  s.busiest_clients = dispatcher_.busiest_clients(kBusiestClientsShown);
   s.longest_queue = metrics_.longest_queue;
   s.open_connections = frontend_.open_connections();
   s.buffered_bytes = frontend_.buffered_bytes();

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -31,6 +32,38 @@ Json histogram_json(const LatencyHistogram& histogram) {
   return {{"count", histogram.count()}, {"sum_seconds", histogram.sum_seconds()}, {"buckets", buckets}};
 }
 
+using NamedRoute = std::pair<const std::string, RouteMetrics::Route>;
+
+// The routes by name, or busiest first and then by name (/stats: the status page shows the first few), so
+// that a page reads the same each time.
+std::vector<const NamedRoute*> routes_in_order(const RouteMetrics& routes, bool busiest_first) {
+  std::vector<const NamedRoute*> order;
+  for (const NamedRoute& route : routes.routes()) order.push_back(&route);
+  std::sort(order.begin(), order.end(), [&](const NamedRoute* a, const NamedRoute* b) {
+    const uint64_t a_requests = busiest_first ? a->second.requests() : 0;
+    const uint64_t b_requests = busiest_first ? b->second.requests() : 0;
+    return a_requests != b_requests ? a_requests > b_requests : a->first < b->first;
+  });
+  return order;
+}
+
+Json routes_json(const RouteMetrics& routes) {
+  Json json = Json::array();
+  for (const NamedRoute* route : routes_in_order(routes, true)) {
+    const RouteMetrics::Route& figures = route->second;
+    Json by_class = Json::object();
+    for (size_t i = 0; i < RouteMetrics::kClassNames.size(); ++i)
+      by_class[std::string(RouteMetrics::kClassNames[i])] = figures.by_class[i];
+    json.push_back({{"route", route->first},
+                    {"requests", figures.requests()},
+                    {kRouteRequests.key, std::move(by_class)},
+                    {kRouteService.key, figures.service.quantile(0.5)},
+                    {"p99_seconds", figures.service.quantile(0.99)},
+                    {"sum_seconds", figures.service.sum_seconds()}});
+  }
+  return json;
+}
+
 Json counters_json(const Counters& counters) {
   Json json = Json::object();
   Json errors = Json::object();
@@ -50,6 +83,12 @@ Json handlers_json(const std::vector<HandlerSnapshot>& handlers) {
                     {"started_at", h.started_at_unix},
                     {"resident_bytes", h.resident_bytes}});
   }
+  return json;
+}
+
+Json clients_json(const std::vector<std::pair<std::string, size_t>>& clients) {
+  Json json = Json::array();
+  for (const auto& [client, waiting] : clients) json.push_back({{"client", client}, {"waiting", waiting}});
   return json;
 }
 
@@ -94,17 +133,57 @@ void table_text(std::string& out, const Table& table, std::string_view type, con
   }
 }
 
-void histogram_text(std::string& out, const HistogramRow& row, const LatencyHistogram& histogram) {
-  metric_header(out, row.metric, "histogram", row.help);
-  const std::string name(row.metric);
+// The samples of a histogram, its labels (`route="x",`, each with its comma, or none) on every one; its
+// header is written apart.
+void histogram_samples(std::string& out, std::string_view metric, const LatencyHistogram& histogram,
+                       const std::string& labels = "") {
+  const std::string name(metric);
   const auto cumulative = histogram.cumulative();
   for (size_t i = 0; i < cumulative.size(); ++i) {
     const std::string bound =
         i < LatencyHistogram::kBoundsSeconds.size() ? number(LatencyHistogram::kBoundsSeconds[i]) : "+Inf";
-    out += name + "_bucket{le=\"" + bound + "\"} " + std::to_string(cumulative[i]) + "\n";
+    out += name + "_bucket{" + labels + "le=\"" + bound + "\"} " + std::to_string(cumulative[i]) + "\n";
   }
-  out += name + "_sum " + number(histogram.sum_seconds()) + "\n";
-  out += name + "_count " + std::to_string(histogram.count()) + "\n";
+  const std::string own_labels = labels.empty() ? "" : "{" + labels.substr(0, labels.size() - 1) + "}";
+  out += name + "_sum" + own_labels + " " + number(histogram.sum_seconds()) + "\n";
+  out += name + "_count" + own_labels + " " + std::to_string(histogram.count()) + "\n";
+}
+
+void histogram_text(std::string& out, const HistogramRow& row, const LatencyHistogram& histogram) {
+  metric_header(out, row.metric, "histogram", row.help);
+  histogram_samples(out, row.metric, histogram);
+}
+
+// A label value as the text format writes it: backslash, double quote and line feed escaped.
+std::string label_value(std::string_view value) {
+  std::string out;
+  for (const char c : value) {
+    if (c == '\\' || c == '"') {
+      (out += '\\') += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+void routes_text(std::string& out, const RouteMetrics& routes) {
+  const std::vector<const NamedRoute*> order = routes_in_order(routes, false);
+  metric_header(out, kRouteRequests.metric, "counter", kRouteRequests.help);
+  for (const NamedRoute* route : order) {
+    const std::string labels = "{route=\"" + label_value(route->first) + "\",class=\"";
+    for (size_t i = 0; i < RouteMetrics::kClassNames.size(); ++i) {
+      sample(out, kRouteRequests.metric, route->second.by_class[i],
+             labels + std::string(RouteMetrics::kClassNames[i]) + "\"}");
+    }
+  }
+  metric_header(out, kRouteService.metric, "histogram", kRouteService.help);
+  for (const NamedRoute* route : order) {
+    histogram_samples(out, kRouteService.metric, route->second.service,
+                      "route=\"" + label_value(route->first) + "\",");
+  }
 }
 
 }  // namespace
@@ -124,9 +203,11 @@ std::string render_stats_json(const StatsSnapshot& s) {
       {"uptime_seconds", s.uptime_seconds},
       {"pool", std::move(pool)},
       {"connections", std::move(connections)},
+      {"waiting_clients", clients_json(s.busiest_clients)},
       {"counters", counters_json(s.metrics->counters)},
       {"reload", {{"state", s.reload->state}, {"error", s.reload->error}, {"at", s.reload->at_unix}}},
       {"histograms", std::move(histograms)},
+      {"routes", routes_json(s.metrics->routes)},
       {"handlers", handlers_json(s.handlers)},
       {"templates", templates_json(s.templates)},
   };
@@ -148,6 +229,7 @@ std::string render_prometheus(const StatsSnapshot& s) {
     sample(out, "handoff_connections", count, std::string("{state=\"") + state + "\"}");
   }
   for (const HistogramRow& row : kHistogramTable) histogram_text(out, row, s.metrics->*row.member);
+  routes_text(out, s.metrics->routes);
   metric_header(out, "handoff_handler_resident_bytes", "gauge", "Resident memory of each handler.");
   for (const HandlerSnapshot& h : s.handlers) {
     out += "handoff_handler_resident_bytes{pid=\"" + std::to_string(h.pid) + "\"} " +

@@ -2,7 +2,8 @@
 
 // Internal to the reactor. The admin endpoints' renderings of a StatsSnapshot: JSON for /stats and the
 // Prometheus text exposition format (version 0.0.4) for /metrics, both from the tables that name each figure
-// (kCounterTable in reactor/counters.hpp, kPoolTable and kHistogramTable in reactor/metrics.hpp).
+// (kCounterTable in reactor/counters.hpp; kPoolTable, kHistogramTable and the route figures, RouteMetrics,
+// in reactor/metrics.hpp).
 
 #include <string>
 #include <utility>

@@ -105,6 +105,34 @@ TEST(Admin, MetricsPassPromtoolAfterLoad) {
   }
 }
 
+// A route's name is the handler's to choose and goes into a label value: a quote or a backslash in it is
+// escaped as the text format says, and promtool accepts the page.
+TEST(Admin, RouteNamesAreEscapedInLabelValues) {
+  TemporaryFolder folder;
+  const std::string handler = python_handler(folder, "odd_names.py", "",
+                                             "@handler.command('say\"hi', retryable=True)\n"
+                                             "def say(request):\n"
+                                             "    return 'hi'\n"
+                                             "@handler.command('back\\\\slash')\n"
+                                             "def back(request):\n"
+                                             "    return 'back'\n");
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", handler});
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "say\"hi"), "hi");
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "back\\slash"), "back");
+  ASSERT_TRUE(wait_until([&] { return reactor.requests_answered() == 2; }, 10s)) << reactor.stats();
+  const HttpResponse metrics = admin(reactor, "GET", "/metrics");
+  const ProgramResult check = run_program({"promtool", "check", "metrics"}, metrics.body, 30s);
+  EXPECT_EQ(check.status, 0) << check.out << check.err << metrics.body;
+  for (const char* line : {"handoff_route_requests_total{route=\"say\\\"hi\",class=\"2xx\"} 1\n",
+                           "handoff_route_requests_total{route=\"back\\\\slash\",class=\"2xx\"} 1\n"}) {
+    EXPECT_NE(metrics.body.find(line), std::string::npos) << line << metrics.body;
+  }
+  EXPECT_EQ(python("import json, sys\n"
+                   "print(sorted(r['route'] for r in json.load(sys.stdin)['routes']))",
+                   admin(reactor, "GET", "/stats").body),
+            "['back\\\\slash', 'say\"hi']\n");
+}
+
 TEST(Admin, HealthzAnswersAtOnceWhileEveryHandlerIsBusy) {
   ReactorProcess reactor({"--handlers", "1"});
   std::vector<std::thread> load;
@@ -275,7 +303,7 @@ TEST(Admin, JsonLogsAndAnAccessLineForEveryRequest) {
 TEST(Admin, EveryOutcomeHasAnAccessLineWithTheStatusTheClientGotAndTheReactorsReason) {
   auto reactor = std::make_unique<ReactorProcess>(std::vector<std::string>{
       "--handlers", "1", "--max-queue", "1", "--queue-timeout", "5s", "--request-timeout", "60s",
-      "--read-timeout", "1s", "--log-format", "json", "--access-log", "on"});
+      "--read-timeout", "1s", "--log-format", "json", "--access-log", "on", "--retry-crashed", "off"});
   const pid_t first_pid = reactor->handler_pids().at(0);
   {  // 200, and a 400 whose reason the client reads in the body.
     Client client(reactor->host(), reactor->port());
@@ -539,6 +567,7 @@ TEST(Admin, TheStatusPageLoadsInChromiumAndShowsTheHandlers) {
     EXPECT_NE(dom.out.find("<td>" + std::to_string(handler) + "</td>"), std::string::npos) << handler;
   }
   EXPECT_NE(dom.out.find("<span class=\"state busy\">busy</span>"), std::string::npos);
+  EXPECT_NE(dom.out.find("<td>fib</td><td>10</td><td>10</td>"), std::string::npos);  // The busiest route.
   EXPECT_NE(dom.out.find(">serving<"), std::string::npos);
   // The page's own errors (a failed fetch, a script exception) would show as console messages.
   for (const std::string& err : {shot.err, dom.err}) {

@@ -130,7 +130,11 @@ TEST(Chaos, EveryRequestIsAnsweredOrGetsAnErrorWhileHandlersDie) {
   for (std::thread& client : clients) client.join();
 
   int total = 0, failures = 0;
-  std::printf("chaos: %d handler kills, %d reloads\n", kills, reloads);
+  std::printf(
+      "chaos: %d handler kills, %d reloads; %lld requests run again on another handler, %lld lost "
+      "with their handler\n",
+      kills, reloads, static_cast<long long>(reactor.stat("counters.retried")),
+      static_cast<long long>(reactor.stat("counters.errors.crashed")));
   for (const auto& [outcome, count] : outcomes) {
     std::printf("chaos: %6d  %s\n", count, outcome.c_str());
     total += count;

@@ -36,6 +36,97 @@ size_t occurrences(const std::string& text, const std::string& what) {
   return count;
 }
 
+// --- A request whose handler died before answering runs again (--retry-crashed) ---
+
+// A Python handler whose /flaky dies the first time each method asks it (a marker file per method in folder
+// says it did), and whose /always dies every time.
+std::string flaky_handler(const TemporaryFolder& folder) {
+  return python_handler(folder, "flaky.py",
+                        "import os\nfolder = os.path.dirname(os.path.abspath(__file__))\n",
+                        "@handler.route('/flaky', methods=('GET', 'HEAD', 'OPTIONS', 'POST'))\n"
+                        "def flaky(request):\n"
+                        "    marker = os.path.join(folder, 'died-' + request.method)\n"
+                        "    if not os.path.exists(marker):\n"
+                        "        open(marker, 'w').close()\n"
+                        "        os._exit(3)\n"
+                        "    return Reply.text('answered by ' + str(os.getpid()))\n"
+                        "@handler.route('/always')\n"
+                        "def always(request):\n"
+                        "    os._exit(3)\n"
+                        "def die_once(name):\n"
+                        "    marker = os.path.join(folder, 'died-' + name)\n"
+                        "    if not os.path.exists(marker):\n"
+                        "        open(marker, 'w').close()\n"
+                        "        os._exit(3)\n"
+                        "    return Reply.text(name + ' answered by ' + str(os.getpid()))\n"
+                        "@handler.command('pure', retryable=True)\n"
+                        "def pure(request):\n"
+                        "    return die_once('pure')\n"
+                        "@handler.command('unmarked')\n"
+                        "def unmarked(request):\n"
+                        "    return die_once('unmarked')\n");
+}
+
+HttpResponse ask_http(const ReactorProcess& reactor, const std::string& method, const std::string& path) {
+  Client client(reactor.host(), reactor.port());
+  EXPECT_TRUE(client.send(method + " " + path + " HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"));
+  return read_response(client, method == "HEAD");
+}
+
+// A GET (and HEAD, OPTIONS) whose handler died before any byte of an answer runs once more on another
+// handler: the client gets one answer, the second handler's, and the retry is counted and logged; a POST
+// gets its 502, as a request that may not run twice; a request that kills every handler it meets runs twice,
+// never three times.
+TEST(Retry, ASafeRequestWhoseHandlerDiedBeforeAnsweringRunsOnceMoreOnAnother) {
+  TemporaryFolder folder;
+  ReactorProcess reactor({"--handlers", "2", "--handler-cmd", flaky_handler(folder), "--access-log", "on"});
+  const HttpResponse get = ask_http(reactor, "GET", "/flaky");
+  EXPECT_EQ(get.status, 200);
+  EXPECT_EQ(get.body.rfind("answered by ", 0), 0u) << get.body;
+  EXPECT_EQ(reactor.stat("counters.retried"), 1);
+  EXPECT_EQ(reactor.stat("counters.errors.crashed"), 0);  // No request was lost.
+  EXPECT_EQ(ask_http(reactor, "HEAD", "/flaky").status, 200);
+  EXPECT_EQ(ask_http(reactor, "OPTIONS", "/flaky").status, 200);
+  EXPECT_EQ(reactor.stat("counters.retried"), 3);
+  EXPECT_TRUE(
+      reactor.wait_for_log("died before answering 'GET /flaky HTTP/1.1': the request runs again", 10s));
+  // One access line for the GET: the answer the client got.
+  ASSERT_TRUE(reactor.wait_for_log("\"GET /flaky HTTP/1.1\" 200", 10s));
+  EXPECT_EQ(occurrences(reactor.stderr_text(), "\"GET /flaky HTTP/1.1\""), 1u);
+
+  EXPECT_EQ(ask_http(reactor, "POST", "/flaky").status, 502);
+  EXPECT_EQ(reactor.stat("counters.retried"), 3);
+  EXPECT_EQ(reactor.stat("counters.errors.crashed"), 1);
+
+  EXPECT_EQ(ask_http(reactor, "GET", "/always").status, 502);
+  EXPECT_EQ(reactor.stat("counters.retried"), 4);
+  EXPECT_EQ(reactor.stat("counters.errors.crashed"), 2);
+  EXPECT_TRUE(reactor.wait_for_handlers(2, 20s));
+  EXPECT_EQ(reactor.stat("counters.handler_exits"), 6);  // 3 retried, the POST, /always twice.
+}
+
+// On the line protocol, only a command the handler marks retryable runs again.
+TEST(Retry, ALineCommandRunsAgainOnlyWhenItsHandlerMarksItRetryable) {
+  TemporaryFolder folder;
+  ReactorProcess reactor({"--handlers", "2", "--handler-cmd", flaky_handler(folder)});
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "pure").rfind("pure answered by ", 0), 0u);
+  EXPECT_EQ(reactor.stat("counters.retried"), 1);
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "unmarked"), "ERR handler crashed");
+  EXPECT_EQ(reactor.stat("counters.retried"), 1);
+  EXPECT_EQ(reactor.stat("counters.errors.crashed"), 1);
+}
+
+// --retry-crashed off: the GET gets the 502 of its dead handler, as before.
+TEST(Retry, RetryCrashedOffLeavesTheErrorToTheClient) {
+  TemporaryFolder folder;
+  ReactorProcess reactor(
+      {"--handlers", "2", "--handler-cmd", flaky_handler(folder), "--retry-crashed", "off"});
+  EXPECT_EQ(ask_http(reactor, "GET", "/flaky").status, 502);
+  EXPECT_EQ(reactor.stat("counters.retried"), 0);
+  EXPECT_EQ(reactor.stat("counters.errors.crashed"), 1);
+  EXPECT_EQ(ask_http(reactor, "GET", "/flaky").status, 200);  // Its marker is there now.
+}
+
 // --- A handler that dies ---
 
 class HandlerCrash : public ::testing::TestWithParam<int> {};
@@ -145,8 +236,8 @@ std::string dies_after_its_answer(const TemporaryFolder& folder) {
                         "import os, signal\n"
                         "import handoff_handler\n"
                         "answer = handoff_handler._HandOff.answer\n"
-                        "def answer_then_die(hand_off, head, body, status, ends_connection, input_pending):\n"
-                        "    answer(hand_off, head, body, status, ends_connection, input_pending)\n"
+                        "def answer_then_die(hand_off, head, body, *rest, **named):\n"
+                        "    answer(hand_off, head, body, *rest, **named)\n"
                         "    if b'last words' in bytes(head) + bytes(body):\n"
                         "        os.kill(os.getpid(), signal.SIGKILL)\n"
                         "handoff_handler._HandOff.answer = answer_then_die\n",
@@ -307,6 +398,21 @@ TEST(BrokenHandlers, AHandlerOfAnotherProtocolVersionIsKilledAndReplaced) {
            "\\000\\000\\000\\000\\000\\000' >&3; sleep 30")});
   EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
   EXPECT_NE(reactor.stderr_text().find("another ipc protocol version"), std::string::npos)
+      << reactor.stderr_text();
+}
+
+// A hello whose route table ends inside an entry (it says 5 bytes of name, and 2 follow) is a broken frame.
+TEST(BrokenHandlers, AHandlerWhoseRouteTableIsCutShortIsKilledAndReplaced) {
+  TemporaryFolder folder;
+  // A kHello header with 6 bytes of payload, then an entry head (name_bytes 5, kRouteRetryable) and "pi".
+  ReactorProcess reactor(
+      {"--handlers", "1", "--handler-cmd",
+       first_start_misbehaves(
+           folder,
+           "printf 'HNDF\\002\\000\\001\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000"
+           "\\000\\000\\006\\000\\000\\000\\005\\000\\001\\000pi' >&3; sleep 30")});
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "ping"), "pong");
+  EXPECT_NE(reactor.stderr_text().find("its hello's route table is malformed (6 bytes)"), std::string::npos)
       << reactor.stderr_text();
 }
 

@@ -31,7 +31,7 @@ check "installed: the handler is the one installed beside the reactor" "$(readli
 stop_reactor
 
 man_page=$(find "$stage" -path '*/man1/handoff.1' | head -n 1)
-check "the man page explains --listen" "$(man -l "$man_page" 2>/dev/null | grep -c -- '--listen HOST:PORT')" 1
+check "the man page explains --listen" "$(man -l "$man_page" 2>/dev/null | grep -c -- '--listen ADDRESS')" 1
 units=$(dirname "$(find "$stage" -name handoff.service | head -n 1)")
 check "handoff.service starts the installed reactor" "$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$units/handoff.service")" \
   "$prefix/bin/handoff"

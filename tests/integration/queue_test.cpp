@@ -18,8 +18,10 @@
 #include <vector>
 
 #include "tests/support/client.hpp"
+#include "tests/support/handler_scripts.hpp"
 #include "tests/support/reactor_process.hpp"
 #include "tests/support/stopped_process.hpp"
+#include "tests/support/temporary_folder.hpp"
 #include "tests/support/wait.hpp"
 
 namespace handoff::testing {
@@ -170,7 +172,8 @@ TEST(Queue, LineClientsThatOnlyHalfCloseAreStillAnsweredRunningOrWaiting) {
 
 // Requests whose clients had left were computed anyway: two fire-and-forget `fib 92` held both handlers until
 // --request-timeout. A running request whose client has gone (over HTTP, EOF; on either protocol, a reset)
-// is cancelled now: its handler is replaced at once, and the cancel counted.
+// is cancelled now: the built-in spin does not look, so its handler is replaced once --cancel-grace (1 s) has
+// passed, and the cancel counted.
 TEST(Cancel, AnHttpClientThatLeavesWhileItsRequestRunsCancelsIt) {
   ReactorProcess reactor({"--handlers", "1"});
   {
@@ -211,6 +214,118 @@ TEST(Cancel, ClientsThatCloseRightAfterTheirAnswerCancelNothing) {
   EXPECT_EQ(reactor.stat("counters.cancelled"), 0) << reactor.stats();
   EXPECT_EQ(reactor.stat("counters.handler_exits"), 0) << reactor.stats();
 }
+
+// --- Cancellation that can be gentle: the handler is told, and killed only after --cancel-grace ---
+
+size_t occurrences(const std::string& text, const std::string& what) {
+  size_t count = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++count;
+  return count;
+}
+
+// The service_ms of the access log line of request (its first line, as logged); -1 when there is none.
+double service_ms_of(const std::string& log, const std::string& request) {
+  const size_t line = log.find("\"" + request + "\" ");
+  if (line == std::string::npos) return -1;
+  const size_t at = log.find("service_ms=", line);
+  return at == std::string::npos ? -1 : std::stod(log.substr(at + 11));
+}
+
+// An HTTP client that sends request, and leaves (closes) once the only handler has begun it.
+void leave_once_begun(const ReactorProcess& reactor, const std::string& request) {
+  Client leaving(reactor.host(), reactor.port());
+  ASSERT_TRUE(leaving.send(request));
+  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 1; }, 10s)) << reactor.stats();
+}
+
+// Each test runs with a handler of each library: "Cpp" or "Python".
+class GentleCancel : public ::testing::TestWithParam<std::string> {
+ protected:
+  // handler/examples/primes: it looks at request.cancelled every 1024 numbers.
+  std::string cooperative_handler() const {
+    return GetParam() == "Cpp" ? environment("HANDOFF_PRIMES")
+                               : "python3 " + environment("HANDOFF_EXAMPLES_SOURCE") + "/primes.py";
+  }
+  // spin MS, which never looks: the built-in handler, or a Python one.
+  std::string stubborn_handler() const {
+    return GetParam() == "Cpp" ? environment("HANDOFF_HANDLER") : python_spin_handler(folder_);
+  }
+  TemporaryFolder folder_;
+};
+
+const std::string kEndlessPrimes = "GET /primes/1000000000000 HTTP/1.1\r\nHost: a\r\n\r\n";
+
+// Every cancel cost a process start: for a Python app that imports much, seconds each. A handler whose code
+// looks at request.cancelled stops by itself, long before a grace that no loaded machine outlasts: the same
+// process serves the next request, nothing is killed, and the request is logged once, as one its handler
+// ended itself. Without the word in its answer record it would run until --request-timeout.
+TEST_P(GentleCancel, AHandlerThatLooksStopsWithinTheGraceAndIsNotReplaced) {
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", cooperative_handler(), "--cancel-grace", "600s",
+                          "--request-timeout", "600s", "--access-log", "on"});
+  ASSERT_TRUE(reactor.wait_for_handlers(1, 10s));
+  const std::vector<pid_t> before = reactor.handler_pids();
+  leave_once_begun(reactor, kEndlessPrimes);
+  EXPECT_TRUE(wait_until(
+      [&] { return reactor.stat("counters.cancelled_gently") == 1 && reactor.busy_handlers() == 0; }, 60s))
+      << reactor.stats();
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "primes 100"), "25");
+  EXPECT_EQ(reactor.handler_pids(), before);
+  EXPECT_EQ(reactor.stat("counters.cancelled"), 0) << reactor.stats();
+  EXPECT_EQ(reactor.stat("counters.respawns"), 0) << reactor.stats();
+  EXPECT_EQ(reactor.stat("counters.handler_exits"), 0) << reactor.stats();
+  ASSERT_TRUE(reactor.wait_for_log("\"primes 100\" 200", 10s));
+  EXPECT_EQ(reactor.stat("counters.requests"), 1) << reactor.stats();  // The primes below 100 alone.
+  const std::string log = reactor.stderr_text();
+  EXPECT_EQ(occurrences(log, "\"GET /primes/1000000000000 HTTP/1.1\" 499 "), 1u) << log;
+  EXPECT_EQ(occurrences(log, " reason=\"the client left; its handler ended the request itself\""), 1u) << log;
+  EXPECT_EQ(occurrences(log, " access "), 2u) << log;
+}
+
+// A handler whose code never looks is killed once the grace has passed since its client left — not before:
+// the reactor's own measure of the request's run, in its access line, is at least the grace — and replaced.
+TEST_P(GentleCancel, AHandlerThatDoesNotLookIsKilledOnceTheGraceHasPassed) {
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", stubborn_handler(), "--cancel-grace", "300ms",
+                          "--request-timeout", "600s", "--access-log", "on"});
+  ASSERT_TRUE(reactor.wait_for_handlers(1, 10s));
+  const std::vector<pid_t> before = reactor.handler_pids();
+  leave_once_begun(reactor, "GET /spin/600000 HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_TRUE(wait_until([&] { return reactor.stat("counters.cancelled") == 1; }, 60s)) << reactor.stats();
+  ASSERT_TRUE(wait_until([&] { return reactor.stat("counters.respawns") == 1; }, 30s)) << reactor.stats();
+  ASSERT_TRUE(reactor.wait_for_handlers(1, 30s));
+  EXPECT_NE(reactor.handler_pids(), before);
+  EXPECT_EQ(reactor.stat("counters.cancelled_gently"), 0) << reactor.stats();
+  EXPECT_EQ(reactor.stat("counters.errors.crashed"), 0) << reactor.stats();
+  const std::string log = reactor.stderr_text();
+  EXPECT_EQ(occurrences(log, "\"GET /spin/600000 HTTP/1.1\" 499 "), 1u) << log;
+  EXPECT_EQ(occurrences(log, " reason=\"cancelled: the client left\""), 1u) << log;
+  EXPECT_GE(service_ms_of(log, "GET /spin/600000 HTTP/1.1"), 300) << log;
+  EXPECT_NE(log.find("--cancel-grace (300 ms) later"), std::string::npos) << log;
+}
+
+// --cancel off: a handler that never looks is not killed for its departed client, whatever the grace says.
+// Its request runs to its end (the answer going nowhere), and the same process serves the next request.
+TEST_P(GentleCancel, WithCancelOffTheRequestRunsToItsEndAndTheHandlerServesOn) {
+  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", stubborn_handler(), "--cancel", "off",
+                          "--cancel-grace", "0", "--access-log", "on"});
+  ASSERT_TRUE(reactor.wait_for_handlers(1, 10s));
+  const std::vector<pid_t> before = reactor.handler_pids();
+  leave_once_begun(reactor, "GET /spin/300 HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_TRUE(wait_until(
+      [&] { return reactor.stat("counters.cancelled_gently") == 1 && reactor.busy_handlers() == 0; }, 60s))
+      << reactor.stats();
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "spin 1"), "spun 1");
+  EXPECT_EQ(reactor.handler_pids(), before);
+  EXPECT_EQ(reactor.stat("counters.cancelled"), 0) << reactor.stats();
+  EXPECT_EQ(reactor.stat("counters.respawns"), 0) << reactor.stats();
+  ASSERT_TRUE(reactor.wait_for_log("\"spin 1\" 200", 10s));
+  const std::string log = reactor.stderr_text();
+  EXPECT_EQ(occurrences(log, "\"GET /spin/300 HTTP/1.1\" 499 "), 1u) << log;
+  // It ran all of its 300 ms (CPU time for the built-in spin, which takes at least as long on the clock).
+  EXPECT_GE(service_ms_of(log, "GET /spin/300 HTTP/1.1"), 300) << log;
+}
+
+INSTANTIATE_TEST_SUITE_P(Libraries, GentleCancel, ::testing::Values("Cpp", "Python"),
+                         [](const auto& info) { return info.param; });
 
 // --- No request waits behind another connection's pipeline ---
 
@@ -260,6 +375,10 @@ TEST(FairQueue, ASecondClientIsServedWithinTwoServiceTimesNotBehindTheFirstClien
   ASSERT_TRUE(wait_until([&] { return reactor.requests_answered() >= 12; }, 120s));
   const int64_t waiting = reactor.queue_length();
   ASSERT_GE(waiting, 150);
+  // /stats names the client that crowds the queue.
+  const std::string stats = reactor.stats();
+  EXPECT_NE(stats.find("\"waiting_clients\":[{\"client\":\"127.0.0.1\",\"waiting\":"), std::string::npos)
+      << stats;
   const size_t crowd_before = answered_for(reactor.stderr_text(), "127.0.0.1:");
   Client second(reactor.host(), reactor.port(), "127.0.0.2");
   const auto sent_at = std::chrono::steady_clock::now();

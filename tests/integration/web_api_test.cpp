@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -145,6 +146,59 @@ TEST_P(WebApi, AnExceptionIsA500WhoseTextOnlyTheLogAndExposeErrorsShow) {
   const HttpResponse boom = round_trip(client, get("/boom"));
   EXPECT_EQ(boom.status, 500);
   EXPECT_NE(boom.body.find("hunter2"), std::string::npos) << boom.body;
+}
+
+// The reactor counts requests by the route that answered them, as the handler registered it
+// (docs/operations.md): /notes/1 and /notes/2 are one route, GET and PUT two, HEAD counts with GET, a command
+// under its name by either protocol, and what no route took (a 405, the fallback, an unknown command) under
+// "(none)". Never a path as a label: its values would be as many as the clients care to send.
+TEST_P(WebApi, RequestsAreCountedByTheRouteThatAnsweredNeverByThePath) {
+  ReactorProcess reactor = start();
+  Client client(reactor.host(), reactor.port());
+  EXPECT_EQ(round_trip(client, with_body("PUT", "/notes/1", "a")).status, 201);
+  EXPECT_EQ(round_trip(client, get("/notes/1")).status, 200);
+  EXPECT_EQ(round_trip(client, get("/notes/2")).status, 404);
+  EXPECT_EQ(round_trip(client, get("/notes/3")).status, 404);
+  EXPECT_EQ(round_trip(client, "HEAD /notes/1 HTTP/1.1\r\nHost: a\r\n\r\n").status, 200);
+  EXPECT_EQ(round_trip(client, get("/old")).status, 302);
+  EXPECT_EQ(round_trip(client, get("/boom")).status, 500);
+  EXPECT_EQ(round_trip(client, get("/square/3")).body, "9\n");
+  EXPECT_EQ(round_trip(client, get("/nowhere/1")).status, 404);  // The fallback's.
+  EXPECT_EQ(round_trip(client, with_body("POST", "/notes/1", "x")).status, 405);
+  EXPECT_EQ(ask(reactor.host(), reactor.port(), "square 4"), "16");
+  EXPECT_TRUE(ask(reactor.host(), reactor.port(), "nothing").starts_with("ERR unknown command"));
+  // A client has its answer a moment before the reactor has the handler's report of it.
+  ASSERT_TRUE(wait_until([&] { return reactor.requests_answered() == 12; }, 10s)) << reactor.stats();
+
+  const HttpResponse metrics = reactor.admin("GET", "/metrics");
+  const ProgramResult check = run_program({"promtool", "check", "metrics"}, metrics.body, 30s);
+  EXPECT_EQ(check.status, 0) << check.out << check.err << metrics.body;
+  for (const char* line : {
+           "handoff_route_requests_total{route=\"GET /notes/{id}\",class=\"2xx\"} 2\n",
+           "handoff_route_requests_total{route=\"GET /notes/{id}\",class=\"4xx\"} 2\n",
+           "handoff_route_requests_total{route=\"PUT /notes/{id}\",class=\"2xx\"} 1\n",
+           "handoff_route_requests_total{route=\"GET /old\",class=\"3xx\"} 1\n",
+           "handoff_route_requests_total{route=\"GET /boom\",class=\"5xx\"} 1\n",
+           "handoff_route_requests_total{route=\"square\",class=\"2xx\"} 2\n",
+           "handoff_route_requests_total{route=\"(none)\",class=\"4xx\"} 3\n",
+           "handoff_route_service_seconds_bucket{route=\"GET /notes/{id}\",le=\"+Inf\"} 4\n",
+           "handoff_route_service_seconds_count{route=\"GET /notes/{id}\"} 4\n",
+       }) {
+    EXPECT_NE(metrics.body.find(line), std::string::npos) << line << metrics.body;
+  }
+  for (const std::string path : {"/notes/1", "/notes/2", "/nowhere/1", "/square/3"}) {
+    EXPECT_EQ(metrics.body.find(path), std::string::npos) << path << " is a label value";
+  }
+  EXPECT_EQ(metrics.body.find("route=\"nothing"), std::string::npos);
+
+  const nlohmann::json routes = nlohmann::json::parse(reactor.stats())["routes"];
+  ASSERT_GE(routes.size(), 2u) << routes;
+  EXPECT_EQ(routes[0]["route"], "GET /notes/{id}");  // The busiest first.
+  EXPECT_EQ(routes[0]["requests"], 4);
+  EXPECT_EQ(routes[0]["by_class"]["4xx"], 2);
+  EXPECT_GT(routes[0]["p99_seconds"].get<double>(), 0);
+  EXPECT_EQ(routes[1]["route"], "(none)");
+  EXPECT_EQ(routes[1]["requests"], 3);
 }
 
 INSTANTIATE_TEST_SUITE_P(Languages, WebApi,

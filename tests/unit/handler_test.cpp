@@ -204,6 +204,34 @@ TEST(HandlerApi, RoutesTakeAnyMethodAndPathParameters) {
   EXPECT_EQ(handler.execute(http_request("POST", "/items/7")).status, 405);  // The path is a route's.
 }
 
+// The reactor counts requests by route (docs/operations.md): each answer names the route or command that
+// made it by its place in the order of registration, routes and commands alike, from 1; nothing matched is 0.
+TEST(HandlerApi, EachAnswerNamesItsRouteByTheOrderOfRegistration) {
+  Handler handler;
+  const Command echo = [](const Request& request) { return Reply::text(std::string(request.method)); };
+  handler.route("GET", "/notes/{id}", echo);
+  handler.command("fib", echo, {.retryable = true});
+  handler.route("PUT", "/notes/{id}", echo);
+  const auto route_of = [&](Request request) {
+    uint16_t route = 99;
+    handler.execute(std::move(request), route);
+    return route;
+  };
+  EXPECT_EQ(route_of(http_request("GET", "/notes/1")), 1);
+  EXPECT_EQ(route_of(http_request("GET", "/notes/2")), 1);
+  EXPECT_EQ(route_of(http_request("HEAD", "/notes/2")), 1);  // A GET route answers HEAD.
+  EXPECT_EQ(route_of(http_request("PUT", "/notes/2")), 3);
+  EXPECT_EQ(route_of(http_request("GET", "/fib/5")), 2);
+  EXPECT_EQ(route_of({.command = "fib"}), 2);
+  EXPECT_EQ(route_of(http_request("DELETE", "/notes/2")), 0);  // 405.
+  EXPECT_EQ(route_of(http_request("PUT", "/fib/5")), 0);       // 405.
+  EXPECT_EQ(route_of(http_request("GET", "/nothing")), 0);
+  EXPECT_EQ(route_of({.command = "nothing"}), 0);
+  handler.fallback(echo);
+  EXPECT_EQ(route_of(http_request("GET", "/nothing")), 0);
+  EXPECT_EQ(answer_line(handler, "fib 3").route, 2);
+}
+
 TEST(HandlerApi, RequestLookupsTakeEveryValue) {
   const Request request{.query = "a=1&b=x+y&a=%32&c&bad=%zz",
                         .headers = {{"Set-Thing", "1"}, {"Host", "h"}, {"set-thing", "2"}}};
@@ -248,7 +276,7 @@ struct Socketpair {
   ipc::UniqueFd served, client;
 };
 
-const AnsweredCallback ignore_progress = [](uint64_t, int) {};
+const AnsweredCallback ignore_progress = [](uint64_t, int, uint16_t) {};
 
 // An error or an exception whose text held a line break became several answer lines, and a client that
 // pipelines took "fake answer" for the answer to its next request (issue 28). An answer is one line whatever
@@ -333,8 +361,9 @@ SessionOutcome serve_http_of(const Handler& handler, int fd, std::string_view ra
 TEST(LineSession, AnswersTheRecordsLineAndPipelinedLinesAndGivesBackAPartialOne) {
   Socketpair pair;
   std::vector<uint64_t> progress;
-  const SessionOutcome outcome = serve_lines_of(builtin(), pair.served.get(), "ping\r\nfib 10\npid\nfib 2", 0,
-                                                [&](uint64_t bytes, int) { progress.push_back(bytes); });
+  const SessionOutcome outcome =
+      serve_lines_of(builtin(), pair.served.get(), "ping\r\nfib 10\npid\nfib 2", 0,
+                     [&](uint64_t bytes, int, uint16_t) { progress.push_back(bytes); });
   // Reported between requests: after "pong\n" and after "55\n", not after the last answer.
   EXPECT_EQ(progress, (std::vector<uint64_t>{5, 8}));
   EXPECT_TRUE(outcome.keep_open);
@@ -390,25 +419,33 @@ TEST(LineSession, ALineOverTheLimitGoesBackToTheReactor) {
   const std::string too_long = std::string(101, 'y') + "\nping\n";
   const SessionOutcome complete = serve_lines_of(
       builtin(), whole.served.get(), "ping\nfib 5\n" + too_long, 0,
-      [&](uint64_t, int status) { statuses.push_back(status); }, limits);
+      [&](uint64_t, int status, uint16_t) { statuses.push_back(status); }, limits);
   EXPECT_TRUE(complete.keep_open);
   EXPECT_EQ(complete.unconsumed, too_long);
   EXPECT_EQ(whole.client_reads(), "pong\n5\n");
   EXPECT_EQ(statuses, (std::vector<int>{200, 200}));
 }
 
-// A complete line, then a last one cut by EOF: both answered, each reported (the reactor counts requests
-// by the reports).
+// A complete line, then a last one cut by EOF: both answered, each reported with the command that answered
+// it (the reactor counts requests by the reports, per route).
 TEST(LineSession, EachAnswerIsReportedTheLastLineCutByEofToo) {
   Socketpair pair;
   std::vector<int> statuses;
+  std::vector<uint16_t> routes;
   const SessionOutcome outcome =
-      serve_lines_of(builtin(), pair.served.get(), "ping\nping\nfib x", ipc::kFlagInputClosed,
-                     [&](uint64_t, int status) { statuses.push_back(status); });
+      serve_lines_of(builtin(), pair.served.get(), "ping\nnope\nfib x", ipc::kFlagInputClosed,
+                     [&](uint64_t, int status, uint16_t route) {
+                       statuses.push_back(status);
+                       routes.push_back(route);
+                     });
   EXPECT_FALSE(outcome.keep_open);
-  EXPECT_EQ(pair.client_reads(), "pong\npong\nERR fib takes one whole number from 0 to 92\n");
-  EXPECT_EQ(statuses, (std::vector<int>{200, 200}));  // Between answers; the last goes with the end.
+  EXPECT_EQ(pair.client_reads(),
+            "pong\nERR unknown command 'nope' (commands: ping, pid, client, fib, spin, quit)\n"
+            "ERR fib takes one whole number from 0 to 92\n");
+  EXPECT_EQ(statuses, (std::vector<int>{200, 404}));  // Between answers; the last goes with the end.
+  EXPECT_EQ(routes, (std::vector<uint16_t>{1, 0}));   // ping is the first registered; no command, none.
   EXPECT_EQ(outcome.status, 400);
+  EXPECT_EQ(outcome.route, 4);  // fib answered, with an error.
 }
 
 // --write-timeout bounded the whole answer: a client that kept reading, but took longer than the timeout in
@@ -465,7 +502,7 @@ TEST(HttpSession, AnswersTheRecordsRequestAndPipelinedOnesAndGivesBackAPartialOn
   const SessionOutcome outcome =
       serve_http_of(builtin(), pair.served.get(),
                     "GET /ping HTTP/1.1\r\nHost: a\r\n\r\nGET /fib/10 HTTP/1.1\r\nHost: a\r\n\r\n" + partial,
-                    [&](uint64_t bytes, int) { progress.push_back(bytes); });
+                    [&](uint64_t bytes, int, uint16_t) { progress.push_back(bytes); });
   EXPECT_TRUE(outcome.keep_open);
   EXPECT_EQ(outcome.unconsumed, partial);
   std::string written = pair.client_reads();

@@ -115,6 +115,71 @@ TEST(Wire, RejectsBadHeaders) {
   EXPECT_EQ(check_header(bad), Errc::kFrameTooLarge);
 }
 
+TEST(Wire, AProgressNamesTheRouteThatAnswered) {
+  std::string payload = progress_payload(120, 404, "rest", 7);
+  ASSERT_EQ(payload.size(), sizeof(Progress) + 4);
+  // At the offsets docs/protocol.md gives: bytes 0-7, status 8-9, route 10-11.
+  EXPECT_EQ(std::memcmp(payload.data() + 8, "\x94\x01\x07\x00", 4), 0);
+  Progress progress{};
+  ASSERT_TRUE(split_progress_payload(payload, progress));
+  EXPECT_EQ(progress.bytes_written, 120u);
+  EXPECT_EQ(progress.status, 404);
+  EXPECT_EQ(progress.route, 7);
+  EXPECT_EQ(payload, "rest");
+}
+
+// A hello's route table (docs/protocol.md, "The route table"): the bytes documented, and back.
+TEST(Wire, ARouteTableReadsBackAndHasTheDocumentedBytes) {
+  const std::vector<RouteEntry> routes = {{.name = "GET /notes/{id}", .flags = 0},
+                                          {.name = "fib", .flags = kRouteRetryable}};
+  const std::string payload = route_table_payload(routes);
+  EXPECT_EQ(payload, std::string("\x0f\x00\x00\x00GET /notes/{id}\x03\x00\x01\x00"
+                                 "fib",
+                                 4 + 15 + 4 + 3));
+  std::vector<RouteEntry> decoded = {{.name = "stale"}};
+  ASSERT_TRUE(decode_route_table(payload, decoded));
+  ASSERT_EQ(decoded.size(), 2u);
+  EXPECT_EQ(decoded[0].name, "GET /notes/{id}");
+  EXPECT_EQ(decoded[0].flags, 0);
+  EXPECT_EQ(decoded[1].name, "fib");
+  EXPECT_EQ(decoded[1].flags, kRouteRetryable);
+  // A hello without payload: an empty table.
+  ASSERT_TRUE(decode_route_table("", decoded));
+  EXPECT_TRUE(decoded.empty());
+}
+
+TEST(Wire, ARouteTableThatEndsInsideAnEntryIsRefused) {
+  const std::string payload = route_table_payload({{.name = "ping"}, {.name = "pid"}});
+  std::vector<RouteEntry> decoded;
+  for (size_t cut = 1; cut < payload.size(); ++cut) {
+    EXPECT_EQ(decode_route_table(std::string_view(payload).substr(0, cut), decoded), cut == 8) << cut;
+  }
+}
+
+// The bounds: entries past kMaxRoutes are left out and a longer name is cut, by the encoder and the decoder
+// alike, so that a table one end wrote is the table the other reads.
+TEST(Wire, ARouteTableIsBoundedInEntriesAndNameBytes) {
+  std::vector<RouteEntry> many(kMaxRoutes + 5, RouteEntry{.name = "r", .flags = kRouteRetryable});
+  many[0].name = std::string(kMaxRouteNameBytes + 50, 'x');
+  std::vector<RouteEntry> decoded;
+  ASSERT_TRUE(decode_route_table(route_table_payload(many), decoded));
+  ASSERT_EQ(decoded.size(), kMaxRoutes);
+  EXPECT_EQ(decoded[0].name, std::string(kMaxRouteNameBytes, 'x'));
+  EXPECT_EQ(decoded.back().name, "r");
+
+  // A table another handler wrote past the bounds reads the same.
+  std::string raw;
+  const RouteEntryHead long_head{.name_bytes = kMaxRouteNameBytes + 1, .flags = 0, .reserved = 0};
+  raw.append(reinterpret_cast<const char*>(&long_head), sizeof(long_head));
+  raw.append(kMaxRouteNameBytes + 1, 'y');
+  const std::string rest =
+      route_table_payload(std::vector<RouteEntry>(kMaxRoutes + 2, RouteEntry{.name = "z"}));
+  ASSERT_TRUE(decode_route_table(raw + rest, decoded));
+  ASSERT_EQ(decoded.size(), kMaxRoutes);
+  EXPECT_EQ(decoded[0].name, std::string(kMaxRouteNameBytes, 'y'));
+  EXPECT_EQ(decoded[1].name, "z");
+}
+
 // The request record (ipc/request_record.hpp): what the reactor writes of a parsed request, a handler reads
 // back whole, at the offsets docs/protocol.md gives.
 struct Field {
@@ -699,6 +764,24 @@ TEST(AnswerRecord, ItsSizeIsSealedAgainstAHandlerThatWouldShrinkIt) {
   ASSERT_FALSE(AnswerRecord::create(record));
   EXPECT_NE(::ftruncate(record.descriptor(), 0), 0);
   EXPECT_EQ(errno, EPERM);
+}
+
+// Request::cancelled() reads the word the reactor sets when a client leaves: it names that connection alone,
+// a later hand-off does not clear it, and a handler without the page never sees a request cancelled.
+TEST(AnswerRecord, TheClientLeftWordNamesOneConnection) {
+  AnswerRecord reactor;
+  ASSERT_FALSE(AnswerRecord::create(reactor));
+  AnswerRecord handler;
+  ASSERT_FALSE(AnswerRecord::map(UniqueFd(::dup(reactor.descriptor())), handler));
+  EXPECT_FALSE(handler.client_left(7));
+  EXPECT_FALSE(handler.client_left(0));  // The word before any client left names no connection.
+  reactor.tell_client_left(7);
+  EXPECT_TRUE(handler.client_left(7));
+  EXPECT_FALSE(handler.client_left(8));
+  reactor.begin(8);
+  EXPECT_FALSE(handler.client_left(8));
+  EXPECT_TRUE(handler.client_left(7));
+  EXPECT_FALSE(AnswerRecord().client_left(7));
 }
 
 // Handlers inherit the state page's descriptor: through it they could map the page writable and set

@@ -17,6 +17,7 @@
 #include "reactor/protocol.hpp"
 #include "reactor/read_budget.hpp"
 #include "reactor/request_framing.hpp"
+#include "reactor/route_table.hpp"
 #include "reactor/version.hpp"
 
 namespace handoff::reactor {
@@ -255,6 +256,30 @@ TEST(CommandLine, DispatchOptions) {
   EXPECT_EQ(std::get<Config>(parse({"--linger", "0"})).linger, Microseconds(0));
 }
 
+// A handler whose client left is killed only after --cancel-grace (1 s unless said; 0: at once), and never
+// with --cancel off.
+TEST(CommandLine, CancelOptions) {
+  const Config defaults = std::get<Config>(parse({}));
+  EXPECT_TRUE(defaults.cancel);
+  EXPECT_EQ(defaults.cancel_grace, Milliseconds(1000));
+  const Config set = std::get<Config>(parse({"--cancel", "off", "--cancel-grace", "250ms"}));
+  EXPECT_FALSE(set.cancel);
+  EXPECT_EQ(set.cancel_grace, Milliseconds(250));
+  EXPECT_EQ(std::get<Config>(parse({"--cancel-grace", "0"})).cancel_grace, Milliseconds(0));
+  EXPECT_EQ(std::get<Config>(parse({"--cancel-grace", "2"})).cancel_grace, Milliseconds(2000));  // Seconds.
+  for (const auto& [arguments, expected] : std::vector<std::pair<std::vector<const char*>, std::string>>{
+           {{"--cancel", "gently"}, "handoff: --cancel 'gently' must be on or off\n"},
+           {{"--cancel-grace", "soon"}, "handoff: --cancel-grace 'soon' must be a duration from 0 to 24h\n"},
+           {{"--cancel-grace", "1441m"},
+            "handoff: --cancel-grace '1441m' must be a duration from 0 to 24h\n"},
+       }) {
+    const auto parsed = parse(arguments);
+    ASSERT_TRUE(std::holds_alternative<EarlyExit>(parsed)) << expected;
+    EXPECT_EQ(std::get<EarlyExit>(parsed).status, 2);
+    EXPECT_TRUE(std::get<EarlyExit>(parsed).text.starts_with(expected)) << std::get<EarlyExit>(parsed).text;
+  }
+}
+
 http::RequestHead admin_request(std::string method, std::vector<http::HeaderField> headers = {}) {
   return {.method = std::move(method), .target = "/pool?size=2", .headers = std::move(headers)};
 }
@@ -341,7 +366,74 @@ TEST(CounterTable, TheDocsListEveryFigureByBothItsNames) {
   for (const CounterRow& row : kCounterTable) check(row.metric, row.key);
   for (const PoolRow& row : kPoolTable) check(row.metric, row.key);
   for (const HistogramRow& row : kHistogramTable) check(row.metric, row.key);
+  for (const RouteFigure& figure : {kRouteRequests, kRouteService}) check(figure.metric, figure.key);
   EXPECT_TRUE(missing.empty()) << path << " has no table row for:" << missing;
+}
+
+// A hello's route table as the reactor keeps it: names by number, printable whatever the handler sent, and
+// which line commands may run again.
+TEST(RouteTable, NamesRoutesByNumberAndKnowsTheRetryableCommands) {
+  const std::string payload =
+      ipc::route_table_payload({{.name = "GET /notes/{id}", .flags = ipc::kRouteRetryable},
+                                {.name = "fib", .flags = ipc::kRouteRetryable},
+                                {.name = "put", .flags = 0},
+                                {.name = std::string("a\nb\xff", 4), .flags = 0}});
+  const std::shared_ptr<const RouteTable> table = RouteTable::decode(payload);
+  ASSERT_NE(table, nullptr);
+  EXPECT_EQ(table->size(), 4u);
+  EXPECT_EQ(table->name(0), nullptr);
+  EXPECT_EQ(*table->name(1), "GET /notes/{id}");
+  EXPECT_EQ(*table->name(2), "fib");
+  EXPECT_EQ(*table->name(4), "a?b?");  // Label values and JSON take it as it is.
+  EXPECT_EQ(table->name(5), nullptr);
+  EXPECT_TRUE(table->retryable(1));
+  EXPECT_FALSE(table->retryable(3));
+  EXPECT_FALSE(table->retryable(9));
+  EXPECT_TRUE(table->retryable_command("fib"));
+  EXPECT_FALSE(table->retryable_command("put"));
+  EXPECT_FALSE(table->retryable_command("GET /notes/{id}"));  // A route, not a command.
+  EXPECT_FALSE(table->retryable_command("nope"));
+  EXPECT_EQ(RouteTable::decode("")->size(), 0u);  // An old handler's hello, or the template's.
+  EXPECT_EQ(RouteTable::decode(payload.substr(0, payload.size() - 1)), nullptr);
+}
+
+// Requests are counted by route name and status class; the names kept are bounded, however many routes
+// handlers name (a reload may bring new ones): the rest count under "(other)", route 0 under "(none)".
+TEST(RouteMetrics, CountsByNameAndClassWithinTheBound) {
+  RouteMetrics metrics;
+  const std::string notes = "GET /notes/{id}";
+  metrics.observe(&notes, 200, 0.003);
+  metrics.observe(&notes, 204, 0.001);
+  metrics.observe(&notes, 404, 0.001);
+  metrics.observe(&notes, 302, 0.001);
+  metrics.observe(&notes, 503, 0.020);
+  metrics.observe(&notes, 700, 0.020);  // A handler of one's own may say anything: 5xx.
+  metrics.observe(nullptr, 404, 0.0005);
+  const RouteMetrics::Route& counted = metrics.routes().at(notes);
+  EXPECT_EQ(counted.by_class, (std::array<uint64_t, 4>{2, 1, 1, 2}));
+  EXPECT_EQ(counted.requests(), 6u);
+  EXPECT_EQ(counted.service.count(), 6u);
+  EXPECT_EQ(metrics.routes().at("(none)").by_class, (std::array<uint64_t, 4>{0, 0, 1, 0}));
+
+  for (size_t i = 0; i < RouteMetrics::kMaxRoutes + 10; ++i) {
+    const std::string name = "route " + std::to_string(i);
+    metrics.observe(&name, 200, 0.001);
+  }
+  EXPECT_EQ(metrics.routes().size(), RouteMetrics::kMaxRoutes + 2);  // And "(none)" and "(other)".
+  EXPECT_EQ(metrics.routes().at("(other)").requests(), 11u);         // notes took one place of the bound.
+  EXPECT_TRUE(metrics.routes().contains("route 254"));
+  EXPECT_FALSE(metrics.routes().contains("route 255"));
+  metrics.observe(&notes, 200, 0.001);  // A route kept goes on being counted under its name.
+  EXPECT_EQ(metrics.routes().at(notes).requests(), 7u);
+}
+
+TEST(LatencyHistogram, QuantilesInterpolateWithinTheirBucket) {
+  LatencyHistogram histogram;
+  EXPECT_EQ(histogram.quantile(0.5), 0);
+  for (int i = 0; i < 10; ++i) histogram.observe(0.0015);  // In (0.001, 0.002].
+  EXPECT_DOUBLE_EQ(histogram.quantile(0.5), 0.0015);
+  histogram.observe(100);  // Past the largest bound.
+  EXPECT_DOUBLE_EQ(histogram.quantile(0.99), 30);
 }
 
 // The order a FairQueue serves in, taking each in turn.

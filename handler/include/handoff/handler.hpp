@@ -27,6 +27,10 @@
 
 namespace handoff {
 
+namespace ipc {
+class AnswerRecord;
+}
+
 enum class Protocol { kLine, kHttp };
 
 // One request, whichever protocol it came in: the reactor read it whole and parsed it (the handler library
@@ -62,6 +66,22 @@ struct Request {
   std::vector<std::string> query_parameters(std::string_view name) const;
   // The route's parameter of that name; nullopt if the route has none.
   std::optional<std::string_view> path_parameter(std::string_view name) const;
+
+  // Whether the client of this request has left: over HTTP it closed its connection, on either protocol it
+  // reset it. Nobody will read the answer, so a long computation may look now and then and stop early,
+  // returning any reply (it goes nowhere). The reactor sets a word in the handler's answer record the moment
+  // it sees the client go; this is one relaxed load of it, cheap enough for every turn of a loop. Code that
+  // does not stop is killed once --cancel-grace has passed, and its handler replaced (unless --cancel off).
+  // Always false for a request made by hand (Handler::execute) and under a reactor that does not say.
+  bool cancelled() const;
+
+  // What cancelled() reads, set by the library for each request it serves: the handler's answer record and
+  // the reactor's number for the request's connection. Not for your code to set.
+  struct CancelSource {
+    const ipc::AnswerRecord* answer_record = nullptr;
+    uint64_t connection_id = 0;
+  };
+  CancelSource cancel_source;
 };
 
 // What a command or route answers. On the line protocol a reply is one line whatever it holds, since a
@@ -97,18 +117,27 @@ struct Reply {
 
 using Command = std::function<Reply(const Request&)>;
 
+// What the reactor may assume of a command or route, beside calling it.
+struct RouteOptions {
+  // A request of it may be run again, on another handler, when the handler running it died before it began
+  // to answer (the reactor decides whether it does: docs/handlers.md). Say it only of a function whose only
+  // effect is its answer — a computation, a read — since a handler may die after it changed something.
+  bool retryable = false;
+};
+
 class Handler {
  public:
   // Registers a command: reachable as the line "NAME ARG..." and as GET, HEAD or POST /NAME/ARG/... over
-  // HTTP.
-  Handler& command(std::string name, Command function);
+  // HTTP. The reactor counts its requests under NAME (docs/operations.md, /metrics).
+  Handler& command(std::string name, Command function, RouteOptions options = {});
 
   // Registers a route: method ("GET", "PUT", any method token; a GET route answers HEAD too) and a path
   // pattern ("/", "/items/{id}", "/files/{name}/meta"): each {name} takes one whole, non-empty segment of
   // the path as sent, percent-decoded into Request::path_parameters. Segments are compared as sent, so a
   // trailing slash counts. A path some route matches, requested with a method none of them takes, gets 405
-  // with Allow. Routes are tried before commands.
-  Handler& route(std::string method, std::string pattern, Command function);
+  // with Allow. Routes are tried before commands. The reactor counts its requests under "METHOD PATTERN"
+  // ("GET /items/{id}"), never under the path requested.
+  Handler& route(std::string method, std::string pattern, Command function, RouteOptions options = {});
 
   // Receives every HTTP request no route and no command took (a framework's adapter). Without it, 404.
   Handler& fallback(Command function);
@@ -126,6 +155,10 @@ class Handler {
   // a reply that cannot be sent is a 500 here too. request.command and arguments are filled in from the path
   // for an HTTP request.
   Reply execute(Request request) const;
+  // The same, and which route or command answered: route_number is its number in the route table the handler
+  // tells the reactor in its hello (its place in the order of registration, from 1), or 0 when none did (an
+  // unknown command, a 404, a 405, the fallback). The reactor counts the request under that route's name.
+  Reply execute(Request request, uint16_t& route_number) const;
 
   // The registered command names, comma-separated, for error messages.
   std::string command_names() const;
@@ -136,12 +169,28 @@ class Handler {
     std::string method;
     std::vector<std::string> segments;  // "{name}" for a parameter.
     Command function;
+    uint16_t number;  // In table_.
   };
-  Reply answer_http(Request request) const;
+  struct NamedCommand {
+    std::string name;
+    Command function;
+    uint16_t number;  // In table_.
+  };
+  // A route or command as the hello names it: "METHOD PATTERN" or the command's name.
+  struct TableEntry {
+    std::string name;
+    bool retryable;
+  };
+  Reply answer_http(Request request, uint16_t& route_number) const;
   Reply call(const Command& function, const Request& request) const;
+  // Adds an entry to table_; returns its number (0 past the most a report can name).
+  uint16_t number(std::string name, RouteOptions options);
+  // The payload of the hello (ipc::route_table_payload).
+  std::string route_table() const;
 
-  std::vector<std::pair<std::string, Command>> commands_;
+  std::vector<NamedCommand> commands_;
   std::vector<Route> routes_;
+  std::vector<TableEntry> table_;  // Every route and command, in the order registered.
   Command fallback_;
 };
 

@@ -65,7 +65,13 @@ _DONE_KEEP_OPEN, _DONE_WRITE_TIMED_OUT, _DONE_KEPT = 1, 2, 4
 # one frame per write.
 _CAN_KEEP = 2
 _CAPABILITIES = _CAN_KEEP
-_PROGRESS = struct.Struct("=QHHI")  # bytes written in the hand-off, status of the last answer (0: none), 0, 0
+# bytes written in the hand-off, status of the last answer (0: none), the route that made it (0: none), 0
+_PROGRESS = struct.Struct("=QHHI")
+# A kHello's payload is the route table: for each route and command registered, in order, this head (name
+# bytes, flags, 0), then the name ("GET /items/{id}", "square"). Entry i (from 1) is route number i.
+_ROUTE_ENTRY = struct.Struct("=HBB")
+_ROUTE_RETRYABLE = 1
+_MAX_ROUTES, _MAX_ROUTE_NAME_BYTES = 1024, 200  # The reactor reads no more entries, nor more of a name.
 _READ_CHUNK = 64 * 1024
 _FD_SIZE = struct.calcsize("i")  # A descriptor in an SCM_RIGHTS message.
 _ANCILLARY_BYTES = socket.CMSG_SPACE(8 * _FD_SIZE)  # The most descriptors one write of the reactor carries.
@@ -84,9 +90,11 @@ _STATE_VERSION = 2
 _STATE_WORD = struct.Struct("=I")
 _STATE_WAITING_AT, _STATE_DRAINING_AT = 4, 8
 # This handler's answer record (ipc/answer_record.hpp): version, flags, connection id, answer end, status, ...
-_ANSWER_RECORD_VERSION = 2
+_ANSWER_RECORD_VERSION = 3
 _NOTED_FLAGS = struct.Struct("=I")  # At offset 4.
 _NOTED_END_AND_STATUS = struct.Struct("=QI")  # At offset 16.
+_CLIENT_LEFT = struct.Struct("=Q")  # At offset 96: the connection whose client the reactor saw leave.
+_CLIENT_LEFT_AT = 96
 _ANSWER_ENDS_CONNECTION, _ANSWER_INPUT_PENDING = 1, 2
 _PAGE_BYTES = 4096  # Of the state page and the answer record (ipc/mapped_page.hpp), whatever the MMU's page.
 
@@ -115,7 +123,8 @@ class Request:
     query: after the '?', not decoded. headers: the header fields as sent, in order, (name, value) latin-1
     text. body: bytes, any chunked framing removed. client_address ("203.0.113.7"), client_port. version:
     "HTTP/1.1" or "HTTP/1.0"; "" on a line. id: the reactor's number for the request (0 for the lines after the
-    first of a packet). path_parameters: a route's {name} segments, percent-decoded.
+    first of a packet). path_parameters: a route's {name} segments, percent-decoded. cancelled: whether the
+    client has left (below).
     """
 
     def __init__(self, command="", arguments=None, body=b"", protocol="line", method="", query="", headers=None,
@@ -135,8 +144,20 @@ class Request:
         self.version = version
         self.id = id
         self.path_parameters = {} if path_parameters is None else path_parameters
+        self._cancel_source = None  # (answer record, connection id), set by the library: what cancelled reads.
         if protocol == "http" and target and not path:  # A request made by hand, for a test: as the reactor would.
             self.path, _, self.query = target.partition("?")
+
+    @property
+    def cancelled(self):
+        """Whether the client of this request has left: over HTTP it closed its connection, on either protocol it
+        reset it. Nobody will read the answer, so a long computation may look now and then and stop early,
+        returning anything (it goes nowhere). The reactor sets a word in the handler's answer record the moment
+        it sees the client go; this reads it, cheap enough for every turn of a loop. Code that does not stop is
+        killed once --cancel-grace has passed, and its handler replaced (unless --cancel off). Always False for
+        a request made by hand."""
+        source = self._cancel_source
+        return source is not None and _CLIENT_LEFT.unpack_from(source[0], _CLIENT_LEFT_AT)[0] == source[1]
 
     @property
     def headers(self):
@@ -274,10 +295,11 @@ class _Unsendable(Exception):
 class _Route:
     """One method and path pattern, and the function registered for them."""
 
-    def __init__(self, method, pattern, function):
+    def __init__(self, method, pattern, function, number):
         self.method = method
         self.pattern = pattern
         self.function = function
+        self.number = number  # In the route table.
         # The pattern's segments as Handler._find_route splits a path: "/" gives ["", ""].
         segments = pattern.split("/")
         self.length = len(segments)
@@ -336,7 +358,9 @@ class Handler:
 
     def __init__(self):
         self._commands = {}
+        self._command_routes = {}  # Command name -> its number in the route table.
         self._routes = []  # _Route, in the order registered.
+        self._table = []  # (name, flags) of each route and command, in the order registered: the route table.
         self._routes_by_length = {}  # Segment count -> the routes of that many segments, in the order registered.
         self._fallback = None
         self._state = None  # The reactor's state page, once run() mapped it.
@@ -354,23 +378,28 @@ class Handler:
 
     # --- What the handler answers ---
 
-    def command(self, name):
+    def command(self, name, retryable=False):
         """Decorator: registers fn(request) as the command `name`, reachable as the line "NAME ARG..." and as
-        GET, HEAD or POST /NAME/ARG/... over HTTP."""
+        GET, HEAD or POST /NAME/ARG/... over HTTP. The reactor counts its requests under NAME. retryable: a
+        request of it may run again on another handler when the one running it died before it began to answer
+        (the reactor decides whether it does); say it only of a function whose only effect is its answer."""
 
         def register(function):
             self._commands[name] = function
+            self._command_routes[name] = self._number(name, retryable)
             return function
 
         return register
 
-    def route(self, pattern, methods=("GET",)):
+    def route(self, pattern, methods=("GET",), retryable=False):
         """Decorator: registers fn(request) for HTTP requests whose path matches pattern ("/", "/items/{id}",
         "/files/{name}/meta") with one of methods (any method tokens; a GET route answers HEAD too). Each {name}
         takes one whole, non-empty segment of the path as sent, percent-decoded into request.path_parameters;
         segments are compared as sent, so a trailing slash counts. The first route registered that matches the
         path and takes the method is called; a path some route matches, requested with a method none of them
-        takes, gets 405 with Allow. Routes are tried before commands."""
+        takes, gets 405 with Allow. Routes are tried before commands. The reactor counts the requests of each
+        method under "METHOD PATTERN" ("GET /items/{id}"), never under the path requested. retryable: as for
+        command."""
         _checked_pattern(pattern)
         if isinstance(methods, str):
             methods = (methods,)
@@ -380,7 +409,7 @@ class Handler:
 
         def register(function):
             for method in methods:
-                route = _Route(method, pattern, function)
+                route = _Route(method, pattern, function, self._number(method + " " + pattern, retryable))
                 self._routes.append(route)
                 self._routes_by_length.setdefault(route.length, []).append(route)
             return function
@@ -393,6 +422,19 @@ class Handler:
         self._fallback = function
         return function
 
+    def _number(self, name, retryable):
+        """Adds a route or command to the route table; its number there (0 past the most a report can name)."""
+        self._table.append((name, _ROUTE_RETRYABLE if retryable else 0))
+        return len(self._table) if len(self._table) <= 0xFFFF else 0
+
+    def _route_table(self):
+        """The hello's payload: the route table, bounded as the reactor reads it (docs/protocol.md)."""
+        entries = []
+        for name, flags in self._table[:_MAX_ROUTES]:
+            encoded = name.encode("utf-8", "replace")[:_MAX_ROUTE_NAME_BYTES]
+            entries.append(_ROUTE_ENTRY.pack(len(encoded), flags, 0) + encoded)
+        return b"".join(entries)
+
     def execute(self, request):
         """Answers one request as the handler would, as a Reply (for tests of your code): over HTTP through the
         routes, the commands (filling in request.command and arguments from the path) and the fallback; on a
@@ -401,29 +443,35 @@ class Handler:
 
     def _answer(self, request):
         """(status, body bytes, content type, headers) of the answer to request, checked: it can be sent."""
+        return self._routed_answer(request)[0]
+
+    def _routed_answer(self, request):
+        """(answer, route): the answer as _answer gives it, and the number of the route or command that made it
+        in the route table (0 for none: a 404, a 405, the fallback), by which the reactor counts it."""
         if request.protocol == "http":
-            function = self._find_http_function(request)
+            function, route = self._find_http_function(request)
         else:
-            function = self._commands.get(request.command)
+            function, route = self._commands.get(request.command), self._command_routes.get(request.command, 0)
         if isinstance(function, Reply):  # The library's own answer: 404, 405, 400.
-            return function.status, function.body, function.content_type, function.headers
+            return (function.status, function.body, function.content_type, function.headers), 0
         if function is None:
-            return 404, b"unknown command", _TEXT_PLAIN, []
+            return (404, b"unknown command", _TEXT_PLAIN, []), 0
         try:
-            return _sendable(_as_reply(function(request), function), request.protocol == "http")
+            return _sendable(_as_reply(function(request), function), request.protocol == "http"), route
         except _Unsendable as problem:
             # The handler's own error, not the client's: logged (with the pid, to find the handler) and
             # answered 500; the handler serves on.
             sys.stderr.write("handler[%d]: %s: %s; answered 500\n" % (os.getpid(), _described(request), problem))
-            return _internal_error(str(problem))
+            return _internal_error(str(problem)), route
         except Exception as error:  # User code must not take the handler down.
             sys.stderr.write("handler[%d]: %s: raised %r\n%s" % (os.getpid(), _described(request), error,
                                                                    traceback.format_exc()))
-            return _internal_error(str(error) or type(error).__name__)
+            return _internal_error(str(error) or type(error).__name__), route
 
     def _find_http_function(self, request):
-        """The function an HTTP request goes to, with request.path_parameters, or command and arguments, filled
-        in; or the library's own Reply (404, 405, 400). Routes first, then commands, then the fallback."""
+        """(function, route number) of the function an HTTP request goes to, with request.path_parameters, or
+        command and arguments, filled in; or (the library's own Reply: 404, 405, 400; 0). Routes first, then
+        commands, then the fallback (route 0)."""
         path = request.path
         segments = path.split("/") if path.startswith("/") else None
         if segments is not None and self._routes:
@@ -435,13 +483,13 @@ class Handler:
             if found is not None:
                 return found
         if self._fallback is not None:
-            return self._fallback
-        return Reply.error("not found", 404)
+            return self._fallback, 0
+        return Reply.error("not found", 404), 0
 
     def _find_route(self, request, segments):
-        """The function of the first route that matches the path and takes the method (or, for HEAD, of the
-        first GET route that matches), or a 405 when routes match the path but none takes the method; None
-        when no route matches the path."""
+        """(function, its route number) of the first route that matches the path and takes the method (or, for
+        HEAD, of the first GET route that matches), or (a 405, 0) when routes match the path but none takes the
+        method; None when no route matches the path."""
         allowed = []
         get_route = None
         for route in self._routes_by_length.get(len(segments), ()):
@@ -450,26 +498,26 @@ class Handler:
                 continue
             if route.method == request.method:
                 request.path_parameters = parameters
-                return route.function
+                return route.function, route.number
             allowed.append(route.method)
             if get_route is None and route.method == "GET" and request.method == "HEAD":
                 get_route = route, parameters
         if get_route is not None:
             request.path_parameters = get_route[1]
-            return get_route[0].function
+            return get_route[0].function, get_route[0].number
         if not allowed:
             return None
-        return Reply.error("method not allowed", 405).header("Allow", _allow_value(allowed))
+        return Reply.error("method not allowed", 405).header("Allow", _allow_value(allowed)), 0
 
     def _find_command(self, request, segments):
-        """The command GET /fib/30 names (fib, with the argument 30), or a 405 for a method commands do not
-        take; None when the path names no command. Segments are percent-decoded; an empty last one (a
-        trailing slash) is no argument."""
+        """(function, its route number) of the command GET /fib/30 names (fib, with the argument 30), or (a 405,
+        0) for a method commands do not take; None when the path names no command. Segments are percent-decoded;
+        an empty last one (a trailing slash) is no argument."""
         words = []
         for segment in segments[1:]:
             word = _percent_decoded(segment)
             if word is None:
-                return Reply.error("malformed request: bad percent-encoding in the path", 400)
+                return Reply.error("malformed request: bad percent-encoding in the path", 400), 0
             words.append(word)
         if len(words) > 1 and not words[-1]:
             words.pop()
@@ -477,10 +525,10 @@ class Handler:
         if function is None:
             return None
         if request.method not in _COMMAND_METHODS:
-            return Reply.error("method not allowed: use GET, HEAD or POST", 405).header("Allow", "GET, HEAD, POST")
+            return Reply.error("method not allowed: use GET, HEAD or POST", 405).header("Allow", "GET, HEAD, POST"), 0
         request.command = words[0]
         request.arguments = words[1:]
-        return function
+        return function, self._command_routes[words[0]]
 
     # --- The handler loop ---
 
@@ -505,7 +553,7 @@ class Handler:
         record = _map_answer_record(os.environ.get("HANDOFF_RECORD_FD"))
         channel = _Channel(int(fd))
         try:
-            channel.send(_HELLO, 0, _CAPABILITIES)
+            channel.send(_HELLO, 0, _CAPABILITIES, self._route_table())
             while True:
                 frame = channel.receive()
                 if frame is None:
@@ -554,6 +602,8 @@ class Handler:
         hand_off = _HandOff(client, record, self._write_timeout)
         try:
             request, keep_alive, rest = _request_of_record(payload, flags & _FLAG_HTTP)
+            if record is not None:
+                request._cancel_source = record, connection_id
             if flags & _FLAG_HTTP:
                 keep_open, unused = self._serve_http(hand_off, request, keep_alive, rest)
             else:
@@ -591,7 +641,7 @@ class Handler:
         (the reactor parses that as the next request). (keep open, unused bytes)."""
         if self._responder is not None:
             return self._serve_with_responder(hand_off, request, keep_alive, rest)
-        answer = self._answer(request)
+        answer, route = self._routed_answer(request)
         # Read once the function is done: the reactor may have begun to drain while it ran.
         keep_alive = keep_alive and not self._reactor_draining()
         try:
@@ -600,7 +650,7 @@ class Handler:
             sys.stderr.write("handler[%d]: %s: writing the response failed\n%s"
                              % (os.getpid(), _described(request), traceback.format_exc()))
             status, head, body, keep_alive = 500, _failed_response_head(), b"", False
-        hand_off.answer(head, body, status, not keep_alive, bool(rest))
+        hand_off.answer(head, body, status, not keep_alive, bool(rest), route)
         return (True, rest) if keep_alive else (False, b"")
 
     def _serve_with_responder(self, hand_off, request, keep_alive, rest):
@@ -628,8 +678,8 @@ class Handler:
         while True:
             held = at < len(rest)
             ends = input_closed and not held  # Nothing will follow this answer.
-            text, close, status = self._line_answer(line, first, request_id)
-            hand_off.answer(text, b"", status, close or ends, held)
+            text, close, status, route = self._line_answer(line, first, request_id)
+            hand_off.answer(text, b"", status, close or ends, held, route)
             if close or ends:
                 return False, b""
             end = rest.find(b"\n", at)
@@ -649,25 +699,28 @@ class Handler:
             line = raw.decode("utf-8", "replace")
 
     def _line_answer(self, line, first, request_id):
-        """(answer line, close, status) for one line; status as HTTP would say it, 0 for quit."""
+        """(answer line, close, status, route) for one line; status as HTTP would say it, 0 for quit; route, the
+        command's number in the route table (0: none)."""
         words = [word for word in line.replace("\t", " ").split(" ") if word]
         if not words:
-            return _error_line("empty request"), False, 400
+            return _error_line("empty request"), False, 400, 0
         if words[0] == "quit":
             if len(words) > 1:
-                return _error_line("quit takes no argument"), False, 400
-            return b"", True, 0
+                return _error_line("quit takes no argument"), False, 400, 0
+            return b"", True, 0, 0
         if words[0] not in self._commands and self._line_refusal is not None:
-            return _error_line(self._line_refusal), False, 400
+            return _error_line(self._line_refusal), False, 400, 0
         if words[0] not in self._commands:
             return _error_line("unknown command '%s' (commands: %s)" % (
-                _printable(words[0]), ", ".join(list(self._commands) + ["quit"]))), False, 404
+                _printable(words[0]), ", ".join(list(self._commands) + ["quit"]))), False, 404, 0
         request = Request(words[0], words[1:], target=line, client_address=first.client_address,
                           client_port=first.client_port, id=request_id)
-        status, body = self._answer(request)[:2]
+        request._cancel_source = first._cancel_source
+        answer, route = self._routed_answer(request)
+        status, body = answer[:2]
         if status >= 400:
-            return _one_line(b"ERR " + body), False, status
-        return _one_line(body), False, status
+            return _one_line(b"ERR " + body), False, status, route
+        return _one_line(body), False, status, route
 
 
 def _http_response(request, answer, close):
@@ -1032,20 +1085,22 @@ class _HandOff:
         self._write_timeout = write_timeout
         self.written = 0
         self.status = 0  # Of the last answer not yet reported to the reactor.
+        self.route = 0  # The number of the route or command that made it (0: none).
         self._streamed_status = 0  # Of the answer begun with begin_answer.
 
     def progress(self):
         """A Progress for kAnswered or kDone: the bytes written so far, and the status of the answer written
-        since the last report."""
-        status, self.status = self.status, 0
-        return _PROGRESS.pack(self.written, status, 0, 0)
+        since the last report, with the number of the route that made it."""
+        status, self.status, route, self.route = self.status, 0, self.route, 0
+        return _PROGRESS.pack(self.written, status, route, 0)
 
-    def answer(self, head, body, status, ends_connection, input_pending):
+    def answer(self, head, body, status, ends_connection, input_pending, route=0):
         """Writes one answer, noted first in the answer record: if the handler dies after writing it, the
         reactor can tell from the record that the answer went out whole. input_pending: the handler holds
-        input it has not answered (the reactor then answers it with the error)."""
+        input it has not answered (the reactor then answers it with the error). route: the number of the route
+        or command that made it."""
         if status:
-            self.status = status  # Reported even when the write times out.
+            self.status, self.route = status, route  # Reported even when the write times out.
         size = len(head) + len(body)
         if not size:
             return
@@ -1061,7 +1116,7 @@ class _HandOff:
     def begin_answer(self, head, body, status, input_pending):
         """Writes the head of an answer (and body, the first of its body, in the same write) whose end is
         not known yet."""
-        self.status = self._streamed_status = status
+        self.status, self.route, self._streamed_status = status, 0, status
         self._note(len(head), status, True, input_pending)
         self._write([head, body] if body else [head], len(head) + len(body))
 

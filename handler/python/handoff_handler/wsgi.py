@@ -9,7 +9,8 @@ wsgi.multithread is False and wsgi.multiprocess True; the reactor has read and p
 before the app sees it, so wsgi.input holds the whole body. The response goes out as the app gives it: the
 head with the first piece of the body, each further piece as it comes (chunked to HTTP/1.1 clients when the
 app gives no Content-Length, until the connection closes to HTTP/1.0 ones). docs/handlers.md, "Serving a WSGI
-app", is the guide.
+app", is the guide. environ["handoff.cancelled"] is a function that says whether the client has left, for an app
+that would stop a long computation early.
 
 From a script of your own: `from handoff_handler.wsgi import serve; serve(app)`.
 """
@@ -405,6 +406,8 @@ class WsgiServer:
         environ["SERVER_PROTOCOL"] = request.version
         environ["RAW_URI"] = environ["REQUEST_URI"] = request.target  # As gunicorn and uWSGI give it.
         environ["wsgi.input"] = io.BytesIO(request.body)
+        # Whether the client has left (Request.cancelled): an app may stop a long computation early.
+        environ["handoff.cancelled"] = lambda: request.cancelled
         if request.client_address:
             environ["REMOTE_ADDR"] = request.client_address
             environ["REMOTE_PORT"] = str(request.client_port)
