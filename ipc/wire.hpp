@@ -185,6 +185,9 @@ inline constexpr uint32_t kFlagContinueSent = 1u << 2;
 // A kTakeoverConnection or kTakeoverBytes frame whose bytes go on in a kTakeoverBytes frame: a request read
 // up to the frame limit does not fit in one frame with its Progress.
 inline constexpr uint32_t kFlagMoreBytes = 1u << 3;
+// A kTakeoverConnection frame: the old reactor ran the request in its bytes on a second handler already, its
+// first having died (--retry-crashed): the new one does not run it a third time.
+inline constexpr uint32_t kFlagRanAgain = 1u << 4;
 
 // The payloads of kHandlerForked and kHandlerExited.
 struct Forked {

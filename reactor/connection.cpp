@@ -48,6 +48,7 @@ Connection::Connection(uv_loop_t* loop, ConnectionId id, ipc::UniqueFd socket, c
   uv_timer_init(loop, &timer_);
   timer_.data = this;
   received_ = std::move(start.already_read);
+  passed_ran_again_ = start.ran_again;
   proxy_rule_ = start.proxy;
   proxy_peer_trusted_ = start.proxy == ProxyHeaderRule::kRequired;
   protocol_ = start.protocol;
@@ -269,7 +270,6 @@ Connection::Input Connection::read_available() {
     // short of the queue's end only at a TCP urgent mark: bytes sent behind one, with the request they
     // follow, wait for the client's next bytes. HTTP clients send none, and telnet only for a Synch.)
     may_have_input_ = static_cast<size_t>(got) == room;
-    const bool first_bytes = received_.empty();
     last_input_ms_ = uv_now(timer_.loop);
     received_.append(chunk, got);
     account_received();
@@ -283,8 +283,9 @@ Connection::Input Connection::read_available() {
     if (protocol_ == Protocol::kUnknown) protocol_ = detect_protocol(received_);
     frame_received();
     if (request_ready()) return Input::kReady;
-    // A request has begun: from now on the client has --read-timeout to finish it.
-    if (first_bytes) {
+    // A request has begun (its first bytes came now, or behind a PROXY header that came before): from now on
+    // the client has --read-timeout to finish it.
+    if (request_began_ms_ == 0) {
       request_began_ms_ = last_input_ms_;
       expire_after(config_.read_timeout, Expiry::kRead);
     }
@@ -292,14 +293,10 @@ Connection::Input Connection::read_available() {
 }
 
 std::optional<Connection::Input> Connection::take_proxy_header() {
+  if (proxy_rule_ == ProxyHeaderRule::kRefused) return refuse_proxy_header();
   const ProxyHeader header = parse_proxy_header(received_);
   if (header.status == ProxyHeader::Status::kIncomplete) return Input::kWouldBlock;
-  const ProxyHeaderRule rule = std::exchange(proxy_rule_, ProxyHeaderRule::kNone);
-  if (rule == ProxyHeaderRule::kRefused) {
-    if (header.status == ProxyHeader::Status::kInvalid) return std::nullopt;  // No header: as ever.
-    proxy_refusal_ = "a PROXY protocol header from a peer not in --proxy-protocol-from";
-    return Input::kReady;
-  }
+  proxy_rule_ = ProxyHeaderRule::kNone;
   if (header.status == ProxyHeader::Status::kInvalid) {
     proxy_refusal_ = "PROXY protocol header: " + header.error;
     return Input::kReady;
@@ -312,6 +309,30 @@ std::optional<Connection::Input> Connection::take_proxy_header() {
     proxy_named_client_ = true;
     if (config_.access_log) peer_ = header.source->to_string();
   }
+  // The header alone came of a connection taken over (the old reactor wrote it again) that was idle there:
+  // it is idle here too, not reading a request.
+  if (received_.empty() && request_began_ms_ != 0 && reading()) {
+    request_began_ms_ = 0;
+    expire_after(config_.idle_timeout, Expiry::kIdle);
+  }
+  return std::nullopt;
+}
+
+// A peer not in --proxy-protocol-from may not name a client. Its bytes are looked at only while they could
+// still begin a header: "PROXY " (no request begins so), or the v2 signature, whose first bytes an empty line
+// shares (a line client pressing Enter, an HTTP client's CRLF before its request line): those go on as
+// ever meanwhile, and only the whole signature is refused.
+std::optional<Connection::Input> Connection::refuse_proxy_header() {
+  static constexpr std::string_view kV1 = "PROXY ";
+  static constexpr std::string_view kV2("\r\n\r\n\0\r\nQUIT\n", 12);
+  const std::string_view bytes = received_;
+  if (bytes.starts_with(kV1) || bytes.starts_with(kV2)) {
+    proxy_rule_ = ProxyHeaderRule::kNone;
+    proxy_refusal_ = "a PROXY protocol header from a peer not in --proxy-protocol-from";
+    return Input::kReady;
+  }
+  if (kV1.starts_with(bytes)) return Input::kWouldBlock;
+  if (!kV2.starts_with(bytes)) proxy_rule_ = ProxyHeaderRule::kNone;
   return std::nullopt;
 }
 
@@ -376,7 +397,8 @@ void Connection::check_client_left() {
 }
 
 Connection::Request Connection::take_request(uint64_t request_id) {
-  ran_again_ = false;
+  ran_again_ = std::exchange(passed_ran_again_, false);
+  proxy_rule_ = ProxyHeaderRule::kNone;  // A header comes first or not at all.
   if (reading()) unwatch();
   state_ = State::kStopped;
   stop_timer();
@@ -436,7 +458,11 @@ Connection::Resume Connection::resume(std::string unconsumed) {
 Connection::Sent Connection::sent_after(uint64_t answered_bytes, uint64_t noted_end) const {
   const std::optional<uint64_t> sent = bytes_sent(socket_.get());
   Sent verdict = Sent::kPartOfAnAnswer;
-  if (sent && *sent == bytes_written_ + answered_bytes) {
+  if (!sent && on_unix_socket()) {
+    // A Unix socket counts no bytes sent. A handler notes each answer before it writes a byte of it: with
+    // none noted past its reports, nothing unreported went out; with one, whether all of it did is not known.
+    verdict = noted_end > answered_bytes ? Sent::kPartOfAnAnswer : Sent::kReported;
+  } else if (sent && *sent == bytes_written_ + answered_bytes) {
     verdict = Sent::kReported;
   } else if (sent && noted_end > answered_bytes && *sent == bytes_written_ + noted_end) {
     verdict = Sent::kNotedAnswer;
@@ -453,6 +479,13 @@ Connection::Sent Connection::sent_after(uint64_t answered_bytes, uint64_t noted_
          : verdict == Sent::kNotedAnswer ? "the noted answer, whole"
                                          : "part of an answer, or not known");
   return verdict;
+}
+
+bool Connection::on_unix_socket() const {
+  sockaddr_storage local{};
+  socklen_t length = sizeof(local);
+  return ::getsockname(socket_.get(), reinterpret_cast<sockaddr*>(&local), &length) == 0 &&
+         local.ss_family == AF_UNIX;
 }
 
 uint64_t Connection::refuse(Refusal refusal) {
@@ -500,6 +533,7 @@ PassedConnection Connection::release_to_successor(std::string before) {
                    : protocol_ == Protocol::kLine ? ipc::kTakenLineProtocol
                                                   : 0u;
   if (framing_.continue_answered()) flags |= ipc::kFlagContinueSent;
+  if (ran_again_) flags |= ipc::kFlagRanAgain;
   const uint64_t age_ms = began == 0 || before.empty() ? 0 : uv_now(timer_.loop) - began;
   PassedConnection passed{.socket = std::move(socket_),
                           .bytes_sent = bytes_written_,

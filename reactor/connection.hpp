@@ -51,6 +51,8 @@ struct ConnectionStart {
   uint64_t bytes_sent = 0;  // What the socket sent before: the answers given by the other reactor's handlers.
   Milliseconds request_age{0};  // How long ago the request in already_read began: --read-timeout counts on.
   bool continue_sent = false;   // The other reactor answered its "Expect: 100-continue".
+  // The other reactor ran the request in already_read on a second handler already (--retry-crashed).
+  bool ran_again = false;
 };
 
 class Connection final : SocketPoller::Watcher {
@@ -188,7 +190,10 @@ class Connection final : SocketPoller::Watcher {
     kNotedAnswer,     // Exactly up to noted_end: the noted answer went out whole.
     kPartOfAnAnswer,  // Anything else, or not known.
   };
+  // On a Unix socket, which counts no bytes sent, the verdict rests on the answer record alone: kReported
+  // when no answer was noted past answered_bytes, else kPartOfAnAnswer.
   Sent sent_after(uint64_t answered_bytes, uint64_t noted_end) const;
+  bool on_unix_socket() const;
 
   // Writes the reactor's own answer to the current request, in the connection's protocol, best effort (the
   // connection closes next); returns the bytes the socket took.
@@ -270,6 +275,7 @@ class Connection final : SocketPoller::Watcher {
   // names, or refuses the connection (proxy_refusal_). kWouldBlock while the header is not whole, kReady
   // when the connection is refused, nullopt when the request is read as ever.
   std::optional<Input> take_proxy_header();
+  std::optional<Input> refuse_proxy_header();
   // The bytes of a PROXY v1 header that name the client the connection's header named, for the reactor
   // that takes over: it reads the header again, as the balancer sent it.
   std::string proxy_header_again() const;
@@ -290,10 +296,11 @@ class Connection final : SocketPoller::Watcher {
   std::string peer_ = "-";
   std::optional<ListenAddress> client_;  // The client's address and port, once a request needed them.
   ProxyHeaderRule proxy_rule_;           // Until the header is taken (or known absent); then kNone.
-  bool proxy_peer_trusted_ = false;
-  bool ran_again_ = false;           // It came with ProxyHeaderRule::kRequired.
-  bool proxy_named_client_ = false;  // client_ is what the connection's PROXY header said.
-  std::string proxy_refusal_;        // Why its PROXY header is refused; empty: it is not.
+  bool proxy_peer_trusted_ = false;      // It came with ProxyHeaderRule::kRequired.
+  bool ran_again_ = false;               // ran_again().
+  bool passed_ran_again_ = false;        // ConnectionStart::ran_again, until its request is taken.
+  bool proxy_named_client_ = false;      // client_ is what the connection's PROXY header said.
+  std::string proxy_refusal_;            // Why its PROXY header is refused; empty: it is not.
   std::string request_line_ = "-";
   uint64_t ready_at_ns_ = 0;
   // On the loop's clock (uv_now, milliseconds: no clock read of its own on the hot path). When the first byte

@@ -467,10 +467,11 @@ void Frontend::on_connection_orphaned(ConnectionId id, const HandlerProcess& han
 // begun.
 bool Frontend::run_again(Connection& connection, const HandlerProcess& handler) {
   const auto kept = kept_requests_.find(connection.id());
+  const std::optional<ipc::NotedAnswer> noted = handler.last_noted_answer(connection.id());
   if (kept == kept_requests_.end() || connection.ran_again() || phase_ != Phase::kServing ||
-      handler.cancelled() || handler.client_left_ns() != 0 || handler.timed_out() || handler.lingering() ||
-      handler.answered_bytes() != 0 || !may_run_again(kept->second, handler) ||
-      connection.sent_after(0, 0) != Connection::Sent::kReported) {
+      (noted && noted->answer_end != 0) || handler.cancelled() || handler.client_left_ns() != 0 ||
+      handler.timed_out() || handler.lingering() || handler.answered_bytes() != 0 ||
+      !may_run_again(kept->second, handler) || connection.sent_after(0, 0) != Connection::Sent::kReported) {
     return false;
   }
   ++metrics_.counters.retried;
@@ -601,6 +602,7 @@ void Frontend::stop() {
     // A request still waiting for a handler gets a clear answer, never a silent close.
     if (dispatcher_.is_waiting(entry.first)) answer_refusal(*entry.second, Refusal::kShuttingDown, nullptr);
     dispatcher_.connection_gone(entry.first);
+    kept_requests_.erase(entry.first);
     return true;
   });
 }

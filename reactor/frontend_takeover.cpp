@@ -21,7 +21,8 @@ void Frontend::accept_passed(PassedConnection connection) {
           .protocol = protocol,
           .bytes_sent = connection.bytes_sent,
           .request_age = Milliseconds(connection.request_age_ms),
-          .continue_sent = (flags & ipc::kFlagContinueSent) != 0},
+          .continue_sent = (flags & ipc::kFlagContinueSent) != 0,
+          .ran_again = (flags & ipc::kFlagRanAgain) != 0},
          false);
 }
 

@@ -78,6 +78,17 @@ std::error_code Server::start() {
       socket_files_.push_back(address.path);
     }
   }
+  // The socket files belong to the user the reactor runs as, with its group: mode=0660 then lets that group
+  // connect (a balancer run in it), as it would a socket the user had made.
+  if (run_as && !taking_over) {
+    for (const std::string& path : socket_files_) {
+      if (::chown(path.c_str(), run_as->uid, run_as->gid) != 0) {
+        const int error = errno;
+        log_at(LogLevel::kError, "--listen unix:%s: chown to --user: %s", path.c_str(), std::strerror(error));
+        return {error, std::system_category()};
+      }
+    }
+  }
   if (taking_over) {
     admin_socket_kept_ = std::move(sockets.admin);
   } else if (sockets.admin) {

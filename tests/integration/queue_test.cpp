@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -373,7 +374,17 @@ TEST(FairQueue, ASecondClientIsServedWithinTwoServiceTimesNotBehindTheFirstClien
   // The steady state: the first answers set each handler's depth ahead to one (requests longer than
   // 100 µs), and the aheads sent before that are served.
   ASSERT_TRUE(wait_until([&] { return reactor.requests_answered() >= 12; }, 120s));
-  const int64_t waiting = reactor.queue_length();
+  // The snapshot and the second client's arrival with both handlers held still: no answer can come between.
+  std::vector<std::unique_ptr<StoppedProcess>> held;
+  for (const pid_t pid : reactor.handler_pids()) held.push_back(std::make_unique<StoppedProcess>(pid));
+  // Reports a handler sent just before it stopped are read by now (the queue no longer moves).
+  int64_t waiting = -1;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const int64_t before = std::exchange(waiting, reactor.queue_length());
+        return before == waiting;
+      },
+      10s));
   ASSERT_GE(waiting, 150);
   // /stats names the client that crowds the queue.
   const std::string stats = reactor.stats();
@@ -383,6 +394,9 @@ TEST(FairQueue, ASecondClientIsServedWithinTwoServiceTimesNotBehindTheFirstClien
   Client second(reactor.host(), reactor.port(), "127.0.0.2");
   const auto sent_at = std::chrono::steady_clock::now();
   ASSERT_TRUE(second.send(kSpin50));
+  ASSERT_TRUE(wait_until([&] { return reactor.stat("pool.queue_length") == waiting + 1; }, 10s))
+      << reactor.stats();
+  held.clear();  // Resumed.
   EXPECT_EQ(read_response(second).status, 200);
   const auto waited = std::chrono::steady_clock::now() - sent_at;
   ASSERT_TRUE(reactor.wait_for_log(" access 127.0.0.2:", 10s));
@@ -395,8 +409,8 @@ TEST(FairQueue, ASecondClientIsServedWithinTwoServiceTimesNotBehindTheFirstClien
       crowd_between);
   // Its turn comes at the second request a handler takes (the first client's turn may be first), and it
   // waits behind that handler's current one: two service times. Answered meanwhile: each handler's current
-  // and next one (4), the other handler's next while it runs (1), and one the log had not shown yet when it
-  // was read (1). Without turns, it would wait behind the whole queue.
+  // and next one (4), the other handler's next while it runs (1), and one more as the handlers' runs fall
+  // (1). Without turns, it would wait behind the whole queue.
   EXPECT_LE(crowd_between, 6u);
   crowd.clear();  // HTTP clients that leave: their queued requests are dropped, the running ones cancelled.
 }
@@ -406,16 +420,30 @@ TEST(FairQueue, ASecondClientIsServedWithinTwoServiceTimesNotBehindTheFirstClien
 TEST(FairQueue, MaxQueuePerClientRefusesOneClientsExcessAtOnce) {
   ReactorProcess reactor({"--handlers", "2", "--max-queue-per-client", "20", "--queue-timeout", "600s",
                           "--request-timeout", "600s"});
-  std::vector<Client> crowd = connect_each_sending(reactor.host(), reactor.port(), 100, kSpin50);
-  // Admitted: 20 queued, and at most the two running with up to --send-ahead (4) each sent ahead.
-  ASSERT_TRUE(wait_until([&] { return reactor.stat("counters.busy_client") >= 70; }, 60s))
-      << reactor.stat("counters.busy_client");
+  // Both handlers busy, and held still: nothing the first client sent from then on is served meanwhile.
+  std::vector<Client> crowd = connect_each_sending(reactor.host(), reactor.port(), 2, kSpin50);
+  ASSERT_TRUE(wait_until([&] { return reactor.busy_handlers() == 2; }, 10s));
+  std::vector<std::unique_ptr<StoppedProcess>> held;
+  for (const pid_t pid : reactor.handler_pids()) held.push_back(std::make_unique<StoppedProcess>(pid));
+  for (Client& client : connect_each_sending(reactor.host(), reactor.port(), 98, kSpin50)) {
+    crowd.push_back(std::move(client));
+  }
+  // Of the 98: some sent ahead to the busy handlers (--send-ahead), 20 queued, the rest refused at once.
+  ASSERT_TRUE(
+      wait_until([&] { return reactor.stat("counters.busy_client") + reactor.queue_length() == 98; }, 30s))
+      << reactor.stats();
+  const int64_t refused = reactor.stat("counters.busy_client");
+  EXPECT_EQ(refused, 98 - 20 - reactor.stat("counters.sent_ahead")) << reactor.stats();
+  EXPECT_NE(reactor.stats().find("{\"client\":\"127.0.0.1\",\"waiting\":20}"), std::string::npos)
+      << reactor.stats();
+  EXPECT_EQ(reactor.stat("counters.errors.busy"), refused);
+  // Another client's request is taken, and served once the handlers go on.
   Client second(reactor.host(), reactor.port(), "127.0.0.2");
   ASSERT_TRUE(second.send(kSpin50));
+  ASSERT_TRUE(wait_until([&] { return reactor.queue_length() == 98 - refused + 1; }, 10s)) << reactor.stats();
+  held.clear();
   EXPECT_EQ(read_response(second).status, 200);
-  const int64_t refused = reactor.stat("counters.busy_client");
-  EXPECT_LE(refused, 100 - 20 - 2);
-  EXPECT_EQ(reactor.stat("counters.errors.busy"), refused);
+  EXPECT_EQ(reactor.stat("counters.busy_client"), refused);
   size_t busy_answers = 0;
   for (Client& client : crowd) {
     const HttpResponse response = read_response(client);

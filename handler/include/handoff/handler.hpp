@@ -121,7 +121,8 @@ using Command = std::function<Reply(const Request&)>;
 struct RouteOptions {
   // A request of it may be run again, on another handler, when the handler running it died before it began
   // to answer (the reactor decides whether it does: docs/handlers.md). Say it only of a function whose only
-  // effect is its answer — a computation, a read — since a handler may die after it changed something.
+  // effect is its answer — a computation, a read — since a handler may die after it changed something. The
+  // reactor reads it for line commands; an HTTP request it runs again by its method (GET, HEAD, OPTIONS).
   bool retryable = false;
 };
 
