@@ -415,17 +415,22 @@ Connection::Request Connection::take_request(uint64_t request_id) {
   return request;
 }
 
-std::string Connection::client_name() {
+const ListenAddress& Connection::client() {
   if (!client_) client_ = socket_address(socket_.get(), true).value_or(ListenAddress{});
-  return client_->is_unix() ? client_->to_string() : client_->host;
+  return *client_;
+}
+
+std::string Connection::client_name() {
+  const ListenAddress& client = this->client();
+  return client.is_unix() ? client.to_string() : client.host;
 }
 
 // The record of the request at the start of raw (ipc/request_record.hpp), as the framing read it.
 void Connection::write_record(uint64_t request_id, std::string_view raw, std::string& record) {
-  if (!client_) client_ = socket_address(socket_.get(), true).value_or(ListenAddress{});
+  const ListenAddress& client = this->client();
   framing_.append_record(
-      protocol_, raw,
-      {.request_id = request_id, .client_address = client_->host, .client_port = client_->port}, record);
+      protocol_, raw, {.request_id = request_id, .client_address = client.host, .client_port = client.port},
+      record);
 }
 
 Connection::Resume Connection::resume(std::string unconsumed) {

@@ -271,6 +271,8 @@ class Connection final : SocketPoller::Watcher {
   void drain_and_close();
   void close_handles();
   uint64_t send_refusal(const std::string& message);
+  // The client: the one its PROXY header named, else the peer (getpeername, once, when first asked).
+  const ListenAddress& client();
   // Before the first request, by proxy_rule_: takes the PROXY header off received_ and notes the client it
   // names, or refuses the connection (proxy_refusal_). kWouldBlock while the header is not whole, kReady
   // when the connection is refused, nullopt when the request is read as ever.

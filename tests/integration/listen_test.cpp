@@ -67,6 +67,13 @@ std::string proxy_v2_tcp6(const std::string& source, uint16_t source_port) {
 // A v2 header with the LOCAL command: a balancer's own connection (its health check), naming no client.
 const std::string kProxyV2Local("\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00", 16);
 
+// The arguments of a reactor with one handler, the notes example (whose /whoami says the client it sees),
+// and options.
+std::vector<std::string> notes_behind(std::vector<std::string> options) {
+  options.insert(options.begin(), {"--handlers", "1", "--handler-cmd", std::getenv("HANDOFF_NOTES")});
+  return options;
+}
+
 const std::string kWhoami = "GET /whoami HTTP/1.1\r\nHost: a\r\n\r\n";
 
 // The client address the notes example's /whoami reports.
@@ -207,8 +214,8 @@ TEST(Listen, ATakeoverKeepsEveryListenerAndTheSocketFile) {
 // pieces, is the one the handler sees for every request of the connection, and the one the access log
 // names; its own health check (LOCAL) is served as its own; a connection of it without a header is refused.
 TEST(Listen, TheClientAPeerInProxyProtocolFromNamesIsTheOneHandlersSee) {
-  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", std::getenv("HANDOFF_NOTES"),
-                          "--proxy-protocol-from", "10.0.0.0/8, 127.0.0.1", "--access-log", "on"});
+  ReactorProcess reactor(
+      notes_behind({"--proxy-protocol-from", "10.0.0.0/8, 127.0.0.1", "--access-log", "on"}));
   {
     Client client(reactor.host(), reactor.port());
     ASSERT_TRUE(client.send("PROXY TCP4 203.0.113.7 127.0.0.1 40000 8888\r\n" + kWhoami));
@@ -251,10 +258,9 @@ TEST(Listen, TheClientAPeerInProxyProtocolFromNamesIsTheOneHandlersSee) {
 TEST(Listen, APeerNotInProxyProtocolFromCannotSendAProxyHeader) {
   for (const std::vector<std::string>& options :
        {std::vector<std::string>{}, std::vector<std::string>{"--proxy-protocol-from", "10.0.0.0/8"}}) {
-    std::vector<std::string> arguments{"--handlers",   "1", "--handler-cmd", std::getenv("HANDOFF_NOTES"),
-                                       "--access-log", "on"};
+    std::vector<std::string> arguments{"--access-log", "on"};
     arguments.insert(arguments.end(), options.begin(), options.end());
-    ReactorProcess reactor(arguments);
+    ReactorProcess reactor(notes_behind(arguments));
     for (const std::string& header :
          {std::string("PROXY TCP4 203.0.113.7 127.0.0.1 40000 8888\r\n"), proxy_v2_tcp6("2001:db8::7", 1)}) {
       Client client(reactor.host(), reactor.port());
@@ -282,8 +288,7 @@ TEST(Listen, APeerNotInProxyProtocolFromCannotSendAProxyHeader) {
 // A takeover passes a balancer's connection on with the client its header named: the new reactor's handler
 // sees the same client.
 TEST(Listen, ATakeoverKeepsTheClientAProxyHeaderNamed) {
-  ReactorProcess reactor({"--handlers", "1", "--handler-cmd", std::getenv("HANDOFF_NOTES"),
-                          "--proxy-protocol-from", "127.0.0.1", "--read-timeout", "1s"});
+  ReactorProcess reactor(notes_behind({"--proxy-protocol-from", "127.0.0.1", "--read-timeout", "1s"}));
   Client client(reactor.host(), reactor.port());
   ASSERT_TRUE(client.send("PROXY TCP4 198.51.100.9 127.0.0.1 40000 8888\r\n" + kWhoami));
   EXPECT_EQ(client_seen(client), "198.51.100.9");
